@@ -5,6 +5,7 @@ Nothing here is mocked. Fixtures that start processes kill them (and their child
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -40,10 +41,8 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=15)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(timeout=5)
 
 
@@ -56,7 +55,9 @@ def redis_url() -> str:
     try:
         client.ping()
     except redis.exceptions.ConnectionError as exc:  # pragma: no cover - environment problem
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}. Start redis-server (see .ci/run).")
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL}: {exc}. Start redis-server (see .ci/run)."
+        )
     return REDIS_URL
 
 
@@ -85,7 +86,9 @@ class Panel:
             headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
-    def start_worker(self, concurrency: int = 1, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, concurrency: int = 1, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         env = {**self.env, "CPT_WORKER_CONCURRENCY": str(concurrency), **(extra_env or {})}
         log = open(self.data_dir / f"worker-{len(self.procs)}.log", "ab")
         proc = subprocess.Popen(
@@ -113,7 +116,9 @@ def _wait_for_worker(panel: Panel, timeout: float) -> None:
             if r.status_code == 200 and any(w.get("alive") for w in r.json()):
                 return
             time.sleep(0.3)
-    raise AssertionError("worker did not send a heartbeat in time; see worker log in " + str(panel.data_dir))
+    raise AssertionError(
+        "worker did not send a heartbeat in time; see worker log in " + str(panel.data_dir)
+    )
 
 
 def start_panel(
@@ -124,7 +129,10 @@ def start_panel(
     extra_env: dict[str, str] | None = None,
 ) -> Panel:
     port = free_port()
-    token, worker_token = "test-token-" + uuid.uuid4().hex[:8], "worker-token-" + uuid.uuid4().hex[:8]
+    token, worker_token = (
+        "test-token-" + uuid.uuid4().hex[:8],
+        "worker-token-" + uuid.uuid4().hex[:8],
+    )
     env = {
         **os.environ,
         "CPT_DATA_DIR": str(data_dir),
@@ -132,7 +140,8 @@ def start_panel(
         "CPT_WORKER_TOKEN": worker_token,
         "CPT_HOST": "127.0.0.1",
         "CPT_PORT": str(port),
-        "CPT_QUEUE": "test-" + uuid.uuid4().hex[:8],  # isolates concurrent test sessions on one Redis
+        "CPT_QUEUE": "test-"
+        + uuid.uuid4().hex[:8],  # isolates concurrent test sessions on one Redis
         "CPT_ALLOWED_ROOTS": ",".join(str(p) for p in (allowed_roots or [])),
         "CPT_BUILD_DEMO": "false",
         "CPT_HEARTBEAT_SECONDS": "1",
@@ -153,7 +162,14 @@ def start_panel(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    panel = Panel(url=f"http://127.0.0.1:{port}", token=token, worker_token=worker_token, data_dir=data_dir, env=env, procs=[proc])
+    panel = Panel(
+        url=f"http://127.0.0.1:{port}",
+        token=token,
+        worker_token=worker_token,
+        data_dir=data_dir,
+        env=env,
+        procs=[proc],
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -165,11 +181,15 @@ def start_panel(
             pass
         time.sleep(0.2)
     panel.stop()
-    raise AssertionError("API did not become healthy:\n" + (data_dir / "api.log").read_text()[-4000:])
+    raise AssertionError(
+        "API did not become healthy:\n" + (data_dir / "api.log").read_text()[-4000:]
+    )
 
 
 @pytest.fixture(scope="session")
-def panel(tmp_path_factory: pytest.TempPathFactory, redis_url: str, tiny_assets: dict[str, Path]) -> Iterator[Panel]:
+def panel(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, tiny_assets: dict[str, Path]
+) -> Iterator[Panel]:
     """API + one Celery worker (concurrency 1) on the real Redis, shared by the end-to-end tests."""
     data_dir = tmp_path_factory.mktemp("panel")
     p = start_panel(data_dir, broker_url=redis_url, allowed_roots=[tiny_assets["root"]])

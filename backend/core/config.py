@@ -9,10 +9,10 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 
 class Settings(BaseSettings):
@@ -48,9 +48,15 @@ class Settings(BaseSettings):
         default=None,
         description="Where workers and the CLI reach the API. Default: http://{host}:{port}.",
     )
-    queue: str = Field(default="gpu", description="Celery queue this worker consumes (one per GPU box).")
-    worker_concurrency: int = Field(default=1, ge=1, description="Runs one worker box takes at once.")
-    worker_name: str | None = Field(default=None, description="Worker name. Default: the host name.")
+    queue: str = Field(
+        default="gpu", description="Celery queue this worker consumes (one per GPU box)."
+    )
+    worker_concurrency: int = Field(
+        default=1, ge=1, description="Runs one worker box takes at once."
+    )
+    worker_name: str | None = Field(
+        default=None, description="Worker name. Default: the host name."
+    )
     heartbeat_seconds: float = Field(default=5.0, gt=0, description="Worker heartbeat period.")
     worker_lost_seconds: float = Field(
         default=60.0, gt=0, description="A run whose worker is silent this long is marked failed."
@@ -64,7 +70,9 @@ class Settings(BaseSettings):
     use_cpu: bool | None = Field(
         default=None, description="Force CPU training. Default: CPU when no GPU is visible."
     )
-    build_demo: bool = Field(default=True, description="Build the tiny-demo model and corpus on first start.")
+    build_demo: bool = Field(
+        default=True, description="Build the tiny-demo model and corpus on first start."
+    )
     frontend_dist: Path | None = Field(
         default=None, description="Built frontend to serve at /. Default: frontend/dist."
     )
