@@ -1,0 +1,116 @@
+"""Append-only writer of ``<output_dir>/events.jsonl`` (the contract in docs/architecture.md).
+
+Only rank 0 writes. Each line is one JSON object, flushed (and fsynced) as soon as it is written,
+so the worker's shipper can tail the file while training runs. ``seq`` continues from the
+highest ``seq`` already in the file: a resumed run appends, it never rewrites.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+EVENTS_FILE = "events.jsonl"
+KINDS = ("start", "log", "eval", "checkpoint", "end")
+END_STATUSES = ("succeeded", "failed", "diverged", "oom", "cancelled")
+
+
+def last_seq(path: Path) -> int:
+    """The highest ``seq`` in an events file (0 when absent). Ignores a torn last line."""
+    if not path.exists():
+        return 0
+    best = 0
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                seq = json.loads(line).get("seq")
+            except (json.JSONDecodeError, AttributeError):
+                continue  # a line cut by a crash mid-write
+            if isinstance(seq, int) and seq > best:
+                best = seq
+    return best
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """All complete events of a file, in order (for tests and tools)."""
+    out: list[dict[str, Any]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null so every line stays parseable."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+class EventWriter:
+    """Writes events for one process; a no-op unless ``enabled`` (rank 0)."""
+
+    def __init__(self, output_dir: Path | str, enabled: bool = True) -> None:
+        self.path = Path(output_dir) / EVENTS_FILE
+        self.enabled = enabled
+        # Re-entrant: the SIGTERM handler runs on the main thread, possibly inside emit().
+        self._lock = threading.RLock()
+        self._fh: IO[str] | None = None
+        self._seq = 0
+        self.ended = False
+
+    def _open(self) -> IO[str]:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._seq = last_seq(self.path)
+            self._fh = self.path.open("a", encoding="utf-8")
+        return self._fh
+
+    def emit(self, kind: str, step: int, **fields: Any) -> dict[str, Any] | None:
+        if not self.enabled:
+            return None
+        if kind not in KINDS:
+            raise ValueError(f"unknown event kind {kind!r}")
+        with self._lock:
+            if self.ended:
+                return None  # exactly one end event per process
+            fh = self._open()
+            self._seq += 1
+            event = {"seq": self._seq, "time": time.time(), "kind": kind, "step": int(step)}
+            event.update(_clean(fields))
+            fh.write(json.dumps(event, ensure_ascii=False) + "\n")
+            fh.flush()
+            try:
+                os.fsync(fh.fileno())
+            except OSError:
+                pass
+            if kind == "end":
+                self.ended = True
+            return event
+
+    def end(self, status: str, reason: str, step: int, **fields: Any) -> dict[str, Any] | None:
+        if status not in END_STATUSES:
+            raise ValueError(f"unknown end status {status!r}")
+        one_line = " ".join(str(reason).split())[:1000]
+        return self.emit("end", step, status=status, reason=one_line, **fields)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
