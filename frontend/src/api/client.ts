@@ -1,0 +1,83 @@
+// Thin fetch wrapper: adds the bearer token, turns non-2xx answers into ApiError.
+
+import type { ValidationItem } from "./types";
+
+const TOKEN_KEY = "cpt-panel-token";
+
+export function getToken(): string | null {
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(token: string | null): void {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: unknown,
+  ) {
+    super(describeDetail(status, detail));
+  }
+
+  /** The 422 items, when the server sent FastAPI's list shape. */
+  get validation(): ValidationItem[] {
+    return Array.isArray(this.detail) ? (this.detail as ValidationItem[]) : [];
+  }
+}
+
+function describeDetail(status: number, detail: unknown): string {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) return detail.map((d: ValidationItem) => `${d.loc.join(".")}: ${d.msg}`).join("; ");
+  return `HTTP ${status}`;
+}
+
+/** Called on any 401 so the app can send the user to the login page. */
+let onUnauthorized: () => void = () => {};
+export function setUnauthorizedHandler(fn: () => void): void {
+  onUnauthorized = fn;
+}
+
+export async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}, token = getToken()): Promise<T> {
+  const headers = new Headers(init.headers);
+  if (token) headers.set("Authorization", `Bearer ${token}`);
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers.set("Content-Type", "application/json");
+    body = JSON.stringify(init.json);
+  }
+  const res = await fetch(`/api${path}`, { ...init, headers, body });
+  if (res.status === 401) onUnauthorized();
+  if (!res.ok) {
+    let detail: unknown = res.statusText;
+    try {
+      detail = (await res.json()).detail;
+    } catch {
+      /* not JSON: keep the status text */
+    }
+    throw new ApiError(res.status, detail);
+  }
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+export const post = <T>(path: string, json: unknown = {}) => api<T>(path, { method: "POST", json });
+
+/** Query string from a record, skipping empty values; arrays repeat the key. */
+export function qs(params: Record<string, string | number | string[] | null | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v === null || v === undefined || v === "") continue;
+    if (Array.isArray(v)) v.forEach((item) => q.append(k, item));
+    else q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+/** A URL the browser opens itself (downloads, EventSource), which cannot carry headers. */
+export function tokenUrl(path: string): string {
+  const sep = path.includes("?") ? "&" : "?";
+  return `/api${path}${sep}token=${encodeURIComponent(getToken() ?? "")}`;
+}

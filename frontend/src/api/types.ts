@@ -1,0 +1,150 @@
+// Shapes of the API's JSON, as documented in docs/api.md.
+
+export type RunStatus =
+  | "queued"
+  | "starting"
+  | "running"
+  | "cancelling"
+  | "succeeded"
+  | "failed"
+  | "cancelled";
+
+export const ALL_STATUSES: RunStatus[] = [
+  "queued",
+  "starting",
+  "running",
+  "cancelling",
+  "succeeded",
+  "failed",
+  "cancelled",
+];
+
+export const ACTIVE_STATUSES: ReadonlySet<RunStatus> = new Set(["queued", "starting", "running", "cancelling"]);
+
+export type RunConfig = Record<string, Record<string, unknown>>;
+
+export interface Run {
+  id: string;
+  name: string | null;
+  status: RunStatus;
+  status_reason: string | null;
+  preset: string | null;
+  config: RunConfig;
+  method: "lora" | "full";
+  model: string;
+  queue: string;
+  attempt: number;
+  worker: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  step: number | null;
+  max_steps: number | null;
+  epoch: number | null;
+  tokens_seen: number | null;
+  tokens_per_second: number | null;
+  loss: number | null;
+  eval_loss: number | null;
+  perplexity: number | null;
+  eta_seconds: number | null;
+  output_dir: string | null;
+}
+
+export interface RunPage {
+  items: Run[];
+  total: number;
+}
+
+export interface Preset {
+  name: string;
+  label: string;
+  config: RunConfig;
+}
+
+export interface FileEntry {
+  path: string;
+  label: string;
+  kind: string;
+}
+
+export interface Preview {
+  argv: string[];
+  command: string;
+  config: RunConfig;
+}
+
+export interface Series {
+  step: number[];
+  value: number[];
+  tokens_seen: (number | null)[];
+  time: number[];
+}
+
+export interface Metrics {
+  series: Record<string, Series>;
+  keys: string[];
+}
+
+/** One stored event (events.jsonl line plus the attempt it came from). */
+export interface RunEvent {
+  seq: number;
+  time: number;
+  kind: "start" | "log" | "eval" | "checkpoint" | "end" | string;
+  step: number;
+  attempt: number;
+  data: Record<string, unknown>;
+}
+
+export interface LogChunk {
+  attempt: number;
+  offset: number;
+  next_offset: number;
+  size: number;
+  text: string;
+}
+
+export interface LogEvent {
+  attempt: number;
+  offset: number;
+  text: string;
+}
+
+export interface Checkpoint {
+  name: string;
+  step: number;
+  created_at: string | null;
+  size_bytes: number | null;
+  eval_perplexity: number | null;
+  eval_loss: number | null;
+  attempt: number;
+  path: string;
+  exists: boolean;
+}
+
+export interface Gpu {
+  index: number;
+  name: string;
+  memory_total_mb: number | null;
+  memory_used_mb: number | null;
+  utilization_pct: number | null;
+  run_id: string | null;
+}
+
+export interface Worker {
+  name: string;
+  host: string;
+  queue: string;
+  concurrency: number;
+  gpus: Gpu[];
+  cpu_only: boolean;
+  current_runs: string[];
+  last_heartbeat: string | null;
+  alive: boolean;
+}
+
+/** FastAPI's 422 item. */
+export interface ValidationItem {
+  loc: (string | number)[];
+  msg: string;
+  type?: string;
+}

@@ -1,0 +1,186 @@
+// A uPlot line chart of one or more series that each have their own x values (joined here).
+// Live data goes through setData without rebuilding the chart, and a zoom survives updates.
+
+import { useEffect, useRef, useState } from "preact/hooks";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { compact, num } from "../lib/format";
+
+export interface Line {
+  label: string;
+  x: (number | null)[];
+  y: (number | null)[];
+  color: string;
+  width?: number;
+  dash?: number[];
+  /** "y" (left axis, default) or "y2" (right axis) */
+  scale?: "y" | "y2";
+  points?: boolean;
+}
+
+interface Props {
+  title: string;
+  lines: Line[];
+  xLabel: string;
+  logY?: boolean;
+  height?: number;
+  y2Label?: string;
+  /** Charts sharing a key share the cursor position. */
+  syncKey?: string;
+  testId?: string;
+}
+
+/** Pairs sorted by x without duplicate or missing x (uPlot needs strictly rising x). */
+function clean(line: Line, logY: boolean): [number[], (number | null)[]] {
+  const pairs: [number, number | null][] = [];
+  for (let i = 0; i < line.x.length; i++) {
+    const x = line.x[i];
+    let y = line.y[i];
+    if (x === null || !Number.isFinite(x)) continue;
+    if (y !== null && (!Number.isFinite(y) || (logY && y <= 0))) y = null;
+    pairs.push([x, y]);
+  }
+  pairs.sort((a, b) => a[0] - b[0]);
+  const xs: number[] = [];
+  const ys: (number | null)[] = [];
+  for (const [x, y] of pairs) {
+    if (xs.length && xs[xs.length - 1] === x) ys[ys.length - 1] = y;
+    else {
+      xs.push(x);
+      ys.push(y);
+    }
+  }
+  return [xs, ys];
+}
+
+function joinLines(lines: Line[], logY: boolean): uPlot.AlignedData {
+  if (!lines.length) return [[]];
+  const tables = lines.map((l) => clean(l, logY) as uPlot.AlignedData);
+  return tables.length === 1 ? tables[0] : uPlot.join(tables);
+}
+
+function cssVar(name: string, fallback: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+}
+
+function axisValues(_u: uPlot, splits: number[]): string[] {
+  return splits.map((v) => (Math.abs(v) >= 1e4 ? compact(v) : num(v, 3)));
+}
+
+export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Label, syncKey, testId }: Props) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const zoomed = useRef(false);
+  const internal = useRef(false);
+  const [isZoomed, setIsZoomed] = useState(false);
+  const data = joinLines(lines, logY);
+  const points = lines.reduce((n, l) => n + l.y.filter((v) => v !== null && Number.isFinite(v)).length, 0);
+  // Rebuild only when the shape changes; values alone go through setData.
+  const shape = JSON.stringify([lines.map((l) => [l.label, l.color, l.scale, l.dash]), logY, xLabel, y2Label]);
+
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    const fg = cssVar("--muted", "#666");
+    const grid = cssVar("--grid", "rgba(128,128,128,.15)");
+    const axis = (scale: string, side?: number, label?: string): uPlot.Axis => ({
+      scale,
+      side,
+      label,
+      stroke: fg,
+      grid: { stroke: grid, width: 1, show: scale !== "y2" },
+      ticks: { stroke: grid, width: 1 },
+      values: axisValues,
+      size: 56,
+    });
+    const hasY2 = lines.some((l) => l.scale === "y2");
+    const opts: uPlot.Options = {
+      width: el.clientWidth || 400,
+      height,
+      scales: {
+        x: { time: false },
+        y: { distr: logY ? 3 : 1 },
+        y2: { distr: logY ? 3 : 1 },
+      },
+      axes: [
+        { ...axis("x", 2, xLabel), grid: { stroke: grid, width: 1 } },
+        axis("y", 3),
+        ...(hasY2 ? [axis("y2", 1, y2Label)] : []),
+      ],
+      series: [
+        { label: xLabel, value: (_u, v) => (v == null ? "–" : compact(v)) },
+        ...lines.map<uPlot.Series>((l) => ({
+          label: l.label,
+          stroke: l.color,
+          width: l.width ?? 1.5,
+          dash: l.dash,
+          scale: l.scale ?? "y",
+          spanGaps: true,
+          points: { show: l.points ?? false, size: 5, fill: l.color },
+          value: (_u, v) => (v == null ? "–" : num(v, 4)),
+        })),
+      ],
+      cursor: syncKey ? { sync: { key: syncKey } } : {},
+      legend: { live: true },
+      hooks: {
+        setScale: [
+          (u, key) => {
+            if (key !== "x" || internal.current) return;
+            // A drag zoom narrows x below the data's extent; a double-click restores it.
+            const xs = u.data[0];
+            const min = u.scales.x.min ?? 0;
+            const max = u.scales.x.max ?? 0;
+            zoomed.current = xs.length > 1 && (min > xs[0] || max < xs[xs.length - 1]);
+            setIsZoomed(zoomed.current);
+          },
+        ],
+      },
+    };
+    internal.current = true;
+    const u = new uPlot(opts, data, el);
+    internal.current = false;
+    plot.current = u;
+    const ro = new ResizeObserver(() => {
+      if (el.clientWidth > 0) u.setSize({ width: el.clientWidth, height });
+    });
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      u.destroy();
+      plot.current = null;
+      zoomed.current = false;
+      setIsZoomed(false);
+    };
+  }, [shape, height]);
+
+  useEffect(() => {
+    const u = plot.current;
+    if (!u) return;
+    internal.current = true;
+    u.setData(data, !zoomed.current);
+    internal.current = false;
+  });
+
+  const resetZoom = () => {
+    zoomed.current = false;
+    setIsZoomed(false);
+    internal.current = true;
+    plot.current?.setData(data, true);
+    internal.current = false;
+  };
+
+  return (
+    <figure class="chart" data-testid={testId} data-points={points}>
+      <figcaption>
+        <span>{title}</span>
+        {isZoomed ? (
+          <button type="button" class="btn btn-small" onClick={resetZoom}>
+            Reset zoom
+          </button>
+        ) : null}
+        {points === 0 ? <span class="muted small">no data yet</span> : null}
+      </figcaption>
+      <div ref={box} class="chart-box" />
+    </figure>
+  );
+}

@@ -1,0 +1,76 @@
+// Human-readable numbers, sizes and times. "–" stands for unknown, never a made-up value.
+
+export const DASH = "–";
+
+export function num(v: number | null | undefined, digits = 3): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return DASH;
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(2);
+  return Number(v.toPrecision(digits)).toLocaleString("en-US", { maximumFractionDigits: 6 });
+}
+
+export function int(v: number | null | undefined): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return DASH;
+  return Math.round(v).toLocaleString("en-US");
+}
+
+/** 1234567 -> "1.23M" (tokens, tokens/s). */
+export function compact(v: number | null | undefined): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return DASH;
+  return Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 2 }).format(v);
+}
+
+export function bytes(v: number | null | undefined): string {
+  if (v === null || v === undefined) return DASH;
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  let x = v;
+  while (x >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return `${x.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+/** Seconds -> "1h 02m", "3m 05s", "12s". */
+export function duration(sec: number | null | undefined): string {
+  if (sec === null || sec === undefined || !Number.isFinite(sec) || sec < 0) return DASH;
+  const s = Math.round(sec);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  if (h > 0) return `${h}h ${String(m).padStart(2, "0")}m`;
+  if (m > 0) return `${m}m ${String(r).padStart(2, "0")}s`;
+  return `${r}s`;
+}
+
+/** The API sends ISO-8601 UTC; some stores drop the zone, which must still mean UTC. */
+export function parseTime(iso: string | null | undefined): number | null {
+  if (!iso) return null;
+  const t = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : `${iso}Z`);
+  return Number.isNaN(t) ? null : t;
+}
+
+export function dateTime(iso: string | null | undefined): string {
+  const t = parseTime(iso);
+  if (t === null) return DASH;
+  const d = new Date(t);
+  const today = new Date();
+  const time = d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  if (d.toDateString() === today.toDateString()) return time;
+  return `${d.toLocaleDateString("en-CA")} ${time}`;
+}
+
+/** Elapsed seconds of a run: to its end, or to now while it runs. */
+export function runSeconds(started: string | null, finished: string | null, now = Date.now()): number | null {
+  const s = parseTime(started);
+  if (s === null) return null;
+  const f = parseTime(finished) ?? now;
+  return Math.max(0, (f - s) / 1000);
+}
+
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  const t = parseTime(iso);
+  if (t === null) return DASH;
+  return `${duration((now - t) / 1000)} ago`;
+}

@@ -1,0 +1,195 @@
+// Everything the run page shows, kept current from one SSE stream (`status`, `metric`, `log`).
+// Each (re)connect re-fetches run, metrics, checkpoints and any missing log bytes, so a dropped
+// connection loses nothing. Mutable stores plus a frame-batched version counter keep bursts of
+// events to one render per frame.
+
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, qs } from "../api/client";
+import { subscribe, type SseState } from "../api/sse";
+import type { Checkpoint, LogChunk, LogEvent, Metrics, Run, RunEvent } from "../api/types";
+import { LogBuffer } from "./logbuffer";
+import { ALL_KEYS, addEvent, fromApi, type Store } from "./metrics";
+
+export interface RunLive {
+  run: Run | null;
+  error: string | null;
+  live: SseState;
+  metrics: Store;
+  logs: LogBuffer | null;
+  checkpoints: Checkpoint[] | null;
+  version: number;
+  setRun: (r: Run) => void;
+  loadEarlierLogs: () => Promise<void>;
+  reloadCheckpoints: () => void;
+}
+
+const TAIL_LINES = 1000;
+
+export function useRunLive(id: string): RunLive {
+  const [run, setRunState] = useState<Run | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [live, setLive] = useState<SseState>("connecting");
+  const [checkpoints, setCheckpoints] = useState<Checkpoint[] | null>(null);
+  const [version, setVersion] = useState(0);
+  const metrics = useRef<Store>({});
+  const logs = useRef<LogBuffer | null>(null);
+  const frame = useRef(0);
+  const fillingLogs = useRef<Promise<void> | null>(null);
+  const runRef = useRef<Run | null>(null);
+
+  const bump = () => {
+    if (frame.current) return;
+    frame.current = requestAnimationFrame(() => {
+      frame.current = 0;
+      setVersion((v) => v + 1);
+    });
+  };
+
+  useEffect(() => {
+    let alive = true;
+    const base = `/runs/${encodeURIComponent(id)}`;
+    const setRun = (r: Run) => {
+      if (!alive) return;
+      const prev = runRef.current;
+      runRef.current = r;
+      setRunState(r);
+      if (prev && (prev.status !== r.status || prev.attempt !== r.attempt)) loadCheckpoints();
+    };
+
+    const loadRun = async () => {
+      try {
+        setRun(await api<Run>(base));
+        setError(null);
+      } catch (err) {
+        if (alive) setError(String(err));
+      }
+    };
+    const loadMetrics = async () => {
+      try {
+        const m = await api<Metrics>(`${base}/metrics${qs({ keys: ALL_KEYS.join(","), max_points: 2000 })}`);
+        if (!alive) return;
+        metrics.current = fromApi(m, runRef.current?.attempt ?? 1);
+        bump();
+      } catch {
+        /* the run itself reports the error */
+      }
+    };
+    const loadCheckpoints = async () => {
+      try {
+        const c = await api<Checkpoint[]>(`${base}/checkpoints`);
+        if (alive) setCheckpoints(c);
+      } catch {
+        if (alive) setCheckpoints([]);
+      }
+    };
+    // Fetch log bytes from the buffer's end until caught up; serialised so two fills never race.
+    const fillLogs = (): Promise<void> => {
+      if (fillingLogs.current) return fillingLogs.current;
+      const task = (async () => {
+        try {
+          for (let i = 0; i < 50; i++) {
+            const buf = logs.current;
+            if (!buf) {
+              const t = await api<LogChunk>(`${base}/logs${qs({ tail: TAIL_LINES })}`);
+              const b = new LogBuffer(t.attempt);
+              b.reset(t.offset, t.text, t.next_offset);
+              logs.current = b;
+              bump();
+              return;
+            }
+            const c = await api<LogChunk>(`${base}/logs${qs({ offset: buf.next, limit: 262144, attempt: buf.attempt })}`);
+            if (logs.current !== buf) continue;
+            buf.apply(c.offset, c.text);
+            buf.next = Math.max(buf.next, c.next_offset);
+            bump();
+            if (!c.text || c.next_offset >= c.size) return;
+          }
+        } catch {
+          /* retried on the next event or reconnect */
+        } finally {
+          fillingLogs.current = null;
+        }
+      })();
+      fillingLogs.current = task;
+      return task;
+    };
+
+    const onLog = (ev: LogEvent) => {
+      const buf = logs.current;
+      if (!buf) return void fillLogs();
+      if (ev.attempt > buf.attempt) {
+        // A resume started a new attempt: its log is a new file, shown from its first byte.
+        const fresh = new LogBuffer(ev.attempt);
+        logs.current = fresh;
+        if (fresh.apply(ev.offset, ev.text) === "gap") fillLogs();
+        bump();
+        return;
+      }
+      if (ev.attempt < buf.attempt) return;
+      const r = buf.apply(ev.offset, ev.text);
+      if (r === "gap") fillLogs();
+      else if (r === "appended") bump();
+    };
+    const onMetric = (ev: RunEvent) => {
+      if (ev.kind === "checkpoint" || ev.kind === "end") loadCheckpoints();
+      if (addEvent(metrics.current, ev)) bump();
+    };
+
+    metrics.current = {};
+    logs.current = null;
+    loadRun().then(() => {
+      loadMetrics();
+      loadCheckpoints();
+      fillLogs();
+    });
+    const unsubscribe = subscribe(`${base}/stream`, {
+      handlers: { status: setRun, metric: onMetric, log: onLog },
+      onOpen: (first) => {
+        if (first) return; // the initial loads above cover the first open
+        loadRun();
+        loadMetrics();
+        loadCheckpoints();
+        fillLogs();
+      },
+      onState: (s) => alive && setLive(s),
+    });
+    setRunRef.current = setRun;
+    reloadRef.current = loadCheckpoints;
+    return () => {
+      alive = false;
+      unsubscribe();
+      cancelAnimationFrame(frame.current);
+      frame.current = 0;
+    };
+  }, [id]);
+
+  const setRunRef = useRef<(r: Run) => void>(() => {});
+  const reloadRef = useRef<() => void>(() => {});
+
+  const loadEarlierLogs = async () => {
+    const buf = logs.current;
+    if (!buf || buf.start === 0) return;
+    const from = Math.max(0, buf.start - 262144);
+    const c = await api<LogChunk>(`/runs/${encodeURIComponent(id)}/logs${qs({ offset: from, limit: buf.start - from, attempt: buf.attempt })}`);
+    // Rebuild: earlier bytes + what we had, so line splitting stays right.
+    const old = buf.view().join("\n");
+    const merged = new LogBuffer(buf.attempt);
+    merged.reset(from, c.text + old + (buf.partial ? "" : "\n"), buf.next);
+    merged.next = buf.next;
+    logs.current = merged;
+    setVersion((v) => v + 1);
+  };
+
+  return {
+    run,
+    error,
+    live,
+    metrics: metrics.current,
+    logs: logs.current,
+    checkpoints,
+    version,
+    setRun: (r) => setRunRef.current(r),
+    loadEarlierLogs,
+    reloadCheckpoints: () => reloadRef.current(),
+  };
+}

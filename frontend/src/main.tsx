@@ -1,0 +1,92 @@
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { getToken, setToken, setUnauthorizedHandler } from "./api/client";
+import { navigate, useRoute } from "./lib/router";
+import { Compare } from "./pages/Compare";
+import { Launch } from "./pages/Launch";
+import { Login } from "./pages/Login";
+import { RunPage } from "./pages/RunPage";
+import { Runs } from "./pages/Runs";
+import { Workers } from "./pages/Workers";
+import "./styles.css";
+
+let loginReason: string | null = null;
+setUnauthorizedHandler(() => {
+  if (!getToken()) return;
+  setToken(null);
+  loginReason = "The server rejected the saved token; sign in again.";
+  navigate("/login");
+});
+
+const NAV: [string, string][] = [
+  ["runs", "Runs"],
+  ["launch", "Launch"],
+  ["compare", "Compare"],
+  ["workers", "Workers"],
+];
+
+function App() {
+  const route = useRoute();
+  const [, force] = useState(0);
+  const page = route.path[0] ?? "runs";
+  const authed = !!getToken();
+
+  useEffect(() => {
+    if (!authed && page !== "login") navigate("/login");
+  }, [authed, page]);
+
+  if (page === "login" || !authed) {
+    const reason = loginReason;
+    loginReason = null;
+    return <Login reason={reason} />;
+  }
+
+  const logout = () => {
+    setToken(null);
+    force((n) => n + 1);
+    navigate("/login");
+  };
+
+  let body;
+  if (page === "runs" && route.path[1]) body = <RunPage key={route.path[1]} id={route.path[1]} />;
+  else if (page === "launch") body = <Launch key={route.query.toString()} from={route.query.get("from")} />;
+  else if (page === "compare") body = <Compare ids={(route.query.get("ids") ?? "").split(",").filter(Boolean)} />;
+  else if (page === "workers") body = <Workers />;
+  else body = <Runs />;
+
+  return (
+    <>
+      {/* A plain #main link would change the hash route, so move focus by hand. */}
+      <a
+        class="skip"
+        href="#/"
+        onClick={(e) => {
+          e.preventDefault();
+          document.getElementById("main")?.focus();
+        }}
+      >
+        Skip to content
+      </a>
+      <header class="topbar">
+        <a class="brand" href="#/runs">
+          cpt-panel
+        </a>
+        <nav aria-label="Main">
+          {NAV.map(([key, label]) => (
+            <a key={key} href={`#/${key}`} aria-current={page === key ? "page" : undefined}>
+              {label}
+            </a>
+          ))}
+        </nav>
+        <button type="button" class="btn btn-small btn-ghost" onClick={logout}>
+          Log out
+        </button>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {body}
+      </main>
+    </>
+  );
+}
+
+render(<App />, document.getElementById("app")!);

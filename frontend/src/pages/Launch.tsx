@@ -1,0 +1,252 @@
+// The launch form, generated from GET /api/schema/run-config. The server validates (the live
+// preview doubles as validation), and its 422 items are shown at their fields.
+
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { ApiError, api, post } from "../api/client";
+import type { FileEntry, Preset, Preview, Run, RunConfig } from "../api/types";
+import { CopyButton } from "../components/CopyButton";
+import { FormField, fieldId } from "../components/FormField";
+import { navigate, runHref } from "../lib/router";
+import { cleanMsg, errorPath, getIn, sectionsFromSchema, setIn, type SectionSpec } from "../lib/schema";
+
+type Errors = Record<string, string[]>;
+const PICKERS = ["model", "tokenizer", "dataset"] as const;
+/** Fields that only matter for LoRA: hidden (not dropped) while the method is "full". */
+const LORA_ONLY = new Set(["trainable", "lora_rank", "lora_alpha", "lora_dropout", "modules_to_save", "peft_path"]);
+
+function toErrors(err: unknown): Errors {
+  const out: Errors = {};
+  if (err instanceof ApiError && err.status === 422 && err.validation.length) {
+    for (const item of err.validation) {
+      const path = errorPath(item.loc, item.msg);
+      (out[path] ??= []).push(cleanMsg(item.msg));
+    }
+  } else {
+    out[""] = [err instanceof Error ? err.message : String(err)];
+  }
+  return out;
+}
+
+export function Launch({ from }: { from: string | null }) {
+  const [sections, setSections] = useState<SectionSpec[] | null>(null);
+  const [presets, setPresets] = useState<Preset[]>([]);
+  const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
+  const [preset, setPreset] = useState<string>("");
+  const [config, setConfig] = useState<RunConfig>({});
+  const [name, setName] = useState("");
+  const [errors, setErrors] = useState<Errors>({});
+  const [preview, setPreview] = useState<Preview | null>(null);
+  const [previewOk, setPreviewOk] = useState(false);
+  const [submitting, setSubmitting] = useState(false);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const previewSeq = useRef(0);
+
+  useEffect(() => {
+    (async () => {
+      try {
+        const [schema, ps] = await Promise.all([api<any>("/schema/run-config"), api<Preset[]>("/presets")]);
+        setSections(sectionsFromSchema(schema));
+        setPresets(ps);
+        if (from) {
+          const run = await api<Run>(`/runs/${from}`);
+          setConfig(run.config);
+          setPreset(run.preset ?? "");
+          setName(`${run.name || run.id} (edited)`);
+        } else {
+          const first = ps.find((p) => p.name === "tiny-demo") ?? ps[0];
+          if (first) {
+            setPreset(first.name);
+            setConfig(first.config);
+          }
+        }
+      } catch (err) {
+        setLoadError(String(err));
+      }
+    })();
+    for (const kind of PICKERS) {
+      api<FileEntry[]>(`/files?kind=${kind}`)
+        .then((list) => setFiles((f) => ({ ...f, [kind]: list })))
+        .catch(() => setFiles((f) => ({ ...f, [kind]: [] })));
+    }
+  }, [from]);
+
+  const body = useMemo(() => ({ name: name || null, preset: preset || null, config }), [name, preset, config]);
+
+  // Live preview + validation, debounced; only the newest answer is shown.
+  useEffect(() => {
+    if (!sections) return;
+    const seq = ++previewSeq.current;
+    const t = window.setTimeout(async () => {
+      try {
+        const p = await post<Preview>("/runs/preview", body);
+        if (seq !== previewSeq.current) return;
+        setPreview(p);
+        setPreviewOk(true);
+        setErrors({});
+      } catch (err) {
+        if (seq !== previewSeq.current) return;
+        setPreviewOk(false);
+        setErrors(toErrors(err));
+      }
+    }, 250);
+    return () => window.clearTimeout(t);
+  }, [body, sections]);
+
+  const choosePreset = (p: Preset) => {
+    setPreset(p.name);
+    setConfig(p.config);
+  };
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setSubmitting(true);
+    try {
+      const run = await post<Run>("/runs", body);
+      navigate(runHref(run.id));
+    } catch (err) {
+      const errs = toErrors(err);
+      setErrors(errs);
+      setPreviewOk(false);
+      // Move focus to the first field the server complained about.
+      const first = Object.keys(errs).find((k) => k && document.getElementById(fieldId(k)));
+      if (first) {
+        const el = document.getElementById(fieldId(first));
+        el?.closest("details")?.setAttribute("open", "");
+        el?.focus();
+      }
+    } finally {
+      setSubmitting(false);
+    }
+  };
+
+  if (loadError) return <p class="error page" role="alert">{loadError}</p>;
+  if (!sections) return <p class="page muted">Loading the run-config schema…</p>;
+
+  const method = getIn(config, "method.finetuning_type");
+  const placed = new Set(sections.flatMap((s) => s.fields.map((f) => f.path)).concat(["name"]));
+  const errorCount = Object.values(errors).reduce((n, e) => n + e.length, 0);
+
+  return (
+    <section class="page launch">
+      <div class="page-head">
+        <h1>Launch a run</h1>
+      </div>
+      <form class="launch-grid" onSubmit={submit} noValidate>
+        <div class="launch-form">
+          <fieldset class="card">
+            <legend>Preset</legend>
+            <div class="presets" role="radiogroup" aria-label="Preset">
+              {presets.map((p) => (
+                <label key={p.name} class={"preset" + (preset === p.name ? " preset-on" : "")}>
+                  <input type="radio" name="preset" value={p.name} checked={preset === p.name} onChange={() => choosePreset(p)} />
+                  {p.label}
+                </label>
+              ))}
+            </div>
+            <div class={"field" + (errors.name ? " field-invalid" : "")}>
+              <label for="f-name">Run name</label>
+              <input
+                id="f-name"
+                value={name}
+                placeholder="optional, e.g. kannada-lora-r8"
+                onInput={(e) => setName((e.target as HTMLInputElement).value)}
+                aria-invalid={errors.name ? "true" : undefined}
+                aria-describedby={errors.name ? "f-name-error" : undefined}
+              />
+              {errors.name ? (
+                <div id="f-name-error" class="field-error" role="alert">
+                  {errors.name.join(" ")}
+                </div>
+              ) : null}
+            </div>
+          </fieldset>
+          {sections.map((sec) => {
+            const visible = sec.fields.filter((f) => !(sec.key === "method" && method === "full" && LORA_ONLY.has(f.key)));
+            const basic = visible.filter((f) => !f.advanced);
+            const advanced = visible.filter((f) => f.advanced);
+            const advErrors = advanced.some((f) => errors[f.path]);
+            const render = (f: (typeof visible)[number]) => (
+              <FormField
+                key={f.path}
+                field={f}
+                value={getIn(config, f.path)}
+                errors={errors[f.path] ?? []}
+                files={f.picker ? files[f.picker] : undefined}
+                onChange={(v) => setConfig((c) => setIn(c, f.path, v))}
+              />
+            );
+            return (
+              <fieldset key={sec.key} class="card section" data-section={sec.key}>
+                <legend>{sec.title}</legend>
+                {sec.description ? <p class="muted small section-desc">{sec.description}</p> : null}
+                {errors[sec.key] ? (
+                  <div class="field-error" role="alert">
+                    {errors[sec.key].join(" ")}
+                  </div>
+                ) : null}
+                <div class="fields">{basic.map(render)}</div>
+                {sec.key === "method" && method === "full" ? <p class="muted small">LoRA settings are hidden for full-weight training.</p> : null}
+                {advanced.length ? (
+                  // An error inside keeps the section open, so the message is never hidden.
+                  <details open={advErrors || undefined}>
+                    <summary>
+                      Advanced ({advanced.length}){advErrors ? <span class="field-error-inline"> · has errors</span> : null}
+                    </summary>
+                    <div class="fields">{advanced.map(render)}</div>
+                  </details>
+                ) : null}
+              </fieldset>
+            );
+          })}
+        </div>
+        <aside class="launch-side">
+          <div class="card sticky">
+            <div class="side-head">
+              <h2>torchrun command</h2>
+              {preview ? <CopyButton text={preview.command} label="Copy command" /> : null}
+            </div>
+            <pre class={"command" + (previewOk ? "" : " stale")} data-testid="command-preview" aria-live="polite">
+              {preview?.command ?? "…"}
+            </pre>
+            {errorCount ? (
+              <div class="error-summary" role="alert" data-testid="error-summary">
+                <strong>
+                  {errorCount} problem{errorCount === 1 ? "" : "s"} to fix
+                </strong>
+                <ul>
+                  {Object.entries(errors).map(([path, msgs]) =>
+                    msgs.map((m, i) => (
+                      <li key={path + i}>
+                        {path && placed.has(path) ? (
+                          <a
+                            href={`#/launch`}
+                            onClick={(e) => {
+                              e.preventDefault();
+                              const el = document.getElementById(fieldId(path)) ?? document.getElementById(`f-${path}`);
+                              el?.closest("details")?.setAttribute("open", "");
+                              el?.focus();
+                            }}
+                          >
+                            {path}
+                          </a>
+                        ) : (
+                          <code>{path || "config"}</code>
+                        )}
+                        : {m}
+                      </li>
+                    )),
+                  )}
+                </ul>
+              </div>
+            ) : (
+              <p class="ok small">Config is valid.</p>
+            )}
+            <button type="submit" class="btn btn-primary btn-wide" disabled={submitting}>
+              {submitting ? "Queuing…" : "Launch run"}
+            </button>
+          </div>
+        </aside>
+      </form>
+    </section>
+  );
+}

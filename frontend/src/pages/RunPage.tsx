@@ -1,0 +1,320 @@
+// One run, live: status, progress, charts, log tail, checkpoints, config.
+
+import { useEffect, useState } from "preact/hooks";
+import { api, post, tokenUrl } from "../api/client";
+import { ACTIVE_STATUSES, type Checkpoint, type Run } from "../api/types";
+import { Chart, type Line } from "../components/Chart";
+import { ChartControls, type ChartOpts } from "../components/ChartControls";
+import { useConfirm } from "../components/Confirm";
+import { CopyButton } from "../components/CopyButton";
+import { LiveDot } from "../components/LiveDot";
+import { LogViewer } from "../components/LogViewer";
+import { Progress } from "../components/Progress";
+import { canCancel, canDelete, canResume, useRunActions } from "../components/RunActions";
+import { StatusBadge } from "../components/StatusBadge";
+import { bytes, compact, dateTime, duration, int, num, runSeconds } from "../lib/format";
+import { tokensAxis, type Store } from "../lib/metrics";
+import { navigate } from "../lib/router";
+import { ema } from "../lib/smooth";
+import { useNow } from "../lib/useNow";
+import { useRunLive } from "../lib/useRunLive";
+
+const C = { raw: "#9db7e0", smooth: "#2563eb", eval: "#dc2626", ppl: "#9333ea", lr: "#0891b2", grad: "#ea580c", tps: "#16a34a" };
+
+function xOf(store: Store, key: string, x: ChartOpts["x"]): (number | null)[] {
+  const s = store[key];
+  if (!s) return [];
+  return x === "step" ? s.step : tokensAxis(store, s);
+}
+
+function charts(store: Store, o: ChartOpts): { title: string; lines: Line[]; y2Label?: string; id: string }[] {
+  const y = (k: string) => store[k]?.value ?? [];
+  const line = (key: string, label: string, color: string, extra: Partial<Line> = {}): Line => ({
+    label,
+    color,
+    x: xOf(store, key, o.x),
+    y: y(key),
+    ...extra,
+  });
+  return [
+    {
+      id: "loss",
+      title: "Training loss",
+      lines: [
+        line("loss", "loss", C.raw, { width: 1 }),
+        { ...line("loss", `smoothed (${o.smoothing.toFixed(2)})`, C.smooth, { width: 2 }), y: ema(y("loss"), o.smoothing) },
+      ],
+    },
+    {
+      id: "eval",
+      title: "Eval loss and perplexity",
+      y2Label: "perplexity",
+      lines: [
+        line("eval_loss", "eval loss", C.eval, { points: true }),
+        line("perplexity", "perplexity", C.ppl, { points: true, scale: "y2", dash: [4, 3] }),
+      ],
+    },
+    { id: "lr", title: "Learning rate", lines: [line("learning_rate", "learning rate", C.lr)] },
+    { id: "grad", title: "Gradient norm", lines: [line("grad_norm", "grad norm", C.grad)] },
+    { id: "tps", title: "Tokens per second", lines: [line("tokens_per_second", "tokens/s", C.tps)] },
+  ];
+}
+
+export function RunPage({ id }: { id: string }) {
+  const live = useRunLive(id);
+  const { run } = live;
+  const now = useNow();
+  const [opts, setOpts] = useState<ChartOpts>({ x: "step", logY: false, smoothing: 0.6 });
+  const actions = useRunActions(live.setRun, () => navigate("/runs"));
+
+  if (live.error && !run) {
+    return (
+      <section class="page">
+        <p class="error" role="alert">
+          {live.error}
+        </p>
+        <a href="#/runs">Back to runs</a>
+      </section>
+    );
+  }
+  if (!run) return <p class="page muted">Loading run {id}…</p>;
+
+  const active = ACTIVE_STATUSES.has(run.status);
+  const xLabel = opts.x === "step" ? "step" : "tokens seen";
+  const lines = live.logs?.view() ?? [];
+
+  return (
+    <section class="page run-page" data-run-id={run.id}>
+      <div class="page-head">
+        <a href="#/runs" class="muted">
+          Runs
+        </a>
+        <span class="muted">/</span>
+        <h1 class="run-title">{run.name || run.id}</h1>
+        <StatusBadge status={run.status} />
+        <LiveDot state={live.live} />
+        <div class="spacer" />
+        {canCancel(run) ? (
+          <button type="button" class="btn btn-danger" onClick={() => actions.cancel(run)}>
+            Cancel
+          </button>
+        ) : null}
+        {canResume(run) ? (
+          <button type="button" class="btn" onClick={() => actions.resume(run)}>
+            Resume
+          </button>
+        ) : null}
+        <button type="button" class="btn" onClick={() => actions.clone(run)}>
+          Clone
+        </button>
+        <a class="btn" href={`#/launch?from=${encodeURIComponent(run.id)}`}>
+          Edit &amp; relaunch
+        </a>
+        {canDelete(run) ? (
+          <button type="button" class="btn btn-ghost" onClick={() => actions.remove(run)}>
+            Delete
+          </button>
+        ) : null}
+      </div>
+
+      <StatusBanner run={run} />
+
+      <div class="stats card">
+        <Stat label="Progress">
+          <Progress step={run.step} max={run.max_steps} eta={run.eta_seconds} active={active} />
+        </Stat>
+        <Stat label="Loss">{num(run.loss, 4)}</Stat>
+        <Stat label="Eval loss">{num(run.eval_loss, 4)}</Stat>
+        <Stat label="Perplexity">{num(run.perplexity, 4)}</Stat>
+        <Stat label="Tokens/s">{compact(run.tokens_per_second)}</Stat>
+        <Stat label="Tokens seen">{compact(run.tokens_seen)}</Stat>
+        <Stat label="Method">{run.method === "lora" ? "LoRA" : "full"}</Stat>
+        <Stat label="Model">{run.model}</Stat>
+        <Stat label="Attempt">{run.attempt}</Stat>
+        <Stat label="Worker">{run.worker ?? "–"}</Stat>
+        <Stat label="Started">{dateTime(run.started_at)}</Stat>
+        <Stat label="Duration">{duration(runSeconds(run.started_at, run.finished_at, now))}</Stat>
+      </div>
+
+      <section class="card" aria-labelledby="charts-h">
+        <div class="section-head">
+          <h2 id="charts-h">Metrics</h2>
+          <ChartControls opts={opts} onChange={setOpts} />
+        </div>
+        <div class="charts">
+          {charts(live.metrics, opts).map((c) => (
+            <Chart key={c.id} testId={`chart-${c.id}`} title={c.title} lines={c.lines} xLabel={xLabel} logY={opts.logY} y2Label={c.y2Label} syncKey={`run-${run.id}`} />
+          ))}
+        </div>
+      </section>
+
+      <section class="card" aria-labelledby="logs-h">
+        <div class="section-head">
+          <h2 id="logs-h">Log</h2>
+          <span class="muted small">attempt {live.logs?.attempt ?? run.attempt}</span>
+          <div class="spacer" />
+          <a class="btn btn-small" href={tokenUrl(`/runs/${run.id}/logs?offset=0&limit=1073741824&attempt=${live.logs?.attempt ?? run.attempt}`)} target="_blank" rel="noopener">
+            Raw log
+          </a>
+        </div>
+        <LogViewer
+          lines={lines}
+          header={
+            live.logs && live.logs.start > 0 ? (
+              <button type="button" class="btn btn-small load-earlier" onClick={live.loadEarlierLogs}>
+                Load earlier lines
+              </button>
+            ) : null
+          }
+        />
+      </section>
+
+      <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name)} />
+
+      <ConfigPanel run={run} />
+      {actions.dialog}
+    </section>
+  );
+}
+
+function Stat({ label, children }: { label: string; children: preact.ComponentChildren }) {
+  return (
+    <div class="stat">
+      <div class="stat-label">{label}</div>
+      <div class="stat-value">{children}</div>
+    </div>
+  );
+}
+
+/** The reason the server gave, prominent; nothing is shown for states that need no explanation. */
+function StatusBanner({ run }: { run: Run }) {
+  if (run.status === "failed")
+    return (
+      <div class="banner banner-failed" role="alert" data-testid="failure-banner">
+        <strong>Run failed.</strong> {run.status_reason || "The worker reported no reason; see the log below."}
+      </div>
+    );
+  if (run.status === "cancelling")
+    return (
+      <div class="banner banner-cancelling" role="status">
+        <strong>Cancelling…</strong> the worker is stopping the training processes.
+      </div>
+    );
+  if (run.status === "cancelled")
+    return (
+      <div class="banner banner-cancelled" role="status">
+        <strong>Cancelled.</strong> {run.status_reason ?? ""}
+      </div>
+    );
+  if (run.status === "queued")
+    return (
+      <div class="banner banner-queued" role="status">
+        Waiting for a worker on queue <code>{run.queue}</code>.
+      </div>
+    );
+  return null;
+}
+
+function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Checkpoint[] | null; onResume: (name: string) => void }) {
+  const [dialog, ask] = useConfirm();
+  const [merged, setMerged] = useState<Record<string, string>>({});
+  const terminal = !ACTIVE_STATUSES.has(run.status);
+  const merge = (c: Checkpoint) =>
+    ask({
+      title: `Merge ${c.name} into a full model?`,
+      body: <p>The worker merges the LoRA adapter into the base model and writes an HF model directory.</p>,
+      confirmLabel: "Merge and export",
+      action: async () => {
+        const r = await post<{ output: string; status: string }>(`/runs/${run.id}/checkpoints/${c.name}/merge`);
+        setMerged((m) => ({ ...m, [c.name]: `${r.status}: ${r.output}` }));
+      },
+    });
+  return (
+    <section class="card" aria-labelledby="ckpt-h">
+      <div class="section-head">
+        <h2 id="ckpt-h">Checkpoints</h2>
+      </div>
+      {checkpoints === null ? (
+        <p class="muted">Loading…</p>
+      ) : checkpoints.length === 0 ? (
+        <p class="muted">No checkpoint yet (one every {String(run.config.training?.save_steps ?? "?")} steps).</p>
+      ) : (
+        <table class="table" data-testid="checkpoints">
+          <thead>
+            <tr>
+              <th>Checkpoint</th>
+              <th class="num">Step</th>
+              <th>Saved</th>
+              <th class="num">Size</th>
+              <th class="num">Eval PPL</th>
+              <th>
+                <span class="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {checkpoints.map((c) => (
+              <tr key={c.name}>
+                <td class="mono">
+                  {c.name}
+                  {c.attempt > 1 ? <span class="muted small"> (attempt {c.attempt})</span> : null}
+                  {!c.exists ? <span class="muted small"> (deleted by the keep limit)</span> : null}
+                </td>
+                <td class="num">{int(c.step)}</td>
+                <td>{dateTime(c.created_at)}</td>
+                <td class="num">{bytes(c.size_bytes)}</td>
+                <td class="num">{num(c.eval_perplexity, 4)}</td>
+                <td class="actions">
+                  {c.exists ? (
+                    <a class="btn btn-small" href={tokenUrl(`/runs/${run.id}/checkpoints/${c.name}/download`)} download={`${run.id}-${c.name}.tar`}>
+                      Download
+                    </a>
+                  ) : null}
+                  {c.exists && terminal ? (
+                    <button type="button" class="btn btn-small" onClick={() => onResume(c.name)}>
+                      Resume from here
+                    </button>
+                  ) : null}
+                  {c.exists && run.method === "lora" ? (
+                    <button type="button" class="btn btn-small" onClick={() => merge(c)}>
+                      Merge &amp; export
+                    </button>
+                  ) : null}
+                  {merged[c.name] ? <div class="small muted mono">{merged[c.name]}</div> : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {dialog}
+    </section>
+  );
+}
+
+function ConfigPanel({ run }: { run: Run }) {
+  const [command, setCommand] = useState<string | null>(null);
+  useEffect(() => {
+    api<{ command: string }>(`/runs/${run.id}/command`)
+      .then((c) => setCommand(c.command))
+      .catch(() => setCommand(null));
+  }, [run.id, run.attempt]);
+  return (
+    <section class="card" aria-labelledby="config-h">
+      <div class="section-head">
+        <h2 id="config-h">Config</h2>
+        <div class="spacer" />
+        {command ? <CopyButton text={command} label="Copy as CLI" /> : null}
+        <CopyButton text={JSON.stringify(run.config, null, 2)} label="Copy JSON" />
+      </div>
+      {command ? <pre class="command" data-testid="run-command">{command}</pre> : null}
+      <details>
+        <summary>Full config{run.preset ? ` (from preset ${run.preset})` : ""}</summary>
+        <pre class="config-json">{JSON.stringify(run.config, null, 2)}</pre>
+      </details>
+      <p class="muted small">
+        Output: <code>{run.output_dir ?? "–"}</code>
+      </p>
+    </section>
+  );
+}
