@@ -1,0 +1,58 @@
+# syntax=docker/dockerfile:1
+# The API image: FastAPI + the built frontend on slim Python. No torch, no CUDA.
+# Build context: the repository root (see docker-compose.yml).
+
+# --- stage 1: the frontend (Vite) ---------------------------------------------------------
+FROM node:22-bookworm-slim AS frontend
+WORKDIR /src/frontend
+# package*.json first, so the npm layer is cached until the dependencies change.
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend/ ./
+RUN npm run build
+
+# --- stage 2: the API -----------------------------------------------------------------------
+FROM python:3.11-slim-bookworm AS api
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# The same uid/gid as the worker image: both write the shared /data volume.
+ARG CPT_UID=1000
+ARG CPT_GID=1000
+RUN groupadd --gid "${CPT_GID}" cpt \
+ && useradd --uid "${CPT_UID}" --gid cpt --create-home --shell /usr/sbin/nologin cpt
+
+WORKDIR /app
+# Every Python pin comes from the lock (constraints). Kept: plain `name==version` lines;
+# dropped: the editable project itself and the torch family (never installed here).
+COPY requirements.lock /tmp/requirements.lock
+RUN grep -E '^[A-Za-z0-9][A-Za-z0-9._-]*==' /tmp/requirements.lock \
+      | grep -viE '^(cpt-panel|torch|triton|nvidia-)' > /tmp/constraints.txt
+COPY pyproject.toml README.md ./
+COPY backend/ backend/
+COPY worker/ worker/
+COPY docker/check_image.py docker/healthcheck.py /usr/local/lib/cpt-panel/
+# The check fails the build when an installed package differs from the lock or torch got in.
+RUN pip install --no-cache-dir -c /tmp/constraints.txt ".[api]" \
+ && python /usr/local/lib/cpt-panel/check_image.py --lock /tmp/requirements.lock \
+      --extras api --no-torch
+
+COPY --from=frontend /src/frontend/dist /app/frontend/dist
+
+# /data belongs to cpt, so a fresh named volume mounted there is writable by cpt.
+RUN mkdir -p /data && chown cpt:cpt /data
+USER ${CPT_UID}:${CPT_GID}
+ENV CPT_DATA_DIR=/data \
+    CPT_HOST=0.0.0.0 \
+    CPT_PORT=8000 \
+    CPT_FRONTEND_DIST=/app/frontend/dist
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["python", "/usr/local/lib/cpt-panel/healthcheck.py", "api"]
+# `serve` applies the database migrations before it listens (the app's lifespan).
+ENTRYPOINT ["cpt-panel"]
+CMD ["serve"]
