@@ -1,0 +1,1 @@
+"""Sub-commands of ``backend.cli`` beyond ``serve``: the worker, ``up`` and the ``runs`` client."""

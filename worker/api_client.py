@@ -1,0 +1,110 @@
+"""The worker's HTTP client for ``/api/internal`` (worker token, retries on lost connections).
+
+Every internal call is idempotent on the API side (claim is keyed by attempt, events by seq,
+logs by byte offset), so retrying after a connection error or a 5xx never duplicates data.
+That is what lets an API restart in the middle of a run lose nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+
+class ApiUnavailable(RuntimeError):
+    """The API did not answer within the retry budget."""
+
+
+class Conflict(RuntimeError):
+    """The API answered 409: the transition is not allowed (e.g. the run was cancelled)."""
+
+
+class WorkerApi:
+    """Thin, thread-safe wrapper around the internal routes."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0) -> None:
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/api/internal",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+        # httpx.Client is thread-safe, but a closed flag lets shutdown stop long retry loops.
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._client.close()
+
+    def post(self, path: str, body: dict[str, Any], *, retry_for: float = 120.0) -> dict[str, Any]:
+        """POST with exponential backoff on connection errors and 5xx for up to ``retry_for`` s.
+
+        Raises ``Conflict`` on 409 and ``httpx.HTTPStatusError`` on other 4xx at once:
+        those are answers, not outages.
+        """
+        deadline = time.monotonic() + retry_for
+        delay = 0.05
+        while True:
+            try:
+                response = self._client.post(path, json=body)
+                if response.status_code == 409:
+                    raise Conflict(_detail(response))
+                if response.status_code < 500:
+                    response.raise_for_status()
+                    return dict(response.json()) if response.content else {}
+                problem = f"HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                if self._closed.is_set():
+                    raise ApiUnavailable(f"client closed during POST {path}") from exc
+                problem = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() + delay > deadline:
+                raise ApiUnavailable(f"POST {path} failed for {retry_for:.0f}s: {problem}")
+            log.warning("POST %s: %s; retrying in %.2fs", path, problem, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # --- the routes -----------------------------------------------------------
+    def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
+        # A heartbeat that cannot get through is simply skipped; the next one retries.
+        return self.post("/workers/heartbeat", body, retry_for=0)
+
+    def claim(self, run_id: str, attempt: int, worker: str) -> dict[str, Any]:
+        return self.post(f"/runs/{run_id}/claim", {"attempt": attempt, "worker": worker})
+
+    def status(
+        self,
+        run_id: str,
+        attempt: int,
+        status: str,
+        *,
+        reason: str | None = None,
+        pid: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"attempt": attempt, "status": status}
+        if reason is not None:
+            body["reason"] = reason
+        if pid is not None:
+            body["pid"] = pid
+        # Final states matter most: keep trying for a long while (an API restart takes seconds).
+        return self.post(f"/runs/{run_id}/status", body, retry_for=600)
+
+    def events(self, run_id: str, attempt: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.post(f"/runs/{run_id}/events", {"attempt": attempt, "events": events})
+
+    def logs(self, run_id: str, attempt: int, offset: int, text: str) -> dict[str, Any]:
+        return self.post(
+            f"/runs/{run_id}/logs", {"attempt": attempt, "offset": offset, "text": text}
+        )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return str(detail or response.text or "conflict")

@@ -1,0 +1,70 @@
+"""The worker's heartbeat: a thread in the worker's main process.
+
+Every ``settings.heartbeat_seconds`` it tells the API who this worker is, which GPUs it has
+(and which run holds each) and which runs it is executing. The answer lists runs whose cancel
+was requested; those get a cancel marker that the run's task polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+import httpx
+
+from backend.core.config import Settings
+from worker import gpu
+from worker.api_client import ApiUnavailable, Conflict, WorkerApi
+from worker.registry import Registry, worker_name
+
+log = logging.getLogger(__name__)
+
+
+def is_cpu_only(settings: Settings, gpus: list[gpu.GpuInfo]) -> bool:
+    return bool(settings.use_cpu) or not gpus
+
+
+def heartbeat_body(settings: Settings, registry: Registry) -> dict[str, Any]:
+    gpus = gpu.holders(registry.gpu_lock_dir, gpu.list_gpus())
+    return {
+        "name": worker_name(settings),
+        "host": socket.gethostname(),
+        "queue": settings.queue,
+        "concurrency": settings.worker_concurrency,
+        "cpu_only": is_cpu_only(settings, gpus),
+        "gpus": [g.to_dict() for g in gpus],
+        "current_runs": [r["run_id"] for r in registry.active()],
+    }
+
+
+def beat_once(api: WorkerApi, settings: Settings, registry: Registry) -> list[str]:
+    """One heartbeat; returns the run ids to cancel (marked in the registry already)."""
+    answer = api.heartbeat(heartbeat_body(settings, registry))
+    cancel = [str(r) for r in answer.get("cancel", [])]
+    active = {r["run_id"] for r in registry.active()}
+    for run_id in cancel:
+        if run_id in active:
+            registry.request_cancel(run_id)
+    return cancel
+
+
+class HeartbeatThread(threading.Thread):
+    def __init__(self, settings: Settings, api: WorkerApi, registry: Registry) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.settings, self.api, self.registry = settings, api, registry
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                beat_once(self.api, self.settings, self.registry)
+            except (ApiUnavailable, Conflict, httpx.HTTPError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+            except Exception:  # a heartbeat bug must never kill the worker's liveness loop
+                log.exception("heartbeat crashed; retrying")
+            self._stop_event.wait(self.settings.heartbeat_seconds)
+
+    def stop(self) -> None:
+        self._stop_event.set()

@@ -1,0 +1,95 @@
+"""On-disk registry of the runs this worker box is executing.
+
+Tasks run in the pool's child processes while the heartbeat runs in the main process; a small
+directory is the simplest channel between them that also survives a crash of either:
+
+- ``runs/<run_id>.json`` — {"run_id", "attempt", "pgid", "task_pid"} while a run is active
+- ``cancel/<run_id>`` — the heartbeat saw a cancel request; the task polls for it
+- ``gpus/gpu-N.lock`` — GPU leases (see ``worker.gpu``)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backend.core.config import Settings
+
+RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def worker_name(settings: Settings) -> str:
+    return settings.worker_name or socket.gethostname()
+
+
+def check_run_id(run_id: str) -> str:
+    """Run ids become path components: refuse anything that could escape the runs dir."""
+    if not RUN_ID.match(run_id):
+        raise ValueError(f"invalid run id {run_id!r}")
+    return run_id
+
+
+@dataclass(frozen=True)
+class Registry:
+    root: Path
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Registry:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", worker_name(settings))
+        return cls(settings.resolved_data_dir / "worker-state" / name)
+
+    @property
+    def gpu_lock_dir(self) -> Path:
+        return self.root / "gpus"
+
+    def _run_file(self, run_id: str) -> Path:
+        return self.root / "runs" / f"{check_run_id(run_id)}.json"
+
+    def _cancel_file(self, run_id: str) -> Path:
+        return self.root / "cancel" / check_run_id(run_id)
+
+    def register(self, run_id: str, attempt: int, pgid: int | None = None) -> None:
+        path = self._run_file(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"run_id": run_id, "attempt": attempt, "pgid": pgid, "task_pid": os.getpid()}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)  # atomic: the heartbeat never reads half a record
+
+    def unregister(self, run_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._run_file(run_id).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self._cancel_file(run_id).unlink()
+
+    def active(self) -> list[dict[str, Any]]:
+        records = []
+        for path in sorted((self.root / "runs").glob("*.json")):
+            try:
+                records.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return records
+
+    def request_cancel(self, run_id: str) -> None:
+        path = self._cancel_file(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return self._cancel_file(run_id).exists()
+
+    def clear(self) -> list[dict[str, Any]]:
+        """Forget every record (worker start: none of them can still be ours). Returns them."""
+        records = self.active()
+        for sub in ("runs", "cancel"):
+            for path in (self.root / sub).glob("*"):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        return records

@@ -1,0 +1,378 @@
+"""One attempt of one run, from claim to final status (called by the ``run_training`` task).
+
+Steps: claim → prepare the run dir → decide CPU/GPU and check the request fits this box →
+launch torchrun in its own process group → ship events/log while watching for cancel →
+drain the shippers → report the final state with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from backend.core.config import Settings
+from backend.runconfig.argv import LaunchContext, display_command, torchrun_argv
+from backend.runconfig.schema import DEEPSPEED_FILES, RunConfig
+from worker import gpu, launcher
+from worker.api_client import ApiUnavailable, Conflict, WorkerApi
+from worker.registry import Registry, check_run_id, worker_name
+from worker.shipper import RunShipper, ShipperThread
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+DS_CONFIG_DIR = ROOT / "worker" / "ds_configs"
+PRETRAIN = ROOT / "worker" / "pretrain.py"
+#: Environment variables the training process must not inherit (it needs no API access).
+SECRET_ENV = ("CPT_API_TOKEN", "CPT_WORKER_TOKEN")
+
+
+class Refused(Exception):
+    """The run cannot start on this worker; the message is the user-facing reason."""
+
+
+@dataclass
+class RunPaths:
+    run_dir: Path
+
+    @property
+    def output_dir(self) -> Path:
+        return self.run_dir / "output"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.run_dir / "cache"
+
+    @property
+    def events(self) -> Path:
+        return self.output_dir / "events.jsonl"
+
+    def log(self, attempt: int) -> Path:
+        return self.run_dir / "logs" / f"attempt-{attempt}.log"
+
+
+@dataclass
+class Outcome:
+    status: str  # succeeded | failed | cancelled (the statuses /internal/.../status accepts)
+    reason: str | None
+
+
+# --- decisions (pure, unit-testable) ---------------------------------------------------
+def cpu_max_procs() -> int:
+    # gloo ranks on CPU each need a core to make progress; more than the cores just thrash.
+    return max(1, os.cpu_count() or 1)
+
+
+def check_fits(config: RunConfig, use_cpu: bool, gpu_count: int) -> None:
+    """Raise ``Refused`` with a clear reason when the run cannot run on this box."""
+    nproc = config.launch.nproc_per_node
+    if use_cpu:
+        if config.training.precision == "fp16":
+            raise Refused("fp16 needs a GPU; choose bf16 or fp32")
+        limit = cpu_max_procs()
+        if nproc > limit:
+            raise Refused(
+                f"launch.nproc_per_node={nproc} but this CPU-only worker has {limit} cores; "
+                f"use at most {limit} processes"
+            )
+    elif nproc > gpu_count:
+        raise Refused(
+            f"launch.nproc_per_node={nproc} but this worker has {gpu_count} GPU"
+            f"{'s' if gpu_count != 1 else ''}; lower nproc_per_node or use another queue"
+        )
+
+
+def find_checkpoint(output_dir: Path, resume_from: str) -> Path:
+    """``last`` → the highest ``checkpoint-N``; a name → that directory. Raise ``Refused``."""
+    if resume_from == "last":
+        found = [
+            (int(m.group(1)), p)
+            for p in output_dir.glob("checkpoint-*")
+            if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
+        ]
+        if not found:
+            raise Refused("resume: this run has no checkpoint yet")
+        return max(found)[1]
+    if not re.fullmatch(r"checkpoint-\d+", resume_from):
+        raise Refused(f"resume: {resume_from!r} is not a checkpoint name")
+    path = output_dir / resume_from
+    if not path.is_dir():
+        raise Refused(f"resume: checkpoint {resume_from} does not exist on this worker")
+    return path
+
+
+_ERROR_LINE = re.compile(r"([A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*|.*\berror\b.*)", re.I)
+
+
+def last_error_line(log_path: Path, max_bytes: int = 64 * 1024) -> str | None:
+    """The last line of the log that looks like an error (torchrun's summary skipped)."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(max(0, log_path.stat().st_size - max_bytes))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        text = re.sub(r"^\[rank\d+\]:\s*", "", line.strip())
+        if not text or "ChildFailedError" in text or text.startswith(("error_file", "traceback")):
+            continue
+        if _ERROR_LINE.fullmatch(text):
+            return text[:300]
+    return None
+
+
+def outcome_from(
+    end_event: dict[str, Any] | None, returncode: int, cancelled: bool, log_path: Path
+) -> Outcome:
+    if cancelled:
+        return Outcome("cancelled", "cancelled on request")
+    if end_event is not None:
+        status = str(end_event.get("status", "failed"))
+        reason = end_event.get("reason") or None
+        if status == "succeeded":
+            return Outcome("succeeded", reason)
+        if status == "cancelled":
+            return Outcome("cancelled", reason or "cancelled")
+        # failed / diverged / oom: the API only knows "failed"; keep the kind in the reason.
+        if reason and status != "failed" and status not in reason.lower():
+            reason = f"{status}: {reason}"
+        return Outcome("failed", reason or status)
+    if returncode == 0:
+        return Outcome("succeeded", None)
+    if returncode in (-9, 137):
+        return Outcome("failed", "killed (SIGKILL: out of host memory, or stopped from outside)")
+    error = last_error_line(log_path)
+    return Outcome("failed", f"exit code {returncode}" + (f": {error}" if error else ""))
+
+
+def child_env(
+    use_cpu: bool, nproc: int, concurrency: int, lease: gpu.GpuLease | None
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env["PYTHONUNBUFFERED"] = "1"
+    # The script imports worker.* modules: make the repo importable whatever the cwd.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    if use_cpu:
+        env["DS_ACCELERATOR"] = "cpu"
+        env["CUDA_VISIBLE_DEVICES"] = ""  # CPU forced on a GPU box: keep the GPUs out of it
+    elif lease is not None:
+        env["CUDA_VISIBLE_DEVICES"] = lease.cuda_visible_devices
+    if "OMP_NUM_THREADS" not in os.environ:
+        # Share the cores among every rank of every concurrent run instead of oversubscribing.
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // (nproc * concurrency)))
+    return env
+
+
+# --- the attempt ----------------------------------------------------------------------
+class RunAttempt:
+    def __init__(self, settings: Settings, api: WorkerApi, run_id: str, attempt: int) -> None:
+        self.settings, self.api = settings, api
+        self.run_id, self.attempt = check_run_id(run_id), attempt
+        self.registry = Registry.for_settings(settings)
+        self.paths = RunPaths(settings.runs_dir / run_id)
+        self.log_path = self.paths.log(attempt)
+        self.cancel = threading.Event()
+        self.stopping = threading.Event()  # the worker itself is shutting down
+        self.lease: gpu.GpuLease | None = None
+
+    def request_cancel(self) -> None:
+        self.cancel.set()
+
+    def _cancelled(self) -> bool:
+        if not self.cancel.is_set() and self.registry.cancel_requested(self.run_id):
+            self.cancel.set()
+        return self.cancel.is_set()
+
+    def _note(self, text: str) -> None:
+        """A line of our own in the attempt log (shipped like torchrun's output)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(f"[cpt-panel] {text}\n")
+
+    def _report(self, outcome: Outcome) -> None:
+        try:
+            self.api.status(self.run_id, self.attempt, outcome.status, reason=outcome.reason)
+        except (Conflict, ApiUnavailable) as exc:
+            log.error("run %s: could not report %s: %s", self.run_id, outcome.status, exc)
+
+    def _ship_final(self, shipper: RunShipper) -> None:
+        shipper.drain()
+
+    def execute(self) -> Outcome | None:
+        """Run the attempt; None when the claim was refused (cancelled meanwhile or a repeat)."""
+        try:
+            claim = self.api.claim(self.run_id, self.attempt, worker_name(self.settings))
+        except Conflict as exc:
+            log.info(
+                "run %s attempt %s: not claimed (%s); dropping", self.run_id, self.attempt, exc
+            )
+            return None
+        self.registry.register(self.run_id, self.attempt)
+        shipper = RunShipper(
+            self.api,
+            self.run_id,
+            self.attempt,
+            self.paths.events,
+            self.log_path,
+            events_offset=self.paths.events.stat().st_size if self.paths.events.exists() else 0,
+            on_cancel=self.request_cancel,
+        )
+        try:
+            try:
+                proc = self._prepare_and_launch(claim, shipper)
+            except Refused as exc:
+                self._note(f"not started: {exc}")
+                self._ship_final(shipper)
+                outcome = Outcome("failed", str(exc))
+            else:
+                if proc is None:  # cancelled while waiting for GPUs
+                    outcome = Outcome("cancelled", "cancelled on request")
+                else:
+                    outcome = self._watch(proc, shipper)
+            self._report(outcome)
+            return outcome
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+            self.registry.unregister(self.run_id)
+
+    def _prepare_and_launch(
+        self, claim: dict[str, Any], shipper: RunShipper
+    ) -> subprocess.Popen[bytes] | None:
+        try:
+            config = RunConfig.model_validate(claim["config"])
+        except ValueError as exc:
+            raise Refused(f"invalid run config: {str(exc).splitlines()[0]}") from exc
+        paths = self.paths
+        for d in (paths.output_dir, paths.cache_dir, self.log_path.parent):
+            d.mkdir(parents=True, exist_ok=True)
+        (paths.run_dir / "config.json").write_text(
+            json.dumps(config.model_dump(mode="json"), indent=2)
+        )
+
+        ds_config: str | None = None
+        if config.launch.deepspeed != "none":
+            name = DEEPSPEED_FILES[config.launch.deepspeed]
+            if not (DS_CONFIG_DIR / name).is_file():
+                raise Refused(f"DeepSpeed config {name} is missing on this worker")
+            shutil.copyfile(DS_CONFIG_DIR / name, paths.run_dir / name)
+            ds_config = str(paths.run_dir / name)
+
+        gpus = gpu.list_gpus()
+        if self.settings.use_cpu is False and not gpus:
+            raise Refused("CPT_USE_CPU=false but no GPU is visible on this worker")
+        use_cpu = bool(self.settings.use_cpu) or not gpus
+        check_fits(config, use_cpu, len(gpus))
+
+        resume = claim.get("resume_from")
+        checkpoint = str(find_checkpoint(paths.output_dir, str(resume))) if resume else None
+
+        if not use_cpu and not self._wait_for_gpus(gpus, config.launch.nproc_per_node):
+            return None  # cancelled while waiting for GPUs
+        ctx = LaunchContext(
+            output_dir=str(paths.output_dir),
+            data_cache_dir=str(paths.cache_dir),
+            deepspeed_config=ds_config,
+            use_cpu=use_cpu,
+            python=sys.executable,
+            script=str(PRETRAIN),
+            resume_from_checkpoint=checkpoint,
+            master_port=launcher.free_port(),
+            node_rank=0 if config.launch.nnodes > 1 else None,
+            run_id=self.run_id,
+        )
+        argv = torchrun_argv(config, ctx)
+        device = (
+            "CPU" if use_cpu else f"GPU {self.lease.cuda_visible_devices if self.lease else ''}"
+        )
+        self._note(f"attempt {self.attempt} on {worker_name(self.settings)} ({device})")
+        if checkpoint:
+            self._note(f"resuming from {checkpoint}")
+        self._note("$ " + display_command(argv))
+        env = child_env(
+            use_cpu, config.launch.nproc_per_node, self.settings.worker_concurrency, self.lease
+        )
+        if self._cancelled():
+            return None
+        proc = launcher.start(argv, self.log_path, env, cwd=paths.run_dir)
+        self.registry.register(self.run_id, self.attempt, pgid=proc.pid)
+        try:
+            answer = self.api.status(self.run_id, self.attempt, "running", pid=proc.pid)
+        except Conflict as exc:
+            # The API no longer wants this attempt (e.g. marked lost): stop at once.
+            log.warning("run %s: running refused (%s); stopping", self.run_id, exc)
+            self.cancel.set()
+        else:
+            if answer.get("cancel_requested"):
+                self.cancel.set()
+        return proc
+
+    def _wait_for_gpus(self, gpus: list[gpu.GpuInfo], count: int) -> bool:
+        """Wait until ``count`` GPUs are free (other runs on the box hold them); False if cancelled."""
+        announced = False
+        while not self._cancelled():
+            self.lease = gpu.try_allocate(self.registry.gpu_lock_dir, gpus, count, self.run_id)
+            if self.lease is not None:
+                return True
+            if not announced:
+                self._note(f"waiting for {count} free GPU(s) on this worker")
+                announced = True
+            time.sleep(1.0)
+        return False
+
+    def _watch(self, proc: subprocess.Popen[bytes], shipper: RunShipper) -> Outcome:
+        thread = ShipperThread(shipper, self.settings.ship_interval_seconds)
+        thread.start()
+        cancelled = stopped = False
+        while proc.poll() is None:
+            if self._cancelled() or self.stopping.is_set():
+                stopped = self.stopping.is_set() and not self.cancel.is_set()
+                cancelled = not stopped
+                launcher.terminate(proc, self.settings.cancel_grace_seconds)
+                break
+            time.sleep(0.05)
+        returncode = proc.wait()
+        # Give any rank that outlived torchrun a last chance to be seen, then make sure.
+        if launcher.group_alive(proc.pid):
+            launcher.terminate(proc, self.settings.cancel_grace_seconds)
+        thread.stop()
+        self._ship_final(shipper)
+        if stopped:
+            return Outcome(
+                "failed", "the worker stopped during the run; resume it from a checkpoint"
+            )
+        outcome = outcome_from(shipper.end_event, returncode, cancelled, self.log_path)
+        log.info(
+            "run %s attempt %s: %s (%s)", self.run_id, self.attempt, outcome.status, outcome.reason
+        )
+        return outcome
+
+
+def run_attempt(settings: Settings, run_id: str, attempt: int) -> Outcome | None:
+    """Entry point of the task: SIGTERM to the pool process (worker shutdown) stops the run cleanly."""
+    api = WorkerApi(settings.effective_api_url, settings.secret("worker_token"))
+    runner = RunAttempt(settings, api, run_id, attempt)
+
+    def _on_term(signum: int, frame: FrameType | None) -> None:
+        runner.stopping.set()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_term) if in_main_thread else None
+    try:
+        return runner.execute()
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        api.close()

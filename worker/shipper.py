@@ -1,0 +1,157 @@
+"""Tail a run's events.jsonl and log file and ship new data to the API in batches.
+
+Offsets advance only after the API acknowledged a batch, so a failed POST is simply retried
+from the same place (the API is idempotent on event seq and log byte offset).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from worker.api_client import ApiUnavailable, Conflict, WorkerApi
+
+log = logging.getLogger(__name__)
+
+#: Upper bound of one log POST, so a burst of output never makes a huge request.
+MAX_LOG_CHUNK = 256 * 1024
+MAX_EVENTS_PER_BATCH = 500
+
+
+def _complete_utf8(data: bytes) -> bytes:
+    """``data`` without a trailing, incomplete UTF-8 sequence (it ships with the next batch)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0b1100_0000 == 0b1000_0000:
+            continue  # continuation byte: keep looking for the lead byte
+        if byte & 0b1000_0000 == 0:
+            return data  # ASCII: complete
+        need = 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+        return data if back >= need else data[:-back]
+    return data
+
+
+class RunShipper:
+    """Ships one attempt's events and log; ``ship_once`` is called by a thread or at the end."""
+
+    def __init__(
+        self,
+        api: WorkerApi,
+        run_id: str,
+        attempt: int,
+        events_path: Path,
+        log_path: Path,
+        *,
+        events_offset: int = 0,
+        on_cancel: Callable[[], None] | None = None,
+    ) -> None:
+        self.api, self.run_id, self.attempt = api, run_id, attempt
+        self.events_path, self.log_path = events_path, log_path
+        #: Byte offset in events.jsonl: earlier attempts' lines are not re-shipped.
+        self.events_offset = events_offset
+        self.log_offset = 0
+        self.on_cancel = on_cancel
+        self.end_event: dict[str, Any] | None = None
+        self.events_shipped = 0
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def _note(self, answer: dict[str, Any]) -> None:
+        if answer.get("cancel_requested") and self.on_cancel is not None:
+            self.on_cancel()
+
+    def _ship_events(self) -> bool:
+        if not self.events_path.exists():
+            return False
+        with open(self.events_path, "rb") as f:
+            f.seek(self.events_offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # only whole lines; a half-written one waits
+        if end == 0:
+            return False
+        events: list[dict[str, Any]] = []
+        consumed = 0
+        for raw in data[:end].splitlines(keepends=True):
+            if len(events) >= MAX_EVENTS_PER_BATCH:
+                break
+            consumed += len(raw)
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning(
+                    "run %s: skipping a malformed events.jsonl line: %r", self.run_id, line[:200]
+                )
+                continue
+            events.append(event)
+        if events:
+            answer = self.api.events(self.run_id, self.attempt, events)
+            self._note(answer)
+            self.events_shipped += len(events)
+            for event in events:
+                if event.get("kind") == "end":
+                    self.end_event = event
+        self.events_offset += consumed
+        return True
+
+    def _ship_log(self) -> bool:
+        if not self.log_path.exists():
+            return False
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            data = f.read(MAX_LOG_CHUNK)
+        chunk = _complete_utf8(data)
+        if not chunk:
+            return False
+        answer = self.api.logs(
+            self.run_id, self.attempt, self.log_offset, chunk.decode("utf-8", "replace")
+        )
+        self._note(answer)
+        accepted = answer.get("accepted_until")
+        # The API may already hold more (a retry after a lost answer): trust what it acknowledged.
+        self.log_offset = max(self.log_offset + len(chunk), int(accepted or 0))
+        return True
+
+    def ship_once(self) -> bool:
+        """Ship whatever is new; True if something was sent (call again to drain)."""
+        with self._lock:
+            try:
+                sent_events = self._ship_events()
+                sent_log = self._ship_log()
+            except (ApiUnavailable, Conflict) as exc:
+                self.last_error = str(exc)
+                log.warning("run %s: shipping failed: %s", self.run_id, exc)
+                return False
+            return sent_events or sent_log
+
+    def drain(self, max_rounds: int = 10_000) -> None:
+        """Ship everything on disk (after the process exited)."""
+        for _ in range(max_rounds):
+            if not self.ship_once():
+                return
+
+
+class ShipperThread(threading.Thread):
+    """Calls ``ship_once`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, shipper: RunShipper, interval: float) -> None:
+        super().__init__(name=f"ship-{shipper.run_id}", daemon=True)
+        self.shipper, self.interval = shipper, interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            # Drain bursts at once rather than one batch per tick.
+            while self.shipper.ship_once() and not self._stop_event.is_set():
+                pass
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
