@@ -106,7 +106,7 @@ def check(lock: Path, project: str, extras: set[str], cuda: bool, no_torch: bool
         if torch is None:
             problems.append("torch is not installed")
         else:
-            import torch as t  # noqa: PLC0415 - only in the worker image
+            import torch as t  # only in the worker image
 
             if not t.version.cuda:
                 problems.append(f"torch {t.__version__} is not a CUDA build")

@@ -98,7 +98,11 @@ def check_broker(url: str | None) -> str:
         stream.settimeout(TIMEOUT)
         if parts.password:
             user = unquote(parts.username or "")
-            auth = ("AUTH", user, unquote(parts.password)) if user else ("AUTH", unquote(parts.password))
+            auth = (
+                ("AUTH", user, unquote(parts.password))
+                if user
+                else ("AUTH", unquote(parts.password))
+            )
             stream.sendall(_resp_command(*auth))
             reply = _read_line(stream)
             if reply != b"+OK":
