@@ -1,0 +1,94 @@
+"""Launch a tiny run from the generated form and watch it live: status, charts, logs, checkpoints."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.ui_helpers import CANVAS_INK, STATUS_RECORDER, UI, browser, built_frontend, screenshot, ui, wait_until  # noqa: F401
+
+ORDER = ["queued", "starting", "running", "succeeded"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa: F811
+    page = ui.page
+    page.add_init_script(STATUS_RECORDER)
+    ui.goto("/launch")
+
+    # The form is generated from the schema: five sections, advanced fields collapsed.
+    for section in ("Model", "Data", "Method", "Training", "Launch"):
+        page.locator("fieldset legend", has_text=re.compile(f"^{section}$")).wait_for()
+    assert not page.locator("[data-section=training] details").get_attribute("open")
+    assert not page.get_by_label("Max grad norm", exact=True).is_visible()
+
+    # "Tiny demo" is the default preset; its paths come from the server.
+    assert page.get_by_label("Tiny demo").is_checked()
+    assert page.get_by_label("Base model", exact=True).input_value().endswith("tiny-llama")
+    # The pickers list what the API found under the allowed roots.
+    assert page.get_by_label(re.compile(r"^Base model: pick one of [1-9]")).count() == 1
+
+    page.get_by_label("Run name").fill("ui tiny demo")
+    page.get_by_label("Max steps", exact=True).fill("16")
+    page.get_by_label("Log every N steps").fill("2")
+    page.get_by_label("Checkpoint every N steps").fill("8")
+    page.get_by_label("Evaluate every N steps").fill("8")
+
+    # The live torchrun preview follows the form.
+    preview = page.get_by_test_id("command-preview")
+    wait_until(lambda: "--max_steps 16" in preview.inner_text() or "--max_steps=16" in preview.inner_text(), 10, what="preview with max_steps 16")
+    assert "torch.distributed.run" in preview.inner_text() or "torchrun" in preview.inner_text()
+    screenshot(page, "launch")
+
+    page.get_by_role("button", name="Launch run").click()
+    page.wait_for_url(re.compile(r"#/runs/[^/?]+$"))
+    run_id = page.url.rsplit("/", 1)[-1]
+    page.locator(".page-head .badge[data-status=succeeded]").wait_for(timeout=120_000)
+
+    seen = page.evaluate("window.__statuses")
+    assert seen[-1] == "succeeded", seen
+    assert "running" in seen, seen
+    assert seen == sorted(seen, key=ORDER.index), f"statuses out of order: {seen}"
+    assert seen[0] in ("queued", "starting"), seen
+
+    # Charts are drawn: points in the data and coloured pixels on the canvas.
+    loss = page.get_by_test_id("chart-loss")
+    wait_until(lambda: int(loss.get_attribute("data-points") or 0) >= 4, 20, what="loss points")
+    assert loss.evaluate(CANVAS_INK) > 50
+    lr = page.get_by_test_id("chart-lr")
+    assert int(lr.get_attribute("data-points") or 0) >= 4
+    eval_chart = page.get_by_test_id("chart-eval")
+    wait_until(lambda: int(eval_chart.get_attribute("data-points") or 0) >= 2, 20, what="eval points")
+
+    # Log lines are shown, from the real training process.
+    log = page.get_by_test_id("log")
+    wait_until(lambda: log.locator(".log-line").count() > 5, 20, what="log lines")
+
+    # Checkpoints: step 8 and 16 were saved (keep limit 2).
+    table = page.get_by_test_id("checkpoints")
+    wait_until(lambda: table.locator("tbody tr").count() >= 1, 20, what="checkpoint rows")
+    assert "checkpoint-16" in table.inner_text()
+    assert table.get_by_role("link", name="Download").count() >= 1
+
+    # The config panel shows the command the worker ran.
+    assert "16" in page.get_by_test_id("run-command").inner_text()
+
+    # The x-axis switches to tokens seen and the log scale toggles without losing data.
+    page.get_by_label("by tokens seen").check()
+    page.get_by_label("log scale").check()
+    wait_until(lambda: int(loss.get_attribute("data-points") or 0) >= 4, 5, what="loss points after toggles")
+    assert loss.evaluate(CANVAS_INK) > 50
+    page.get_by_label("by step").check()
+    page.get_by_label("log scale").uncheck()
+    screenshot(page, "run")
+
+    # The runs list shows it with its numbers.
+    ui.goto("/runs")
+    row = page.locator(f"tr[data-run-id='{run_id}']")
+    row.wait_for()
+    assert row.get_attribute("data-status") == "succeeded"
+    assert "16/16" in row.inner_text()
+    assert "LoRA" in row.inner_text()
