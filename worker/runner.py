@@ -52,8 +52,8 @@ class RunPaths:
         return self.run_dir / "output"
 
     @property
-    def cache_dir(self) -> Path:
-        return self.run_dir / "cache"
+    def ds_config(self) -> Path:
+        return self.run_dir / "ds_config.json"
 
     @property
     def events(self) -> Path:
@@ -182,6 +182,8 @@ class RunAttempt:
         self.run_id, self.attempt = check_run_id(run_id), attempt
         self.registry = Registry.for_settings(settings)
         self.paths = RunPaths(settings.runs_dir / run_id)
+        # Shared by all runs (as the API's command preview shows): a corpus is tokenized once.
+        self.cache_dir = settings.resolved_data_dir / "cache"
         self.log_path = self.paths.log(attempt)
         self.cancel = threading.Event()
         self.stopping = threading.Event()  # the worker itself is shutting down
@@ -256,7 +258,7 @@ class RunAttempt:
         except ValueError as exc:
             raise Refused(f"invalid run config: {str(exc).splitlines()[0]}") from exc
         paths = self.paths
-        for d in (paths.output_dir, paths.cache_dir, self.log_path.parent):
+        for d in (paths.output_dir, self.cache_dir, self.log_path.parent):
             d.mkdir(parents=True, exist_ok=True)
         (paths.run_dir / "config.json").write_text(
             json.dumps(config.model_dump(mode="json"), indent=2)
@@ -267,8 +269,8 @@ class RunAttempt:
             name = DEEPSPEED_FILES[config.launch.deepspeed]
             if not (DS_CONFIG_DIR / name).is_file():
                 raise Refused(f"DeepSpeed config {name} is missing on this worker")
-            shutil.copyfile(DS_CONFIG_DIR / name, paths.run_dir / name)
-            ds_config = str(paths.run_dir / name)
+            shutil.copyfile(DS_CONFIG_DIR / name, paths.ds_config)
+            ds_config = str(paths.ds_config)
 
         gpus = gpu.list_gpus()
         if self.settings.use_cpu is False and not gpus:
@@ -283,7 +285,7 @@ class RunAttempt:
             return None  # cancelled while waiting for GPUs
         ctx = LaunchContext(
             output_dir=str(paths.output_dir),
-            data_cache_dir=str(paths.cache_dir),
+            data_cache_dir=str(self.cache_dir),
             deepspeed_config=ds_config,
             use_cpu=use_cpu,
             python=sys.executable,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,19 @@ console = Console()
 err = Console(stderr=True)
 
 
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _scalar(raw: str) -> Any:
+    """A YAML scalar; also ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``, people type ``1e-3``)."""
+    if not raw.strip():
+        return None
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        return float(value)
+    return value
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``["training.max_steps=12", "launch.deepspeed=none"]`` → nested dict, values as YAML scalars."""
     out: dict[str, Any] = {}
@@ -27,7 +41,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise CliError(f"--set {item!r}: use key.path=value, e.g. training.max_steps=100")
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _scalar(raw)
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
