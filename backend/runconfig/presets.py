@@ -10,7 +10,11 @@ from backend.runconfig.schema import deep_merge
 #: The seed's example command, field for field (paths left for the user).
 SEED_LORA: dict[str, Any] = {
     "model": {"torch_dtype": "float16"},
-    "data": {"validation_split_percentage": 0.001, "block_size": 512, "preprocessing_num_workers": 8},
+    "data": {
+        "validation_split_percentage": 0.001,
+        "block_size": 512,
+        "preprocessing_num_workers": 8,
+    },
     "method": {
         "finetuning_type": "lora",
         "lora_rank": 8,
@@ -63,7 +67,11 @@ def tiny_demo(demo_dir: Path) -> dict[str, Any]:
             "tokenizer_name_or_path": str(demo_dir / "tokenizer-extended"),
             "torch_dtype": "float32",
         },
-        "data": {"dataset_dir": str(demo_dir / "corpus"), "block_size": 64, "validation_split_percentage": 0.1},
+        "data": {
+            "dataset_dir": str(demo_dir / "corpus"),
+            "block_size": 64,
+            "validation_split_percentage": 0.1,
+        },
         "method": {
             "finetuning_type": "lora",
             "trainable": "q_proj,v_proj",

@@ -74,11 +74,14 @@ class DataSection(_Section):
     dataset_dir: str | None = Field(
         default=None,
         title="Dataset directory",
-        description="Directory of .txt and .jsonl ({\"text\": ...}) files.",
+        description='Directory of .txt and .jsonl ({"text": ...}) files.',
         json_schema_extra={"picker": "dataset"},
     )
     train_file: str | None = Field(
-        default=None, title="Train file", description="A single text file.", json_schema_extra=_adv()
+        default=None,
+        title="Train file",
+        description="A single text file.",
+        json_schema_extra=_adv(),
     )
     validation_file: str | None = Field(
         default=None,
@@ -174,7 +177,7 @@ class TrainingSection(_Section):
     extra_args: list[str] = Field(
         default_factory=list,
         title="Extra pretrain.py flags",
-        description="Further flags passed through as argv items, e.g. [\"--optim\", \"adamw_torch\"].",
+        description='Further flags passed through as argv items, e.g. ["--optim", "adamw_torch"].',
         json_schema_extra=_adv(),
     )
 

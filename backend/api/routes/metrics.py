@@ -1,0 +1,78 @@
+"""A run's metric series, raw events and log text (all read from the database)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from backend.api.deps import SessionDep, require_api_token
+from backend.api.routes.common import AUTH, NOT_FOUND
+from backend.models import EventPublic
+from backend.services import queries, runs
+
+router = APIRouter(
+    tags=["metrics"], dependencies=[Depends(require_api_token)], responses={**AUTH, **NOT_FOUND}
+)
+
+
+class Series(BaseModel):
+    step: list[int]
+    value: list[float]
+    tokens_seen: list[float | None]
+    time: list[float | None]
+
+
+class Metrics(BaseModel):
+    series: dict[str, Series]
+    keys: list[str]
+
+
+class LogText(BaseModel):
+    attempt: int
+    offset: int
+    next_offset: int
+    size: int
+    text: str
+
+
+@router.get("/runs/{run_id}/metrics", response_model=Metrics)
+def get_metrics(
+    run_id: str,
+    session: SessionDep,
+    keys: Annotated[
+        str | None, Query(max_length=2000, description="Comma-separated, e.g. loss,eval_loss")
+    ] = None,
+    step_min: Annotated[int | None, Query()] = None,
+    step_max: Annotated[int | None, Query()] = None,
+    max_points: Annotated[int, Query(ge=10, le=100_000)] = 1000,
+    attempt: Annotated[int | None, Query(ge=1)] = None,
+) -> Any:
+    run = runs.get_run(session, run_id)
+    wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
+    return queries.metric_series(session, run, wanted, step_min, step_max, max_points, attempt)
+
+
+@router.get("/runs/{run_id}/events", response_model=list[EventPublic])
+def get_events(
+    run_id: str,
+    session: SessionDep,
+    after_seq: Annotated[int, Query()] = -1,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> Any:
+    runs.get_run(session, run_id)
+    return queries.events_after(session, run_id, after_seq, limit)
+
+
+@router.get("/runs/{run_id}/logs", response_model=LogText)
+def get_logs(
+    run_id: str,
+    session: SessionDep,
+    offset: Annotated[int, Query(ge=0, description="Byte offset in the attempt's log")] = 0,
+    limit: Annotated[int, Query(ge=1, le=4 * 1024 * 1024, description="Bytes")] = 65536,
+    tail: Annotated[int | None, Query(ge=0, le=100_000, description="Last N lines")] = None,
+    attempt: Annotated[int | None, Query(ge=1, description="Default: the current one")] = None,
+) -> Any:
+    run = runs.get_run(session, run_id)
+    return queries.log_slice(session, run_id, attempt or run.attempt, offset, limit, tail)

@@ -1,0 +1,130 @@
+"""Runs: list, create, preview, show, delete, cancel, resume, clone, command."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel
+
+from backend.api.deps import SessionDep, SettingsDep, require_api_token
+from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
+from backend.core.db import write_session
+from backend.models import (
+    ACTIVE_STATUSES,
+    RunClone,
+    RunCreate,
+    RunList,
+    RunPublic,
+    RunResume,
+    RunStatus,
+)
+from backend.runconfig.schema import RunConfig
+from backend.services import runs
+from backend.services.notify import publish_run
+from backend.services.recovery import send_and_mark
+
+router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_token)], responses=AUTH)
+
+
+class Command(BaseModel):
+    argv: list[str]
+    command: str
+
+
+class Preview(Command):
+    config: dict[str, Any]
+
+
+@router.get("/runs", response_model=RunList)
+def list_runs(
+    session: SessionDep,
+    status_: Annotated[list[RunStatus] | None, Query(alias="status")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in name, id, model")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RunList:
+    items, total = runs.list_runs(session, status_, q, limit, offset)
+    return RunList(items=[runs.to_public(r) for r in items], total=total)
+
+
+@router.post("/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
+def create_run(body: RunCreate, settings: SettingsDep) -> RunPublic:
+    with write_session(settings) as session:
+        run = runs.create_run(settings, session, body)
+        session.commit()
+    send_and_mark(settings, run.id, run.attempt, run.queue)
+    publish_run(run)
+    return runs.to_public(run)
+
+
+@router.post("/runs/preview", response_model=Preview)
+def preview_run(body: RunCreate, settings: SettingsDep) -> Preview:
+    config = runs.build_config(settings, body.preset, body.config)
+    cmd = runs.command_for(settings, "r-preview", config)
+    return Preview(**cmd, config=config.model_dump(mode="json"))
+
+
+@router.get("/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
+def get_run(run_id: str, session: SessionDep) -> RunPublic:
+    return runs.to_public(runs.get_run(session, run_id))
+
+
+@router.delete(
+    "/runs/{run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def delete_run(run_id: str, settings: SettingsDep) -> Response:
+    with write_session(settings) as session:
+        run = runs.get_run(session, run_id, for_update=True)
+        runs.delete_run(settings, session, run)
+        session.commit()
+    runs.remove_run_dir(settings, run_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunPublic, responses={**NOT_FOUND, **CONFLICT})
+def cancel_run(run_id: str, settings: SettingsDep) -> RunPublic:
+    with write_session(settings) as session:
+        run = runs.get_run(session, run_id, for_update=True)
+        runs.cancel_run(run)
+        session.commit()
+    publish_run(run)
+    return runs.to_public(run)
+
+
+@router.post("/runs/{run_id}/resume", response_model=RunPublic, responses={**NOT_FOUND, **CONFLICT})
+def resume_run(run_id: str, settings: SettingsDep, body: RunResume | None = None) -> RunPublic:
+    with write_session(settings) as session:
+        run = runs.get_run(session, run_id, for_update=True)
+        runs.resume_run(session, run, (body or RunResume()).checkpoint)
+        session.commit()
+    send_and_mark(settings, run.id, run.attempt, run.queue)
+    publish_run(run)
+    return runs.to_public(run)
+
+
+@router.post(
+    "/runs/{run_id}/clone",
+    response_model=RunPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=NOT_FOUND,
+)
+def clone_run(run_id: str, settings: SettingsDep, body: RunClone | None = None) -> RunPublic:
+    with write_session(settings) as session:
+        source = runs.get_run(session, run_id)
+        run = runs.clone_run(settings, session, source, body or RunClone())
+        session.commit()
+    send_and_mark(settings, run.id, run.attempt, run.queue)
+    publish_run(run)
+    return runs.to_public(run)
+
+
+@router.get("/runs/{run_id}/command", response_model=Command, responses=NOT_FOUND)
+def run_command(run_id: str, session: SessionDep, settings: SettingsDep) -> Command:
+    run = runs.get_run(session, run_id)
+    config = RunConfig.model_validate(run.config)
+    resume = runs.resume_path(session, run) if run.status in ACTIVE_STATUSES else None
+    return Command(**runs.command_for(settings, run.id, config, resume))

@@ -1,0 +1,51 @@
+"""``GET /api/workers``: the GPU boxes, from their heartbeats."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from backend.api.deps import SessionDep, SettingsDep, require_api_token
+from backend.api.routes.common import AUTH
+from backend.models import Worker, utcnow
+
+router = APIRouter(tags=["workers"], dependencies=[Depends(require_api_token)], responses=AUTH)
+
+
+class WorkerPublic(BaseModel):
+    name: str
+    host: str
+    queue: str
+    concurrency: int
+    gpus: list[dict[str, Any]]
+    cpu_only: bool
+    current_runs: list[str]
+    last_heartbeat: datetime
+    alive: bool
+
+
+@router.get("/workers", response_model=list[WorkerPublic])
+def list_workers(session: SessionDep, settings: SettingsDep) -> list[WorkerPublic]:
+    now = utcnow()
+    limit = timedelta(seconds=settings.worker_lost_seconds)
+    out = []
+    for w in session.exec(select(Worker).order_by(col(Worker.name))):
+        beat = w.last_heartbeat if w.last_heartbeat.tzinfo else w.last_heartbeat.replace(tzinfo=UTC)
+        out.append(
+            WorkerPublic(
+                name=w.name,
+                host=w.host,
+                queue=w.queue,
+                concurrency=w.concurrency,
+                gpus=w.gpus,
+                cpu_only=w.cpu_only,
+                current_runs=w.current_runs,
+                last_heartbeat=beat,
+                alive=now - beat <= limit,
+            )
+        )
+    return out

@@ -1,0 +1,120 @@
+"""The FastAPI app: routers under /api, error mapping, lifespan, and the built frontend at /."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
+
+from backend import __version__
+from backend.api.routes import (
+    checkpoints,
+    health,
+    internal,
+    meta,
+    metrics,
+    runs,
+    stream,
+    workers,
+)
+from backend.core.config import Settings, get_settings
+from backend.core.db import init_db
+from backend.services.bus import bus
+from backend.services.errors import Conflict, NotFound
+from backend.services.recovery import loop_interval, recovery_loop
+from backend.services.validation import ConfigInvalid, friendlier
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Readable, unique ids for generated clients: ``runs-create_run``."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def _ensure_dirs(settings: Settings) -> None:
+    for path in (
+        settings.resolved_data_dir,
+        settings.runs_dir,
+        settings.resolved_data_dir / "cache",
+    ):
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _ensure_dirs(settings)
+        await asyncio.to_thread(init_db, settings)
+        bus.attach(asyncio.get_running_loop())
+        task = asyncio.create_task(recovery_loop(settings, loop_interval(settings)))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def not_found(_req: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_req: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": jsonable_encoder(friendlier(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(ConfigInvalid)
+    async def invalid(_req: Request, exc: ConfigInvalid) -> JSONResponse:
+        return JSONResponse({"detail": exc.errors}, status_code=422)
+
+
+def _mount_frontend(app: FastAPI, dist: Path) -> None:
+    """Serve the built SPA: real files as they are, any other non-/api path gets index.html."""
+    index = dist / "index.html"
+    root = dist.resolve()
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def spa(path: str) -> Response:
+        if path == "api" or path.startswith("api/"):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        target = (root / path).resolve()
+        if path and target.is_file() and target.is_relative_to(root):
+            return FileResponse(target)
+        return FileResponse(index)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="cpt-panel",
+        version=__version__,
+        description="Control panel for continual pretraining of LLMs.",
+        lifespan=_lifespan(settings),
+        generate_unique_id_function=_operation_id,
+    )
+    _add_error_handlers(app)
+    # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
+    for module in (health, stream, runs, metrics, checkpoints, workers, meta, internal):
+        app.include_router(module.router, prefix="/api")
+    dist = settings.frontend_dist or ROOT / "frontend" / "dist"
+    if (dist / "index.html").is_file():
+        _mount_frontend(app, dist)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,235 @@
+"""Database tables and API shapes (layered like full-stack-fastapi-template).
+
+``RunBase`` holds what a user sets; ``RunCreate`` is the request body, ``RunPublic`` the answer,
+``Run`` the table. Events, log chunks, checkpoints and worker heartbeats are plain tables.
+Timestamps are stored as UTC; SQLite returns them naive, so ``RunPublic`` re-attaches UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import field_validator
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _tz() -> Any:
+    return DateTime(timezone=True)
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    starting = "starting"
+    running = "running"
+    cancelling = "cancelling"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+ACTIVE_STATUSES = frozenset(
+    {RunStatus.queued, RunStatus.starting, RunStatus.running, RunStatus.cancelling}
+)
+#: Statuses in which a worker process exists (the recovery loop watches these).
+WORKER_STATUSES = frozenset({RunStatus.starting, RunStatus.running, RunStatus.cancelling})
+TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+class RunBase(SQLModel):
+    name: str = Field(default="", max_length=200)
+    preset: str | None = Field(default=None, max_length=64)
+
+
+class RunCreate(SQLModel):
+    """Body of ``POST /api/runs`` and ``POST /api/runs/preview``."""
+
+    name: str | None = Field(default=None, max_length=200)
+    preset: str | None = Field(default=None, max_length=64)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+
+
+class RunClone(SQLModel):
+    name: str | None = Field(default=None, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+
+
+class RunResume(SQLModel):
+    checkpoint: str = Field(default="last", max_length=200, description='"last" or "checkpoint-N"')
+
+    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+
+
+class _RunProgress(SQLModel):
+    step: int | None = None
+    max_steps: int | None = None
+    epoch: float | None = None
+    tokens_seen: int | None = Field(default=None, sa_type=BigInteger)
+    tokens_per_second: float | None = None
+    loss: float | None = None
+    eval_loss: float | None = None
+    perplexity: float | None = None
+
+
+class RunPublic(RunBase, _RunProgress):
+    id: str
+    status: RunStatus
+    status_reason: str | None = None
+    config: dict[str, Any]
+    method: str
+    model: str
+    queue: str
+    attempt: int
+    worker: str | None = None
+    resume_from: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+    eta_seconds: float | None = None
+    output_dir: str
+
+    @field_validator("created_at", "started_at", "finished_at", "updated_at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class RunList(SQLModel):
+    items: list[RunPublic]
+    total: int
+
+
+class Run(RunBase, _RunProgress, table=True):
+    __tablename__ = "runs"
+
+    id: str = Field(primary_key=True, max_length=32)
+    status: str = Field(default=RunStatus.queued, max_length=16, index=True)
+    status_reason: str | None = Field(default=None, max_length=2000)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    method: str = Field(default="lora", max_length=16)
+    model: str = Field(default="scratch", max_length=200)
+    queue: str = Field(default="gpu", max_length=64)
+    attempt: int = Field(default=1)
+    worker: str | None = Field(default=None, max_length=200)
+    pid: int | None = None
+    resume_from: str | None = Field(default=None, max_length=200)
+    output_dir: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    started_at: datetime | None = Field(default=None, sa_type=_tz())
+    finished_at: datetime | None = Field(default=None, sa_type=_tz())
+    updated_at: datetime | None = Field(default_factory=utcnow, sa_type=_tz())
+    #: Last time the worker said anything about this run (claim, status, events, logs).
+    last_seen_at: datetime | None = Field(default=None, sa_type=_tz())
+    #: When the Celery message was sent for the current attempt (None: to be (re)sent).
+    enqueued_at: datetime | None = Field(default=None, sa_type=_tz())
+    #: Remembered from the ``end`` event; the final status comes from the worker's status call.
+    end_status: str | None = Field(default=None, max_length=32)
+    end_reason: str | None = Field(default=None, max_length=2000)
+    #: ETA as computed at ``eta_at`` (at ingest); RunPublic subtracts the time since.
+    eta_seconds: float | None = None
+    eta_at: datetime | None = Field(default=None, sa_type=_tz())
+    tokens_per_step: int | None = Field(default=None, sa_type=BigInteger)
+
+
+# --- events, logs, checkpoints -------------------------------------------------------------
+
+
+class RunEvent(SQLModel, table=True):
+    """One line of events.jsonl, stored whole in ``data``."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (
+        UniqueConstraint("run_id", "attempt", "seq", name="uq_run_events_run_attempt_seq"),
+        Index("ix_run_events_run_seq", "run_id", "seq"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", max_length=32)
+    attempt: int
+    seq: int
+    kind: str = Field(max_length=32)
+    step: int | None = None
+    time: float | None = None
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class EventPublic(SQLModel):
+    seq: int
+    time: float | None
+    kind: str
+    step: int | None
+    attempt: int
+    data: dict[str, Any]
+
+
+class LogChunk(SQLModel, table=True):
+    """A piece of ``logs/attempt-N.log`` starting at byte ``offset``; ``length`` is in bytes."""
+
+    __tablename__ = "log_chunks"
+    __table_args__ = (
+        UniqueConstraint("run_id", "attempt", "offset", name="uq_log_chunks_run_attempt_offset"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", max_length=32)
+    attempt: int
+    offset: int = Field(sa_type=BigInteger)
+    length: int
+    text: str = Field(sa_type=Text)
+
+
+class Checkpoint(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_checkpoints_run_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", max_length=32, index=True)
+    attempt: int
+    name: str = Field(max_length=200)
+    step: int | None = None
+    path: str = Field(max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    #: Computed from disk on first listing, then cached (a checkpoint is written once).
+    size_bytes: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class CheckpointPublic(SQLModel):
+    name: str
+    step: int | None
+    created_at: datetime
+    size_bytes: int | None
+    eval_perplexity: float | None = None
+    eval_loss: float | None = None
+    attempt: int
+    path: str
+    exists: bool
+
+
+class Worker(SQLModel, table=True):
+    __tablename__ = "workers"
+
+    name: str = Field(primary_key=True, max_length=200)
+    host: str = Field(default="", max_length=200)
+    queue: str = Field(default="gpu", max_length=64)
+    concurrency: int = 1
+    cpu_only: bool = False
+    gpus: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    current_runs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    first_seen: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    last_heartbeat: datetime = Field(default_factory=utcnow, sa_type=_tz())

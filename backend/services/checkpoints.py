@@ -1,0 +1,144 @@
+"""Checkpoints of a run: listing (size from disk, eval joined by step) and tar streaming."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from backend.core.config import Settings
+from backend.models import Checkpoint, CheckpointPublic, Run, RunEvent
+from backend.services.errors import NotFound
+from backend.services.paths import is_under
+
+CHUNK = 1024 * 1024
+BLOCK = tarfile.BLOCKSIZE
+
+
+def _dir_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(root) / name).lstat().st_size
+    return total
+
+
+def local_dir(settings: Settings, ckpt: Checkpoint) -> Path | None:
+    """The checkpoint's directory if it is on this machine and under an allowed root."""
+    if not ckpt.path:
+        return None
+    path = Path(ckpt.path).resolve()
+    if not any(is_under(path, root) for root in settings.roots) or not path.is_dir():
+        return None
+    return path
+
+
+def list_checkpoints(settings: Settings, session: Session, run: Run) -> list[CheckpointPublic]:
+    ckpts = session.exec(
+        select(Checkpoint)
+        .where(Checkpoint.run_id == run.id)
+        .order_by(col(Checkpoint.step), col(Checkpoint.id))
+    ).all()
+    evals: dict[tuple[int, int | None], dict[str, object]] = {}
+    for attempt, step, data in session.exec(
+        select(RunEvent.attempt, RunEvent.step, RunEvent.data).where(
+            RunEvent.run_id == run.id, RunEvent.kind == "eval"
+        )
+    ):
+        evals[(attempt, step)] = dict(data)
+    out = []
+    dirty = False
+    for c in ckpts:
+        path = local_dir(settings, c)
+        if path is not None and c.size_bytes is None:
+            c.size_bytes = _dir_size(path)  # written once, so cache it
+            session.add(c)
+            dirty = True
+        ev = evals.get((c.attempt, c.step), {})
+        ppl, loss = ev.get("perplexity"), ev.get("eval_loss")
+        out.append(
+            CheckpointPublic(
+                name=c.name,
+                step=c.step,
+                created_at=c.created_at,
+                size_bytes=c.size_bytes,
+                eval_perplexity=ppl if isinstance(ppl, int | float) else None,
+                eval_loss=loss if isinstance(loss, int | float) else None,
+                attempt=c.attempt,
+                path=c.path,
+                exists=path is not None,
+            )
+        )
+    if dirty:
+        session.commit()
+    return out
+
+
+def get_checkpoint(session: Session, run_id: str, name: str) -> Checkpoint:
+    ckpt = session.exec(
+        select(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.name == name)
+    ).first()
+    if ckpt is None:
+        raise NotFound(f"run {run_id} has no checkpoint {name}")
+    return ckpt
+
+
+def tar_stream(root: Path, arcroot: str) -> Iterator[bytes]:
+    """A tar of ``root`` produced file by file in 1 MiB pieces (never the whole archive in memory).
+
+    Symlinks are stored as links, not followed, so nothing outside ``root`` leaks.
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        here = Path(dirpath)
+        # Symlinked directories are not descended into (os.walk default): store them as links.
+        links = [here / d for d in dirnames if (here / d).is_symlink()]
+        for path in [here, *links, *(here / f for f in sorted(filenames))]:
+            rel = path.relative_to(root)
+            name = arcroot if rel == Path(".") else f"{arcroot}/{rel.as_posix()}"
+            header = _header(path, name)
+            if header is None:
+                continue
+            yield header.tobuf(format=tarfile.PAX_FORMAT)
+            if header.isfile():
+                yield from _file_blocks(path, header.size)
+    yield b"\0" * (BLOCK * 2)
+
+
+def _header(path: Path, name: str) -> tarfile.TarInfo | None:
+    try:
+        st = path.lstat()
+    except OSError:
+        return None  # vanished meanwhile
+    info = tarfile.TarInfo(name)
+    info.mtime = int(st.st_mtime)
+    info.mode = st.st_mode & 0o7777
+    if path.is_symlink():
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+    elif path.is_dir():
+        info.type = tarfile.DIRTYPE
+    elif path.is_file():
+        info.size = st.st_size
+    else:
+        return None
+    return info
+
+
+def _file_blocks(path: Path, size: int) -> Iterator[bytes]:
+    sent = 0
+    with path.open("rb") as fh:
+        while sent < size:
+            data = fh.read(min(CHUNK, size - sent))
+            if not data:
+                break
+            sent += len(data)
+            yield data
+    if sent < size:  # the file shrank while we read it: keep the archive well-formed
+        yield b"\0" * (size - sent)
+    if size % BLOCK:
+        yield b"\0" * (BLOCK - size % BLOCK)

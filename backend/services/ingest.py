@@ -1,0 +1,288 @@
+"""What the worker ships: events.jsonl lines, log bytes, status reports, heartbeats.
+
+Inserts are idempotent at the database level (ON CONFLICT DO NOTHING on the unique keys), so a
+batch the worker re-sends after a lost answer never duplicates a row. Only the rows that are
+new update the run's progress and go out on the bus.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from backend.models import (
+    TERMINAL_STATUSES,
+    Checkpoint,
+    LogChunk,
+    Run,
+    RunEvent,
+    RunStatus,
+    Worker,
+    utcnow,
+)
+from backend.services import state_machine
+from backend.services.errors import Conflict
+
+#: Log events used for the steps-per-second ETA.
+ETA_WINDOW = 10
+
+
+def _insert(session: Session, model: type[Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(model)
+
+
+def _finite(value: Any) -> Any:
+    """JSON (and PostgreSQL) has no NaN/Infinity: keep them as the strings JS would print."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _int(value: Any) -> int | None:
+    num = _num(value)
+    return int(num) if num is not None else None
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+def store_events(
+    session: Session, run: Run, attempt: int, events: Sequence[dict[str, Any]]
+) -> list[RunEvent]:
+    """Insert the new events; returns only those that were not stored before, by seq."""
+    rows = []
+    for raw in events:
+        data = _finite(dict(raw))
+        rows.append(
+            {
+                "run_id": run.id,
+                "attempt": attempt,
+                "seq": int(data["seq"]),
+                "kind": str(data.get("kind", ""))[:32],
+                "step": _int(data.get("step")),
+                "time": _num(data.get("time")),
+                "data": data,
+            }
+        )
+    if not rows:
+        return []
+    stmt = (
+        _insert(session, RunEvent)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["run_id", "attempt", "seq"])
+        .returning(col(RunEvent.seq))
+    )
+    new_seqs = {int(s) for s in session.exec(stmt).scalars()}  # type: ignore[call-overload]
+    fresh = [RunEvent(**r) for r in rows if r["seq"] in new_seqs]
+    fresh.sort(key=lambda e: e.seq)
+    # Two rows with the same seq inside one batch: keep the first, like the database did.
+    seen: set[int] = set()
+    unique = [e for e in fresh if not (e.seq in seen or seen.add(e.seq))]  # type: ignore[func-returns-value]
+    if attempt == run.attempt:
+        for event in unique:
+            _apply(session, run, event)
+        _update_eta(session, run)
+    else:
+        for event in unique:
+            if event.kind == "checkpoint":
+                _upsert_checkpoint(session, run, event)
+    run.last_seen_at = run.updated_at = utcnow()
+    return unique
+
+
+def _apply(session: Session, run: Run, event: RunEvent) -> None:
+    """Fold one new event into the run's denormalised progress fields."""
+    data = event.data
+    if event.step is not None:
+        run.step = event.step
+    if event.kind == "start":
+        run.max_steps = _int(data.get("max_steps")) or run.max_steps
+        run.tokens_per_step = _int(data.get("tokens_per_step")) or run.tokens_per_step
+    elif event.kind == "log":
+        for name in ("loss", "epoch", "tokens_per_second"):
+            if name in data:
+                setattr(run, name, _num(data[name]))
+        if "tokens_seen" in data:
+            run.tokens_seen = _int(data["tokens_seen"])
+    elif event.kind == "eval":
+        run.eval_loss = _num(data.get("eval_loss"))
+        run.perplexity = _num(data.get("perplexity"))
+    elif event.kind == "checkpoint":
+        _upsert_checkpoint(session, run, event)
+    elif event.kind == "end":
+        run.end_status = str(data.get("status") or "")[:32] or None
+        run.end_reason = str(data.get("reason") or "")[:2000] or None
+        if _num(data.get("perplexity")) is not None:
+            run.perplexity = _num(data.get("perplexity"))
+
+
+def _upsert_checkpoint(session: Session, run: Run, event: RunEvent) -> None:
+    data = event.data
+    path = str(data.get("path") or "")
+    name = str(data.get("name") or (path.rstrip("/").rsplit("/", 1)[-1] if path else ""))
+    if not name:
+        return
+    values = {
+        "run_id": run.id,
+        "attempt": event.attempt,
+        "name": name[:200],
+        "step": event.step,
+        "path": path[:1000],
+        "created_at": datetime.fromtimestamp(event.time, utcnow().tzinfo)
+        if event.time
+        else utcnow(),
+        "size_bytes": None,
+    }
+    # A resumed attempt may write checkpoint-N again: the newest one wins.
+    stmt = (
+        _insert(session, Checkpoint)
+        .values(values)
+        .on_conflict_do_update(
+            index_elements=["run_id", "name"],
+            set_={k: values[k] for k in ("attempt", "step", "path", "created_at", "size_bytes")},
+        )
+    )
+    session.exec(stmt)  # type: ignore[call-overload]
+
+
+def _update_eta(session: Session, run: Run) -> None:
+    """Seconds left from the step rate over recent log events (or tokens/s as a fallback)."""
+    if not run.max_steps or run.step is None or run.status in TERMINAL_STATUSES:
+        run.eta_seconds = None
+        return
+    recent = session.exec(
+        select(RunEvent.step, RunEvent.time)
+        .where(RunEvent.run_id == run.id, RunEvent.attempt == run.attempt, RunEvent.kind == "log")
+        .order_by(col(RunEvent.seq).desc())
+        .limit(ETA_WINDOW)
+    ).all()
+    remaining = max(0, run.max_steps - run.step)
+    eta: float | None = None
+    points = [(s, t) for s, t in recent if s is not None and t is not None]
+    if len(points) >= 2:
+        (s1, t1), (s0, t0) = points[0], points[-1]
+        if s1 > s0 and t1 > t0:
+            eta = remaining * (t1 - t0) / (s1 - s0)
+    if eta is None and run.tokens_per_second and run.tokens_per_step:
+        eta = remaining * run.tokens_per_step / run.tokens_per_second
+    run.eta_seconds = eta
+    run.eta_at = utcnow() if eta is not None else None
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+
+def log_end(session: Session, run_id: str, attempt: int) -> int:
+    end = session.exec(
+        select(func.max(LogChunk.offset + LogChunk.length)).where(
+            LogChunk.run_id == run_id, LogChunk.attempt == attempt
+        )
+    ).one()
+    return int(end or 0)
+
+
+def store_log(
+    session: Session, run: Run, attempt: int, offset: int, text: str
+) -> tuple[int, LogChunk | None]:
+    """Store log bytes from ``offset``; returns (accepted_until, the new chunk or None)."""
+    end = log_end(session, run.id, attempt)
+    data = text.encode()
+    run.last_seen_at = utcnow()
+    if offset + len(data) <= end or not data:
+        return max(end, offset + len(data)), None  # a resend of what we have
+    if offset < end:
+        # Overlap: keep only the new tail (rare; only after a partial resend).
+        data = data[end - offset :]
+        offset = end
+        text = data.decode("utf-8", errors="replace")
+    stmt = (
+        _insert(session, LogChunk)
+        .values(run_id=run.id, attempt=attempt, offset=offset, length=len(data), text=text)
+        .on_conflict_do_nothing(index_elements=["run_id", "attempt", "offset"])
+        .returning(col(LogChunk.id))
+    )
+    inserted = session.exec(stmt).first()  # type: ignore[call-overload]
+    if inserted is None:
+        return log_end(session, run.id, attempt), None
+    chunk = LogChunk(run_id=run.id, attempt=attempt, offset=offset, length=len(data), text=text)
+    return offset + len(data), chunk
+
+
+# --- claim / status / heartbeat ------------------------------------------------------------------
+
+
+def claim(run: Run, attempt: int, worker: str) -> Run:
+    if run.attempt != attempt or run.status != RunStatus.queued:
+        raise Conflict(
+            f"run {run.id} is {run.status} at attempt {run.attempt}: "
+            f"attempt {attempt} cannot be claimed (cancelled meanwhile or already claimed)"
+        )
+    state_machine.transition(run, RunStatus.starting, f"claimed by {worker}", verb="claim")
+    run.worker = worker[:200]
+    run.last_seen_at = utcnow()
+    return run
+
+
+_DEFAULT_REASONS = {
+    RunStatus.failed: "the training process failed: see the log",
+    RunStatus.cancelled: "cancelled",
+    RunStatus.succeeded: "finished",
+}
+
+
+def report_status(
+    run: Run, attempt: int, status: RunStatus, reason: str | None, pid: int | None
+) -> bool:
+    """Apply the worker's status report; returns whether the status changed."""
+    if attempt != run.attempt:
+        raise Conflict(f"run {run.id} is at attempt {run.attempt}, not {attempt}: stop this one")
+    run.last_seen_at = utcnow()
+    if pid is not None:
+        run.pid = pid
+    if status == run.status:
+        return False  # a repeated report
+    if status == RunStatus.running and run.status == RunStatus.cancelling:
+        return False  # still stopping; the answer says cancel_requested
+    if status in TERMINAL_STATUSES:
+        reason = reason or run.end_reason or _DEFAULT_REASONS[status]
+    state_machine.transition(run, status, reason)
+    return True
+
+
+def cancel_requested(run: Run, attempt: int) -> bool:
+    # A stale attempt (the run was resumed meanwhile) must stop too.
+    return run.status == RunStatus.cancelling or attempt != run.attempt
+
+
+def heartbeat(session: Session, payload: dict[str, Any]) -> list[str]:
+    """Record a heartbeat; returns the ids of this worker's runs whose cancel was requested."""
+    name = str(payload["name"])
+    worker = session.get(Worker, name)
+    if worker is None:
+        worker = Worker(name=name)
+        session.add(worker)
+    for key in ("host", "queue", "concurrency", "cpu_only", "gpus", "current_runs"):
+        if key in payload and payload[key] is not None:
+            setattr(worker, key, payload[key])
+    worker.last_heartbeat = utcnow()
+    current = list(worker.current_runs or [])
+    stmt = select(Run.id).where(Run.status == RunStatus.cancelling)
+    cancelling = session.exec(stmt.where((col(Run.worker) == name) | col(Run.id).in_(current)))
+    return sorted(set(cancelling.all()))

@@ -1,0 +1,112 @@
+"""Crash recovery at the application level (never the broker's visibility timeout).
+
+Every few seconds: a run held by a worker that has gone silent for ``worker_lost_seconds`` is
+marked failed ("worker lost"), and runs still waiting for their Celery message get it (again).
+The worker's claim makes a repeated message harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from backend.core.config import Settings
+from backend.core.db import write_session
+from backend.models import WORKER_STATUSES, Run, RunStatus, Worker, utcnow
+from backend.services import enqueue, state_machine
+from backend.services.notify import publish_run
+
+log = logging.getLogger(__name__)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=utcnow().tzinfo)
+    return value
+
+
+def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]:
+    """Runs whose worker (and the run itself) has been silent too long → failed."""
+    now = now or utcnow()
+    limit = timedelta(seconds=settings.worker_lost_seconds)
+    failed: list[Run] = []
+    with write_session(settings) as session:
+        runs = session.exec(
+            select(Run).where(col(Run.status).in_([s.value for s in WORKER_STATUSES]))
+        ).all()
+        for run in runs:
+            beats = [_aware(run.last_seen_at), _aware(run.started_at)]
+            worker = session.get(Worker, run.worker) if run.worker else None
+            if worker is not None:
+                beats.append(_aware(worker.last_heartbeat))
+            last = max((b for b in beats if b is not None), default=None)
+            if last is not None and now - last <= limit:
+                continue
+            silent = (now - last).total_seconds() if last else float("inf")
+            state_machine.transition(
+                run,
+                RunStatus.failed,
+                f"worker lost: no word from {run.worker or 'the worker'} for {silent:.0f} s "
+                "(it crashed or lost the network); resume from the last checkpoint",
+            )
+            failed.append(run)
+        session.commit()
+    for run in failed:
+        publish_run(run)
+    return [r.id for r in failed]
+
+
+def send_pending(settings: Settings, *, all_queued: bool = False) -> list[str]:
+    """Send the Celery message of queued runs that have none yet (or all queued: at startup)."""
+    with read_session(settings) as session:
+        stmt = select(Run).where(Run.status == RunStatus.queued)
+        if not all_queued:
+            # Leave a just-created run to the request that created it (it sends at once).
+            settled = utcnow() - timedelta(seconds=3)
+            stmt = stmt.where(col(Run.enqueued_at).is_(None), col(Run.updated_at) < settled)
+        pending = [
+            (r.id, r.attempt, r.queue) for r in session.exec(stmt.order_by(col(Run.created_at)))
+        ]
+    sent: list[str] = []
+    for run_id, attempt, queue in pending:
+        if send_and_mark(settings, run_id, attempt, queue):
+            sent.append(run_id)
+    return sent
+
+
+def send_and_mark(settings: Settings, run_id: str, attempt: int, queue: str) -> bool:
+    try:
+        enqueue.send_run(settings, run_id, attempt, queue)
+    except Exception as exc:  # broker down: stay unmarked, the loop tries again
+        log.warning("could not enqueue run %s: %s", run_id, exc)
+        return False
+    with write_session(settings) as session:
+        run = session.get(Run, run_id)
+        if run is not None and run.attempt == attempt:
+            run.enqueued_at = utcnow()
+            session.commit()
+    return True
+
+
+def read_session(settings: Settings) -> Session:
+    from backend.core.db import get_engine
+
+    return Session(get_engine(settings), expire_on_commit=False)
+
+
+async def recovery_loop(settings: Settings, interval: float) -> None:
+    await asyncio.to_thread(send_pending, settings, all_queued=True)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(fail_lost_runs, settings)
+            await asyncio.to_thread(send_pending, settings)
+        except Exception:  # keep the loop alive through a database hiccup
+            log.exception("recovery loop iteration failed")
+
+
+def loop_interval(settings: Settings) -> float:
+    return max(0.5, min(5.0, settings.worker_lost_seconds / 4))

@@ -1,0 +1,297 @@
+"""Runs: create (preset + deep merge + validation), clone, resume, cancel, delete, show."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlmodel import Session, col, func, or_, select
+
+from backend.core.config import Settings
+from backend.models import (
+    ACTIVE_STATUSES,
+    WORKER_STATUSES,
+    Checkpoint,
+    Run,
+    RunClone,
+    RunCreate,
+    RunPublic,
+    RunStatus,
+    utcnow,
+)
+from backend.runconfig.argv import LaunchContext, display_command, torchrun_argv
+from backend.runconfig.presets import PRESET_LABELS, preset_config
+from backend.runconfig.schema import RunConfig, deep_merge
+from backend.services import state_machine
+from backend.services.errors import Conflict, NotFound
+from backend.services.paths import PathNotAllowed, is_under, resolve_allowed
+from backend.services.validation import ConfigInvalid, config_errors, error
+
+#: Which kind of filesystem object each path field must be.
+_DIR_FIELDS = {("data", "dataset_dir"), ("method", "peft_path")}
+_FILE_FIELDS = {("data", "train_file"), ("data", "validation_file")}
+
+
+# --- locations ------------------------------------------------------------------------------
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    return settings.runs_dir / run_id
+
+
+def output_dir(settings: Settings, run_id: str) -> Path:
+    return run_dir(settings, run_id) / "output"
+
+
+def launch_context(
+    settings: Settings, run_id: str, resume_path: str | None = None
+) -> LaunchContext:
+    """Where the worker will put things for this run (the data dir as seen by the API)."""
+    rdir = run_dir(settings, run_id)
+    return LaunchContext(
+        output_dir=str(rdir / "output"),
+        data_cache_dir=str(settings.resolved_data_dir / "cache"),
+        deepspeed_config=str(rdir / "ds_config.json"),
+        resume_from_checkpoint=resume_path,
+        run_id=run_id,
+    )
+
+
+def command_for(
+    settings: Settings, run_id: str, config: RunConfig, resume: str | None = None
+) -> dict[str, Any]:
+    argv = torchrun_argv(config, launch_context(settings, run_id, resume))
+    return {"argv": argv, "command": display_command(argv)}
+
+
+# --- config validation -----------------------------------------------------------------------
+
+
+def _preset_dict(settings: Settings, preset: str | None) -> dict[str, Any]:
+    base: dict[str, Any] = {"launch": {"queue": settings.queue}}
+    if preset is None:
+        return base
+    try:
+        return deep_merge(base, preset_config(preset, settings.demo_dir))
+    except KeyError:
+        known = ", ".join(PRESET_LABELS)
+        raise ConfigInvalid(
+            [
+                error(
+                    ["body", "preset"],
+                    f"unknown preset '{preset}': use one of {known}, "
+                    "or leave it out and send a complete config",
+                    "unknown_preset",
+                )
+            ]
+        ) from None
+
+
+def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | int]) -> RunConfig:
+    """Schema validation, then the allowed-roots and existence checks of every path."""
+    try:
+        config = RunConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigInvalid(config_errors(exc, loc)) from None
+    errors = []
+    resolved: dict[tuple[str, ...], str] = {}
+    for key, raw in config.path_fields().items():
+        field_loc = [*loc, *key]
+        try:
+            path = resolve_allowed(raw, settings.roots)
+        except PathNotAllowed as exc:
+            errors.append(error(field_loc, str(exc), "path_not_allowed"))
+            continue
+        if not path.exists():
+            errors.append(
+                error(
+                    field_loc,
+                    f"'{raw}' does not exist: pick an existing path under the allowed roots "
+                    f"({', '.join(map(str, settings.roots))})",
+                    "path_missing",
+                )
+            )
+        elif key in _DIR_FIELDS and not path.is_dir():
+            errors.append(error(field_loc, f"'{raw}' is a file: give its directory", "not_a_dir"))
+        elif key in _FILE_FIELDS and not path.is_file():
+            errors.append(error(field_loc, f"'{raw}' is a directory: give a file", "not_a_file"))
+        else:
+            resolved[key] = str(path)
+    if errors:
+        raise ConfigInvalid(errors)
+    for (section, name), value in resolved.items():
+        setattr(getattr(config, section), name, value)
+    return config
+
+
+def build_config(settings: Settings, preset: str | None, override: dict[str, Any]) -> RunConfig:
+    merged = deep_merge(_preset_dict(settings, preset), override)
+    return validate_config(settings, merged, ["body", "config"])
+
+
+# --- creation ----------------------------------------------------------------------------------
+
+
+def _new_id(session: Session) -> str:
+    while True:
+        run_id = "r-" + secrets.token_hex(3)
+        if session.get(Run, run_id) is None:
+            return run_id
+
+
+def _model_label(config: RunConfig) -> str:
+    path = config.model.model_name_or_path
+    return Path(path).name if path else "scratch"
+
+
+def _new_run(
+    settings: Settings, session: Session, name: str | None, preset: str | None, config: RunConfig
+) -> Run:
+    run_id = _new_id(session)
+    label = _model_label(config)
+    run = Run(
+        id=run_id,
+        name=(name or "").strip() or f"{preset or config.method.finetuning_type} {label} {run_id}",
+        preset=preset,
+        config=config.model_dump(mode="json"),
+        method=config.method.finetuning_type,
+        model=label,
+        queue=config.launch.queue,
+        output_dir=str(output_dir(settings, run_id)),
+        max_steps=config.training.max_steps if config.training.max_steps > 0 else None,
+    )
+    session.add(run)
+    return run
+
+
+def create_run(settings: Settings, session: Session, body: RunCreate) -> Run:
+    config = build_config(settings, body.preset, body.config)
+    return _new_run(settings, session, body.name, body.preset, config)
+
+
+def clone_run(settings: Settings, session: Session, source: Run, body: RunClone) -> Run:
+    merged = deep_merge(source.config, body.config)
+    config = validate_config(settings, merged, ["body", "config"])
+    name = body.name or f"{source.name} (clone)"
+    return _new_run(settings, session, name[:200], source.preset, config)
+
+
+# --- lookups -----------------------------------------------------------------------------------
+
+
+def get_run(session: Session, run_id: str, *, for_update: bool = False) -> Run:
+    stmt = select(Run).where(Run.id == run_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    run = session.exec(stmt).first()
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def list_runs(
+    session: Session, statuses: list[RunStatus] | None, q: str | None, limit: int, offset: int
+) -> tuple[list[Run], int]:
+    stmt = select(Run)
+    count = select(func.count()).select_from(Run)
+    conds: list[Any] = []
+    if statuses:
+        conds.append(col(Run.status).in_([s.value for s in statuses]))
+    if q:
+        like = f"%{q.lower()}%"
+        conds.append(
+            or_(
+                func.lower(Run.name).like(like),
+                func.lower(Run.id).like(like),
+                func.lower(Run.model).like(like),
+                func.lower(func.coalesce(Run.preset, "")).like(like),
+            )
+        )
+    for cond in conds:
+        stmt, count = stmt.where(cond), count.where(cond)
+    stmt = stmt.order_by(col(Run.created_at).desc(), col(Run.id).desc()).offset(offset).limit(limit)
+    return list(session.exec(stmt).all()), int(session.exec(count).one())
+
+
+def to_public(run: Run, now: datetime | None = None) -> RunPublic:
+    public = RunPublic.model_validate(run, from_attributes=True)
+    # The stored ETA was computed at ingest time; count down since then.
+    if run.eta_seconds is not None and run.eta_at is not None and run.status in WORKER_STATUSES:
+        now = now or utcnow()
+        at = run.eta_at if run.eta_at.tzinfo else run.eta_at.replace(tzinfo=now.tzinfo)
+        public.eta_seconds = max(0.0, run.eta_seconds - (now - at).total_seconds())
+    else:
+        public.eta_seconds = None
+    return public
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+def cancel_run(run: Run) -> Run:
+    """queued → cancelled at once; a run a worker holds → cancelling (the worker stops it)."""
+    if run.status == RunStatus.queued:
+        return state_machine.transition(run, RunStatus.cancelled, "cancelled before it started")
+    if run.status == RunStatus.cancelling:
+        return run  # a second click is not an error
+    return state_machine.transition(run, RunStatus.cancelling, "cancel requested", verb="cancel")
+
+
+def resume_run(session: Session, run: Run, checkpoint: str) -> Run:
+    checkpoints = session.exec(
+        select(Checkpoint)
+        .where(Checkpoint.run_id == run.id)
+        .order_by(col(Checkpoint.step).desc(), col(Checkpoint.id).desc())
+    ).all()
+    if run.status not in (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled):
+        raise state_machine.IllegalTransition(run.status, RunStatus.queued, "resume")
+    if not checkpoints:
+        raise Conflict(
+            f"run {run.id} has no checkpoint to resume from (it stopped before its first save "
+            f"every {run.config.get('training', {}).get('save_steps', '?')} steps): "
+            "clone it to start again from the beginning"
+        )
+    if checkpoint != "last" and checkpoint not in {c.name for c in checkpoints}:
+        names = ", ".join(c.name for c in checkpoints)
+        raise ConfigInvalid(
+            [
+                error(
+                    ["body", "checkpoint"],
+                    f"run {run.id} has no checkpoint '{checkpoint}': use 'last' or one of {names}",
+                    "unknown_checkpoint",
+                )
+            ]
+        )
+    return state_machine.resume(run, checkpoint)
+
+
+def resume_path(session: Session, run: Run) -> str | None:
+    """The absolute checkpoint directory the current attempt resumes from, if any."""
+    if not run.resume_from:
+        return None
+    stmt = select(Checkpoint).where(Checkpoint.run_id == run.id)
+    if run.resume_from != "last":
+        stmt = stmt.where(Checkpoint.name == run.resume_from)
+    ckpt = session.exec(
+        stmt.order_by(col(Checkpoint.step).desc(), col(Checkpoint.id).desc())
+    ).first()
+    return ckpt.path if ckpt else None
+
+
+def delete_run(settings: Settings, session: Session, run: Run) -> None:
+    """Delete the rows (events, logs, checkpoints cascade); the caller commits."""
+    if run.status in ACTIVE_STATUSES:
+        raise Conflict(f"cannot delete a run that is {run.status}: cancel it first")
+    session.delete(run)
+
+
+def remove_run_dir(settings: Settings, run_id: str) -> None:
+    """Remove the run's files, only ever inside the panel's own runs dir."""
+    runs_root = settings.runs_dir.resolve()
+    rdir = run_dir(settings, run_id).resolve()
+    if rdir.is_dir() and rdir != runs_root and is_under(rdir, runs_root):
+        shutil.rmtree(rdir, ignore_errors=True)
