@@ -145,7 +145,7 @@ def check_worker_process() -> str:
     pids = worker_pids()
     if not pids:
         raise Unhealthy("no live `cpt-panel worker` process in this container")
-    return f"worker pid {pids[0]}"
+    return "worker pid " + ",".join(map(str, pids))
 
 
 def main(argv: list[str]) -> int:
