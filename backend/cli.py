@@ -1,15 +1,18 @@
-"""Command line: ``cpt-panel serve`` (and, by the worker helper, worker/up/runs commands).
+"""Command line: ``cpt-panel serve | worker | up | runs ...``.
 
-The worker helper extends this with worker/up/runs commands; keep ``serve`` working.
+``serve`` runs the API, ``worker`` a Celery worker with its heartbeat, ``up`` both (``make run``),
+``runs`` is the HTTP client (backend/commands/runs.py). Heavy imports stay inside the commands.
 """
 
 from __future__ import annotations
 
 import typer
 
+from backend.commands.runs import app as runs_app
 from backend.core.config import get_settings
 
 app = typer.Typer(help="cpt-panel: continual-pretraining control panel.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
 
 
 @app.callback()
@@ -31,6 +34,22 @@ def serve(reload: bool = typer.Option(False, help="Reload on code changes (devel
         proxy_headers=True,
         timeout_graceful_shutdown=3,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Run a Celery worker on CPT_QUEUE (CPT_WORKER_CONCURRENCY runs at once) with its heartbeat."""
+    from backend.commands.worker import run_worker
+
+    run_worker(get_settings())
+
+
+@app.command()
+def up() -> None:
+    """The API and one worker in one process tree (what ``make run`` starts); Ctrl-C stops both."""
+    from backend.commands.worker import run_up
+
+    raise typer.Exit(run_up(get_settings()))
 
 
 if __name__ == "__main__":

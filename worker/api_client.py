@@ -8,6 +8,7 @@ That is what lets an API restart in the middle of a run lose nothing.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -100,6 +101,21 @@ class WorkerApi:
         return self.post(
             f"/runs/{run_id}/logs", {"attempt": attempt, "offset": offset, "text": text}
         )
+
+
+_shared: dict[tuple[int, str, str], WorkerApi] = {}
+
+
+def shared_api(base_url: str, token: str) -> WorkerApi:
+    """One client per process (building an httpx client costs ~0.2 s: its SSL context).
+
+    Keyed by pid so a pool child never reuses a client created before the fork.
+    """
+    key = (os.getpid(), base_url, token)
+    api = _shared.get(key)
+    if api is None:
+        api = _shared[key] = WorkerApi(base_url, token)
+    return api
 
 
 def _detail(response: httpx.Response) -> str:

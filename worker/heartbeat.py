@@ -57,11 +57,17 @@ class HeartbeatThread(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        failing = False
         while not self._stop_event.is_set():
             try:
                 beat_once(self.api, self.settings, self.registry)
+                if failing:
+                    log.info("heartbeat: the API answers again")
+                failing = False
             except (ApiUnavailable, Conflict, httpx.HTTPError) as exc:
-                log.warning("heartbeat failed: %s", exc)
+                if not failing:  # once per outage, not once per beat
+                    log.warning("heartbeat failed (will keep trying): %s", exc)
+                failing = True
             except Exception:  # a heartbeat bug must never kill the worker's liveness loop
                 log.exception("heartbeat crashed; retrying")
             self._stop_event.wait(self.settings.heartbeat_seconds)

@@ -26,7 +26,7 @@ from backend.core.config import Settings
 from backend.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from backend.runconfig.schema import DEEPSPEED_FILES, RunConfig
 from worker import gpu, launcher
-from worker.api_client import ApiUnavailable, Conflict, WorkerApi
+from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
 from worker.registry import Registry, check_run_id, worker_name
 from worker.shipper import RunShipper, ShipperThread
 
@@ -364,7 +364,7 @@ class RunAttempt:
 
 def run_attempt(settings: Settings, run_id: str, attempt: int) -> Outcome | None:
     """Entry point of the task: SIGTERM to the pool process (worker shutdown) stops the run cleanly."""
-    api = WorkerApi(settings.effective_api_url, settings.secret("worker_token"))
+    api = shared_api(settings.effective_api_url, settings.secret("worker_token"))
     runner = RunAttempt(settings, api, run_id, attempt)
 
     def _on_term(signum: int, frame: FrameType | None) -> None:
@@ -377,4 +377,3 @@ def run_attempt(settings: Settings, run_id: str, attempt: int) -> Outcome | None
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-        api.close()
