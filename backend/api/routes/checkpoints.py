@@ -8,15 +8,17 @@ from fastapi import APIRouter, Depends, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from backend.api.deps import SessionDep, SettingsDep, require_api_token
+from backend.api.deps import SessionDep, SettingsDep, require_api_token_or_query
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, ErrorDetail
 from backend.models import CheckpointPublic
 from backend.services import checkpoints, enqueue, runs
 from backend.services.errors import Conflict, NotFound
 
+# ?token= as well as the header: the browser downloads a checkpoint with a plain link
+# (a multi-GB tar must stream to disk, not through a fetch() Blob), and links send no headers.
 router = APIRouter(
     tags=["checkpoints"],
-    dependencies=[Depends(require_api_token)],
+    dependencies=[Depends(require_api_token_or_query)],
     responses={**AUTH, **NOT_FOUND},
 )
 
