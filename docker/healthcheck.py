@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Container health checks for the cpt-panel images. Standard library only.
 
-    healthcheck.py api      GET {api}/api/health answers {"status": "ok"}.
+    healthcheck.py api      GET http://127.0.0.1:$CPT_PORT/api/health answers {"status": "ok"}
+                            (this container's API, whatever CPT_API_URL says).
     healthcheck.py worker   a `cpt-panel worker` process is alive in this container, the
                             broker answers PING (Redis, with the URL's password) and the
                             API answers /api/health.
@@ -31,10 +32,10 @@ class Unhealthy(Exception):
     pass
 
 
-def api_url() -> str:
-    """Same rule as Settings.effective_api_url."""
+def api_url(local: bool = False) -> str:
+    """Same rule as Settings.effective_api_url; ``local``: the API of this container."""
     explicit = os.environ.get("CPT_API_URL")
-    if explicit:
+    if explicit and not local:
         return explicit.rstrip("/")
     host = os.environ.get("CPT_HOST") or "127.0.0.1"
     if host in ("0.0.0.0", "::"):
@@ -152,7 +153,7 @@ def main(argv: list[str]) -> int:
     mode = argv[1] if len(argv) > 1 else ""
     try:
         if mode == "api":
-            lines = [check_api(api_url())]
+            lines = [check_api(api_url(local=True))]
         elif mode == "worker":
             lines = [
                 check_worker_process(),

@@ -441,7 +441,8 @@ def healthcheck(mode: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_healthcheck_api(fake_api: tuple[str, type[_Health]]) -> None:
     url, handler = fake_api
     port = url.rsplit(":", 1)[1]
-    ok = healthcheck("api", CPT_HOST="0.0.0.0", CPT_PORT=port)  # how the API container sets it
+    # As the API container sets it: bound to all addresses, CPT_API_URL naming the service.
+    ok = healthcheck("api", CPT_HOST="0.0.0.0", CPT_PORT=port, CPT_API_URL="http://api:1")
     assert ok.returncode == 0 and ok.stdout.startswith("healthy"), ok.stdout
     handler.body = {"status": "ok", "database": "error: locked"}
     try:
