@@ -488,11 +488,7 @@ def test_healthcheck_worker(
 
 def test_healthcheck_finds_only_live_worker_processes(tmp_path: Path) -> None:
     """The /proc scan: `cpt-panel worker` or `-m backend.cli worker`, not zombies, not others."""
-    sys.path.insert(0, str(HEALTHCHECK.parent))
-    try:
-        import healthcheck as hc
-    finally:
-        sys.path.remove(str(HEALTHCHECK.parent))
+    hc = _import_healthcheck()
 
     def fake(pid: int, argv: list[str], state: str = "S") -> None:
         d = tmp_path / str(pid)
@@ -512,3 +508,40 @@ def test_healthcheck_finds_only_live_worker_processes(tmp_path: Path) -> None:
             f.unlink()
         (tmp_path / str(pid)).rmdir()
     assert hc.worker_pids(tmp_path) == []
+
+
+def _import_healthcheck() -> Any:
+    sys.path.insert(0, str(HEALTHCHECK.parent))
+    try:
+        import healthcheck
+
+        return healthcheck
+    finally:
+        sys.path.remove(str(HEALTHCHECK.parent))
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"CPT_HOST": "0.0.0.0", "CPT_PORT": "9000"},
+        {"CPT_HOST": "10.0.0.5"},
+        {"CPT_API_URL": "http://api:8000/", "CPT_PORT": "9000"},
+    ],
+)
+def test_healthcheck_reads_settings_like_the_app(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.core.config import Settings
+
+    hc = _import_healthcheck()
+    for key in list(os.environ):
+        if key.startswith("CPT_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert hc.api_url() == Settings(_env_file=None).effective_api_url
+    # Only settings' variables: config.py stays the one place that names them.
+    names = {f"CPT_{f}".upper() for f in Settings.model_fields}
+    read = set(re.findall(r"""["'](CPT_[A-Z0-9_]+)["']""", HEALTHCHECK.read_text()))
+    assert read and read <= names, read - names
