@@ -458,32 +458,42 @@ def test_healthcheck_worker(
     redis_with_password: tuple[int, str],
     fake_api: tuple[str, type[_Health]],
     worker_process: subprocess.Popen[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     port, password = redis_with_password
     url, _ = fake_api
     env = {"CPT_API_URL": url, "CPT_BROKER_URL": f"redis://:{password}@127.0.0.1:{port}/0"}
-    ok = healthcheck("worker", **env)
+    ok = healthcheck("worker", **env)  # the real command line, as Docker runs it
     assert ok.returncode == 0, ok.stdout
     pids = re.search(r"worker pid ([\d,]+)", ok.stdout)
     assert pids and str(worker_process.pid) in pids.group(1).split(",")
     assert "PONG" in ok.stdout
 
-    wrong = healthcheck("worker", **{**env, "CPT_BROKER_URL": f"redis://:nope@127.0.0.1:{port}/0"})
-    assert wrong.returncode == 1 and "AUTH" in wrong.stdout
-    no_pw = healthcheck("worker", **{**env, "CPT_BROKER_URL": f"redis://127.0.0.1:{port}/0"})
-    assert no_pw.returncode == 1 and "NOAUTH" in no_pw.stdout
-    no_broker = healthcheck(
-        "worker", **{**env, "CPT_BROKER_URL": f"redis://:{password}@127.0.0.1:{free_port()}/0"}
-    )
-    assert no_broker.returncode == 1 and "broker" in no_broker.stdout
-    no_api = healthcheck("worker", **{**env, "CPT_API_URL": f"http://127.0.0.1:{free_port()}"})
-    assert no_api.returncode == 1 and "API" in no_api.stdout
+    hc = _import_healthcheck()
+
+    def check(**override: str) -> tuple[int, str]:
+        for key, value in {**env, **override}.items():
+            monkeypatch.setenv(key, value)
+        code = hc.main(["healthcheck.py", "worker"])
+        return code, capsys.readouterr().out
+
+    code, out = check(CPT_BROKER_URL=f"redis://:nope@127.0.0.1:{port}/0")
+    assert code == 1 and "AUTH" in out
+    code, out = check(CPT_BROKER_URL=f"redis://127.0.0.1:{port}/0")
+    assert code == 1 and "NOAUTH" in out
+    code, out = check(CPT_BROKER_URL=f"redis://:{password}@127.0.0.1:{free_port()}/0")
+    assert code == 1 and "broker" in out
+    code, out = check(CPT_API_URL=f"http://127.0.0.1:{free_port()}")
+    assert code == 1 and "API" in out
+    code, out = check()
+    assert code == 0 and out.startswith("healthy")
 
     worker_process.kill()
     worker_process.wait()
-    after = healthcheck("worker", **env)
+    code, out = check()
     # (Another worker may run on this machine, e.g. another test's: only ours must be gone.)
-    assert str(worker_process.pid) not in re.findall(r"\d+", after.stdout.split(";")[0])
+    assert str(worker_process.pid) not in re.findall(r"\d+", out.split(";")[0])
 
 
 def test_healthcheck_finds_only_live_worker_processes(tmp_path: Path) -> None:
