@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.ui_helpers import UI, browser, built_frontend, screenshot, ui, wait_until  # noqa: F401
+from tests.ui_helpers import UI, browser, built_frontend, link_demo, screenshot, ui, wait_until  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
 
-def test_runs_list_pages_filters_and_updates_live(browser: Any, api_only: Any) -> None:  # noqa: F811
+def test_runs_list_pages_filters_and_updates_live(browser: Any, api_only: Any, tiny_assets: dict[str, Path]) -> None:  # noqa: F811
     """API without a worker: runs stay queued, so the list's content is exactly what we made."""
+    link_demo(api_only.data_dir, tiny_assets)
     n = 120
     with api_only.client() as c:
         ids = []

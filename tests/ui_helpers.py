@@ -6,6 +6,7 @@ Nothing is mocked: pages talk to the real API started by ``tests/conftest.py``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -58,18 +59,33 @@ def built_frontend() -> Path:
     return DIST
 
 
-@pytest.fixture(scope="session")
-def browser(built_frontend: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+_shared: dict[str, Any] = {}
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CPT_CHROMIUM)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+
+def _close_shared() -> None:
+    if "browser" in _shared:
+        _shared.pop("browser").close()
+        _shared.pop("playwright").stop()
+
+
+def shared_browser() -> Any:
+    """One Chromium per pytest process. The fixtures are imported into several test modules,
+    which makes several fixture definitions; they must not start a second Playwright loop."""
+    if "browser" not in _shared:
+        from playwright.sync_api import sync_playwright
+
+        if not Path(CHROMIUM).exists():
+            pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CPT_CHROMIUM)")
+        pw = sync_playwright().start()
+        _shared["playwright"] = pw
+        _shared["browser"] = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        atexit.register(_close_shared)
+    return _shared["browser"]
+
+
+@pytest.fixture(scope="session")
+def browser(built_frontend: Path) -> Any:
+    return shared_browser()
 
 
 class UI:
@@ -95,9 +111,18 @@ class UI:
         self.context.close()
 
 
+def link_demo(data_dir: Path, tiny_assets: dict[str, Path]) -> None:
+    """Point the panel's tiny-demo preset (<data dir>/demo) at the test assets, as the worker's
+    first start would have built them (the test panels run with CPT_BUILD_DEMO=false)."""
+    demo = data_dir / "demo"
+    if not demo.exists():
+        demo.symlink_to(tiny_assets["root"], target_is_directory=True)
+
+
 @pytest.fixture
-def ui(browser: Any, panel: Any) -> Iterator[UI]:
+def ui(built_frontend: Path, browser: Any, panel: Any, tiny_assets: dict[str, Path]) -> Iterator[UI]:
     """A fresh, logged-in browser context on the session's panel (API + real worker)."""
+    link_demo(panel.data_dir, tiny_assets)
     u = UI(browser, panel.url, panel.token)
     try:
         yield u

@@ -62,13 +62,14 @@ function toField(section: string, key: string, prop: Json): FieldSpec {
   else if (body.type === "boolean") kind = "boolean";
   else if (body.type === "array") kind = "array";
   else kind = "string";
-  // pydantic titles fields without an explicit title as "Max Train Samples": keep it readable.
-  const title = typeof prop.title === "string" ? prop.title : humanize(key);
+  // pydantic titles fields without an explicit title "Max Grad Norm": sentence case reads better.
+  const auto = key.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(" ");
+  const title = typeof prop.title === "string" && prop.title !== auto ? prop.title : humanize(key);
   return {
     section,
     key,
     path: `${section}.${key}`,
-    title: title === key ? humanize(key) : title,
+    title,
     description: prop.description,
     kind,
     nullable,
