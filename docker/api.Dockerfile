@@ -22,7 +22,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # The same uid/gid as the worker image: both write the shared /data volume.
 ARG CPT_UID=1000
 ARG CPT_GID=1000
-RUN groupadd --gid "${CPT_GID}" cpt \
+# (Ubuntu 24.04 based images already have "ubuntu" as uid/gid 1000: make room first.)
+RUN if getent passwd "${CPT_UID}" >/dev/null; then userdel "$(getent passwd "${CPT_UID}" | cut -d: -f1)"; fi \
+ && if getent group "${CPT_GID}" >/dev/null; then groupdel "$(getent group "${CPT_GID}" | cut -d: -f1)"; fi \
+ && groupadd --gid "${CPT_GID}" cpt \
  && useradd --uid "${CPT_UID}" --gid cpt --create-home --shell /usr/sbin/nologin cpt
 
 WORKDIR /app

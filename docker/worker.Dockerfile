@@ -9,13 +9,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
 # The same uid/gid as the API image: both write the shared /data volume.
 ARG CPT_UID=1000
 ARG CPT_GID=1000
-RUN groupadd --gid "${CPT_GID}" cpt \
+# (Ubuntu 24.04 based images already have "ubuntu" as uid/gid 1000: make room first.)
+RUN if getent passwd "${CPT_UID}" >/dev/null; then userdel "$(getent passwd "${CPT_UID}" | cut -d: -f1)"; fi \
+ && if getent group "${CPT_GID}" >/dev/null; then groupdel "$(getent group "${CPT_GID}" | cut -d: -f1)"; fi \
+ && groupadd --gid "${CPT_GID}" cpt \
  && useradd --uid "${CPT_UID}" --gid cpt --create-home --shell /usr/sbin/nologin cpt
 
 # A venv on top of the base image's Python that *sees* its CUDA torch

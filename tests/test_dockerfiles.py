@@ -137,6 +137,18 @@ def test_hadolint_is_real(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "DL3006" in proc.stdout and "DL3013" in proc.stdout
 
 
+@pytest.mark.parametrize("path", [API, WORKER], ids=["api", "worker"])
+def test_run_instructions_are_valid_bash(path: Path) -> None:
+    """The images use SHELL bash -o pipefail: every RUN must at least parse."""
+    stages = parse(path)
+    final = stages[-1]
+    assert exec_form(final.args("SHELL")[-1]) == ["/bin/bash", "-o", "pipefail", "-c"]
+    for stage in stages:
+        for cmd in stage.args("RUN"):
+            proc = subprocess.run(["bash", "-n", "-c", cmd], capture_output=True, text=True)
+            assert proc.returncode == 0, f"{path.name}: {cmd}\n{proc.stderr}"
+
+
 # ----- versions come from the lock ------------------------------------------------------------
 
 
