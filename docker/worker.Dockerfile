@@ -29,7 +29,7 @@ RUN python -m venv --system-site-packages "${VIRTUAL_ENV}"
 ENV PATH=/opt/venv/bin:${PATH}
 
 # Every Python pin comes from the lock (constraints), minus the torch family (torch, triton,
-# nvidia-*: the base image's CUDA build is the one we want; the lock holds a CPU build) and the
+# nvidia-*: the base image's CUDA build is the one we want; the lock was frozen from a CPU venv) and the
 # editable project itself.
 COPY requirements.lock /tmp/requirements.lock
 RUN grep -E '^[A-Za-z0-9][A-Za-z0-9._-]*==' /tmp/requirements.lock \
