@@ -66,7 +66,7 @@ def test_metrics_in_db_equal_events_file(panel: Panel, finished_run: dict[str, A
 
 def test_log_in_db_equals_log_file(panel: Panel, finished_run: dict[str, Any]) -> None:
     log_file = run_dir(panel, finished_run["id"]) / "logs" / "attempt-1.log"
-    on_disk = log_file.read_text(encoding="utf-8", errors="replace")
+    on_disk = log_file.read_bytes().decode("utf-8", errors="replace")  # keep progress bars' \r
     assert "torchrun" in on_disk and "train_runtime" in on_disk
     assert api_log(panel, finished_run["id"], attempt=1) == on_disk
 
@@ -111,7 +111,7 @@ def test_resume_continues_step_numbering_and_seq(
     ]
     log2 = run_dir(panel, run_id) / "logs" / "attempt-2.log"
     assert "resuming from" in log2.read_text()
-    assert api_log(panel, run_id, attempt=2) == log2.read_text(encoding="utf-8", errors="replace")
+    assert api_log(panel, run_id, attempt=2) == log2.read_bytes().decode("utf-8", errors="replace")
 
 
 def test_cancel_kills_the_whole_process_tree(panel: Panel, tiny_assets: dict[str, Any]) -> None:

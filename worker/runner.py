@@ -342,7 +342,13 @@ class RunAttempt:
             if self._cancelled() or self.stopping.is_set():
                 stopped = self.stopping.is_set() and not self.cancel.is_set()
                 cancelled = not stopped
+                why = "cancel requested" if cancelled else "worker stopping"
+                log.info("run %s: %s; stopping process group %s", self.run_id, why, proc.pid)
+                t0 = time.monotonic()
                 launcher.terminate(proc, self.settings.cancel_grace_seconds)
+                log.info(
+                    "run %s: process group gone after %.2fs", self.run_id, time.monotonic() - t0
+                )
                 break
             time.sleep(0.05)
         returncode = proc.wait()

@@ -57,6 +57,8 @@ def run_worker(settings: Settings) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Ten ship requests a second per run would drown the worker log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for run_id in reap_stale_runs(settings):
         log.warning("killed the training of run %s left by a dead worker", run_id)
     if settings.build_demo:

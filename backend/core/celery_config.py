@@ -31,6 +31,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         queue_dir, processed_dir = broker_dir / "queue", broker_dir / "processed"
         queue_dir.mkdir(parents=True, exist_ok=True)
         processed_dir.mkdir(parents=True, exist_ok=True)
+        # kombu's own filesystem transport can hand out a half-written message: see fs_broker.
+        conf["broker_transport"] = "backend.core.fs_broker:Transport"
         conf["broker_transport_options"] = {
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),
