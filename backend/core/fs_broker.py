@@ -20,14 +20,14 @@ from kombu.utils.json import dumps
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: Any, message: Any) -> Any:
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # kombu's bases disagree
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         # ".msg.tmp" does not match the consumer's "<queue>.msg" filter until the rename.
         tmp = final + ".tmp"
         try:
             with open(tmp, "wb") as f:
-                f.write(str_to_bytes(dumps(message)))
+                f.write(str_to_bytes(dumps(payload)))
             os.replace(tmp, final)
         except OSError as exc:
             with contextlib.suppress(OSError):
