@@ -46,7 +46,7 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
     page.get_by_role("button", name="Launch run").click()
     page.wait_for_url(re.compile(r"#/runs/[^/?]+$"))
     run_id = page.url.rsplit("/", 1)[-1]
-    page.locator(".page-head .badge[data-status=succeeded]").wait_for(timeout=120_000)
+    page.locator(".page-head .badge[data-status=succeeded]").wait_for(timeout=240_000)
 
     seen = page.evaluate("window.__statuses")
     assert seen[-1] == "succeeded", seen

@@ -100,8 +100,12 @@ class UI:
         self.console_errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.console_errors.append(str(exc)))
         if logged_in:
-            self.page.goto("/")
-            self.page.evaluate("([k, t]) => localStorage.setItem(k, t)", [TOKEN_KEY, token])
+            # Before the first page load only, so a logout inside the test stays logged out and
+            # the first goto() is a real load (later hash routes are same-document navigations).
+            self.context.add_init_script(
+                f"if (!sessionStorage.getItem('cpt-test')) {{ sessionStorage.setItem('cpt-test', '1');"
+                f" localStorage.setItem({TOKEN_KEY!r}, {token!r}); }}"
+            )
 
     def goto(self, hash_route: str) -> Any:
         self.page.goto("/#" + hash_route.lstrip("#"))

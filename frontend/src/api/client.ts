@@ -81,3 +81,13 @@ export function tokenUrl(path: string): string {
   const sep = path.includes("?") ? "&" : "?";
   return `/api${path}${sep}token=${encodeURIComponent(getToken() ?? "")}`;
 }
+
+/** Offer text the page already holds as a file download. */
+export function saveText(text: string, filename: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type: "text/plain;charset=utf-8" }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}

@@ -63,6 +63,14 @@ function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
 
+function showLatest(u: uPlot): void {
+  const idxs = u.data.map((col) => {
+    for (let i = col.length - 1; i >= 0; i--) if (col[i] != null) return i;
+    return null;
+  });
+  if (idxs[0] != null) u.setLegend({ idxs }, false);
+}
+
 function axisValues(_u: uPlot, splits: number[]): string[] {
   return splits.map((v) => (Math.abs(v) >= 1e4 ? compact(v) : num(v, 3)));
 }
@@ -123,6 +131,9 @@ export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Labe
       cursor: syncKey ? { sync: { key: syncKey } } : {},
       legend: { live: true },
       hooks: {
+        // With the cursor off the chart, the legend shows each series' latest value, not "–".
+        setCursor: [(u) => u.cursor.idx == null && showLatest(u)],
+        setData: [(u) => u.cursor.idx == null && showLatest(u)],
         setScale: [
           (u, key) => {
             if (key !== "x" || internal.current) return;

@@ -72,5 +72,6 @@ export function runSeconds(started: string | null, finished: string | null, now 
 export function ago(iso: string | null | undefined, now = Date.now()): string {
   const t = parseTime(iso);
   if (t === null) return DASH;
-  return `${duration((now - t) / 1000)} ago`;
+  // Clocks of two machines differ a little: a time "in the future" is just now.
+  return now - t < 1000 ? "just now" : `${duration((now - t) / 1000)} ago`;
 }

@@ -1,8 +1,8 @@
 // One run, live: status, progress, charts, log tail, checkpoints, config.
 
 import { useEffect, useState } from "preact/hooks";
-import { api, post, tokenUrl } from "../api/client";
-import { ACTIVE_STATUSES, type Checkpoint, type Run } from "../api/types";
+import { api, post, qs, saveText, tokenUrl } from "../api/client";
+import { ACTIVE_STATUSES, type Checkpoint, type LogChunk, type Run } from "../api/types";
 import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { useConfirm } from "../components/Confirm";
@@ -153,9 +153,9 @@ export function RunPage({ id }: { id: string }) {
           <h2 id="logs-h">Log</h2>
           <span class="muted small">attempt {live.logs?.attempt ?? run.attempt}</span>
           <div class="spacer" />
-          <a class="btn btn-small" href={tokenUrl(`/runs/${run.id}/logs?offset=0&limit=1073741824&attempt=${live.logs?.attempt ?? run.attempt}`)} target="_blank" rel="noopener">
-            Raw log
-          </a>
+          <button type="button" class="btn btn-small" onClick={() => downloadLog(run, live.logs?.attempt ?? run.attempt)}>
+            Download log
+          </button>
         </div>
         <LogViewer
           lines={lines}
@@ -175,6 +175,19 @@ export function RunPage({ id }: { id: string }) {
       {actions.dialog}
     </section>
   );
+}
+
+/** The whole log of one attempt as a .log file, fetched in byte pages (the API answers JSON). */
+async function downloadLog(run: Run, attempt: number): Promise<void> {
+  const parts: string[] = [];
+  let offset = 0;
+  for (;;) {
+    const c = await api<LogChunk>(`/runs/${run.id}/logs${qs({ offset, limit: 4 * 1024 * 1024, attempt })}`);
+    parts.push(c.text);
+    if (!c.text || c.next_offset >= c.size || c.next_offset <= offset) break;
+    offset = c.next_offset;
+  }
+  saveText(parts.join(""), `${run.id}-attempt-${attempt}.log`);
 }
 
 function Stat({ label, children }: { label: string; children: preact.ComponentChildren }) {
