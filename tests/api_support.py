@@ -81,23 +81,29 @@ def claimed_run(panel: Panel, worker: str = "w1") -> dict[str, Any]:
         return c.get(f"/api/runs/{run['id']}").json()
 
 
-def sse_events(response: httpx.Response, want: int, timeout: float = 10) -> list[tuple[str, Any]]:
-    """Read ``want`` server-sent events (pings are comments and skipped)."""
-    out: list[tuple[str, Any]] = []
-    event, data = "message", []
-    deadline = time.time() + timeout
-    for line in response.iter_lines():
-        if time.time() > deadline:
-            break
-        if line.startswith(":"):
-            continue
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and data:
-            out.append((event, json.loads("\n".join(data))))
-            event, data = "message", []
-            if len(out) >= want:
+class SSEReader:
+    """Reads server-sent events off one streaming response (pings are comments, skipped)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._lines = response.iter_lines()
+
+    def read(self, want: int, timeout: float = 10) -> list[tuple[str, Any]]:
+        """Up to ``want`` events; gives up after ``timeout`` (checked per line: use ?ping=1)."""
+        out: list[tuple[str, Any]] = []
+        event, data = "message", []
+        deadline = time.monotonic() + timeout
+        for line in self._lines:
+            if time.monotonic() > deadline:
                 break
-    return out
+            if line.startswith(":"):
+                continue
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif line == "" and data:
+                out.append((event, json.loads("\n".join(data))))
+                event, data = "message", []
+                if len(out) >= want:
+                    break
+        return out
