@@ -7,6 +7,7 @@ highest ``seq`` already in the file: a resumed run appends, it never rewrites.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -95,10 +96,8 @@ class EventWriter:
             event.update(_clean(fields))
             fh.write(json.dumps(event, ensure_ascii=False) + "\n")
             fh.flush()
-            try:
+            with contextlib.suppress(OSError):
                 os.fsync(fh.fileno())
-            except OSError:
-                pass
             if kind == "end":
                 self.ended = True
             return event

@@ -259,7 +259,11 @@ def data_files(data_args: DataTrainingArguments) -> tuple[list[Path], list[Path]
     train: list[Path] = []
     if data_args.dataset_dir:
         root = Path(data_args.dataset_dir)
-        found = {Path(p) for ext in ("txt", "jsonl") for p in glob.glob(f"{root}/**/*.{ext}", recursive=True)}
+        found = {
+            Path(p)
+            for ext in ("txt", "jsonl")
+            for p in glob.glob(f"{root}/**/*.{ext}", recursive=True)
+        }
         train = sorted(p for p in found if p.is_file())
         if not train:
             raise InputError(f"--dataset_dir {root} holds no .txt or .jsonl files")
@@ -510,21 +514,29 @@ def train_sentencepiece(
     return out_dir
 
 
-def load_tokenizer(model_args: ModelArguments, data_args: DataTrainingArguments, args: PretrainArguments) -> Any:
+def load_tokenizer(
+    model_args: ModelArguments, data_args: DataTrainingArguments, args: PretrainArguments
+) -> Any:
     kwargs: dict[str, Any] = {
         "cache_dir": model_args.cache_dir,
         "revision": model_args.model_revision,
         "token": True if model_args.use_auth_token else None,
         "use_fast": model_args.use_fast_tokenizer,
     }
-    source = model_args.tokenizer_name_or_path or model_args.tokenizer_name or model_args.model_name_or_path
+    source = (
+        model_args.tokenizer_name_or_path
+        or model_args.tokenizer_name
+        or model_args.model_name_or_path
+    )
     if source is None:
         overrides = _parse_overrides(model_args.config_overrides)
         vocab = int(overrides.get("vocab_size", 8000))
         sp_dir = Path(args.output_dir) / "sentencepiece"
         with args.main_process_first(desc="train sentencepiece"):
             if not (sp_dir / "tokenizer.model").exists() and args.process_index == 0:
-                logger.info("training a %s SentencePiece tokenizer (vocab %d)", model_args.model_type, vocab)
+                logger.info(
+                    "training a %s SentencePiece tokenizer (vocab %d)", model_args.model_type, vocab
+                )
                 train_sentencepiece(data_args, model_args.model_type or "bpe", sp_dir, vocab)
         from transformers import LlamaTokenizer
 
@@ -533,7 +545,11 @@ def load_tokenizer(model_args: ModelArguments, data_args: DataTrainingArguments,
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as exc:
-            flag = "--tokenizer_name_or_path" if model_args.tokenizer_name_or_path else "--model_name_or_path"
+            flag = (
+                "--tokenizer_name_or_path"
+                if model_args.tokenizer_name_or_path
+                else "--model_name_or_path"
+            )
             raise InputError(f"{flag} {source}: cannot load a tokenizer: {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -622,7 +638,9 @@ def build_model(
             config, dtype=dtype if isinstance(dtype, torch.dtype) else None
         )
         n = sum(p.numel() for p in model.parameters())
-        logger.info("built a new %s model from its config: %.2fM parameters", config.model_type, n / 1e6)
+        logger.info(
+            "built a new %s model from its config: %.2fM parameters", config.model_type, n / 1e6
+        )
 
     old_vocab = model.get_input_embeddings().weight.shape[0]
     new_vocab = len(tokenizer)
@@ -695,17 +713,20 @@ def _step_of(path: Path) -> int:
     return int(m.group(1)) if m else -1
 
 
-def is_complete_checkpoint(path: Path) -> bool:
-    """trainer_state.json is written last by the Trainer; our RUN_INFO after everything."""
-    return (path / "trainer_state.json").is_file() and (
-        (path / RUN_INFO).is_file() or not any(path.glob(".tmp*"))
-    )
+def is_complete_checkpoint(path: Path, require_run_info: bool = False) -> bool:
+    """trainer_state.json is written after the weights; our RUN_INFO after everything else."""
+    if not (path / "trainer_state.json").is_file():
+        return False
+    return (path / RUN_INFO).is_file() or not require_run_info
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint-N (one cut short by a kill is skipped)."""
     found = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and _step_of(p) >= 0]
+    # Once this script has written checkpoints here, only those it finished count.
+    ours = any((p / RUN_INFO).is_file() for p in found)
     for path in sorted(found, key=_step_of, reverse=True):
-        if is_complete_checkpoint(path):
+        if is_complete_checkpoint(path, require_run_info=ours):
             return path
     return None
 
@@ -717,7 +738,11 @@ def resolve_resume(value: str | None, output_dir: Path) -> Path | None:
     if value.lower() in ("last", "latest", "true"):
         found = latest_checkpoint(output_dir)
         if found is None:
-            logger.warning("--resume_from_checkpoint %s: no checkpoint in %s yet; starting fresh", value, output_dir)
+            logger.warning(
+                "--resume_from_checkpoint %s: no checkpoint in %s yet; starting fresh",
+                value,
+                output_dir,
+            )
         return found
     for candidate in (output_dir / value, Path(value)):
         if candidate.is_dir():
@@ -754,7 +779,14 @@ def peak_flops() -> float | None:
     if not torch.cuda.is_available():
         return None
     name = torch.cuda.get_device_name(0).upper()
-    for key, flops in (("H200", 989e12), ("H100", 989e12), ("A100", 312e12), ("L40", 181e12), ("A10", 125e12), ("4090", 165e12)):
+    for key, flops in (
+        ("H200", 989e12),
+        ("H100", 989e12),
+        ("A100", 312e12),
+        ("L40", 181e12),
+        ("A10", 125e12),
+        ("4090", 165e12),
+    ):
         if key in name:
             return flops
     return None
@@ -801,15 +833,24 @@ class EventsCallback(TrainerCallback):
             control.should_training_stop = True
             control.should_save = False
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
         if not logs or "loss" not in logs:
             return  # eval dicts and the final summary are reported elsewhere
         now = time.time()
         steps = state.global_step - self._last_step
-        tps = steps * self.run.tokens_per_step / max(now - self._last_time, 1e-9) if steps > 0 else None
+        tps = (
+            steps * self.run.tokens_per_step / max(now - self._last_time, 1e-9)
+            if steps > 0
+            else None
+        )
         self._last_time, self._last_step = now, state.global_step
+        # The Trainer's logging_nan_inf_filter hides NaN losses (logs 0 or an average): be honest.
+        loss = None if self.run.nonfinite_since_log else logs.get("loss")
+        self.run.nonfinite_since_log = False
         fields: dict[str, Any] = {
-            "loss": logs.get("loss"),
+            "loss": loss,
             "learning_rate": logs.get("learning_rate"),
             "grad_norm": logs.get("grad_norm"),
             "epoch": logs.get("epoch", state.epoch),
@@ -823,7 +864,9 @@ class EventsCallback(TrainerCallback):
                 fields["mfu"] = 6 * self.run.total_params * tps / args.world_size / self._flops
         self.run.events.emit("log", state.global_step, **fields)
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kw: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
         if not metrics or "eval_loss" not in metrics:
             return
         loss = float(metrics["eval_loss"])
@@ -831,7 +874,9 @@ class EventsCallback(TrainerCallback):
         metrics["perplexity"] = ppl
         self.run.last_eval = (loss, ppl)
         self.run.last_eval_step = state.global_step
-        self.run.events.emit("eval", state.global_step, eval_loss=loss, perplexity=ppl, epoch=state.epoch)
+        self.run.events.emit(
+            "eval", state.global_step, eval_loss=loss, perplexity=ppl, epoch=state.epoch
+        )
 
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -847,7 +892,9 @@ class EventsCallback(TrainerCallback):
                     }
                 )
             )
-        self.run.events.emit("checkpoint", state.global_step, path=str(path.resolve()), name=path.name)
+        self.run.events.emit(
+            "checkpoint", state.global_step, path=str(path.resolve()), name=path.name
+        )
 
 
 def perplexity(loss: float) -> float:
@@ -866,6 +913,7 @@ class PretrainTrainer(Trainer):
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.run is not None and not torch.isfinite(loss.detach()).all():
             self.run.nonfinite_in_step = True
+            self.run.nonfinite_since_log = True
         return loss
 
 
@@ -883,6 +931,7 @@ class RunContext:
     resumed_from: Path | None = None
     nonfinite_in_step: bool = False
     nonfinite_streak: int = 0
+    nonfinite_since_log: bool = False
     diverged_at: int | None = None
     last_eval: tuple[float, float] | None = None
     last_eval_step: int | None = None
@@ -942,9 +991,14 @@ def setup_logging(args: PretrainArguments) -> None:
     if args.process_index != 0:
         level = logging.WARNING
     logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level, stream=sys.stdout, force=True
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=level,
+        stream=sys.stdout,
+        force=True,
     )
-    transformers.utils.logging.set_verbosity(level if args.debug_mode else max(level, logging.WARNING))
+    transformers.utils.logging.set_verbosity(
+        level if args.debug_mode else max(level, logging.WARNING)
+    )
     datasets.utils.logging.set_verbosity(logging.WARNING)
     if not args.debug_mode:
         datasets.disable_progress_bars()
@@ -964,7 +1018,7 @@ def check_resume_world_size(resume: Path, world_size: int) -> None:
     if saved is not None and saved != world_size:
         raise InputError(
             f"--resume_from_checkpoint {resume.name}: it was written by {saved} processes but this "
-            f"run has {world_size}; resume with the same --nnodes × --nproc_per_node ({saved})"
+            f"run has {world_size}; resume with the same --nnodes x --nproc_per_node ({saved})"
         )
 
 
@@ -994,6 +1048,14 @@ def train(
                 config.update_from_string(overrides)
             except ValueError as exc:
                 raise InputError(f"--config_overrides: {exc}") from exc
+            keys = _parse_overrides(overrides)
+            # head_dim is derived at construction; keep it consistent with the new sizes.
+            if (
+                getattr(config, "head_dim", None)
+                and "head_dim" not in keys
+                and {"hidden_size", "num_attention_heads"} & keys.keys()
+            ):
+                config.head_dim = config.hidden_size // config.num_attention_heads
     limit = max_positions(config)
     block_size = data_args.block_size or min(1024, limit or 1024)
     if limit is not None and block_size > limit:
@@ -1004,13 +1066,20 @@ def train(
     train_ds, eval_ds = build_datasets(data_args, args, tokenizer, block_size)
 
     model, old_vocab = build_model(model_args, args, tokenizer, config)
-    run.total_params = sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in model.parameters())
+    run.total_params = sum(
+        p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in model.parameters()
+    )
     run.trainable_params = sum(
-        (p.ds_numel if hasattr(p, "ds_numel") else p.numel()) for p in model.parameters() if p.requires_grad
+        (p.ds_numel if hasattr(p, "ds_numel") else p.numel())
+        for p in model.parameters()
+        if p.requires_grad
     )
     run.vocab_size = max(len(tokenizer), old_vocab)
     run.tokens_per_step = (
-        block_size * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        block_size
+        * args.per_device_train_batch_size
+        * args.gradient_accumulation_steps
+        * args.world_size
     )
     if args.process_index == 0:
         logger.info(
@@ -1047,8 +1116,25 @@ def train(
         trainer.evaluate()  # the final perplexity, unless an evaluation just ran
 
 
+def _single_process_env(argv: list[str]) -> None:
+    """``python pretrain.py --deepspeed ...`` without a launcher: DeepSpeed would look for MPI."""
+    if not any(a == "--deepspeed" or a.startswith("--deepspeed=") for a in argv):
+        return
+    if "RANK" in os.environ or "LOCAL_RANK" in os.environ:
+        return
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1"})
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(port))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _single_process_env(argv)
     rank = int(os.environ.get("RANK", "0"))
     early_out = _argv_value(argv, "--output_dir")
     events = EventWriter(early_out or ".", enabled=rank == 0 and early_out is not None)
@@ -1066,7 +1152,12 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(str(exc)) from exc
         setup_logging(args)
         if args.process_index == 0:
-            logger.info("transformers %s, torch %s, world size %d", transformers.__version__, torch.__version__, args.world_size)
+            logger.info(
+                "transformers %s, torch %s, world size %d",
+                transformers.__version__,
+                torch.__version__,
+                args.world_size,
+            )
         train(model_args, data_args, args, run)
         loss_fields: dict[str, Any] = {"train_loss": run.train_loss}
         if run.last_eval:
