@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -171,6 +172,13 @@ def follow_cmd(run_id: str) -> None:
         raise _fail(exc) from None
 
 
+def _raw(text: str) -> None:
+    """Log text as is: rich would drop the \\r that progress bars in the log rely on."""
+    if text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
 @app.command()
 def logs(
     run_id: str,
@@ -190,8 +198,7 @@ def logs(
                 chunk = request(client, "GET", f"/runs/{run_id}/logs", params=params)
                 if attempt is None:
                     attempt = chunk.get("attempt")
-                if chunk["text"]:
-                    console.out(chunk["text"], end="", highlight=False)
+                _raw(chunk["text"])
                 offset = chunk["next_offset"]
                 if offset < chunk["size"]:
                     continue  # more already stored: keep reading without waiting
@@ -203,8 +210,7 @@ def logs(
                     tail = request(
                         client, "GET", f"/runs/{run_id}/logs", params={**params, "offset": offset}
                     )
-                    if tail["text"]:
-                        console.out(tail["text"], end="", highlight=False)
+                    _raw(tail["text"])
                     return
                 time.sleep(0.5)
     except CliError as exc:

@@ -1,0 +1,70 @@
+"""The CLI against the live panel: submit with --set and --follow, list, logs, an error."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, Panel
+from tests.e2e_helpers import get_run, run_dir
+
+pytestmark = pytest.mark.slow
+
+
+def cli(panel: Panel, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**panel.env, "CPT_API_URL": panel.url, "CPT_API_TOKEN": panel.token, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_cli_submit_follow_list_logs(panel: Panel, tiny_assets: dict[str, Path]) -> None:
+    sets = [
+        f"model.model_name_or_path={tiny_assets['model']}",
+        f"model.tokenizer_name_or_path={tiny_assets['tokenizer_extended']}",
+        f"data.dataset_dir={tiny_assets['corpus']}",
+        "data.max_eval_samples=8",
+        "training.max_steps=4",
+        "training.save_steps=100",
+        "training.logging_steps=1",
+        "training.learning_rate=1e-3",  # YAML 1.1 would keep this a string; the CLI makes it a float
+        "training.eval_steps=null",
+    ]
+    args = ["runs", "submit", "--preset", "tiny-demo", "--name", "from the cli", "--follow"]
+    for item in sets:
+        args += ["--set", item]
+    done = cli(panel, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    run_id = re.search(r"submitted (r-[0-9a-z]+)", out).group(1)  # type: ignore[union-attr]
+    steps = [int(s) for s in re.findall(r"step (\d+)/4", out)]
+    assert steps and steps[-1] == 4 and steps == sorted(steps), out  # progress, then the end
+    assert f"run {run_id} succeeded" in out
+    run: dict[str, Any] = get_run(panel, run_id)
+    assert run["name"] == "from the cli" and run["config"]["training"]["learning_rate"] == 1e-3
+
+    listed = cli(panel, "runs", "list", "--limit", "50")
+    assert listed.returncode == 0 and run_id in listed.stdout
+
+    logs = cli(panel, "runs", "logs", run_id)
+    log_file = run_dir(panel, run_id) / "logs" / "attempt-1.log"
+    assert logs.returncode == 0
+    assert logs.stdout == log_file.read_text()  # both read with universal newlines
+
+    refused = cli(panel, "runs", "cancel", run_id)
+    assert refused.returncode == 1 and "409" in refused.stderr and "succeeded" in refused.stderr
+
+
+def test_cli_without_a_target_explains_itself(panel: Panel) -> None:
+    done = cli(panel, "runs", "submit", "--set", "training.max_steps=3")
+    assert done.returncode == 1 and "--preset" in done.stderr
