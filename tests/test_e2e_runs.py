@@ -7,9 +7,11 @@ several angles; other tests cancel, resume, queue and refuse runs on the same wo
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import tarfile
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -20,7 +22,6 @@ from tests.e2e_helpers import (
     api_events,
     api_log,
     file_events,
-    get_run,
     run_dir,
     submit,
     tiny_config,
@@ -33,12 +34,27 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished_run(panel: Panel, tiny_assets: dict[str, Any]) -> dict[str, Any]:
-    run = submit(panel, tiny_config(tiny_assets), "e2e happy path")
-    assert run["status"] == "queued"
-    final = wait_final(panel, run["id"])
-    assert final["status"] == "succeeded", final
-    return final
+def batch(panel: Panel, tiny_assets: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Three runs submitted back to back to the one-slot worker, all waited for.
+
+    ``ok`` trains for real; ``fp16`` and ``procs`` are refused by the worker before launch.
+    Submitting them together also shows the worker takes one run at a time.
+    """
+    too_many = tiny_config(tiny_assets)
+    too_many["launch"] = {"nproc_per_node": min(16, (os.cpu_count() or 1) + 1)}
+    submitted = {
+        "ok": submit(panel, tiny_config(tiny_assets), "e2e happy path"),
+        "fp16": submit(panel, tiny_config(tiny_assets, precision="fp16"), "e2e fp16 on cpu"),
+        "procs": submit(panel, too_many, "e2e too many procs"),
+    }
+    assert all(r["status"] == "queued" for r in submitted.values())
+    return {key: wait_final(panel, run["id"]) for key, run in submitted.items()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(batch: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    assert batch["ok"]["status"] == "succeeded", batch["ok"]
+    return batch["ok"]
 
 
 def test_run_succeeds_with_progress_fields(finished_run: dict[str, Any]) -> None:
@@ -143,42 +159,38 @@ def test_cancel_kills_the_whole_process_tree(panel: Panel, tiny_assets: dict[str
 
 
 def test_runs_queued_on_a_single_slot_run_one_after_the_other(
-    panel: Panel, tiny_assets: dict[str, Any]
+    batch: dict[str, dict[str, Any]],
 ) -> None:
-    config = tiny_config(tiny_assets, max_steps=2, save_steps=100)
-    first = submit(panel, config, "e2e queue 1")
-    second = submit(panel, config, "e2e queue 2")
-    a, b = wait_final(panel, first["id"]), wait_final(panel, second["id"])
-    assert a["status"] == b["status"] == "succeeded", (a, b)
-    intervals = sorted([(a["started_at"], a["finished_at"]), (b["started_at"], b["finished_at"])])
-    assert intervals[0][1] <= intervals[1][0], (
-        f"runs overlapped on a concurrency-1 worker: {intervals}"
-    )
+    runs = [batch["ok"], batch["fp16"], batch["procs"]]
+    assert all(r["started_at"] and r["finished_at"] for r in runs), runs
+    intervals = [
+        (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
+        for r in runs
+    ]
+    for (_, end), (next_start, _) in itertools.pairwise(intervals):
+        assert end <= next_start, f"runs overlapped on a concurrency-1 worker: {intervals}"
 
 
 def test_fp16_on_a_cpu_worker_fails_with_a_clear_reason(
-    panel: Panel, tiny_assets: dict[str, Any]
+    panel: Panel, batch: dict[str, dict[str, Any]]
 ) -> None:
     """This box has no GPU, so the worker trains on CPU; fp16 cannot run there."""
-    run = submit(panel, tiny_config(tiny_assets, precision="fp16"), "e2e fp16 on cpu")
-    final = wait_final(panel, run["id"], timeout=60)
-    assert final["status"] == "failed"
-    assert final["status_reason"] == "fp16 needs a GPU; choose bf16 or fp32"
+    run = batch["fp16"]
+    assert run["status"] == "failed"
+    assert run["status_reason"] == "fp16 needs a GPU; choose bf16 or fp32"
+    assert run["worker"]  # refused by the worker, after its claim
     assert not (run_dir(panel, run["id"]) / "output" / "events.jsonl").exists()  # nothing launched
+    assert "not started: fp16 needs a GPU" in api_log(panel, run["id"], attempt=1)
 
 
 def test_more_processes_than_the_worker_has_fails_with_a_clear_reason(
-    panel: Panel, tiny_assets: dict[str, Any]
+    batch: dict[str, dict[str, Any]],
 ) -> None:
     """On a GPU box the limit is the GPU count; on this CPU box it is the core count (os.cpu_count())."""
     cores = os.cpu_count() or 1
     if cores >= 16:
         pytest.skip("the schema allows at most 16 processes per node")
-    config = tiny_config(tiny_assets)
-    config["launch"] = {"nproc_per_node": cores + 1}
-    run = submit(panel, config, "e2e too many procs")
-    final = wait_final(panel, run["id"], timeout=60)
-    assert final["status"] == "failed"
-    assert f"launch.nproc_per_node={cores + 1}" in final["status_reason"]
-    assert f"{cores} cores" in final["status_reason"]
-    assert get_run(panel, run["id"])["worker"]  # refused by the worker, after its claim
+    run = batch["procs"]
+    assert run["status"] == "failed"
+    assert f"launch.nproc_per_node={cores + 1}" in run["status_reason"]
+    assert f"{cores} cores" in run["status_reason"]
