@@ -1,4 +1,5 @@
-"""Fixtures for the API tests: a real server (``python -m backend.cli serve``) per test module.
+"""Fixtures for the API tests: one real server (``python -m backend.cli serve``) shared
+by the API test modules (tests must not assume an empty database).
 
 No torch: the "models" are directories with a config.json, which is all the API checks.
 Import the fixtures into a test module with ``from tests.api_support import api``.
@@ -49,7 +50,7 @@ def launch(tmp: Path, extra_env: dict[str, str] | None = None) -> tuple[Panel, d
     return panel, assets
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Panel, dict[str, Path]]]:
     panel, assets = launch(tmp_path_factory.mktemp("api"))
     try:

@@ -15,7 +15,7 @@ from tests.api_support import api  # noqa: F401  (fixture)
 from tests.conftest import Panel
 
 Api = tuple[Panel, dict[str, Path]]
-EXAMPLES = 8
+EXAMPLES = 6
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,9 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
     page.get_by_label("Log every N steps").fill("2")
     page.get_by_label("Checkpoint every N steps").fill("8")
     page.get_by_label("Evaluate every N steps").fill("8")
+    # An advanced field: opened from its collapsed section, then edited.
+    page.locator("[data-section=data] details summary").click()
+    page.get_by_label("Max eval samples", exact=True).fill("8")
 
     # The live torchrun preview follows the form.
     preview = page.get_by_test_id("command-preview")
@@ -92,3 +95,4 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
     assert row.get_attribute("data-status") == "succeeded"
     assert "16/16" in row.inner_text()
     assert "LoRA" in row.inner_text()
+    screenshot(page, "runs")

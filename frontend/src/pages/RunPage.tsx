@@ -141,7 +141,13 @@ export function RunPage({ id }: { id: string }) {
           <h2 id="charts-h">Metrics</h2>
           <ChartControls opts={opts} onChange={setOpts} />
         </div>
-        <div class="charts">
+        {Object.keys(live.metrics).length === 0 ? (
+          <p class="muted charts-empty" data-testid="charts-empty">
+            No metrics yet: the first point arrives after {String(run.config.training?.logging_steps ?? "?")} steps
+            {active ? "" : ", and this run reported none"}.
+          </p>
+        ) : null}
+        <div class="charts" hidden={Object.keys(live.metrics).length === 0}>
           {charts(live.metrics, opts).map((c) => (
             <Chart key={c.id} testId={`chart-${c.id}`} title={c.title} lines={c.lines} xLabel={xLabel} logY={opts.logY} y2Label={c.y2Label} syncKey={`run-${run.id}`} />
           ))}
