@@ -194,3 +194,12 @@ def test_more_processes_than_the_worker_has_fails_with_a_clear_reason(
     assert run["status"] == "failed"
     assert f"launch.nproc_per_node={cores + 1}" in run["status_reason"]
     assert f"{cores} cores" in run["status_reason"]
+
+
+def test_worker_heartbeat_describes_the_worker(panel: Panel) -> None:
+    with panel.client() as c:
+        workers = c.get("/api/workers").json()
+    mine = [w for w in workers if w["queue"] == panel.env["CPT_QUEUE"]]
+    assert len(mine) == 1 and mine[0]["alive"], workers
+    assert mine[0]["concurrency"] == 1
+    assert mine[0]["cpu_only"] is True and mine[0]["gpus"] == []  # no nvidia-smi on this box
