@@ -88,7 +88,7 @@ def tiny_args(assets: dict[str, Path], out: Path, cache: Path, **flags: Any) -> 
 
 
 def run_pretrain(
-    args: list[str], nproc: int | None = None, timeout: float = 240
+    args: list[str], nproc: int | None = None, timeout: float = 240, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
     """``python worker/pretrain.py`` (nproc None) or torchrun with ``nproc`` processes."""
     if nproc is None:
@@ -110,7 +110,7 @@ def run_pretrain(
             *args,
         ]
     return subprocess.run(
-        cmd, cwd=ROOT, env=train_env(), capture_output=True, text=True, timeout=timeout
+        cmd, cwd=cwd, env=train_env(), capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -368,6 +368,10 @@ def tokenize_file(
     ids = raw.map(tok, batched=True, remove_columns=["text"], num_proc=num_proc, desc="tokenize")
     # One batch holds the whole file, so only its tail (< block_size tokens) is dropped.
     blocks = ids.map(group, batched=True, batch_size=max(1, len(ids)), desc="group")
+    if len(blocks) == 0:
+        # datasets cannot reload an empty saved dataset; such a file is cheap to redo.
+        logger.warning("%s is shorter than one block of %d tokens; skipped", path.name, block_size)
+        return blocks
     tmp = cache_root / f".{target.name}.tmp-{os.getpid()}"
     blocks.save_to_disk(str(tmp))
     if target.exists():
