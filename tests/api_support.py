@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +49,23 @@ def launch(tmp: Path, extra_env: dict[str, str] | None = None) -> tuple[Panel, d
     return panel, assets
 
 
-@pytest.fixture(scope="session")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Panel, dict[str, Path]]]:
-    panel, assets = launch(tmp_path_factory.mktemp("api"))
-    try:
-        yield panel, assets
-    finally:
-        panel.stop()
+_shared: dict[str, tuple[Panel, dict[str, Path]]] = {}
+
+
+@pytest.fixture(scope="module")
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Panel, dict[str, Path]]:
+    """The shared server, started on first use and stopped when the session ends.
+
+    (A fixture imported into several modules is a separate fixture in each, so the sharing
+    is done here rather than by the fixture's scope.)
+    """
+    if "api" not in _shared:
+        panel, assets = launch(tmp_path_factory.mktemp("api"))
+        _shared["api"] = (panel, assets)
+        request.config.add_cleanup(panel.stop)
+    return _shared["api"]
 
 
 def worker_client(panel: Panel) -> httpx.Client:
