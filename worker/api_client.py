@@ -85,6 +85,7 @@ class WorkerApi:
         *,
         reason: str | None = None,
         pid: int | None = None,
+        retry_for: float = 600,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"attempt": attempt, "status": status}
         if reason is not None:
@@ -92,7 +93,7 @@ class WorkerApi:
         if pid is not None:
             body["pid"] = pid
         # Final states matter most: keep trying for a long while (an API restart takes seconds).
-        return self.post(f"/runs/{run_id}/status", body, retry_for=600)
+        return self.post(f"/runs/{run_id}/status", body, retry_for=retry_for)
 
     def events(self, run_id: str, attempt: int, events: list[dict[str, Any]]) -> dict[str, Any]:
         return self.post(f"/runs/{run_id}/events", {"attempt": attempt, "events": events})

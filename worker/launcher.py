@@ -50,7 +50,7 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent,  # tiny ctypes call; the task thread is the only one
         )
 
 

@@ -5,6 +5,7 @@ directory is the simplest channel between them that also survives a crash of eit
 
 - ``runs/<run_id>.json`` — {"run_id", "attempt", "pgid", "task_pid"} while a run is active
 - ``cancel/<run_id>`` — the heartbeat saw a cancel request; the task polls for it
+- ``stop/<run_id>`` — the worker is shutting down: the task stops its run and reports it
 - ``gpus/gpu-N.lock`` — GPU leases (see ``worker.gpu``)
 """
 
@@ -67,6 +68,8 @@ class Registry:
             self._run_file(run_id).unlink()
         with contextlib.suppress(FileNotFoundError):
             self._cancel_file(run_id).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self._stop_file(run_id).unlink()
 
     def active(self) -> list[dict[str, Any]]:
         records = []
@@ -85,10 +88,28 @@ class Registry:
     def cancel_requested(self, run_id: str) -> bool:
         return self._cancel_file(run_id).exists()
 
+    def _stop_file(self, run_id: str) -> Path:
+        return self.root / "stop" / check_run_id(run_id)
+
+    def request_stop_all(self) -> list[str]:
+        """Worker shutdown: ask every active run's task to stop (it reports the run failed)."""
+        stopped = []
+        for record in self.active():
+            run_id = str(record.get("run_id", ""))
+            if RUN_ID.match(run_id):
+                path = self._stop_file(run_id)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+                stopped.append(run_id)
+        return stopped
+
+    def stop_requested(self, run_id: str) -> bool:
+        return self._stop_file(run_id).exists()
+
     def clear(self) -> list[dict[str, Any]]:
         """Forget every record (worker start: none of them can still be ours). Returns them."""
         records = self.active()
-        for sub in ("runs", "cancel"):
+        for sub in ("runs", "cancel", "stop"):
             for path in (self.root / sub).glob("*"):
                 with contextlib.suppress(OSError):
                     path.unlink()

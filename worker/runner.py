@@ -204,8 +204,16 @@ class RunAttempt:
             f.write(f"[cpt-panel] {text}\n")
 
     def _report(self, outcome: Outcome) -> None:
+        # While the worker stops, don't hold its shutdown for long if the API is gone too.
+        retry_for = 15.0 if self.stopping.is_set() else 600.0
         try:
-            self.api.status(self.run_id, self.attempt, outcome.status, reason=outcome.reason)
+            self.api.status(
+                self.run_id,
+                self.attempt,
+                outcome.status,
+                reason=outcome.reason,
+                retry_for=retry_for,
+            )
         except (Conflict, ApiUnavailable) as exc:
             log.error("run %s: could not report %s: %s", self.run_id, outcome.status, exc)
 
@@ -339,6 +347,8 @@ class RunAttempt:
         thread.start()
         cancelled = stopped = False
         while proc.poll() is None:
+            if self.registry.stop_requested(self.run_id):
+                self.stopping.set()
             if self._cancelled() or self.stopping.is_set():
                 stopped = self.stopping.is_set() and not self.cancel.is_set()
                 cancelled = not stopped

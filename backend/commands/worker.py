@@ -48,7 +48,7 @@ def reap_stale_runs(settings: Settings) -> list[str]:
 
 def run_worker(settings: Settings) -> None:
     """Build the demo assets if asked, then consume ``settings.queue`` until stopped."""
-    from celery.signals import worker_ready, worker_shutdown
+    from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
     from worker.api_client import WorkerApi
     from worker.heartbeat import HeartbeatThread
@@ -81,7 +81,16 @@ def run_worker(settings: Settings) -> None:
     def _shutdown(**_: object) -> None:
         heartbeat.stop()
 
+    registry = Registry.for_settings(settings)
+
+    def _shutting_down(**_: object) -> None:
+        # A warm shutdown would wait for runs that may take days: stop them now instead;
+        # each task reports its run failed ("the worker stopped"), resumable from a checkpoint.
+        for run_id in registry.request_stop_all():
+            log.warning("worker stopping: stopping run %s", run_id)
+
     worker_ready.connect(_ready, weak=False)
+    worker_shutting_down.connect(_shutting_down, weak=False)
     worker_shutdown.connect(_shutdown, weak=False)
     name = worker_name(settings)
     log.info(
@@ -111,27 +120,68 @@ def run_worker(settings: Settings) -> None:
     )
 
 
+def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 60) -> None:
+    """Wait for /api/health so the URL is printed after the components' start-up chatter."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        try:
+            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def run_up(settings: Settings) -> int:
-    """API and one worker as children of this process; Ctrl-C (or SIGTERM) stops both."""
+    """API and one worker as children of this process; Ctrl-C (or SIGTERM) stops both.
+
+    The children get their own sessions so that Ctrl-C reaches only this process, which then
+    stops the worker first (its runs report "worker stopped" to a still-running API) and the
+    API last. Should this process die, the children get SIGTERM (PR_SET_PDEATHSIG).
+    """
+    from worker.launcher import _die_with_parent
+
     # Create the tokens once, before two processes could race to generate different ones.
     token = settings.secret("api_token")
     settings.secret("worker_token")
     env = {**os.environ, "CPT_DATA_DIR": str(settings.resolved_data_dir)}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "backend.cli", "serve"], cwd=ROOT, env=env),
-        subprocess.Popen([sys.executable, "-m", "backend.cli", "worker"], cwd=ROOT, env=env),
-    ]
+
+    def spawn(command: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", command],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # safe: no other threads run here yet
+        )
+
+    api, worker = spawn("serve"), spawn("worker")
+    procs = [api, worker]
     url = settings.effective_api_url
+    _wait_healthy(url, procs)
     print(f"cpt-panel: {url}/  (access token: {token})", flush=True)
     print(f"           token file: {settings.resolved_data_dir / '.api_token'}", flush=True)
     print("           Ctrl-C stops the API and the worker.", flush=True)
 
-    stopping = False
-
-    def _term(signum: int, frame: object) -> None:
+    def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _term)
+    # Explicit: a shell starts background jobs with SIGINT ignored.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     code = 0
     try:
         while all(p.poll() is None for p in procs):
@@ -139,15 +189,8 @@ def run_up(settings: Settings) -> int:
         code = next(p.returncode for p in procs if p.returncode is not None) or 1
         print("cpt-panel: a component exited; stopping the other", file=sys.stderr)
     except KeyboardInterrupt:
-        stopping = True
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return 0 if stopping else code
+        print("cpt-panel: stopping the worker, then the API", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
+    _stop(worker, timeout=settings.cancel_grace_seconds + 20)
+    _stop(api, timeout=10)
+    return code
