@@ -71,14 +71,18 @@ function showLatest(u: uPlot): void {
   if (idxs[0] != null) u.setLegend({ idxs }, false);
 }
 
-/** Tick labels with as many decimals as the tick step needs (1.75, 0.0005), compact for big ones. */
-function axisValues(_u: uPlot, splits: number[], _axis: number, _space: number, incr: number): string[] {
-  const max = Math.max(...splits.map((v) => Math.abs(v)));
-  if (max >= 1e5) return splits.map((v) => compact(v));
-  if (max !== 0 && max < 1e-3) return splits.map((v) => (v === 0 ? "0" : v.toExponential(1)));
-  const step = String(Number(incr.toPrecision(6)));
-  const dec = step.includes("e") ? 6 : (step.split(".")[1] ?? "").length;
-  return splits.map((v) => v.toFixed(Math.min(dec, 8)));
+/** Tick labels with as many decimals as the tick step needs (1.75, 0.0005), compact for big ones.
+ *  A log scale leaves some splits null (ticks it does not label). */
+function axisValues(_u: uPlot, splits: (number | null)[], _axis: number, _space: number, incr: number): string[] {
+  const max = Math.max(0, ...splits.map((v) => Math.abs(v ?? 0)));
+  const step = String(Number((incr || 1).toPrecision(6)));
+  const dec = Math.min(step.includes("e") ? 6 : (step.split(".")[1] ?? "").length, 8);
+  return splits.map((v) => {
+    if (v == null) return "";
+    if (max >= 1e5) return compact(v);
+    if (max !== 0 && max < 1e-3) return v === 0 ? "0" : v.toExponential(1);
+    return v.toFixed(dec);
+  });
 }
 
 export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Label, syncKey, testId }: Props) {
