@@ -284,6 +284,12 @@ def test_runs_stream_announces_changes(api: Api) -> None:  # noqa: F811
         sse = SSEReader(stream)
         ready = sse.read(1)
         run = create_run(c)
-        got = sse.read(1)
+        # Other runs of this shared server may change meanwhile (e.g. a lost worker): find ours.
+        ours = []
+        for _ in range(20):
+            got = sse.read(1, timeout=5)
+            ours = [d for k, d in got if k == "run" and d["id"] == run["id"]]
+            if ours or not got:
+                break
     assert ready[0][0] == "ready"
-    assert got[0][0] == "run" and got[0][1]["id"] == run["id"] and got[0][1]["status"] == "queued"
+    assert ours and ours[0]["status"] == "queued"
