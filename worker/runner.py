@@ -7,6 +7,7 @@ drain the shippers → report the final state with a one-line reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -188,6 +189,7 @@ class RunAttempt:
         self.cancel = threading.Event()
         self.stopping = threading.Event()  # the worker itself is shutting down
         self.lease: gpu.GpuLease | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def request_cancel(self) -> None:
         self.cancel.set()
@@ -241,16 +243,18 @@ class RunAttempt:
         )
         try:
             try:
-                proc = self._prepare_and_launch(claim, shipper)
+                proc = self._prepare_and_launch(claim)
+                if proc is None:  # cancelled before the launch (e.g. while waiting for GPUs)
+                    outcome = Outcome("cancelled", "cancelled on request")
+                else:
+                    outcome = self._watch(proc, shipper)
             except Refused as exc:
                 self._note(f"not started: {exc}")
                 self._ship_final(shipper)
                 outcome = Outcome("failed", str(exc))
-            else:
-                if proc is None:  # cancelled while waiting for GPUs
-                    outcome = Outcome("cancelled", "cancelled on request")
-                else:
-                    outcome = self._watch(proc, shipper)
+            except Exception as exc:  # a worker bug must not leave the run "starting" forever
+                log.exception("run %s attempt %s: worker error", self.run_id, self.attempt)
+                outcome = self._fail_on_error(exc, shipper)
             self._report(outcome)
             return outcome
         finally:
@@ -258,9 +262,16 @@ class RunAttempt:
                 self.lease.release()
             self.registry.unregister(self.run_id)
 
-    def _prepare_and_launch(
-        self, claim: dict[str, Any], shipper: RunShipper
-    ) -> subprocess.Popen[bytes] | None:
+    def _fail_on_error(self, exc: Exception, shipper: RunShipper) -> Outcome:
+        reason = f"worker error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+        if self.proc is not None and self.proc.poll() is None:
+            launcher.terminate(self.proc, self.settings.cancel_grace_seconds)
+        with contextlib.suppress(Exception):
+            self._note(reason)
+            self._ship_final(shipper)
+        return Outcome("failed", reason)
+
+    def _prepare_and_launch(self, claim: dict[str, Any]) -> subprocess.Popen[bytes] | None:
         try:
             config = RunConfig.model_validate(claim["config"])
         except ValueError as exc:
@@ -316,7 +327,7 @@ class RunAttempt:
         )
         if self._cancelled():
             return None
-        proc = launcher.start(argv, self.log_path, env, cwd=paths.run_dir)
+        proc = self.proc = launcher.start(argv, self.log_path, env, cwd=paths.run_dir)
         self.registry.register(self.run_id, self.attempt, pgid=proc.pid)
         try:
             answer = self.api.status(self.run_id, self.attempt, "running", pid=proc.pid)
