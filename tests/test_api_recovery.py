@@ -33,6 +33,7 @@ def test_worker_lost_and_requeue_on_restart(tmp_path: Path) -> None:
     try:
         lost = claimed_run(panel, worker="ghost")
         alive = claimed_run(panel, worker="alive-box")
+        orphan = claimed_run(panel, worker="alive-box")  # the box is up but does not list it
         with worker_client(panel) as w:
             w.post(
                 "/api/internal/workers/heartbeat",
@@ -58,6 +59,7 @@ def test_worker_lost_and_requeue_on_restart(tmp_path: Path) -> None:
                 time.sleep(0.3)
             failed = c.get(f"/api/runs/{lost['id']}").json()
             healthy = c.get(f"/api/runs/{alive['id']}").json()
+            orphaned = c.get(f"/api/runs/{orphan['id']}").json()
             workers = {x["name"]: x for x in c.get("/api/workers").json()}
             waiting = create_run(c)
             # The built frontend: files as they are, SPA routes get index.html, /api stays JSON.
@@ -68,6 +70,7 @@ def test_worker_lost_and_requeue_on_restart(tmp_path: Path) -> None:
             escape = httpx.get(panel.url + "/assets/..%2F..%2Fetc%2Fpasswd")
         assert failed["status"] == "failed" and failed["status_reason"].startswith("worker lost")
         assert healthy["status"] == "running"
+        assert orphaned["status"] == "failed" and "is alive but" in orphaned["status_reason"]
         assert workers["alive-box"]["alive"] and not workers["ghost"]["alive"]
         assert "cpt-panel spa" in index.text and "cpt-panel spa" in deep.text
         assert asset.text == "console.log('app')"

@@ -38,20 +38,28 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
             select(Run).where(col(Run.status).in_([s.value for s in WORKER_STATUSES]))
         ).all()
         for run in runs:
+            # Signs of life: the run's own traffic, and heartbeats that list it as running.
             beats = [_aware(run.last_seen_at), _aware(run.started_at)]
             worker = session.get(Worker, run.worker) if run.worker else None
-            if worker is not None:
-                beats.append(_aware(worker.last_heartbeat))
+            worker_beat = _aware(worker.last_heartbeat) if worker else None
+            if worker is not None and run.id in (worker.current_runs or []):
+                beats.append(worker_beat)
             last = max((b for b in beats if b is not None), default=None)
             if last is not None and now - last <= limit:
                 continue
             silent = (now - last).total_seconds() if last else float("inf")
-            state_machine.transition(
-                run,
-                RunStatus.failed,
-                f"worker lost: no word from {run.worker or 'the worker'} for {silent:.0f} s "
-                "(it crashed or lost the network); resume from the last checkpoint",
-            )
+            if worker_beat is not None and now - worker_beat <= limit:
+                # The box is up but no longer runs it (its worker restarted, the task died).
+                reason = (
+                    f"worker lost: {run.worker} is alive but has not run this attempt for "
+                    f"{silent:.0f} s (worker restarted?); resume from the last checkpoint"
+                )
+            else:
+                reason = (
+                    f"worker lost: no word from {run.worker or 'the worker'} for {silent:.0f} s "
+                    "(it crashed or lost the network); resume from the last checkpoint"
+                )
+            state_machine.transition(run, RunStatus.failed, reason)
             failed.append(run)
         session.commit()
     for run in failed:
