@@ -52,9 +52,8 @@ def test_worker_lost_and_requeue_on_restart(tmp_path: Path) -> None:
             threading.Thread(target=beat, daemon=True).start()
         with panel.client() as c:
             deadline = time.time() + 15
-            while (
-                time.time() < deadline
-                and c.get(f"/api/runs/{lost['id']}").json()["status"] != "failed"
+            while time.time() < deadline and any(
+                c.get(f"/api/runs/{r['id']}").json()["status"] != "failed" for r in (lost, orphan)
             ):
                 time.sleep(0.3)
             failed = c.get(f"/api/runs/{lost['id']}").json()
