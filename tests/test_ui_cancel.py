@@ -65,4 +65,16 @@ def test_cancel_running_and_queued_runs_from_the_ui(ui: UI, panel: Any) -> None:
     assert _status(panel, long_run) == "cancelled"
     assert page.get_by_role("button", name="Resume").count() == 1
     screenshot(page, "run-cancelled")
-    wait_until(lambda: _status(panel, long_run) == "cancelled", 5)
+
+    # Nothing was saved before the cancel, so there is nothing to resume from: the page says so
+    # up front, and the server's refusal (asked from the runs list) is shown as it came.
+    resume = page.locator(".page-head").get_by_role("button", name="Resume")
+    assert resume.is_disabled() and resume.get_attribute("title") == "no checkpoint to resume from"
+    ui.goto("/runs")
+    page.locator(f"tr[data-run-id='{long_run}']").get_by_role("button", name="Resume").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_test_id("confirm").click()
+    assert "no checkpoint" in dialog.get_by_role("alert").inner_text()
+    dialog.get_by_role("button", name="Back").click()
+    assert _status(panel, long_run) == "cancelled"
+    assert page.locator(f"tr[data-run-id='{long_run}']").get_attribute("data-status") == "cancelled"

@@ -43,7 +43,7 @@ def test_failed_run_banner_first_error_and_clone(ui: UI, panel: Any) -> None:  #
     # Search counts matches.
     page.get_by_placeholder("Search log…").fill("no_such_proj")
     wait_until(lambda: page.get_by_test_id("log-matches").inner_text().split()[0] != "0", 5, what="search matches")
-    screenshot(page, "run-failed", full_page=False)
+    screenshot(page, "run-failed")
 
     # Clone asks for confirmation, then opens the copy (a new id, queued by the server).
     page.locator(".page-head").get_by_role("button", name="Clone").click()

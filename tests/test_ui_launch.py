@@ -45,6 +45,10 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
     wait_until(lambda: "--max_steps 16" in preview.inner_text() or "--max_steps=16" in preview.inner_text(), 10, what="preview with max_steps 16")
     assert "torch.distributed.run" in preview.inner_text() or "torchrun" in preview.inner_text()
     screenshot(page, "launch")
+    # The preview is copyable as one line, exactly as shown.
+    ui.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy command").click()
+    assert page.evaluate("navigator.clipboard.readText()") == preview.inner_text()
 
     page.get_by_role("button", name="Launch run").click()
     page.wait_for_url(re.compile(r"#/runs/[^/?]+$"))
@@ -79,6 +83,16 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
     # The config panel shows the command the worker ran.
     assert "16" in page.get_by_test_id("run-command").inner_text()
 
+    # Drag across the loss chart zooms in; "Reset zoom" undoes it.
+    box = loss.locator(".u-over").bounding_box()
+    assert box
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    loss.get_by_role("button", name="Reset zoom").click()
+    assert loss.get_by_role("button", name="Reset zoom").count() == 0
+
     # The x-axis switches to tokens seen and the log scale toggles without losing data.
     page.get_by_label("by tokens seen").check()
     page.get_by_label("log scale").check()
@@ -87,6 +101,19 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
     page.get_by_label("by step").check()
     page.get_by_label("log scale").uncheck()
     screenshot(page, "run")
+
+    # Resume from the first checkpoint: attempt 2 of the same run re-trains steps 9-16, and the
+    # page follows it without a reload (status, attempt, log of the new attempt, charts).
+    table.locator("tr", has_text="checkpoint-8").get_by_role("button", name="Resume from here").click()
+    dialog = page.get_by_role("dialog")
+    assert "attempt 2" in dialog.inner_text() and "checkpoint-8" in dialog.inner_text()
+    dialog.get_by_test_id("confirm").click()
+    page.locator(".page-head .badge:not([data-status=succeeded])").wait_for()
+    assert page.locator(".stat", has_text="Attempt").locator(".stat-value").inner_text() == "2"
+    page.locator(".page-head .badge[data-status=succeeded]").wait_for(timeout=240_000)
+    wait_until(lambda: "attempt 2" in page.locator("#logs-h + .muted").inner_text(), 30, what="log of attempt 2")
+    wait_until(lambda: log.locator(".log-line").count() > 5, 30, what="log lines of attempt 2")
+    assert int(loss.get_attribute("data-points") or 0) >= 8
 
     # The runs list shows it with its numbers.
     ui.goto("/runs")

@@ -100,7 +100,14 @@ export function RunPage({ id }: { id: string }) {
           </button>
         ) : null}
         {canResume(run) ? (
-          <button type="button" class="btn" onClick={() => actions.resume(run)}>
+          // The API refuses a resume without a checkpoint: say so before the click, not after.
+          <button
+            type="button"
+            class="btn"
+            onClick={() => actions.resume(run)}
+            disabled={live.checkpoints !== null && !live.checkpoints.some((c) => c.exists)}
+            title={live.checkpoints !== null && !live.checkpoints.some((c) => c.exists) ? "no checkpoint to resume from" : undefined}
+          >
             Resume
           </button>
         ) : null}
