@@ -61,8 +61,22 @@ def test_cli_submit_follow_list_logs(panel: Panel, tiny_assets: dict[str, Path])
     assert logs.returncode == 0
     assert logs.stdout == log_file.read_text()  # both read with universal newlines
 
+    followed_logs = cli(
+        panel, "runs", "logs", run_id, "--follow"
+    )  # a finished run: prints, then ends
+    assert followed_logs.returncode == 0 and followed_logs.stdout == logs.stdout
+
     refused = cli(panel, "runs", "cancel", run_id)
     assert refused.returncode == 1 and "409" in refused.stderr and "succeeded" in refused.stderr
+
+    followed = cli(panel, "runs", "follow", run_id)  # already finished: says so at once
+    assert followed.returncode == 0 and f"run {run_id} succeeded" in followed.stdout
+
+    unknown = cli(panel, "runs", "resume", run_id, "--checkpoint", "checkpoint-999")
+    assert (
+        unknown.returncode == 1 and "422" in unknown.stderr and "checkpoint-999" in unknown.stderr
+    )
+    assert get_run(panel, run_id)["attempt"] == 1  # nothing was queued
 
 
 def test_cli_without_a_target_explains_itself(panel: Panel) -> None:
