@@ -89,9 +89,15 @@ def convert_zero_checkpoint(checkpoint: Path, output: Path, base: Path | None = 
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
-    missing = [k for k in missing if k not in tied and not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    missing = [
+        k
+        for k in missing
+        if k not in tied and not (k == "lm_head.weight" and config.tie_word_embeddings)
+    ]
     if missing or unexpected:
-        raise SystemExit(f"{checkpoint}: weights do not fit the config (missing {missing}, unexpected {unexpected})")
+        raise SystemExit(
+            f"{checkpoint}: weights do not fit the config (missing {missing}, unexpected {unexpected})"
+        )
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(output))
     tok_dir = checkpoint if _has_tokenizer(checkpoint) else base
@@ -101,7 +107,9 @@ def convert_zero_checkpoint(checkpoint: Path, output: Path, base: Path | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--base", type=Path, help="the base HF model directory")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--adapter", type=Path, help="a LoRA adapter directory")
@@ -115,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         out = merge_adapter(args.base, args.adapter, args.output, args.dtype)
     else:
         if not (args.zero_checkpoint / "latest").is_file():
-            parser.error(f"--zero_checkpoint {args.zero_checkpoint} is not a DeepSpeed checkpoint (no 'latest')")
+            parser.error(
+                f"--zero_checkpoint {args.zero_checkpoint} is not a DeepSpeed checkpoint (no 'latest')"
+            )
         out = convert_zero_checkpoint(args.zero_checkpoint, args.output, args.base)
     print(f"wrote {out}")
     return 0
