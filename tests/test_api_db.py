@@ -189,3 +189,27 @@ def test_transition_table_matches_the_contract() -> None:
     assert (
         str(IllegalTransition("succeeded", "cancelled")) == "cannot cancel a run that is succeeded"
     )
+
+
+def test_metric_series_across_a_resume(settings: Settings) -> None:
+    """Attempt 1 reached step 30, attempt 2 resumed from step 20: the chart shows 1..20, 22..28."""
+    from backend.services import queries
+
+    with Session(get_engine(settings), expire_on_commit=False) as session:
+        run = _run(session)
+        run.status = RunStatus.running
+        first = [{"seq": 1, "kind": "start", "step": 0, "max_steps": 40}]
+        first += [{"seq": 1 + i, "kind": "log", "step": 2 * i, "loss": 9.0} for i in range(1, 16)]
+        ingest.store_events(session, run, 1, first)
+        run.attempt = 2
+        second = [{"seq": 100, "kind": "start", "step": 20, "max_steps": 40}]
+        second += [
+            {"seq": 100 + i, "kind": "log", "step": 20 + 2 * i, "loss": 1.0} for i in range(1, 5)
+        ]
+        ingest.store_events(session, run, 2, second)
+        session.commit()
+        merged = queries.metric_series(session, run, None, None, None, 1000, None)
+        only_first = queries.metric_series(session, run, ["loss"], None, None, 1000, 1)
+    assert merged["keys"] == ["loss"]  # start events are no metrics
+    assert merged["series"]["loss"]["step"] == [*range(2, 21, 2), *range(22, 29, 2)]
+    assert only_first["series"]["loss"]["step"] == list(range(2, 31, 2))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -63,51 +64,64 @@ def _int(value: Any) -> int | None:
 # --- events ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """A just-stored event (plain data: building ORM objects for a batch costs more than the insert)."""
+
+    run_id: str
+    attempt: int
+    seq: int
+    kind: str
+    step: int | None
+    time: float | None
+    data: dict[str, Any]
+
+
 def store_events(
     session: Session, run: Run, attempt: int, events: Sequence[dict[str, Any]]
-) -> list[RunEvent]:
+) -> list[NewEvent]:
     """Insert the new events; returns only those that were not stored before, by seq."""
-    rows = []
+    rows: dict[int, dict[str, Any]] = {}
     for raw in events:
         data = _finite(dict(raw))
-        rows.append(
+        seq = int(data["seq"])
+        # Two rows with the same seq inside one batch: keep the first, like the database would.
+        rows.setdefault(
+            seq,
             {
                 "run_id": run.id,
                 "attempt": attempt,
-                "seq": int(data["seq"]),
+                "seq": seq,
                 "kind": str(data.get("kind", ""))[:32],
                 "step": _int(data.get("step")),
                 "time": _num(data.get("time")),
                 "data": data,
-            }
+            },
         )
     if not rows:
         return []
+    # Core insert, executemany: one cached statement whatever the batch size.
     stmt = (
-        _insert(session, RunEvent)
-        .values(rows)
+        _insert(session, RunEvent.__table__)  # type: ignore[attr-defined]
         .on_conflict_do_nothing(index_elements=["run_id", "attempt", "seq"])
-        .returning(col(RunEvent.seq))
+        .returning(RunEvent.__table__.c.seq)  # type: ignore[attr-defined]
     )
-    new_seqs = {int(s) for s in session.exec(stmt).scalars()}  # type: ignore[call-overload]
-    fresh = [RunEvent(**r) for r in rows if r["seq"] in new_seqs]
-    fresh.sort(key=lambda e: e.seq)
-    # Two rows with the same seq inside one batch: keep the first, like the database did.
-    seen: set[int] = set()
-    unique = [e for e in fresh if not (e.seq in seen or seen.add(e.seq))]  # type: ignore[func-returns-value]
+    result = session.connection().execute(stmt, list(rows.values()))
+    new_seqs = {int(s) for s in result.scalars()}
+    fresh = sorted((NewEvent(**r) for s, r in rows.items() if s in new_seqs), key=lambda e: e.seq)
     if attempt == run.attempt:
-        for event in unique:
+        for event in fresh:
             _apply(session, run, event)
         _update_eta(session, run)
     else:
-        for event in unique:
+        for event in fresh:
             if event.kind == "checkpoint":
                 _upsert_checkpoint(session, run, event)
     run.last_seen_at = run.updated_at = utcnow()
-    return unique
+    return fresh
 
 
-def _apply(session: Session, run: Run, event: RunEvent) -> None:
+def _apply(session: Session, run: Run, event: NewEvent) -> None:
     """Fold one new event into the run's denormalised progress fields."""
     data = event.data
     if event.step is not None:
@@ -133,7 +147,7 @@ def _apply(session: Session, run: Run, event: RunEvent) -> None:
             run.perplexity = _num(data.get("perplexity"))
 
 
-def _upsert_checkpoint(session: Session, run: Run, event: RunEvent) -> None:
+def _upsert_checkpoint(session: Session, run: Run, event: NewEvent) -> None:
     data = event.data
     path = str(data.get("path") or "")
     name = str(data.get("name") or (path.rstrip("/").rsplit("/", 1)[-1] if path else ""))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from backend.models import EventPublic, LogChunk, Run, RunEvent
+from dataclasses import asdict
+
+from backend.models import LogChunk, Run
 from backend.services.bus import RUNS_TOPIC, bus, run_topic
+from backend.services.ingest import NewEvent
 from backend.services.runs import to_public
 
 
@@ -14,8 +17,10 @@ def publish_run(run: Run) -> None:
     bus.publish(RUNS_TOPIC, "run", data)
 
 
-def publish_event(event: RunEvent) -> None:
-    data = EventPublic.model_validate(event, from_attributes=True).model_dump(mode="json")
+def publish_event(event: NewEvent) -> None:
+    """The event as ``GET /runs/{id}/events`` shows it."""
+    data = asdict(event)
+    del data["run_id"]
     bus.publish(run_topic(event.run_id), "metric", data)
 
 

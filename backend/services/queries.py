@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from backend.models import LogChunk, Run, RunEvent
@@ -14,19 +15,32 @@ NON_METRICS = frozenset({"seq", "time", "step", "kind", "attempt"})
 METRIC_KINDS = ("log", "eval")
 
 
-def _effective(events: list[RunEvent]) -> list[RunEvent]:
+class _Row(NamedTuple):
+    kind: str
+    attempt: int
+    step: int | None
+    time: float | None
+    data: dict[str, Any]
+
+
+def _effective(rows: list[_Row]) -> list[_Row]:
     """Across resumes: drop an attempt's events past the step where the next attempt resumed."""
-    by_attempt: dict[int, list[RunEvent]] = {}
-    for e in events:
-        by_attempt.setdefault(e.attempt, []).append(e)
+    by_attempt: dict[int, list[_Row]] = {}
+    for r in rows:
+        by_attempt.setdefault(r.attempt, []).append(r)
+    if len(by_attempt) < 2:
+        return rows
     attempts = sorted(by_attempt)
-    out: list[RunEvent] = []
+    first_step = {
+        a: min((r.step for r in by_attempt[a] if r.step is not None), default=None)
+        for a in attempts
+    }
+    out: list[_Row] = []
     for i, a in enumerate(attempts):
-        later_steps = [
-            e.step for b in attempts[i + 1 :] for e in by_attempt[b] if e.step is not None
-        ]
-        cut = min(later_steps) if later_steps else None
-        out += [e for e in by_attempt[a] if cut is None or e.step is None or e.step <= cut]
+        later = [s for b in attempts[i + 1 :] if (s := first_step[b]) is not None]
+        cut = min(later) if later else None
+        # An event at the resume step itself belongs to the earlier attempt.
+        out += [r for r in by_attempt[a] if cut is None or r.step is None or r.step <= cut]
     return out
 
 
@@ -39,42 +53,54 @@ def metric_series(
     max_points: int,
     attempt: int | None,
 ) -> dict[str, Any]:
-    stmt = select(RunEvent).where(RunEvent.run_id == run.id, col(RunEvent.kind).in_(METRIC_KINDS))
+    # Plain columns, not ORM objects: building 10^4 model instances dominated the query.
+    # "start" rows mark where a resumed attempt picked up (see _effective); they are no metrics.
+    t = RunEvent.__table__.c  # type: ignore[attr-defined]
+    stmt = sa_select(t.kind, t.attempt, t.step, t.time, t.data).where(
+        t.run_id == run.id, t.kind.in_((*METRIC_KINDS, "start"))
+    )
     if attempt is not None:
-        stmt = stmt.where(RunEvent.attempt == attempt)
-    events = list(session.exec(stmt.order_by(col(RunEvent.attempt), col(RunEvent.seq))).all())
+        stmt = stmt.where(t.attempt == attempt)
+    ordered = stmt.order_by(t.attempt, t.seq)
+    rows = [_Row(*r) for r in session.connection().execute(ordered)]
     if attempt is None:
-        events = _effective(events)
+        rows = _effective(rows)
 
-    found: list[str] = []
+    found: dict[str, None] = {}  # insertion-ordered set
+    wanted = set(keys) if keys else None
     series: dict[str, dict[str, list[Any]]] = {}
     tokens_seen: Any = None
-    for e in events:
-        data = e.data
-        if isinstance(data.get("tokens_seen"), int | float):
-            tokens_seen = data["tokens_seen"]  # eval events borrow the last log's count
-        if e.step is None or (step_min is not None and e.step < step_min):
+    for r in rows:
+        if r.kind == "start":
             continue
-        if step_max is not None and e.step > step_max:
-            continue
+        data = r.data
+        seen = data.get("tokens_seen")
+        if isinstance(seen, int | float):
+            tokens_seen = seen  # eval events borrow the last log's count
+        in_range = r.step is not None and not (
+            (step_min is not None and r.step < step_min)
+            or (step_max is not None and r.step > step_max)
+        )
         for key, value in data.items():
             if key in NON_METRICS or isinstance(value, bool) or not isinstance(value, int | float):
                 continue
-            if key not in series:
-                found.append(key)
-                series[key] = {"step": [], "value": [], "tokens_seen": [], "time": []}
-            s = series[key]
-            s["step"].append(e.step)
+            found[key] = None
+            if not in_range or (wanted is not None and key not in wanted):
+                continue
+            s = series.get(key)
+            if s is None:
+                s = series[key] = {"step": [], "value": [], "tokens_seen": [], "time": []}
+            s["step"].append(r.step)
             s["value"].append(value)
             s["tokens_seen"].append(tokens_seen)
-            s["time"].append(e.time)
-    wanted = [k for k in keys if k in series] if keys else found
+            s["time"].append(r.time)
+    order = [k for k in keys if k in series] if keys else [k for k in found if k in series]
     out: dict[str, dict[str, list[Any]]] = {}
-    for key in wanted:
+    for key in order:
         s = series[key]
         idx = minmax_indices(s["value"], max_points)
         out[key] = {name: [column[i] for i in idx] for name, column in s.items()}
-    return {"series": out, "keys": found}
+    return {"series": out, "keys": list(found)}
 
 
 def events_after(session: Session, run_id: str, after_seq: int, limit: int) -> list[RunEvent]:
