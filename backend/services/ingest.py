@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -204,12 +203,14 @@ def _update_eta(session: Session, run: Run) -> None:
 
 
 def log_end(session: Session, run_id: str, attempt: int) -> int:
-    end = session.exec(
-        select(func.max(LogChunk.offset + LogChunk.length)).where(
-            LogChunk.run_id == run_id, LogChunk.attempt == attempt
-        )
-    ).one()
-    return int(end or 0)
+    """Bytes stored so far: the end of the last chunk (an index lookup, not a scan)."""
+    last = session.exec(
+        select(LogChunk.offset, LogChunk.length)
+        .where(LogChunk.run_id == run_id, LogChunk.attempt == attempt)
+        .order_by(col(LogChunk.offset).desc())
+        .limit(1)
+    ).first()
+    return int(last[0] + last[1]) if last else 0
 
 
 def store_log(
