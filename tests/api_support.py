@@ -25,6 +25,7 @@ def make_assets(root: Path) -> dict[str, Path]:
         d.mkdir(parents=True, exist_ok=True)
     (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
     (tok / "tokenizer.json").write_text("{}")
+    (tok / "vocab.txt").write_text("a\nb\n")  # a tokenizer file, not a corpus
     (corpus / "kn.txt").write_text("ಕನ್ನಡ ಪಠ್ಯ\n" * 10)
     return {"root": root, "model": model, "tokenizer": tok, "corpus": corpus}
 

@@ -217,4 +217,5 @@ def test_meta_endpoints(api: Api) -> None:  # noqa: F811
     assert str(assets["tokenizer"]) in [t["path"] for t in toks]
     assert str(assets["corpus"]) in [d["path"] for d in data]
     assert str(assets["model"]) not in [d["path"] for d in data]
+    assert str(assets["tokenizer"]) not in [d["path"] for d in data]
     assert bad.status_code == 422

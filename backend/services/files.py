@@ -13,6 +13,8 @@ MAX_DIRS = 5000
 MAX_RESULTS = 500
 _SKIP = {"node_modules", "__pycache__", "broker", "cache", ".git", "global_step"}
 _TOKENIZER_FILES = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"}
+#: Text files that belong to models and tokenizers, not to a corpus.
+_NOT_TEXT = {"merges.txt", "vocab.txt", "added_tokens.txt", "requirements.txt", "README.txt"}
 
 
 def _matches(kind: FileKind, files: set[str]) -> bool:
@@ -20,7 +22,9 @@ def _matches(kind: FileKind, files: set[str]) -> bool:
         return "config.json" in files
     if kind == "tokenizer":
         return bool(files & _TOKENIZER_FILES)
-    return any(f.endswith((".txt", ".jsonl")) for f in files)
+    if "config.json" in files or files & _TOKENIZER_FILES:
+        return False  # a model or tokenizer dir with a vocab.txt is not a dataset
+    return any(f.endswith((".txt", ".jsonl")) and f not in _NOT_TEXT for f in files)
 
 
 def find(roots: list[Path], kind: FileKind) -> list[dict[str, str]]:
