@@ -65,7 +65,8 @@ def merge_adapter(base: Path | None, adapter: Path, output: Path, dtype: str = "
     tokenizer = AutoTokenizer.from_pretrained(str(adapter if _has_tokenizer(adapter) else base))
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=_dtype(dtype))
     rows = adapter_vocab_size(adapter) or len(tokenizer)
-    if rows != model.get_input_embeddings().weight.shape[0]:
+    embeddings: Any = model.get_input_embeddings()
+    if rows != int(embeddings.weight.shape[0]):
         # The adapter carries the trained rows; the new rows' initial values do not matter.
         model.resize_token_embeddings(rows, mean_resizing=False)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

@@ -187,7 +187,8 @@ class DivergedError(Exception):
 def parse_args(
     argv: list[str],
 ) -> tuple[ModelArguments, DataTrainingArguments, PretrainArguments]:
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, PretrainArguments))
+    dataclass_types: Any = (ModelArguments, DataTrainingArguments, PretrainArguments)
+    parser = HfArgumentParser(dataclass_types)
     if not any(a.startswith("--disable_tqdm") for a in argv) and not sys.stdout.isatty():
         # Progress bars redraw with \r: noise in a log file that the panel ships line by line.
         argv = [*argv, "--disable_tqdm", "True"]
@@ -535,7 +536,7 @@ def load_tokenizer(
     if source is None:
         overrides = _parse_overrides(model_args.config_overrides)
         vocab = int(overrides.get("vocab_size", 8000))
-        sp_dir = Path(args.output_dir) / "sentencepiece"
+        sp_dir = Path(str(args.output_dir)) / "sentencepiece"
         with args.main_process_first(desc="train sentencepiece"):
             if not (sp_dir / "tokenizer.model").exists() and args.process_index == 0:
                 logger.info(
@@ -624,7 +625,7 @@ def build_model(
     """The model to train (PEFT-wrapped for LoRA) and the vocabulary size it started with."""
     dtype = _dtype(model_args.torch_dtype)
     if model_args.model_name_or_path:
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             model_args.model_name_or_path,
             config=config,
             dtype=dtype,
@@ -646,7 +647,8 @@ def build_model(
             "built a new %s model from its config: %.2fM parameters", config.model_type, n / 1e6
         )
 
-    old_vocab = model.get_input_embeddings().weight.shape[0]
+    embeddings: Any = model.get_input_embeddings()
+    old_vocab = int(embeddings.weight.shape[0])
     new_vocab = len(tokenizer)
     own_tokenizer = not (model_args.tokenizer_name_or_path or model_args.tokenizer_name) or (
         model_args.tokenizer_name_or_path == model_args.model_name_or_path
@@ -698,11 +700,12 @@ def wrap_lora(model: Any, args: PretrainArguments) -> Any:
             raise InputError(f"--peft_path {args.peft_path} holds no adapter_config.json")
         logger.info("continuing the LoRA adapter in %s", args.peft_path)
         return PeftModel.from_pretrained(model, args.peft_path, is_trainable=True)
+    alpha: Any = args.lora_alpha  # peft annotates int; the seed's flag is a float (32.0)
     config = LoraConfig(
         task_type=TaskType.CAUSAL_LM,
         target_modules=targets,
         r=args.lora_rank,
-        lora_alpha=args.lora_alpha,
+        lora_alpha=alpha,
         lora_dropout=args.lora_dropout,
         modules_to_save=to_save,
     )
@@ -1009,7 +1012,7 @@ def setup_logging(args: PretrainArguments) -> None:
 
 
 def check_output_dir(args: PretrainArguments, resume: Path | None) -> None:
-    out = Path(args.output_dir)
+    out = Path(str(args.output_dir))
     if resume is None and not args.overwrite_output_dir and latest_checkpoint(out) is not None:
         raise InputError(
             f"--output_dir {out} already holds checkpoints: pass --resume_from_checkpoint last "
@@ -1033,7 +1036,7 @@ def train(
     run: RunContext,
 ) -> None:
     check_arguments(model_args, data_args, args)
-    output_dir = Path(args.output_dir)
+    output_dir = Path(str(args.output_dir))
     resume = resolve_resume(args.resume_from_checkpoint, output_dir)
     check_output_dir(args, resume)
     if resume is not None:
