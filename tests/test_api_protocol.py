@@ -232,6 +232,19 @@ def test_cancel_reaches_the_worker(api: Api) -> None:  # noqa: F811
     assert box["alive"] and box["current_runs"] == [rid] and box["cpu_only"]
 
 
+def test_heartbeat_stops_orphans(api: Api) -> None:  # noqa: F811
+    """A run the worker still lists although it is over in the database gets cancelled."""
+    panel, _ = api
+    run = claimed_run(panel, worker="box-2")
+    rid = run["id"]
+    hb = {"name": "box-2", "current_runs": [rid]}
+    with worker_client(panel) as w:
+        running = w.post("/api/internal/workers/heartbeat", json=hb).json()
+        w.post(f"/api/internal/runs/{rid}/status", json={"attempt": 1, "status": "failed"})
+        over = w.post("/api/internal/workers/heartbeat", json=hb).json()
+    assert rid not in running["cancel"] and rid in over["cancel"]
+
+
 def test_illegal_status_report_is_409(api: Api) -> None:  # noqa: F811
     panel, _ = api
     with panel.client() as c, worker_client(panel) as w:

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from backend.models import (
     TERMINAL_STATUSES,
+    WORKER_STATUSES,
     Checkpoint,
     LogChunk,
     Run,
@@ -298,6 +299,13 @@ def heartbeat(session: Session, payload: dict[str, Any]) -> list[str]:
             setattr(worker, key, payload[key])
     worker.last_heartbeat = utcnow()
     current = list(worker.current_runs or [])
-    stmt = select(Run.id).where(Run.status == RunStatus.cancelling)
-    cancelling = session.exec(stmt.where((col(Run.worker) == name) | col(Run.id).in_(current)))
-    return sorted(set(cancelling.all()))
+    mine = (col(Run.worker) == name) | col(Run.id).in_(current)
+    cancelling = session.exec(select(Run.id).where(Run.status == RunStatus.cancelling, mine))
+    # A run this worker still executes although the database says nobody should (it was
+    # marked lost meanwhile, or resumed as a new attempt): stop the orphan.
+    orphans = session.exec(
+        select(Run.id).where(
+            col(Run.id).in_(current), col(Run.status).not_in([s.value for s in WORKER_STATUSES])
+        )
+    )
+    return sorted(set(cancelling.all()) | set(orphans.all()))
