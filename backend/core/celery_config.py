@@ -39,5 +39,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "processed_folder": str(processed_dir),
             "store_processed": False,
             "polling_interval": 0.05,
+            # kombu's default is ./control in the current directory; keep everything in the data dir.
+            "control_folder": str(broker_dir / "control"),
         }
     return conf
