@@ -240,6 +240,7 @@ class RunAttempt:
             self.log_path,
             events_offset=self.paths.events.stat().st_size if self.paths.events.exists() else 0,
             on_cancel=self.request_cancel,
+            keepalive=self._still_running,
         )
         try:
             try:
@@ -261,6 +262,12 @@ class RunAttempt:
             if self.lease is not None:
                 self.lease.release()
             self.registry.unregister(self.run_id)
+
+    def _still_running(self) -> dict[str, Any]:
+        """Repeat ``running`` (harmless per the contract); the answer carries cancel_requested."""
+        if self.proc is None or self.proc.poll() is not None:
+            return {}
+        return self.api.status(self.run_id, self.attempt, "running", pid=self.proc.pid, retry_for=0)
 
     def _fail_on_error(self, exc: Exception, shipper: RunShipper) -> Outcome:
         reason = f"worker error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]

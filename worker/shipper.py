@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi
 
@@ -48,6 +51,8 @@ class RunShipper:
         *,
         events_offset: int = 0,
         on_cancel: Callable[[], None] | None = None,
+        keepalive: Callable[[], dict[str, Any]] | None = None,
+        keepalive_seconds: float = 0.5,
     ) -> None:
         self.api, self.run_id, self.attempt = api, run_id, attempt
         self.events_path, self.log_path = events_path, log_path
@@ -55,12 +60,17 @@ class RunShipper:
         self.events_offset = events_offset
         self.log_offset = 0
         self.on_cancel = on_cancel
+        #: Called when nothing was shipped for ``keepalive_seconds``: a quiet run (loading, a long
+        #: step) must still learn of a cancel quickly, not only at the next heartbeat.
+        self.keepalive, self.keepalive_seconds = keepalive, keepalive_seconds
+        self._last_contact = time.monotonic()
         self.end_event: dict[str, Any] | None = None
         self.events_shipped = 0
         self.last_error: str | None = None
         self._lock = threading.Lock()
 
     def _note(self, answer: dict[str, Any]) -> None:
+        self._last_contact = time.monotonic()
         if answer.get("cancel_requested") and self.on_cancel is not None:
             self.on_cancel()
 
@@ -124,7 +134,10 @@ class RunShipper:
             try:
                 sent_events = self._ship_events()
                 sent_log = self._ship_log()
-            except (ApiUnavailable, Conflict) as exc:
+                quiet_for = time.monotonic() - self._last_contact
+                if self.keepalive is not None and quiet_for >= self.keepalive_seconds:
+                    self._note(self.keepalive())
+            except (ApiUnavailable, Conflict, httpx.HTTPError) as exc:
                 self.last_error = str(exc)
                 log.warning("run %s: shipping failed: %s", self.run_id, exc)
                 return False
