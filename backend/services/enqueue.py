@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from sqlmodel import Session, col, select
 
 from backend.core.celery_config import MERGE_LORA_TASK, RUN_TRAINING_TASK, celery_config
 from backend.core.config import Settings
+from backend.core.db import get_engine, write_session
+from backend.models import Run, RunStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +54,36 @@ def send_merge(settings: Settings, queue: str, kwargs: dict[str, Any]) -> None:
     celery_app(settings).send_task(
         MERGE_LORA_TASK, kwargs=kwargs, queue=queue, retry=True, retry_policy=_RETRY_POLICY
     )
+
+
+def send_pending(settings: Settings, *, all_queued: bool = False) -> list[str]:
+    """Send the Celery message of queued runs that have none yet (or all queued: at startup)."""
+    with Session(get_engine(settings)) as session:
+        stmt = select(Run).where(Run.status == RunStatus.queued)
+        if not all_queued:
+            # Leave a just-created run to the request that created it (it sends at once).
+            settled = utcnow() - timedelta(seconds=3)
+            stmt = stmt.where(col(Run.enqueued_at).is_(None), col(Run.updated_at) < settled)
+        pending = [
+            (r.id, r.attempt, r.queue) for r in session.exec(stmt.order_by(col(Run.created_at)))
+        ]
+    sent: list[str] = []
+    for run_id, attempt, queue in pending:
+        if enqueue_run(settings, run_id, attempt, queue):
+            sent.append(run_id)
+    return sent
+
+
+def enqueue_run(settings: Settings, run_id: str, attempt: int, queue: str) -> bool:
+    """Send the message and remember it was sent; False (and a log line) if the broker is down."""
+    try:
+        send_run(settings, run_id, attempt, queue)
+    except Exception as exc:  # broker down: stay unmarked, the loop tries again
+        log.warning("could not enqueue run %s: %s", run_id, exc)
+        return False
+    with write_session(settings) as session:
+        run = session.get(Run, run_id)
+        if run is not None and run.attempt == attempt:
+            run.enqueued_at = utcnow()
+            session.commit()
+    return True

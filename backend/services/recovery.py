@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from backend.core.config import Settings
 from backend.core.db import write_session
@@ -67,51 +67,13 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
     return [r.id for r in failed]
 
 
-def send_pending(settings: Settings, *, all_queued: bool = False) -> list[str]:
-    """Send the Celery message of queued runs that have none yet (or all queued: at startup)."""
-    with read_session(settings) as session:
-        stmt = select(Run).where(Run.status == RunStatus.queued)
-        if not all_queued:
-            # Leave a just-created run to the request that created it (it sends at once).
-            settled = utcnow() - timedelta(seconds=3)
-            stmt = stmt.where(col(Run.enqueued_at).is_(None), col(Run.updated_at) < settled)
-        pending = [
-            (r.id, r.attempt, r.queue) for r in session.exec(stmt.order_by(col(Run.created_at)))
-        ]
-    sent: list[str] = []
-    for run_id, attempt, queue in pending:
-        if send_and_mark(settings, run_id, attempt, queue):
-            sent.append(run_id)
-    return sent
-
-
-def send_and_mark(settings: Settings, run_id: str, attempt: int, queue: str) -> bool:
-    try:
-        enqueue.send_run(settings, run_id, attempt, queue)
-    except Exception as exc:  # broker down: stay unmarked, the loop tries again
-        log.warning("could not enqueue run %s: %s", run_id, exc)
-        return False
-    with write_session(settings) as session:
-        run = session.get(Run, run_id)
-        if run is not None and run.attempt == attempt:
-            run.enqueued_at = utcnow()
-            session.commit()
-    return True
-
-
-def read_session(settings: Settings) -> Session:
-    from backend.core.db import get_engine
-
-    return Session(get_engine(settings), expire_on_commit=False)
-
-
 async def recovery_loop(settings: Settings, interval: float) -> None:
-    await asyncio.to_thread(send_pending, settings, all_queued=True)
+    await asyncio.to_thread(enqueue.send_pending, settings, all_queued=True)
     while True:
         await asyncio.sleep(interval)
         try:
             await asyncio.to_thread(fail_lost_runs, settings)
-            await asyncio.to_thread(send_pending, settings)
+            await asyncio.to_thread(enqueue.send_pending, settings)
         except Exception:  # keep the loop alive through a database hiccup
             log.exception("recovery loop iteration failed")
 

@@ -20,9 +20,8 @@ from backend.models import (
     RunStatus,
 )
 from backend.runconfig.schema import RunConfig
-from backend.services import runs
+from backend.services import enqueue, runs
 from backend.services.notify import publish_run
-from backend.services.recovery import send_and_mark
 
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_token)], responses=AUTH)
 
@@ -53,7 +52,7 @@ def create_run(body: RunCreate, settings: SettingsDep) -> RunPublic:
     with write_session(settings) as session:
         run = runs.create_run(settings, session, body)
         session.commit()
-    send_and_mark(settings, run.id, run.attempt, run.queue)
+    enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
     return runs.to_public(run)
 
@@ -101,7 +100,7 @@ def resume_run(run_id: str, settings: SettingsDep, body: RunResume | None = None
         run = runs.get_run(session, run_id, for_update=True)
         runs.resume_run(session, run, (body or RunResume()).checkpoint)
         session.commit()
-    send_and_mark(settings, run.id, run.attempt, run.queue)
+    enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
     return runs.to_public(run)
 
@@ -117,7 +116,7 @@ def clone_run(run_id: str, settings: SettingsDep, body: RunClone | None = None) 
         source = runs.get_run(session, run_id)
         run = runs.clone_run(settings, session, source, body or RunClone())
         session.commit()
-    send_and_mark(settings, run.id, run.attempt, run.queue)
+    enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
     return runs.to_public(run)
 
