@@ -94,3 +94,20 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
     assert cancel["status"] == "cancelling"
     assert resumed["status"] == "queued" and resumed["attempt"] == 2
     assert listed["total"] == 1
+
+
+def test_concurrent_claims_on_postgres(pg_panel: Panel) -> None:
+    """Row locks (SELECT ... FOR UPDATE) make exactly one of eight racing claims win."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with pg_panel.client() as c:
+        rid = create_run(c)["id"]
+
+    def claim(i: int) -> int:
+        with worker_client(pg_panel) as w:
+            body = {"attempt": 1, "worker": f"racer-{i}"}
+            return w.post(f"/api/internal/runs/{rid}/claim", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(claim, range(8)))
+    assert codes == [200] + [409] * 7

@@ -6,6 +6,7 @@ import io
 import math
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,35 @@ def test_claim_is_exclusive_and_keyed_by_attempt(api: Api) -> None:  # noqa: F81
     assert first.json()["resume_from"] is None
     assert second.status_code == 409 and late.status_code == 409
     assert shown["status"] == "starting" and shown["worker"] == "a"
+
+
+def test_concurrent_claims_and_shipments(api: Api) -> None:  # noqa: F811
+    """Eight workers race for one run: exactly one claim wins; racing resends store once."""
+    panel, _ = api
+    with panel.client() as c:
+        run = create_run(c)
+    rid = run["id"]
+
+    def claim(i: int) -> int:
+        with worker_client(panel) as w:
+            body = {"attempt": 1, "worker": f"racer-{i}"}
+            return w.post(f"/api/internal/runs/{rid}/claim", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(claim, range(8)))
+    assert codes == [200] + [409] * 7
+    events = _events(panel.data_dir / "runs" / rid)
+
+    def ship(_: int) -> int:
+        with worker_client(panel) as w:
+            body = {"attempt": 1, "events": events}
+            return int(w.post(f"/api/internal/runs/{rid}/events", json=body).json()["accepted"])
+
+    with ThreadPoolExecutor(6) as pool:
+        accepted = list(pool.map(ship, range(6)))
+    with panel.client() as c:
+        stored = c.get(f"/api/runs/{rid}/events").json()
+    assert sum(accepted) == len(events) and len(stored) == len(events)
 
 
 def test_events_are_stored_exactly_and_idempotently(api: Api) -> None:  # noqa: F811
