@@ -131,16 +131,19 @@ def test_resume_continues_step_numbering_and_seq(
 
 
 def test_cancel_kills_the_whole_process_tree(panel: Panel, tiny_assets: dict[str, Any]) -> None:
-    run = submit(panel, tiny_config(tiny_assets, max_steps=2000, save_steps=1000), "e2e cancel")
+    """Two ranks (gloo on CPU), so the tree is torchrun plus two children."""
+    config = tiny_config(tiny_assets, max_steps=2000, save_steps=1000)
+    config["launch"] = {"nproc_per_node": 2}
+    run = submit(panel, config, "e2e cancel")
     wait_for(
         panel,
         run["id"],
         lambda r: r["status"] == "running" and (r["step"] or 0) >= 1,
-        120,
+        180,
         "running past step 1",
     )
     procs = training_processes(run_dir(panel, run["id"]))
-    assert len(procs) >= 2, "expected torchrun and at least one rank"  # launcher + rank 0
+    assert len(procs) >= 3, f"expected torchrun and two ranks: {procs}"
     t0 = time.monotonic()
     with panel.client() as c:
         r = c.post(f"/api/runs/{run['id']}/cancel")
