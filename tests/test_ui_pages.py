@@ -57,7 +57,7 @@ def test_runs_list_pages_filters_and_updates_live(browser: Any, api_only: Any, t
         with api_only.client() as c:
             new_id = c.post("/api/runs", json={"name": "fresh one", "preset": "tiny-demo"}).json()["id"]
         wait_until(lambda: rows.first.get_attribute("data-run-id") == new_id, 10, what="new run at the top")
-        screenshot(page, "runs-paged")
+        screenshot(page, "runs-paged", docs=False)
     finally:
         ui.close()
     assert not ui.console_errors, ui.console_errors

@@ -135,12 +135,16 @@ def ui(built_frontend: Path, browser: Any, panel: Any, tiny_assets: dict[str, Pa
     assert not u.console_errors, f"uncaught errors in the page: {u.console_errors}"
 
 
-def screenshot(page: Any, name: str, full_page: bool = True) -> Path:
-    """Save `<name>.png` into the artifacts dir, and into docs/screenshots when asked to."""
+def screenshot(page: Any, name: str, full_page: bool = True, docs: bool = True) -> Path:
+    """Save `<name>.png` into the artifacts dir, and into docs/screenshots when asked to
+    (CPT_UPDATE_SCREENSHOTS=1; `docs=False` keeps a picture out of the docs)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    if full_page:
+        # The sticky top bar would otherwise be drawn in the middle of a scrolled page.
+        page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(path), full_page=full_page)
-    if os.environ.get("CPT_UPDATE_SCREENSHOTS") == "1":
+    if docs and os.environ.get("CPT_UPDATE_SCREENSHOTS") == "1":
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
     return path
