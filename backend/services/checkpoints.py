@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from backend.core.config import Settings
+from backend.core.db import write_session
 from backend.models import Checkpoint, CheckpointPublic, Run, RunEvent
 from backend.services.errors import NotFound
 from backend.services.paths import is_under
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 BLOCK = tarfile.BLOCKSIZE
@@ -52,13 +58,11 @@ def list_checkpoints(settings: Settings, session: Session, run: Run) -> list[Che
     ):
         evals[(attempt, step)] = dict(data)
     out = []
-    dirty = False
+    sizes: dict[int, int] = {}
     for c in ckpts:
         path = local_dir(settings, c)
-        if path is not None and c.size_bytes is None:
-            c.size_bytes = _dir_size(path)  # written once, so cache it
-            session.add(c)
-            dirty = True
+        if path is not None and c.size_bytes is None and c.id is not None:
+            c.size_bytes = sizes[c.id] = _dir_size(path)
         ev = evals.get((c.attempt, c.step), {})
         ppl, loss = ev.get("perplexity"), ev.get("eval_loss")
         out.append(
@@ -74,9 +78,22 @@ def list_checkpoints(settings: Settings, session: Session, run: Run) -> list[Che
                 exists=path is not None,
             )
         )
-    if dirty:
-        session.commit()
+    if sizes:
+        _cache_sizes(settings, sizes)
     return out
+
+
+def _cache_sizes(settings: Settings, sizes: dict[int, int]) -> None:
+    """A checkpoint is written once, so its size is cached (best effort, in its own write)."""
+    try:
+        with write_session(settings) as session:
+            for ckpt_id, size in sizes.items():
+                session.exec(  # type: ignore[call-overload]
+                    update(Checkpoint).where(col(Checkpoint.id) == ckpt_id).values(size_bytes=size)
+                )
+            session.commit()
+    except OperationalError as exc:  # busy database: compute it again next time
+        log.warning("could not cache checkpoint sizes: %s", exc)
 
 
 def get_checkpoint(session: Session, run_id: str, name: str) -> Checkpoint:

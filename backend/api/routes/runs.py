@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
@@ -21,6 +21,7 @@ from backend.models import (
 )
 from backend.runconfig.schema import RunConfig
 from backend.services import enqueue, runs
+from backend.services.errors import Conflict
 from backend.services.notify import publish_run
 
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_token)], responses=AUTH)
@@ -121,9 +122,12 @@ def clone_run(run_id: str, settings: SettingsDep, body: RunClone | None = None) 
     return runs.to_public(run)
 
 
-@router.get("/runs/{run_id}/command", response_model=Command, responses=NOT_FOUND)
+@router.get("/runs/{run_id}/command", response_model=Command, responses={**NOT_FOUND, **CONFLICT})
 def run_command(run_id: str, session: SessionDep, settings: SettingsDep) -> Command:
     run = runs.get_run(session, run_id)
-    config = RunConfig.model_validate(run.config)
+    try:
+        config = RunConfig.model_validate(run.config)
+    except ValidationError as exc:  # stored under an older schema
+        raise Conflict(f"run {run_id}'s stored config is no longer valid: {exc}") from None
     resume = runs.resume_path(session, run) if run.status in ACTIVE_STATUSES else None
     return Command(**runs.command_for(settings, run.id, config, resume))
