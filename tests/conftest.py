@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Cache of built test assets, shared across sessions (rebuilt when the builder changes).
 ASSET_CACHE = Path(os.environ.get("CPT_TEST_CACHE", Path.home() / ".cache" / "cpt-panel-tests"))
 REDIS_URL = os.environ.get("CPT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: Browser fixtures (built frontend, one Chromium, a logged-in page) for tests/test_ui_*.py.
+pytest_plugins = ["tests.ui_helpers"]
 
 
 def free_port() -> int:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from tests.ui_helpers import built_frontend  # noqa: F401  (fixture)
-
 BUDGET = 200 * 1024
 
 
-def test_bundle_under_200kb_gzipped(built_frontend: Path) -> None:  # noqa: F811
+def test_bundle_under_200kb_gzipped(built_frontend: Path) -> None:
     assets = [p for p in (built_frontend / "assets").iterdir() if p.suffix in {".js", ".css"}]
     assert any(p.suffix == ".js" for p in assets) and any(p.suffix == ".css" for p in assets)
     sizes = {p.name: len(gzip.compress(p.read_bytes(), compresslevel=9)) for p in assets}
@@ -21,9 +19,11 @@ def test_bundle_under_200kb_gzipped(built_frontend: Path) -> None:  # noqa: F811
     assert "./assets/" in html and "/src/main.tsx" not in html
 
 
-def test_fonts_for_non_latin_scripts_are_not_bundled(built_frontend: Path) -> None:  # noqa: F811
+def test_fonts_for_non_latin_scripts_are_not_bundled(built_frontend: Path) -> None:
     """Kannada/Devanagari/CJK come from system Noto fonts; shipping font files would blow the budget."""
-    fonts = [p for p in built_frontend.rglob("*") if p.suffix in {".woff", ".woff2", ".ttf", ".otf"}]
+    fonts = [
+        p for p in built_frontend.rglob("*") if p.suffix in {".woff", ".woff2", ".ttf", ".otf"}
+    ]
     assert fonts == []
     css = "".join(p.read_text() for p in (built_frontend / "assets").glob("*.css"))
     for family in ("Noto Sans Kannada", "Noto Sans Devanagari", "Noto Sans CJK SC"):

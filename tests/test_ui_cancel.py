@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui_helpers import STATUS_RECORDER, UI, browser, built_frontend, screenshot, ui, wait_until  # noqa: F401
+from tests.ui_helpers import STATUS_RECORDER, UI, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -15,7 +15,13 @@ def _create(panel: Any, name: str, max_steps: int) -> str:
     with panel.client() as c:
         r = c.post(
             "/api/runs",
-            json={"name": name, "preset": "tiny-demo", "config": {"training": {"max_steps": max_steps, "save_steps": 1000, "eval_steps": None}}},
+            json={
+                "name": name,
+                "preset": "tiny-demo",
+                "config": {
+                    "training": {"max_steps": max_steps, "save_steps": 1000, "eval_steps": None}
+                },
+            },
         )
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
@@ -26,7 +32,7 @@ def _status(panel: Any, run_id: str) -> str:
         return str(c.get(f"/api/runs/{run_id}").json()["status"])
 
 
-def test_cancel_running_and_queued_runs_from_the_ui(ui: UI, panel: Any) -> None:  # noqa: F811
+def test_cancel_running_and_queued_runs_from_the_ui(ui: UI, panel: Any) -> None:
     page = ui.page
     long_run = _create(panel, "ui long run", 100_000)
     # The worker has concurrency 1, so this one waits in the queue behind the long run.

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui_helpers import CANVAS_INK, UI, browser, built_frontend, screenshot, ui, wait_until  # noqa: F401
+from tests.ui_helpers import CANVAS_INK, UI, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -25,16 +25,23 @@ def _run(panel: Any, name: str, method: str) -> str:
         return str(r.json()["id"])
 
 
-def test_compare_two_runs(ui: UI, panel: Any) -> None:  # noqa: F811
+def test_compare_two_runs(ui: UI, panel: Any) -> None:
     lora, full = _run(panel, "cmp lora", "lora"), _run(panel, "cmp full", "full")
     with panel.client() as c:
 
         def statuses() -> list[str]:
             st = [c.get(f"/api/runs/{i}").json()["status"] for i in (lora, full)]
-            assert "failed" not in st, [c.get(f"/api/runs/{i}").json()["status_reason"] for i in (lora, full)]
+            assert "failed" not in st, [
+                c.get(f"/api/runs/{i}").json()["status_reason"] for i in (lora, full)
+            ]
             return st
 
-        wait_until(lambda: statuses() == ["succeeded", "succeeded"], 300, interval=1, what="both runs to succeed")
+        wait_until(
+            lambda: statuses() == ["succeeded", "succeeded"],
+            300,
+            interval=1,
+            what="both runs to succeed",
+        )
 
     page = ui.page
     # Pick them from the runs list, as a user would.
@@ -46,7 +53,9 @@ def test_compare_two_runs(ui: UI, panel: Any) -> None:  # noqa: F811
     assert set(page.url.split("ids=")[1].split(",")) == {lora, full}
 
     loss = page.get_by_test_id("compare-loss")
-    wait_until(lambda: int(loss.get_attribute("data-points") or 0) >= 16, 20, what="both loss curves")
+    wait_until(
+        lambda: int(loss.get_attribute("data-points") or 0) >= 16, 20, what="both loss curves"
+    )
     assert loss.evaluate(CANVAS_INK) > 50
     # One legend entry per run in the chart.
     assert loss.locator(".u-legend .u-series").count() == 3  # x + two runs
@@ -59,7 +68,9 @@ def test_compare_two_runs(ui: UI, panel: Any) -> None:  # noqa: F811
     assert diff.locator("tr[data-key='training.max_steps']").count() == 0
 
     page.get_by_label("by tokens seen").check()
-    wait_until(lambda: int(loss.get_attribute("data-points") or 0) >= 16, 5, what="curves by tokens")
+    wait_until(
+        lambda: int(loss.get_attribute("data-points") or 0) >= 16, 5, what="curves by tokens"
+    )
     screenshot(page, "compare")
 
     # The runs list now holds runs in several states: the picture for the docs.

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.ui_helpers import UI, browser, built_frontend, screenshot, ui, wait_until  # noqa: F401
+from tests.ui_helpers import UI, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_failed_run_banner_first_error_and_clone(ui: UI, panel: Any) -> None:  # noqa: F811
+def test_failed_run_banner_first_error_and_clone(ui: UI, panel: Any) -> None:
     # Valid for the schema, impossible for the model: no module is called "no_such_proj".
     config = {"method": {"trainable": "no_such_proj"}, "training": {"max_steps": 4}}
     with panel.client() as c:
@@ -42,7 +42,11 @@ def test_failed_run_banner_first_error_and_clone(ui: UI, panel: Any) -> None:  #
 
     # Search counts matches.
     page.get_by_placeholder("Search log…").fill("no_such_proj")
-    wait_until(lambda: page.get_by_test_id("log-matches").inner_text().split()[0] != "0", 5, what="search matches")
+    wait_until(
+        lambda: page.get_by_test_id("log-matches").inner_text().split()[0] != "0",
+        5,
+        what="search matches",
+    )
     screenshot(page, "run-failed")
 
     # Clone asks for confirmation, then opens the copy (a new id, queued by the server).

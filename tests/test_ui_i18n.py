@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui_helpers import GLYPH_PRINTS, UI, browser, built_frontend, screenshot, ui, wait_until  # noqa: F401
+from tests.ui_helpers import GLYPH_PRINTS, UI, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,9 +29,13 @@ def _assert_real_glyphs(element: Any) -> None:
 
 
 def test_system_has_the_noto_fonts() -> None:
-    out = subprocess.run(["fc-list", ":", "family"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["fc-list", ":", "family"], capture_output=True, text=True, check=True
+    ).stdout
     for family in ("Noto Sans Kannada", "Noto Sans Devanagari", "Noto Sans CJK SC"):
-        assert family in out, f"{family} is not installed (apt-get install fonts-noto-core fonts-noto-cjk)"
+        assert family in out, (
+            f"{family} is not installed (apt-get install fonts-noto-core fonts-noto-cjk)"
+        )
 
 
 @pytest.fixture
@@ -46,7 +50,7 @@ def i18n_dataset(tiny_assets: dict[str, Path]) -> Path:
     return d
 
 
-def test_non_latin_text_in_preview_name_and_logs(ui: UI, panel: Any, i18n_dataset: Path) -> None:  # noqa: F811
+def test_non_latin_text_in_preview_name_and_logs(ui: UI, panel: Any, i18n_dataset: Path) -> None:
     page = ui.page
     ui.goto("/launch")
     page.get_by_label("Run name").fill(f"{KANNADA} {DEVANAGARI} {CJK} demo")
@@ -69,6 +73,8 @@ def test_non_latin_text_in_preview_name_and_logs(ui: UI, panel: Any, i18n_datase
     _assert_real_glyphs(line)
     # Text is not mangled on the way (UTF-8 byte offsets vs. characters).
     assert NAME in line.inner_text()
-    page.locator(".page-head .badge[data-status=succeeded], .page-head .badge[data-status=failed]").wait_for(timeout=90_000)
+    page.locator(
+        ".page-head .badge[data-status=succeeded], .page-head .badge[data-status=failed]"
+    ).wait_for(timeout=90_000)
     line.scroll_into_view_if_needed()
     screenshot(page, "run-non-latin-log", full_page=False)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 
-from tests.ui_helpers import CANVAS_INK, STATUS_RECORDER, UI, browser, built_frontend, screenshot, ui, wait_until  # noqa: F401
+from tests.ui_helpers import CANVAS_INK, STATUS_RECORDER, UI, screenshot, wait_until
 
 ORDER = ["queued", "starting", "running", "succeeded"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa: F811
+def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
     page = ui.page
     page.add_init_script(STATUS_RECORDER)
     ui.goto("/launch")
@@ -42,7 +41,13 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
 
     # The live torchrun preview follows the form.
     preview = page.get_by_test_id("command-preview")
-    wait_until(lambda: "--max_steps 16" in preview.inner_text() or "--max_steps=16" in preview.inner_text(), 10, what="preview with max_steps 16")
+    wait_until(
+        lambda: (
+            "--max_steps 16" in preview.inner_text() or "--max_steps=16" in preview.inner_text()
+        ),
+        10,
+        what="preview with max_steps 16",
+    )
     assert "torch.distributed.run" in preview.inner_text() or "torchrun" in preview.inner_text()
     screenshot(page, "launch")
     # The preview is copyable as one line, exactly as shown.
@@ -68,7 +73,9 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
     lr = page.get_by_test_id("chart-lr")
     assert int(lr.get_attribute("data-points") or 0) >= 4
     eval_chart = page.get_by_test_id("chart-eval")
-    wait_until(lambda: int(eval_chart.get_attribute("data-points") or 0) >= 2, 20, what="eval points")
+    wait_until(
+        lambda: int(eval_chart.get_attribute("data-points") or 0) >= 2, 20, what="eval points"
+    )
 
     # Log lines are shown, from the real training process.
     log = page.get_by_test_id("log")
@@ -96,7 +103,11 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
     # The x-axis switches to tokens seen and the log scale toggles without losing data.
     page.get_by_label("by tokens seen").check()
     page.get_by_label("log scale").check()
-    wait_until(lambda: int(loss.get_attribute("data-points") or 0) >= 4, 5, what="loss points after toggles")
+    wait_until(
+        lambda: int(loss.get_attribute("data-points") or 0) >= 4,
+        5,
+        what="loss points after toggles",
+    )
     assert loss.evaluate(CANVAS_INK) > 50
     page.get_by_label("by step").check()
     page.get_by_label("log scale").uncheck()
@@ -104,14 +115,20 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:  # noqa
 
     # Resume from the first checkpoint: attempt 2 of the same run re-trains steps 9-16, and the
     # page follows it without a reload (status, attempt, log of the new attempt, charts).
-    table.locator("tr", has_text="checkpoint-8").get_by_role("button", name="Resume from here").click()
+    table.locator("tr", has_text="checkpoint-8").get_by_role(
+        "button", name="Resume from here"
+    ).click()
     dialog = page.get_by_role("dialog")
     assert "attempt 2" in dialog.inner_text() and "checkpoint-8" in dialog.inner_text()
     dialog.get_by_test_id("confirm").click()
     page.locator(".page-head .badge:not([data-status=succeeded])").wait_for()
     assert page.locator(".stat", has_text="Attempt").locator(".stat-value").inner_text() == "2"
     page.locator(".page-head .badge[data-status=succeeded]").wait_for(timeout=240_000)
-    wait_until(lambda: "attempt 2" in page.locator("#logs-h + .muted").inner_text(), 30, what="log of attempt 2")
+    wait_until(
+        lambda: "attempt 2" in page.locator("#logs-h + .muted").inner_text(),
+        30,
+        what="log of attempt 2",
+    )
     wait_until(lambda: log.locator(".log-line").count() > 5, 30, what="log lines of attempt 2")
     assert int(loss.get_attribute("data-points") or 0) >= 8
 

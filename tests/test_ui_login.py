@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.ui_helpers import TOKEN_KEY, UI, browser, built_frontend, screenshot  # noqa: F401
+from tests.ui_helpers import TOKEN_KEY, UI, screenshot
 
 
-def test_login_rejects_a_bad_token_then_logs_in_and_out(browser: Any, panel: Any) -> None:  # noqa: F811
+def test_login_rejects_a_bad_token_then_logs_in_and_out(browser: Any, panel: Any) -> None:
     ui = UI(browser, panel.url, panel.token, logged_in=False)
     page = ui.page
     try:
@@ -43,7 +43,7 @@ def test_login_rejects_a_bad_token_then_logs_in_and_out(browser: Any, panel: Any
     assert not ui.console_errors, ui.console_errors
 
 
-def test_a_revoked_token_sends_the_user_back_to_login(browser: Any, panel: Any) -> None:  # noqa: F811
+def test_a_revoked_token_sends_the_user_back_to_login(browser: Any, panel: Any) -> None:
     """A token the server answers 401 to is dropped, and the login page says why."""
     ui = UI(browser, panel.url, "stale-token-from-an-old-deploy")
     try:

@@ -8,12 +8,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ui_helpers import UI, browser, built_frontend, link_demo, screenshot, ui, wait_until  # noqa: F401
+from tests.ui_helpers import UI, link_demo, screenshot, wait_until
 
 pytestmark = pytest.mark.browser
 
+DASH = "\u2013"  # the pager writes ranges with an en dash
 
-def test_runs_list_pages_filters_and_updates_live(browser: Any, api_only: Any, tiny_assets: dict[str, Path]) -> None:  # noqa: F811
+
+def test_runs_list_pages_filters_and_updates_live(
+    browser: Any, api_only: Any, tiny_assets: dict[str, Path]
+) -> None:
     """API without a worker: runs stay queued, so the list's content is exactly what we made."""
     link_demo(api_only.data_dir, tiny_assets)
     n = 120
@@ -30,40 +34,56 @@ def test_runs_list_pages_filters_and_updates_live(browser: Any, api_only: Any, t
         ui.goto("/runs")
         rows = page.locator("[data-testid=runs-table] tbody tr")
         wait_until(lambda: rows.count() == 50, 10, what="one page of 50 rows")
-        assert page.get_by_test_id("pager-text").inner_text() == "1–50 of 120"
+        assert page.get_by_test_id("pager-text").inner_text() == f"1{DASH}50 of 120"
         # Newest first.
         assert rows.first.get_attribute("data-run-id") == ids[-1]
         page.get_by_role("button", name="Next").click()
-        wait_until(lambda: page.get_by_test_id("pager-text").inner_text() == "51–100 of 120", 10, what="page 2")
+        wait_until(
+            lambda: page.get_by_test_id("pager-text").inner_text() == f"51{DASH}100 of 120",
+            10,
+            what="page 2",
+        )
         page.get_by_role("button", name="Previous").click()
-        wait_until(lambda: rows.first.get_attribute("data-run-id") == ids[-1], 10, what="back to page 1")
+        wait_until(
+            lambda: rows.first.get_attribute("data-run-id") == ids[-1], 10, what="back to page 1"
+        )
 
         # A change made elsewhere (here: the API directly) reaches the row over SSE, no reload.
         newest = ids[-1]
         with api_only.client() as c:
             assert c.post(f"/api/runs/{newest}/cancel").json()["status"] == "cancelled"
-        page.locator(f"tr[data-run-id='{newest}'] .badge[data-status=cancelled]").wait_for(timeout=10_000)
+        page.locator(f"tr[data-run-id='{newest}'] .badge[data-status=cancelled]").wait_for(
+            timeout=10_000
+        )
 
         # Filtering by status is done by the server.
         page.get_by_role("button", name="cancelled", exact=True).click()
         wait_until(lambda: rows.count() == 1, 10, what="only the cancelled run")
-        assert page.get_by_test_id("pager-text").inner_text() == "1–1 of 1"
+        assert page.get_by_test_id("pager-text").inner_text() == f"1{DASH}1 of 1"
         page.get_by_role("button", name="running", exact=True).click()  # cancelled OR running
         wait_until(lambda: rows.count() == 1, 10, what="still one run")
         page.get_by_role("button", name="all", exact=True).click()
-        wait_until(lambda: page.get_by_test_id("pager-text").inner_text() == "1–50 of 120", 10, what="all again")
+        wait_until(
+            lambda: page.get_by_test_id("pager-text").inner_text() == f"1{DASH}50 of 120",
+            10,
+            what="all again",
+        )
 
         # A run created while the page is open appears at the top by itself.
         with api_only.client() as c:
-            new_id = c.post("/api/runs", json={"name": "fresh one", "preset": "tiny-demo"}).json()["id"]
-        wait_until(lambda: rows.first.get_attribute("data-run-id") == new_id, 10, what="new run at the top")
+            new_id = c.post("/api/runs", json={"name": "fresh one", "preset": "tiny-demo"}).json()[
+                "id"
+            ]
+        wait_until(
+            lambda: rows.first.get_attribute("data-run-id") == new_id, 10, what="new run at the top"
+        )
         screenshot(page, "runs-paged", docs=False)
     finally:
         ui.close()
     assert not ui.console_errors, ui.console_errors
 
 
-def test_workers_page_shows_the_live_worker(ui: UI, panel: Any) -> None:  # noqa: F811
+def test_workers_page_shows_the_live_worker(ui: UI, panel: Any) -> None:
     with httpx.Client(base_url=panel.url, headers={"Authorization": f"Bearer {panel.token}"}) as c:
         workers = c.get("/api/workers").json()
     alive = [w for w in workers if w["alive"]]

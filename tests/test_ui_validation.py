@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui_helpers import UI, browser, built_frontend, screenshot, ui, wait_until  # noqa: F401
+from tests.ui_helpers import UI, screenshot, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +17,7 @@ def _error_of(page: Any, path: str) -> Any:
     return page.locator(f"[data-field='{path}'] .field-error")
 
 
-def test_validation_error_is_shown_at_its_field(ui: UI) -> None:  # noqa: F811
+def test_validation_error_is_shown_at_its_field(ui: UI) -> None:
     page = ui.page
     ui.goto("/launch")
     lr = page.get_by_label("Learning rate", exact=True)
@@ -33,7 +33,14 @@ def test_validation_error_is_shown_at_its_field(ui: UI) -> None:  # noqa: F811
 
     # Submitting anyway: the server refuses, nothing is created, focus goes to the field.
     page.get_by_role("button", name="Launch run").click()
-    wait_until(lambda: page.evaluate("document.activeElement && document.activeElement.id") == "f-training-learning_rate", 10, what="focus on learning rate")
+    wait_until(
+        lambda: (
+            page.evaluate("document.activeElement && document.activeElement.id")
+            == "f-training-learning_rate"
+        ),
+        10,
+        what="focus on learning rate",
+    )
     assert re.search(r"#/launch", page.url)
     screenshot(page, "launch-validation")
 
@@ -42,7 +49,7 @@ def test_validation_error_is_shown_at_its_field(ui: UI) -> None:  # noqa: F811
     err.wait_for(state="detached")
 
 
-def test_cross_field_error_lands_on_the_named_field(ui: UI) -> None:  # noqa: F811
+def test_cross_field_error_lands_on_the_named_field(ui: UI) -> None:
     """A model-level check (no data given) names its field in the message; the form places it there."""
     page = ui.page
     ui.goto("/launch")
@@ -54,7 +61,7 @@ def test_cross_field_error_lands_on_the_named_field(ui: UI) -> None:  # noqa: F8
     assert "dataset_dir" in err.inner_text()
 
 
-def test_form_is_keyboard_operable_and_every_input_is_labelled(ui: UI) -> None:  # noqa: F811
+def test_form_is_keyboard_operable_and_every_input_is_labelled(ui: UI) -> None:
     page = ui.page
     ui.goto("/launch")
     page.get_by_label("Learning rate", exact=True).wait_for()

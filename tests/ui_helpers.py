@@ -75,7 +75,9 @@ def shared_browser() -> Any:
         from playwright.sync_api import sync_playwright
 
         if not Path(CHROMIUM).exists():
-            pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CPT_CHROMIUM)")
+            pytest.fail(
+                f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set CPT_CHROMIUM)"
+            )
         pw = sync_playwright().start()
         _shared["playwright"] = pw
         _shared["browser"] = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -124,7 +126,9 @@ def link_demo(data_dir: Path, tiny_assets: dict[str, Path]) -> None:
 
 
 @pytest.fixture
-def ui(built_frontend: Path, browser: Any, panel: Any, tiny_assets: dict[str, Path]) -> Iterator[UI]:
+def ui(
+    built_frontend: Path, browser: Any, panel: Any, tiny_assets: dict[str, Path]
+) -> Iterator[UI]:
     """A fresh, logged-in browser context on the session's panel (API + real worker)."""
     link_demo(panel.data_dir, tiny_assets)
     u = UI(browser, panel.url, panel.token)
@@ -150,7 +154,9 @@ def screenshot(page: Any, name: str, full_page: bool = True, docs: bool = True) 
     return path
 
 
-def wait_until(pred: Callable[[], Any], timeout: float = 60, interval: float = 0.25, what: str = "condition") -> Any:
+def wait_until(
+    pred: Callable[[], Any], timeout: float = 60, interval: float = 0.25, what: str = "condition"
+) -> Any:
     deadline = time.time() + timeout
     last: Any = None
     while time.time() < deadline:
