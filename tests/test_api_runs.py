@@ -67,6 +67,8 @@ def test_complete_config_without_preset(api: Api) -> None:  # noqa: F811
         ({"data": {"dataset_dir": "/etc"}}, ["data", "dataset_dir"], "outside the allowed roots"),
         ({"data": {"dataset_dir": "relative/dir"}}, ["data", "dataset_dir"], "absolute path"),
         ({"launch": {"deepspeed": "zero9"}}, ["launch", "deepspeed"], "'zero2'"),
+        ({"training": {"save_steps": "often"}}, ["training", "save_steps"], "e.g. 200"),
+        ({"method": {"trainable": "q_proj, v_proj"}}, ["method", "trainable"], "Comma-separated"),
     ],
 )
 def test_bad_config_names_the_field(api: Api, config: dict, loc: list[str], words: str) -> None:  # noqa: F811

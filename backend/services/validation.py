@@ -88,6 +88,8 @@ def _hint(err: dict[str, Any], loc: tuple[str | int, ...]) -> str:
         return f"{msg}. {desc}".strip() + (f" e.g. {example}" if example else "")
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
+    if kind.endswith(("_parsing", "_type")) and example:
+        return f"{msg}: e.g. {example}"
     return msg
 
 
