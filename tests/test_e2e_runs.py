@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import os
 import tarfile
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,3 +208,23 @@ def test_worker_heartbeat_describes_the_worker(panel: Panel) -> None:
     assert len(mine) == 1 and mine[0]["alive"], workers
     assert mine[0]["concurrency"] == 1
     assert mine[0]["cpu_only"] is True and mine[0]["gpus"] == []  # no nvidia-smi on this box
+
+
+def test_merge_a_lora_checkpoint_through_the_worker(
+    panel: Panel, finished_run: dict[str, Any]
+) -> None:
+    """POST .../merge → the worker's merge_lora task → a plain HF model next to the run."""
+    run_id = finished_run["id"]
+    with panel.client() as c:
+        r = c.post(f"/api/runs/{run_id}/checkpoints/checkpoint-8/merge")
+    assert r.status_code == 202, r.text
+    output = Path(r.json()["output"])
+    assert output == run_dir(panel, run_id) / "merged" / "checkpoint-8"
+    log = run_dir(panel, run_id) / "logs" / "merge-checkpoint-8.log"
+    deadline = time.monotonic() + 180
+    while not (log.exists() and f"wrote {output}" in log.read_text()):  # merge_lora's last line
+        assert time.monotonic() < deadline, log.read_text() if log.exists() else "no merge log"
+        time.sleep(0.5)
+    assert list(output.glob("*.safetensors"))
+    config = json.loads((output / "config.json").read_text())
+    assert config["vocab_size"] == 768  # the extended tokenizer's embeddings are merged in
