@@ -6,7 +6,7 @@ directory is the simplest channel between them that also survives a crash of eit
 - ``runs/<run_id>.json`` — {"run_id", "attempt", "pgid", "task_pid"} while a run is active
 - ``cancel/<run_id>`` — the heartbeat saw a cancel request; the task polls for it
 - ``stop/<run_id>`` — the worker is shutting down: the task stops its run and reports it
-- ``gpus/gpu-N.lock`` — GPU leases (see ``worker.gpu``)
+- ``../gpus/gpu-N.lock`` — GPU leases of the box (see ``worker.gpu``)
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class Registry:
 
     @property
     def gpu_lock_dir(self) -> Path:
-        return self.root / "gpus"
+        # Shared by every worker on this data dir: GPUs belong to the box, not to one worker.
+        return self.root.parent / "gpus"
 
     def _run_file(self, run_id: str) -> Path:
         return self.root / "runs" / f"{check_run_id(run_id)}.json"
