@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -32,6 +33,7 @@ from backend.services.recovery import loop_interval, recovery_loop
 from backend.services.validation import ConfigInvalid, friendlier
 
 ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("cpt_panel.api")
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -48,10 +50,21 @@ def _ensure_dirs(settings: Settings) -> None:
         path.mkdir(parents=True, exist_ok=True)
 
 
-def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+def _ensure_tokens(settings: Settings) -> None:
+    """Generate missing tokens now (not on the first request), so workers and people find them."""
+    for name in ("api_token", "worker_token"):
+        settings.secret(name)
+        if getattr(settings, name) is None:
+            log.info("%s: kept in %s", name, settings.resolved_data_dir / f".{name}")
+
+
+def _lifespan(
+    settings: Settings,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _ensure_dirs(settings)
+        _ensure_tokens(settings)
         await asyncio.to_thread(init_db, settings)
         bus.attach(asyncio.get_running_loop())
         task = asyncio.create_task(recovery_loop(settings, loop_interval(settings)))
