@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import ROOT, kill_tree
 from tests.ui_helpers import UI, link_demo, screenshot, wait_until
 
 pytestmark = pytest.mark.browser
@@ -81,6 +85,66 @@ def test_runs_list_pages_filters_and_updates_live(
     finally:
         ui.close()
     assert not ui.console_errors, ui.console_errors
+
+
+def _restart_api(panel: Any) -> None:
+    """Stop the panel's API and start it again on the same port and data (a deploy, a crash)."""
+    kill_tree(panel.procs[0])
+    time.sleep(8)  # long enough for the page's reconnect backoff to grow past a few seconds
+    log = open(panel.data_dir / "api.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve"],
+        cwd=ROOT,
+        env=panel.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    panel.procs[0] = proc
+    wait_until(lambda: _healthy(panel.url), 60, what="the API back up")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/api/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_runs_list_reconnects_and_catches_up_after_an_api_restart(
+    browser: Any, api_only: Any, tiny_assets: dict[str, Path]
+) -> None:
+    """A change made while the page's stream is down shows up once it reconnects (re-fetch)."""
+    link_demo(api_only.data_dir, tiny_assets)
+    with api_only.client() as c:
+        first = c.post("/api/runs", json={"name": "before restart", "preset": "tiny-demo"}).json()
+    ui = UI(browser, api_only.url, api_only.token)
+    page = ui.page
+    try:
+        ui.goto("/runs")
+        page.locator(f"tr[data-run-id='{first['id']}']").wait_for()
+        live = page.get_by_test_id("live")
+        wait_until(lambda: live.inner_text() == "live", 10, what="the stream to open")
+
+        _restart_api(api_only)
+        assert live.inner_text() == "reconnecting…"
+        # Made while the page is still waiting out its backoff: no SSE event will carry it.
+        with api_only.client() as c:
+            made = c.post("/api/runs", json={"name": "during outage", "preset": "tiny-demo"}).json()
+            c.post(f"/api/runs/{first['id']}/cancel")
+        rows = page.locator("[data-testid=runs-table] tbody tr")
+        wait_until(lambda: live.inner_text() == "live", 30, what="the stream to reconnect")
+        wait_until(
+            lambda: rows.first.get_attribute("data-run-id") == made["id"],
+            10,
+            what="re-fetched list",
+        )
+        row = page.locator(f"tr[data-run-id='{first['id']}']")
+        wait_until(
+            lambda: row.get_attribute("data-status") == "cancelled", 10, what="re-fetched row"
+        )
+    finally:
+        ui.close()
 
 
 def test_workers_page_shows_the_live_worker(ui: UI, panel: Any) -> None:
