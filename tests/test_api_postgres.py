@@ -75,7 +75,7 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
         first = w.post(ship, content=body, headers=headers).json()
         again = w.post(ship, content=body, headers=headers).json()
         log = w.post(
-            f"/api/internal/runs/{rid}/logs", json={"attempt": 1, "offset": 0, "text": "ok\n"}
+            f"/api/internal/runs/{rid}/logs", json={"attempt": 1, "offset": 0, "text": "o\x00k\n"}
         ).json()
         shown = c.get(f"/api/runs/{rid}").json()
         stored = c.get(f"/api/runs/{rid}/events").json()
@@ -86,7 +86,7 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
         resumed = c.post(f"/api/runs/{rid}/resume", json={"checkpoint": "checkpoint-10"}).json()
         listed = c.get("/api/runs", params={"q": rid}).json()
     assert claim.status_code == 200 and twice.status_code == 409
-    assert (first["accepted"], again["accepted"], log["accepted_until"]) == (12, 0, 3)
+    assert (first["accepted"], again["accepted"], log["accepted_until"]) == (12, 0, 4)
     assert shown["step"] == 10 and shown["tokens_seen"] == 640 and shown["loss"] == 3.0
     assert len(stored) == 12 and stored[1]["data"]["nan"] == "NaN"
     assert metrics["series"]["loss"]["step"] == list(range(1, 11))

@@ -219,6 +219,8 @@ def store_log(
 ) -> tuple[int, LogChunk | None]:
     """Store log bytes from ``offset``; returns (accepted_until, the new chunk or None)."""
     end = log_end(session, run.id, attempt)
+    # PostgreSQL text cannot hold NUL; a space keeps every byte offset where it was.
+    text = text.replace("\x00", " ")
     data = text.encode()
     run.last_seen_at = utcnow()
     if offset + len(data) <= end or not data:
