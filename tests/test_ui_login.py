@@ -38,6 +38,11 @@ def test_login_rejects_a_bad_token_then_logs_in_and_out(browser: Any, panel: Any
         assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')") is None
         page.goto("/#/workers")
         page.wait_for_url("**/#/login")
+        # Signing in returns to the page the user was sent away from.
+        page.get_by_label("API token").fill(panel.token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/#/workers")
+        page.get_by_role("heading", name="Workers").wait_for()
     finally:
         ui.close()
     assert not ui.console_errors, ui.console_errors

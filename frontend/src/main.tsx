@@ -4,18 +4,25 @@ import { getToken, setToken, setUnauthorizedHandler } from "./api/client";
 import { navigate, useRoute } from "./lib/router";
 import { Compare } from "./pages/Compare";
 import { Launch } from "./pages/Launch";
-import { Login } from "./pages/Login";
+import { AFTER_LOGIN, Login } from "./pages/Login";
 import { RunPage } from "./pages/RunPage";
 import { Runs } from "./pages/Runs";
 import { Workers } from "./pages/Workers";
 import "./styles.css";
 
 let loginReason: string | null = null;
+
+/** Go to the login page, remembering where the user was headed. */
+function toLogin(): void {
+  if (!location.hash.startsWith("#/login")) sessionStorage.setItem(AFTER_LOGIN, location.hash);
+  navigate("/login");
+}
+
 setUnauthorizedHandler(() => {
   if (!getToken()) return;
   setToken(null);
   loginReason = "The server rejected the saved token; sign in again.";
-  navigate("/login");
+  toLogin();
 });
 
 const NAV: [string, string][] = [
@@ -32,7 +39,7 @@ function App() {
   const authed = !!getToken();
 
   useEffect(() => {
-    if (!authed && page !== "login") navigate("/login");
+    if (!authed && page !== "login") toLogin();
   }, [authed, page]);
 
   if (page === "login" || !authed) {
@@ -43,6 +50,7 @@ function App() {
 
   const logout = () => {
     setToken(null);
+    sessionStorage.removeItem(AFTER_LOGIN);
     force((n) => n + 1);
     navigate("/login");
   };

@@ -2,6 +2,9 @@ import { useState } from "preact/hooks";
 import { ApiError, api, setToken } from "../api/client";
 import { navigate } from "../lib/router";
 
+/** sessionStorage key of the route to return to after signing in. */
+export const AFTER_LOGIN = "cpt-panel-after-login";
+
 /** The token is checked against a real authenticated route before it is kept. */
 export function Login({ reason }: { reason: string | null }) {
   const [token, setValue] = useState("");
@@ -15,7 +18,9 @@ export function Login({ reason }: { reason: string | null }) {
     try {
       await api("/runs?limit=1", {}, token.trim());
       setToken(token.trim());
-      navigate("/runs");
+      const next = sessionStorage.getItem(AFTER_LOGIN);
+      sessionStorage.removeItem(AFTER_LOGIN);
+      navigate(next && next.length > 2 ? next : "/runs");
     } catch (err) {
       setError(err instanceof ApiError && err.status === 401 ? "That token was not accepted." : String(err));
     } finally {
