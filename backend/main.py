@@ -13,6 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import DataError
 
 from backend import __version__
 from backend.api.routes import (
@@ -90,6 +91,15 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": jsonable_encoder(friendlier(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def unstorable(_req: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (a NUL in text, a number out of range): the input's fault.
+        reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
+        msg = f"a value cannot be stored ({reason}): fix the input"
+        # FastAPI's 422 shape; the database does not say which field, so loc is the request.
+        body = {"detail": [{"loc": ["body"], "msg": msg, "type": "unstorable_value"}]}
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(ConfigInvalid)
     async def invalid(_req: Request, exc: ConfigInvalid) -> JSONResponse:

@@ -85,6 +85,8 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
         w.post(f"/api/internal/runs/{rid}/status", json={"attempt": 1, "status": "cancelled"})
         resumed = c.post(f"/api/runs/{rid}/resume", json={"checkpoint": "checkpoint-10"}).json()
         listed = c.get("/api/runs", params={"q": rid}).json()
+        nul = c.post("/api/runs", json={"preset": "tiny-demo", "name": "a\x00b"})
+        huge = w.post(f"/api/internal/runs/{rid}/claim", json={"attempt": 2**40, "worker": "w"})
     assert claim.status_code == 200 and twice.status_code == 409
     assert (first["accepted"], again["accepted"], log["accepted_until"]) == (12, 0, 4)
     assert shown["step"] == 10 and shown["tokens_seen"] == 640 and shown["loss"] == 3.0
@@ -94,6 +96,8 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
     assert cancel["status"] == "cancelling"
     assert resumed["status"] == "queued" and resumed["attempt"] == 2
     assert listed["total"] == 1
+    assert nul.status_code == 422 and "NUL" in nul.json()["detail"][0]["msg"]
+    assert huge.status_code == 422
 
 
 def test_concurrent_claims_on_postgres(pg_panel: Panel) -> None:

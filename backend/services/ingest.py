@@ -56,9 +56,14 @@ def _num(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _int(value: Any) -> int | None:
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+
+
+def _int(value: Any, limit: int = INT32) -> int | None:
+    """An integer column's value; None for non-numbers and what the column cannot hold."""
     num = _num(value)
-    return int(num) if num is not None else None
+    return int(num) if num is not None and abs(num) <= limit else None
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -128,13 +133,13 @@ def _apply(session: Session, run: Run, event: NewEvent) -> None:
         run.step = event.step
     if event.kind == "start":
         run.max_steps = _int(data.get("max_steps")) or run.max_steps
-        run.tokens_per_step = _int(data.get("tokens_per_step")) or run.tokens_per_step
+        run.tokens_per_step = _int(data.get("tokens_per_step"), INT64) or run.tokens_per_step
     elif event.kind == "log":
         for name in ("loss", "epoch", "tokens_per_second"):
             if name in data:
                 setattr(run, name, _num(data[name]))
         if "tokens_seen" in data:
-            run.tokens_seen = _int(data["tokens_seen"])
+            run.tokens_seen = _int(data["tokens_seen"], INT64)
     elif event.kind == "eval":
         run.eval_loss = _num(data.get("eval_loss"))
         run.perplexity = _num(data.get("perplexity"))

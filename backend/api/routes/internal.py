@@ -16,6 +16,7 @@ from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
 from backend.models import RunStatus
 from backend.services import ingest, runs
+from backend.services.ingest import INT32
 from backend.services.notify import publish_event, publish_log, publish_run
 
 router = APIRouter(
@@ -26,6 +27,8 @@ router = APIRouter(
 )
 
 RunId = Annotated[str, Field(max_length=32)]
+# Bounded like the database columns (PostgreSQL integer), so a wild value is a 422, not a 500.
+Attempt = Annotated[int, Field(ge=1, le=INT32)]
 
 
 class HeartbeatIn(BaseModel):
@@ -43,7 +46,7 @@ class HeartbeatOut(BaseModel):
 
 
 class ClaimIn(BaseModel):
-    attempt: int = Field(ge=1)
+    attempt: Attempt
     worker: str = Field(min_length=1, max_length=200)
 
 
@@ -57,10 +60,10 @@ class ClaimOut(BaseModel):
 
 
 class StatusIn(BaseModel):
-    attempt: int = Field(ge=1)
+    attempt: Attempt
     status: Literal["running", "succeeded", "failed", "cancelled"]
     reason: str | None = Field(default=None, max_length=2000)
-    pid: int | None = None
+    pid: int | None = Field(default=None, ge=0, le=INT32)
 
 
 class CancelAnswer(BaseModel):
@@ -71,14 +74,14 @@ class ShippedEvent(BaseModel):
     """One events.jsonl line; fields beyond these are kept as they are."""
 
     model_config = ConfigDict(extra="allow")
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=INT32)
     kind: str = Field(max_length=32)
-    step: int | None = None
+    step: int | None = Field(default=None, ge=-INT32, le=INT32)
     time: float | None = None
 
 
 class EventsIn(BaseModel):
-    attempt: int = Field(ge=1)
+    attempt: Attempt
     events: list[ShippedEvent] = Field(max_length=10_000)
 
 
@@ -87,8 +90,8 @@ class EventsOut(CancelAnswer):
 
 
 class LogsIn(BaseModel):
-    attempt: int = Field(ge=1)
-    offset: int = Field(ge=0, description="Byte offset of text in the attempt's log file")
+    attempt: Attempt
+    offset: int = Field(ge=0, le=2**62, description="Byte offset of text in the attempt's log file")
     text: str = Field(max_length=8 * 1024 * 1024)
 
 
