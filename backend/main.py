@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -40,6 +41,25 @@ log = logging.getLogger("cpt_panel.api")
 def _operation_id(route: APIRoute) -> str:
     """Readable, unique ids for generated clients: ``runs-create_run``."""
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+class _RedactTokens(logging.Filter):
+    """Access logs show request paths; ``?token=`` (EventSource, download links) must not leak."""
+
+    _pattern = re.compile(r"(token=)[^&\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            args[2] = self._pattern.sub(r"\1***", str(args[2]))
+            record.args = tuple(args)
+        return True
+
+
+def _redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactTokens) for f in access.filters):
+        access.addFilter(_RedactTokens())
 
 
 def _ensure_dirs(settings: Settings) -> None:
@@ -123,6 +143,7 @@ def _mount_frontend(app: FastAPI, dist: Path) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    _redact_access_log()
     app = FastAPI(
         title="cpt-panel",
         version=__version__,

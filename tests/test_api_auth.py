@@ -58,3 +58,6 @@ def test_sse_accepts_query_token(api: tuple[Panel, dict]) -> None:  # noqa: F811
         with anon.stream("GET", "/api/runs/stream", params={"token": panel.token}) as r:
             assert r.status_code == 200
             assert r.headers["content-type"].startswith("text/event-stream")
+    log = (panel.data_dir / "api.log").read_text()
+    assert "/api/runs/stream?token=***" in log  # the request was logged ...
+    assert panel.token not in log  # ... without the token
