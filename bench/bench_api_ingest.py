@@ -26,9 +26,18 @@ from tests.api_support import make_assets, make_demo
 
 def _events(start: int, n: int) -> list[dict[str, Any]]:
     return [
-        {"seq": s, "time": 1.7e9 + s, "kind": "log", "step": s, "loss": 5.0 / (1 + s / 500),
-         "learning_rate": 2e-4, "grad_norm": 1.0, "epoch": s / 1e4, "tokens_seen": 512 * s,
-         "tokens_per_second": 4096.0}
+        {
+            "seq": s,
+            "time": 1.7e9 + s,
+            "kind": "log",
+            "step": s,
+            "loss": 5.0 / (1 + s / 500),
+            "learning_rate": 2e-4,
+            "grad_norm": 1.0,
+            "epoch": s / 1e4,
+            "tokens_seen": 512 * s,
+            "tokens_per_second": 4096.0,
+        }
         for s in range(start, start + n)
     ]
 
@@ -99,14 +108,23 @@ def main() -> None:
             chunk = "x" * 4095 + "\n"
             t0 = time.perf_counter()
             for i in range(200):
-                w.post(f"/api/internal/runs/{rid}/logs", json={"attempt": 1, "offset": i * 4096, "text": chunk})
+                w.post(
+                    f"/api/internal/runs/{rid}/logs",
+                    json={"attempt": 1, "offset": i * 4096, "text": chunk},
+                )
             logs = time.perf_counter() - t0
         n = len(batches) * args.batch
-        print(f"ingest: {n} events in {ingest:.2f} s = {n / ingest:,.0f} events/s (batches of {args.batch})")
+        print(
+            f"ingest: {n} events in {ingest:.2f} s = {n / ingest:,.0f} events/s (batches of {args.batch})"
+        )
         print(f"resend (idempotent, nothing new): {n / resend:,.0f} events/s")
-        print(f"metrics query over {n} events -> 1000 points: median {percentile(q, 50) * 1000:.0f} ms")
-        print(f"POST -> SSE (request start to arrival): p50 {percentile(lat, 50) * 1000:.1f} ms, "
-              f"p95 {percentile(lat, 95) * 1000:.1f} ms")
+        print(
+            f"metrics query over {n} events -> 1000 points: median {percentile(q, 50) * 1000:.0f} ms"
+        )
+        print(
+            f"POST -> SSE (request start to arrival): p50 {percentile(lat, 50) * 1000:.1f} ms, "
+            f"p95 {percentile(lat, 95) * 1000:.1f} ms"
+        )
         print(f"logs: 200 x 4 KiB chunks in {logs:.2f} s = {200 / logs:.0f} chunks/s")
     finally:
         panel.stop()
