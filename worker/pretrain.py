@@ -428,6 +428,8 @@ def build_datasets(
     if eval_ds is not None and data_args.max_eval_samples is not None:
         eval_ds = eval_ds.select(range(min(len(eval_ds), data_args.max_eval_samples)))
     logger.info("train blocks: %d, eval blocks: %s", len(train), len(eval_ds) if eval_ds else 0)
+    if args.debug_mode and len(train):
+        logger.debug("first training block: %r", tokenizer.decode(train[0]["input_ids"]))
     return train, eval_ds
 
 
@@ -496,27 +498,69 @@ def train_sentencepiece(
     out_dir.mkdir(parents=True, exist_ok=True)
     text_path = out_dir / "sp_train.txt"
     train_files, _ = data_files(data_args)
+    chars: set[str] = set()
     with text_path.open("w", encoding="utf-8") as fh:
         for p in train_files:
             docs, _ = read_texts(p, False, _flag_of(p, data_args))
             for doc in docs:
-                fh.write(doc.replace("\r", " ").strip() + "\n")
-    spm.SentencePieceTrainer.train(
-        input=str(text_path),
-        model_prefix=str(out_dir / "tokenizer"),
-        model_type=model_type,
-        vocab_size=vocab_size,
-        hard_vocab_limit=False,  # a small corpus may not support the asked size
-        character_coverage=1.0,
-        byte_fallback=model_type in ("bpe", "unigram"),
-        unk_id=0,
-        bos_id=1,
-        eos_id=2,
-        pad_id=3,
-        minloglevel=2,
-    )
+                line = doc.replace("\r", " ").strip()
+                chars.update(line)
+                fh.write(line + "\n")
+    if model_type == "char" and vocab_size < len(chars) + 4:
+        # A character model's vocabulary is the character set; fewer slots would map text to <unk>.
+        logger.warning("char tokenizer: vocab_size %d raised to %d", vocab_size, len(chars) + 4)
+        vocab_size = len(chars) + 4
+    options: dict[str, Any] = {
+        "input": str(text_path),
+        "model_prefix": str(out_dir / "tokenizer"),
+        "model_type": model_type,
+        "vocab_size": vocab_size,
+        "hard_vocab_limit": False,  # a small corpus may not support the asked size
+        "character_coverage": 0.9995 if model_type in ("bpe", "unigram") else 1.0,
+        "byte_fallback": model_type in ("bpe", "unigram"),
+        "unk_id": 0,
+        "bos_id": 1,
+        "eos_id": 2,
+        "pad_id": 3,
+        "minloglevel": 2,
+    }
+    try:
+        spm.SentencePieceTrainer.train(**options)
+    except RuntimeError as exc:
+        # Every character (plus byte pieces) needs a slot: "... required_chars. 1000 vs 2150."
+        found = re.search(r"required_chars\. \d+ vs (\d+)", str(exc))
+        if not found:
+            raise
+        options["vocab_size"] = int(found.group(1)) + 64
+        logger.warning(
+            "vocab_size %d is below the %s characters of the data; using %d",
+            vocab_size,
+            found.group(1),
+            options["vocab_size"],
+        )
+        spm.SentencePieceTrainer.train(**options)
     text_path.unlink()
     return out_dir
+
+
+def load_sentencepiece(sp_dir: Path, model_type: str) -> Any:
+    """An HF tokenizer over a trained ``tokenizer.model``."""
+    if model_type in ("word", "char"):
+        # The fast (tokenizers) conversion mishandles these models (empty encodings for word,
+        # a dropped first character on decode for char); this class calls SentencePiece itself.
+        from transformers import BertGenerationTokenizer
+
+        return BertGenerationTokenizer(
+            vocab_file=str(sp_dir / "tokenizer.model"),
+            bos_token="<s>",
+            eos_token="</s>",
+            unk_token="<unk>",
+            pad_token="<pad>",
+            sep_token="</s>",
+        )
+    from transformers import LlamaTokenizer
+
+    return LlamaTokenizer.from_pretrained(str(sp_dir), pad_token="<pad>")
 
 
 def load_tokenizer(
@@ -543,9 +587,7 @@ def load_tokenizer(
                     "training a %s SentencePiece tokenizer (vocab %d)", model_args.model_type, vocab
                 )
                 train_sentencepiece(data_args, model_args.model_type or "bpe", sp_dir, vocab)
-        from transformers import LlamaTokenizer
-
-        tokenizer = LlamaTokenizer.from_pretrained(str(sp_dir))
+        tokenizer = load_sentencepiece(sp_dir, model_args.model_type or "bpe")
     else:
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
