@@ -85,7 +85,12 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
     table = page.get_by_test_id("checkpoints")
     wait_until(lambda: table.locator("tbody tr").count() >= 1, 20, what="checkpoint rows")
     assert "checkpoint-16" in table.inner_text()
-    assert table.get_by_role("link", name="Download").count() >= 1
+    # Download is a plain link (a multi-GB tar streams to disk), authenticated by ?token=.
+    href = table.get_by_role("link", name="Download").first.get_attribute("href")
+    assert href
+    tar = page.request.get(href)
+    assert tar.status == 200 and tar.headers["content-type"] == "application/x-tar"
+    assert len(tar.body()) > 10_000
 
     # The config panel shows the command the worker ran.
     assert "16" in page.get_by_test_id("run-command").inner_text()

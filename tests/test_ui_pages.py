@@ -64,6 +64,14 @@ def test_runs_list_pages_filters_and_updates_live(
         page.get_by_role("button", name="cancelled", exact=True).click()
         wait_until(lambda: rows.count() == 1, 10, what="only the cancelled run")
         assert page.get_by_test_id("pager-text").inner_text() == f"1{DASH}1 of 1"
+        # The filter is in the URL: a reload (or a shared link) keeps it.
+        assert page.url.endswith("#/runs?status=cancelled")
+        page.reload()
+        wait_until(lambda: rows.count() == 1, 10, what="the filter after a reload")
+        assert (
+            page.get_by_role("button", name="cancelled", exact=True).get_attribute("aria-pressed")
+            == "true"
+        )
         page.get_by_role("button", name="running", exact=True).click()  # cancelled OR running
         wait_until(lambda: rows.count() == 1, 10, what="still one run")
         page.get_by_role("button", name="all", exact=True).click()

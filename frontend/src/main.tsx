@@ -60,7 +60,7 @@ function App() {
   else if (page === "launch") body = <Launch key={route.query.toString()} from={route.query.get("from")} />;
   else if (page === "compare") body = <Compare ids={(route.query.get("ids") ?? "").split(",").filter(Boolean)} />;
   else if (page === "workers") body = <Workers />;
-  else body = <Runs />;
+  else body = <Runs query={route.query} />;
 
   return (
     <>

@@ -15,10 +15,17 @@ import { useNow } from "../lib/useNow";
 
 const PAGE = 50;
 
-export function Runs() {
-  const [statuses, setStatuses] = useState<RunStatus[]>([]);
-  const [q, setQ] = useState("");
-  const [offset, setOffset] = useState(0);
+/** Filters live in the URL (#/runs?status=failed&q=lora&offset=50): shareable, and kept on Back. */
+function fromQuery(query: URLSearchParams): { statuses: RunStatus[]; q: string; offset: number } {
+  const statuses = (query.get("status") ?? "").split(",").filter((s): s is RunStatus => ALL_STATUSES.includes(s as RunStatus));
+  return { statuses, q: query.get("q") ?? "", offset: Math.max(0, Number(query.get("offset")) || 0) };
+}
+
+export function Runs({ query: initial }: { query: URLSearchParams }) {
+  const start = fromQuery(initial);
+  const [statuses, setStatuses] = useState<RunStatus[]>(start.statuses);
+  const [q, setQ] = useState(start.q);
+  const [offset, setOffset] = useState(start.offset);
   const [page, setPage] = useState<RunPage | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [live, setLive] = useState<SseState>("connecting");
@@ -48,6 +55,13 @@ export function Runs() {
 
   useEffect(() => {
     load();
+    const params = new URLSearchParams();
+    if (statuses.length) params.set("status", statuses.join(","));
+    if (q) params.set("q", q);
+    if (offset) params.set("offset", String(offset));
+    const hash = `#/runs${params.size ? `?${params}` : ""}`;
+    // replaceState: no hashchange, so the page is not re-mounted while typing.
+    if (location.hash !== hash) history.replaceState(null, "", hash);
   }, [statuses, q, offset]);
 
   const patch = (run: Run) =>
