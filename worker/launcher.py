@@ -54,15 +54,25 @@ def start(
         )
 
 
-def group_alive(pgid: int) -> bool:
-    """True while any process of the group exists (zombies excluded)."""
+#: How long torchrun may linger once its ranks are gone before it is SIGKILLed: its own
+#: teardown after SIGTERM takes ~2 s on a busy box and guards nothing once the ranks have exited.
+LAUNCHER_LINGER_SECONDS = 0.3
+
+
+def group_members(pgid: int) -> set[int]:
+    """Pids of the group's living processes (zombies excluded)."""
+    members = set()
     for proc in psutil.process_iter(["pid"]):
         try:
             if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                return True
+                members.add(proc.pid)
         except (ProcessLookupError, psutil.Error):
             continue
-    return False
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -71,15 +81,26 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def terminate(proc: subprocess.Popen[bytes], grace: float) -> int:
-    """SIGTERM the group, SIGKILL it after ``grace`` seconds; returns once the group is gone."""
+    """SIGTERM the group, SIGKILL it after ``grace`` seconds; returns once the group is gone.
+
+    The ranks handle SIGTERM within ~0.2 s (pretrain writes its ``end`` event and exits); once
+    only the launcher (the group leader) is left it gets SIGKILL after a short linger.
+    """
     pgid = proc.pid  # start_new_session: the leader's pid is the group id
     signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
+    alone_since: float | None = None
     while time.monotonic() < deadline:
         proc.poll()
-        if not group_alive(pgid):
+        members = group_members(pgid)
+        if not members:
             break
-        time.sleep(0.05)
+        if members == {pgid}:
+            alone_since = alone_since or time.monotonic()
+            if time.monotonic() - alone_since > LAUNCHER_LINGER_SECONDS:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pgid, signal.SIGKILL)
+        time.sleep(0.02)
     else:
         signal_group(pgid, signal.SIGKILL)
     # The ranks may outlive torchrun by a moment after SIGKILL; wait until none is left.
