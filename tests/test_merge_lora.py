@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
 from tests import test_pretrain
-from tests.conftest import ROOT
-from tests.test_pretrain import output_of, train_env
+from tests.test_pretrain import output_of
+from worker import merge_lora
 
 # The reference LoRA run (session fixture): tiny Llama, vocabulary extended 384 → 768.
 lora_run = test_pretrain.lora_run
@@ -29,25 +28,17 @@ def test_merge_equals_base_plus_adapter(
     proc, adapter = lora_run
     assert proc.returncode == 0, output_of(proc)[-4000:]
     merged_dir = tmp_path / "merged"
-    merge = subprocess.run(
+    code = merge_lora.main(
         [
-            sys.executable,
-            "-m",
-            "worker.merge_lora",
             "--base",
             str(tiny_assets["model"]),
             "--adapter",
             str(adapter),
             "--output",
             str(merged_dir),
-        ],
-        cwd=ROOT,
-        env=train_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
+        ]
     )
-    assert merge.returncode == 0, merge.stderr[-3000:]
+    assert code == 0
 
     # A plain HF model: no LoRA or modules_to_save keys, the extended vocabulary, its tokenizer.
     with safe_open(str(merged_dir / "model.safetensors"), framework="pt") as fh:

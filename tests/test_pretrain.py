@@ -171,20 +171,32 @@ def losses_by_step(events: list[dict[str, Any]], after_seq: int = 0) -> dict[int
     return {e["step"]: e["loss"] for e in events if e["kind"] == "log" and e["seq"] > after_seq}
 
 
+def _shared_dir(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A fixed directory of this session: other modules re-export these fixtures, and pytest
+    would otherwise build a session fixture once per module that names it."""
+    path = factory.getbasetemp() / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
+_REFERENCE_RUNS: dict[Path, subprocess.CompletedProcess[str]] = {}
+
+
 @pytest.fixture(scope="session")
 def data_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tokenized-data cache for the session: later runs reuse it."""
-    return tmp_path_factory.mktemp("data-cache")
+    return _shared_dir(tmp_path_factory, "data-cache")
 
 
 @pytest.fixture(scope="session")
 def lora_run(
     tiny_assets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, data_cache: Path
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """The reference run: plain python, LoRA, extended vocabulary, 24 steps."""
-    out = tmp_path_factory.mktemp("lora") / "out"
-    proc = run_pretrain(tiny_args(tiny_assets, out, data_cache))
-    return proc, out
+    """The reference run: plain python, LoRA, extended vocabulary, 24 steps (run once a session)."""
+    out = _shared_dir(tmp_path_factory, "lora-reference") / "out"
+    if out not in _REFERENCE_RUNS:
+        _REFERENCE_RUNS[out] = run_pretrain(tiny_args(tiny_assets, out, data_cache))
+    return _REFERENCE_RUNS[out], out
 
 
 def test_lora_plain_python(
@@ -222,7 +234,9 @@ def test_lora_plain_python(
     assert set(adapter["target_modules"]) == {"q_proj", "v_proj"}
     assert set(adapter["modules_to_save"]) == {"embed_tokens", "lm_head"}
     # The corpus was tokenized into the cache once per file.
-    assert len(list(data_cache.iterdir())) == len(list(tiny_assets["corpus"].iterdir()))
+    cached = [p.name for p in data_cache.iterdir()]
+    for f in tiny_assets["corpus"].iterdir():
+        assert any(name.startswith(f.stem + "-") for name in cached), f.name
 
 
 def test_data_cache_reused_and_rebuilt(
@@ -252,7 +266,7 @@ def test_data_cache_reused_and_rebuilt(
     assert events_of(tmp_path / "out")[-1]["status"] == "succeeded"
     new = {p.name for p in data_cache.iterdir()} - before
     assert len(new) == 1 and next(iter(new)).startswith("udhr_kn_Knda-"), new
-    assert output_of(proc).count("data cache hit") == len(before) - 1
+    assert output_of(proc).count("data cache hit") == len(list(corpus.iterdir())) - 1
 
 
 def test_resume_reproduces_uninterrupted_losses(
@@ -360,15 +374,31 @@ def test_resume_by_checkpoint_name_and_missing(
     data_cache: Path,
     tmp_path: Path,
 ) -> None:
-    """``--resume_from_checkpoint checkpoint-N`` is looked up in output_dir; a missing one is exit 2."""
+    """``--resume_from_checkpoint checkpoint-N`` is looked up in output_dir; a missing one is exit 2.
+
+    In process (``pretrain.main``): it fails before any model or data is loaded.
+    """
+    from worker import pretrain
+
     _, ref_out = lora_run
     out = tmp_path / "out"
     out.mkdir()
     shutil.copytree(ref_out / "checkpoint-24", out / "checkpoint-24")
-    proc = run_pretrain(
-        tiny_args(tiny_assets, out, data_cache, resume_from_checkpoint="checkpoint-7")
+    assert pretrain.resolve_resume("checkpoint-24", out) == (out / "checkpoint-24").resolve()
+    assert pretrain.resolve_resume("last", out) == out / "checkpoint-24"
+    assert (
+        pretrain.resolve_resume(str(ref_out / "checkpoint-16"), out)
+        == (ref_out / "checkpoint-16").resolve()
     )
-    assert proc.returncode == 2, output_of(proc)[-3000:]
-    assert "--resume_from_checkpoint checkpoint-7" in output_of(proc)
+    assert pretrain.resolve_resume("last", tmp_path / "empty") is None  # nothing yet: start fresh
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        code = pretrain.main(
+            tiny_args(tiny_assets, out, data_cache, resume_from_checkpoint="checkpoint-7")
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == pretrain.EXIT_BAD_INPUT
     end = events_of(out)[-1]
-    assert end["kind"] == "end" and end["status"] == "failed" and "checkpoint-7" in end["reason"]
+    assert end["kind"] == "end" and end["status"] == "failed"
+    assert "--resume_from_checkpoint checkpoint-7" in end["reason"]
