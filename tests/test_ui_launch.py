@@ -136,6 +136,11 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
     )
     wait_until(lambda: log.locator(".log-line").count() > 5, 30, what="log lines of attempt 2")
     assert int(loss.get_attribute("data-points") or 0) >= 8
+    # The first attempt's log stays readable from the menu.
+    page.get_by_label("Show the log of attempt").select_option("1")
+    log.locator(".log-line", has_text="attempt 1").first.wait_for()
+    page.get_by_label("Show the log of attempt").select_option("")
+    log.locator(".log-line", has_text="attempt 2").first.wait_for()
 
     # The runs list shows it with its numbers.
     ui.goto("/runs")

@@ -17,7 +17,8 @@ import { tokensAxis, type Store } from "../lib/metrics";
 import { navigate } from "../lib/router";
 import { ema } from "../lib/smooth";
 import { useNow } from "../lib/useNow";
-import { useRunLive } from "../lib/useRunLive";
+import { LogBuffer } from "../lib/logbuffer";
+import { useRunLive, type RunLive } from "../lib/useRunLive";
 
 const C = { raw: "#9db7e0", smooth: "#2563eb", eval: "#dc2626", ppl: "#9333ea", lr: "#0891b2", grad: "#ea580c", tps: "#16a34a" };
 
@@ -81,7 +82,6 @@ export function RunPage({ id }: { id: string }) {
 
   const active = ACTIVE_STATUSES.has(run.status);
   const xLabel = opts.x === "step" ? "step" : "tokens seen";
-  const lines = live.logs?.view() ?? [];
 
   return (
     <section class="page run-page" data-run-id={run.id}>
@@ -161,31 +161,80 @@ export function RunPage({ id }: { id: string }) {
         </div>
       </section>
 
-      <section class="card" aria-labelledby="logs-h">
-        <div class="section-head">
-          <h2 id="logs-h">Log</h2>
-          <span class="muted small">attempt {live.logs?.attempt ?? run.attempt}</span>
-          <div class="spacer" />
-          <button type="button" class="btn btn-small" onClick={() => downloadLog(run, live.logs?.attempt ?? run.attempt)}>
-            Download log
-          </button>
-        </div>
-        <LogViewer
-          lines={lines}
-          header={
-            live.logs && live.logs.start > 0 ? (
-              <button type="button" class="btn btn-small load-earlier" onClick={live.loadEarlierLogs}>
-                Load earlier lines
-              </button>
-            ) : null
-          }
-        />
-      </section>
+      <LogSection run={run} live={live} />
 
       <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name)} />
 
       <ConfigPanel run={run} />
       {actions.dialog}
+    </section>
+  );
+}
+
+/** The live tail of the current attempt, or (chosen from a menu) the stored log of an earlier one. */
+function LogSection({ run, live }: { run: Run; live: RunLive }) {
+  const [picked, setPicked] = useState<number | null>(null);
+  const [older, setOlder] = useState<string[] | null>(null);
+  useEffect(() => {
+    setOlder(null);
+    if (picked === null) return;
+    let alive = true;
+    api<LogChunk>(`/runs/${run.id}/logs${qs({ tail: 5000, attempt: picked })}`)
+      .then((c) => {
+        const b = new LogBuffer(picked);
+        b.reset(c.offset, c.text, c.next_offset);
+        if (alive) setOlder(b.view());
+      })
+      .catch((err) => alive && setOlder([`could not load attempt ${picked}: ${err}`]));
+    return () => {
+      alive = false;
+    };
+  }, [run.id, picked]);
+  const attempt = picked ?? live.logs?.attempt ?? run.attempt;
+  const lines = picked === null ? (live.logs?.view() ?? []) : (older ?? []);
+  return (
+    <section class="card" aria-labelledby="logs-h">
+      <div class="section-head">
+        <h2 id="logs-h">Log</h2>
+        <span class="muted small">
+          attempt {attempt}
+          {picked === null ? " · live" : ""}
+        </span>
+        {run.attempt > 1 ? (
+          <label class="small">
+            <span class="sr-only">Show the log of attempt</span>
+            <select
+              value={picked === null ? "" : String(picked)}
+              onChange={(e) => {
+                const v = (e.target as HTMLSelectElement).value;
+                setPicked(v === "" ? null : Number(v));
+              }}
+            >
+              <option value="">latest (live)</option>
+              {Array.from({ length: run.attempt }, (_, i) => i + 1).map((a) => (
+                <option key={a} value={a}>
+                  attempt {a}
+                </option>
+              ))}
+            </select>
+          </label>
+        ) : null}
+        <div class="spacer" />
+        <button type="button" class="btn btn-small" onClick={() => downloadLog(run, attempt)}>
+          Download log
+        </button>
+      </div>
+      <LogViewer
+        key={picked ?? "live"}
+        lines={lines}
+        header={
+          picked === null && live.logs && live.logs.start > 0 ? (
+            <button type="button" class="btn btn-small load-earlier" onClick={live.loadEarlierLogs}>
+              Load earlier lines
+            </button>
+          ) : null
+        }
+      />
     </section>
   );
 }
