@@ -49,6 +49,19 @@ def test_failed_run_banner_first_error_and_clone(ui: UI, panel: Any) -> None:
     )
     screenshot(page, "run-failed")
 
+    # "Edit & relaunch" opens the form filled with this run's config, ready to fix.
+    page.locator(".page-head").get_by_role("link", name="Edit & relaunch").click()
+    target = page.get_by_label("LoRA target modules")
+    wait_until(lambda: target.input_value() == "no_such_proj", 10, what="the form prefilled")
+    assert page.get_by_label("Run name").input_value() == "ui doomed (edited)"
+    target.fill("q_proj,v_proj")
+    preview = page.get_by_test_id("command-preview")
+    wait_until(
+        lambda: "--trainable q_proj,v_proj" in preview.inner_text(), 10, what="fixed preview"
+    )
+    page.go_back()
+    page.locator(".page-head .badge[data-status=failed]").wait_for()
+
     # Clone asks for confirmation, then opens the copy (a new id, queued by the server).
     page.locator(".page-head").get_by_role("button", name="Clone").click()
     dialog = page.get_by_role("dialog")
