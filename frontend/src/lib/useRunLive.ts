@@ -36,6 +36,9 @@ export function useRunLive(id: string): RunLive {
   const frame = useRef(0);
   const fillingLogs = useRef<Promise<void> | null>(null);
   const runRef = useRef<Run | null>(null);
+  // The effect's closures, for actions taken outside it (a cancel answer, a reload button).
+  const setRunRef = useRef<(r: Run) => void>(() => {});
+  const reloadRef = useRef<() => void>(() => {});
 
   const bump = () => {
     if (frame.current) return;
@@ -162,9 +165,6 @@ export function useRunLive(id: string): RunLive {
       frame.current = 0;
     };
   }, [id]);
-
-  const setRunRef = useRef<(r: Run) => void>(() => {});
-  const reloadRef = useRef<() => void>(() => {});
 
   const loadEarlierLogs = async () => {
     const buf = logs.current;
