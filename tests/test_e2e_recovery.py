@@ -143,6 +143,7 @@ def test_killed_worker_marks_the_run_lost_and_leaves_no_training(
     while alive(procs) and time.monotonic() < deadline:
         time.sleep(0.1)
     left = alive(procs)
+    print(f"training gone {time.monotonic() - t0:.1f}s after the worker was killed")
     for proc in left:
         proc.kill()
     assert not left, f"training outlived its worker: {left}"

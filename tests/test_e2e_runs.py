@@ -46,7 +46,11 @@ def batch(panel: Panel, tiny_assets: dict[str, Any]) -> dict[str, dict[str, Any]
     too_many["launch"] = {"nproc_per_node": min(16, (os.cpu_count() or 1) + 1)}
     submitted = {
         "ok": submit(panel, tiny_config(tiny_assets), "e2e happy path"),
-        "fp16": submit(panel, tiny_config(tiny_assets, precision="fp16"), "e2e fp16 on cpu"),
+        "fp16": submit(
+            panel,
+            {**tiny_config(tiny_assets, precision="fp16"), "launch": {"deepspeed": "zero2"}},
+            "e2e fp16",
+        ),
         "procs": submit(panel, too_many, "e2e too many procs"),
     }
     assert all(r["status"] == "queued" for r in submitted.values())
@@ -186,6 +190,11 @@ def test_fp16_on_a_cpu_worker_fails_with_a_clear_reason(
     assert run["worker"]  # refused by the worker, after its claim
     assert not (run_dir(panel, run["id"]) / "output" / "events.jsonl").exists()  # nothing launched
     assert "not started: fp16 needs a GPU" in api_log(panel, run["id"], attempt=1)
+    # The run dir was prepared before the refusal: resolved config and the DeepSpeed JSON.
+    rdir = run_dir(panel, run["id"])
+    assert json.loads((rdir / "config.json").read_text())["training"]["precision"] == "fp16"
+    shipped = Path(__file__).parents[1] / "worker" / "ds_configs" / "ds_zero2_no_offload.json"
+    assert (rdir / "ds_config.json").read_bytes() == shipped.read_bytes()
 
 
 def test_more_processes_than_the_worker_has_fails_with_a_clear_reason(
