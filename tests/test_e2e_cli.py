@@ -79,6 +79,16 @@ def test_cli_submit_follow_list_logs(panel: Panel, tiny_assets: dict[str, Path])
     assert get_run(panel, run_id)["attempt"] == 1  # nothing was queued
 
 
-def test_cli_without_a_target_explains_itself(panel: Panel) -> None:
+def test_cli_errors_are_one_clear_line(panel: Panel, tmp_path: Path) -> None:
     done = cli(panel, "runs", "submit", "--set", "training.max_steps=3")
     assert done.returncode == 1 and "--preset" in done.stderr
+
+    config = tmp_path / "run.yaml"
+    config.write_text("training:\n  learning_rate: -1\n  max_steps: 3\n")
+    bad = cli(panel, "runs", "submit", "--preset", "tiny-demo", "--config", str(config))
+    assert bad.returncode == 1, bad.stdout
+    # The API's 422 names the field path, and the CLI passes it on.
+    assert "HTTP 422" in bad.stderr and "training.learning_rate" in bad.stderr, bad.stderr
+
+    unknown = cli(panel, "runs", "follow", "r-doesnotexist")
+    assert unknown.returncode == 1 and "404" in unknown.stderr
