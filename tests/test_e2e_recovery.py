@@ -114,28 +114,30 @@ def test_embedded_broker_run_survives_an_api_restart(
     assert api_log(embedded, run["id"], 1) == log
 
 
-def test_killed_worker_marks_the_run_lost_and_leaves_no_training(
+def test_killed_worker_run_is_lost_then_resumes_with_nothing_missing(
     embedded: Panel, tiny_assets: dict[str, Any]
 ) -> None:
-    run = submit(
-        embedded, tiny_config(tiny_assets, max_steps=2000, save_steps=1000), "worker crash"
-    )
+    """kill -9 of the worker mid-run → ``failed`` "worker lost", no training left behind;
+    a new worker resumes it from the last checkpoint and first ships what the dead one never did
+    (the dying training's last events, its ``end`` among them), so the database again equals
+    events.jsonl and both attempt logs."""
+    config = tiny_config(tiny_assets, max_steps=10, save_steps=2)
+    run = submit(embedded, config, "worker crash")
+    rid = run["id"]
     wait_for(
         embedded,
-        run["id"],
-        lambda r: r["status"] == "running" and (r["step"] or 0) >= 1,
+        rid,
+        lambda r: r["status"] == "running" and (r["step"] or 0) >= 3,
         120,
-        "running",
+        "past step 3",
     )
-    procs = training_processes(run_dir(embedded, run["id"]))
+    procs = training_processes(run_dir(embedded, rid))
     assert procs
     worker = embedded.procs[-1]
     os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool, no chance to clean up
     worker.wait(timeout=10)
     t0 = time.monotonic()
-    final = wait_for(
-        embedded, run["id"], lambda r: r["status"] == "failed", LOST_SECONDS + 15, "failed"
-    )
+    final = wait_for(embedded, rid, lambda r: r["status"] == "failed", LOST_SECONDS + 15, "failed")
     assert final["status_reason"].startswith("worker lost"), final
     print(f"worker lost detected after {time.monotonic() - t0:.1f}s (limit {LOST_SECONDS}s)")
     # torchrun got SIGTERM when its parent died (PR_SET_PDEATHSIG) and took its ranks down.
@@ -147,3 +149,18 @@ def test_killed_worker_marks_the_run_lost_and_leaves_no_training(
     for proc in left:
         proc.kill()
     assert not left, f"training outlived its worker: {left}"
+    first_attempt = file_events(embedded, rid)
+    assert first_attempt[-1]["kind"] == "end"  # written by the dying rank 0 ...
+    assert len(api_events(embedded, rid)) < len(first_attempt)  # ... and never shipped
+
+    embedded.start_worker(concurrency=1)
+    with embedded.client() as c:
+        r = c.post(f"/api/runs/{rid}/resume", json={"checkpoint": "last"})
+    assert r.status_code == 200, r.text
+    final = wait_final(embedded, rid)
+    assert final["status"] == "succeeded" and final["attempt"] == 2, final
+    on_disk = file_events(embedded, rid)
+    assert [e["data"] for e in api_events(embedded, rid)] == on_disk
+    for attempt in (1, 2):
+        log = (run_dir(embedded, rid) / "logs" / f"attempt-{attempt}.log").read_bytes()
+        assert api_log(embedded, rid, attempt) == log.decode(errors="replace")

@@ -29,7 +29,7 @@ from backend.runconfig.schema import DEEPSPEED_FILES, RunConfig
 from worker import gpu, launcher
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
 from worker.registry import Registry, check_run_id, worker_name
-from worker.shipper import RunShipper, ShipperThread
+from worker.shipper import RunShipper, ShipperThread, ship_leftovers, state_file
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,14 @@ class RunAttempt:
             )
             return None
         self.registry.register(self.run_id, self.attempt)
+        if self.attempt > 1:
+            leftovers = ship_leftovers(
+                self.api, self.run_id, self.paths.run_dir, self.attempt, self.paths.events
+            )
+            if leftovers:
+                log.info(
+                    "run %s: shipped %d events an earlier attempt left", self.run_id, leftovers
+                )
         shipper = RunShipper(
             self.api,
             self.run_id,
@@ -239,6 +247,7 @@ class RunAttempt:
             self.paths.events,
             self.log_path,
             events_offset=self.paths.events.stat().st_size if self.paths.events.exists() else 0,
+            state_path=state_file(self.paths.run_dir, self.attempt),
             on_cancel=self.request_cancel,
             keepalive=self._still_running,
         )

@@ -50,6 +50,9 @@ class RunShipper:
         log_path: Path,
         *,
         events_offset: int = 0,
+        log_offset: int = 0,
+        events_until: int | None = None,
+        state_path: Path | None = None,
         on_cancel: Callable[[], None] | None = None,
         keepalive: Callable[[], dict[str, Any]] | None = None,
         keepalive_seconds: float = 0.5,
@@ -58,7 +61,12 @@ class RunShipper:
         self.events_path, self.log_path = events_path, log_path
         #: Byte offset in events.jsonl: earlier attempts' lines are not re-shipped.
         self.events_offset = events_offset
-        self.log_offset = 0
+        self.log_offset = log_offset
+        #: Where this attempt's lines end in the shared events.jsonl (leftovers of an old attempt).
+        self.events_until = events_until
+        #: Acknowledged offsets are saved here, so a later attempt can ship what a crashed
+        #: worker never did (see ``ship_leftovers``).
+        self.state_path = state_path
         self.on_cancel = on_cancel
         #: Called when nothing was shipped for ``keepalive_seconds``: a quiet run (loading, a long
         #: step) must still learn of a cancel quickly, not only at the next heartbeat.
@@ -79,7 +87,10 @@ class RunShipper:
             return False
         with open(self.events_path, "rb") as f:
             f.seek(self.events_offset)
-            data = f.read()
+            limit = (
+                -1 if self.events_until is None else max(0, self.events_until - self.events_offset)
+            )
+            data = f.read(limit) if limit != 0 else b""
         end = data.rfind(b"\n") + 1  # only whole lines; a half-written one waits
         if end == 0:
             return False
@@ -141,7 +152,18 @@ class RunShipper:
                 self.last_error = str(exc)
                 log.warning("run %s: shipping failed: %s", self.run_id, exc)
                 return False
+            if sent_events or sent_log:
+                self._save_state()
             return sent_events or sent_log
+
+    def _save_state(self) -> None:
+        if self.state_path is None:
+            return
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"events_offset": self.events_offset, "log_offset": self.log_offset})
+        )
+        tmp.replace(self.state_path)
 
     def drain(self, max_rounds: int = 10_000) -> None:
         """Ship everything on disk (after the process exited)."""
@@ -168,3 +190,40 @@ class ShipperThread(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(timeout=30)
+
+
+def state_file(run_dir: Path, attempt: int) -> Path:
+    return run_dir / "logs" / f".shipped-attempt-{attempt}.json"
+
+
+def ship_leftovers(
+    api: WorkerApi, run_id: str, run_dir: Path, attempt: int, events_path: Path
+) -> int:
+    """Before attempt ``attempt`` starts: ship what earlier attempts wrote but never shipped.
+
+    A worker killed mid-run leaves the last events (among them the ``end`` that the dying
+    training wrote) and log bytes unshipped; nothing else would ever send them. Returns the
+    number of events sent. Every line of events.jsonl up to now belongs to earlier attempts.
+    """
+    sent = 0
+    until = events_path.stat().st_size if events_path.exists() else 0
+    for earlier in range(1, attempt):
+        path = state_file(run_dir, earlier)
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # never shipped anything, or nothing recorded
+        shipper = RunShipper(
+            api,
+            run_id,
+            earlier,
+            events_path,
+            run_dir / "logs" / f"attempt-{earlier}.log",
+            events_offset=int(state.get("events_offset", 0)),
+            log_offset=int(state.get("log_offset", 0)),
+            events_until=until,
+            state_path=path,
+        )
+        shipper.drain()
+        sent += shipper.events_shipped
+    return sent
