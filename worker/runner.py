@@ -232,14 +232,7 @@ class RunAttempt:
             )
             return None
         self.registry.register(self.run_id, self.attempt)
-        if self.attempt > 1:
-            leftovers = ship_leftovers(
-                self.api, self.run_id, self.paths.run_dir, self.attempt, self.paths.events
-            )
-            if leftovers:
-                log.info(
-                    "run %s: shipped %d events an earlier attempt left", self.run_id, leftovers
-                )
+        self._ship_leftovers()
         shipper = RunShipper(
             self.api,
             self.run_id,
@@ -271,6 +264,19 @@ class RunAttempt:
             if self.lease is not None:
                 self.lease.release()
             self.registry.unregister(self.run_id)
+
+    def _ship_leftovers(self) -> None:
+        if self.attempt == 1:
+            return
+        try:
+            sent = ship_leftovers(
+                self.api, self.run_id, self.paths.run_dir, self.attempt, self.paths.events
+            )
+        except OSError as exc:  # best effort: the new attempt must start regardless
+            log.warning("run %s: earlier attempts' leftovers not shipped: %s", self.run_id, exc)
+            return
+        if sent:
+            log.info("run %s: shipped %d events an earlier attempt left", self.run_id, sent)
 
     def _still_running(self) -> dict[str, Any]:
         """Repeat ``running`` (harmless per the contract); the answer carries cancel_requested."""
