@@ -142,6 +142,14 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
     page.get_by_label("Show the log of attempt").select_option("")
     log.locator(".log-line", has_text="attempt 2").first.wait_for()
 
+    # LoRA checkpoints can be merged into a full model by the worker: the page shows what the API
+    # answered (queued, and where the model will be), never a made-up "done".
+    row16 = table.locator("tr", has_text="checkpoint-16")
+    row16.get_by_role("button", name="Merge & export").click()
+    page.get_by_role("dialog").get_by_test_id("confirm").click()
+    row16.locator(".mono", has_text="queued:").wait_for()
+    assert "checkpoint-16" in row16.inner_text()
+
     # The runs list shows it with its numbers.
     ui.goto("/runs")
     row = page.locator(f"tr[data-run-id='{run_id}']")
