@@ -119,3 +119,28 @@ def test_continue_adapter_debug_mode_and_limits(
     assert events[1]["loss"] < fresh_first - 0.1
     config = json.loads((out / "adapter_config.json").read_text())
     assert set(config["target_modules"]) == {"q_proj", "v_proj"}
+
+
+def test_text_reading_and_cache_keys(tiny_assets: dict[str, Path], tmp_path: Path) -> None:
+    """keep_linebreaks, .jsonl "text", and a cache key that changes with the tokenizer."""
+    from transformers import AutoTokenizer
+
+    txt = tmp_path / "a.txt"
+    txt.write_text("first line\n\nsecond line\n", encoding="utf-8")
+    kept, digest = pretrain.read_texts(txt, True, "--dataset_dir")
+    assert kept == ["first line\n", "second line\n"]
+    assert pretrain.read_texts(txt, False, "--dataset_dir")[0] == ["first line", "second line"]
+    jsonl = tmp_path / "b.jsonl"
+    jsonl.write_text('{"text": "ಒಂದು"}\n\n{"text": "两个"}\n', encoding="utf-8")
+    assert pretrain.read_texts(jsonl, True, "--dataset_dir")[0] == ["ಒಂದು", "两个"]
+    jsonl.write_text('{"body": "no text"}\n', encoding="utf-8")
+    with pytest.raises(pretrain.InputError, match='line 1 has no string "text" field'):
+        pretrain.read_texts(jsonl, True, "--dataset_dir")
+    base = AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer"]))
+    extended = AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer_extended"]))
+    assert pretrain.tokenizer_fingerprint(base) == pretrain.tokenizer_fingerprint(
+        AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer"]))
+    )
+    assert pretrain.tokenizer_fingerprint(base) != pretrain.tokenizer_fingerprint(extended)
+    assert pretrain.group_blocks([[1, 2, 3], [4, 5], [6, 7, 8]], 3) == [[1, 2, 3], [4, 5, 6]]
+    assert len(digest) == 64

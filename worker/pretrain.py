@@ -74,7 +74,7 @@ logger = logging.getLogger("pretrain")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_OOM, EXIT_CANCELLED = 0, 1, 2, 3, 4, 143
 #: Bump when tokenization or grouping changes, so old caches are not reused.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 RUN_INFO = "cpt_run.json"  # written into each checkpoint once it is complete
 OOM_HINT = (
     "try a smaller --per_device_train_batch_size (with more --gradient_accumulation_steps), "
@@ -367,8 +367,9 @@ def tokenize_file(
 
     num_proc = _num_proc(data_args.preprocessing_num_workers, len(docs))
     ids = raw.map(tok, batched=True, remove_columns=["text"], num_proc=num_proc, desc="tokenize")
-    # One batch holds the whole file, so only its tail (< block_size tokens) is dropped.
-    blocks = ids.map(group, batched=True, batch_size=max(1, len(ids)), desc="group")
+    # Grouped 1000 documents at a time, as the seed script did: memory stays bounded on huge
+    # files, and each batch drops only its tail (< block_size tokens).
+    blocks = ids.map(group, batched=True, batch_size=1000, num_proc=num_proc, desc="group")
     if len(blocks) == 0:
         # datasets cannot reload an empty saved dataset; such a file is cheap to redo.
         logger.warning("%s is shorter than one block of %d tokens; skipped", path.name, block_size)
@@ -1017,11 +1018,15 @@ def _failure_note(output_dir: Path, rank: int) -> Path:
 def install_sigterm(run: RunContext, output_dir: Path) -> None:
     """SIGTERM (cancel, or torchrun stopping us because another rank failed) → end event, exit."""
 
+    started = time.time() - 1
+
     def handler(signum: int, frame: Any) -> None:
         status, reason = "cancelled", "cancelled: received SIGTERM"
         # If another rank failed first, torchrun SIGTERMs us: report its failure instead.
         for note in sorted(output_dir.glob(".rank-*-failure.json")):
             with contextlib.suppress(Exception):
+                if note.stat().st_mtime < started:
+                    continue  # left by an earlier attempt
                 info = json.loads(note.read_text())
                 status, reason = info["status"], f"rank {info['rank']}: {info['reason']}"
                 break
