@@ -99,7 +99,10 @@ def submit(
         bool, typer.Option("--follow", "-f", help="Show progress until the run ends.")
     ] = False,
 ) -> None:
-    """Submit a run: a preset and/or a YAML config, plus --set overrides."""
+    """Submit a run: a preset and/or a YAML config, plus --set overrides.
+
+    With --follow the exit code tells the outcome: 0 succeeded, 1 failed, 2 cancelled.
+    """
     try:
         if preset is None and config is None:
             raise CliError("give --preset NAME or --config FILE.yaml (or both)")
@@ -165,7 +168,7 @@ def list_runs(
 
 @app.command("follow")
 def follow_cmd(run_id: str) -> None:
-    """Show a run's progress until it ends."""
+    """Show a run's progress until it ends (exit code 0 succeeded, 1 failed, 2 cancelled)."""
     try:
         _follow(run_id)
     except CliError as exc:
