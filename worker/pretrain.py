@@ -719,12 +719,19 @@ def build_model(
 
     if args.finetuning_type == "lora":
         model = wrap_lora(model, args)
-    # fp16 master weights break the AMP grad scaler ("Attempting to unscale FP16 gradients");
-    # without DeepSpeed (which keeps fp32 masters itself) train those parameters in fp32.
-    if not args.deepspeed:
-        for p in model.parameters():
-            if p.requires_grad and p.dtype == torch.float16:
-                p.data = p.data.float()
+    if not args.deepspeed and any(p.dtype == torch.float16 for p in model.parameters()):
+        # (DeepSpeed keeps fp32 master weights itself.)
+        if args.fp16:
+            # fp16 trainable weights break the AMP grad scaler ("Attempting to unscale FP16
+            # gradients"): keep those in fp32, autocast runs the matmuls in fp16.
+            for p in model.parameters():
+                if p.requires_grad and p.dtype == torch.float16:
+                    p.data = p.data.float()
+        else:
+            # Without --fp16 there is no autocast or loss scaling: pure fp16 training would mix
+            # dtypes in one matmul or lose updates; train in fp32.
+            logger.warning("--torch_dtype float16 without --fp16: training in float32")
+            model = model.float()
     return model, old_vocab
 
 
