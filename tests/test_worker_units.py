@@ -62,10 +62,16 @@ def test_outcome_prefers_the_end_event_then_the_exit_code(tmp_path: Path) -> Non
 def test_find_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(Refused, match="no checkpoint"):
         find_checkpoint(tmp_path, "last")
+    # A worker killed mid-save leaves a checkpoint dir without trainer_state.json: not enough.
+    (tmp_path / "checkpoint-14").mkdir()
+    with pytest.raises(Refused, match="no checkpoint"):
+        find_checkpoint(tmp_path, "last")
     for step in (4, 12, 8):
         (tmp_path / f"checkpoint-{step}").mkdir()
-    assert find_checkpoint(tmp_path, "last").name == "checkpoint-12"
-    assert find_checkpoint(tmp_path, "checkpoint-4").name == "checkpoint-4"
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    # "last" goes through to pretrain.py, which picks the newest *complete* one (checkpoint-12).
+    assert find_checkpoint(tmp_path, "last") == "last"
+    assert Path(find_checkpoint(tmp_path, "checkpoint-4")).name == "checkpoint-4"
     with pytest.raises(Refused):
         find_checkpoint(tmp_path, "../../etc")
 

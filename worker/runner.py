@@ -95,23 +95,22 @@ def check_fits(config: RunConfig, use_cpu: bool, gpu_count: int) -> None:
         )
 
 
-def find_checkpoint(output_dir: Path, resume_from: str) -> Path:
-    """``last`` → the highest ``checkpoint-N``; a name → that directory. Raise ``Refused``."""
+def find_checkpoint(output_dir: Path, resume_from: str) -> str:
+    """What to pass as ``--resume_from_checkpoint``: ``last`` or a checkpoint dir. Raise ``Refused``.
+
+    ``last`` is passed through: pretrain.py picks the newest *complete* checkpoint, and a worker
+    killed mid-save leaves a newer, incomplete one behind that must not be chosen here.
+    """
     if resume_from == "last":
-        found = [
-            (int(m.group(1)), p)
-            for p in output_dir.glob("checkpoint-*")
-            if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))
-        ]
-        if not found:
+        if not any((p / "trainer_state.json").is_file() for p in output_dir.glob("checkpoint-*")):
             raise Refused("resume: this run has no checkpoint yet")
-        return max(found)[1]
+        return "last"
     if not re.fullmatch(r"checkpoint-\d+", resume_from):
         raise Refused(f"resume: {resume_from!r} is not a checkpoint name")
     path = output_dir / resume_from
     if not path.is_dir():
         raise Refused(f"resume: checkpoint {resume_from} does not exist on this worker")
-    return path
+    return str(path)
 
 
 _ERROR_LINE = re.compile(r"([A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*|.*\berror\b.*)", re.I)
@@ -320,7 +319,7 @@ class RunAttempt:
         check_fits(config, use_cpu, len(gpus))
 
         resume = claim.get("resume_from")
-        checkpoint = str(find_checkpoint(paths.output_dir, str(resume))) if resume else None
+        checkpoint = find_checkpoint(paths.output_dir, str(resume)) if resume else None
 
         if not use_cpu and not self._wait_for_gpus(gpus, config.launch.nproc_per_node):
             return None  # cancelled while waiting for GPUs
