@@ -64,8 +64,9 @@ class DataTrainingArguments:
     streaming: bool = field(default=False, metadata={"help": "Stream the data (needs max_steps)."})
     block_size: int | None = field(default=None, metadata={"help": "Tokens per sequence."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Rebuild the data cache."})
+    # argparse %-formats help text: a literal percent sign is written %%.
     validation_split_percentage: float | None = field(
-        default=0.05, metadata={"help": "Fraction of blocks held out (0.05 = 5%)."}
+        default=0.05, metadata={"help": "Fraction of blocks held out (0.05 = 5%%)."}
     )
     preprocessing_num_workers: int | None = field(
         default=None, metadata={"help": "Processes for tokenization (capped at the CPU count)."}
