@@ -1,0 +1,185 @@
+"""Command-line arguments: the seed's dataclasses, parsing, and the checks that need no model."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import HfArgumentParser, TrainingArguments
+
+from worker.training.failures import InputError
+
+
+@dataclass
+class ModelArguments:
+    """The seed's model arguments."""
+
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Model checkpoint for weights initialization."}
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer for weights initialization."}
+    )
+    model_type: str | None = field(
+        default=None,
+        metadata={
+            "help": "SentencePiece type of the tokenizer trained when training from scratch.",
+            "choices": ["bpe", "unigram", "char", "word"],
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "From scratch: e.g. n_embd=10,resid_pdrop=0.2 (comma-separated)."},
+    )
+    config_name: str | None = field(default=None, metadata={"help": "Config name or path."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Hub download cache."})
+    use_fast_tokenizer: bool = field(default=True, metadata={"help": "Use a fast tokenizer."})
+    model_revision: str = field(default="main", metadata={"help": "Model version to use."})
+    use_auth_token: bool = field(default=False, metadata={"help": "Use the hub login token."})
+    torch_dtype: str | None = field(
+        default=None,
+        metadata={
+            "help": "dtype the model is loaded in.",
+            "choices": ["auto", "bfloat16", "float16", "float32"],
+        },
+    )
+
+
+@dataclass
+class DataTrainingArguments:
+    """The seed's data arguments."""
+
+    dataset_dir: str | None = field(
+        default=None, metadata={"help": "Directory of .txt and .jsonl ({'text': ...}) files."}
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Unused; kept."})
+    train_file: str | None = field(default=None, metadata={"help": "A training text file."})
+    validation_file: str | None = field(default=None, metadata={"help": "An evaluation file."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep N train blocks."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep N eval blocks."})
+    streaming: bool = field(default=False, metadata={"help": "Stream the data (needs max_steps)."})
+    block_size: int | None = field(default=None, metadata={"help": "Tokens per sequence."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Rebuild the data cache."})
+    # argparse %-formats help text: a literal percent sign is written %%.
+    validation_split_percentage: float | None = field(
+        default=0.05, metadata={"help": "Fraction of blocks held out (0.05 = 5%%)."}
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenization (capped at the CPU count)."}
+    )
+    keep_linebreaks: bool = field(default=True, metadata={"help": "Keep line breaks of .txt."})
+    data_cache_dir: str | None = field(
+        default="./", metadata={"help": "Where tokenized blocks are cached."}
+    )
+
+
+@dataclass
+class PretrainArguments(TrainingArguments):
+    """``TrainingArguments`` plus the seed's custom arguments and flags transformers 5 dropped."""
+
+    trainable: str = field(default="q_proj,v_proj", metadata={"help": "LoRA target modules."})
+    lora_rank: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha."})
+    modules_to_save: str | None = field(
+        default="embed_tokens,lm_head", metadata={"help": "Modules trained in full with LoRA."}
+    )
+    debug_mode: bool = field(default=False, metadata={"help": "Tiny subset, verbose output."})
+    peft_path: str | None = field(default=None, metadata={"help": "Continue this adapter."})
+    finetuning_type: str = field(
+        default="lora", metadata={"help": "lora or full.", "choices": ["lora", "full"]}
+    )
+    divergence_patience: int = field(
+        default=3, metadata={"help": "Stop after K consecutive steps with NaN/inf loss."}
+    )
+    # Removed from TrainingArguments in transformers 5; the seed's command still passes them.
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Train even if output_dir holds checkpoints."}
+    )
+    warmup_ratio: float | None = field(
+        default=None, metadata={"help": "Warm-up as a fraction of the steps (→ warmup_steps)."}
+    )
+
+
+def parse_args(
+    argv: list[str],
+) -> tuple[ModelArguments, DataTrainingArguments, PretrainArguments]:
+    dataclass_types: Any = (ModelArguments, DataTrainingArguments, PretrainArguments)
+    parser = HfArgumentParser(dataclass_types)
+    if not any(a.startswith("--disable_tqdm") for a in argv) and not sys.stdout.isatty():
+        # Progress bars redraw with \r: noise in a log file that the panel ships line by line.
+        argv = [*argv, "--disable_tqdm", "True"]
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(argv[0])  # type: ignore[return-value]
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    return model_args, data_args, training_args
+
+
+def argv_value(argv: list[str], flag: str) -> str | None:
+    """A flag's value read straight from argv (used before parsing succeeded)."""
+    for i, item in enumerate(argv):
+        if item == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if item.startswith(flag + "="):
+            return item.split("=", 1)[1]
+    return None
+
+
+def split_names(names: str | None) -> list[str]:
+    """``"a, b,"`` → ``["a", "b"]`` (the comma-separated flags)."""
+    return [n.strip() for n in (names or "").split(",") if n.strip()]
+
+
+def parse_config_overrides(text: str | None) -> dict[str, str]:
+    """``--config_overrides`` as a dict; raises InputError on an item that is not key=value."""
+    out: dict[str, str] = {}
+    for item in split_names(text):
+        if "=" not in item:
+            raise InputError(f"--config_overrides: {item!r} is not key=value")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def check_arguments(
+    model_args: ModelArguments, data_args: DataTrainingArguments, args: PretrainArguments
+) -> None:
+    """Cross-flag checks that need no model or data."""
+    if args.warmup_ratio is not None:
+        if not 0 <= args.warmup_ratio < 1:
+            raise InputError(f"--warmup_ratio must be in [0, 1), got {args.warmup_ratio}")
+        if not args.warmup_steps:
+            args.warmup_steps = args.warmup_ratio  # transformers 5 reads a float < 1 as a ratio
+    if args.fp16 and (args.use_cpu or not torch.cuda.is_available()):
+        raise InputError(
+            "--fp16 needs a CUDA GPU and this process runs on the CPU; "
+            "use --bf16 or no precision flag (fp32) instead"
+        )
+    if data_args.streaming and args.max_steps <= 0:
+        raise InputError("--streaming needs --max_steps > 0 (a stream has no known length)")
+    if not (data_args.dataset_dir or data_args.train_file):
+        raise InputError("--dataset_dir (or --train_file) is required")
+    if data_args.dataset_dir and not Path(data_args.dataset_dir).is_dir():
+        raise InputError(f"--dataset_dir {data_args.dataset_dir} is not a directory")
+    for flag in ("train_file", "validation_file"):
+        value = getattr(data_args, flag)
+        if value and not Path(value).is_file():
+            raise InputError(f"--{flag} {value} does not exist")
+    pct = data_args.validation_split_percentage or 0
+    if not 0 <= pct < 1:
+        raise InputError(f"--validation_split_percentage is a fraction in [0, 1), got {pct}")
+    if args.divergence_patience < 1:
+        raise InputError("--divergence_patience must be at least 1")
+    if args.finetuning_type == "lora" and not split_names(args.trainable):
+        raise InputError("--trainable lists no module for LoRA")
+    if not model_args.model_name_or_path and not (
+        model_args.tokenizer_name_or_path or model_args.tokenizer_name or model_args.model_type
+    ):
+        raise InputError(
+            "--model_name_or_path is empty (training from scratch): give a tokenizer with "
+            "--tokenizer_name_or_path or choose --model_type bpe|unigram|char|word to train one"
+        )

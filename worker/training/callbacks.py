@@ -1,0 +1,147 @@
+"""Trainer hooks: Trainer callbacks → events.jsonl, NaN/inf divergence detection, MFU."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from worker.training.checkpoints import write_run_info
+from worker.training.run_state import RunContext
+
+
+def peak_flops() -> float | None:
+    """Dense bf16 peak of the visible GPU (for MFU), when known."""
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0).upper()
+    for key, flops in (
+        ("H200", 989e12),
+        ("H100", 989e12),
+        ("A100", 312e12),
+        ("L40", 181e12),
+        ("A10", 125e12),
+        ("4090", 165e12),
+    ):
+        if key in name:
+            return flops
+    return None
+
+
+class EventsCallback(TrainerCallback):
+    """Turns Trainer callbacks into events (rank 0), and stops a diverging run."""
+
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+        self._last_time = time.time()
+        self._last_step = 0
+        self._flops = peak_flops()
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        run = self.run
+        run.step = state.global_step
+        self._last_time, self._last_step = time.time(), state.global_step
+        run.events.emit(
+            "start",
+            state.global_step,
+            max_steps=state.max_steps,
+            num_train_epochs=state.num_train_epochs,
+            world_size=args.world_size,
+            tokens_per_step=run.tokens_per_step,
+            total_params=run.total_params,
+            trainable_params=run.trainable_params,
+            vocab_size=run.vocab_size,
+            resumed_from=str(run.resumed_from) if run.resumed_from else None,
+            finetuning_type=args.finetuning_type,
+        )
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        run = self.run
+        run.step = state.global_step
+        bad = torch.tensor([1.0 if run.nonfinite_in_step else 0.0], device=args.device)
+        run.nonfinite_in_step = False
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Every rank must take the same decision, or the others hang in a collective.
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        run.nonfinite_streak = run.nonfinite_streak + 1 if bad.item() > 0 else 0
+        if run.nonfinite_streak >= args.divergence_patience:
+            run.diverged_at = state.global_step
+            control.should_training_stop = True
+            control.should_save = False
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
+        if not logs or "loss" not in logs:
+            return  # eval dicts and the final summary are reported elsewhere
+        now = time.time()
+        steps = state.global_step - self._last_step
+        tps = (
+            steps * self.run.tokens_per_step / max(now - self._last_time, 1e-9)
+            if steps > 0
+            else None
+        )
+        self._last_time, self._last_step = now, state.global_step
+        # The Trainer's logging_nan_inf_filter hides NaN losses (logs 0 or an average): be honest.
+        loss = None if self.run.nonfinite_since_log else logs.get("loss")
+        self.run.nonfinite_since_log = False
+        fields: dict[str, Any] = {
+            "loss": loss,
+            "learning_rate": logs.get("learning_rate"),
+            "grad_norm": logs.get("grad_norm"),
+            "epoch": logs.get("epoch", state.epoch),
+            "tokens_seen": state.global_step * self.run.tokens_per_step,
+            "tokens_per_second": tps,
+        }
+        if torch.cuda.is_available() and not args.use_cpu:
+            fields["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+            if self._flops and tps:
+                # 6·N FLOPs per token (forward + backward), per GPU.
+                fields["mfu"] = 6 * self.run.total_params * tps / args.world_size / self._flops
+        self.run.events.emit("log", state.global_step, **fields)
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kw: Any
+    ) -> None:
+        if not metrics or "eval_loss" not in metrics:
+            return
+        loss = float(metrics["eval_loss"])
+        ppl = perplexity(loss)
+        metrics["perplexity"] = ppl
+        self.run.last_eval = (loss, ppl)
+        self.run.last_eval_step = state.global_step
+        self.run.events.emit(
+            "eval", state.global_step, eval_loss=loss, perplexity=ppl, epoch=state.epoch
+        )
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and path.is_dir():
+            write_run_info(path, args, state.global_step)
+        self.run.events.emit(
+            "checkpoint", state.global_step, path=str(path.resolve()), name=path.name
+        )
+
+
+def perplexity(loss: float) -> float:
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return float("inf")
+
+
+class PretrainTrainer(Trainer):
+    """Notes NaN/inf losses per micro-batch (the logged loss filters them out)."""
+
+    run: RunContext | None = None
+
+    def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.run is not None and not torch.isfinite(loss.detach()).all():
+            self.run.nonfinite_in_step = True
+            self.run.nonfinite_since_log = True
+        return loss

@@ -1,0 +1,90 @@
+"""How a run ends badly: error classes, exception → (status, reason, exit code), SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from worker.training.run_state import RunContext
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_OOM, EXIT_CANCELLED = 0, 1, 2, 3, 4, 143
+OOM_HINT = (
+    "try a smaller --per_device_train_batch_size (with more --gradient_accumulation_steps), "
+    "--gradient_checkpointing, or DeepSpeed ZeRO-3 (--deepspeed worker/ds_configs/ds_zero3.json)"
+)
+
+
+class InputError(Exception):
+    """Bad arguments or data: exit 2 with a message that names the flag."""
+
+
+class DivergedError(Exception):
+    """NaN/inf loss on too many consecutive steps."""
+
+
+def is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError | MemoryError) and (
+        "out of memory" in text.lower()
+        or "can't allocate memory" in text
+        or isinstance(exc, MemoryError)
+    )
+
+
+def classify(exc: BaseException) -> tuple[str, str, int]:
+    """(end status, one-line reason, exit code) for an exception that ended the run."""
+    if isinstance(exc, InputError):
+        return "failed", str(exc), EXIT_BAD_INPUT
+    if isinstance(exc, DivergedError):
+        return "diverged", str(exc), EXIT_DIVERGED
+    if is_oom(exc):
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        return "oom", f"out of memory ({first}); {OOM_HINT}", EXIT_OOM
+    return "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}", EXIT_FAILED
+
+
+def failure_note_path(output_dir: Path, rank: int) -> Path:
+    return output_dir / f".rank-{rank}-failure.json"
+
+
+def write_failure_note(output_dir: Path, rank: int, status: str, reason: str) -> None:
+    """A non-zero rank leaves its failure where rank 0's SIGTERM handler will find it."""
+    with contextlib.suppress(OSError):
+        failure_note_path(output_dir, rank).write_text(
+            json.dumps({"rank": rank, "status": status, "reason": reason})
+        )
+
+
+def install_sigterm(run: RunContext, output_dir: Path) -> None:
+    """SIGTERM (cancel, or torchrun stopping us because another rank failed) → end event, exit."""
+
+    started = time.time() - 1
+
+    def handler(signum: int, frame: Any) -> None:
+        status, reason = "cancelled", "cancelled: received SIGTERM"
+        # If another rank failed first, torchrun SIGTERMs us: report its failure instead.
+        for note in sorted(output_dir.glob(".rank-*-failure.json")):
+            with contextlib.suppress(Exception):
+                if note.stat().st_mtime < started:
+                    continue  # left by an earlier attempt
+                info = json.loads(note.read_text())
+                status, reason = info["status"], f"rank {info['rank']}: {info['reason']}"
+                break
+        run.events.end(status, reason, run.step)
+        run.events.close()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(EXIT_CANCELLED if status == "cancelled" else EXIT_FAILED)
+
+    signal.signal(signal.SIGTERM, handler)
