@@ -16,6 +16,7 @@ from rich.table import Table
 from backend.commands.client import CliError, make_client, request
 from backend.commands.follow import TERMINAL, follow
 from backend.core.config import get_settings
+from backend.runconfig.schema import deep_merge
 
 app = typer.Typer(help="Submit and watch training runs.", no_args_is_help=True)
 console = Console()
@@ -52,16 +53,6 @@ def parse_set(items: list[str]) -> dict[str, Any]:
             node = child
         node[parts[-1]] = value
     return out
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _fail(exc: CliError) -> typer.Exit:
@@ -120,7 +111,7 @@ def submit(
             body["preset"] = preset
         if name is not None:
             body["name"] = name
-        body["config"] = _merge(body.get("config") or {}, parse_set(set_ or []))
+        body["config"] = deep_merge(body.get("config") or {}, parse_set(set_ or []))
         with make_client(get_settings()) as client:
             run = request(client, "POST", "/runs", json=body)
     except (CliError, OSError, yaml.YAMLError) as exc:
