@@ -64,7 +64,8 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
     assert seen[-1] == "succeeded", seen
     assert "running" in seen, seen
     assert seen == sorted(seen, key=ORDER.index), f"statuses out of order: {seen}"
-    assert seen[0] in ("queued", "starting"), seen
+    # No assertion on the first one: an idle worker claims and launches in ~0.15 s, often before
+    # the run page's first fetch, so the page may honestly first show "running".
 
     # Charts are drawn: points in the data and coloured pixels on the canvas.
     loss = page.get_by_test_id("chart-loss")
