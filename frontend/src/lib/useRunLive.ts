@@ -10,6 +10,10 @@ import type { Checkpoint, LogChunk, LogEvent, Metrics, Run, RunEvent } from "../
 import { LogBuffer } from "./logbuffer";
 import { ALL_KEYS, addEvent, fromApi, type Store } from "./metrics";
 
+const STATUS_RANK: Record<string, number> = {
+  queued: 0, starting: 1, running: 2, cancelling: 3, succeeded: 4, failed: 4, cancelled: 4,
+};
+
 export interface RunLive {
   run: Run | null;
   error: string | null;
@@ -54,6 +58,9 @@ export function useRunLive(id: string): RunLive {
     const setRun = (r: Run) => {
       if (!alive) return;
       const prev = runRef.current;
+      // A fetch answered after newer SSE events is stale: within one attempt a status never
+      // goes backwards (a resume is a new attempt), so never show an older state.
+      if (prev && r.attempt === prev.attempt && STATUS_RANK[r.status] < STATUS_RANK[prev.status]) return;
       runRef.current = r;
       setRunState(r);
       if (prev && (prev.status !== r.status || prev.attempt !== r.attempt)) loadCheckpoints();
