@@ -6,12 +6,21 @@ BIN := $(VENV)/bin
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck pytest install frontend lock bench clean
+.PHONY: run test test-fast prepare lint format typecheck pytest install frontend lock bench clean
 
 run: install frontend ## Start API + UI + one worker on http://127.0.0.1:8000 (embedded broker, SQLite)
 	$(BIN)/cpt-panel up
 
-test: install frontend lint pytest ## Lint, type-check and run every test
+test: prepare install frontend lint pytest ## Prepare the machine, lint, type-check and run every test
+
+# The inner loop (< 90 s): the contract, the in-process API tier and the worker's units.
+test-fast: install
+	$(BIN)/python -m pytest -q tests/contract tests/api/test_inprocess.py tests/worker $(PYTEST_ARGS)
+
+# System packages and services the tests use (chromium, fonts, Redis, PostgreSQL, ...): installed
+# and started when missing, silent when present. See scripts/prepare-test-machine.sh.
+prepare:
+	@bash scripts/prepare-test-machine.sh
 
 install: $(STAMP)
 
@@ -36,7 +45,8 @@ frontend: ## Build the web UI into frontend/dist (skipped until frontend/package
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy backend worker
+	$(BIN)/mypy backend worker cpt_contract cpt_cli
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff check --fix .

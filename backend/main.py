@@ -27,12 +27,12 @@ from backend.api.routes import (
     stream,
     workers,
 )
-from backend.core.config import Settings, get_settings
 from backend.core.db import init_db
 from backend.services.bus import bus
 from backend.services.errors import Conflict, NotFound
 from backend.services.recovery import loop_interval, recovery_loop
 from backend.services.validation import ConfigInvalid, friendlier
+from cpt_contract.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("cpt_panel.api")

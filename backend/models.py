@@ -8,12 +8,13 @@ Timestamps are stored as UTC; SQLite returns them naive, so ``RunPublic`` re-att
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import field_validator
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from cpt_contract.statuses import RunStatus
 
 
 def utcnow() -> datetime:
@@ -22,24 +23,6 @@ def utcnow() -> datetime:
 
 def _tz() -> Any:
     return DateTime(timezone=True)
-
-
-class RunStatus(StrEnum):
-    queued = "queued"
-    starting = "starting"
-    running = "running"
-    cancelling = "cancelling"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-ACTIVE_STATUSES = frozenset(
-    {RunStatus.queued, RunStatus.starting, RunStatus.running, RunStatus.cancelling}
-)
-#: Statuses in which a worker process exists (the recovery loop watches these).
-WORKER_STATUSES = frozenset({RunStatus.starting, RunStatus.running, RunStatus.cancelling})
-TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
 
 
 # --- runs ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.conftest import ASSET_CACHE, REDIS_URL, Panel, start_panel  # noqa: E402
+from tests.support.panel import ASSET_CACHE, REDIS_URL, Panel, start_panel  # noqa: E402
 
 __all__ = ["ASSET_CACHE", "REDIS_URL", "ROOT", "Panel", "percentile", "start_panel", "tiny_assets"]
 

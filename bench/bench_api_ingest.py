@@ -1,4 +1,4 @@
-"""API-side costs, measured over real HTTP against ``python -m backend.cli serve`` (SQLite).
+"""API-side costs, measured over real HTTP against ``python -m cpt_cli.main serve`` (SQLite).
 
 - ingest: POST /api/internal/runs/{id}/events in batches (new rows, then the same batches again:
   the idempotent resend path);
@@ -21,7 +21,7 @@ from typing import Any
 
 from _panel import percentile, start_panel
 
-from tests.api_support import make_assets, make_demo
+from tests.support.api import make_assets, make_demo
 
 
 def _events(start: int, n: int) -> list[dict[str, Any]]:

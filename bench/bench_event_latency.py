@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from _panel import Panel, percentile, start_panel, tiny_assets
 
-from backend.commands.follow import sse_events
+from cpt_cli.follow import sse_events
 from worker.api_client import WorkerApi
 from worker.shipper import RunShipper, ShipperThread
 

@@ -8,7 +8,7 @@
                             API answers /api/health.
 
 Exit status 0 = healthy, 1 = unhealthy (Docker's convention); one line on stdout says why.
-It reads the same CPT_* variables as the panel (see backend/core/config.py) but imports
+It reads the same CPT_* variables as the panel (see cpt_contract/settings.py) but imports
 nothing from it: a check every 30 s must not pay for pydantic, Celery or torch imports, and
 must keep working when the app itself is wedged.
 """
@@ -117,9 +117,9 @@ def check_broker(url: str | None) -> str:
 
 
 def _is_worker_argv(argv: list[str]) -> bool:
-    """`cpt-panel worker ...` or `python -m backend.cli worker ...`."""
+    """`cpt-panel worker ...` or `python -m cpt_cli.main worker ...`."""
     for i, arg in enumerate(argv[:-1]):
-        if (Path(arg).name == "cpt-panel" or arg == "backend.cli") and argv[i + 1] == "worker":
+        if (Path(arg).name == "cpt-panel" or arg == "cpt_cli.main") and argv[i + 1] == "worker":
             return True
     return False
 

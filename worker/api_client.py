@@ -14,6 +14,24 @@ import time
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
+
+from cpt_contract.protocol import (
+    HEARTBEAT,
+    CancelAnswer,
+    ClaimIn,
+    ClaimOut,
+    EventsOut,
+    HeartbeatIn,
+    HeartbeatOut,
+    LogsIn,
+    LogsOut,
+    StatusIn,
+    claim_path,
+    events_path,
+    logs_path,
+    status_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +87,14 @@ class WorkerApi:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    # --- the routes -----------------------------------------------------------
-    def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
+    # --- the routes (bodies built and answers read through the shared protocol models) ----
+    def heartbeat(self, body: HeartbeatIn) -> HeartbeatOut:
         # A heartbeat that cannot get through is simply skipped; the next one retries.
-        return self.post("/workers/heartbeat", body, retry_for=0)
+        return HeartbeatOut.model_validate(self.post(HEARTBEAT, _json(body), retry_for=0))
 
-    def claim(self, run_id: str, attempt: int, worker: str) -> dict[str, Any]:
-        return self.post(f"/runs/{run_id}/claim", {"attempt": attempt, "worker": worker})
+    def claim(self, run_id: str, attempt: int, worker: str) -> ClaimOut:
+        body = ClaimIn(attempt=attempt, worker=worker)
+        return ClaimOut.model_validate(self.post(claim_path(run_id), _json(body)))
 
     def status(
         self,
@@ -86,22 +105,26 @@ class WorkerApi:
         reason: str | None = None,
         pid: int | None = None,
         retry_for: float = 600,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"attempt": attempt, "status": status}
-        if reason is not None:
-            body["reason"] = reason
-        if pid is not None:
-            body["pid"] = pid
-        # Final states matter most: keep trying for a long while (an API restart takes seconds).
-        return self.post(f"/runs/{run_id}/status", body, retry_for=retry_for)
-
-    def events(self, run_id: str, attempt: int, events: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.post(f"/runs/{run_id}/events", {"attempt": attempt, "events": events})
-
-    def logs(self, run_id: str, attempt: int, offset: int, text: str) -> dict[str, Any]:
-        return self.post(
-            f"/runs/{run_id}/logs", {"attempt": attempt, "offset": offset, "text": text}
+    ) -> CancelAnswer:
+        body = StatusIn.model_validate(
+            {"attempt": attempt, "status": status, "reason": reason, "pid": pid}
         )
+        # Final states matter most: keep trying for a long while (an API restart takes seconds).
+        answer = self.post(status_path(run_id), _json(body), retry_for=retry_for)
+        return CancelAnswer.model_validate(answer)
+
+    def events(self, run_id: str, attempt: int, events: list[dict[str, Any]]) -> EventsOut:
+        # Events pass as they are (extra keys are part of the protocol: ShippedEvent allows them).
+        answer = self.post(events_path(run_id), {"attempt": attempt, "events": events})
+        return EventsOut.model_validate(answer)
+
+    def logs(self, run_id: str, attempt: int, offset: int, text: str) -> LogsOut:
+        body = LogsIn(attempt=attempt, offset=offset, text=text)
+        return LogsOut.model_validate(self.post(logs_path(run_id), _json(body)))
+
+
+def _json(body: BaseModel) -> dict[str, Any]:
+    return body.model_dump(mode="json", exclude_none=True)
 
 
 _shared: dict[tuple[int, str, str], WorkerApi] = {}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from backend.core.celery_config import celery_config
-from backend.core.config import Settings, get_settings
+from cpt_contract.broker import celery_config
+from cpt_contract.settings import Settings, get_settings
 
 
 def make_app(settings: Settings | None = None) -> Celery:

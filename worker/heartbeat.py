@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Any
 
 import httpx
 
-from backend.core.config import Settings
+from cpt_contract.protocol import HeartbeatIn
+from cpt_contract.settings import Settings
 from worker import gpu
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi
 from worker.registry import Registry, worker_name
@@ -26,23 +26,23 @@ def is_cpu_only(settings: Settings, gpus: list[gpu.GpuInfo]) -> bool:
     return bool(settings.use_cpu) or not gpus
 
 
-def heartbeat_body(settings: Settings, registry: Registry) -> dict[str, Any]:
+def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
     gpus = gpu.holders(registry.gpu_lock_dir, gpu.list_gpus())
-    return {
-        "name": worker_name(settings),
-        "host": socket.gethostname(),
-        "queue": settings.queue,
-        "concurrency": settings.worker_concurrency,
-        "cpu_only": is_cpu_only(settings, gpus),
-        "gpus": [g.to_dict() for g in gpus],
-        "current_runs": [r["run_id"] for r in registry.active()],
-    }
+    return HeartbeatIn(
+        name=worker_name(settings),
+        host=socket.gethostname(),
+        queue=settings.queue,
+        concurrency=settings.worker_concurrency,
+        cpu_only=is_cpu_only(settings, gpus),
+        gpus=[g.to_dict() for g in gpus],
+        current_runs=[r["run_id"] for r in registry.active()],
+    )
 
 
 def beat_once(api: WorkerApi, settings: Settings, registry: Registry) -> list[str]:
     """One heartbeat; returns the run ids to cancel (marked in the registry already)."""
     answer = api.heartbeat(heartbeat_body(settings, registry))
-    cancel = [str(r) for r in answer.get("cancel", [])]
+    cancel = list(answer.cancel)
     active = {r["run_id"] for r in registry.active()}
     for run_id in cancel:
         if run_id in active:

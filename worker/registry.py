@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.core.config import Settings
-
-RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from cpt_contract.run_paths import RUN_ID
+from cpt_contract.settings import Settings
 
 
 def worker_name(settings: Settings) -> str:

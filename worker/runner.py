@@ -23,13 +23,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from backend.core.config import Settings
-from backend.runconfig.argv import LaunchContext, display_command, torchrun_argv
-from backend.runconfig.schema import DEEPSPEED_FILES, RunConfig
+from cpt_contract.protocol import CancelAnswer, ClaimOut
+from cpt_contract.run_paths import RunPaths
+from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
+from cpt_contract.runconfig.schema import DEEPSPEED_FILES, RunConfig
+from cpt_contract.settings import Settings
 from worker import gpu, launcher
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
 from worker.registry import Registry, check_run_id, worker_name
-from worker.shipper import RunShipper, ShipperThread, ship_leftovers, state_file
+from worker.shipper import RunShipper, ShipperThread, ship_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +44,6 @@ SECRET_ENV = ("CPT_API_TOKEN", "CPT_WORKER_TOKEN")
 
 class Refused(Exception):
     """The run cannot start on this worker; the message is the user-facing reason."""
-
-
-@dataclass
-class RunPaths:
-    run_dir: Path
-
-    @property
-    def output_dir(self) -> Path:
-        return self.run_dir / "output"
-
-    @property
-    def ds_config(self) -> Path:
-        return self.run_dir / "ds_config.json"
-
-    @property
-    def events(self) -> Path:
-        return self.output_dir / "events.jsonl"
-
-    def log(self, attempt: int) -> Path:
-        return self.run_dir / "logs" / f"attempt-{attempt}.log"
 
 
 @dataclass
@@ -93,24 +75,6 @@ def check_fits(config: RunConfig, use_cpu: bool, gpu_count: int) -> None:
             f"launch.nproc_per_node={nproc} but this worker has {gpu_count} GPU"
             f"{'s' if gpu_count != 1 else ''}; lower nproc_per_node or use another queue"
         )
-
-
-def find_checkpoint(output_dir: Path, resume_from: str) -> str:
-    """What to pass as ``--resume_from_checkpoint``: ``last`` or a checkpoint dir. Raise ``Refused``.
-
-    ``last`` is passed through: pretrain.py picks the newest *complete* checkpoint, and a worker
-    killed mid-save leaves a newer, incomplete one behind that must not be chosen here.
-    """
-    if resume_from == "last":
-        if not any((p / "trainer_state.json").is_file() for p in output_dir.glob("checkpoint-*")):
-            raise Refused("resume: this run has no checkpoint yet")
-        return "last"
-    if not re.fullmatch(r"checkpoint-\d+", resume_from):
-        raise Refused(f"resume: {resume_from!r} is not a checkpoint name")
-    path = output_dir / resume_from
-    if not path.is_dir():
-        raise Refused(f"resume: checkpoint {resume_from} does not exist on this worker")
-    return str(path)
 
 
 _ERROR_LINE = re.compile(r"([A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*|.*\berror\b.*)", re.I)
@@ -181,9 +145,9 @@ class RunAttempt:
         self.settings, self.api = settings, api
         self.run_id, self.attempt = check_run_id(run_id), attempt
         self.registry = Registry.for_settings(settings)
-        self.paths = RunPaths(settings.runs_dir / run_id)
+        self.paths = RunPaths.of(settings.runs_dir, run_id)
         # Shared by all runs (as the API's command preview shows): a corpus is tokenized once.
-        self.cache_dir = settings.resolved_data_dir / "cache"
+        self.cache_dir = settings.data_cache_dir
         self.log_path = self.paths.log(attempt)
         self.cancel = threading.Event()
         self.stopping = threading.Event()  # the worker itself is shutting down
@@ -239,7 +203,7 @@ class RunAttempt:
             self.paths.events,
             self.log_path,
             events_offset=self.paths.events.stat().st_size if self.paths.events.exists() else 0,
-            state_path=state_file(self.paths.run_dir, self.attempt),
+            state_path=self.paths.shipped_state(self.attempt),
             on_cancel=self.request_cancel,
             keepalive=self._still_running,
         )
@@ -268,19 +232,17 @@ class RunAttempt:
         if self.attempt == 1:
             return
         try:
-            sent = ship_leftovers(
-                self.api, self.run_id, self.paths.run_dir, self.attempt, self.paths.events
-            )
+            sent = ship_leftovers(self.api, self.run_id, self.paths, self.attempt)
         except OSError as exc:  # best effort: the new attempt must start regardless
             log.warning("run %s: earlier attempts' leftovers not shipped: %s", self.run_id, exc)
             return
         if sent:
             log.info("run %s: shipped %d events an earlier attempt left", self.run_id, sent)
 
-    def _still_running(self) -> dict[str, Any]:
+    def _still_running(self) -> CancelAnswer:
         """Repeat ``running`` (harmless per the contract); the answer carries cancel_requested."""
         if self.proc is None or self.proc.poll() is not None:
-            return {}
+            return CancelAnswer(cancel_requested=False)
         return self.api.status(self.run_id, self.attempt, "running", pid=self.proc.pid, retry_for=0)
 
     def _fail_on_error(self, exc: Exception, shipper: RunShipper) -> Outcome:
@@ -292,17 +254,15 @@ class RunAttempt:
             self._ship_final(shipper)
         return Outcome("failed", reason)
 
-    def _prepare_and_launch(self, claim: dict[str, Any]) -> subprocess.Popen[bytes] | None:
+    def _prepare_and_launch(self, claim: ClaimOut) -> subprocess.Popen[bytes] | None:
         try:
-            config = RunConfig.model_validate(claim["config"])
+            config = RunConfig.model_validate(claim.config)
         except ValueError as exc:
             raise Refused(f"invalid run config: {str(exc).splitlines()[0]}") from exc
         paths = self.paths
         for d in (paths.output_dir, self.cache_dir, self.log_path.parent):
             d.mkdir(parents=True, exist_ok=True)
-        (paths.run_dir / "config.json").write_text(
-            json.dumps(config.model_dump(mode="json"), indent=2)
-        )
+        paths.config.write_text(json.dumps(config.model_dump(mode="json"), indent=2))
 
         ds_config: str | None = None
         if config.launch.deepspeed != "none":
@@ -318,8 +278,9 @@ class RunAttempt:
         use_cpu = bool(self.settings.use_cpu) or not gpus
         check_fits(config, use_cpu, len(gpus))
 
-        resume = claim.get("resume_from")
-        checkpoint = find_checkpoint(paths.output_dir, str(resume)) if resume else None
+        # ``last`` or ``checkpoint-N`` goes through as it is: only pretrain.py decides which
+        # checkpoint is complete (worker/training/checkpoints.py), so nothing here guesses.
+        checkpoint = claim.resume_from
 
         if not use_cpu and not self._wait_for_gpus(gpus, config.launch.nproc_per_node):
             return None  # cancelled while waiting for GPUs
@@ -357,7 +318,7 @@ class RunAttempt:
             log.warning("run %s: running refused (%s); stopping", self.run_id, exc)
             self.cancel.set()
         else:
-            if answer.get("cancel_requested"):
+            if answer.cancel_requested:
                 self.cancel.set()
         return proc
 

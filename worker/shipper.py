@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from cpt_contract.protocol import CancelAnswer
+from cpt_contract.run_paths import RunPaths
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ class RunShipper:
         events_until: int | None = None,
         state_path: Path | None = None,
         on_cancel: Callable[[], None] | None = None,
-        keepalive: Callable[[], dict[str, Any]] | None = None,
+        keepalive: Callable[[], CancelAnswer] | None = None,
         keepalive_seconds: float = 0.5,
     ) -> None:
         self.api, self.run_id, self.attempt = api, run_id, attempt
@@ -77,9 +79,9 @@ class RunShipper:
         self.last_error: str | None = None
         self._lock = threading.Lock()
 
-    def _note(self, answer: dict[str, Any]) -> None:
+    def _note(self, answer: CancelAnswer) -> None:
         self._last_contact = time.monotonic()
-        if answer.get("cancel_requested") and self.on_cancel is not None:
+        if answer.cancel_requested and self.on_cancel is not None:
             self.on_cancel()
 
     def _ship_events(self) -> bool:
@@ -134,9 +136,8 @@ class RunShipper:
             self.run_id, self.attempt, self.log_offset, chunk.decode("utf-8", "replace")
         )
         self._note(answer)
-        accepted = answer.get("accepted_until")
         # The API may already hold more (a retry after a lost answer): trust what it acknowledged.
-        self.log_offset = max(self.log_offset + len(chunk), int(accepted or 0))
+        self.log_offset = max(self.log_offset + len(chunk), answer.accepted_until)
         return True
 
     def ship_once(self) -> bool:
@@ -192,13 +193,7 @@ class ShipperThread(threading.Thread):
         self.join(timeout=30)
 
 
-def state_file(run_dir: Path, attempt: int) -> Path:
-    return run_dir / "logs" / f".shipped-attempt-{attempt}.json"
-
-
-def ship_leftovers(
-    api: WorkerApi, run_id: str, run_dir: Path, attempt: int, events_path: Path
-) -> int:
+def ship_leftovers(api: WorkerApi, run_id: str, paths: RunPaths, attempt: int) -> int:
     """Before attempt ``attempt`` starts: ship what earlier attempts wrote but never shipped.
 
     A worker killed mid-run leaves the last events (among them the ``end`` that the dying
@@ -206,9 +201,10 @@ def ship_leftovers(
     number of events sent. Every line of events.jsonl up to now belongs to earlier attempts.
     """
     sent = 0
+    events_path = paths.events
     until = events_path.stat().st_size if events_path.exists() else 0
     for earlier in range(1, attempt):
-        path = state_file(run_dir, earlier)
+        path = paths.shipped_state(earlier)
         try:
             state = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -218,7 +214,7 @@ def ship_leftovers(
             run_id,
             earlier,
             events_path,
-            run_dir / "logs" / f"attempt-{earlier}.log",
+            paths.log(earlier),
             events_offset=int(state.get("events_offset", 0)),
             log_offset=int(state.get("log_offset", 0)),
             events_until=until,

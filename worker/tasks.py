@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-from backend.core.celery_config import MERGE_LORA_TASK, RUN_TRAINING_TASK
-from backend.core.config import get_settings
+from cpt_contract.broker import MERGE_LORA_TASK, RUN_TRAINING_TASK
+from cpt_contract.run_paths import CHECKPOINT_NAME, RunPaths
+from cpt_contract.settings import get_settings
 from worker.celery_app import app
 from worker.registry import check_run_id
 from worker.runner import ROOT, child_env, run_attempt
@@ -47,20 +47,17 @@ def merge_lora(
     The log goes to ``<run_dir>/logs/merge-<checkpoint>.log``; returns the exit code.
     """
     settings = get_settings()
-    run_dir = settings.runs_dir / check_run_id(run_id)
-    if not re.fullmatch(r"checkpoint-\d+", checkpoint):
+    paths = RunPaths.of(settings.runs_dir, check_run_id(run_id))
+    run_dir = paths.run_dir
+    if not CHECKPOINT_NAME.fullmatch(checkpoint):
         raise ValueError(f"invalid checkpoint name {checkpoint!r}")
     if base_model is None:
-        base_model = json.loads((run_dir / "config.json").read_text())["model"][
-            "model_name_or_path"
-        ]
-    adapter = _inside(
-        Path(checkpoint_path or run_dir / "output" / checkpoint), run_dir, "checkpoint"
-    )
-    out = _inside(Path(output_dir or run_dir / "merged" / checkpoint), run_dir, "merge output")
+        base_model = json.loads(paths.config.read_text())["model"]["model_name_or_path"]
+    adapter = _inside(Path(checkpoint_path or paths.checkpoint(checkpoint)), run_dir, "checkpoint")
+    out = _inside(Path(output_dir or paths.merged(checkpoint)), run_dir, "merge output")
     argv = [sys.executable, "-m", "worker.merge_lora", "--base", str(base_model)]
     argv += ["--adapter", str(adapter), "--output", str(out)]
-    log_path = run_dir / "logs" / f"merge-{checkpoint}.log"
+    log_path = paths.merge_log(checkpoint)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = child_env(use_cpu=True, nproc=1, concurrency=settings.worker_concurrency, lease=None)
     with open(log_path, "ab") as log_file:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from backend.core.config import Settings, get_settings
 from backend.core.db import get_session
 from backend.core.security import token_matches
+from cpt_contract.settings import Settings, get_settings
 
-SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _session(settings: SettingsDep) -> Iterator[Session]:
+    # Through the settings dependency, so an app built with its own settings uses its own DB.
+    yield from get_session(settings)
+
+
+SessionDep = Annotated[Session, Depends(_session)]
 
 # auto_error=False: we answer 401 (not 403) with our own message when the header is missing.
 _bearer = HTTPBearer(auto_error=False, description="The API token (CPT_API_TOKEN).")

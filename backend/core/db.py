@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
-from backend.core.config import Settings, get_settings
+from cpt_contract.settings import Settings, get_settings
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 ALEMBIC_INI = BACKEND_DIR / "alembic.ini"
@@ -80,8 +80,8 @@ def init_db(settings: Settings | None = None) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-def get_session() -> Iterator[Session]:
-    with Session(get_engine(), expire_on_commit=False) as session:
+def get_session(settings: Settings | None = None) -> Iterator[Session]:
+    with Session(get_engine(settings), expire_on_commit=False) as session:
         yield session
 
 

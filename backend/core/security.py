@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from backend.core.config import Settings
+from cpt_contract.settings import Settings
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -6,8 +6,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from backend.core.config import get_settings
 from backend.core.db import make_engine
+from cpt_contract.settings import get_settings
 
 config = context.config
 target_metadata = SQLModel.metadata

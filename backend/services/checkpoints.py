@@ -13,11 +13,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
-from backend.core.config import Settings
 from backend.core.db import write_session
 from backend.models import Checkpoint, CheckpointPublic, Run, RunEvent
 from backend.services.errors import NotFound
 from backend.services.paths import is_under
+from cpt_contract.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from typing import Any
 from celery import Celery
 from sqlmodel import Session, col, select
 
-from backend.core.celery_config import MERGE_LORA_TASK, RUN_TRAINING_TASK, celery_config
-from backend.core.config import Settings
 from backend.core.db import get_engine, write_session
-from backend.models import Run, RunStatus, utcnow
+from backend.models import Run, utcnow
+from cpt_contract.broker import MERGE_LORA_TASK, RUN_TRAINING_TASK, celery_config
+from cpt_contract.settings import Settings
+from cpt_contract.statuses import RunStatus
 
 log = logging.getLogger(__name__)
 

@@ -16,19 +16,11 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from backend.models import (
-    TERMINAL_STATUSES,
-    WORKER_STATUSES,
-    Checkpoint,
-    LogChunk,
-    Run,
-    RunEvent,
-    RunStatus,
-    Worker,
-    utcnow,
-)
+from backend.models import Checkpoint, LogChunk, Run, RunEvent, Worker, utcnow
 from backend.services import state_machine
 from backend.services.errors import Conflict
+from cpt_contract.protocol import INT32
+from cpt_contract.statuses import TERMINAL_STATUSES, WORKER_STATUSES, RunStatus
 
 #: Log events used for the steps-per-second ETA.
 ETA_WINDOW = 10
@@ -56,7 +48,6 @@ def _num(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-INT32 = 2**31 - 1
 INT64 = 2**63 - 1
 
 

@@ -13,11 +13,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
-from backend.core.config import Settings
 from backend.core.db import write_session
-from backend.models import WORKER_STATUSES, Run, RunStatus, Worker, utcnow
+from backend.models import Run, Worker, utcnow
 from backend.services import enqueue, state_machine
 from backend.services.notify import publish_run
+from cpt_contract.settings import Settings
+from cpt_contract.statuses import WORKER_STATUSES, RunStatus
 
 log = logging.getLogger(__name__)
 

@@ -11,25 +11,17 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session, col, func, or_, select
 
-from backend.core.config import Settings
-from backend.models import (
-    ACTIVE_STATUSES,
-    WORKER_STATUSES,
-    Checkpoint,
-    Run,
-    RunClone,
-    RunCreate,
-    RunPublic,
-    RunStatus,
-    utcnow,
-)
-from backend.runconfig.argv import LaunchContext, display_command, torchrun_argv
-from backend.runconfig.presets import PRESET_LABELS, preset_config
-from backend.runconfig.schema import RunConfig, deep_merge
+from backend.models import Checkpoint, Run, RunClone, RunCreate, RunPublic, utcnow
 from backend.services import state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, config_errors, error
+from cpt_contract.run_paths import RunPaths
+from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
+from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
+from cpt_contract.runconfig.schema import RunConfig, deep_merge
+from cpt_contract.settings import Settings
+from cpt_contract.statuses import ACTIVE_STATUSES, WORKER_STATUSES, RunStatus
 
 #: Which kind of filesystem object each path field must be.
 _DIR_FIELDS = {("data", "dataset_dir"), ("method", "peft_path")}
@@ -39,23 +31,27 @@ _FILE_FIELDS = {("data", "train_file"), ("data", "validation_file")}
 # --- locations ------------------------------------------------------------------------------
 
 
+def run_paths(settings: Settings, run_id: str) -> RunPaths:
+    return RunPaths.of(settings.runs_dir, run_id)
+
+
 def run_dir(settings: Settings, run_id: str) -> Path:
-    return settings.runs_dir / run_id
+    return run_paths(settings, run_id).run_dir
 
 
 def output_dir(settings: Settings, run_id: str) -> Path:
-    return run_dir(settings, run_id) / "output"
+    return run_paths(settings, run_id).output_dir
 
 
 def launch_context(
     settings: Settings, run_id: str, resume_path: str | None = None
 ) -> LaunchContext:
     """Where the worker will put things for this run (the data dir as seen by the API)."""
-    rdir = run_dir(settings, run_id)
+    paths = run_paths(settings, run_id)
     return LaunchContext(
-        output_dir=str(rdir / "output"),
-        data_cache_dir=str(settings.resolved_data_dir / "cache"),
-        deepspeed_config=str(rdir / "ds_config.json"),
+        output_dir=str(paths.output_dir),
+        data_cache_dir=str(settings.data_cache_dir),
+        deepspeed_config=str(paths.ds_config),
         resume_from_checkpoint=resume_path,
         run_id=run_id,
     )
@@ -267,19 +263,6 @@ def resume_run(session: Session, run: Run, checkpoint: str) -> Run:
             ]
         )
     return state_machine.resume(run, checkpoint)
-
-
-def resume_path(session: Session, run: Run) -> str | None:
-    """The absolute checkpoint directory the current attempt resumes from, if any."""
-    if not run.resume_from:
-        return None
-    stmt = select(Checkpoint).where(Checkpoint.run_id == run.id)
-    if run.resume_from != "last":
-        stmt = stmt.where(Checkpoint.name == run.resume_from)
-    ckpt = session.exec(
-        stmt.order_by(col(Checkpoint.step).desc(), col(Checkpoint.id).desc())
-    ).first()
-    return ckpt.path if ckpt else None
 
 
 def delete_run(settings: Settings, session: Session, run: Run) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from backend.models import TERMINAL_STATUSES, Run, RunStatus, utcnow
+from backend.models import Run, utcnow
 from backend.services.errors import Conflict
+from cpt_contract.statuses import TERMINAL_STATUSES, RunStatus
 
 S = RunStatus
 

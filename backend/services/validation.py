@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from backend.runconfig.schema import RunConfig
+from cpt_contract.runconfig.schema import RunConfig
 
 ErrorList = list[dict[str, Any]]
 

@@ -75,7 +75,7 @@ def merge_checkpoint(
     ckpt = checkpoints.get_checkpoint(session, run_id, name)
     if run.method != "lora":
         raise Conflict(f"run {run_id} trained all weights: {name} is already a full model")
-    output = runs.run_dir(settings, run_id) / "merged" / name
+    output = runs.run_paths(settings, run_id).merged(name)
     model = run.config.get("model", {})
     enqueue.send_merge(
         settings,

@@ -9,9 +9,9 @@ from pydantic import BaseModel
 
 from backend.api.deps import SettingsDep, require_api_token
 from backend.api.routes.common import AUTH
-from backend.runconfig.presets import PRESET_LABELS, preset_config
-from backend.runconfig.schema import RunConfig, deep_merge
 from backend.services import files
+from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
+from cpt_contract.runconfig.schema import RunConfig, deep_merge
 
 router = APIRouter(tags=["meta"], dependencies=[Depends(require_api_token)], responses=AUTH)
 

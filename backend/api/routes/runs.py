@@ -10,19 +10,12 @@ from pydantic import BaseModel, ValidationError
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
-from backend.models import (
-    ACTIVE_STATUSES,
-    RunClone,
-    RunCreate,
-    RunList,
-    RunPublic,
-    RunResume,
-    RunStatus,
-)
-from backend.runconfig.schema import RunConfig
+from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume
 from backend.services import enqueue, runs
 from backend.services.errors import Conflict
 from backend.services.notify import publish_run
+from cpt_contract.runconfig.schema import RunConfig
+from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
 
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_token)], responses=AUTH)
 
@@ -129,5 +122,5 @@ def run_command(run_id: str, session: SessionDep, settings: SettingsDep) -> Comm
         config = RunConfig.model_validate(run.config)
     except ValidationError as exc:  # stored under an older schema
         raise Conflict(f"run {run_id}'s stored config is no longer valid: {exc}") from None
-    resume = runs.resume_path(session, run) if run.status in ACTIVE_STATUSES else None
+    resume = run.resume_from if run.status in ACTIVE_STATUSES else None
     return Command(**runs.command_for(settings, run.id, config, resume))

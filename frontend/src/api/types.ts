@@ -1,25 +1,9 @@
 // Shapes of the API's JSON, as documented in docs/api.md.
 
-export type RunStatus =
-  | "queued"
-  | "starting"
-  | "running"
-  | "cancelling"
-  | "succeeded"
-  | "failed"
-  | "cancelled";
+import type { RunStatus } from "./contract";
 
-export const ALL_STATUSES: RunStatus[] = [
-  "queued",
-  "starting",
-  "running",
-  "cancelling",
-  "succeeded",
-  "failed",
-  "cancelled",
-];
-
-export const ACTIVE_STATUSES: ReadonlySet<RunStatus> = new Set(["queued", "starting", "running", "cancelling"]);
+export { ACTIVE_STATUSES, ALL_STATUSES, TERMINAL_STATUSES, STATUS_RANK } from "./contract";
+export type { RunStatus };
 
 export type RunConfig = Record<string, Record<string, unknown>>;
 

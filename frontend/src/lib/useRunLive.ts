@@ -6,13 +6,11 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, qs } from "../api/client";
 import { subscribe, type SseState } from "../api/sse";
+import { STATUS_RANK } from "../api/contract";
 import type { Checkpoint, LogChunk, LogEvent, Metrics, Run, RunEvent } from "../api/types";
 import { LogBuffer } from "./logbuffer";
 import { ALL_KEYS, addEvent, fromApi, type Store } from "./metrics";
 
-const STATUS_RANK: Record<string, number> = {
-  queued: 0, starting: 1, running: 2, cancelling: 3, succeeded: 4, failed: 4, cancelled: 4,
-};
 
 export interface RunLive {
   run: Run | null;

@@ -3,7 +3,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, qs } from "../api/client";
-import type { Metrics, Run, RunPage } from "../api/types";
+import { ACTIVE_STATUSES, type Metrics, type Run, type RunPage } from "../api/types";
 import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { StatusBadge } from "../components/StatusBadge";
@@ -66,7 +66,7 @@ export function Compare({ ids }: { ids: string[] }) {
     load();
     // Active runs keep growing: refresh their curves every few seconds.
     const t = window.setInterval(() => {
-      if (loadedRef.current.some((l) => ["queued", "starting", "running", "cancelling"].includes(l.run.status))) load();
+      if (loadedRef.current.some((l) => ACTIVE_STATUSES.has(l.run.status))) load();
     }, 5000);
     return () => {
       alive = false;

@@ -1,1 +1,0 @@
-"""Sub-commands of ``backend.cli`` beyond ``serve``: the worker, ``up`` and the ``runs`` client."""

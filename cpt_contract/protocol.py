@@ -1,0 +1,109 @@
+"""The worker ↔ API wire protocol (``/api/internal``): one definition of each request and answer.
+
+The API's routes declare these as their bodies and response models; ``worker/api_client.py``
+builds its requests from them and reads the answers through them, so the two sides cannot drift.
+Every call is idempotent (claim keyed by attempt, events by seq, logs by byte offset).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The largest value the database's integer columns hold (PostgreSQL ``integer``): a wild value
+#: is a 422 at the boundary, never a 500 from the database.
+INT32 = 2**31 - 1
+
+#: Routes under ``/api/internal``.
+HEARTBEAT = "/workers/heartbeat"
+
+
+def claim_path(run_id: str) -> str:
+    return f"/runs/{run_id}/claim"
+
+
+def status_path(run_id: str) -> str:
+    return f"/runs/{run_id}/status"
+
+
+def events_path(run_id: str) -> str:
+    return f"/runs/{run_id}/events"
+
+
+def logs_path(run_id: str) -> str:
+    return f"/runs/{run_id}/logs"
+
+
+RunId = Annotated[str, Field(max_length=32)]
+# Bounded like the database columns (PostgreSQL integer), so a wild value is a 422, not a 500.
+Attempt = Annotated[int, Field(ge=1, le=INT32)]
+
+
+class HeartbeatIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    host: str = Field(default="", max_length=200)
+    queue: str = Field(default="gpu", max_length=64)
+    concurrency: int = Field(default=1, ge=0, le=1024)
+    cpu_only: bool = False
+    gpus: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
+    current_runs: list[RunId] = Field(default_factory=list, max_length=1024)
+
+
+class HeartbeatOut(BaseModel):
+    cancel: list[str]
+
+
+class ClaimIn(BaseModel):
+    attempt: Attempt
+    worker: str = Field(min_length=1, max_length=200)
+
+
+class ClaimOut(BaseModel):
+    config: dict[str, Any]
+    attempt: int
+    resume_from: str | None = Field(
+        description="'last' or 'checkpoint-N', passed to pretrain.py, which picks the checkpoint"
+    )
+    run_dir: str
+    output_dir: str
+
+
+class StatusIn(BaseModel):
+    attempt: Attempt
+    status: Literal["running", "succeeded", "failed", "cancelled"]  # REPORTABLE_STATUSES
+    reason: str | None = Field(default=None, max_length=2000)
+    pid: int | None = Field(default=None, ge=0, le=INT32)
+
+
+class CancelAnswer(BaseModel):
+    cancel_requested: bool
+
+
+class ShippedEvent(BaseModel):
+    """One events.jsonl line; fields beyond these are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    seq: int = Field(ge=0, le=INT32)
+    kind: str = Field(max_length=32)
+    step: int | None = Field(default=None, ge=-INT32, le=INT32)
+    time: float | None = None
+
+
+class EventsIn(BaseModel):
+    attempt: Attempt
+    events: list[ShippedEvent] = Field(max_length=10_000)
+
+
+class EventsOut(CancelAnswer):
+    accepted: int
+
+
+class LogsIn(BaseModel):
+    attempt: Attempt
+    offset: int = Field(ge=0, le=2**62, description="Byte offset of text in the attempt's log file")
+    text: str = Field(max_length=8 * 1024 * 1024)
+
+
+class LogsOut(CancelAnswer):
+    accepted_until: int

@@ -1,0 +1,304 @@
+"""The one run-config schema.
+
+It drives API validation (422 with the field's path), the OpenAPI schema, the frontend's
+form (``GET /api/schema/run-config``) and the torchrun argv (``cpt_contract.runconfig.argv``).
+It imports no torch, so the API image stays small.
+
+Field names equal the ``worker/pretrain.py`` flag they become, so the mapping is mechanical.
+UI hints ride in ``json_schema_extra``: ``advanced`` (collapsed by default), ``picker``
+(``model``/``tokenizer``/``dataset``: the form offers files found under the allowed roots).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
+
+
+def _adv(**extra: Any) -> dict[str, Any]:
+    return {"advanced": True, **extra}
+
+
+# How a field becomes ``pretrain.py`` flags (``cpt_contract/runconfig/argv.py`` reads this; the
+# default is ``--<field name> <value>``, left out when the value is empty). Adding a training flag
+# is one field here: the argv, the form and the validation follow from it.
+ARGV = "argv"
+#: ``--name`` when true, nothing when false (the flag's own default is false).
+SWITCH: JsonDict = {ARGV: "switch"}
+#: ``--name False`` when false, nothing when true (the flag's own default is true).
+NEGATABLE: JsonDict = {ARGV: "negatable"}
+#: Not a ``pretrain.py`` flag (it shapes the launcher or the panel instead).
+NOT_A_FLAG: JsonDict = {ARGV: "none"}
+#: LoRA's own flags go to the script only for LoRA runs.
+LORA_ONLY: JsonDict = {"argv_only_for": "lora"}
+
+
+class _Section(BaseModel):
+    # Unknown keys are an error, so a typo in a field name never silently does nothing.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Section):
+    """Base model, config and tokenizer (the seed's model arguments)."""
+
+    model_name_or_path: str | None = Field(
+        default=None,
+        title="Base model",
+        description="Directory of an HF model to continue from. Empty: train from scratch.",
+        json_schema_extra={"picker": "model"},
+    )
+    tokenizer_name_or_path: str | None = Field(
+        default=None,
+        title="Tokenizer",
+        description="Directory of the (extended) tokenizer. Empty: the model's own.",
+        json_schema_extra={"picker": "tokenizer"},
+    )
+    model_type: Literal["bpe", "unigram", "char", "word"] | None = Field(
+        default=None,
+        title="Tokenizer type when training from scratch",
+        description="SentencePiece model type used when neither a model nor a tokenizer is given.",
+        json_schema_extra=_adv(),
+    )
+    config_name: str | None = Field(
+        default=None,
+        title="Config",
+        description="Config name or path if not the same as the model.",
+        json_schema_extra=_adv(),
+    )
+    config_overrides: str | None = Field(
+        default=None,
+        title="Config overrides",
+        description="When training from scratch, e.g. hidden_size=64,num_hidden_layers=2.",
+        json_schema_extra=_adv(),
+    )
+    torch_dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = Field(
+        default=None,
+        title="Load dtype",
+        description="dtype the weights are loaded in.",
+        json_schema_extra=_adv(),
+    )
+    use_fast_tokenizer: bool = Field(
+        default=True, title="Fast tokenizer", json_schema_extra=_adv(**NEGATABLE)
+    )
+    model_revision: str = Field(default="main", title="Model revision", json_schema_extra=_adv())
+
+
+class DataSection(_Section):
+    """Training text (the seed's data arguments)."""
+
+    dataset_dir: str | None = Field(
+        default=None,
+        title="Dataset directory",
+        description='Directory of .txt and .jsonl ({"text": ...}) files.',
+        json_schema_extra={"picker": "dataset"},
+    )
+    train_file: str | None = Field(
+        default=None,
+        title="Train file",
+        description="A single text file.",
+        json_schema_extra=_adv(),
+    )
+    validation_file: str | None = Field(
+        default=None,
+        title="Validation file",
+        description="Held-out text file for perplexity.",
+        json_schema_extra=_adv(),
+    )
+    validation_split_percentage: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        title="Validation split",
+        description="Fraction of the blocks held out for evaluation (0.05 = 5%).",
+    )
+    block_size: int | None = Field(
+        default=None,
+        ge=8,
+        title="Block size",
+        description="Tokens per training sequence. Empty: min(1024, the model's maximum).",
+    )
+    max_train_samples: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
+    max_eval_samples: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
+    streaming: bool = Field(
+        default=False,
+        description="Stream the data (needs max_steps).",
+        json_schema_extra=_adv(**SWITCH),
+    )
+    keep_linebreaks: bool = Field(default=True, json_schema_extra=_adv(**NEGATABLE))
+    preprocessing_num_workers: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
+    overwrite_cache: bool = Field(default=False, json_schema_extra=_adv(**SWITCH))
+
+
+class MethodSection(_Section):
+    """LoRA or full weights (the seed's custom training arguments)."""
+
+    finetuning_type: Literal["lora", "full"] = Field(
+        default="lora", title="Method", description="LoRA adapters or all weights."
+    )
+    trainable: str = Field(
+        default="q_proj,v_proj",
+        title="LoRA target modules",
+        description="Comma-separated module names that get LoRA adapters.",
+        pattern=r"^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$",
+        json_schema_extra=LORA_ONLY,
+    )
+    lora_rank: int = Field(default=8, ge=1, le=1024, title="LoRA rank", json_schema_extra=LORA_ONLY)
+    lora_alpha: float = Field(default=32.0, gt=0, title="LoRA alpha", json_schema_extra=LORA_ONLY)
+    lora_dropout: float = Field(
+        default=0.05, ge=0, lt=1, title="LoRA dropout", json_schema_extra=LORA_ONLY
+    )
+    modules_to_save: str | None = Field(
+        default="embed_tokens,lm_head",
+        title="Modules trained in full",
+        description="Comma-separated; needed when the vocabulary is extended.",
+        pattern=r"^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$",
+    )
+    peft_path: str | None = Field(
+        default=None,
+        title="Continue from adapter",
+        description="Directory of an existing LoRA adapter.",
+        json_schema_extra=_adv(picker="model", **LORA_ONLY),
+    )
+
+
+class TrainingSection(_Section):
+    """Hyperparameters (HF TrainingArguments)."""
+
+    num_train_epochs: float = Field(default=1.0, gt=0, title="Epochs")
+    max_steps: int = Field(
+        default=-1, ge=-1, title="Max steps", description="-1: run the epochs; > 0 overrides them."
+    )
+    per_device_train_batch_size: int = Field(default=1, ge=1, title="Micro-batch per device")
+    per_device_eval_batch_size: int = Field(default=1, ge=1, json_schema_extra=_adv())
+    gradient_accumulation_steps: int = Field(default=8, ge=1, title="Gradient accumulation")
+    learning_rate: float = Field(default=2e-4, gt=0, le=1, title="Learning rate")
+    lr_scheduler_type: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+    ] = Field(default="cosine", title="LR schedule")
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1, title="Warm-up ratio")
+    weight_decay: float = Field(default=0.01, ge=0, title="Weight decay")
+    max_grad_norm: float = Field(default=1.0, gt=0, json_schema_extra=_adv())
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="bf16",
+        title="Precision",
+        description="fp16 needs a GPU; bf16 works on CPU too.",
+        json_schema_extra={ARGV: {"fp32": [], "bf16": ["--bf16"], "fp16": ["--fp16"]}},
+    )
+    gradient_checkpointing: bool = Field(
+        default=True, title="Gradient checkpointing", json_schema_extra=SWITCH
+    )
+    logging_steps: int = Field(default=10, ge=1, title="Log every N steps")
+    save_steps: int = Field(default=200, ge=1, title="Checkpoint every N steps")
+    save_total_limit: int | None = Field(default=3, ge=1, title="Checkpoints kept")
+    eval_steps: int | None = Field(
+        default=None,
+        ge=1,
+        title="Evaluate every N steps",
+        description="Empty: evaluate at the end only.",
+        # Evaluating during training needs the strategy too; the value alone would be ignored.
+        json_schema_extra={"argv_with": ["--do_eval", "--eval_strategy", "steps"]},
+    )
+    seed: int = Field(default=42, ge=0, title="Seed")
+    ddp_timeout: int = Field(default=30000, ge=1, json_schema_extra=_adv())
+    debug_mode: bool = Field(default=False, json_schema_extra=_adv(**SWITCH))
+    extra_args: list[str] = Field(
+        default_factory=list,
+        title="Extra pretrain.py flags",
+        description='Further flags passed through as argv items, e.g. ["--optim", "adamw_torch"].',
+        json_schema_extra=_adv(**NOT_A_FLAG),
+    )
+
+
+DeepSpeedPreset = Literal["none", "zero2", "zero2_offload", "zero3", "zero3_offload"]
+
+#: preset -> file under worker/ds_configs/ (the seed's file name for ZeRO-2).
+DEEPSPEED_FILES: dict[str, str] = {
+    "zero2": "ds_zero2_no_offload.json",
+    "zero2_offload": "ds_zero2_offload.json",
+    "zero3": "ds_zero3.json",
+    "zero3_offload": "ds_zero3_offload.json",
+}
+
+
+class LaunchSection(_Section):
+    """Where and how torchrun starts."""
+
+    deepspeed: DeepSpeedPreset = Field(
+        default="zero2", title="DeepSpeed", json_schema_extra=NOT_A_FLAG
+    )
+    nnodes: int = Field(default=1, ge=1, le=64, title="Nodes", json_schema_extra=NOT_A_FLAG)
+    nproc_per_node: int = Field(
+        default=1, ge=1, le=16, title="Processes (GPUs) per node", json_schema_extra=NOT_A_FLAG
+    )
+    queue: str = Field(
+        default="gpu",
+        title="Worker queue",
+        description="The GPU box (worker queue) that takes this run.",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        json_schema_extra=NOT_A_FLAG,
+    )
+    rdzv_endpoint: str | None = Field(
+        default=None,
+        title="Rendezvous endpoint",
+        description="host:port of node 0 for multi-node runs (c10d).",
+        pattern=r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$",
+        json_schema_extra=_adv(**NOT_A_FLAG),
+    )
+
+
+class RunConfig(_Section):
+    """Everything needed to launch one continual-pretraining run."""
+
+    model: ModelSection = Field(default_factory=ModelSection, title="Model")
+    data: DataSection = Field(default_factory=DataSection, title="Data")
+    method: MethodSection = Field(default_factory=MethodSection, title="Method")
+    training: TrainingSection = Field(default_factory=TrainingSection, title="Training")
+    launch: LaunchSection = Field(default_factory=LaunchSection, title="Launch")
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> RunConfig:
+        if self.data.dataset_dir is None and self.data.train_file is None:
+            raise ValueError(
+                "data: set data.dataset_dir (a directory of .txt/.jsonl files) or data.train_file"
+            )
+        if self.data.streaming and self.training.max_steps <= 0:
+            raise ValueError("training.max_steps: streaming needs max_steps > 0")
+        if self.launch.nnodes > 1 and not self.launch.rdzv_endpoint:
+            raise ValueError("launch.rdzv_endpoint: multi-node runs need host:port of node 0")
+        if (
+            self.model.model_name_or_path is None
+            and self.model.tokenizer_name_or_path is None
+            and self.model.model_type is None
+        ):
+            raise ValueError(
+                "model.model_name_or_path: set a base model, a tokenizer, or model.model_type "
+                "to train a tokenizer from scratch"
+            )
+        return self
+
+    def path_fields(self) -> dict[tuple[str, ...], str]:
+        """User-supplied paths by their location, for the allowed-roots check."""
+        found: dict[tuple[str, ...], str] = {}
+        for section, names in (
+            ("model", ("model_name_or_path", "tokenizer_name_or_path", "config_name")),
+            ("data", ("dataset_dir", "train_file", "validation_file")),
+            ("method", ("peft_path",)),
+        ):
+            for name in names:
+                value = getattr(getattr(self, section), name)
+                if value:
+                    found[(section, name)] = value
+        return found
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` wins; nested dicts merge key by key (how presets and --set combine)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

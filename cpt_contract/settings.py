@@ -1,0 +1,142 @@
+"""All settings of the panel, read once from the environment (prefix ``CPT_``).
+
+This module is the only place that names an environment variable the code reads;
+``tests/test_compose.py`` checks that the compose file and ``.env.example`` agree with it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CPT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./data"),
+        description="Runs, logs, checkpoints, the SQLite database and the demo assets live here.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Default: SQLite in the data dir. PostgreSQL works too.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker URL (redis://...). Default: an embedded filesystem broker.",
+    )
+    api_token: str | None = Field(
+        default=None,
+        description="Bearer token for the browser and CLI. Default: generated once into the data dir.",
+    )
+    worker_token: str | None = Field(
+        default=None,
+        description="Token the workers use on /api/internal. Default: generated once into the data dir.",
+    )
+    allowed_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated roots for models, tokenizers, datasets and outputs (data dir always allowed).",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the API binds to.")
+    port: int = Field(default=8000, description="Port the API binds to.")
+    api_url: str | None = Field(
+        default=None,
+        description="Where workers and the CLI reach the API. Default: http://{host}:{port}.",
+    )
+    queue: str = Field(
+        default="gpu", description="Celery queue this worker consumes (one per GPU box)."
+    )
+    worker_concurrency: int = Field(
+        default=1, ge=1, description="Runs one worker box takes at once."
+    )
+    worker_name: str | None = Field(
+        default=None, description="Worker name. Default: the host name."
+    )
+    heartbeat_seconds: float = Field(default=5.0, gt=0, description="Worker heartbeat period.")
+    worker_lost_seconds: float = Field(
+        default=60.0, gt=0, description="A run whose worker is silent this long is marked failed."
+    )
+    cancel_grace_seconds: float = Field(
+        default=10.0, ge=0, description="SIGTERM to SIGKILL grace when a run is cancelled."
+    )
+    ship_interval_seconds: float = Field(
+        default=0.1, gt=0, description="How often the worker ships new events and log bytes."
+    )
+    use_cpu: bool | None = Field(
+        default=None, description="Force CPU training. Default: CPU when no GPU is visible."
+    )
+    build_demo: bool = Field(
+        default=True, description="Build the tiny-demo model and corpus on first start."
+    )
+    frontend_dist: Path | None = Field(
+        default=None, description="Built frontend to serve at /. Default: frontend/dist."
+    )
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return value
+
+    # --- derived values -------------------------------------------------
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.resolved_data_dir / "runs"
+
+    @property
+    def data_cache_dir(self) -> Path:
+        """Tokenized block caches, shared by every run of this box (keyed by content)."""
+        return self.resolved_data_dir / "cache"
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.resolved_data_dir / "demo"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_data_dir / 'cpt-panel.db'}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def effective_api_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return (self.api_url or f"http://{host}:{self.port}").rstrip("/")
+
+    @property
+    def roots(self) -> list[Path]:
+        """Every directory under which user-supplied paths are accepted."""
+        roots = [self.resolved_data_dir]
+        roots += [r.expanduser().resolve() for r in self.allowed_roots]
+        return roots
+
+    def secret(self, name: str) -> str:
+        """The API or worker token: from the environment, else generated once and kept on disk."""
+        explicit = self.api_token if name == "api_token" else self.worker_token
+        if explicit:
+            return explicit
+        path = self.resolved_data_dir / f".{name}"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(24)
+        path.write_text(token)
+        path.chmod(0o600)
+        return token
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,45 @@
+"""The run statuses, defined once for the API, the worker, the CLI and (generated) the frontend.
+
+``frontend/src/api/contract.ts`` is generated from this module by ``python -m cpt_contract.codegen``;
+a test fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    starting = "starting"
+    running = "running"
+    cancelling = "cancelling"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+#: Not finished: a cancel is still possible (and the UI shows the run as live).
+ACTIVE_STATUSES = frozenset(
+    {RunStatus.queued, RunStatus.starting, RunStatus.running, RunStatus.cancelling}
+)
+#: Statuses in which a worker process exists (the recovery loop watches these).
+WORKER_STATUSES = frozenset({RunStatus.starting, RunStatus.running, RunStatus.cancelling})
+TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+#: What a worker may report through ``/api/internal/runs/{id}/status``.
+REPORTABLE_STATUSES = (
+    RunStatus.running,
+    RunStatus.succeeded,
+    RunStatus.failed,
+    RunStatus.cancelled,
+)
+#: Order along one attempt, so a client never moves a status backwards (terminal ones tie).
+STATUS_RANK: dict[RunStatus, int] = {
+    RunStatus.queued: 0,
+    RunStatus.starting: 1,
+    RunStatus.running: 2,
+    RunStatus.cancelling: 3,
+    RunStatus.succeeded: 4,
+    RunStatus.failed: 4,
+    RunStatus.cancelled: 4,
+}

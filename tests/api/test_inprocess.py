@@ -1,0 +1,85 @@
+"""The in-process tier: the real app through FastAPI's ``TestClient`` (no server, no worker).
+
+Fast enough for ``make test-fast``: routes, auth, validation and the worker protocol, against a
+real SQLite database in a temp dir and the embedded broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.main import create_app
+from cpt_contract.protocol import ClaimOut, EventsOut
+from cpt_contract.settings import Settings, get_settings
+from cpt_contract.statuses import RunStatus
+from tests.support.api import make_assets, make_demo
+
+TOKEN, WORKER_TOKEN = "inprocess-token-0123456789", "inprocess-worker-0123456789"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    assets = make_assets(tmp_path / "assets")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        api_token=TOKEN,
+        worker_token=WORKER_TOKEN,
+        allowed_roots=[assets["root"]],
+        build_demo=False,
+    )
+    make_demo(settings.resolved_data_dir)
+    app = create_app(settings)
+    app.dependency_overrides[get_settings] = lambda: settings
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        yield c
+
+
+def test_health_needs_no_token_and_the_rest_does(client: TestClient) -> None:
+    assert client.get("/api/health", headers={"Authorization": ""}).status_code == 200
+    assert client.get("/api/runs", headers={"Authorization": ""}).status_code == 401
+    assert client.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_bad_config_is_a_422_at_its_field(client: TestClient) -> None:
+    r = client.post(
+        "/api/runs/preview", json={"preset": "tiny-demo", "config": {"training": {"lora": 1}}}
+    )
+    assert r.status_code == 422
+    assert any(e["loc"][-2:] == ["training", "lora"] for e in r.json()["detail"]), r.text
+
+
+def test_a_run_goes_through_the_worker_protocol(client: TestClient) -> None:
+    run = client.post("/api/runs", json={"preset": "tiny-demo", "config": {}}).json()
+    assert run["status"] == RunStatus.queued
+    worker = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+    # The user's token is not a worker token.
+    claim_path = f"/api/internal/runs/{run['id']}/claim"
+    assert client.post(claim_path, json={"attempt": 1, "worker": "w"}).status_code == 401
+    r = client.post(claim_path, json={"attempt": 1, "worker": "w"}, headers=worker)
+    claim = ClaimOut.model_validate(r.json())
+    assert claim.attempt == 1 and claim.resume_from is None
+    # A second claim of the same attempt is refused: a repeated message is harmless.
+    assert (
+        client.post(claim_path, json={"attempt": 1, "worker": "w"}, headers=worker).status_code
+        == 409
+    )
+    status = {"attempt": 1, "status": "running", "pid": 1234}
+    r = client.post(f"/api/internal/runs/{run['id']}/status", json=status, headers=worker)
+    assert r.status_code == 200, r.text
+    events = [
+        {"seq": i, "kind": "log", "step": i, "time": 1.0 + i, "loss": 5.0 - i} for i in range(1, 4)
+    ]
+    body = {"attempt": 1, "events": events}
+    path = f"/api/internal/runs/{run['id']}/events"
+    assert (
+        EventsOut.model_validate(client.post(path, json=body, headers=worker).json()).accepted == 3
+    )
+    assert (
+        EventsOut.model_validate(client.post(path, json=body, headers=worker).json()).accepted == 0
+    )
+    got = client.get(f"/api/runs/{run['id']}").json()
+    assert got["status"] == RunStatus.running and got["step"] == 3 and got["loss"] == 2.0

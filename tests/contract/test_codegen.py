@@ -1,0 +1,31 @@
+"""The frontend's statuses are generated from the contract, never typed twice."""
+
+from __future__ import annotations
+
+from cpt_contract import codegen
+from cpt_contract.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus
+
+
+def test_committed_typescript_matches_the_contract() -> None:
+    assert codegen.TARGET.read_text(encoding="utf-8") == codegen.render(), (
+        "frontend/src/api/contract.ts is stale: run `python -m cpt_contract.codegen`"
+    )
+
+
+def test_every_status_is_active_or_terminal() -> None:
+    assert set(RunStatus) == ACTIVE_STATUSES | TERMINAL_STATUSES
+    assert not ACTIVE_STATUSES & TERMINAL_STATUSES
+
+
+def test_no_other_module_spells_the_status_list() -> None:
+    """The statuses are defined once in Python and generated for TypeScript."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spelled = []
+    for path in [*root.glob("backend/**/*.py"), *root.glob("frontend/src/**/*.ts*")]:
+        text = path.read_text(encoding="utf-8")
+        listed = all(f'"{s}"' in text for s in ("queued", "cancelling", "succeeded"))
+        if listed and path.name != "contract.ts":
+            spelled.append(str(path.relative_to(root)))
+    assert not spelled, f"these files spell the status list again: {spelled}"

@@ -1,0 +1,137 @@
+"""The run-config schema, presets and the pure argv builder (no processes)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from cpt_contract.runconfig.argv import LaunchContext, display_command, pretrain_args, torchrun_argv
+from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
+from cpt_contract.runconfig.schema import RunConfig, deep_merge
+
+# The seed's example command, flag for flag (values that are paths replaced by ours).
+SEED_FLAGS = {
+    "--validation_split_percentage": "0.001",
+    "--per_device_train_batch_size": "1",
+    "--per_device_eval_batch_size": "1",
+    "--num_train_epochs": "1.0",
+    "--lr_scheduler_type": "cosine",
+    "--learning_rate": "0.0002",
+    "--warmup_ratio": "0.05",
+    "--weight_decay": "0.01",
+    "--logging_strategy": "steps",
+    "--logging_steps": "10",
+    "--save_strategy": "steps",
+    "--save_total_limit": "3",
+    "--save_steps": "200",
+    "--gradient_accumulation_steps": "8",
+    "--preprocessing_num_workers": "8",
+    "--block_size": "512",
+    "--ddp_timeout": "30000",
+    "--logging_first_step": "True",
+    "--lora_rank": "8",
+    "--lora_alpha": "32.0",
+    "--trainable": "q_proj,v_proj,k_proj,o_proj,gate_proj,down_proj,up_proj",
+    "--modules_to_save": "embed_tokens,lm_head",
+    "--lora_dropout": "0.05",
+    "--torch_dtype": "float16",
+    "--ddp_find_unused_parameters": "False",
+}
+SEED_SWITCHES = ["--do_train", "--fp16", "--overwrite_output_dir", "--gradient_checkpointing"]
+
+CTX = LaunchContext(
+    output_dir="/runs/r1/output", data_cache_dir="/cache", deepspeed_config="/runs/r1/ds.json"
+)
+
+
+def seed_config(**override: object) -> RunConfig:
+    paths = {"model": {"model_name_or_path": "/m"}, "data": {"dataset_dir": "/d"}}
+    return RunConfig.model_validate(
+        deep_merge(deep_merge(preset_config("seed-lora", Path("/demo")), paths), dict(override))
+    )
+
+
+def as_pairs(args: list[str]) -> dict[str, str]:
+    return {
+        a: b for a, b in itertools.pairwise(args) if a.startswith("--") and not b.startswith("--")
+    }
+
+
+def test_seed_preset_reproduces_the_seed_example_command() -> None:
+    args = pretrain_args(seed_config(), CTX)
+    pairs = as_pairs(args)
+    for flag, value in SEED_FLAGS.items():
+        assert pairs.get(flag) == value, f"{flag}: {pairs.get(flag)!r} != {value!r}"
+    for switch in SEED_SWITCHES:
+        assert switch in args
+    assert pairs["--deepspeed"] == "/runs/r1/ds.json"
+
+
+def test_torchrun_prefix_and_no_shell() -> None:
+    argv = torchrun_argv(seed_config(launch={"nproc_per_node": 2}), CTX)
+    assert argv[:3] == ["python", "-m", "torch.distributed.run"]
+    assert argv[argv.index("--nproc_per_node") + 1] == "2"
+    assert "worker/pretrain.py" in argv
+    # Every item is one argv element: nothing relies on a shell splitting words.
+    assert all(isinstance(a, str) for a in argv)
+    assert display_command(argv).startswith("torchrun --nnodes 1 --nproc_per_node 2")
+
+
+def test_values_with_spaces_stay_single_arguments() -> None:
+    argv = torchrun_argv(
+        seed_config(model={"model_name_or_path": "/models/my model; rm -rf /"}), CTX
+    )
+    assert "/models/my model; rm -rf /" in argv
+    assert "'/models/my model; rm -rf /'" in display_command(argv)
+
+
+def test_cpu_and_full_weight_flags() -> None:
+    cfg = seed_config(method={"finetuning_type": "full"}, training={"precision": "bf16"})
+    args = pretrain_args(cfg, LaunchContext(output_dir="/o", data_cache_dir="/c", use_cpu=True))
+    assert "--use_cpu" in args and "--bf16" in args and "--fp16" not in args
+    assert "--lora_rank" not in args  # LoRA flags only for LoRA
+    assert "--deepspeed" not in args  # no DeepSpeed file given
+
+
+def test_multinode_uses_c10d_rendezvous() -> None:
+    cfg = seed_config(launch={"nnodes": 2, "rdzv_endpoint": "node0:29400"})
+    argv = torchrun_argv(
+        cfg, LaunchContext(output_dir="/o", data_cache_dir="/c", run_id="r1", node_rank=1)
+    )
+    pairs = as_pairs(argv)
+    assert pairs["--rdzv_backend"] == "c10d" and pairs["--rdzv_endpoint"] == "node0:29400"
+    assert pairs["--nnodes"] == "2" and pairs["--rdzv_id"] == "r1"
+
+
+@pytest.mark.parametrize(
+    ("override", "loc"),
+    [
+        ({"training": {"learning_rate": -1}}, ("training", "learning_rate")),
+        ({"method": {"lora_rank": 0}}, ("method", "lora_rank")),
+        ({"training": {"precison": "bf16"}}, ("training", "precison")),
+        ({"launch": {"nproc_per_node": 0}}, ("launch", "nproc_per_node")),
+    ],
+)
+def test_bad_values_name_their_field(override: dict[str, object], loc: tuple[str, ...]) -> None:
+    with pytest.raises(ValidationError) as err:
+        seed_config(**override)
+    assert tuple(err.value.errors()[0]["loc"]) == loc
+
+
+def test_every_preset_validates_once_paths_are_set() -> None:
+    for name in PRESET_LABELS:
+        cfg = deep_merge(
+            preset_config(name, Path("/demo")),
+            {"data": {"dataset_dir": "/d"}, "model": {"model_name_or_path": "/m"}},
+        )
+        RunConfig.model_validate(cfg)
+
+
+def test_json_schema_carries_form_hints() -> None:
+    schema = RunConfig.model_json_schema()
+    model = schema["$defs"]["ModelSection"]["properties"]
+    assert model["model_name_or_path"]["picker"] == "model"
+    assert model["config_overrides"]["advanced"] is True

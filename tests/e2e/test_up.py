@@ -1,0 +1,79 @@
+"""``cpt-panel up`` (what ``make run`` starts): API and worker in one tree, token printed, Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.support.panel import ROOT, free_port, kill_tree
+
+pytestmark = pytest.mark.slow
+
+
+def test_up_serves_api_and_worker_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CPT_")}
+    env |= {
+        "CPT_DATA_DIR": str(tmp_path / "data"),
+        "CPT_PORT": str(port),
+        "CPT_BUILD_DEMO": "false",
+        "CPT_QUEUE": "up-" + uuid.uuid4().hex[:8],
+        "CPT_HEARTBEAT_SECONDS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    out = open(tmp_path / "up.log", "w+b")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cpt_cli.main", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        token = None
+        deadline = time.monotonic() + 90
+        alive = False
+        while time.monotonic() < deadline and not alive:
+            time.sleep(0.3)
+            assert proc.poll() is None, (tmp_path / "up.log").read_text()
+            text = (tmp_path / "up.log").read_text(errors="replace")
+            match = re.search(rf"http://127\.0\.0\.1:{port}/\s+\(access token: (\S+)\)", text)
+            if match is None:
+                continue
+            token = match.group(1)
+            try:
+                r = httpx.get(
+                    f"http://127.0.0.1:{port}/api/workers",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=2,
+                )
+            except httpx.HTTPError:
+                continue
+            alive = r.status_code == 200 and any(w["alive"] for w in r.json())
+        assert alive, (tmp_path / "up.log").read_text()
+        assert token == (tmp_path / "data" / ".api_token").read_text().strip()
+        tree = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(tree) >= 3  # up, the API, the worker (and its pool)
+
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert proc.wait(timeout=40) == 0
+        deadline = time.monotonic() + 10
+        while any(
+            psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+            for p in tree
+        ):
+            assert time.monotonic() < deadline, "processes left after Ctrl-C"
+            time.sleep(0.1)
+    finally:
+        kill_tree(proc)  # type: ignore[arg-type]

@@ -1,0 +1,120 @@
+"""Fixtures for the API tests: one real server (``python -m cpt_cli.main serve``) shared
+by the API test modules (tests must not assume an empty database).
+
+No torch: the "models" are directories with a config.json, which is all the API checks.
+Registered as a plugin by tests/conftest.py, so test modules just name the fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.panel import Panel, start_panel
+
+
+def make_assets(root: Path) -> dict[str, Path]:
+    """Stand-ins for a model, a tokenizer and a corpus (the API only checks they exist)."""
+    model, tok, corpus = root / "models" / "tiny-llama", root / "tok" / "extended", root / "corpus"
+    for d in (model, tok, corpus):
+        d.mkdir(parents=True, exist_ok=True)
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (tok / "tokenizer.json").write_text("{}")
+    (tok / "vocab.txt").write_text("a\nb\n")  # a tokenizer file, not a corpus
+    (corpus / "kn.txt").write_text("ಕನ್ನಡ ಪಠ್ಯ\n" * 10)
+    return {"root": root, "model": model, "tokenizer": tok, "corpus": corpus}
+
+
+def make_demo(data_dir: Path) -> None:
+    """What the tiny-demo preset points at (normally built by the worker on first start)."""
+    demo = data_dir / "demo"
+    for sub, name in (("tiny-llama", "config.json"), ("tokenizer-extended", "tokenizer.json")):
+        (demo / sub).mkdir(parents=True, exist_ok=True)
+        (demo / sub / name).write_text("{}")
+    (demo / "corpus").mkdir(parents=True, exist_ok=True)
+    (demo / "corpus" / "a.txt").write_text("hello world\n")
+
+
+def launch(tmp: Path, extra_env: dict[str, str] | None = None) -> tuple[Panel, dict[str, Path]]:
+    assets = make_assets(tmp / "assets")
+    data_dir = tmp / "data"
+    make_demo(data_dir)
+    panel = start_panel(
+        data_dir, broker_url=None, allowed_roots=[assets["root"]], extra_env=extra_env
+    )
+    return panel, assets
+
+
+_shared: dict[str, tuple[Panel, dict[str, Path]]] = {}
+
+
+@pytest.fixture(scope="module")
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Panel, dict[str, Path]]:
+    """The shared server, started on first use and stopped when the session ends.
+
+    (A fixture imported into several modules is a separate fixture in each, so the sharing
+    is done here rather than by the fixture's scope.)
+    """
+    if "api" not in _shared:
+        panel, assets = launch(tmp_path_factory.mktemp("api"))
+        _shared["api"] = (panel, assets)
+        request.config.add_cleanup(panel.stop)
+    return _shared["api"]
+
+
+def worker_client(panel: Panel) -> httpx.Client:
+    return panel.client(token=panel.worker_token)
+
+
+def create_run(client: httpx.Client, **config: Any) -> dict[str, Any]:
+    r = client.post("/api/runs", json={"preset": "tiny-demo", "config": config})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def claimed_run(panel: Panel, worker: str = "w1") -> dict[str, Any]:
+    """A run a (pretend) worker has claimed and reported running."""
+    with panel.client() as c, worker_client(panel) as w:
+        run = create_run(c, training={"max_steps": 40})
+        r = w.post(f"/api/internal/runs/{run['id']}/claim", json={"attempt": 1, "worker": worker})
+        assert r.status_code == 200, r.text
+        r = w.post(
+            f"/api/internal/runs/{run['id']}/status", json={"attempt": 1, "status": "running"}
+        )
+        assert r.status_code == 200, r.text
+        return c.get(f"/api/runs/{run['id']}").json()
+
+
+class SSEReader:
+    """Reads server-sent events off one streaming response (pings are comments, skipped)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._lines = response.iter_lines()
+
+    def read(self, want: int, timeout: float = 10) -> list[tuple[str, Any]]:
+        """Up to ``want`` events; gives up after ``timeout`` (checked per line: use ?ping=1)."""
+        out: list[tuple[str, Any]] = []
+        event, data = "message", []
+        deadline = time.monotonic() + timeout
+        for line in self._lines:
+            if time.monotonic() > deadline:
+                break
+            if line.startswith(":"):
+                continue
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif line == "" and data:
+                out.append((event, json.loads("\n".join(data))))
+                event, data = "message", []
+                if len(out) >= want:
+                    break
+        return out

@@ -1,0 +1,156 @@
+"""The argv is derived from the schema: every field reaches it, and pretrain.py accepts every flag.
+
+Adding a training flag is one schema field; this test then fails until ``NON_DEFAULT`` names a
+value for it, so the new flag is proved to reach the script and to parse there.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from cpt_contract.runconfig.argv import PANEL_FLAGS, LaunchContext, pretrain_args, schema_flags
+from cpt_contract.runconfig.schema import RunConfig
+
+#: A valid value that differs from the default, for every field that becomes a flag.
+NON_DEFAULT: dict[str, dict[str, Any]] = {
+    "model": {
+        "model_name_or_path": "/models/base",
+        "tokenizer_name_or_path": "/models/tok",
+        "model_type": "unigram",
+        "config_name": "/models/base",
+        "config_overrides": "hidden_size=64",
+        "torch_dtype": "float32",
+        "use_fast_tokenizer": False,
+        "model_revision": "v2",
+    },
+    "data": {
+        "dataset_dir": "/data/kn",
+        "train_file": "/data/kn/a.txt",
+        "validation_file": "/data/kn-heldout.txt",
+        "validation_split_percentage": 0.1,
+        "block_size": 128,
+        "max_train_samples": 100,
+        "max_eval_samples": 10,
+        "streaming": True,
+        "keep_linebreaks": False,
+        "preprocessing_num_workers": 2,
+        "overwrite_cache": True,
+    },
+    "method": {
+        "finetuning_type": "full",
+        "trainable": "q_proj",
+        "lora_rank": 4,
+        "lora_alpha": 16.0,
+        "lora_dropout": 0.1,
+        "modules_to_save": "lm_head",
+        "peft_path": "/models/adapter",
+    },
+    "training": {
+        "num_train_epochs": 2.0,
+        "max_steps": 7,
+        "per_device_train_batch_size": 2,
+        "per_device_eval_batch_size": 3,
+        "gradient_accumulation_steps": 2,
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "linear",
+        "warmup_ratio": 0.1,
+        "weight_decay": 0.0,
+        "max_grad_norm": 0.5,
+        "precision": "fp32",
+        "gradient_checkpointing": False,
+        "logging_steps": 3,
+        "save_steps": 5,
+        "save_total_limit": 2,
+        "eval_steps": 4,
+        "seed": 7,
+        "ddp_timeout": 600,
+        "debug_mode": True,
+    },
+}
+CTX = LaunchContext(output_dir="/runs/r1/output", data_cache_dir="/cache", use_cpu=True)
+
+
+def _flag_fields() -> list[tuple[str, str, Any]]:
+    fields = []
+    for section, model in RunConfig.model_fields.items():
+        cls = model.annotation
+        assert isinstance(cls, type)
+        for name, info in cls.model_fields.items():  # type: ignore[attr-defined]
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if extra.get("argv") != "none":
+                fields.append((section, name, extra))
+    return fields
+
+
+def test_every_flag_field_has_a_test_value() -> None:
+    missing = [f"{s}.{n}" for s, n, _ in _flag_fields() if n not in NON_DEFAULT.get(s, {})]
+    assert not missing, f"add a non-default value for {missing} to NON_DEFAULT"
+
+
+def _args_for(section: str, name: str | None = None, value: Any = None) -> list[str]:
+    override: dict[str, Any] = {
+        "model": {"model_name_or_path": "/m"},
+        "data": {"dataset_dir": "/d"},
+    }
+    if name is not None:
+        override.setdefault(section, {})[name] = value
+    if name == "streaming":
+        override["training"] = {"max_steps": 5}
+    return schema_flags(RunConfig.model_validate(override))
+
+
+@pytest.mark.parametrize(
+    ("section", "name"), [(s, n) for s, n, _ in _flag_fields()], ids=lambda v: str(v)
+)
+def test_every_schema_field_reaches_the_argv(section: str, name: str) -> None:
+    value = NON_DEFAULT[section][name]
+    baseline = _args_for(section)
+    args = _args_for(section, name, value)
+    assert args != baseline, f"{section}.{name}={value!r} changed nothing in the argv"
+    if name == "precision" or isinstance(value, bool):
+        return  # a choice mapped to its own flags, or a switch whose other side is no flag
+    assert f"--{name}" in args
+
+
+def test_full_weight_runs_get_no_lora_flags() -> None:
+    cfg = RunConfig.model_validate(
+        {"model": {"model_name_or_path": "/m"}, "data": {"dataset_dir": "/d"}}
+        | {"method": {"finetuning_type": "full"}}
+    )
+    assert "--lora_rank" not in schema_flags(cfg)
+
+
+def _all_fields_config(**changes: Any) -> RunConfig:
+    config = {s: dict(v) for s, v in NON_DEFAULT.items()}
+    config["method"]["finetuning_type"] = "lora"  # so LoRA's own flags are in the argv too
+    config["training"].update(changes)
+    return RunConfig.model_validate(config)
+
+
+def test_pretrain_parser_accepts_every_flag() -> None:
+    """Parse the whole argv (every field set, plus the panel's and the worker's flags) with
+    pretrain.py's own parser, and check each value arrived where the schema says."""
+    from worker.training.arguments import parse_args
+
+    config = _all_fields_config(precision="bf16")
+    args = pretrain_args(config, CTX)
+    model_args, data_args, training_args = parse_args(args)
+    parsed: dict[str, Any] = {
+        **vars(model_args),
+        **vars(data_args),
+        **{k: getattr(training_args, k) for k in dir(training_args) if not k.startswith("_")},
+    }
+    for values in NON_DEFAULT.values():
+        for name, value in values.items():
+            if name in {"precision", "warmup_ratio", "finetuning_type"}:
+                continue  # mapped by the script (--bf16; warmup_ratio → warmup_steps)
+            got = parsed[name]
+            assert got == value or str(got) == str(value), f"--{name}: {got!r} != {value!r}"
+    assert training_args.bf16 is True
+    flags = [a for a in args if a.startswith("--")]
+    for flag in itertools.chain(PANEL_FLAGS, ["--output_dir", "--data_cache_dir", "--use_cpu"]):
+        if flag.startswith("--"):
+            assert flag in flags

@@ -1,0 +1,135 @@
+"""Worker decisions that need no process: fit checks, outcome mapping, parsing, GPU leases.
+
+Everything here is real code on real files; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cpt_cli.runs import parse_set
+from cpt_contract.runconfig.schema import RunConfig
+from worker import gpu
+from worker.runner import Refused, check_fits, last_error_line, outcome_from
+from worker.shipper import _complete_utf8
+
+
+def _config(**training: object) -> RunConfig:
+    return RunConfig.model_validate(
+        {"model": {"model_name_or_path": "/m"}, "data": {"dataset_dir": "/d"}, "training": training}
+    )
+
+
+def test_fp16_is_refused_on_cpu_with_a_clear_reason() -> None:
+    with pytest.raises(Refused, match="fp16 needs a GPU; choose bf16 or fp32"):
+        check_fits(_config(precision="fp16"), use_cpu=True, gpu_count=0)
+    check_fits(_config(precision="bf16"), use_cpu=True, gpu_count=0)
+
+
+def test_more_processes_than_gpus_is_refused() -> None:
+    config = _config()
+    config.launch.nproc_per_node = 4
+    with pytest.raises(Refused, match="nproc_per_node=4 but this worker has 2 GPUs"):
+        check_fits(config, use_cpu=False, gpu_count=2)
+    check_fits(config, use_cpu=False, gpu_count=4)
+
+
+def test_outcome_prefers_the_end_event_then_the_exit_code(tmp_path: Path) -> None:
+    log = tmp_path / "attempt-1.log"
+    log.write_text(
+        "step 1\nTraceback (most recent call last):\n  File x\n"
+        "[rank0]: ValueError: block_size 99999 exceeds the model maximum\n"
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+    )
+    end = {"kind": "end", "status": "diverged", "reason": "loss is NaN for 3 steps"}
+    assert outcome_from(end, 3, False, log).status == "failed"
+    assert outcome_from(end, 3, False, log).reason == "diverged: loss is NaN for 3 steps"
+    assert (
+        outcome_from({"status": "succeeded", "reason": "training finished"}, 0, False, log).status
+        == "succeeded"
+    )
+    assert outcome_from(None, 0, True, log).status == "cancelled"
+    assert outcome_from(None, -9, False, log).reason.startswith("killed")  # type: ignore[union-attr]
+    failed = outcome_from(None, 1, False, log)
+    assert failed.reason == "exit code 1: ValueError: block_size 99999 exceeds the model maximum"
+    assert last_error_line(tmp_path / "missing.log") is None
+
+
+def test_resume_is_decided_by_the_training_script(tmp_path: Path) -> None:
+    """The worker passes ``last``/``checkpoint-N`` through; only pretrain.py picks the checkpoint."""
+    from worker.training.checkpoints import RUN_INFO, resolve_resume
+    from worker.training.failures import InputError
+
+    assert resolve_resume("last", tmp_path) is None  # nothing yet: start fresh
+    # A kill mid-save leaves a checkpoint without trainer_state.json: never chosen.
+    (tmp_path / "checkpoint-14").mkdir()
+    assert resolve_resume("last", tmp_path) is None
+    for step in (4, 12, 8):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+        (tmp_path / f"checkpoint-{step}" / RUN_INFO).write_text('{"world_size": 1}')
+    assert resolve_resume("last", tmp_path) == tmp_path / "checkpoint-12"
+    assert resolve_resume("checkpoint-4", tmp_path) == (tmp_path / "checkpoint-4").resolve()
+    with pytest.raises(InputError, match="incomplete"):
+        resolve_resume("checkpoint-14", tmp_path)
+    with pytest.raises(InputError, match="no such checkpoint"):
+        resolve_resume("checkpoint-99", tmp_path)
+
+
+def test_set_values_are_yaml_scalars() -> None:
+    parsed = parse_set(
+        [
+            "training.max_steps=12",
+            "training.learning_rate=1e-3",
+            "launch.deepspeed=none",
+            "data.streaming=true",
+            "model.config_name=",
+        ]
+    )
+    assert parsed == {
+        "training": {"max_steps": 12, "learning_rate": 1e-3},
+        "launch": {"deepspeed": "none"},
+        "data": {"streaming": True},
+        "model": {"config_name": None},
+    }
+
+
+def test_incomplete_utf8_waits_for_the_next_batch() -> None:
+    text = "loss ಕನ್ನಡ".encode()
+    assert _complete_utf8(text) == text
+    assert _complete_utf8(text[:-1]) == text[:-3]
+    assert _complete_utf8(b"abc") == b"abc"
+
+
+def test_nvidia_smi_parsing_and_gpu_leases(tmp_path: Path) -> None:
+    gpus = gpu.parse_nvidia_smi(
+        "0, NVIDIA H100 80GB HBM3, 81559, 3, 0\n1, NVIDIA H100 80GB HBM3, 81559, 1200, 97\n"
+    )
+    assert [(g.index, g.memory_total_mb, g.utilization_pct) for g in gpus] == [
+        (0, 81559, 0),
+        (1, 81559, 97),
+    ]
+    first = gpu.try_allocate(tmp_path, gpus, 1, "r-a")
+    assert first is not None and first.cuda_visible_devices == "0"
+    # flock is per open file: a second process must see GPU 0 taken (as pool processes do).
+    probe = (
+        "import sys; from pathlib import Path; from worker import gpu;"
+        f"g = gpu.parse_nvidia_smi({'0, a, 1, 0, 0'!r} + chr(10) + {'1, b, 1, 0, 0'!r});"
+        f"lease = gpu.try_allocate(Path({str(tmp_path)!r}), g, 2, 'r-b'); print('none' if lease is None else lease.cuda_visible_devices);"
+        f"one = gpu.try_allocate(Path({str(tmp_path)!r}), g, 1, 'r-b'); print(one.cuda_visible_devices)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    ).stdout.split()
+    assert out == ["none", "1"]
+    assert [g.run_id for g in gpu.holders(tmp_path, gpus)] == ["r-a", None]
+    first.release()
+    assert gpu.try_allocate(tmp_path, gpus, 2, "r-c") is not None

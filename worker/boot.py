@@ -1,0 +1,113 @@
+"""The worker's start-up (``cpt-panel worker``): reap what a dead worker left, then consume.
+
+Imported lazily by the CLI: the worker pulls in Celery, and the ``runs`` client needs none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+import psutil
+
+from cpt_contract.settings import Settings
+
+log = logging.getLogger("cpt.worker")
+
+
+def reap_stale_runs(settings: Settings) -> list[str]:
+    """Kill the training left behind by a worker of this box that died (kill -9, OOM).
+
+    Only records whose task process is gone are touched, so a second live worker with the
+    same name keeps its runs.
+    """
+    from worker import launcher
+    from worker.registry import Registry
+
+    registry = Registry.for_settings(settings)
+    reaped = []
+    for record in registry.active():
+        task_pid = record.get("task_pid")
+        if isinstance(task_pid, int) and psutil.pid_exists(task_pid):
+            continue
+        pgid = record.get("pgid")
+        if isinstance(pgid, int) and launcher.kill_stale_group(pgid):
+            reaped.append(str(record.get("run_id")))
+        with contextlib.suppress(ValueError):
+            registry.unregister(str(record.get("run_id")))
+    return reaped
+
+
+def run_worker(settings: Settings) -> None:
+    """Build the demo assets if asked, then consume ``settings.queue`` until stopped."""
+    from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+
+    from worker.api_client import WorkerApi
+    from worker.heartbeat import HeartbeatThread
+    from worker.registry import Registry, worker_name
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Ten ship requests a second per run would drown the worker log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for run_id in reap_stale_runs(settings):
+        log.warning("killed the training of run %s left by a dead worker", run_id)
+    if settings.build_demo:
+        from worker.demo_assets import ensure_demo_assets
+
+        log.info("building the tiny-demo assets in %s (first start only)", settings.demo_dir)
+        ensure_demo_assets(settings.demo_dir)
+
+    from worker import tasks  # noqa: F401  (registers the tasks on the app)
+    from worker.celery_app import app
+
+    api = WorkerApi(settings.effective_api_url, settings.secret("worker_token"))
+    heartbeat = HeartbeatThread(settings, api, Registry.for_settings(settings))
+
+    # Start beating only once the pool has forked: a thread in the parent during fork is
+    # a classic deadlock source, and "alive" should mean "consuming".
+    def _ready(**_: object) -> None:
+        heartbeat.start()
+
+    def _shutdown(**_: object) -> None:
+        heartbeat.stop()
+
+    registry = Registry.for_settings(settings)
+
+    def _shutting_down(**_: object) -> None:
+        # A warm shutdown would wait for runs that may take days: stop them now instead;
+        # each task reports its run failed ("the worker stopped"), resumable from a checkpoint.
+        for run_id in registry.request_stop_all():
+            log.warning("worker stopping: stopping run %s", run_id)
+
+    worker_ready.connect(_ready, weak=False)
+    worker_shutting_down.connect(_shutting_down, weak=False)
+    worker_shutdown.connect(_shutdown, weak=False)
+    name = worker_name(settings)
+    log.info(
+        "worker %s: queue %s, concurrency %s, API %s",
+        name,
+        settings.queue,
+        settings.worker_concurrency,
+        settings.effective_api_url,
+    )
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel=INFO",
+            "-Q",
+            settings.queue,
+            "-c",
+            str(settings.worker_concurrency),
+            "-P",
+            "prefork",
+            "-n",
+            f"cpt-{os.getpid()}@{name}",
+            # No broker chatter between workers: runs are coordinated through the API.
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
