@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,7 +19,7 @@ from sqlmodel import Session, col, func, select
 from backend.models import Checkpoint, Job, JobCreate, JobLogChunk, JobPublic, Run, utcnow
 from backend.services import enqueue
 from backend.services.errors import Conflict, NotFound
-from backend.services.paths import PathNotAllowed, resolve_allowed
+from backend.services.paths import PathNotAllowed, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, config_errors, error
 from cpt_contract.jobs import JOB_PARAMS, PATH_PARAMS
 from cpt_contract.run_paths import JobPaths
@@ -250,3 +251,13 @@ def recover(settings: Settings, session: Session, lost_after: float) -> list[str
             if stale and send(settings, job):
                 job.enqueued_at = now
     return changed
+
+
+def output_dir(settings: Settings, job: Job) -> Path | None:
+    """The directory a succeeded job wrote, only when it lies inside the panel's own dirs."""
+    raw = (job.result or {}).get("output") if job.status == RunStatus.succeeded else None
+    if not isinstance(raw, str):
+        return None
+    path = Path(raw).resolve()
+    inside = any(is_under(path, root.resolve()) for root in (settings.runs_dir, settings.jobs_dir))
+    return path if inside and path.is_dir() else None

@@ -81,3 +81,26 @@ def merge_checkpoint(run_id: str, name: str, settings: SettingsDep) -> MergeQueu
             session.commit()
     output = runs.run_paths(settings, run_id).merged(name)
     return MergeQueued(output=str(output), job_id=job.id)
+
+
+@router.get(
+    "/jobs/{job_id}/download",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/x-tar": {}}, "description": "The job's output as a tar"},
+        404: {"model": ErrorDetail},
+    },
+)
+def download_job_output(
+    job_id: str, session: SessionDep, settings: SettingsDep
+) -> StreamingResponse:
+    """A finished job's output (a merged model, an extended tokenizer) as a streamed tar."""
+    job = jobs.get_job(session, job_id)
+    path = jobs.output_dir(settings, job)
+    if path is None:
+        raise NotFound(f"job {job_id} has no output on the API's disk")
+    return StreamingResponse(
+        checkpoints.tar_stream(path, path.name),
+        media_type="application/x-tar",
+        headers={"Content-Disposition": f'attachment; filename="{job.id}-{path.name}.tar"'},
+    )
