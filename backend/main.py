@@ -21,6 +21,8 @@ from backend.api.routes import (
     checkpoints,
     health,
     internal,
+    internal_jobs,
+    jobs,
     meta,
     metrics,
     runs,
@@ -153,7 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _add_error_handlers(app)
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
-    for module in (health, stream, runs, metrics, checkpoints, workers, meta, internal):
+    routers = (health, stream, runs, metrics, checkpoints, jobs, workers, meta, internal)
+    for module in (*routers, internal_jobs):
         app.include_router(module.router, prefix="/api")
     dist = settings.frontend_dist or ROOT / "frontend" / "dist"
     if (dist / "index.html").is_file():

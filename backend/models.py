@@ -216,3 +216,73 @@ class Worker(SQLModel, table=True):
     current_runs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     first_seen: datetime = Field(default_factory=utcnow, sa_type=_tz())
     last_heartbeat: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+# --- jobs (merge, tokenizer, scan: cpt_contract/jobs.py) -------------------------------------
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+
+    id: str = Field(primary_key=True, max_length=32)
+    kind: str = Field(max_length=32, index=True)
+    status: str = Field(default=RunStatus.queued, max_length=16, index=True)
+    status_reason: str | None = Field(default=None, max_length=2000)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    queue: str = Field(default="gpu", max_length=64)
+    worker: str | None = Field(default=None, max_length=200)
+    #: For a merge: the run it belongs to (listed on that run's page).
+    run_id: str | None = Field(default=None, max_length=32, index=True)
+    log_size: int = Field(default=0, sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    started_at: datetime | None = Field(default=None, sa_type=_tz())
+    finished_at: datetime | None = Field(default=None, sa_type=_tz())
+    updated_at: datetime | None = Field(default_factory=utcnow, sa_type=_tz())
+    last_seen_at: datetime | None = Field(default=None, sa_type=_tz())
+    enqueued_at: datetime | None = Field(default=None, sa_type=_tz())
+
+
+class JobLogChunk(SQLModel, table=True):
+    __tablename__ = "job_log_chunks"
+    __table_args__ = (UniqueConstraint("job_id", "offset", name="uq_job_log_chunks_job_offset"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="jobs.id", ondelete="CASCADE", max_length=32, index=True)
+    offset: int = Field(sa_type=BigInteger)
+    text: str = Field(sa_type=Text)
+
+
+class JobCreate(SQLModel):
+    """Body of ``POST /api/jobs``: ``params`` are validated by the kind's model."""
+
+    kind: str = Field(max_length=32)
+    params: dict[str, Any] = Field(default_factory=dict)
+    queue: str | None = Field(default=None, max_length=64, regex=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+
+
+class JobPublic(SQLModel):
+    id: str
+    kind: str
+    status: RunStatus
+    status_reason: str | None
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    queue: str
+    worker: str | None
+    run_id: str | None
+    log_size: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    #: Seconds the job ran (or has been running), measured by the server.
+    duration_seconds: float | None = None
+
+    @field_validator("created_at", "started_at", "finished_at", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value

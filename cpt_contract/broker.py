@@ -12,7 +12,11 @@ from cpt_contract.settings import Settings
 
 #: Task names (strings, so the API never imports the worker's torch-heavy modules).
 RUN_TRAINING_TASK = "worker.tasks.run_training"
-MERGE_LORA_TASK = "worker.tasks.merge_lora"
+
+
+def jobs_queue(queue: str) -> str:
+    """The queue of a box's job slot: merges, tokenizer and scan jobs never wait behind training."""
+    return f"{queue}.jobs"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -107,3 +107,45 @@ class LogsIn(BaseModel):
 
 class LogsOut(CancelAnswer):
     accepted_until: int
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+class JobClaimIn(BaseModel):
+    worker: str = Field(min_length=1, max_length=200)
+
+
+class JobClaimOut(BaseModel):
+    kind: str
+    params: dict[str, Any]
+    #: Where the job writes (``<data_dir>/jobs/<id>``; the worker creates it).
+    job_dir: str
+
+
+class JobStatusIn(BaseModel):
+    status: Literal["running", "succeeded", "failed", "cancelled"]
+    reason: str | None = Field(default=None, max_length=2000)
+    #: The job's result document (only with ``succeeded``).
+    result: dict[str, Any] | None = None
+
+
+class JobLogIn(BaseModel):
+    offset: int = Field(ge=0, le=2**40)
+    text: str = Field(max_length=1024 * 1024)
+
+
+class JobLogOut(CancelAnswer):
+    accepted_until: int
+
+
+def job_claim_path(job_id: str) -> str:
+    return f"/jobs/{job_id}/claim"
+
+
+def job_status_path(job_id: str) -> str:
+    return f"/jobs/{job_id}/status"
+
+
+def job_log_path(job_id: str) -> str:
+    return f"/jobs/{job_id}/log"

@@ -65,3 +65,26 @@ class RunPaths:
 
     def merged(self, checkpoint: str) -> Path:
         return self.run_dir / "merged" / checkpoint
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """``<jobs_dir>/<job_id>/``: ``job.log``, ``result.json`` and, for a tokenizer job, ``tokenizer/``."""
+
+    job_dir: Path
+
+    @classmethod
+    def of(cls, jobs_dir: Path, job_id: str) -> JobPaths:
+        return cls(jobs_dir / job_id)
+
+    @property
+    def log(self) -> Path:
+        return self.job_dir / "job.log"
+
+    @property
+    def result(self) -> Path:
+        return self.job_dir / "result.json"
+
+    @property
+    def output(self) -> Path:
+        return self.job_dir / "output"

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         return self.resolved_data_dir / "runs"
 
     @property
+    def jobs_dir(self) -> Path:
+        """One directory per job (its log, its result.json, what it writes)."""
+        return self.resolved_data_dir / "jobs"
+
+    @property
     def data_cache_dir(self) -> Path:
         """Tokenized block caches, shared by every run of this box (keyed by content)."""
         return self.resolved_data_dir / "cache"

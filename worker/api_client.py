@@ -24,11 +24,19 @@ from cpt_contract.protocol import (
     EventsOut,
     HeartbeatIn,
     HeartbeatOut,
+    JobClaimIn,
+    JobClaimOut,
+    JobLogIn,
+    JobLogOut,
+    JobStatusIn,
     LogsIn,
     LogsOut,
     StatusIn,
     claim_path,
     events_path,
+    job_claim_path,
+    job_log_path,
+    job_status_path,
     logs_path,
     status_path,
 )
@@ -121,6 +129,22 @@ class WorkerApi:
     def logs(self, run_id: str, attempt: int, offset: int, text: str) -> LogsOut:
         body = LogsIn(attempt=attempt, offset=offset, text=text)
         return LogsOut.model_validate(self.post(logs_path(run_id), _json(body)))
+
+    # --- jobs ---------------------------------------------------------------------------
+    def job_claim(self, job_id: str, worker: str) -> JobClaimOut:
+        body = JobClaimIn(worker=worker)
+        return JobClaimOut.model_validate(self.post(job_claim_path(job_id), _json(body)))
+
+    def job_status(
+        self, job_id: str, status: str, *, reason: str | None, result: dict[str, Any] | None
+    ) -> CancelAnswer:
+        body = JobStatusIn.model_validate({"status": status, "reason": reason, "result": result})
+        return CancelAnswer.model_validate(self.post(job_status_path(job_id), _json(body)))
+
+    def job_log(self, job_id: str, offset: int, text: str, *, retry_for: float) -> JobLogOut:
+        body = JobLogIn(offset=offset, text=text)
+        answer = self.post(job_log_path(job_id), _json(body), retry_for=retry_for)
+        return JobLogOut.model_validate(answer)
 
 
 def _json(body: BaseModel) -> dict[str, Any]:

@@ -8,10 +8,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import subprocess
+import sys
 
 import psutil
 
+from cpt_contract.broker import jobs_queue
 from cpt_contract.settings import Settings
+from worker.registry import worker_name
 
 log = logging.getLogger("cpt.worker")
 
@@ -37,6 +41,44 @@ def reap_stale_runs(settings: Settings) -> list[str]:
         with contextlib.suppress(ValueError):
             registry.unregister(str(record.get("run_id")))
     return reaped
+
+
+def start_job_slot() -> subprocess.Popen[bytes]:
+    """The box's job slot: a one-at-a-time consumer of ``<queue>.jobs`` beside the training pool,
+    so a merge or a tokenizer job never waits behind a days-long run. It dies with the worker."""
+    from worker.launcher import _die_with_parent
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker.boot", "job-slot"],
+        preexec_fn=_die_with_parent,  # safe: called before any thread starts
+    )
+
+
+def run_job_slot(settings: Settings) -> None:
+    from worker import tasks  # noqa: F401  (registers the tasks on the app)
+    from worker.celery_app import app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel=INFO",
+            "-Q",
+            jobs_queue(settings.queue),
+            "-c",
+            "1",
+            "-P",
+            "solo",
+            "-n",
+            f"cpt-jobs-{os.getpid()}@{worker_name(settings)}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
 
 
 def run_worker(settings: Settings) -> None:
@@ -82,6 +124,15 @@ def run_worker(settings: Settings) -> None:
         for run_id in registry.request_stop_all():
             log.warning("worker stopping: stopping run %s", run_id)
 
+    job_slot = start_job_slot()
+
+    def _stop_job_slot(**_: object) -> None:
+        if job_slot.poll() is None:
+            job_slot.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                job_slot.wait(timeout=settings.cancel_grace_seconds + 5)
+
+    worker_shutdown.connect(_stop_job_slot, weak=False)
     worker_ready.connect(_ready, weak=False)
     worker_shutting_down.connect(_shutting_down, weak=False)
     worker_shutdown.connect(_shutdown, weak=False)
@@ -111,3 +162,12 @@ def run_worker(settings: Settings) -> None:
             "--without-heartbeat",
         ]
     )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["job-slot"]:
+        from cpt_contract.settings import get_settings
+
+        run_job_slot(get_settings())
+    else:
+        sys.exit("usage: python -m worker.boot job-slot")

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import timedelta
-from typing import Any
 
 from celery import Celery
 from sqlmodel import Session, col, select
 
 from backend.core.db import get_engine, write_session
 from backend.models import Run, utcnow
-from cpt_contract.broker import MERGE_LORA_TASK, RUN_TRAINING_TASK, celery_config
+from cpt_contract.broker import RUN_TRAINING_TASK, celery_config, jobs_queue
+from cpt_contract.jobs import RUN_JOB_TASK
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import RunStatus
 
@@ -51,9 +51,14 @@ def send_run(settings: Settings, run_id: str, attempt: int, queue: str) -> None:
     )
 
 
-def send_merge(settings: Settings, queue: str, kwargs: dict[str, Any]) -> None:
+def send_job(settings: Settings, job_id: str, queue: str) -> None:
+    """Jobs go to the queue's reserved job slot (``<queue>.jobs``), never behind training."""
     celery_app(settings).send_task(
-        MERGE_LORA_TASK, kwargs=kwargs, queue=queue, retry=True, retry_policy=_RETRY_POLICY
+        RUN_JOB_TASK,
+        args=(job_id,),
+        queue=jobs_queue(queue),
+        retry=True,
+        retry_policy=_RETRY_POLICY,
     )
 
 

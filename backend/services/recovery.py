@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from backend.core.db import write_session
 from backend.models import Run, Worker, utcnow
-from backend.services import enqueue, state_machine
+from backend.services import enqueue, jobs, state_machine
 from backend.services.notify import publish_run
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import WORKER_STATUSES, RunStatus
@@ -68,6 +68,14 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
     return [r.id for r in failed]
 
 
+def recover_jobs(settings: Settings) -> list[str]:
+    """Jobs whose worker went silent fail; queued jobs whose message may be lost are resent."""
+    with write_session(settings) as session:
+        changed = jobs.recover(settings, session, settings.worker_lost_seconds)
+        session.commit()
+    return changed
+
+
 async def recovery_loop(settings: Settings, interval: float) -> None:
     await asyncio.to_thread(enqueue.send_pending, settings, all_queued=True)
     while True:
@@ -75,6 +83,7 @@ async def recovery_loop(settings: Settings, interval: float) -> None:
         try:
             await asyncio.to_thread(fail_lost_runs, settings)
             await asyncio.to_thread(enqueue.send_pending, settings)
+            await asyncio.to_thread(recover_jobs, settings)
         except Exception:  # keep the loop alive through a database hiccup
             log.exception("recovery loop iteration failed")
 

@@ -3,10 +3,12 @@ import { useEffect, useState } from "preact/hooks";
 import { getToken, setToken, setUnauthorizedHandler } from "./api/client";
 import { navigate, useRoute } from "./lib/router";
 import { Compare } from "./pages/Compare";
+import { Datasets } from "./pages/Datasets";
 import { Launch } from "./pages/Launch";
 import { AFTER_LOGIN, Login } from "./pages/Login";
 import { RunPage } from "./pages/RunPage";
 import { Runs } from "./pages/Runs";
+import { Tokenizers } from "./pages/Tokenizers";
 import { Workers } from "./pages/Workers";
 import "./styles.css";
 
@@ -28,6 +30,8 @@ setUnauthorizedHandler(() => {
 const NAV: [string, string][] = [
   ["runs", "Runs"],
   ["launch", "Launch"],
+  ["tokenizers", "Tokenizers"],
+  ["datasets", "Datasets"],
   ["compare", "Compare"],
   ["workers", "Workers"],
 ];
@@ -57,7 +61,16 @@ function App() {
 
   let body;
   if (page === "runs" && route.path[1]) body = <RunPage key={route.path[1]} id={route.path[1]} />;
-  else if (page === "launch") body = <Launch key={route.query.toString()} from={route.query.get("from")} />;
+  else if (page === "launch")
+    body = (
+      <Launch
+        key={route.query.toString()}
+        from={route.query.get("from")}
+        prefill={{ tokenizer: route.query.get("tokenizer"), base: route.query.get("base") }}
+      />
+    );
+  else if (page === "tokenizers") body = <Tokenizers selected={route.path[1] ?? null} />;
+  else if (page === "datasets") body = <Datasets selected={route.path[1] ?? null} />;
   else if (page === "compare") body = <Compare ids={(route.query.get("ids") ?? "").split(",").filter(Boolean)} />;
   else if (page === "workers") body = <Workers />;
   else body = <Runs query={route.query} />;

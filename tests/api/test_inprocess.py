@@ -83,3 +83,50 @@ def test_a_run_goes_through_the_worker_protocol(client: TestClient) -> None:
     )
     got = client.get(f"/api/runs/{run['id']}").json()
     assert got["status"] == RunStatus.running and got["step"] == 3 and got["loss"] == 2.0
+
+
+def test_jobs_validate_queue_claim_log_and_finish(client: TestClient, tmp_path: Path) -> None:
+    corpus = tmp_path / "assets" / "corpus"
+    bad = client.post("/api/jobs", json={"kind": "tokenizer", "params": {"base": "/etc"}})
+    assert bad.status_code == 422
+    locs = [e["loc"] for e in bad.json()["detail"]]
+    assert ["body", "params", "corpus"] in locs, locs
+    outside = client.post(
+        "/api/jobs",
+        json={"kind": "scan", "params": {"paths": [str(corpus), "/etc"]}},
+    )
+    assert outside.status_code == 422
+    assert outside.json()["detail"][0]["loc"] == ["body", "params", "paths", 1]
+    unknown = client.post("/api/jobs", json={"kind": "nope", "params": {}})
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "kind"]
+
+    job = client.post("/api/jobs", json={"kind": "scan", "params": {"paths": [str(corpus)]}})
+    assert job.status_code == 201, job.text
+    job_id = job.json()["id"]
+    assert job.json()["status"] == "queued" and job.json()["queue_position"] == 1
+    worker = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+    claim = client.post(f"/api/internal/jobs/{job_id}/claim", json={"worker": "w"}, headers=worker)
+    assert claim.status_code == 200 and claim.json()["kind"] == "scan", claim.text
+    again = client.post(f"/api/internal/jobs/{job_id}/claim", json={"worker": "w"}, headers=worker)
+    assert again.status_code == 409
+    log_path = f"/api/internal/jobs/{job_id}/log"
+    first = client.post(log_path, json={"offset": 0, "text": "ಕನ್ನಡ\n"}, headers=worker).json()
+    size = len("ಕನ್ನಡ\n".encode())
+    assert first["accepted_until"] == size
+    # A resent chunk is acknowledged, not stored twice.
+    resent = client.post(log_path, json={"offset": 0, "text": "ಕನ್ನಡ\n"}, headers=worker).json()
+    assert resent["accepted_until"] == size
+    assert client.get(f"/api/jobs/{job_id}/log").json()["text"] == "ಕನ್ನಡ\n"
+    cancel = client.post(f"/api/jobs/{job_id}/cancel")
+    assert cancel.json()["status"] == "cancelling"
+    answer = client.post(log_path, json={"offset": size, "text": "x\n"}, headers=worker).json()
+    assert answer["cancel_requested"] is True
+    done = client.post(
+        f"/api/internal/jobs/{job_id}/status",
+        json={"status": "cancelled", "reason": "cancelled on request"},
+        headers=worker,
+    )
+    assert done.status_code == 200
+    got = client.get(f"/api/jobs/{job_id}").json()
+    assert got["status"] == "cancelled" and got["finished_at"] and got["queue_position"] is None
+    assert [j["id"] for j in client.get("/api/jobs", params={"kind": "scan"}).json()] == [job_id]

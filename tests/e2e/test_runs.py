@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.e2e import (
+    TERMINAL,
     alive,
     api_events,
     api_log,
@@ -219,21 +220,35 @@ def test_worker_heartbeat_describes_the_worker(panel: Panel) -> None:
     assert mine[0]["cpu_only"] is True and mine[0]["gpus"] == []  # no nvidia-smi on this box
 
 
-def test_merge_a_lora_checkpoint_through_the_worker(
-    panel: Panel, finished_run: dict[str, Any]
+def test_merge_is_a_tracked_job_that_does_not_wait_behind_training(
+    panel: Panel, finished_run: dict[str, Any], tiny_assets: dict[str, Any]
 ) -> None:
-    """POST .../merge → the worker's merge_lora task → a plain HF model next to the run."""
+    """POST .../merge → a merge job on the box's job slot → a plain HF model next to the run,
+    done while a training run occupies the box's only training slot."""
     run_id = finished_run["id"]
+    busy = submit(panel, tiny_config(tiny_assets, max_steps=4000, save_steps=4000), "busy box")
+    wait_for(panel, busy["id"], lambda r: r["status"] == "running", 120, "running")
     with panel.client() as c:
         r = c.post(f"/api/runs/{run_id}/checkpoints/checkpoint-8/merge")
-    assert r.status_code == 202, r.text
-    output = Path(r.json()["output"])
-    assert output == run_dir(panel, run_id) / "merged" / "checkpoint-8"
-    log = run_dir(panel, run_id) / "logs" / "merge-checkpoint-8.log"
-    deadline = time.monotonic() + 180
-    while not (log.exists() and f"wrote {output}" in log.read_text()):  # merge_lora's last line
-        assert time.monotonic() < deadline, log.read_text() if log.exists() else "no merge log"
-        time.sleep(0.5)
+        assert r.status_code == 202, r.text
+        output, job_id = Path(r.json()["output"]), r.json()["job_id"]
+        assert output == run_dir(panel, run_id) / "merged" / "checkpoint-8"
+        deadline = time.monotonic() + 180
+        job = c.get(f"/api/jobs/{job_id}").json()
+        while job["status"] not in TERMINAL:
+            assert time.monotonic() < deadline, job
+            time.sleep(0.5)
+            job = c.get(f"/api/jobs/{job_id}").json()
+        training = c.get(f"/api/runs/{busy['id']}").json()
+        job_log = c.get(f"/api/jobs/{job_id}/log").json()["text"]
+        listed = c.get("/api/jobs", params={"run_id": run_id}).json()
+        c.post(f"/api/runs/{busy['id']}/cancel")
+    assert job["status"] == "succeeded", (job, job_log)
+    assert job["kind"] == "merge" and job["result"]["output"] == str(output)
+    assert job["result"]["size_bytes"] > 0 and job["duration_seconds"] > 0
+    assert f"wrote {output}" in job_log  # merge_lora's last line, shipped to the API
+    assert training["status"] == "running", "the merge waited for the training run"
+    assert [j["id"] for j in listed] == [job_id]
     assert list(output.glob("*.safetensors"))
     config = json.loads((output / "config.json").read_text())
     assert config["vocab_size"] == 768  # the extended tokenizer's embeddings are merged in

@@ -10,9 +10,10 @@ from typing import Any
 import psutil
 
 from cpt_contract.runconfig.schema import deep_merge
+from cpt_contract.statuses import TERMINAL_STATUSES
 from tests.support.panel import Panel
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {s.value for s in TERMINAL_STATUSES}
 
 
 def tiny_config(assets: dict[str, Path], **training: Any) -> dict[str, Any]:

@@ -143,13 +143,32 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
     page.get_by_label("Show the log of attempt").select_option("")
     log.locator(".log-line", has_text="attempt 2").first.wait_for()
 
-    # LoRA checkpoints can be merged into a full model by the worker: the page shows what the API
-    # answered (queued, and where the model will be), never a made-up "done".
+    # A merge is a tracked job: the page shows the server's status until it succeeded, then
+    # offers the merged model as a download and as the base of a new run.
     row16 = table.locator("tr", has_text="checkpoint-16")
     row16.get_by_role("button", name="Merge & export").click()
     page.get_by_role("dialog").get_by_test_id("confirm").click()
-    row16.locator(".mono", has_text="queued:").wait_for()
-    assert "checkpoint-16" in row16.inner_text()
+    state = row16.get_by_test_id("merge-state")
+    state.wait_for()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=merge-state]')?.dataset.status === 'succeeded'",
+        timeout=120_000,
+    )
+    download = row16.get_by_role("link", name="Download merged model")
+    tar = page.request.get(str(download.get_attribute("href")))
+    assert tar.status == 200 and tar.headers["content-type"] == "application/x-tar"
+    assert b"config.json" in tar.body()
+    merged_dir = state.locator(".mono").inner_text()
+    assert merged_dir.endswith("/merged/checkpoint-16")
+    screenshot(page, "run-merged")
+    row16.get_by_role("button", name="Use as base model").click()
+    page.wait_for_url("**/#/launch?base=*")
+    base = page.locator("[data-field='model.model_name_or_path'] input[type=text]")
+    base.wait_for()
+    page.wait_for_function(
+        "(want) => document.querySelector(\"[data-field='model.model_name_or_path'] input\")?.value === want",
+        arg=merged_dir,
+    )
 
     # The runs list shows it with its numbers.
     ui.goto("/runs")

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 
 from backend.api.deps import SessionDep, SettingsDep, require_api_token_or_query
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, ErrorDetail
-from backend.models import CheckpointPublic
-from backend.services import checkpoints, enqueue, runs
-from backend.services.errors import Conflict, NotFound
+from backend.core.db import write_session
+from backend.models import CheckpointPublic, JobCreate
+from backend.services import checkpoints, jobs, runs
+from backend.services.errors import NotFound
 
 # ?token= as well as the header: the browser downloads a checkpoint with a plain link
 # (a multi-GB tar must stream to disk, not through a fetch() Blob), and links send no headers.
@@ -25,6 +26,7 @@ router = APIRouter(
 
 class MergeQueued(BaseModel):
     output: str
+    job_id: str
     status: Literal["queued"] = "queued"
 
 
@@ -68,25 +70,37 @@ def download_checkpoint(
     status_code=status.HTTP_202_ACCEPTED,
     responses=CONFLICT,
 )
-def merge_checkpoint(
-    run_id: str, name: str, session: SessionDep, settings: SettingsDep
-) -> MergeQueued:
-    run = runs.get_run(session, run_id)
-    ckpt = checkpoints.get_checkpoint(session, run_id, name)
-    if run.method != "lora":
-        raise Conflict(f"run {run_id} trained all weights: {name} is already a full model")
+def merge_checkpoint(run_id: str, name: str, settings: SettingsDep) -> MergeQueued:
+    """Queue a tracked merge job on the run's box (its job slot: never behind training)."""
+    body = JobCreate(kind="merge", params={"run_id": run_id, "checkpoint": name})
+    with write_session(settings) as session:
+        job = jobs.create_job(settings, session, body)
+        session.commit()
+        if jobs.send(settings, job):
+            job.enqueued_at = job.updated_at
+            session.commit()
     output = runs.run_paths(settings, run_id).merged(name)
-    model = run.config.get("model", {})
-    enqueue.send_merge(
-        settings,
-        run.queue,
-        {
-            "run_id": run_id,
-            "checkpoint": name,
-            "checkpoint_path": ckpt.path,
-            "base_model": model.get("model_name_or_path"),
-            "tokenizer": model.get("tokenizer_name_or_path"),
-            "output_dir": str(output),
-        },
+    return MergeQueued(output=str(output), job_id=job.id)
+
+
+@router.get(
+    "/jobs/{job_id}/download",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/x-tar": {}}, "description": "The job's output as a tar"},
+        404: {"model": ErrorDetail},
+    },
+)
+def download_job_output(
+    job_id: str, session: SessionDep, settings: SettingsDep
+) -> StreamingResponse:
+    """A finished job's output (a merged model, an extended tokenizer) as a streamed tar."""
+    job = jobs.get_job(session, job_id)
+    path = jobs.output_dir(settings, job)
+    if path is None:
+        raise NotFound(f"job {job_id} has no output on the API's disk")
+    return StreamingResponse(
+        checkpoints.tar_stream(path, path.name),
+        media_type="application/x-tar",
+        headers={"Content-Disposition": f'attachment; filename="{job.id}-{path.name}.tar"'},
     )
-    return MergeQueued(output=str(output))

@@ -132,3 +132,23 @@ export interface ValidationItem {
   msg: string;
   type?: string;
 }
+
+export type JobKind = "merge" | "tokenizer" | "scan";
+
+export interface Job {
+  id: string;
+  kind: JobKind;
+  status: RunStatus;
+  status_reason: string | null;
+  params: Record<string, unknown>;
+  result: Record<string, any> | null;
+  queue: string;
+  worker: string | null;
+  run_id: string | null;
+  log_size: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  duration_seconds: number | null;
+  queue_position?: number | null;
+}

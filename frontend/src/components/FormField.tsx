@@ -121,7 +121,15 @@ export function FormField({ field, value, errors, files, onChange }: Props) {
       <label for={id}>{field.title}</label>
       <div class="field-control">
         {input}
-        {field.picker ? <Picker field={field} files={files ?? []} value={value} onChange={onChange} /> : null}
+        {field.picker ? (
+          <Picker
+            field={field}
+            files={files ?? []}
+            value={value}
+            // A list field (several dirs or files) gets the picked path appended.
+            onChange={field.kind === "array" ? (v) => onChange([...(Array.isArray(value) ? value : []), v]) : onChange}
+          />
+        ) : null}
       </div>
       {field.description || hint ? (
         <div id={helpId} class="field-help">

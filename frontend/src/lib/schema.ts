@@ -150,3 +150,8 @@ export function errorPath(loc: (string | number)[], msg: string): string {
 export function cleanMsg(msg: string): string {
   return msg.replace(/^Value error, /, "");
 }
+
+/** The fields of one flat model (a job's parameters): paths are "<prefix>.<key>". */
+export function fieldsFromModel(schema: Json, prefix: string): FieldSpec[] {
+  return Object.entries<Json>(schema.properties ?? {}).map(([k, p]) => toField(prefix, k, p));
+}

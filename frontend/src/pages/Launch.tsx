@@ -27,7 +27,21 @@ function toErrors(err: unknown): Errors {
   return out;
 }
 
-export function Launch({ from }: { from: string | null }) {
+interface Prefill {
+  /** An extended tokenizer (from the Tokenizers page). */
+  tokenizer?: string | null;
+  /** A base model (a merged checkpoint). */
+  base?: string | null;
+}
+
+function withPrefill(config: RunConfig, prefill?: Prefill): RunConfig {
+  let c = config;
+  if (prefill?.tokenizer) c = setIn({ ...c }, "model.tokenizer_name_or_path", prefill.tokenizer);
+  if (prefill?.base) c = setIn({ ...c }, "model.model_name_or_path", prefill.base);
+  return c;
+}
+
+export function Launch({ from, prefill }: { from: string | null; prefill?: Prefill }) {
   const [sections, setSections] = useState<SectionSpec[] | null>(null);
   const [presets, setPresets] = useState<Preset[]>([]);
   const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
@@ -56,7 +70,7 @@ export function Launch({ from }: { from: string | null }) {
           const first = ps.find((p) => p.name === "tiny-demo") ?? ps[0];
           if (first) {
             setPreset(first.name);
-            setConfig(first.config);
+            setConfig(withPrefill(first.config, prefill));
           }
         }
       } catch (err) {

@@ -2,7 +2,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { api, post, qs, saveText, tokenUrl } from "../api/client";
-import { ACTIVE_STATUSES, type Checkpoint, type LogChunk, type Run } from "../api/types";
+import { ACTIVE_STATUSES, type Checkpoint, type Job, type LogChunk, type Run } from "../api/types";
 import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { useConfirm } from "../components/Confirm";
@@ -290,9 +290,44 @@ function StatusBanner({ run }: { run: Run }) {
   return null;
 }
 
+/** A checkpoint's merge job as the server reports it; once done, download it or train on it. */
+function MergeState({ job }: { job: Job | undefined }) {
+  if (!job) return null;
+  const output = job.result?.output as string | undefined;
+  return (
+    <div class="small merge-state" data-testid="merge-state" data-status={job.status}>
+      merge <StatusBadge status={job.status} />
+      {job.status_reason ? <span class="muted"> {job.status_reason}</span> : null}
+      {job.status === "succeeded" && output ? (
+        <>
+          <div class="mono muted">{output}</div>
+          <a class="btn btn-small" href={tokenUrl(`/jobs/${job.id}/download`)} download={`${job.id}.tar`}>
+            Download merged model
+          </a>
+          <button type="button" class="btn btn-small" onClick={() => navigate(`/launch?base=${encodeURIComponent(output)}`)}>
+            Use as base model
+          </button>
+        </>
+      ) : null}
+    </div>
+  );
+}
+
 function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Checkpoint[] | null; onResume: (name: string) => void }) {
   const [dialog, ask] = useConfirm();
-  const [merged, setMerged] = useState<Record<string, string>>({});
+  // Merge jobs of this run, as the server tracks them (status, reason, result), newest first.
+  const [merges, setMerges] = useState<Job[]>([]);
+  const loadMerges = () => api<Job[]>(`/jobs?kind=merge&run_id=${run.id}`).then(setMerges).catch(() => undefined);
+  useEffect(() => {
+    loadMerges();
+  }, [run.id]);
+  const mergeLive = merges.some((j) => ACTIVE_STATUSES.has(j.status));
+  useEffect(() => {
+    if (!mergeLive) return;
+    const t = window.setInterval(loadMerges, 1000);
+    return () => window.clearInterval(t);
+  }, [mergeLive, run.id]);
+  const mergeOf = (name: string) => merges.find((j) => j.params.checkpoint === name);
   const terminal = !ACTIVE_STATUSES.has(run.status);
   const merge = (c: Checkpoint) =>
     ask({
@@ -300,8 +335,8 @@ function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Ch
       body: <p>The worker merges the LoRA adapter into the base model and writes an HF model directory.</p>,
       confirmLabel: "Merge and export",
       action: async () => {
-        const r = await post<{ output: string; status: string }>(`/runs/${run.id}/checkpoints/${c.name}/merge`);
-        setMerged((m) => ({ ...m, [c.name]: `${r.status}: ${r.output}` }));
+        await post<{ output: string; status: string; job_id: string }>(`/runs/${run.id}/checkpoints/${c.name}/merge`);
+        await loadMerges();
       },
     });
   return (
@@ -355,7 +390,7 @@ function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Ch
                       Merge &amp; export
                     </button>
                   ) : null}
-                  {merged[c.name] ? <div class="small muted mono">{merged[c.name]}</div> : null}
+                  <MergeState job={mergeOf(c.name)} />
                 </td>
               </tr>
             ))}

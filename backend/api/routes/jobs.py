@@ -1,0 +1,89 @@
+"""Jobs (``/api/jobs``): merges, tokenizer extensions and dataset scans, queued on a box's job slot."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from pydantic import BaseModel
+
+from backend.api.deps import SessionDep, SettingsDep, require_api_token
+from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
+from backend.core.db import write_session
+from backend.models import JobCreate, JobPublic
+from backend.services import jobs
+from cpt_contract.jobs import JOB_PARAMS, JobKind
+
+router = APIRouter(tags=["jobs"], dependencies=[Depends(require_api_token)], responses=AUTH)
+
+
+class JobDetail(JobPublic):
+    #: 1 = next to run on its queue's job slot (only while queued).
+    queue_position: int | None = None
+
+
+class JobLog(BaseModel):
+    text: str
+    next: int
+    size: int
+
+
+@router.get("/jobs", response_model=list[JobPublic])
+def list_jobs(
+    session: SessionDep,
+    kind: Annotated[JobKind | None, Query()] = None,
+    run_id: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[JobPublic]:
+    return [jobs.public(j) for j in jobs.list_jobs(session, kind, run_id, limit)]
+
+
+@router.get("/schema/jobs")
+def job_schemas() -> dict[str, object]:
+    """Each kind's parameters as JSON Schema (the forms are generated from it)."""
+    return {kind: model.model_json_schema() for kind, model in JOB_PARAMS.items()}
+
+
+@router.post(
+    "/jobs",
+    response_model=JobDetail,
+    status_code=status.HTTP_201_CREATED,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+def create_job(body: JobCreate, settings: SettingsDep) -> JobDetail:
+    with write_session(settings) as session:
+        job = jobs.create_job(settings, session, body)
+        session.commit()
+        if jobs.send(settings, job):
+            job.enqueued_at = job.updated_at
+            session.commit()
+        return JobDetail(
+            **jobs.public(job).model_dump(), queue_position=jobs.queue_position(session, job)
+        )
+
+
+@router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
+def get_job(job_id: str, session: SessionDep) -> JobDetail:
+    job = jobs.get_job(session, job_id)
+    return JobDetail(
+        **jobs.public(job).model_dump(), queue_position=jobs.queue_position(session, job)
+    )
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobPublic, responses={**NOT_FOUND, **CONFLICT})
+def cancel_job(job_id: str, settings: SettingsDep) -> JobPublic:
+    with write_session(settings) as session:
+        job = jobs.cancel(jobs.get_job(session, job_id, for_update=True))
+        session.commit()
+        return jobs.public(job)
+
+
+@router.get("/jobs/{job_id}/log", response_model=JobLog, responses=NOT_FOUND)
+def job_log(
+    job_id: str,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, le=2**40)] = 0,
+) -> JobLog:
+    job = jobs.get_job(session, job_id)
+    text = jobs.read_log(session, job_id, after)
+    return JobLog(text=text, next=after + len(text.encode("utf-8")), size=job.log_size)

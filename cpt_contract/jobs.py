@@ -1,0 +1,84 @@
+"""Jobs: work a worker does that is not a training run (merge a LoRA checkpoint, extend a
+tokenizer, scan a dataset). Queued, claimed, logged, cancelled and shown like runs, each with its
+own kind and typed parameters; the result is a JSON document the job writes when it succeeds.
+
+Both sides use this module: the API validates a job's parameters with ``JOB_PARAMS`` and the
+worker turns them into the argv of ``python -m worker.<tool>`` (``worker/jobs.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The Celery task that runs one job (the message carries only the job id: the worker claims it).
+RUN_JOB_TASK = "worker.tasks.run_job"
+
+JobKind = Literal["merge", "tokenizer", "scan"]
+
+Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MergeParams(_Params):
+    """Merge a LoRA checkpoint of a run into its base model (a plain HF model directory)."""
+
+    run_id: str = Field(max_length=32)
+    checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+
+
+class TokenizerParams(_Params):
+    """Extend a base tokenizer with pieces trained on a new language's text, then measure it."""
+
+    base: Path_ = Field(
+        title="Base tokenizer",
+        description="A tokenizer directory, or a model directory that has its tokenizer.",
+        json_schema_extra={"picker": "tokenizer"},
+    )
+    corpus: list[Path_] = Field(
+        min_length=1,
+        max_length=64,
+        title="Training text",
+        description="Text files or directories of the new language.",
+        json_schema_extra={"picker": "dataset"},
+    )
+    model_type: Literal["bpe", "unigram", "char", "word"] = Field(
+        default="bpe", title="SentencePiece model"
+    )
+    vocab_size: int = Field(default=8000, ge=100, le=256_000, title="New vocabulary size")
+    character_coverage: float = Field(default=0.9995, gt=0, le=1, title="Character coverage")
+    max_new: int | None = Field(
+        default=None, ge=1, le=256_000, title="At most this many new tokens"
+    )
+    eval_text: list[Path_] = Field(
+        default_factory=list,
+        max_length=64,
+        title="Held-out text",
+        description="Files (one per language) to measure fertility on; empty: the training text.",
+    )
+    name: str = Field(default="", max_length=200, title="Name")
+
+
+class ScanParams(_Params):
+    """Count what a dataset holds (files, documents, characters, languages, tokens, blocks)."""
+
+    paths: list[Path_] = Field(min_length=1, max_length=64, json_schema_extra={"picker": "dataset"})
+    tokenizer: Path_ | None = Field(default=None, json_schema_extra={"picker": "tokenizer"})
+    block_size: int | None = Field(default=None, ge=8, le=1_048_576)
+
+
+JOB_PARAMS: dict[str, type[_Params]] = {
+    "merge": MergeParams,
+    "tokenizer": TokenizerParams,
+    "scan": ScanParams,
+}
+#: Parameters that are paths a user chose (checked against the allowed roots by the API).
+PATH_PARAMS: dict[str, tuple[str, ...]] = {
+    "merge": (),
+    "tokenizer": ("base", "corpus", "eval_text"),
+    "scan": ("paths", "tokenizer"),
+}

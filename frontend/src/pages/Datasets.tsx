@@ -1,0 +1,61 @@
+// Datasets: scan a directory (or files) on a worker before training on it: files, documents,
+// characters, script, tokens and blocks for a tokenizer, the first lines, and what will be skipped.
+
+import type { Job } from "../api/types";
+import { bytes, int } from "../lib/format";
+import { navigate } from "../lib/router";
+import { JobsPage } from "./Jobs";
+
+function ScanResult({ job }: { job: Job }) {
+  const r = job.result ?? {};
+  const files: any[] = r.files ?? [];
+  const t = r.totals ?? {};
+  return (
+    <div class="scan-result">
+      <p data-testid="scan-totals">
+        {int(t.files ?? files.length)} files · {bytes(t.bytes)} · {int(t.documents)} documents · {int(t.characters)} characters
+        {t.tokens != null ? ` · ${int(t.tokens)} tokens · ${int(t.blocks)} blocks` : ""}
+      </p>
+      <table class="table scan-files" data-testid="scan-files">
+        <thead>
+          <tr>
+            <th>File</th>
+            <th>Script / language</th>
+            <th>Documents</th>
+            <th>Characters</th>
+            <th>Tokens</th>
+            <th>Blocks</th>
+            <th>First line</th>
+          </tr>
+        </thead>
+        <tbody>
+          {files.map((f) => (
+            <tr key={f.path} data-file={f.path} class={f.skipped ? "skipped" : ""}>
+              <td class="mono small">{String(f.path).split("/").slice(-2).join("/")}</td>
+              <td>{[f.script, f.language].filter(Boolean).join(" / ") || "–"}</td>
+              <td>{int(f.documents)}</td>
+              <td>{int(f.characters)}</td>
+              <td>{f.tokens != null ? int(f.tokens) : "–"}</td>
+              <td>{f.blocks != null ? int(f.blocks) : "–"}</td>
+              <td class="small">{f.skipped ? <span class="field-error">skipped: {f.skipped}</span> : (f.first_lines ?? [])[0] ?? ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function Datasets({ selected }: { selected: string | null }) {
+  return (
+    <JobsPage
+      kind="scan"
+      title="Datasets"
+      intro="Scan a dataset on a worker: documents, characters, scripts, and the tokens and blocks a tokenizer makes of it, before any run is launched."
+      submitLabel="Scan"
+      selected={selected}
+      onSelect={(id) => navigate(`/datasets/${id}`)}
+      renderResult={(job) => <ScanResult job={job} />}
+    />
+  );
+}

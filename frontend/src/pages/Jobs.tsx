@@ -1,0 +1,180 @@
+// A page of jobs of one kind (tokenizer extensions, dataset scans): a form generated from the
+// kind's parameter schema, the jobs as the server reports them (polled while any is live),
+// and the selected job's log and result. Nothing shown is computed here: status, duration and
+// figures all come from the API.
+
+import type { ComponentChildren } from "preact";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, api, post } from "../api/client";
+import { ACTIVE_STATUSES, type FileEntry, type Job, type JobKind } from "../api/types";
+import { FormField } from "../components/FormField";
+import { StatusBadge } from "../components/StatusBadge";
+import { ago, duration } from "../lib/format";
+import { cleanMsg, fieldsFromModel, getIn, setIn, type FieldSpec } from "../lib/schema";
+
+type Errors = Record<string, string[]>;
+
+function toErrors(err: unknown): Errors {
+  const out: Errors = {};
+  if (err instanceof ApiError && err.status === 422 && err.validation.length) {
+    for (const item of err.validation) {
+      // ["body", "params", "corpus", 0] -> "params.corpus"
+      const path = item.loc.slice(1, 3).join(".");
+      (out[path] ??= []).push(cleanMsg(item.msg));
+    }
+  } else out[""] = [err instanceof Error ? err.message : String(err)];
+  return out;
+}
+
+interface Props {
+  kind: JobKind;
+  title: string;
+  intro: ComponentChildren;
+  submitLabel: string;
+  renderResult: (job: Job) => ComponentChildren;
+  selected: string | null;
+  onSelect: (id: string) => void;
+}
+
+export function JobsPage({ kind, title, intro, submitLabel, renderResult, selected, onSelect }: Props) {
+  const [fields, setFields] = useState<FieldSpec[]>([]);
+  const [params, setParams] = useState<Record<string, any>>({});
+  const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
+  const [errors, setErrors] = useState<Errors>({});
+  const [jobs, setJobs] = useState<Job[]>([]);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    api<Record<string, any>>("/schema/jobs").then((all) => {
+      const fs = fieldsFromModel(all[kind], "params");
+      setFields(fs);
+      const init: Record<string, any> = {};
+      for (const f of fs) if (f.default !== undefined) init[f.key] = f.default;
+      setParams({ params: init });
+    });
+    for (const pk of ["tokenizer", "dataset", "model"]) {
+      api<FileEntry[]>(`/files?kind=${pk}`)
+        .then((list) => setFiles((f) => ({ ...f, [pk]: list })))
+        .catch(() => setFiles((f) => ({ ...f, [pk]: [] })));
+    }
+  }, [kind]);
+
+  const load = () => api<Job[]>(`/jobs?kind=${kind}`).then(setJobs);
+  useEffect(() => {
+    load();
+  }, [kind]);
+  const live = jobs.some((j) => ACTIVE_STATUSES.has(j.status));
+  useEffect(() => {
+    if (!live) return;
+    const t = window.setInterval(load, 1000);
+    return () => window.clearInterval(t);
+  }, [live, kind]);
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    try {
+      const job = await post<Job>("/jobs", { kind, params: params.params ?? {} });
+      setErrors({});
+      await load();
+      onSelect(job.id);
+    } catch (err) {
+      setErrors(toErrors(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const current = jobs.find((j) => j.id === selected) ?? null;
+  return (
+    <section class="page">
+      <h1>{title}</h1>
+      <p class="muted">{intro}</p>
+      <form class="card job-form" onSubmit={submit} aria-label={`New ${kind} job`}>
+        {fields.map((f) => (
+          <FormField
+            key={f.path}
+            field={f}
+            value={getIn(params, f.path)}
+            errors={errors[f.path] ?? []}
+            files={f.picker ? files[f.picker] : undefined}
+            onChange={(v) => setParams((p) => setIn({ ...p }, f.path, v))}
+          />
+        ))}
+        {errors[""] ? (
+          <div class="field-error" role="alert">
+            {errors[""].join(" ")}
+          </div>
+        ) : null}
+        <button type="submit" class="btn btn-primary" disabled={busy}>
+          {submitLabel}
+        </button>
+      </form>
+      <h2>Jobs</h2>
+      {jobs.length === 0 ? <p class="muted">None yet.</p> : null}
+      <table class="table jobs-table">
+        <thead>
+          <tr>
+            <th>Job</th>
+            <th>Status</th>
+            <th>Created</th>
+            <th>Duration</th>
+          </tr>
+        </thead>
+        <tbody>
+          {jobs.map((j) => (
+            <tr key={j.id} data-job-id={j.id} data-status={j.status} class={j.id === selected ? "selected" : ""}>
+              <td>
+                <a href={`#/${kind === "scan" ? "datasets" : "tokenizers"}/${j.id}`} onClick={() => onSelect(j.id)}>
+                  {String(j.params.name || j.id)}
+                </a>
+              </td>
+              <td>
+                <StatusBadge status={j.status} />
+                {j.status_reason ? <div class="small muted">{j.status_reason}</div> : null}
+              </td>
+              <td>{ago(j.created_at)}</td>
+              <td>{j.duration_seconds != null ? duration(j.duration_seconds) : "–"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {current ? <JobDetail job={current} renderResult={renderResult} /> : null}
+    </section>
+  );
+}
+
+function JobDetail({ job, renderResult }: { job: Job; renderResult: (job: Job) => ComponentChildren }) {
+  const [log, setLog] = useState("");
+  const next = useRef(0);
+  useEffect(() => {
+    setLog("");
+    next.current = 0;
+  }, [job.id]);
+  useEffect(() => {
+    if (next.current >= job.log_size && job.log_size > 0) return;
+    api<{ text: string; next: number }>(`/jobs/${job.id}/log?after=${next.current}`).then((r) => {
+      if (!r.text) return;
+      next.current = r.next;
+      setLog((l) => l + r.text);
+    });
+  }, [job.id, job.log_size]);
+  const cancel = () => post(`/jobs/${job.id}/cancel`);
+  return (
+    <div class="card job-detail" data-testid="job-detail">
+      <h2>
+        {String(job.params.name || job.id)} <StatusBadge status={job.status} />
+      </h2>
+      {ACTIVE_STATUSES.has(job.status) && job.status !== "cancelling" ? (
+        <button type="button" class="btn btn-small" onClick={cancel}>
+          Cancel
+        </button>
+      ) : null}
+      {job.status === "succeeded" && job.result ? renderResult(job) : null}
+      <details open={job.status !== "succeeded"}>
+        <summary>Log</summary>
+        <pre class="log job-log">{log}</pre>
+      </details>
+    </div>
+  );
+}

@@ -1,0 +1,161 @@
+"""One job (merge, tokenizer, scan) on this box's job slot: claim, run the tool, ship its log,
+report the result.
+
+Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
+session, so a cancel kills all of it. The tool writes ``result.json`` in the job dir; a merge's
+result is the merged directory itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cpt_contract.jobs import MergeParams, ScanParams, TokenizerParams
+from cpt_contract.protocol import JobClaimOut
+from cpt_contract.run_paths import JobPaths, RunPaths
+from cpt_contract.settings import Settings
+from worker import launcher
+from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
+from worker.registry import worker_name
+from worker.runner import ROOT, child_env, last_error_line
+
+log = logging.getLogger(__name__)
+
+#: How often a running job's log is shipped (and a cancel is noticed).
+SHIP_SECONDS = 0.5
+MAX_CHUNK = 256 * 1024
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def merge_argv(settings: Settings, params: MergeParams) -> tuple[list[str], Path]:
+    run = RunPaths.of(settings.runs_dir, params.run_id)
+    base = json.loads(run.config.read_text())["model"]["model_name_or_path"]
+    out = run.merged(params.checkpoint)
+    argv = [sys.executable, "-m", "worker.merge_lora", "--base", str(base)]
+    argv += ["--adapter", str(run.checkpoint(params.checkpoint)), "--output", str(out)]
+    return argv, out
+
+
+def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[str]:
+    """The argv of the job's tool; it writes ``paths.result`` (merge: see ``merge_argv``)."""
+    if claim.kind == "merge":
+        return merge_argv(settings, MergeParams.model_validate(claim.params))[0]
+    if claim.kind == "tokenizer":
+        t = TokenizerParams.model_validate(claim.params)
+        argv = [sys.executable, "-m", "worker.tokenizer", "extend", "--base", t.base]
+        argv += ["--input", *t.corpus, "--model_type", t.model_type]
+        argv += [
+            "--vocab_size",
+            str(t.vocab_size),
+            "--character_coverage",
+            str(t.character_coverage),
+        ]
+        if t.max_new is not None:
+            argv += ["--max_new", str(t.max_new)]
+        if t.eval_text:
+            argv += ["--text", *t.eval_text]
+        return [*argv, "--output", str(paths.output), "--json", str(paths.result)]
+    if claim.kind == "scan":
+        s = ScanParams.model_validate(claim.params)
+        argv = [sys.executable, "-m", "worker.data", "scan", *s.paths, "--json", str(paths.result)]
+        if s.tokenizer:
+            argv += ["--tokenizer", s.tokenizer]
+        if s.block_size:
+            argv += ["--block_size", str(s.block_size)]
+        return argv
+    raise ValueError(f"unknown job kind {claim.kind!r}")
+
+
+def result_of(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> dict[str, Any]:
+    if claim.kind == "merge":
+        out = merge_argv(settings, MergeParams.model_validate(claim.params))[1]
+        return {"output": str(out), "size_bytes": _size(out)}
+    return dict(json.loads(paths.result.read_text()))
+
+
+class JobShipper:
+    """Ships the job log by byte offset (idempotent on the API); notes a requested cancel."""
+
+    def __init__(self, api: WorkerApi, job_id: str, log_path: Path) -> None:
+        self.api, self.job_id, self.log_path = api, job_id, log_path
+        self.offset = 0
+        self.cancel_requested = False
+
+    def ship(self) -> None:
+        while True:
+            try:
+                with open(self.log_path, "rb") as f:
+                    f.seek(self.offset)
+                    data = f.read(MAX_CHUNK)
+            except FileNotFoundError:
+                data = b""
+            # Cut at a complete UTF-8 character: the rest goes with the next chunk.
+            cut = len(data)
+            while cut and (data[cut - 1] & 0xC0) == 0x80:
+                cut -= 1
+            if cut and data[cut - 1] >= 0xC0:
+                cut -= 1
+            chunk = data[:cut] if len(data) == MAX_CHUNK else data
+            answer = self.api.job_log(
+                self.job_id, self.offset, chunk.decode("utf-8", "replace"), retry_for=30
+            )
+            self.cancel_requested = answer.cancel_requested
+            self.offset = max(self.offset + len(chunk), answer.accepted_until)
+            if len(data) < MAX_CHUNK:
+                return
+
+
+def _note(log_path: Path, text: str) -> None:
+    with open(log_path, "a", encoding="utf-8") as f:
+        f.write(f"[cpt-panel] {text}\n")
+
+
+def run_job(settings: Settings, job_id: str) -> str | None:
+    api = shared_api(settings.effective_api_url, settings.secret("worker_token"))
+    try:
+        claim = api.job_claim(job_id, worker_name(settings))
+    except Conflict as exc:
+        log.info("job %s not claimed (%s); dropping", job_id, exc)
+        return None
+    paths = JobPaths(Path(claim.job_dir))
+    paths.job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shipper = JobShipper(api, job_id, paths.log)
+    status, reason, result = "failed", None, None
+    try:
+        argv = tool_argv(settings, claim, paths)
+        _note(paths.log, f"job {job_id} ({claim.kind}) on {worker_name(settings)}")
+        env = child_env(use_cpu=True, nproc=1, concurrency=1, lease=None)
+        started = time.monotonic()
+        proc = launcher.start(argv, paths.log, env, cwd=ROOT)
+        while proc.poll() is None:
+            time.sleep(SHIP_SECONDS)
+            shipper.ship()
+            if shipper.cancel_requested:
+                launcher.terminate(proc, settings.cancel_grace_seconds)
+        code = proc.wait()
+        elapsed = time.monotonic() - started
+        if shipper.cancel_requested:
+            status, reason = "cancelled", "cancelled on request"
+        elif code == 0:
+            result = result_of(settings, claim, paths)
+            status, reason = "succeeded", f"done in {elapsed:.1f} s"
+        else:
+            line = last_error_line(paths.log) or f"exit code {code}"
+            status, reason = "failed", line[:300]
+    except (OSError, ValueError, KeyError) as exc:
+        status, reason = "failed", f"{type(exc).__name__}: {exc}"[:300]
+    _note(paths.log, f"{status}: {reason}")
+    try:
+        shipper.ship()
+        api.job_status(job_id, status, reason=reason, result=result)
+    except (ApiUnavailable, Conflict) as exc:
+        log.error("job %s: could not report %s: %s", job_id, status, exc)
+    return status
