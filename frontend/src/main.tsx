@@ -70,7 +70,7 @@ function App() {
       />
     );
   else if (page === "tokenizers") body = <Tokenizers selected={route.path[1] ?? null} />;
-  else if (page === "datasets") body = <Datasets selected={route.path[1] ?? null} />;
+  else if (page === "datasets") body = <Datasets key={route.query.toString()} selected={route.path[1] ?? null} query={route.query} />;
   else if (page === "compare") body = <Compare ids={(route.query.get("ids") ?? "").split(",").filter(Boolean)} />;
   else if (page === "workers") body = <Workers />;
   else body = <Runs query={route.query} />;

@@ -13,6 +13,7 @@ from backend.core.db import write_session
 from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume
 from backend.services import enqueue, runs
 from backend.services.errors import Conflict
+from backend.services.estimates import Estimates, estimates
 from backend.services.notify import publish_run
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
@@ -27,6 +28,7 @@ class Command(BaseModel):
 
 class Preview(Command):
     config: dict[str, Any]
+    estimates: Estimates
 
 
 @router.get("/runs", response_model=RunList)
@@ -52,10 +54,12 @@ def create_run(body: RunCreate, settings: SettingsDep) -> RunPublic:
 
 
 @router.post("/runs/preview", response_model=Preview)
-def preview_run(body: RunCreate, settings: SettingsDep) -> Preview:
+def preview_run(body: RunCreate, settings: SettingsDep, session: SessionDep) -> Preview:
     config = runs.build_config(settings, body.preset, body.config)
     cmd = runs.command_for(settings, "r-preview", config)
-    return Preview(**cmd, config=config.model_dump(mode="json"))
+    return Preview(
+        **cmd, config=config.model_dump(mode="json"), estimates=estimates(session, config)
+    )
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)

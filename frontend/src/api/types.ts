@@ -51,10 +51,26 @@ export interface FileEntry {
   kind: string;
 }
 
+export interface Estimates {
+  vocab: { model_vocab: number | null; tokenizer_vocab: number | null; new_rows: number | null; init: string | null };
+  data: {
+    scan_job: string | null;
+    tokens: number | null;
+    blocks: number | null;
+    train_blocks: number | null;
+    steps_per_epoch: number | null;
+    total_steps: number | null;
+    total_tokens: number | null;
+    tokens_per_second: number | null;
+    seconds: number | null;
+  };
+}
+
 export interface Preview {
   argv: string[];
   command: string;
   config: RunConfig;
+  estimates: Estimates;
 }
 
 export interface Series {

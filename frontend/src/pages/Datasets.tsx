@@ -46,7 +46,11 @@ function ScanResult({ job }: { job: Job }) {
   );
 }
 
-export function Datasets({ selected }: { selected: string | null }) {
+export function Datasets({ selected, query }: { selected: string | null; query?: URLSearchParams }) {
+  const initial: Record<string, unknown> = {};
+  if (query?.get("paths")) initial.paths = [query.get("paths")];
+  if (query?.get("tokenizer")) initial.tokenizer = query.get("tokenizer");
+  if (query?.get("block_size")) initial.block_size = Number(query.get("block_size"));
   return (
     <JobsPage
       kind="scan"
@@ -56,6 +60,7 @@ export function Datasets({ selected }: { selected: string | null }) {
       selected={selected}
       onSelect={(id) => navigate(`/datasets/${id}`)}
       renderResult={(job) => <ScanResult job={job} />}
+      initial={initial}
     />
   );
 }

@@ -34,9 +34,11 @@ interface Props {
   renderResult: (job: Job) => ComponentChildren;
   selected: string | null;
   onSelect: (id: string) => void;
+  /** Parameters to start the form with (from a link), over the schema's defaults. */
+  initial?: Record<string, unknown>;
 }
 
-export function JobsPage({ kind, title, intro, submitLabel, renderResult, selected, onSelect }: Props) {
+export function JobsPage({ kind, title, intro, submitLabel, renderResult, selected, onSelect, initial }: Props) {
   const [fields, setFields] = useState<FieldSpec[]>([]);
   const [params, setParams] = useState<Record<string, any>>({});
   const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
@@ -50,7 +52,7 @@ export function JobsPage({ kind, title, intro, submitLabel, renderResult, select
       setFields(fs);
       const init: Record<string, any> = {};
       for (const f of fs) if (f.default !== undefined) init[f.key] = f.default;
-      setParams({ params: init });
+      setParams({ params: { ...init, ...(initial ?? {}) } });
     });
     for (const pk of ["tokenizer", "dataset", "model"]) {
       api<FileEntry[]>(`/files?kind=${pk}`)

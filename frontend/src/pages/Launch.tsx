@@ -3,7 +3,8 @@
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, api, post } from "../api/client";
-import type { FileEntry, Preset, Preview, Run, RunConfig } from "../api/types";
+import type { Estimates, FileEntry, Preset, Preview, Run, RunConfig } from "../api/types";
+import { compact, duration, int } from "../lib/format";
 import { CopyButton } from "../components/CopyButton";
 import { FormField, fieldId } from "../components/FormField";
 import { navigate, runHref } from "../lib/router";
@@ -222,6 +223,7 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
             <pre class={"command" + (previewOk ? "" : " stale")} data-testid="command-preview" aria-live="polite">
               {preview?.command ?? "…"}
             </pre>
+            {preview && previewOk ? <EstimatesView est={preview.estimates} config={config} /> : null}
             {errorCount ? (
               <div class="error-summary" role="alert" data-testid="error-summary">
                 <strong>
@@ -262,5 +264,41 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
         </aside>
       </form>
     </section>
+  );
+}
+
+/** What the server measured about this config: new embedding rows, and the data's size from a scan. */
+function EstimatesView({ est, config }: { est: Estimates; config: RunConfig }) {
+  const v = est.vocab;
+  const d = est.data;
+  const dataset = (config.data?.dataset_dir as string | undefined) ?? (config.data?.train_file as string | undefined);
+  const tokenizer = (config.model?.tokenizer_name_or_path ?? config.model?.model_name_or_path) as string | undefined;
+  const scanHref = `#/datasets?${new URLSearchParams({
+    paths: dataset ?? "",
+    ...(tokenizer ? { tokenizer } : {}),
+    ...(config.data?.block_size ? { block_size: String(config.data.block_size) } : {}),
+  })}`;
+  return (
+    <div class="estimates small" data-testid="estimates">
+      {v.new_rows ? (
+        <p data-testid="vocab-estimate">
+          The tokenizer has {int(v.tokenizer_vocab)} tokens, the model {int(v.model_vocab)}:{" "}
+          <strong>{int(v.new_rows)} embedding rows will be added</strong>, initialised by {v.init ?? "the training script's default"}.
+        </p>
+      ) : v.tokenizer_vocab != null && v.model_vocab != null ? (
+        <p data-testid="vocab-estimate">Tokenizer and model share {int(v.model_vocab)} tokens: no rows added.</p>
+      ) : null}
+      {d.blocks != null ? (
+        <p data-testid="data-estimate">
+          Data (scan {d.scan_job}): {int(d.tokens)} tokens in {int(d.blocks)} blocks; {int(d.steps_per_epoch)} steps per epoch,{" "}
+          {int(d.total_steps)} steps, {compact(d.total_tokens)} tokens in all
+          {d.seconds != null ? `, about ${duration(d.seconds)} at the ${compact(d.tokens_per_second)} tokens/s measured last time` : ""}.
+        </p>
+      ) : dataset ? (
+        <p data-testid="data-estimate" class="muted">
+          No token count yet: <a href={scanHref}>scan this dataset</a> with this tokenizer and block size.
+        </p>
+      ) : null}
+    </div>
   );
 }
