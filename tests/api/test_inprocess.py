@@ -130,3 +130,33 @@ def test_jobs_validate_queue_claim_log_and_finish(client: TestClient, tmp_path: 
     got = client.get(f"/api/jobs/{job_id}").json()
     assert got["status"] == "cancelled" and got["finished_at"] and got["queue_position"] is None
     assert [j["id"] for j in client.get("/api/jobs", params={"kind": "scan"}).json()] == [job_id]
+
+
+def test_preview_counts_the_embedding_rows_a_tokenizer_adds(
+    client: TestClient, tmp_path: Path
+) -> None:
+    import json
+
+    root = tmp_path / "assets"
+    model, tok = root / "models" / "tiny-llama", root / "tok" / "wide"
+    tok.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"model_type": "llama", "vocab_size": 10}))
+    vocab = {f"t{i}": i for i in range(11)}
+    added = [{"id": 11, "content": "<new>"}]
+    (tok / "tokenizer.json").write_text(
+        json.dumps({"model": {"vocab": vocab}, "added_tokens": added})
+    )
+    body = {
+        "preset": "tiny-demo",
+        "config": {
+            "model": {"model_name_or_path": str(model), "tokenizer_name_or_path": str(tok)},
+            "data": {"dataset_dir": str(root / "corpus")},
+        },
+    }
+    r = client.post("/api/runs/preview", json=body)
+    assert r.status_code == 200, r.text
+    vocab_est = r.json()["estimates"]["vocab"]
+    assert vocab_est["model_vocab"] == 10 and vocab_est["tokenizer_vocab"] == 12
+    assert vocab_est["new_rows"] == 2
+    # No scan of this dataset yet: no token count is invented.
+    assert r.json()["estimates"]["data"]["tokens"] is None
