@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cpt_contract.fit import fit_problems
 from cpt_contract.protocol import CancelAnswer, ClaimOut
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
@@ -59,22 +60,13 @@ def cpu_max_procs() -> int:
 
 
 def check_fits(config: RunConfig, use_cpu: bool, gpu_count: int) -> None:
-    """Raise ``Refused`` with a clear reason when the run cannot run on this box."""
-    nproc = config.launch.nproc_per_node
-    if use_cpu:
-        if config.training.precision == "fp16":
-            raise Refused("fp16 needs a GPU; choose bf16 or fp32")
-        limit = cpu_max_procs()
-        if nproc > limit:
-            raise Refused(
-                f"launch.nproc_per_node={nproc} but this CPU-only worker has {limit} cores; "
-                f"use at most {limit} processes"
-            )
-    elif nproc > gpu_count:
-        raise Refused(
-            f"launch.nproc_per_node={nproc} but this worker has {gpu_count} GPU"
-            f"{'s' if gpu_count != 1 else ''}; lower nproc_per_node or use another queue"
-        )
+    """Raise ``Refused`` with a clear reason when the run cannot run on this box (the same
+    rules the API checks against the heartbeats before queuing: ``cpt_contract.fit``)."""
+    problems = fit_problems(
+        config, cpu_only=use_cpu, gpu_count=gpu_count, cpu_count=cpu_max_procs()
+    )
+    if problems:
+        raise Refused(problems[0][1])
 
 
 _ERROR_LINE = re.compile(r"([A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*|.*\berror\b.*)", re.I)

@@ -15,6 +15,7 @@ from backend.models import Checkpoint, Run, RunClone, RunCreate, RunPublic, utcn
 from backend.services import state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, is_under, resolve_allowed
+from backend.services.preflight import preflight
 from backend.services.validation import ConfigInvalid, config_errors, error
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
@@ -166,12 +167,14 @@ def _new_run(
 
 def create_run(settings: Settings, session: Session, body: RunCreate) -> Run:
     config = build_config(settings, body.preset, body.config)
+    preflight(settings, session, config)
     return _new_run(settings, session, body.name, body.preset, config)
 
 
 def clone_run(settings: Settings, session: Session, source: Run, body: RunClone) -> Run:
     merged = deep_merge(source.config, body.config)
     config = validate_config(settings, merged, ["body", "config"])
+    preflight(settings, session, config)
     name = body.name or f"{source.name} (clone)"
     return _new_run(settings, session, name[:200], source.preset, config)
 

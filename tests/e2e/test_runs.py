@@ -38,20 +38,20 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def batch(panel: Panel, tiny_assets: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Three runs submitted back to back to the one-slot worker, all waited for.
+    """Runs submitted back to back to the one-slot worker, all waited for.
 
-    ``ok`` trains for real; ``fp16`` and ``procs`` are refused by the worker before launch.
-    Submitting them together also shows the worker takes one run at a time.
+    ``ok`` trains for real; ``procs`` passes the API's preflight (it does not know the worker's
+    core count) and is refused by the worker before launch. Submitting them together also shows
+    the worker takes one run at a time.
     """
     too_many = tiny_config(tiny_assets)
-    too_many["launch"] = {"nproc_per_node": min(16, (os.cpu_count() or 1) + 1)}
+    too_many["launch"] = {
+        "nproc_per_node": min(16, (os.cpu_count() or 1) + 1),
+        "deepspeed": "zero2",
+    }
     submitted = {
         "ok": submit(panel, tiny_config(tiny_assets), "e2e happy path"),
-        "fp16": submit(
-            panel,
-            {**tiny_config(tiny_assets, precision="fp16"), "launch": {"deepspeed": "zero2"}},
-            "e2e fp16",
-        ),
+        "ok2": submit(panel, tiny_config(tiny_assets), "e2e second"),
         "procs": submit(panel, too_many, "e2e too many procs"),
     }
     assert all(r["status"] == "queued" for r in submitted.values())
@@ -171,7 +171,7 @@ def test_cancel_kills_the_whole_process_tree(panel: Panel, tiny_assets: dict[str
 def test_runs_queued_on_a_single_slot_run_one_after_the_other(
     batch: dict[str, dict[str, Any]],
 ) -> None:
-    runs = [batch["ok"], batch["fp16"], batch["procs"]]
+    runs = [batch["ok"], batch["ok2"], batch["procs"]]
     assert all(r["started_at"] and r["finished_at"] for r in runs), runs
     intervals = [
         (datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"]))
@@ -181,19 +181,34 @@ def test_runs_queued_on_a_single_slot_run_one_after_the_other(
         assert end <= next_start, f"runs overlapped on a concurrency-1 worker: {intervals}"
 
 
-def test_fp16_on_a_cpu_worker_fails_with_a_clear_reason(
+def test_fp16_on_a_cpu_only_queue_is_refused_before_queuing(
+    panel: Panel, tiny_assets: dict[str, Any]
+) -> None:
+    """Preflight: the queue's only live worker is CPU-only (its heartbeat says so), so fp16 is a
+    422 at training.precision on preview and on submit, and nothing is queued."""
+    config = {**tiny_config(tiny_assets, precision="fp16"), "launch": {"deepspeed": "zero2"}}
+    with panel.client() as c:
+        before = c.get("/api/runs", params={"limit": 500}).json()["total"]
+        for path in ("/api/runs/preview", "/api/runs"):
+            r = c.post(path, json={"preset": "tiny-demo", "config": config})
+            assert r.status_code == 422, r.text
+            item = r.json()["detail"][0]
+            assert item["loc"] == ["body", "config", "training", "precision"]
+            assert "fp16 needs a GPU; choose bf16 or fp32" in item["msg"]
+            assert "CPU-only" in item["msg"]
+        assert c.get("/api/runs", params={"limit": 500}).json()["total"] == before
+
+
+def test_a_refused_run_still_gets_its_run_dir(
     panel: Panel, batch: dict[str, dict[str, Any]]
 ) -> None:
-    """This box has no GPU, so the worker trains on CPU; fp16 cannot run there."""
-    run = batch["fp16"]
-    assert run["status"] == "failed"
-    assert run["status_reason"] == "fp16 needs a GPU; choose bf16 or fp32"
+    """The worker prepares the run dir before it refuses: the resolved config and the DS JSON."""
+    run = batch["procs"]
     assert run["worker"]  # refused by the worker, after its claim
     assert not (run_dir(panel, run["id"]) / "output" / "events.jsonl").exists()  # nothing launched
-    assert "not started: fp16 needs a GPU" in api_log(panel, run["id"], attempt=1)
-    # The run dir was prepared before the refusal: resolved config and the DeepSpeed JSON.
+    assert "not started: launch.nproc_per_node" in api_log(panel, run["id"], attempt=1)
     rdir = run_dir(panel, run["id"])
-    assert json.loads((rdir / "config.json").read_text())["training"]["precision"] == "fp16"
+    assert json.loads((rdir / "config.json").read_text())["launch"]["deepspeed"] == "zero2"
     shipped = Path(__file__).parents[2] / "worker" / "ds_configs" / "ds_zero2_no_offload.json"
     assert (rdir / "ds_config.json").read_bytes() == shipped.read_bytes()
 

@@ -15,6 +15,7 @@ from backend.services import enqueue, runs
 from backend.services.errors import Conflict
 from backend.services.estimates import Estimates, estimates
 from backend.services.notify import publish_run
+from backend.services.preflight import preflight
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
 
@@ -29,6 +30,8 @@ class Command(BaseModel):
 class Preview(Command):
     config: dict[str, Any]
     estimates: Estimates
+    #: What may keep the run from starting soon, though it is valid (e.g. no live worker).
+    warnings: list[str] = []
 
 
 @router.get("/runs", response_model=RunList)
@@ -56,9 +59,13 @@ def create_run(body: RunCreate, settings: SettingsDep) -> RunPublic:
 @router.post("/runs/preview", response_model=Preview)
 def preview_run(body: RunCreate, settings: SettingsDep, session: SessionDep) -> Preview:
     config = runs.build_config(settings, body.preset, body.config)
+    warnings = preflight(settings, session, config)
     cmd = runs.command_for(settings, "r-preview", config)
     return Preview(
-        **cmd, config=config.model_dump(mode="json"), estimates=estimates(session, config)
+        **cmd,
+        config=config.model_dump(mode="json"),
+        estimates=estimates(session, config),
+        warnings=warnings,
     )
 
 

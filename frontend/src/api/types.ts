@@ -71,6 +71,7 @@ export interface Preview {
   command: string;
   config: RunConfig;
   estimates: Estimates;
+  warnings: string[];
 }
 
 export interface Series {

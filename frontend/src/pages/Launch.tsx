@@ -223,6 +223,13 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
             <pre class={"command" + (previewOk ? "" : " stale")} data-testid="command-preview" aria-live="polite">
               {preview?.command ?? "…"}
             </pre>
+            {preview && previewOk && preview.warnings.length ? (
+              <ul class="warnings small" data-testid="preview-warnings">
+                {preview.warnings.map((w) => (
+                  <li key={w}>{w}</li>
+                ))}
+              </ul>
+            ) : null}
             {preview && previewOk ? <EstimatesView est={preview.estimates} config={config} /> : null}
             {errorCount ? (
               <div class="error-summary" role="alert" data-testid="error-summary">
