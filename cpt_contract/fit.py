@@ -3,19 +3,26 @@ the workers' heartbeats) and by the worker before launching (against itself)."""
 
 from __future__ import annotations
 
-from cpt_contract.runconfig.schema import RunConfig
+from cpt_contract.runconfig.schema import LaunchSection, TrainingSection
 
 #: (where in the config, what is wrong and the fix)
 Problem = tuple[tuple[str, str], str]
 
 
 def fit_problems(
-    config: RunConfig, *, cpu_only: bool, gpu_count: int, cpu_count: int | None
+    training: TrainingSection,
+    launch: LaunchSection,
+    *,
+    cpu_only: bool,
+    gpu_count: int,
+    cpu_count: int | None,
 ) -> list[Problem]:
-    nproc = config.launch.nproc_per_node
+    """Sections, not the whole config: the API checks them even while other fields are invalid,
+    so the user sees every problem at once."""
+    nproc = launch.nproc_per_node
     problems: list[Problem] = []
     if cpu_only:
-        if config.training.precision == "fp16":
+        if training.precision == "fp16":
             problems.append((("training", "precision"), "fp16 needs a GPU; choose bf16 or fp32"))
         if cpu_count is not None and nproc > cpu_count:
             problems.append(

@@ -63,7 +63,11 @@ def check_fits(config: RunConfig, use_cpu: bool, gpu_count: int) -> None:
     """Raise ``Refused`` with a clear reason when the run cannot run on this box (the same
     rules the API checks against the heartbeats before queuing: ``cpt_contract.fit``)."""
     problems = fit_problems(
-        config, cpu_only=use_cpu, gpu_count=gpu_count, cpu_count=cpu_max_procs()
+        config.training,
+        config.launch,
+        cpu_only=use_cpu,
+        gpu_count=gpu_count,
+        cpu_count=cpu_max_procs(),
     )
     if problems:
         raise Refused(problems[0][1])

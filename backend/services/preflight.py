@@ -7,13 +7,15 @@ live worker would refuse the run is a 422 at the field, with the fix.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from backend.models import Worker, utcnow
-from backend.services.validation import ConfigInvalid, error
+from backend.services.validation import ErrorList, error
 from cpt_contract.fit import fit_problems
-from cpt_contract.runconfig.schema import RunConfig
+from cpt_contract.runconfig.schema import LaunchSection, TrainingSection
 from cpt_contract.settings import Settings
 
 
@@ -32,27 +34,40 @@ def live_workers(settings: Settings, session: Session, queue: str) -> list[Worke
     return out
 
 
-def preflight(settings: Settings, session: Session, config: RunConfig) -> list[str]:
-    """Raise ``ConfigInvalid`` when no live worker can run it; return the warnings."""
-    queue = config.launch.queue
+def _sections(merged: dict[str, Any]) -> tuple[TrainingSection, LaunchSection] | None:
+    try:
+        training = TrainingSection.model_validate(merged.get("training") or {})
+        launch = LaunchSection.model_validate(merged.get("launch") or {})
+    except ValidationError:
+        return None  # those fields have their own 422s
+    return training, launch
+
+
+def check(
+    settings: Settings, session: Session, merged: dict[str, Any]
+) -> tuple[ErrorList, list[str]]:
+    """The errors (when no live worker of the queue could run it) and the warnings."""
+    sections = _sections(merged)
+    if sections is None:
+        return [], []
+    training, launch = sections
+    queue = launch.queue
     workers = live_workers(settings, session, queue)
     if not workers:
-        return [f"no live worker on queue {queue!r}: the run waits until one starts"]
+        return [], [f"no live worker on queue {queue!r}: the run waits until one starts"]
     per_worker = [
-        fit_problems(config, cpu_only=w.cpu_only, gpu_count=len(w.gpus), cpu_count=None)
+        fit_problems(training, launch, cpu_only=w.cpu_only, gpu_count=len(w.gpus), cpu_count=None)
         for w in workers
     ]
-    if all(per_worker):
-        problems = per_worker[0]
-        kinds = "CPU-only" if all(w.cpu_only for w in workers) else "live"
-        raise ConfigInvalid(
-            [
-                error(
-                    ["body", "config", *loc],
-                    f"{msg} (every {kinds} worker on queue {queue!r} would refuse it)",
-                    "does_not_fit",
-                )
-                for loc, msg in problems
-            ]
+    if not all(per_worker):
+        return [], []
+    kinds = "CPU-only" if all(w.cpu_only for w in workers) else "live"
+    errors = [
+        error(
+            ["body", "config", *loc],
+            f"{msg} (every {kinds} worker on queue {queue!r} would refuse it)",
+            "does_not_fit",
         )
-    return []
+        for loc, msg in per_worker[0]
+    ]
+    return errors, []

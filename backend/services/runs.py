@@ -12,10 +12,9 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, func, or_, select
 
 from backend.models import Checkpoint, Run, RunClone, RunCreate, RunPublic, utcnow
-from backend.services import state_machine
+from backend.services import preflight, state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, is_under, resolve_allowed
-from backend.services.preflight import preflight
 from backend.services.validation import ConfigInvalid, config_errors, error
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
@@ -125,9 +124,29 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
     return config
 
 
-def build_config(settings: Settings, preset: str | None, override: dict[str, Any]) -> RunConfig:
+def build_config(
+    settings: Settings,
+    preset: str | None,
+    override: dict[str, Any],
+    session: Session | None = None,
+) -> tuple[RunConfig, list[str]]:
+    """The validated config and the warnings. With a session, also the preflight against the
+    queue's live workers; its errors come together with the schema's and the paths' errors."""
     merged = deep_merge(_preset_dict(settings, preset), override)
-    return validate_config(settings, merged, ["body", "config"])
+    return checked_config(settings, merged, session)
+
+
+def checked_config(
+    settings: Settings, merged: dict[str, Any], session: Session | None
+) -> tuple[RunConfig, list[str]]:
+    fit_errors, warnings = preflight.check(settings, session, merged) if session else ([], [])
+    try:
+        config = validate_config(settings, merged, ["body", "config"])
+    except ConfigInvalid as exc:
+        raise ConfigInvalid(exc.errors + fit_errors) from None
+    if fit_errors:
+        raise ConfigInvalid(fit_errors)
+    return config, warnings
 
 
 # --- creation ----------------------------------------------------------------------------------
@@ -166,15 +185,13 @@ def _new_run(
 
 
 def create_run(settings: Settings, session: Session, body: RunCreate) -> Run:
-    config = build_config(settings, body.preset, body.config)
-    preflight(settings, session, config)
+    config, _ = build_config(settings, body.preset, body.config, session)
     return _new_run(settings, session, body.name, body.preset, config)
 
 
 def clone_run(settings: Settings, session: Session, source: Run, body: RunClone) -> Run:
     merged = deep_merge(source.config, body.config)
-    config = validate_config(settings, merged, ["body", "config"])
-    preflight(settings, session, config)
+    config, _ = checked_config(settings, merged, session)
     name = body.name or f"{source.name} (clone)"
     return _new_run(settings, session, name[:200], source.preset, config)
 

@@ -79,3 +79,16 @@ def test_form_is_keyboard_operable_and_every_input_is_labelled(ui: UI) -> None:
     page.get_by_label("Max grad norm").focus()
     page.keyboard.type("2")
     assert page.get_by_label("Max grad norm").input_value().endswith("2")
+
+
+def test_seed_preset_on_a_cpu_only_panel_is_refused_at_precision(ui: UI) -> None:
+    """Preflight against the workers: this panel's only worker is CPU-only (its heartbeat says so),
+    so the seed preset's fp16 is flagged at training.precision before anything is queued."""
+    page = ui.page
+    ui.goto("/launch")
+    page.get_by_role("radiogroup", name="Preset").get_by_text("Seed LoRA").click()
+    err = _error_of(page, "training.precision")
+    err.wait_for(timeout=15_000)
+    text = err.inner_text()
+    assert "fp16 needs a GPU" in text and "CPU-only" in text
+    screenshot(page, "launch-preflight")

@@ -15,7 +15,6 @@ from backend.services import enqueue, runs
 from backend.services.errors import Conflict
 from backend.services.estimates import Estimates, estimates
 from backend.services.notify import publish_run
-from backend.services.preflight import preflight
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
 
@@ -58,8 +57,7 @@ def create_run(body: RunCreate, settings: SettingsDep) -> RunPublic:
 
 @router.post("/runs/preview", response_model=Preview)
 def preview_run(body: RunCreate, settings: SettingsDep, session: SessionDep) -> Preview:
-    config = runs.build_config(settings, body.preset, body.config)
-    warnings = preflight(settings, session, config)
+    config, warnings = runs.build_config(settings, body.preset, body.config, session)
     cmd = runs.command_for(settings, "r-preview", config)
     return Preview(
         **cmd,
