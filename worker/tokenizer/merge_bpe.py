@@ -183,13 +183,13 @@ def merge_byte_level_bpe(
     base_dir = Path(base)
     with atomic_output_dir(Path(output)) as tmp:
         spec = read_tokenizer_json(base_dir / "tokenizer.json", "--base")
+        corpus = read_corpus(inputs, "--input")  # bad text fails before the base loads
         base_tok = load_tokenizer(base_dir, "--base")
         n_base = len(base_tok)
         if _max_id(spec) + 1 != n_base:
             raise TokenizerInputError(
                 "--base", f"its ids are not contiguous (largest {_max_id(spec)}, {n_base} tokens)"
             )
-        corpus = read_corpus(inputs, "--input")
         backend = base_tok.backend_tokenizer
         counts = pretokenized_counts(backend, corpus.lines)
         model = backend.model

@@ -124,7 +124,12 @@ def merge_sentencepiece(
     output: str | Path,
     max_new: int | None = None,
     progress: Callable[[str], None] | None = None,
+    source: str | None = None,
 ) -> MergeResult:
+    """Append ``add``'s new pieces to ``base``; write the extension to ``output``.
+
+    ``source`` names where the pieces came from in the summary (default: ``add``).
+    """
     say = progress or (lambda _msg: None)
     started = time.monotonic()
     base_dir = Path(base)
@@ -175,7 +180,7 @@ def merge_sentencepiece(
             size=n_base + len(new),
             skipped_existing=skipped,
             dropped_unreachable=dropped,
-            source=str(add_path),
+            source=source or str(add_path),
             copied_files=copied,
             seconds=round(time.monotonic() - started, 3),
         )
@@ -215,4 +220,5 @@ def merge_sentencepiece_text(
     with tempfile.TemporaryDirectory(prefix=f".{target.name}.add-", dir=target.parent) as tmp:
         model = Path(tmp) / "tokenizer.model"
         model.write_bytes(data)
-        return merge_sentencepiece(base, model, output, max_new, progress)
+        label = "trained on " + ", ".join(str(p) for p in corpus.files)
+        return merge_sentencepiece(base, model, output, max_new, progress, source=label)
