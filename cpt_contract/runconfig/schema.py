@@ -79,6 +79,12 @@ class ModelSection(_Section):
         description="dtype the weights are loaded in.",
         json_schema_extra=_adv(),
     )
+    new_embeddings_init: Literal["subtoken_mean", "mean_resizing", "random"] = Field(
+        default="subtoken_mean",
+        title="New embedding rows",
+        description="How rows for tokens the base lacks start: the mean of the base pieces of "
+        "the token's text (subtoken_mean), transformers' mean resizing, or random.",
+    )
     use_fast_tokenizer: bool = Field(
         default=True, title="Fast tokenizer", json_schema_extra=_adv(**NEGATABLE)
     )

@@ -23,6 +23,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "config_name": "/models/base",
         "config_overrides": "hidden_size=64",
         "torch_dtype": "float32",
+        "new_embeddings_init": "mean_resizing",
         "use_fast_tokenizer": False,
         "model_revision": "v2",
     },

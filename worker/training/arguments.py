@@ -47,6 +47,15 @@ class ModelArguments:
             "choices": ["auto", "bfloat16", "float16", "float32"],
         },
     )
+    new_embeddings_init: str = field(
+        default="subtoken_mean",
+        metadata={
+            "help": "Rows for tokens the tokenizer adds to the model's vocabulary: subtoken_mean "
+            "(mean of the rows of the base tokenizer's pieces for the token's text), "
+            "mean_resizing (transformers' default) or random (initializer_range).",
+            "choices": ["subtoken_mean", "mean_resizing", "random"],
+        },
+    )
 
 
 @dataclass

@@ -15,6 +15,7 @@ from worker.training.arguments import (
     parse_config_overrides,
     split_names,
 )
+from worker.training.embeddings import embedding_rows, load_base_tokenizer, resize_embeddings
 from worker.training.failures import InputError
 
 logger = logging.getLogger("pretrain")
@@ -97,7 +98,7 @@ def build_model(
         )
 
     embeddings: Any = model.get_input_embeddings()
-    old_vocab = int(embeddings.weight.shape[0])
+    old_vocab = embedding_rows(embeddings.weight)
     new_vocab = len(tokenizer)
     own_tokenizer = not (model_args.tokenizer_name_or_path or model_args.tokenizer_name) or (
         model_args.tokenizer_name_or_path == model_args.model_name_or_path
@@ -112,8 +113,26 @@ def build_model(
         logger.warning("embeddings have %d rows for %d tokens (padded)", old_vocab, new_vocab)
     elif new_vocab > old_vocab:
         # Before PEFT wraps the model, so embed_tokens/lm_head copies get the new size.
-        model.resize_token_embeddings(new_vocab)
-        message = f"vocabulary extended from {old_vocab} to {new_vocab} tokens"
+        method = model_args.new_embeddings_init
+        base_tokenizer = None
+        if method == "subtoken_mean":
+            # The base's own tokenizer splits each new token's text into pieces the model knows.
+            base_tokenizer = load_base_tokenizer(
+                model_args.model_name_or_path,
+                cache_dir=model_args.cache_dir,
+                revision=model_args.model_revision,
+            )
+        done = resize_embeddings(model, tokenizer, new_vocab, method, base_tokenizer)
+        message = (
+            f"vocabulary extended from {old_vocab} to {new_vocab} tokens "
+            f"(new rows: {done['method']}"
+            + (
+                f", {done['from_pieces']} from base pieces"
+                if done["method"] == "subtoken_mean"
+                else ""
+            )
+            + ")"
+        )
         logger.warning(message)
         print(message, flush=True)
 

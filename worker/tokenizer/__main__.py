@@ -1,0 +1,7 @@
+"""``python -m worker.tokenizer``."""
+
+import sys
+
+from worker.tokenizer.cli import main
+
+sys.exit(main())
