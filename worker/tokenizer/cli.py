@@ -114,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--json", help="write the figures to this JSON file")
 
+    e = sub.add_parser(
+        "extend",
+        help="train pieces on new text, merge them into a base, then measure and check",
+    )
+    e.add_argument("--base", required=True, help="the base tokenizer (or model) directory")
+    e.add_argument("--input", nargs="+", required=True, metavar="DIR_OR_FILE")
+    e.add_argument("--model_type", choices=MODEL_TYPES, default="bpe")
+    e.add_argument("--vocab_size", type=_positive, default=8000)
+    e.add_argument("--character_coverage", type=float, default=None)
+    e.add_argument("--max_new", type=_positive, default=None)
+    e.add_argument("--text", nargs="+", default=[], help="held-out text (one file per language)")
+    e.add_argument("--output", required=True, help="new directory for the extended tokenizer")
+    e.add_argument("--json", help="write the result document to this JSON file")
+
     c = sub.add_parser("check", help="check an extended tokenizer against its base")
     c.add_argument("--base", required=True)
     c.add_argument("--extended", required=True)
@@ -220,7 +234,32 @@ def run_check(args: argparse.Namespace) -> int:
     return 0 if report.passed else EXIT_CHECK_FAILED
 
 
-COMMANDS = {"train": run_train, "merge": run_merge, "fertility": run_fertility, "check": run_check}
+def run_extend(args: argparse.Namespace) -> int:
+    from worker.tokenizer.extend import extend
+
+    result = extend(
+        args.base,
+        args.input,
+        args.output,
+        model_type=args.model_type,
+        vocab_size=args.vocab_size,
+        character_coverage=args.character_coverage,
+        max_new=args.max_new,
+        texts=args.text,
+        progress=_say,
+    )
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+COMMANDS = {
+    "train": run_train,
+    "merge": run_merge,
+    "fertility": run_fertility,
+    "check": run_check,
+    "extend": run_extend,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

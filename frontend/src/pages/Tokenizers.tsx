@@ -3,7 +3,7 @@
 // many added tokens can never fire. "Use in a new run" opens the launch form with it.
 
 import type { Job } from "../api/types";
-import { num } from "../lib/format";
+import { int, num } from "../lib/format";
 import { navigate } from "../lib/router";
 import { JobsPage } from "./Jobs";
 
@@ -35,7 +35,7 @@ function TokenizerResult({ job }: { job: Job }) {
   return (
     <div class="tokenizer-result">
       <p data-testid="tokenizer-summary">
-        {num(r.base_vocab, 0)} base tokens + <strong>{num(r.added, 0)} added</strong> = {num(r.vocab_size, 0)}
+        {int(r.base_vocab)} base tokens + <strong>{int(r.added)} added</strong> = {int(r.vocab_size)}
         {" · "}
         <span data-testid="unreachable">{r.unreachable_count ?? r.unreachable?.length ?? 0} unreachable</span>
         {" · base ids "}
