@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
 RUN_JOB_TASK = "worker.tasks.run_job"
@@ -66,9 +66,25 @@ class TokenizerParams(_Params):
 class ScanParams(_Params):
     """Count what a dataset holds (files, documents, characters, languages, tokens, blocks)."""
 
-    paths: list[Path_] = Field(min_length=1, max_length=64, json_schema_extra={"picker": "dataset"})
-    tokenizer: Path_ | None = Field(default=None, json_schema_extra={"picker": "tokenizer"})
-    block_size: int | None = Field(default=None, ge=8, le=1_048_576)
+    paths: list[Path_] = Field(
+        min_length=1,
+        max_length=64,
+        title="Files or directories",
+        json_schema_extra={"picker": "dataset"},
+    )
+    tokenizer: Path_ | None = Field(
+        default=None,
+        title="Tokenizer",
+        description="Count tokens and blocks with it (needs a block size).",
+        json_schema_extra={"picker": "tokenizer"},
+    )
+    block_size: int | None = Field(default=None, ge=8, le=1_048_576, title="Block size")
+
+    @model_validator(mode="after")
+    def _tokenizer_needs_block_size(self) -> ScanParams:
+        if self.tokenizer and not self.block_size:
+            raise ValueError("block_size: counting blocks with a tokenizer needs a block size")
+        return self
 
 
 JOB_PARAMS: dict[str, type[_Params]] = {

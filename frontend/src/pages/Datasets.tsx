@@ -20,7 +20,7 @@ function ScanResult({ job }: { job: Job }) {
         <thead>
           <tr>
             <th>File</th>
-            <th>Script / language</th>
+            <th>Script</th>
             <th>Documents</th>
             <th>Characters</th>
             <th>Tokens</th>
@@ -30,14 +30,14 @@ function ScanResult({ job }: { job: Job }) {
         </thead>
         <tbody>
           {files.map((f) => (
-            <tr key={f.path} data-file={f.path} class={f.skipped ? "skipped" : ""}>
+            <tr key={f.path} data-file={f.path} class={f.skip ? "skipped" : ""}>
               <td class="mono small">{String(f.path).split("/").slice(-2).join("/")}</td>
-              <td>{[f.script, f.language].filter(Boolean).join(" / ") || "–"}</td>
+              <td>{f.main_script ?? "–"}</td>
               <td>{int(f.documents)}</td>
               <td>{int(f.characters)}</td>
               <td>{f.tokens != null ? int(f.tokens) : "–"}</td>
               <td>{f.blocks != null ? int(f.blocks) : "–"}</td>
-              <td class="small">{f.skipped ? <span class="field-error">skipped: {f.skipped}</span> : (f.first_lines ?? [])[0] ?? ""}</td>
+              <td class="small">{f.skip ? <span class="field-error">skipped: {f.skip}</span> : (f.first_lines ?? [])[0] ?? ""}</td>
             </tr>
           ))}
         </tbody>
