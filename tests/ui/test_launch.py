@@ -86,6 +86,9 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
     table = page.get_by_test_id("checkpoints")
     wait_until(lambda: table.locator("tbody tr").count() >= 1, 20, what="checkpoint rows")
     assert "checkpoint-16" in table.inner_text()
+    # Rotated-away checkpoints are folded into one line, not a row each.
+    assert table.get_by_test_id("deleted-checkpoints").count() <= 1
+    assert "(deleted by the keep limit)" not in table.inner_text()
     # Download is a plain link (a multi-GB tar streams to disk), authenticated by ?token=.
     href = table.get_by_role("link", name="Download").first.get_attribute("href")
     assert href

@@ -79,7 +79,7 @@ function axisValues(_u: uPlot, splits: (number | null)[], _axis: number, _space:
   const dec = Math.min(step.includes("e") ? 6 : (step.split(".")[1] ?? "").length, 8);
   return splits.map((v) => {
     if (v == null) return "";
-    if (max >= 1e5) return compact(v);
+    if (max >= 1e4) return compact(v); // 10K, not 10000
     if (max !== 0 && max < 1e-3) return v === 0 ? "0" : v.toExponential(1);
     return v.toFixed(dec);
   });

@@ -17,7 +17,8 @@ export interface RunActions {
 }
 
 export const canCancel = (r: Run) => ACTIVE_STATUSES.has(r.status) && r.status !== "cancelling";
-export const canResume = (r: Run) => r.status === "failed" || r.status === "cancelled" || r.status === "succeeded";
+// A succeeded run is finished: resuming it would train past its own end (clone it instead).
+export const canResume = (r: Run) => r.status === "failed" || r.status === "cancelled";
 export const canDelete = (r: Run) => !ACTIVE_STATUSES.has(r.status);
 
 const label = (r: Run) => r.name || r.id;

@@ -92,7 +92,7 @@ export function RunPage({ id }: { id: string }) {
         <span class="muted">/</span>
         <h1 class="run-title">{run.name || run.id}</h1>
         <StatusBadge status={run.status} />
-        <LiveDot state={live.live} />
+        {ACTIVE_STATUSES.has(run.status) ? <LiveDot state={live.live} /> : null}
         <div class="spacer" />
         {canCancel(run) ? (
           <button type="button" class="btn btn-danger" onClick={() => actions.cancel(run)}>
@@ -363,12 +363,11 @@ function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Ch
             </tr>
           </thead>
           <tbody>
-            {checkpoints.map((c) => (
+            {checkpoints.filter((c) => c.exists).map((c) => (
               <tr key={c.name}>
                 <td class="mono">
                   {c.name}
                   {c.attempt > 1 ? <span class="muted small"> (attempt {c.attempt})</span> : null}
-                  {!c.exists ? <span class="muted small"> (deleted by the keep limit)</span> : null}
                 </td>
                 <td class="num">{int(c.step)}</td>
                 <td>{dateTime(c.created_at)}</td>
@@ -394,6 +393,21 @@ function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Ch
                 </td>
               </tr>
             ))}
+            {checkpoints.some((c) => !c.exists) ? (
+              <tr class="folded" data-testid="deleted-checkpoints">
+                <td colSpan={6}>
+                  <details>
+                    <summary class="muted small">{checkpoints.filter((c) => !c.exists).length} deleted by the keep limit</summary>
+                    <span class="mono small muted">
+                      {checkpoints
+                        .filter((c) => !c.exists)
+                        .map((c) => c.name)
+                        .join(", ")}
+                    </span>
+                  </details>
+                </td>
+              </tr>
+            ) : null}
           </tbody>
         </table>
       )}
