@@ -106,9 +106,9 @@ class Progress:
 
 
 def run_prepare(args: argparse.Namespace, write: bool) -> dict[str, Any]:
+    sources = _sources(args)  # bad input fails before the (slow) transformers import
     from transformers import AutoTokenizer
 
-    sources = _sources(args)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     encoder = Encoder(tokenizer)
     opts = PackOptions(args.block_size, args.packing, args.keep_linebreaks)

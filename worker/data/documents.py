@@ -20,7 +20,7 @@ from pathlib import Path
 from worker.data.errors import DataError
 
 SUFFIXES = (".txt", ".jsonl")
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 18
 
 
 def find_files(root: Path, flag: str = "--dataset_dir") -> list[Path]:

@@ -48,6 +48,17 @@ def _byte_level_table() -> dict[str, int]:
     return {chr(c): b for b, c in zip(keep, chars, strict=True)}
 
 
+def _decoder_json(backend: Any) -> Any:
+    """A tokenizers decoder as its tokenizer.json object (its own pickle state is that JSON)."""
+    decoder = getattr(backend, "decoder", None)
+    if decoder is None:
+        return None
+    try:
+        return json.loads(decoder.__getstate__())
+    except (TypeError, ValueError, AttributeError):
+        return json.loads(backend.to_str()).get("decoder")
+
+
 def _has_byte_level(node: Any) -> bool:
     """Whether a tokenizer.json decoder (possibly a Sequence) contains a ByteLevel step."""
     if isinstance(node, dict):
@@ -112,10 +123,11 @@ class Encoder:
         token whose first byte is one). A block starting there would decode to U+FFFD."""
         if self._unsafe is None:
             table = np.zeros(self.vocab_size, dtype=bool)
-            pieces = self.tokenizer.convert_ids_to_tokens(list(range(self.vocab_size)))
-            byte_level = self.backend is not None and _has_byte_level(
-                json.loads(self.backend.to_str()).get("decoder")
-            )
+            if self.backend is not None:
+                pieces = [self.backend.id_to_token(i) for i in range(self.vocab_size)]
+            else:
+                pieces = self.tokenizer.convert_ids_to_tokens(list(range(self.vocab_size)))
+            byte_level = self.backend is not None and _has_byte_level(_decoder_json(self.backend))
             inverse = _byte_level_table() if byte_level else {}
             for i, piece in enumerate(pieces):
                 if not piece:

@@ -32,6 +32,40 @@ FIRST_CHARS = 200
 SCRIPT_SAMPLE = 1 << 18
 
 
+_QUALIFIERS = frozenset(
+    [
+        "FULLWIDTH",
+        "HALFWIDTH",
+        "MODIFIER",
+        "SUPERSCRIPT",
+        "SUBSCRIPT",
+        "DOUBLE-STRUCK",
+        "MATHEMATICAL",
+        "SCRIPT",
+        "BLACK-LETTER",
+        "SMALL",
+        "COMBINING",
+        "CIRCLED",
+        "PARENTHESIZED",
+        "SQUARED",
+    ]
+)
+_SCRIPT_WORDS = frozenset(
+    [
+        "LATIN",
+        "GREEK",
+        "CYRILLIC",
+        "ARMENIAN",
+        "HEBREW",
+        "ARABIC",
+        "KATAKANA",
+        "HIRAGANA",
+        "HANGUL",
+        "DEVANAGARI",
+    ]
+)
+
+
 @lru_cache(maxsize=65536)
 def script_of(code: int) -> str:
     ch = chr(code)
@@ -42,10 +76,10 @@ def script_of(code: int) -> str:
         return "Unknown"
     words = name.split()
     first = words[0]
-    if first in ("FULLWIDTH", "HALFWIDTH") and len(words) > 1:
-        first = words[1]
-    if first == "CJK":
+    if first in ("CJK", "IDEOGRAPHIC"):
         return "Han"
+    if first in _QUALIFIERS:  # FULLWIDTH LATIN ..., MODIFIER LETTER SMALL GREEK ..., ...
+        return next((w.title() for w in words[1:] if w in _SCRIPT_WORDS), "Common")
     return first.title()
 
 
