@@ -69,7 +69,7 @@ from worker.training.checkpoints import (  # noqa: E402
     resolve_resume,
 )
 from worker.training.data import (  # noqa: E402
-    build_datasets,
+    build_run_data,
     group_blocks,
     read_texts,
     tokenizer_fingerprint,
@@ -154,7 +154,8 @@ def train(
     block_size = choose_block_size(data_args.block_size, config)
 
     # 3. Data before the model: bad data fails in seconds, not after loading weights.
-    train_ds, eval_ds = build_datasets(data_args, args, tokenizer, block_size)
+    data, run.data_sources = build_run_data(data_args, args, tokenizer, block_size)
+    train_ds, eval_ds = data.train, data.eval
 
     # 4. Model: load or build, resize the vocabulary to the tokenizer, wrap in LoRA.
     model, old_vocab = build_model(model_args, args, tokenizer, config)

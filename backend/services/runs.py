@@ -96,7 +96,7 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
     errors = []
     resolved: dict[tuple[str, ...], str] = {}
     for key, raw in config.path_fields().items():
-        field_loc = [*loc, *key]
+        field_loc = [*loc, *(int(k) if k.isdigit() else k for k in key)]
         try:
             path = resolve_allowed(raw, settings.roots)
         except PathNotAllowed as exc:
@@ -119,8 +119,12 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
             resolved[key] = str(path)
     if errors:
         raise ConfigInvalid(errors)
-    for (section, name), value in resolved.items():
-        setattr(getattr(config, section), name, value)
+    for key, value in resolved.items():
+        if key[:2] == ("data", "data_sources"):
+            (config.data.data_sources or [])[int(key[2])].path = value
+        else:
+            section, name = key
+            setattr(getattr(config, section), name, value)
     return config
 
 

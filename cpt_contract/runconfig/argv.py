@@ -9,6 +9,7 @@ Pure functions: no I/O, no shell. The worker executes the list as is
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,9 @@ def field_flags(name: str, value: object, extra: dict[str, Any]) -> list[str]:
         return [] if value else [f"--{name}", "False"]
     if isinstance(style, dict):  # a choice that maps to its own flags
         return list(style[str(value)])
+    if style == "json":  # structured values travel as one JSON argument
+        items = [v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for v in value]  # type: ignore[attr-defined]
+        return [f"--{name}", json.dumps(items, ensure_ascii=False)]
     return [*extra.get("argv_with", []), f"--{name}", _value(value)]
 
 

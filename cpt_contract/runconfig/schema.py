@@ -91,6 +91,14 @@ class ModelSection(_Section):
     model_revision: str = Field(default="main", title="Model revision", json_schema_extra=_adv())
 
 
+class DataSource(_Section):
+    """One source of a mixture: blocks are drawn by weight (deterministic with the seed)."""
+
+    path: str = Field(min_length=1, max_length=1000, json_schema_extra={"picker": "dataset"})
+    weight: float = Field(default=1.0, gt=0, le=1e6)
+    name: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class DataSection(_Section):
     """Training text (the seed's data arguments)."""
 
@@ -124,6 +132,21 @@ class DataSection(_Section):
         ge=8,
         title="Block size",
         description="Tokens per training sequence. Empty: min(1024, the model's maximum).",
+    )
+    packing: Literal["eos", "classic"] = Field(
+        default="eos",
+        title="Packing",
+        description="eos: an EOS token between documents, blocks start on a character; "
+        "classic: the seed's plain concatenation.",
+        json_schema_extra=_adv(),
+    )
+    data_sources: list[DataSource] | None = Field(
+        default=None,
+        max_length=64,
+        title="Mixture sources",
+        description="Extra sources mixed by weight, e.g. replay text of the base's language "
+        "against forgetting; the dataset directory (or train file) is one more source.",
+        json_schema_extra=_adv(**{ARGV: "json"}),
     )
     max_train_samples: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
     max_eval_samples: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
@@ -265,7 +288,11 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> RunConfig:
-        if self.data.dataset_dir is None and self.data.train_file is None:
+        if (
+            self.data.dataset_dir is None
+            and self.data.train_file is None
+            and not self.data.data_sources
+        ):
             raise ValueError(
                 "data: set data.dataset_dir (a directory of .txt/.jsonl files) or data.train_file"
             )
@@ -296,6 +323,8 @@ class RunConfig(_Section):
                 value = getattr(getattr(self, section), name)
                 if value:
                     found[(section, name)] = value
+        for i, source in enumerate(self.data.data_sources or []):
+            found[("data", "data_sources", str(i), "path")] = source.path
         return found
 
 

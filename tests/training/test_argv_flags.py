@@ -7,6 +7,7 @@ value for it, so the new flag is proved to reach the script and to parse there.
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -39,6 +40,8 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "keep_linebreaks": False,
         "preprocessing_num_workers": 2,
         "overwrite_cache": True,
+        "packing": "classic",
+        "data_sources": [{"path": "/data/en-replay", "weight": 0.25, "name": "en"}],
     },
     "method": {
         "finetuning_type": "full",
@@ -149,6 +152,8 @@ def test_pretrain_parser_accepts_every_flag() -> None:
             if name in {"precision", "warmup_ratio", "finetuning_type"}:
                 continue  # mapped by the script (--bf16; warmup_ratio → warmup_steps)
             got = parsed[name]
+            if name == "data_sources":
+                got = json.loads(got)  # structured values travel as one JSON argument
             assert got == value or str(got) == str(value), f"--{name}: {got!r} != {value!r}"
     assert training_args.bf16 is True
     flags = [a for a in args if a.startswith("--")]

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
+from worker.data.errors import DataError
+from worker.data.sources import parse_data_sources
 from worker.training.failures import InputError
 
 
@@ -83,6 +85,22 @@ class DataTrainingArguments:
     keep_linebreaks: bool = field(default=True, metadata={"help": "Keep line breaks of .txt."})
     data_cache_dir: str | None = field(
         default="./", metadata={"help": "Where tokenized blocks are cached."}
+    )
+    packing: str = field(
+        default="eos",
+        metadata={
+            "help": "eos: an EOS token after each document, blocks start on a character; "
+            "classic: the seed's plain concatenation.",
+            "choices": ["eos", "classic"],
+        },
+    )
+    data_sources: str | None = field(
+        default=None,
+        metadata={
+            "help": 'JSON list of {"path", "weight", "name"} (or a .json file of it): sources '
+            "mixed by weight (seeded by --seed); --dataset_dir/--train_file is one more "
+            "source of weight 1."
+        },
     )
 
 
@@ -170,8 +188,13 @@ def check_arguments(
         )
     if data_args.streaming and args.max_steps <= 0:
         raise InputError("--streaming needs --max_steps > 0 (a stream has no known length)")
-    if not (data_args.dataset_dir or data_args.train_file):
-        raise InputError("--dataset_dir (or --train_file) is required")
+    if not (data_args.dataset_dir or data_args.train_file or data_args.data_sources):
+        raise InputError("--dataset_dir (or --train_file, or --data_sources) is required")
+    if data_args.data_sources:
+        try:
+            parse_data_sources(data_args.data_sources)
+        except DataError as exc:
+            raise InputError(str(exc)) from exc
     if data_args.dataset_dir and not Path(data_args.dataset_dir).is_dir():
         raise InputError(f"--dataset_dir {data_args.dataset_dir} is not a directory")
     for flag in ("train_file", "validation_file"):

@@ -57,6 +57,7 @@ class EventsCallback(TrainerCallback):
             vocab_size=run.vocab_size,
             resumed_from=str(run.resumed_from) if run.resumed_from else None,
             finetuning_type=args.finetuning_type,
+            data_sources=run.data_sources,
         )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

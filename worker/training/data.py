@@ -1,43 +1,72 @@
-"""Training data: file discovery, reading, tokenize + group into blocks + cache, streaming, splits."""
+"""Training data for ``pretrain.py``: the run's flags → the data engine (``worker/data``).
+
+The engine reads, tokenizes, packs and caches; this module maps the seed's data flags plus
+``--packing`` and ``--data_sources`` onto it, turns its ``DataError`` into ``InputError`` (exit 2)
+and applies ``--debug_mode``. The names the seed script exported stay importable from here.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import glob
-import hashlib
-import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import datasets
-
+from worker.data.documents import find_files
+from worker.data.documents import read_texts as _read_texts
+from worker.data.encoding import tokenizer_fingerprint
+from worker.data.errors import DataError
+from worker.data.files import CACHE_FORMAT, PackOptions
+from worker.data.packing import group_blocks
+from worker.data.sources import Source, load_sources, parse_data_sources
+from worker.data.training import DataPlan, RunData, build
 from worker.training.arguments import DataTrainingArguments, PretrainArguments
 from worker.training.failures import InputError
 
+__all__ = [
+    "CACHE_FORMAT",
+    "build_datasets",
+    "data_files",
+    "data_sources",
+    "flag_of",
+    "group_blocks",
+    "read_texts",
+    "tokenizer_fingerprint",
+]
+
 logger = logging.getLogger("pretrain")
 
-#: Bump when tokenization or grouping changes, so old caches are not reused.
-CACHE_FORMAT = 3
+
+def data_sources(data_args: DataTrainingArguments) -> list[Source]:
+    """``--dataset_dir``/``--train_file`` as one source of weight 1, then ``--data_sources``."""
+    try:
+        sources: list[Source] = []
+        if data_args.dataset_dir or data_args.train_file:
+            files: list[Path] = []
+            flags: dict[Path, str] = {}
+            if data_args.dataset_dir:
+                files = find_files(Path(data_args.dataset_dir), "--dataset_dir")
+            if data_args.train_file:
+                files.append(Path(data_args.train_file))
+                flags[Path(data_args.train_file)] = "--train_file"
+            name = Path(data_args.dataset_dir or data_args.train_file or "data").name
+            sources.append(Source(name or "data", files, 1.0, "--dataset_dir", flags))
+        if data_args.data_sources:
+            extra = load_sources(parse_data_sources(data_args.data_sources))
+            taken = {s.name for s in sources}
+            for s in extra:
+                if s.name in taken:
+                    s.name = f"{s.name}-{len(taken)}"
+                taken.add(s.name)
+            sources.extend(extra)
+    except DataError as exc:
+        raise InputError(str(exc)) from exc
+    return sources
 
 
 def data_files(data_args: DataTrainingArguments) -> tuple[list[Path], list[Path]]:
-    """(training files, validation files)."""
-    train: list[Path] = []
-    if data_args.dataset_dir:
-        root = Path(data_args.dataset_dir)
-        found = {
-            Path(p)
-            for ext in ("txt", "jsonl")
-            for p in glob.glob(f"{root}/**/*.{ext}", recursive=True)
-        }
-        train = sorted(p for p in found if p.is_file())
-        if not train:
-            raise InputError(f"--dataset_dir {root} holds no .txt or .jsonl files")
-    if data_args.train_file:
-        train.append(Path(data_args.train_file))
+    """(training files of every source, validation files)."""
+    train = [p for s in data_sources(data_args) for p in s.files]
     valid = [Path(data_args.validation_file)] if data_args.validation_file else []
     return train, valid
 
@@ -51,105 +80,11 @@ def flag_of(path: Path, data_args: DataTrainingArguments) -> str:
 
 
 def read_texts(path: Path, keep_linebreaks: bool, flag: str) -> tuple[list[str], str]:
-    """A file's documents and the sha256 of its bytes. Raises InputError on bad UTF-8/JSON."""
-    raw = path.read_bytes()
+    """A file's documents and the sha256 of its bytes. Raises InputError on bad input."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{flag}: {path} is not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 4]!r}); "
-            "convert it, e.g. iconv -f <encoding> -t utf-8"
-        ) from exc
-    digest = hashlib.sha256(raw).hexdigest()
-    if path.suffix == ".jsonl":
-        docs = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{flag}: {path} line {n} is not JSON: {exc.msg}") from exc
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise InputError(f'{flag}: {path} line {n} has no string "text" field')
-            docs.append(obj["text"])
-        return docs, digest
-    # .txt: one example per line, as the datasets "text" builder of the seed script did.
-    lines = text.splitlines(keepends=keep_linebreaks)
-    return [ln for ln in lines if ln.strip()], digest
-
-
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    h = hashlib.sha256(type(tokenizer).__name__.encode())
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        h.update(backend.to_str().encode())
-    else:
-        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
-    h.update(repr(tokenizer("a b")["input_ids"]).encode())  # special-token handling
-    return h.hexdigest()
-
-
-def _num_proc(requested: int | None, n_rows: int) -> int | None:
-    """Worker processes for ``Dataset.map``: more than the CPUs, or than the work, only costs."""
-    if not requested or requested <= 1:
-        return None
-    n = min(requested, os.cpu_count() or 1, max(1, n_rows // 2000))
-    return n if n > 1 else None
-
-
-def group_blocks(ids: list[list[int]], block_size: int) -> list[list[int]]:
-    flat = [t for seq in ids for t in seq]
-    total = (len(flat) // block_size) * block_size
-    return [flat[i : i + block_size] for i in range(0, total, block_size)]
-
-
-def tokenize_file(
-    path: Path,
-    tokenizer: Any,
-    block_size: int,
-    data_args: DataTrainingArguments,
-    cache_root: Path,
-    fingerprint: str,
-) -> datasets.Dataset:
-    """Blocks of one file, from the cache when the file, tokenizer and block size are unchanged."""
-    docs, digest = read_texts(path, data_args.keep_linebreaks, flag_of(path, data_args))
-    key = hashlib.sha256(
-        f"{CACHE_FORMAT}|{digest}|{fingerprint}|{block_size}|{data_args.keep_linebreaks}".encode()
-    ).hexdigest()[:20]
-    target = cache_root / f"{path.stem}-{key}"
-    if target.is_dir() and not data_args.overwrite_cache:
-        with contextlib.suppress(Exception):
-            ds = datasets.load_from_disk(str(target))
-            logger.info("data cache hit: %s -> %s (%d blocks)", path.name, target.name, len(ds))
-            return ds
-    logger.info("tokenizing %s (%d documents) into %s", path.name, len(docs), target.name)
-    raw = datasets.Dataset.from_dict({"text": docs})
-
-    def tok(batch: dict[str, list[str]]) -> dict[str, Any]:
-        return {"input_ids": tokenizer(batch["text"])["input_ids"]}
-
-    def group(batch: dict[str, list[Any]]) -> dict[str, Any]:
-        blocks = group_blocks(batch["input_ids"], block_size)
-        return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
-
-    num_proc = _num_proc(data_args.preprocessing_num_workers, len(docs))
-    ids = raw.map(tok, batched=True, remove_columns=["text"], num_proc=num_proc, desc="tokenize")
-    # Grouped 1000 documents at a time, as the seed script did: memory stays bounded on huge
-    # files, and each batch drops only its tail (< block_size tokens).
-    blocks = ids.map(group, batched=True, batch_size=1000, num_proc=num_proc, desc="group")
-    if len(blocks) == 0:
-        # datasets cannot reload an empty saved dataset; such a file is cheap to redo.
-        logger.warning("%s is shorter than one block of %d tokens; skipped", path.name, block_size)
-        return blocks
-    tmp = cache_root / f".{target.name}.tmp-{os.getpid()}"
-    blocks.save_to_disk(str(tmp))
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    return datasets.load_from_disk(str(target))
+        return _read_texts(path, keep_linebreaks, flag)
+    except DataError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def build_datasets(
@@ -159,97 +94,54 @@ def build_datasets(
     block_size: int,
 ) -> tuple[Any, Any]:
     """(train, eval) datasets of ``block_size`` blocks; eval may be None."""
-    train_files, valid_files = data_files(data_args)
-    if data_args.streaming:
-        return _streaming_datasets(train_files, valid_files, data_args, args, tokenizer, block_size)
-    cache_root = Path(data_args.data_cache_dir or "./").resolve()
-    cache_root.mkdir(parents=True, exist_ok=True)
-    fingerprint = tokenizer_fingerprint(tokenizer)
-    # Rank 0 tokenizes and writes the cache; the other ranks then read it.
-    with args.main_process_first(desc="tokenize and cache"):
-        parts = [
-            tokenize_file(p, tokenizer, block_size, data_args, cache_root, fingerprint)
-            for p in train_files
-        ]
-        valid_parts = [
-            tokenize_file(p, tokenizer, block_size, data_args, cache_root, fingerprint)
-            for p in valid_files
-        ]
-    train = datasets.concatenate_datasets([p for p in parts if len(p)]) if parts else None
-    if train is None or len(train) == 0:
-        raise InputError(
-            f"--block_size {block_size}: the training text is shorter than one block; "
-            "add text or lower --block_size"
-        )
-    eval_ds = datasets.concatenate_datasets(valid_parts) if valid_parts else None
-    pct = data_args.validation_split_percentage or 0
-    if eval_ds is None and pct > 0:
-        if len(train) < 2:
-            raise InputError("--validation_split_percentage: only one block, nothing to hold out")
-        split = train.train_test_split(test_size=pct, seed=args.seed, shuffle=True)
-        train, eval_ds = split["train"], split["test"]
-    if args.debug_mode:
-        train = train.select(range(min(len(train), 64)))
-        if eval_ds is not None:
-            eval_ds = eval_ds.select(range(min(len(eval_ds), 16)))
-    if data_args.max_train_samples is not None:
-        train = train.select(range(min(len(train), data_args.max_train_samples)))
-    if eval_ds is not None and data_args.max_eval_samples is not None:
-        eval_ds = eval_ds.select(range(min(len(eval_ds), data_args.max_eval_samples)))
-    logger.info("train blocks: %d, eval blocks: %s", len(train), len(eval_ds) if eval_ds else 0)
-    if args.debug_mode and len(train):
-        logger.debug("first training block: %r", tokenizer.decode(train[0]["input_ids"]))
-    return train, eval_ds
+    data, _ = build_run_data(data_args, args, tokenizer, block_size)
+    return data.train, data.eval
 
 
-def _streaming_datasets(
-    train_files: list[Path],
-    valid_files: list[Path],
+def build_run_data(
     data_args: DataTrainingArguments,
     args: PretrainArguments,
     tokenizer: Any,
     block_size: int,
-) -> tuple[Any, Any]:
-    """An iterable train set read lazily file by file; eval is materialised (it is small)."""
-    for p in [*train_files, *valid_files]:
-        read_texts(p, data_args.keep_linebreaks, flag_of(p, data_args))  # validate up front
-
-    def blocks(files: list[Path]) -> Iterator[dict[str, list[int]]]:
-        buf: list[int] = []
-        for p in files:
-            docs, _ = read_texts(p, data_args.keep_linebreaks, flag_of(p, data_args))
-            for i in range(0, len(docs), 256):
-                for seq in tokenizer(docs[i : i + 256])["input_ids"]:
-                    buf.extend(seq)
-                    while len(buf) >= block_size:
-                        block, buf = buf[:block_size], buf[block_size:]
-                        yield {"input_ids": block, "labels": list(block)}
-
-    n_eval = data_args.max_eval_samples or 64
-    eval_ds = None
-    skip = 0
-    if valid_files:
-        eval_list = []
-        for b in blocks(valid_files):
-            eval_list.append(b)
-            if len(eval_list) >= n_eval:
-                break
-        eval_ds = datasets.Dataset.from_list(eval_list) if eval_list else None
-    elif (data_args.validation_split_percentage or 0) > 0:
-        eval_list = []
-        for b in blocks(train_files):
-            eval_list.append(b)
-            if len(eval_list) >= n_eval:
-                break
-        eval_ds = datasets.Dataset.from_list(eval_list) if eval_list else None
-        skip = len(eval_list)  # those blocks are held out of the stream
-
-    def gen() -> Iterator[dict[str, list[int]]]:
-        for i, b in enumerate(blocks(train_files)):
-            if i >= skip:
-                yield b
-
-    train = datasets.IterableDataset.from_generator(gen)
-    if data_args.max_train_samples is not None:
-        train = train.take(data_args.max_train_samples)
-    return train.with_format("torch"), eval_ds
+) -> tuple[RunData, list[dict[str, Any]]]:
+    """The datasets and, per source, files/documents/tokens/blocks (for the ``start`` event)."""
+    workers = data_args.preprocessing_num_workers
+    if workers and workers > 0 and "RAYON_NUM_THREADS" not in os.environ:
+        # The tokenizer's thread pool (read when it first encodes in parallel).
+        os.environ["RAYON_NUM_THREADS"] = str(min(workers, os.cpu_count() or 1))
+    plan = DataPlan(
+        sources=data_sources(data_args),
+        opts=PackOptions(block_size, data_args.packing, data_args.keep_linebreaks),
+        validation_files=[Path(data_args.validation_file)] if data_args.validation_file else [],
+        validation_split=data_args.validation_split_percentage or 0.0,
+        seed=args.seed,
+        cache_dir=Path(data_args.data_cache_dir or "./"),
+        overwrite_cache=data_args.overwrite_cache,
+        streaming=data_args.streaming,
+        max_train_samples=data_args.max_train_samples,
+        max_eval_samples=data_args.max_eval_samples,
+        main_process_first=lambda: args.main_process_first(desc="tokenize and cache"),
+    )
+    if args.debug_mode:
+        plan.max_train_samples = min(plan.max_train_samples or 64, 64)
+        plan.max_eval_samples = min(plan.max_eval_samples or 16, 16)
+    try:
+        data = build(plan, tokenizer)
+    except DataError as exc:
+        raise InputError(str(exc)) from exc
+    if not data_args.streaming:
+        logger.info(
+            "train blocks: %d, eval blocks: %s",
+            len(data.train),
+            len(data.eval) if data.eval is not None else 0,
+        )
+        if args.debug_mode and len(data.train):
+            logger.debug("first training block: %r", tokenizer.decode(data.train[0]["input_ids"]))
+    for row in data.summary:
+        logger.info(
+            "source %s (weight %g): %d files, %d documents, %s tokens, %s blocks; "
+            "%s train blocks drawn, %s held out",
+            row["name"], row["weight"], row["files"], row["documents"], row["tokens"],
+            row["blocks"], row["train_blocks"], row["eval_blocks"],
+        )  # fmt: skip
+    return data, data.summary

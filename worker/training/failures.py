@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from worker.data.errors import DataError
 from worker.training.run_state import RunContext
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_OOM, EXIT_CANCELLED = 0, 1, 2, 3, 4, 143
@@ -43,7 +44,7 @@ def is_oom(exc: BaseException) -> bool:
 
 def classify(exc: BaseException) -> tuple[str, str, int]:
     """(end status, one-line reason, exit code) for an exception that ended the run."""
-    if isinstance(exc, InputError):
+    if isinstance(exc, InputError | DataError):  # DataError: bad data met while streaming
         return "failed", str(exc), EXIT_BAD_INPUT
     if isinstance(exc, DivergedError):
         return "diverged", str(exc), EXIT_DIVERGED

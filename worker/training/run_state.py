@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from worker.events import EventWriter
 
@@ -27,3 +28,5 @@ class RunContext:
     last_eval: tuple[float, float] | None = None
     last_eval_step: int | None = None
     train_loss: float | None = None
+    #: Per data source: name, weight, files, bytes, documents, tokens, blocks, train/eval blocks.
+    data_sources: list[dict[str, Any]] = field(default_factory=list)

@@ -1,0 +1,240 @@
+"""Data preparation speed: the data engine vs the classic pipeline vs the raw tokenizer limit.
+
+On a real corpus (Debian ``fortunes-zh``: Chinese fortunes, Tang and Song poems; and the English
+licence texts in ``/usr/share/common-licenses``; one ``.txt`` per file) with Mistral's 32k
+SentencePiece tokenizer (from the ``mistral-common`` wheel), at 1x and 10x the corpus (each file's
+text repeated), block size 512:
+
+- **ours** — ``worker.data``: read, encode (``encode_batch_fast``), pack (``--packing``, default
+  eos), write each file's blocks to a fresh memory-mapped cache (hashing included).
+- **classic** — the seed's ``run_clm`` pipeline on the same documents: ``datasets.Dataset`` →
+  ``map(tokenizer(texts))`` → ``map(group_texts)`` 1,000 documents at a time (``num_proc`` =
+  ``--workers``, default None), labels copied, nothing saved.
+- **raw** — the limit: the documents already in memory, the same Rust batch call as ours per file
+  plus the numpy conversion; nothing else.
+
+Each measurement is its own subprocess (so peak RSS is its own), started after the tokenizer is
+loaded; the three alternate within each repetition (the order rotates) so load from other jobs on
+a shared box hits them alike. tokens/s = the corpus' document tokens (the classic count, no EOS)
+over the seconds. The median repetition is reported.
+
+    python bench/data_prep.py                 # 1x and 10x, 3 repetitions (~4 min on 2 cores)
+    python bench/data_prep.py --scales 1 --reps 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FORTUNES = Path("/usr/share/games/fortunes")
+LICENSES = Path("/usr/share/common-licenses")
+METHODS = ("ours", "classic", "raw")
+
+
+def mistral_tokenizer(target: Path) -> Path:
+    spec = importlib.util.find_spec("mistral_common")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("needs the mistral-common wheel (pip install --no-deps mistral-common)")
+    model = Path(next(iter(spec.submodule_search_locations))) / "data" / "tokenizer.model.v1"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model, target / "tokenizer.model")
+    return target
+
+
+def base_texts() -> dict[str, bytes]:
+    """file name → bytes of the real corpus (symlinked duplicates skipped)."""
+    out: dict[str, bytes] = {}
+    for name in ("chinese", "tang300", "song100"):
+        path = FORTUNES / name
+        if not path.is_file():
+            sys.exit("needs Debian's fortunes-zh (apt-get install fortunes-zh)")
+        out[f"fortunes_{name}.txt"] = path.read_bytes()
+    for path in sorted(LICENSES.iterdir()):
+        if path.is_file() and not path.is_symlink():
+            out[f"license_{path.name}.txt"] = path.read_bytes()
+    return out
+
+
+def write_corpus(target: Path, scale: int) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for name, data in base_texts().items():
+        body = data if data.endswith(b"\n") else data + b"\n"
+        (target / name).write_bytes(body * scale)
+    return target
+
+
+# --------------------------------------------------------------------------- one measurement
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(method: str, corpus: Path, tokenizer_dir: Path, block: int, workers: int | None,
+            packing: str, work: Path) -> dict[str, Any]:  # fmt: skip
+    from transformers import AutoTokenizer
+
+    from worker.data.documents import find_files, read_texts
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    files = find_files(corpus)
+    rss_start = _rss_mb()
+    blocks = 0
+    if method == "ours":
+        from worker.data.encoding import Encoder
+        from worker.data.files import PackOptions, cache_file
+
+        cache = work / f"cache-{os.getpid()}"
+        t0 = time.perf_counter()
+        encoder = Encoder(tokenizer)
+        opts = PackOptions(block, packing)
+        for path in files:
+            blocks += cache_file(path, encoder, opts, cache).stats.blocks
+        seconds = time.perf_counter() - t0
+        shutil.rmtree(cache, ignore_errors=True)
+    elif method == "classic":
+        from itertools import chain
+
+        import datasets
+
+        datasets.disable_progress_bars()
+
+        def tokenize(examples: dict[str, list[str]]) -> Any:
+            return tokenizer(examples["text"])
+
+        def group_texts(examples: dict[str, list[Any]]) -> dict[str, Any]:
+            concatenated = {k: list(chain(*examples[k])) for k in examples}
+            total = (len(concatenated["input_ids"]) // block) * block
+            result = {
+                k: [t[i : i + block] for i in range(0, total, block)]
+                for k, t in concatenated.items()
+            }
+            result["labels"] = result["input_ids"].copy()
+            return result
+
+        t0 = time.perf_counter()
+        for path in files:
+            docs, _ = read_texts(path)
+            raw = datasets.Dataset.from_dict({"text": docs})
+            ids = raw.map(tokenize, batched=True, num_proc=workers, remove_columns=["text"])
+            grouped = ids.map(group_texts, batched=True, batch_size=1000, num_proc=workers)
+            blocks += len(grouped)
+        seconds = time.perf_counter() - t0
+    else:
+        from itertools import chain
+
+        import numpy as np
+
+        texts = [read_texts(path)[0] for path in files]
+        backend = tokenizer.backend_tokenizer
+        t0 = time.perf_counter()
+        for docs in texts:
+            ids = [e.ids for e in backend.encode_batch_fast(docs, add_special_tokens=True)]
+            n = sum(map(len, ids))
+            arr = np.fromiter(chain.from_iterable(ids), dtype=np.uint16, count=n)
+            blocks += len(arr) // block
+        seconds = time.perf_counter() - t0
+    # Document tokens of the corpus (the classic count), the same for every method.
+    tokens = 0
+    if method == "raw":
+        backend = tokenizer.backend_tokenizer
+        tokens = sum(len(e.ids) for docs in texts for e in backend.encode_batch_fast(docs))
+    return {
+        "method": method,
+        "seconds": seconds,
+        "blocks": blocks,
+        "tokens": tokens,
+        "rss_start_mb": rss_start,
+        "peak_rss_mb": _rss_mb(),
+    }
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def run_one(method: str, corpus: Path, tok: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:  # fmt: skip
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="true", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, __file__, "--measure", method, "--corpus", str(corpus),
+           "--tokenizer", str(tok), "--block_size", str(args.block_size),
+           "--packing", args.packing, "--work", str(work)]  # fmt: skip
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    if proc.returncode != 0:
+        sys.exit(f"{method} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scales", default="1,10", help="corpus repetitions, comma-separated")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--block_size", type=int, default=512)
+    ap.add_argument("--workers", type=int, default=None, help="classic num_proc (default None)")
+    ap.add_argument("--packing", default="eos", choices=["eos", "classic"])
+    ap.add_argument("--measure", choices=METHODS, help=argparse.SUPPRESS)
+    ap.add_argument("--corpus", help=argparse.SUPPRESS)
+    ap.add_argument("--tokenizer", help=argparse.SUPPRESS)
+    ap.add_argument("--work", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.measure:
+        result = measure(args.measure, Path(args.corpus), Path(args.tokenizer), args.block_size,
+                         args.workers, args.packing, Path(args.work))  # fmt: skip
+        print(json.dumps(result))
+        return
+    with tempfile.TemporaryDirectory(prefix="data-prep-bench-") as tmp:
+        work = Path(tmp)
+        tok = mistral_tokenizer(work / "tokenizer")
+        rows = []
+        for scale in (int(s) for s in args.scales.split(",")):
+            corpus = write_corpus(work / f"corpus-{scale}x", scale)
+            mb = sum(p.stat().st_size for p in corpus.iterdir()) / 1e6
+            results: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+            for rep in range(args.reps):
+                order = METHODS[rep % 3 :] + METHODS[: rep % 3]
+                for method in order:
+                    r = run_one(method, corpus, tok, args, work)
+                    results[method].append(r)
+                    print(f"{scale}x rep {rep + 1} {method}: {r['seconds']:.2f} s, "
+                          f"peak RSS {r['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)  # fmt: skip
+            tokens = results["raw"][0]["tokens"]
+            med = {m: statistics.median(r["seconds"] for r in results[m]) for m in METHODS}
+            for m in METHODS:
+                rss = max(r["peak_rss_mb"] for r in results[m])
+                start = statistics.median(r["rss_start_mb"] for r in results[m])
+                rows.append((scale, mb, m, tokens / med[m], med["classic"] / med[m],
+                             med["raw"] / med[m], rss, start, results[m][0]["blocks"], med[m]))  # fmt: skip
+    load = os.getloadavg()
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, load average {load[0]:.1f}/{load[1]:.1f}; "
+          f"block {args.block_size}, packing {args.packing}, classic num_proc {args.workers}, "
+          f"median of {args.reps}\n")  # fmt: skip
+    print("| corpus | method | s | tokens/s | ours/classic | ours/raw | blocks | peak RSS (MB) | RSS after tokenizer load (MB) |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    ours = {r[0]: r for r in rows if r[2] == "ours"}
+    for scale, mb, m, tps, _, _, rss, start, blocks, sec in rows:
+        o = ours[scale]
+        vs_classic = f"{o[4]:.2f}x" if m == "ours" else ""
+        vs_raw = f"{o[5]:.0%}" if m == "ours" else ""
+        print(f"| {scale}x ({mb:.1f} MB) | {m} | {sec:.2f} | {tps:,.0f} | {vs_classic} | {vs_raw} "
+              f"| {blocks:,} | {rss:.0f} | {start:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

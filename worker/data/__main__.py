@@ -1,0 +1,5 @@
+import sys
+
+from worker.data.cli import main
+
+sys.exit(main())

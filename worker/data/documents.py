@@ -1,0 +1,156 @@
+"""Training files: discovery, and their documents read in bounded chunks.
+
+A ``.txt`` file holds one document per line (``str.splitlines``, blank lines dropped, line breaks
+kept when ``keep_linebreaks``), as the seed's ``datasets`` "text" reading did. A ``.jsonl`` file
+holds one JSON object with a string ``"text"`` per line (split on ``\\n`` only, so a raw U+2028
+inside a JSON string stays in its document). Files are read ``CHUNK_BYTES`` at a time, cut after a
+``\\n``: memory does not grow with the file, and the documents are the same as when the whole file
+is split at once.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker.data.errors import DataError
+
+SUFFIXES = (".txt", ".jsonl")
+CHUNK_BYTES = 1 << 18
+
+
+def find_files(root: Path, flag: str = "--dataset_dir") -> list[Path]:
+    """The ``.txt`` and ``.jsonl`` files under a directory, sorted; a file is itself."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise DataError(f"{flag}: {root} does not exist")
+    found = {Path(p) for ext in SUFFIXES for p in glob.glob(f"{root}/**/*{ext}", recursive=True)}
+    files = sorted(p for p in found if p.is_file())
+    if not files:
+        raise DataError(f"{flag} {root} holds no .txt or .jsonl files")
+    return files
+
+
+def open_error(path: Path, flag: str, exc: OSError) -> DataError:
+    return DataError(f"{flag}: cannot read {path}: {exc.strerror or exc}")
+
+
+def file_digest(path: Path, flag: str = "--dataset_dir") -> str:
+    """sha256 of a file's bytes (the cache key's content part)."""
+    h = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(CHUNK_BYTES * 4):
+                h.update(chunk)
+    except OSError as exc:
+        raise open_error(path, flag, exc) from exc
+    return h.hexdigest()
+
+
+@dataclass
+class ReadStats:
+    """What reading a file found (filled while its batches are consumed)."""
+
+    bytes: int = 0
+    documents: int = 0
+    characters: int = 0
+    lines: int = 0
+
+
+def iter_document_batches(
+    path: Path,
+    keep_linebreaks: bool = True,
+    flag: str = "--dataset_dir",
+    stats: ReadStats | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[list[str]]:
+    """A file's documents, a list per chunk read. Raises DataError on unreadable, non-UTF-8 or
+    empty input and on a JSONL line that is not an object with a string ``"text"``."""
+    stats = stats if stats is not None else ReadStats()
+    jsonl = path.suffix == ".jsonl"
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise open_error(path, flag, exc) from exc
+    with fh:
+        tail = b""
+        offset = 0  # file offset of ``data``
+        while True:
+            try:
+                chunk = fh.read(chunk_bytes)
+            except OSError as exc:
+                raise open_error(path, flag, exc) from exc
+            stats.bytes += len(chunk)
+            data = tail + chunk
+            if chunk:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    tail = data
+                    continue
+                data, tail = data[:cut], data[cut:]
+            elif not data:
+                break
+            else:
+                tail = b""
+            docs = _documents(data, offset, path, flag, stats, jsonl, keep_linebreaks)
+            offset += len(data)
+            stats.lines += data.count(b"\n")
+            if docs:
+                stats.documents += len(docs)
+                yield docs
+            if not chunk:
+                break
+    if stats.documents == 0:
+        what = "is empty" if stats.bytes == 0 else "holds no text (only blank lines)"
+        if jsonl and stats.bytes:
+            what = "holds no JSON line"
+        raise DataError(f"{flag}: {path} {what}; remove it or add text")
+
+
+def _documents(
+    data: bytes,
+    offset: int,
+    path: Path,
+    flag: str,
+    stats: ReadStats,
+    jsonl: bool,
+    keep_linebreaks: bool,
+) -> list[str]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = stats.lines + data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{flag}: {path} is not valid UTF-8 (line {line}, byte "
+            f"{offset + exc.start}: {data[exc.start : exc.start + 4]!r}); "
+            "convert it, e.g. iconv -f <encoding> -t utf-8"
+        ) from exc
+    if not jsonl:
+        stats.characters += len(text)
+        return [ln for ln in text.splitlines(keepends=keep_linebreaks) if ln.strip()]
+    docs: list[str] = []
+    for n, row in enumerate(text.split("\n"), stats.lines + 1):
+        if not row.strip():
+            continue
+        try:
+            obj = json.loads(row)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{flag}: {path} line {n} is not JSON: {exc.msg}") from exc
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            raise DataError(f'{flag}: {path} line {n} has no string "text" field')
+        docs.append(obj["text"])
+        stats.characters += len(obj["text"])
+    return docs
+
+
+def read_texts(
+    path: Path, keep_linebreaks: bool = True, flag: str = "--dataset_dir"
+) -> tuple[list[str], str]:
+    """All of a file's documents and the sha256 of its bytes (small files, tools and tests)."""
+    docs = [d for batch in iter_document_batches(path, keep_linebreaks, flag) for d in batch]
+    return docs, file_digest(path, flag)

@@ -1,0 +1,195 @@
+"""A dataset report (the panel's future "scan" job): per file what it holds and whether training
+will use it. ``scan(paths, tokenizer=None, block_size=None) -> dict`` (JSON-ready).
+
+Per file: bytes, documents, characters, letters per Unicode script (from ``unicodedata`` names:
+``Han``, ``Latin``, ``Kannada``, ...; digits, spaces and punctuation count as ``Common``) and the
+main script, the first documents, and with a tokenizer the tokens and blocks (same reading and
+packing as training). ``skipped`` lists the files training will not use, with the reason: empty,
+unreadable, not UTF-8, a bad JSONL line (these stop a training run with exit 2), or shorter than
+one block (training skips these with a warning). ``ignored``: files of a directory that are not
+``.txt``/``.jsonl``.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worker.data.documents import SUFFIXES, ReadStats, iter_document_batches
+from worker.data.encoding import Encoder
+from worker.data.errors import DataError
+from worker.data.files import FileStats, PackOptions, iter_file_blocks
+
+FIRST_DOCS = 3
+FIRST_CHARS = 200
+#: Characters sampled per read chunk for the script counts (all when the chunk is smaller).
+SCRIPT_SAMPLE = 1 << 18
+
+
+_QUALIFIERS = frozenset(
+    [
+        "FULLWIDTH",
+        "HALFWIDTH",
+        "MODIFIER",
+        "SUPERSCRIPT",
+        "SUBSCRIPT",
+        "DOUBLE-STRUCK",
+        "MATHEMATICAL",
+        "SCRIPT",
+        "BLACK-LETTER",
+        "SMALL",
+        "COMBINING",
+        "CIRCLED",
+        "PARENTHESIZED",
+        "SQUARED",
+    ]
+)
+_SCRIPT_WORDS = frozenset(
+    [
+        "LATIN",
+        "GREEK",
+        "CYRILLIC",
+        "ARMENIAN",
+        "HEBREW",
+        "ARABIC",
+        "KATAKANA",
+        "HIRAGANA",
+        "HANGUL",
+        "DEVANAGARI",
+    ]
+)
+
+
+@lru_cache(maxsize=65536)
+def script_of(code: int) -> str:
+    ch = chr(code)
+    if not unicodedata.category(ch).startswith(("L", "M")):
+        return "Common"
+    name = unicodedata.name(ch, "")
+    if not name:
+        return "Unknown"
+    words = name.split()
+    first = words[0]
+    if first in ("CJK", "IDEOGRAPHIC"):
+        return "Han"
+    if first in _QUALIFIERS:  # FULLWIDTH LATIN ..., MODIFIER LETTER SMALL GREEK ..., ...
+        return next((w.title() for w in words[1:] if w in _SCRIPT_WORDS), "Common")
+    return first.title()
+
+
+def script_counts(text: str) -> Counter[str]:
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if len(codes) > SCRIPT_SAMPLE:
+        codes = codes[:: len(codes) // SCRIPT_SAMPLE + 1]
+    unique, counts = np.unique(codes, return_counts=True)
+    out: Counter[str] = Counter()
+    for code, n in zip(unique.tolist(), counts.tolist(), strict=True):
+        out[script_of(code)] += n
+    return out
+
+
+def _candidates(paths: list[Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    files: list[Path] = []
+    ignored: list[dict[str, str]] = []
+    for root in paths:
+        if root.is_dir():
+            for p in sorted(x for x in root.rglob("*") if x.is_file()):
+                if p.suffix in SUFFIXES:
+                    files.append(p)
+                else:
+                    ignored.append({"path": str(p), "reason": "not .txt or .jsonl"})
+        else:
+            files.append(root)  # a named file is scanned whatever its suffix
+    return files, ignored
+
+
+def scan_file(
+    path: Path,
+    encoder: Encoder | None = None,
+    opts: PackOptions | None = None,
+    first_docs: int = FIRST_DOCS,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    row: dict[str, Any] = {"path": str(path), "bytes": None, "documents": 0, "characters": 0}
+    scripts: Counter[str] = Counter()
+    first: list[str] = []
+    read = ReadStats()
+    skip: str | None = None
+    try:
+        row["bytes"] = path.stat().st_size
+        for docs in iter_document_batches(
+            path, opts.keep_linebreaks if opts else True, "scan", read
+        ):
+            if len(first) < first_docs:
+                first.extend(d[:FIRST_CHARS] for d in docs[: first_docs - len(first)])
+            scripts.update(script_counts("".join(docs)))
+        if encoder is not None and opts is not None:
+            stats = FileStats(str(path))
+            for _ in iter_file_blocks(path, encoder, opts, "scan", stats):
+                pass
+            row["tokens"], row["blocks"] = stats.tokens, stats.blocks
+            if stats.blocks == 0:
+                skip = f"shorter than one block of {opts.block_size} tokens ({stats.tokens} tokens)"
+    except DataError as exc:
+        skip = str(exc).removeprefix("scan: ")
+    except OSError as exc:
+        skip = f"cannot read {path}: {exc.strerror or exc}"
+    row["documents"], row["characters"] = read.documents, read.characters
+    letters = {k: v for k, v in scripts.most_common() if k != "Common"}
+    row["scripts"] = dict(scripts.most_common())
+    row["main_script"] = next(iter(letters), None)
+    row["first_lines"] = first
+    row["skip"] = skip
+    row["seconds"] = round(time.perf_counter() - started, 4)
+    return row
+
+
+def scan(
+    paths: list[str | Path] | str | Path,
+    tokenizer: Any = None,
+    block_size: int | None = None,
+    packing: str = "eos",
+    keep_linebreaks: bool = True,
+) -> dict[str, Any]:
+    """Report on files and directories (see the module docstring)."""
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    files, ignored = _candidates([Path(p) for p in items])
+    encoder = Encoder(tokenizer) if tokenizer is not None else None
+    opts = None
+    if encoder is not None:
+        if block_size is None:
+            raise DataError("scan: a tokenizer needs a block_size")
+        opts = PackOptions(block_size, packing, keep_linebreaks)
+        if packing == "eos":
+            encoder.require_eos()
+    rows = [scan_file(p, encoder, opts) for p in files]
+    skipped = [{"path": r["path"], "reason": r["skip"]} for r in rows if r["skip"]]
+    scripts: Counter[str] = Counter()
+    for r in rows:
+        scripts.update(r["scripts"])
+    used = [r for r in rows if not r["skip"]]
+    totals: dict[str, Any] = {
+        "files": len(rows),
+        "usable_files": len(used),
+        "bytes": sum(r["bytes"] or 0 for r in rows),
+        "documents": sum(r["documents"] for r in used),
+        "characters": sum(r["characters"] for r in used),
+        "scripts": dict(scripts.most_common()),
+    }
+    if encoder is not None:
+        totals["tokens"] = sum(r.get("tokens") or 0 for r in used)
+        totals["blocks"] = sum(r.get("blocks") or 0 for r in used)
+    return {
+        "block_size": block_size,
+        "packing": packing if encoder is not None else None,
+        "files": rows,
+        "skipped": skipped,
+        "ignored": ignored,
+        "totals": totals,
+    }
