@@ -66,6 +66,7 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
     if claim.kind == "scan":
         s = ScanParams.model_validate(claim.params)
         argv = [sys.executable, "-m", "worker.data", "scan", *s.paths, "--json", str(paths.result)]
+        argv += ["--cache_dir", str(settings.data_cache_dir)]
         if s.tokenizer:
             argv += ["--tokenizer", s.tokenizer]
         if s.block_size:

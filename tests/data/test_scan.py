@@ -87,3 +87,32 @@ def test_cli_prepare_then_scan(real_corpus: Path, mistral_fast_dir: Path, tmp_pa
     scanned = _cli("scan", str(real_corpus), "--json", str(tmp_path / "s.json"))
     assert scanned.returncode == 0, scanned.stderr[-3000:]
     assert json.loads((tmp_path / "s.json").read_text())["totals"]["files"] == 5
+
+
+def test_scan_rows_are_cached_by_the_data_cache_key(
+    real_corpus: Path, mistral: Any, tmp_path: Path
+) -> None:
+    d = tmp_path / "corpus"
+    shutil.copytree(real_corpus, d)
+    cache = tmp_path / "cache"
+    first = scan([d], mistral, block_size=256, cache_dir=cache)
+    assert first["cached_files"] == 0
+    again = scan([d], mistral, block_size=256, cache_dir=cache)
+    assert again["cached_files"] == len(again["files"]) > 0
+    strip = ("seconds", "cached")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in again["files"]] == [
+        {k: v for k, v in r.items() if k not in strip} for r in first["files"]
+    ]
+    assert again["totals"] == first["totals"]
+    # Another block size is another key; a changed file is a miss for that file only.
+    assert scan([d], mistral, block_size=128, cache_dir=cache)["cached_files"] == 0
+    changed = sorted(d.iterdir())[0]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nmore text\n", encoding="utf-8")
+    third = scan([d], mistral, block_size=256, cache_dir=cache)
+    assert third["cached_files"] == len(third["files"]) - 1
+    row = next(r for r in third["files"] if r["path"] == str(changed))
+    assert (
+        row["cached"] is False
+        and row["characters"]
+        > next(r for r in first["files"] if r["path"] == str(changed))["characters"]
+    )

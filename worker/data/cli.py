@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--block_size", type=int)
     s.add_argument("--packing", choices=PACKINGS, default="eos")
     s.add_argument("--json", help="write the report here (default: print it)")
+    s.add_argument("--cache_dir", help="keep each file's row here, keyed like the data cache")
     return parser
 
 
@@ -171,14 +172,15 @@ def run_scan(args: argparse.Namespace) -> dict[str, Any]:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    report = scan(args.paths, tokenizer, args.block_size, args.packing)
+    report = scan(args.paths, tokenizer, args.block_size, args.packing, cache_dir=args.cache_dir)
     text = json.dumps(report, indent=1, ensure_ascii=False)
     if args.json:
         Path(args.json).write_text(text, encoding="utf-8")
         t = report["totals"]
         print(
             f"{t['files']} files ({t['usable_files']} usable), {t['documents']:,} documents, "
-            f"{len(report['skipped'])} skipped; report in {args.json}"
+            f"{len(report['skipped'])} skipped, {report['cached_files']} from the cache; "
+            f"report in {args.json}"
         )
     else:
         print(text)

@@ -8,10 +8,17 @@ packing as training). ``skipped`` lists the files training will not use, with th
 unreadable, not UTF-8, a bad JSONL line (these stop a training run with exit 2), or shorter than
 one block (training skips these with a warning). ``ignored``: files of a directory that are not
 ``.txt``/``.jsonl``.
+
+With a ``cache_dir`` (the worker's data cache) each file's row is kept under ``scan/`` by the data
+cache's own key (content sha256, tokenizer fingerprint, block size, line breaks, packing), so a
+rescan of unchanged files with the same tokenizer reads nothing but their hash.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import time
 import unicodedata
 from collections import Counter
@@ -21,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from worker.data.documents import SUFFIXES, ReadStats, iter_document_batches
+from worker.data.documents import SUFFIXES, ReadStats, file_digest, iter_document_batches
 from worker.data.encoding import Encoder
 from worker.data.errors import DataError
-from worker.data.files import FileStats, PackOptions, iter_file_blocks
+from worker.data.files import FileStats, PackOptions, cache_key, iter_file_blocks
 
 FIRST_DOCS = 3
 FIRST_CHARS = 200
@@ -109,11 +116,50 @@ def _candidates(paths: list[Path]) -> tuple[list[Path], list[dict[str, str]]]:
     return files, ignored
 
 
+SCAN_CACHE = "scan"
+#: Options of a scan without a tokenizer (only the line-break rule matters for its counts).
+_NO_TOKENIZER = PackOptions(0, "eos", True)
+
+
+def _cache_path(
+    path: Path, cache_dir: Path, encoder: Encoder | None, opts: PackOptions | None
+) -> Path:
+    fingerprint = encoder.fingerprint if encoder is not None else "none"
+    key = cache_key(file_digest(path, "scan"), fingerprint, opts or _NO_TOKENIZER)
+    return cache_dir / SCAN_CACHE / f"{path.stem}-{key}.json"
+
+
 def scan_file(
     path: Path,
     encoder: Encoder | None = None,
     opts: PackOptions | None = None,
     first_docs: int = FIRST_DOCS,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """One file's row; read from / written to ``cache_dir`` when given (see the module doc)."""
+    cached: Path | None = None
+    if cache_dir is not None:
+        with contextlib.suppress(DataError, OSError):
+            cached = _cache_path(path, cache_dir, encoder, opts)
+        if cached is not None and cached.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                row: dict[str, Any] = json.loads(cached.read_text(encoding="utf-8"))
+                return {**row, "path": str(path), "cached": True}
+    row = _scan_file(path, encoder, opts, first_docs)
+    if cached is not None:
+        # Written whole then renamed: a crash never leaves a half row that a later scan trusts.
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(row, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, cached)
+    return row
+
+
+def _scan_file(
+    path: Path,
+    encoder: Encoder | None,
+    opts: PackOptions | None,
+    first_docs: int,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     row: dict[str, Any] = {"path": str(path), "bytes": None, "documents": 0, "characters": 0}
@@ -147,6 +193,7 @@ def scan_file(
     row["first_lines"] = first
     row["skip"] = skip
     row["seconds"] = round(time.perf_counter() - started, 4)
+    row["cached"] = False
     return row
 
 
@@ -156,6 +203,7 @@ def scan(
     block_size: int | None = None,
     packing: str = "eos",
     keep_linebreaks: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Report on files and directories (see the module docstring)."""
     items = [paths] if isinstance(paths, str | Path) else list(paths)
@@ -168,7 +216,8 @@ def scan(
         opts = PackOptions(block_size, packing, keep_linebreaks)
         if packing == "eos":
             encoder.require_eos()
-    rows = [scan_file(p, encoder, opts) for p in files]
+    cache = Path(cache_dir) if cache_dir is not None else None
+    rows = [scan_file(p, encoder, opts, cache_dir=cache) for p in files]
     skipped = [{"path": r["path"], "reason": r["skip"]} for r in rows if r["skip"]]
     scripts: Counter[str] = Counter()
     for r in rows:
@@ -192,4 +241,5 @@ def scan(
         "skipped": skipped,
         "ignored": ignored,
         "totals": totals,
+        "cached_files": sum(1 for r in rows if r.get("cached")),
     }
