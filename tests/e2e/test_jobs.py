@@ -1,0 +1,80 @@
+"""A job cancelled while its tool runs, on the real worker's job slot: the tool's process is gone,
+the job ends ``cancelled`` with its log kept, and the slot takes the next job."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.support.e2e import TERMINAL
+from tests.support.panel import Panel
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_job(panel: Panel, job_id: str, done: Any, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    with panel.client() as c:
+        while True:
+            job = c.get(f"/api/jobs/{job_id}").json()
+            if done(job):
+                return dict(job)
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+
+
+def _tool_processes(marker: str) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if any(marker in part for part in p.info["cmdline"] or []):
+            found.append(p)
+    return found
+
+
+def test_a_running_tokenizer_job_is_cancelled_and_its_process_is_gone(
+    panel: Panel, tiny_assets: dict[str, Path]
+) -> None:
+    # ~12 MB of made-up words: SentencePiece needs far longer than the test waits to train on it.
+    corpus = panel.data_dir / "big-corpus"
+    corpus.mkdir(exist_ok=True)
+    rng = random.Random(0)
+    letters = "ಅಆಇಈಉಊಋಎಏಐಒಓಔಕಖಗಘಙಚಛಜಝಞಟಠಡಢಣತಥದಧನಪಫಬಭಮಯರಲವಶಷಸಹಳ"
+    words = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(20000)]
+    with open(corpus / "kn.txt", "w", encoding="utf-8") as fh:
+        for _ in range(120_000):
+            fh.write(" ".join(rng.choices(words, k=12)) + "\n")
+    params = {"base": str(tiny_assets["tokenizer"]), "corpus": [str(corpus)], "vocab_size": 30000}
+    with panel.client() as c:
+        r = c.post("/api/jobs", json={"kind": "tokenizer", "params": params})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+    job = _wait_job(panel, job_id, lambda j: j["status"] == "running", 120)
+    # The tool has started for real: its process runs with this job's directory in its argv.
+    deadline = time.monotonic() + 60
+    while not (procs := _tool_processes(job_id)):
+        assert time.monotonic() < deadline, "the tokenizer tool never started"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    started = time.monotonic()
+    with panel.client() as c:
+        assert c.post(f"/api/jobs/{job_id}/cancel").status_code in (200, 202)
+    job = _wait_job(panel, job_id, lambda j: j["status"] in TERMINAL, 60)
+    took = time.monotonic() - started
+    assert job["status"] == "cancelled", job
+    assert took < 30, f"cancel took {took:.1f} s"
+    gone, alive = psutil.wait_procs(procs, timeout=10)
+    assert not alive, f"left running after the cancel: {[p.pid for p in alive]}"
+    with panel.client() as c:
+        log = c.get(f"/api/jobs/{job_id}/log").json()["text"]
+        assert "cancelled" in log.splitlines()[-1]
+        # The slot is free again: a small scan job runs to the end after it.
+        r = c.post("/api/jobs", json={"kind": "scan", "params": {"paths": [str(tiny_assets["corpus"])]}})
+        assert r.status_code == 201, r.text
+    after = _wait_job(panel, r.json()["id"], lambda j: j["status"] in TERMINAL, 120)
+    assert after["status"] == "succeeded", after
+    print(f"tokenizer job cancelled in {took:.2f} s")
