@@ -2,7 +2,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { api, post, qs, saveText, tokenUrl } from "../api/client";
-import { ACTIVE_STATUSES, type Checkpoint, type Job, type LogChunk, type Run } from "../api/types";
+import { ACTIVE_STATUSES, type Checkpoint, type Job, type LogChunk, type Run, type RunEvent } from "../api/types";
 import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { useConfirm } from "../components/Confirm";
@@ -164,6 +164,7 @@ export function RunPage({ id }: { id: string }) {
       <LogSection run={run} live={live} />
 
       <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name)} />
+      <DataMix runId={run.id} started={run.step != null} version={live.version} />
 
       <ConfigPanel run={run} />
       {actions.dialog}
@@ -288,6 +289,60 @@ function StatusBanner({ run }: { run: Run }) {
       </div>
     );
   return null;
+}
+
+interface SourceSummary {
+  name: string;
+  weight: number;
+  files: number;
+  documents: number;
+  tokens: number | null;
+  blocks: number | null;
+}
+
+/** The data the run trains on, per source, as the training script reported it at start. */
+function DataMix({ runId, started, version }: { runId: string; started: boolean; version: number }) {
+  const [sources, setSources] = useState<SourceSummary[] | null>(null);
+  useEffect(() => {
+    if (!started || sources) return;
+    api<RunEvent[]>(`/runs/${runId}/events?limit=50`)
+      .then((evs) => {
+        const start = evs.find((e) => e.kind === "start" && Array.isArray(e.data.data_sources));
+        if (start) setSources(start.data.data_sources as SourceSummary[]);
+      })
+      .catch(() => undefined);
+  }, [runId, started, sources, version]);
+  if (!sources || sources.length === 0) return null;
+  const totalW = sources.reduce((a, s) => a + s.weight, 0) || 1;
+  return (
+    <section class="card" aria-labelledby="mix-h" data-testid="data-mix">
+      <h2 id="mix-h">Data</h2>
+      <table class="table">
+        <thead>
+          <tr>
+            <th>Source</th>
+            <th class="num">Weight</th>
+            <th class="num">Files</th>
+            <th class="num">Documents</th>
+            <th class="num">Tokens</th>
+            <th class="num">Blocks</th>
+          </tr>
+        </thead>
+        <tbody>
+          {sources.map((s) => (
+            <tr key={s.name} data-source={s.name}>
+              <td>{s.name}</td>
+              <td class="num">{((s.weight / totalW) * 100).toFixed(0)} %</td>
+              <td class="num">{int(s.files)}</td>
+              <td class="num">{int(s.documents)}</td>
+              <td class="num">{int(s.tokens)}</td>
+              <td class="num">{int(s.blocks)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
 }
 
 /** A checkpoint's merge job as the server reports it; once done, download it or train on it. */
