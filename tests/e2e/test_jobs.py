@@ -67,7 +67,7 @@ def test_a_running_tokenizer_job_is_cancelled_and_its_process_is_gone(
     took = time.monotonic() - started
     assert job["status"] == "cancelled", job
     assert took < 30, f"cancel took {took:.1f} s"
-    gone, alive = psutil.wait_procs(procs, timeout=10)
+    _gone, alive = psutil.wait_procs(procs, timeout=10)
     assert not alive, f"left running after the cancel: {[p.pid for p in alive]}"
     with panel.client() as c:
         log = c.get(f"/api/jobs/{job_id}/log").json()["text"]
