@@ -73,7 +73,9 @@ def test_a_running_tokenizer_job_is_cancelled_and_its_process_is_gone(
         log = c.get(f"/api/jobs/{job_id}/log").json()["text"]
         assert "cancelled" in log.splitlines()[-1]
         # The slot is free again: a small scan job runs to the end after it.
-        r = c.post("/api/jobs", json={"kind": "scan", "params": {"paths": [str(tiny_assets["corpus"])]}})
+        r = c.post(
+            "/api/jobs", json={"kind": "scan", "params": {"paths": [str(tiny_assets["corpus"])]}}
+        )
         assert r.status_code == 201, r.text
     after = _wait_job(panel, r.json()["id"], lambda j: j["status"] in TERMINAL, 120)
     assert after["status"] == "succeeded", after
