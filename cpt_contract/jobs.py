@@ -1,5 +1,5 @@
 """Jobs: work a worker does that is not a training run (merge a LoRA checkpoint, extend a
-tokenizer, scan a dataset). Queued, claimed, logged, cancelled and shown like runs, each with its
+tokenizer, scan a dataset, generate from a checkpoint). Queued, claimed, logged, cancelled and shown like runs, each with its
 own kind and typed parameters; the result is a JSON document the job writes when it succeeds.
 
 Both sides use this module: the API validates a job's parameters with ``JOB_PARAMS`` and the
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
 RUN_JOB_TASK = "worker.tasks.run_job"
 
-JobKind = Literal["merge", "tokenizer", "scan"]
+JobKind = Literal["merge", "tokenizer", "scan", "generate"]
 
 Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -87,14 +87,32 @@ class ScanParams(_Params):
         return self
 
 
+class GenerateParams(_Params):
+    """Continue a prompt with a run's checkpoint ("Try it"), on the worker that holds it."""
+
+    run_id: str = Field(max_length=32)
+    checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+    prompt: str = Field(min_length=1, max_length=4000, title="Prompt")
+    max_new_tokens: int = Field(default=64, ge=1, le=512, title="New tokens")
+    mode: Literal["greedy", "sampled"] = Field(default="greedy", title="Decoding")
+    temperature: float = Field(default=0.8, gt=0, le=5, title="Temperature (sampled)")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, title="Seed (sampled)")
+
+
 JOB_PARAMS: dict[str, type[_Params]] = {
     "merge": MergeParams,
     "tokenizer": TokenizerParams,
     "scan": ScanParams,
+    "generate": GenerateParams,
 }
 #: Parameters that are paths a user chose (checked against the allowed roots by the API).
 PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "merge": (),
     "tokenizer": ("base", "corpus", "eval_text"),
     "scan": ("paths", "tokenizer"),
+    "generate": (),
 }
+#: Kinds that act on one checkpoint of a run (the API checks that the checkpoint exists).
+CHECKPOINT_KINDS = ("merge", "generate")
+#: The line a generate job prints before the continuation, so a reader of its log can stream it.
+GENERATE_MARKER = "--- continuation ---"

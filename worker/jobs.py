@@ -1,4 +1,4 @@
-"""One job (merge, tokenizer, scan) on this box's job slot: claim, run the tool, ship its log,
+"""One job (merge, tokenizer, scan, generate) on this box's job slot: claim, run the tool, ship its log,
 report the result.
 
 Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cpt_contract.jobs import MergeParams, ScanParams, TokenizerParams
+from cpt_contract.jobs import GenerateParams, MergeParams, ScanParams, TokenizerParams
 from cpt_contract.protocol import JobClaimOut
 from cpt_contract.run_paths import JobPaths, RunPaths
 from cpt_contract.settings import Settings
@@ -72,7 +72,28 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         if s.block_size:
             argv += ["--block_size", str(s.block_size)]
         return argv
+    if claim.kind == "generate":
+        return generate_argv(settings, GenerateParams.model_validate(claim.params), paths)
     raise ValueError(f"unknown job kind {claim.kind!r}")
+
+
+def generate_argv(settings: Settings, g: GenerateParams, paths: JobPaths) -> list[str]:
+    run = RunPaths.of(settings.runs_dir, g.run_id)
+    model = json.loads(run.config.read_text())["model"]
+    argv = [
+        sys.executable,
+        "-m",
+        "worker.generate",
+        "--checkpoint",
+        str(run.checkpoint(g.checkpoint)),
+    ]
+    if model.get("model_name_or_path"):
+        argv += ["--base", str(model["model_name_or_path"])]
+    if model.get("tokenizer_name_or_path"):
+        argv += ["--tokenizer", str(model["tokenizer_name_or_path"])]
+    argv += ["--prompt", g.prompt, "--max_new_tokens", str(g.max_new_tokens), "--mode", g.mode]
+    argv += ["--temperature", str(g.temperature), "--seed", str(g.seed)]
+    return [*argv, "--json", str(paths.result)]
 
 
 def result_of(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from backend.services import enqueue
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, config_errors, error
-from cpt_contract.jobs import JOB_PARAMS, PATH_PARAMS
+from cpt_contract.jobs import CHECKPOINT_KINDS, JOB_PARAMS, PATH_PARAMS
 from cpt_contract.run_paths import JobPaths
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus
@@ -76,11 +76,11 @@ def validate(
     except ValidationError as exc:
         raise ConfigInvalid(config_errors(exc, ["body", "params"])) from None
     run = None
-    if body.kind == "merge":
+    if body.kind in CHECKPOINT_KINDS:
         run = session.get(Run, params["run_id"])
         if run is None:
             raise NotFound(f"run {params['run_id']} not found")
-        if run.method != "lora":
+        if body.kind == "merge" and run.method != "lora":
             raise Conflict(f"run {run.id} trained all weights: its checkpoints are full models")
         found = session.exec(
             select(Checkpoint).where(
@@ -89,6 +89,8 @@ def validate(
         ).first()
         if found is None:
             raise NotFound(f"run {run.id} has no checkpoint {params['checkpoint']}")
+        if not Path(found.path).is_dir():
+            raise Conflict(f"{params['checkpoint']} of run {run.id} was deleted (keep limit)")
     return _validate_paths(settings, body.kind, params), run
 
 

@@ -80,3 +80,68 @@ def test_a_running_tokenizer_job_is_cancelled_and_its_process_is_gone(
     after = _wait_job(panel, r.json()["id"], lambda j: j["status"] in TERMINAL, 120)
     assert after["status"] == "succeeded", after
     print(f"tokenizer job cancelled in {took:.2f} s")
+
+
+def test_try_it_generates_from_a_checkpoint_as_a_queued_job(
+    panel: Panel, tiny_assets: dict[str, Path]
+) -> None:
+    """A generate job on the worker: the LoRA checkpoint on its base with the extended tokenizer;
+    the answer is streamed into the job log after the marker and equals the same greedy decoding
+    done here in-process."""
+    from cpt_contract.jobs import GENERATE_MARKER
+    from tests.support.e2e import submit, tiny_config, wait_final
+
+    run = wait_final(panel, submit(panel, tiny_config(tiny_assets, max_steps=4), "try it")["id"])
+    assert run["status"] == "succeeded", run
+    prompt = "Everyone has the right"
+    with panel.client() as c:
+        bad = c.post(
+            "/api/jobs",
+            json={
+                "kind": "generate",
+                "params": {"run_id": run["id"], "checkpoint": "checkpoint-99", "prompt": prompt},
+            },
+        )
+        assert bad.status_code == 404, bad.text
+        empty = c.post(
+            "/api/jobs",
+            json={
+                "kind": "generate",
+                "params": {"run_id": run["id"], "checkpoint": "checkpoint-4", "prompt": ""},
+            },
+        )
+        assert empty.status_code == 422 and "prompt" in str(empty.json()["detail"][0]["loc"])
+        params = {
+            "run_id": run["id"],
+            "checkpoint": "checkpoint-4",
+            "prompt": prompt,
+            "max_new_tokens": 12,
+        }
+        r = c.post("/api/jobs", json={"kind": "generate", "params": params})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+    job = _wait_job(panel, job_id, lambda j: j["status"] in TERMINAL, 180)
+    with panel.client() as c:
+        log = c.get(f"/api/jobs/{job_id}/log").json()["text"]
+    assert job["status"] == "succeeded", (job, log)
+    result = job["result"]
+    assert result["prompt"] == prompt and 0 < result["new_tokens"] <= 12
+    assert (
+        GENERATE_MARKER in log and result["text"].strip()[:10] in log.split(GENERATE_MARKER, 1)[1]
+    )
+
+    import torch
+    from transformers import AutoTokenizer
+
+    from worker.generate import load_model
+
+    ckpt = Path(run["output_dir"]) / "checkpoint-4"
+    tokenizer = AutoTokenizer.from_pretrained(str(ckpt))
+    model = load_model(ckpt, tiny_assets["model"]).eval()
+    inputs = tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
+    expected = tokenizer.decode(
+        out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=True
+    )
+    assert result["text"] == expected

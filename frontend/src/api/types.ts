@@ -1,8 +1,9 @@
 // Shapes of the API's JSON, as documented in docs/api.md.
 
-import type { RunStatus } from "./contract";
+import type { JobKind, RunStatus } from "./contract";
 
-export { ACTIVE_STATUSES, ALL_STATUSES, TERMINAL_STATUSES, STATUS_RANK } from "./contract";
+export { ACTIVE_STATUSES, ALL_STATUSES, GENERATE_MARKER, TERMINAL_STATUSES, STATUS_RANK } from "./contract";
+export type { JobKind } from "./contract";
 export type { RunStatus };
 
 export type RunConfig = Record<string, Record<string, unknown>>;
@@ -150,7 +151,6 @@ export interface ValidationItem {
   type?: string;
 }
 
-export type JobKind = "merge" | "tokenizer" | "scan";
 
 export interface Job {
   id: string;

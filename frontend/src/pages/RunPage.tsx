@@ -6,6 +6,7 @@ import { ACTIVE_STATUSES, type Checkpoint, type Job, type LogChunk, type Run, ty
 import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { useConfirm } from "../components/Confirm";
+import { TryIt } from "../components/TryIt";
 import { CopyButton } from "../components/CopyButton";
 import { LiveDot } from "../components/LiveDot";
 import { LogViewer } from "../components/LogViewer";
@@ -164,6 +165,7 @@ export function RunPage({ id }: { id: string }) {
       <LogSection run={run} live={live} />
 
       <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name)} />
+      {live.checkpoints ? <TryIt runId={run.id} checkpoints={live.checkpoints} /> : null}
       <DataMix runId={run.id} started={run.step != null} version={live.version} />
 
       <ConfigPanel run={run} />
