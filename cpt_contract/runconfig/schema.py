@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
+
+from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
 
 
 def _adv(**extra: Any) -> dict[str, Any]:
@@ -234,10 +236,18 @@ class TrainingSection(_Section):
     debug_mode: bool = Field(default=False, json_schema_extra=_adv(**SWITCH))
     extra_args: list[str] = Field(
         default_factory=list,
+        max_length=MAX_ITEMS,
         title="Extra pretrain.py flags",
-        description='Further flags passed through as argv items, e.g. ["--optim", "adamw_torch"].',
+        description='Further flags passed through as argv items, e.g. ["--optim", "adamw_torch"]. '
+        "Only scalar TrainingArguments flags that no field sets and that take no path "
+        "(cpt_contract/runconfig/extra_args.py), each once.",
         json_schema_extra=_adv(**NOT_A_FLAG),
     )
+
+    @field_validator("extra_args")
+    @classmethod
+    def _only_allowed_flags(cls, items: list[str]) -> list[str]:
+        return check_extra_args(items)
 
 
 DeepSpeedPreset = Literal["none", "zero2", "zero2_offload", "zero3", "zero3_offload"]
