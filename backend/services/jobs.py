@@ -19,7 +19,7 @@ from sqlmodel import Session, col, func, select
 from backend.models import Checkpoint, Job, JobCreate, JobLogChunk, JobPublic, Run, utcnow
 from backend.services import enqueue
 from backend.services.errors import Conflict, NotFound
-from backend.services.paths import PathNotAllowed, is_under, resolve_allowed
+from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, config_errors, error
 from cpt_contract.jobs import JOB_PARAMS, PATH_PARAMS
 from cpt_contract.run_paths import JobPaths
@@ -51,6 +51,9 @@ def _validate_paths(settings: Settings, kind: str, params: dict[str, Any]) -> di
                 continue
             if not path.exists():
                 errors.append(error(loc, f"'{raw}' does not exist", "path_missing"))
+                continue
+            if problem := escaping_entry(path, settings.roots):
+                errors.append(error(loc, problem, "path_escapes_roots"))
                 continue
             resolved.append(str(path))
         params[name] = resolved if isinstance(value, list) else (resolved[0] if resolved else None)

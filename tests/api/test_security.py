@@ -1,0 +1,142 @@
+"""Security of the API's input handling, in process (``TestClient`` on the real app, a real
+SQLite database): what the panel refuses, and that every refusal is a 4xx naming the field.
+
+The attacks are those seen against the panel: flags in ``training.extra_args`` that move the
+output or the data outside the allowed roots, files symlinked out of an allowed directory,
+wild integers, NUL bytes and lone surrogates, oversized bodies, forged worker reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.main import create_app
+from cpt_contract.settings import Settings, get_settings
+from tests.support.api import make_assets, make_demo
+
+TOKEN, WORKER_TOKEN = "security-token-0123456789", "security-worker-0123456789"
+WORKER = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+
+
+@pytest.fixture
+def assets(tmp_path: Path) -> dict[str, Path]:
+    return make_assets(tmp_path / "assets")
+
+
+@pytest.fixture
+def client(tmp_path: Path, assets: dict[str, Path]) -> Iterator[TestClient]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        api_token=TOKEN,
+        worker_token=WORKER_TOKEN,
+        allowed_roots=[assets["root"]],
+        build_demo=False,
+    )
+    make_demo(settings.resolved_data_dir)
+    app = create_app(settings)
+    app.dependency_overrides[get_settings] = lambda: settings
+    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        yield c
+
+
+def _preview(client: TestClient, config: dict[str, Any]) -> Any:
+    return client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": config})
+
+
+def _locs(r: Any) -> list[list[Any]]:
+    return [e["loc"] for e in r.json()["detail"]]
+
+
+# --- training.extra_args ------------------------------------------------------------------------
+
+
+def test_extra_args_cannot_move_output_or_data_outside_the_roots(client: TestClient) -> None:
+    attack = ["--output_dir", "/anywhere", "--dataset_dir", "/anywhere"]
+    for path in ("/api/runs/preview", "/api/runs"):
+        r = client.post(
+            path, json={"preset": "tiny-demo", "config": {"training": {"extra_args": attack}}}
+        )
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"] == ["body", "config", "training", "extra_args"]
+        assert "'--output_dir'" in err["msg"] and "panel sets it" in err["msg"]
+    assert client.get("/api/runs").json()["total"] == 0
+    dup = _preview(client, {"training": {"extra_args": ["--optim", "sgd", "--optim=adamw_torch"]}})
+    assert dup.status_code == 422 and "twice" in dup.json()["detail"][0]["msg"]
+    ok = _preview(client, {"training": {"extra_args": ["--optim", "adamw_torch"]}})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["argv"][-2:] == ["--optim", "adamw_torch"]
+
+
+def test_clone_cannot_smuggle_extra_args(client: TestClient) -> None:
+    run = client.post("/api/runs", json={"preset": "tiny-demo", "config": {}}).json()
+    r = client.post(
+        f"/api/runs/{run['id']}/clone",
+        json={"config": {"training": {"extra_args": ["--output_dir", "/tmp/x"]}}},
+    )
+    assert r.status_code == 422 and _locs(r) == [["body", "config", "training", "extra_args"]]
+
+
+# --- symlinks out of an allowed directory -------------------------------------------------------
+
+
+def test_a_file_symlinked_out_of_a_dataset_dir_is_refused(
+    client: TestClient, assets: dict[str, Path], tmp_path: Path
+) -> None:
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("not yours\n")
+    corpus = assets["corpus"]
+    (corpus / "notes.txt").symlink_to(secret)
+    r = _preview(client, {"data": {"dataset_dir": str(corpus)}})
+    assert r.status_code == 422, r.text
+    (err,) = r.json()["detail"]
+    assert err["loc"] == ["body", "config", "data", "dataset_dir"]
+    assert err["type"] == "path_escapes_roots" and "notes.txt" in err["msg"]
+    (corpus / "notes.txt").unlink()
+    # A link inside the roots is fine; a linked directory is followed, and checked in turn.
+    (corpus / "inside.txt").symlink_to(corpus / "kn.txt")
+    assert _preview(client, {"data": {"dataset_dir": str(corpus)}}).status_code == 200
+    (corpus / "sub").symlink_to(secret.parent, target_is_directory=True)
+    r = _preview(client, {"data": {"dataset_dir": str(corpus)}})
+    assert r.status_code == 422 and "sub" in r.json()["detail"][0]["msg"]
+    (corpus / "sub").unlink()
+    # A loop of links inside the roots ends (each directory is walked once).
+    (corpus / "loop").symlink_to(corpus, target_is_directory=True)
+    assert _preview(client, {"data": {"dataset_dir": str(corpus)}}).status_code == 200
+
+
+def test_symlinks_are_checked_in_model_tokenizer_sources_and_jobs(
+    client: TestClient, assets: dict[str, Path], tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "w.bin").write_bytes(b"x")
+    (assets["model"] / "model.safetensors").symlink_to(outside / "w.bin")
+    (assets["tokenizer"] / "tokenizer.model").symlink_to(outside / "w.bin")
+    mix = assets["root"] / "mix"
+    mix.mkdir()
+    (mix / "a.txt").symlink_to(outside / "w.bin")
+    r = _preview(
+        client,
+        {
+            "model": {
+                "model_name_or_path": str(assets["model"]),
+                "tokenizer_name_or_path": str(assets["tokenizer"]),
+            },
+            "data": {"data_sources": [{"path": str(mix)}]},
+        },
+    )
+    assert r.status_code == 422, r.text
+    assert sorted(map(tuple, _locs(r))) == [
+        ("body", "config", "data", "data_sources", 0, "path"),
+        ("body", "config", "model", "model_name_or_path"),
+        ("body", "config", "model", "tokenizer_name_or_path"),
+    ]
+    job = client.post("/api/jobs", json={"kind": "scan", "params": {"paths": [str(mix)]}})
+    assert job.status_code == 422 and job.json()["detail"][0]["type"] == "path_escapes_roots"
