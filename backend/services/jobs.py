@@ -8,6 +8,7 @@ recovery loop. A job has no attempts: interrupted, it fails with the reason and 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -262,5 +263,10 @@ def output_dir(settings: Settings, job: Job) -> Path | None:
     if not isinstance(raw, str):
         return None
     path = Path(raw).resolve()
-    inside = any(is_under(path, root.resolve()) for root in (settings.runs_dir, settings.jobs_dir))
+    # Only where this job writes: its own job dir, or (a merge) its run's merged/ dir.
+    own = [settings.jobs_dir.resolve() / job.id]
+    run_id = (job.params or {}).get("run_id")
+    if job.kind == "merge" and isinstance(run_id, str) and re.fullmatch(r"r-[0-9a-f]+", run_id):
+        own.append((settings.runs_dir / run_id / "merged").resolve())
+    inside = any(is_under(path, root) and path != root for root in own)
     return path if inside and path.is_dir() else None

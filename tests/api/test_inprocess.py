@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.main import create_app
-from cpt_contract.protocol import ClaimOut, EventsOut
+from cpt_contract.protocol import LEASE_HEADER, ClaimOut, EventsOut
 from cpt_contract.settings import Settings, get_settings
 from cpt_contract.statuses import RunStatus
 from tests.support.api import make_assets, make_demo
@@ -62,6 +62,7 @@ def test_a_run_goes_through_the_worker_protocol(client: TestClient) -> None:
     r = client.post(claim_path, json={"attempt": 1, "worker": "w"}, headers=worker)
     claim = ClaimOut.model_validate(r.json())
     assert claim.attempt == 1 and claim.resume_from is None
+    worker = {**worker, LEASE_HEADER: claim.lease}  # this run's reports carry the claim's lease
     # A second claim of the same attempt is refused: a repeated message is harmless.
     assert (
         client.post(claim_path, json={"attempt": 1, "worker": "w"}, headers=worker).status_code

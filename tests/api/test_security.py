@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.main import create_app
+from cpt_contract.protocol import LEASE_HEADER
 from cpt_contract.settings import Settings, get_settings
 from tests.support.api import make_assets, make_demo
 
@@ -140,3 +141,95 @@ def test_symlinks_are_checked_in_model_tokenizer_sources_and_jobs(
     ]
     job = client.post("/api/jobs", json={"kind": "scan", "params": {"paths": [str(mix)]}})
     assert job.status_code == 422 and job.json()["detail"][0]["type"] == "path_escapes_roots"
+
+
+# --- worker reports: the claim's lease, checkpoints of the run only -----------------------------
+
+
+def _claimed(client: TestClient) -> tuple[dict[str, Any], dict[str, str]]:
+    run = client.post("/api/runs", json={"preset": "tiny-demo", "config": {}}).json()
+    r = client.post(
+        f"/api/internal/runs/{run['id']}/claim", json={"attempt": 1, "worker": "w"}, headers=WORKER
+    )
+    assert r.status_code == 200, r.text
+    return run, {**WORKER, LEASE_HEADER: r.json()["lease"]}
+
+
+def _checkpoint(seq: int, path: str, name: str | None) -> dict[str, Any]:
+    event: dict[str, Any] = {"seq": seq, "kind": "checkpoint", "step": 5, "time": 1.0, "path": path}
+    if name is not None:
+        event["name"] = name
+    return event
+
+
+def test_a_worker_token_cannot_register_the_data_dir_as_a_checkpoint(
+    client: TestClient, tmp_path: Path
+) -> None:
+    run, lease = _claimed(client)
+    rid = run["id"]
+    data = (tmp_path / "data").resolve()
+    output = data / "runs" / rid / "output"
+    url = f"/api/internal/runs/{rid}/events"
+    forged = [
+        (str(data), "checkpoint-5"),  # the attack: the user's download tars the DB and tokens
+        (str(data), None),
+        (str(output / ".." / ".." / ".."), "checkpoint-5"),
+        (str(output / "checkpoint-5" / ".." / ".."), None),
+        (str(output / "x" / "checkpoint-5"), "checkpoint-5"),
+        (str(output / "checkpoint-5"), "checkpoint-6"),
+        (str(output / "final"), "final"),
+        ("checkpoint-5", "checkpoint-5"),
+    ]
+    for seq, (path, name) in enumerate(forged, start=1):
+        body = {"attempt": 1, "events": [_checkpoint(seq, path, name)]}
+        r = client.post(url, json=body, headers=lease)
+        assert r.status_code == 422, (path, name, r.text)
+        assert r.json()["detail"][0]["loc"] == ["body", "events", 0, "path"]
+    assert client.get(f"/api/runs/{rid}/checkpoints").json() == []
+    # Without the lease (the worker token alone) nothing is accepted at all.
+    good = {"attempt": 1, "events": [_checkpoint(50, str(output / "checkpoint-5"), "checkpoint-5")]}
+    assert client.post(url, json=good, headers=WORKER).status_code == 403
+    status = {"attempt": 1, "status": "running"}
+    assert (
+        client.post(f"/api/internal/runs/{rid}/status", json=status, headers=WORKER).status_code
+        == 403
+    )
+    # The real one is accepted and downloads with a safe Content-Disposition.
+    (output / "checkpoint-5").mkdir(parents=True)
+    (output / "checkpoint-5" / "adapter.bin").write_bytes(b"w")
+    assert client.post(url, json=good, headers=lease).status_code == 200
+    d = client.get(f"/api/runs/{rid}/checkpoints/checkpoint-5/download")
+    assert d.status_code == 200
+    assert d.headers["content-disposition"] == (
+        f"attachment; filename=\"{rid}-checkpoint-5.tar\"; filename*=UTF-8''{rid}-checkpoint-5.tar"
+    )
+
+
+def test_a_checkpoint_row_outside_its_output_dir_is_never_served(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """Rows stored before the rule (or written to the database by hand) are not trusted."""
+    from sqlmodel import Session, create_engine
+
+    from backend.models import Checkpoint
+
+    run, _lease = _claimed(client)
+    data = (tmp_path / "data").resolve()
+    engine = create_engine(f"sqlite:///{data / 'cpt-panel.db'}")
+    with Session(engine) as s:
+        s.add(Checkpoint(run_id=run["id"], attempt=1, name="checkpoint-1", step=1, path=str(data)))
+        s.add(Checkpoint(run_id=run["id"], attempt=1, name='a"b;c', step=2, path=str(data)))
+        s.commit()
+    for name in ("checkpoint-1", "a%22b%3Bc"):
+        r = client.get(f"/api/runs/{run['id']}/checkpoints/{name}/download")
+        assert r.status_code == 404, r.text
+
+
+def test_content_disposition_cannot_be_broken_by_a_name() -> None:
+    from backend.api.routes.common import attachment
+
+    header = attachment('r-1-"; x=y\r\nSet-Cookie: a=b ಕ.tar')
+    assert "\r" not in header and "\n" not in header
+    fallback = header.split('filename="', 1)[1].split('"', 1)[0]
+    assert set(fallback) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    assert header.endswith("%E0%B2%95.tar")
