@@ -67,6 +67,13 @@ class WorkerApi:
         #: run id -> the lease its claim answered (sent on that run's reports; never logged).
         self._leases: dict[str, str] = {}
 
+    def lease(self, run_id: str) -> str | None:
+        return self._leases.get(run_id)
+
+    def use_lease(self, run_id: str, lease: str) -> None:
+        """Report on ``run_id`` with a lease another client's claim answered."""
+        self._leases[run_id] = lease
+
     def close(self) -> None:
         self._closed.set()
         self._client.close()

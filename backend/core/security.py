@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from cpt_contract.settings import Settings
+from cpt_contract.settings import Settings, token_digest, write_private_once
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -23,10 +22,11 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def token_matches(settings: Settings, name: str, presented: str | None) -> bool:
-    """Whether ``presented`` equals the ``api_token`` / ``worker_token`` secret."""
+    """Whether ``presented`` is the ``api_token`` / ``worker_token``: hashes compared in
+    constant time (the setting may hold only the hash, ``sha256:<hex>``)."""
     if not presented:
         return False
-    return secrets.compare_digest(presented.encode(), settings.secret(name).encode())
+    return hmac.compare_digest(token_digest(presented), settings.secret_digest(name))
 
 
 # --- run leases ---------------------------------------------------------------------------------
@@ -37,12 +37,9 @@ def _lease_key(data_dir: Path) -> bytes:
     """A key only the API knows (workers hold the worker token, never this), kept in the data
     dir so a restarted API still accepts the leases of running attempts."""
     path = data_dir / ".lease_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    if path.exists():
+        return path.read_text().strip().encode()
+    return write_private_once(path, secrets.token_hex(32)).encode()
 
 
 def lease_for(settings: Settings, run_id: str, attempt: int) -> str:

@@ -233,3 +233,61 @@ def test_content_disposition_cannot_be_broken_by_a_name() -> None:
     fallback = header.split('filename="', 1)[1].split('"', 1)[0]
     assert set(fallback) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     assert header.endswith("%E0%B2%95.tar")
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+def test_wrong_tokens_are_rate_limited_per_client(client: TestClient) -> None:
+    wrong = {"Authorization": "Bearer wrong-token-0123456789"}
+    codes = [client.get("/api/runs", headers=wrong).status_code for _ in range(20)]
+    assert codes == [401] * 20
+    r = client.get("/api/runs", headers=wrong)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, r.text
+    # While blocked, even the right token gets 429: the answer must not tell a guesser anything.
+    assert client.get("/api/runs").status_code == 429
+    # Another client is not affected; a missing token is not a guess.
+    app = client.app
+    with TestClient(app, client=("10.0.0.9", 5000)) as other:  # type: ignore[arg-type]
+        assert (
+            other.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        )
+        for _ in range(30):
+            assert other.get("/api/runs").status_code == 401
+        assert (
+            other.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        )
+
+
+def test_the_limiter_drains() -> None:
+    from backend.core.ratelimit import FailureLimiter
+
+    now = [0.0]
+    limiter = FailureLimiter(burst=3, rate=0.5, max_clients=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.retry_after("a") is None
+        limiter.failed("a")
+    assert limiter.retry_after("a") == 2  # one failure drains in 1 / 0.5 s
+    now[0] = 2.0
+    assert limiter.retry_after("a") is None
+    limiter.failed("b"), limiter.failed("c")  # only the newest two addresses are kept
+    assert set(limiter._buckets) == {"b", "c"}
+
+
+def test_a_hashed_token_in_the_settings_is_enough(tmp_path: Path) -> None:
+    import hashlib
+
+    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    settings = Settings(
+        data_dir=tmp_path / "data", api_token=f"sha256:{digest}", worker_token=WORKER_TOKEN
+    )
+    make_demo(settings.resolved_data_dir)
+    app = create_app(settings)
+    app.dependency_overrides[get_settings] = lambda: settings
+    with TestClient(app) as c:
+        assert c.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert c.get("/api/runs", headers={"Authorization": f"Bearer {digest}"}).status_code == 401
+        # The data dir, the database and the generated key are the panel user's only.
+        data = settings.resolved_data_dir
+        for path in (data, data / "runs", data / "cpt-panel.db"):
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
