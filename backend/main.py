@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -30,11 +29,12 @@ from backend.api.routes import (
     workers,
 )
 from backend.core.db import init_db
+from backend.core.limits import RequestLimits
 from backend.core.ratelimit import FailureLimiter
 from backend.services.bus import bus
 from backend.services.errors import Conflict, NotFound
 from backend.services.recovery import loop_interval, recovery_loop
-from backend.services.validation import ConfigInvalid, friendlier
+from backend.services.validation import ConfigInvalid, friendlier, safe_errors
 from cpt_contract.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +129,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": jsonable_encoder(friendlier(exc.errors()))}, status_code=422)
+        # Whatever the request held (bytes that are not UTF-8, lone surrogates, huge inputs),
+        # the echo is made safe first: a 422 must never turn into a 500.
+        return JSONResponse({"detail": safe_errors(friendlier(exc.errors()))}, status_code=422)
 
     @app.exception_handler(DataError)
     async def unstorable(_req: Request, exc: DataError) -> JSONResponse:
@@ -172,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _add_error_handlers(app)
     app.state.auth_limiter = FailureLimiter()
+    app.add_middleware(RequestLimits)
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
     routers = (health, stream, runs, metrics, checkpoints, jobs, workers, meta, internal)
     for module in (*routers, internal_jobs):

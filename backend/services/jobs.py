@@ -21,7 +21,7 @@ from backend.models import Checkpoint, Job, JobCreate, JobLogChunk, JobPublic, R
 from backend.services import enqueue
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
-from backend.services.validation import ConfigInvalid, config_errors, error
+from backend.services.validation import ConfigInvalid, check_size, config_errors, error
 from cpt_contract.jobs import JOB_PARAMS, PATH_PARAMS
 from cpt_contract.run_paths import JobPaths
 from cpt_contract.settings import Settings
@@ -75,6 +75,7 @@ def validate(
                 )
             ]
         )
+    check_size(body.params, ["body", "params"], "params")
     try:
         params = model.model_validate(body.params).model_dump()
     except ValidationError as exc:

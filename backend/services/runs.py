@@ -15,7 +15,7 @@ from backend.models import Checkpoint, Run, RunClone, RunCreate, RunPublic, utcn
 from backend.services import preflight, state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
-from backend.services.validation import ConfigInvalid, config_errors, error
+from backend.services.validation import ConfigInvalid, check_size, config_errors, error
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
@@ -145,6 +145,7 @@ def build_config(
 def checked_config(
     settings: Settings, merged: dict[str, Any], session: Session | None
 ) -> tuple[RunConfig, list[str]]:
+    check_size(merged, ["body", "config"])
     fit_errors, warnings = preflight.check(settings, session, merged) if session else ([], [])
     try:
         config = validate_config(settings, merged, ["body", "config"])

@@ -291,3 +291,139 @@ def test_a_hashed_token_in_the_settings_is_enough(tmp_path: Path) -> None:
         data = settings.resolved_data_dir
         for path in (data, data / "runs", data / "cpt-panel.db"):
             assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+
+# --- hostile input: always a 4xx, never a 500 ----------------------------------------------------
+
+BIG = 2**63
+
+
+def test_out_of_range_integers_are_422(client: TestClient) -> None:
+    run = client.post("/api/runs", json={"preset": "tiny-demo", "config": {}}).json()
+    rid = run["id"]
+    for path, params in (
+        (f"/api/runs/{rid}/events", {"after_seq": BIG}),
+        ("/api/runs", {"offset": BIG}),
+        (f"/api/runs/{rid}/logs", {"offset": BIG}),
+        (f"/api/runs/{rid}/logs", {"attempt": BIG}),
+        (f"/api/runs/{rid}/metrics", {"attempt": BIG}),
+        (f"/api/runs/{rid}/metrics", {"step_min": -BIG}),
+        (f"/api/runs/{rid}/stream", {"after_seq": BIG}),
+    ):
+        r = client.get(path, params=params)
+        assert r.status_code == 422, (path, params, r.status_code, r.text)
+        assert r.json()["detail"][0]["loc"][0] == "query"
+    for section, field in (("training", "max_steps"), ("training", "seed"), ("data", "block_size")):
+        r = _preview(client, {section: {field: BIG}})
+        assert r.status_code == 422 and _locs(r) == [["body", "config", section, field]], r.text
+    r = client.post(
+        f"/api/internal/runs/{rid}/claim", json={"attempt": BIG, "worker": "w"}, headers=WORKER
+    )
+    assert r.status_code == 422
+
+
+def test_nul_and_lone_surrogates_are_422_at_their_field(client: TestClient) -> None:
+    cases = [
+        ('{"preset": "tiny-demo", "name": "a\\ud800b"}', ["body", "name"]),
+        ('{"preset": "tiny-demo", "name": "a\\udc00"}', ["body", "name"]),
+        ('{"preset": "tiny-demo", "name": "a\\u0000b"}', ["body", "name"]),
+        (
+            '{"preset": "tiny-demo", "config": {"data": {"dataset_dir": "/x\\u0000y"}}}',
+            ["body", "config", "data", "dataset_dir"],
+        ),
+        (
+            '{"preset": "tiny-demo", "config": {"training": {"extra_args": ["--optim", "\\ud83d"]}}}',
+            ["body", "config", "training", "extra_args", 1],
+        ),
+        ('{"preset": "tiny-demo", "config": {"x\\u0000": 1}}', ["body", "config", "x\\u0000"]),
+    ]
+    headers = {"content-type": "application/json"}
+    for body, loc in cases:
+        for path in ("/api/runs", "/api/runs/preview"):
+            r = client.post(path, content=body, headers=headers)
+            assert r.status_code == 422, (body, r.status_code, r.text)
+            assert r.json()["detail"][0]["loc"] == loc, (body, r.text)
+    # A surrogate pair (an emoji written as two escapes) is valid text, and so is "\\u0000".
+    ok = client.post(
+        "/api/runs/preview",
+        content='{"preset": "tiny-demo", "name": "\\ud83d\\ude00 \\\\u0000"}',
+        headers=headers,
+    )
+    assert ok.status_code == 200, ok.text
+    # NUL in a path of a job, and in a query string.
+    job = client.post("/api/jobs", json={"kind": "scan", "params": {"paths": ["/a\x00"]}})
+    assert job.status_code == 422 and job.json()["detail"][0]["loc"] == [
+        "body",
+        "params",
+        "paths",
+        0,
+    ]
+    assert client.get("/api/runs", params={"q": "a\x00"}).status_code == 422
+    assert client.get("/api/files", params={"kind": "model\x00"}).status_code == 422
+
+
+def test_the_422_handler_survives_what_it_echoes(client: TestClient) -> None:
+    """Worker routes are not scanned for surrogates (logs may hold anything): the validation
+    error that echoes the bad input must still serialise."""
+    headers = {**WORKER, "content-type": "application/json"}
+    for body in (
+        '{"name": ["\\ud800"]}',
+        '{"name": {"\\udfff": 1}}',
+        '{"name": 1e400}',
+        '{"name": ' + "[" * 5000 + "]" * 5000 + "}",
+    ):
+        r = client.post("/api/internal/workers/heartbeat", content=body, headers=headers)
+        assert 400 <= r.status_code < 500, (body[:40], r.status_code, r.text[:200])
+    # Bytes that are not UTF-8, on a user route.
+    r = client.post(
+        "/api/runs", content=b'{"name": "\xff\xfe"}', headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+
+
+def test_bodies_are_capped_before_parsing(client: TestClient) -> None:
+    big = b'{"preset": "tiny-demo", "name": "' + b"x" * (1024 * 1024) + b'"}'
+    r = client.post("/api/runs", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "1 MiB" in r.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while it arrives
+        yield b'{"preset": "tiny-demo", "config": {'
+        for i in range(200_000):
+            yield b'"k%d": 1, ' % i
+        yield b'"z": 1}}'
+
+    r = client.post(
+        "/api/runs/preview", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 413
+    # The worker routes take up to 16 MiB (log batches) and no more.
+    text = "ಕ" * (3 * 1024 * 1024)  # 9 MiB of UTF-8
+    run, lease = _claimed(client)
+    ok = client.post(
+        f"/api/internal/runs/{run['id']}/logs",
+        json={"attempt": 1, "offset": 0, "text": text[: 2 * 1024 * 1024]},
+        headers=lease,
+    )
+    assert ok.status_code == 200, ok.text[:300]
+    huge = b'{"attempt": 1, "offset": 0, "text": "' + b"x" * (17 * 1024 * 1024) + b'"}'
+    r = client.post(
+        f"/api/internal/runs/{run['id']}/logs",
+        content=huge,
+        headers={**lease, "content-type": "application/json"},
+    )
+    assert r.status_code == 413 and "16 MiB" in r.json()["detail"]
+    bogus = client.post("/api/runs", content=b"{}", headers={"content-length": "12x"})
+    assert 400 <= bogus.status_code < 500
+
+
+def test_a_config_of_many_keys_is_refused_before_it_is_explained(client: TestClient) -> None:
+    import time
+
+    config = {"training": {f"k{i}": 1 for i in range(60_000)}}
+    t0 = time.perf_counter()
+    r = _preview(client, config)
+    elapsed = time.perf_counter() - t0
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "too_large", r.text[:300]
+    assert elapsed < 2, elapsed  # explaining 60k unknown keys one by one took seconds
+    job = client.post("/api/jobs", json={"kind": "scan", "params": {"paths": ["/x"] * 5000}})
+    assert job.status_code == 422

@@ -170,3 +170,25 @@ def test_allowed_extra_args_reach_the_end_of_the_argv() -> None:
     config = RunConfig.model_validate(deep_merge(_BASE, {"training": {"extra_args": extra}}))
     ctx = LaunchContext(output_dir="/o", data_cache_dir="/c")
     assert pretrain_args(config, ctx)[-4:] == extra
+
+
+def test_every_number_and_text_field_is_bounded() -> None:
+    """Integers fit the database's columns and text has a maximum length, so no value of the
+    schema can be a 500 later (a new field without bounds fails here)."""
+    from cpt_contract.runconfig.schema import MAX_INT
+
+    unbounded = []
+    for section, field in RunConfig.model_fields.items():
+        for name, info in field.annotation.model_fields.items():  # type: ignore[union-attr]
+            ann = str(info.annotation)
+            highs = [m.le for m in info.metadata if hasattr(m, "le")]
+            highs += [m.lt for m in info.metadata if hasattr(m, "lt")]
+            numeric = ("int" in ann or "float" in ann) and not any(
+                w in ann for w in ("bool", "Literal")
+            )
+            if numeric and (not highs or max(highs) > MAX_INT):
+                unbounded.append(f"{section}.{name}")
+            limited = any(hasattr(m, "max_length") or hasattr(m, "pattern") for m in info.metadata)
+            if ann in ("<class 'str'>", "str | None") and not limited:
+                unbounded.append(f"{section}.{name}")
+    assert not unbounded, unbounded
