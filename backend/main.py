@@ -29,6 +29,7 @@ from backend.api.routes import (
     workers,
 )
 from backend.core.db import init_db
+from backend.core.headers import SecurityHeaders
 from backend.core.limits import RequestLimits
 from backend.core.ratelimit import FailureLimiter
 from backend.services.bus import bus
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_error_handlers(app)
     app.state.auth_limiter = FailureLimiter()
     app.add_middleware(RequestLimits)
+    app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
     routers = (health, stream, runs, metrics, checkpoints, jobs, workers, meta, internal)
     for module in (*routers, internal_jobs):
