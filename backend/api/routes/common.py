@@ -14,7 +14,12 @@ class ErrorDetail(BaseModel):
 
 
 AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorDetail, "description": "No or bad token"}
+    401: {"model": ErrorDetail, "description": "No or bad token"},
+    429: {
+        "model": ErrorDetail,
+        "description": "Too many wrong tokens from this client: wait Retry-After seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorDetail, "description": "No such run"}
