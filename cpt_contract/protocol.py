@@ -131,6 +131,7 @@ class JobClaimOut(BaseModel):
     params: dict[str, Any]
     #: Where the job writes (``<data_dir>/jobs/<id>``; the worker creates it).
     job_dir: str
+    lease: str = Field(description=f"Send it as {LEASE_HEADER} on this job's status and log")
 
 
 class JobStatusIn(BaseModel):

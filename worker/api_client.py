@@ -64,7 +64,8 @@ class WorkerApi:
         )
         # httpx.Client is thread-safe, but a closed flag lets shutdown stop long retry loops.
         self._closed = threading.Event()
-        #: run id -> the lease its claim answered (sent on that run's reports; never logged).
+        #: run id (or ``job:<id>``) -> the lease its claim answered (sent on its reports; never
+        #: logged).
         self._leases: dict[str, str] = {}
 
     def lease(self, run_id: str) -> str | None:
@@ -155,17 +156,22 @@ class WorkerApi:
     # --- jobs ---------------------------------------------------------------------------
     def job_claim(self, job_id: str, worker: str) -> JobClaimOut:
         body = JobClaimIn(worker=worker)
-        return JobClaimOut.model_validate(self.post(job_claim_path(job_id), _json(body)))
+        claim = JobClaimOut.model_validate(self.post(job_claim_path(job_id), _json(body)))
+        self._leases[f"job:{job_id}"] = claim.lease
+        return claim
 
     def job_status(
         self, job_id: str, status: str, *, reason: str | None, result: dict[str, Any] | None
     ) -> CancelAnswer:
         body = JobStatusIn.model_validate({"status": status, "reason": reason, "result": result})
-        return CancelAnswer.model_validate(self.post(job_status_path(job_id), _json(body)))
+        answer = self.post(job_status_path(job_id), _json(body), run_id=f"job:{job_id}")
+        return CancelAnswer.model_validate(answer)
 
     def job_log(self, job_id: str, offset: int, text: str, *, retry_for: float) -> JobLogOut:
         body = JobLogIn(offset=offset, text=text)
-        answer = self.post(job_log_path(job_id), _json(body), retry_for=retry_for)
+        answer = self.post(
+            job_log_path(job_id), _json(body), retry_for=retry_for, run_id=f"job:{job_id}"
+        )
         return JobLogOut.model_validate(answer)
 
 

@@ -44,12 +44,27 @@ def _lease_key(data_dir: Path) -> bytes:
 
 def lease_for(settings: Settings, run_id: str, attempt: int) -> str:
     """The lease of one attempt of one run: handed out once, by its (one-shot) claim."""
+    return _lease(settings, f"run:{run_id}:{attempt}")
+
+
+def job_lease_for(settings: Settings, job_id: str) -> str:
+    return _lease(settings, f"job:{job_id}")
+
+
+def _lease(settings: Settings, subject: str) -> str:
     key = _lease_key(settings.resolved_data_dir)
-    return hmac.new(key, f"{run_id}:{attempt}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+
+
+def _same(presented: str | None, expected: str) -> bool:
+    return bool(presented) and hmac.compare_digest(
+        str(presented).encode("ascii", "replace"), expected.encode()
+    )
 
 
 def lease_matches(settings: Settings, run_id: str, attempt: int, presented: str | None) -> bool:
-    if not presented:
-        return False
-    expected = lease_for(settings, run_id, attempt)
-    return hmac.compare_digest(presented.encode("ascii", "replace"), expected.encode())
+    return _same(presented, lease_for(settings, run_id, attempt))
+
+
+def job_lease_matches(settings: Settings, job_id: str, presented: str | None) -> bool:
+    return _same(presented, job_lease_for(settings, job_id))

@@ -111,6 +111,9 @@ def test_jobs_validate_queue_claim_log_and_finish(client: TestClient, tmp_path: 
     again = client.post(f"/api/internal/jobs/{job_id}/claim", json={"worker": "w"}, headers=worker)
     assert again.status_code == 409
     log_path = f"/api/internal/jobs/{job_id}/log"
+    # The worker token alone may not report on a job: the claim's lease is needed.
+    assert client.post(log_path, json={"offset": 0, "text": "x"}, headers=worker).status_code == 403
+    worker = {**worker, LEASE_HEADER: claim.json()["lease"]}
     first = client.post(log_path, json={"offset": 0, "text": "ಕನ್ನಡ\n"}, headers=worker).json()
     size = len("ಕನ್ನಡ\n".encode())
     assert first["accepted_until"] == size
