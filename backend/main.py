@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -30,10 +29,13 @@ from backend.api.routes import (
     workers,
 )
 from backend.core.db import init_db
+from backend.core.headers import SecurityHeaders
+from backend.core.limits import RequestLimits
+from backend.core.ratelimit import FailureLimiter
 from backend.services.bus import bus
 from backend.services.errors import Conflict, NotFound
 from backend.services.recovery import loop_interval, recovery_loop
-from backend.services.validation import ConfigInvalid, friendlier
+from backend.services.validation import ConfigInvalid, friendlier, safe_errors
 from cpt_contract.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,18 +67,33 @@ def _redact_access_log() -> None:
 
 
 def _ensure_dirs(settings: Settings) -> None:
+    """The data dir holds the database, the tokens and every run: the panel's user only."""
     for path in (
         settings.resolved_data_dir,
         settings.runs_dir,
+        settings.jobs_dir,
         settings.resolved_data_dir / "cache",
     ):
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+
+
+def _private_database(settings: Settings) -> None:
+    """SQLite's file (and its WAL and shared-memory files) readable by the panel's user only."""
+    if settings.database_url is not None:
+        return
+    db = settings.resolved_data_dir / "cpt-panel.db"
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            path.chmod(0o600)
 
 
 def _ensure_tokens(settings: Settings) -> None:
-    """Generate missing tokens now (not on the first request), so workers and people find them."""
+    """Generate missing tokens now (not on the first request), so workers and people find them.
+    Only the file's path is logged, never a token."""
     for name in ("api_token", "worker_token"):
-        settings.secret(name)
+        settings.secret_digest(name)
         if getattr(settings, name) is None:
             log.info("%s: kept in %s", name, settings.resolved_data_dir / f".{name}")
 
@@ -89,6 +106,7 @@ def _lifespan(
         _ensure_dirs(settings)
         _ensure_tokens(settings)
         await asyncio.to_thread(init_db, settings)
+        _private_database(settings)
         bus.attach(asyncio.get_running_loop())
         task = asyncio.create_task(recovery_loop(settings, loop_interval(settings)))
         try:
@@ -112,7 +130,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": jsonable_encoder(friendlier(exc.errors()))}, status_code=422)
+        # Whatever the request held (bytes that are not UTF-8, lone surrogates, huge inputs),
+        # the echo is made safe first: a 422 must never turn into a 500.
+        return JSONResponse({"detail": safe_errors(friendlier(exc.errors()))}, status_code=422)
 
     @app.exception_handler(DataError)
     async def unstorable(_req: Request, exc: DataError) -> JSONResponse:
@@ -154,6 +174,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     _add_error_handlers(app)
+    app.state.auth_limiter = FailureLimiter()
+    app.add_middleware(RequestLimits)
+    app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
     routers = (health, stream, runs, metrics, checkpoints, jobs, workers, meta, internal)
     for module in (*routers, internal_jobs):

@@ -21,6 +21,7 @@ from typing import Any
 
 from _panel import percentile, start_panel
 
+from cpt_contract.protocol import LEASE_HEADER
 from tests.support.api import make_assets, make_demo
 
 
@@ -55,7 +56,10 @@ def main() -> None:
         with panel.client() as c, panel.client(token=panel.worker_token) as w:
             run = c.post("/api/runs", json={"preset": "tiny-demo"}).json()
             rid = run["id"]
-            w.post(f"/api/internal/runs/{rid}/claim", json={"attempt": 1, "worker": "bench"})
+            claim = w.post(
+                f"/api/internal/runs/{rid}/claim", json={"attempt": 1, "worker": "bench"}
+            )
+            w.headers[LEASE_HEADER] = claim.json()["lease"]
             w.post(f"/api/internal/runs/{rid}/status", json={"attempt": 1, "status": "running"})
             url = f"/api/internal/runs/{rid}/events"
             batches = [_events(s, args.batch) for s in range(1, args.events + 1, args.batch)]

@@ -31,7 +31,7 @@ from worker.shipper import RunShipper, ShipperThread
 TARGET_P95_MS = 300.0
 
 
-def _claimed_run(panel: Panel, assets: dict[str, Path]) -> str:
+def _claimed_run(panel: Panel, assets: dict[str, Path]) -> tuple[str, str]:
     config = {
         "model": {
             "model_name_or_path": str(assets["model"]),
@@ -46,12 +46,19 @@ def _claimed_run(panel: Panel, assets: dict[str, Path]) -> str:
     api = WorkerApi(panel.url, panel.worker_token)
     api.claim(run["id"], 1, "bench-worker")
     api.status(run["id"], 1, "running", pid=1)
+    lease = api.lease(run["id"]) or ""
     api.close()
-    return str(run["id"])
+    return str(run["id"]), lease
 
 
 def measure(
-    panel: Panel, run_id: str, events_path: Path, interval: float, count: int, rate: float
+    panel: Panel,
+    run_id: str,
+    lease: str,
+    events_path: Path,
+    interval: float,
+    count: int,
+    rate: float,
 ) -> list[float]:
     """Append ``count`` events; return the append → SSE receipt latencies in ms."""
     appended: dict[int, float] = {}
@@ -76,6 +83,7 @@ def measure(
     listener.start()
     ready.wait(10)
     api = WorkerApi(panel.url, panel.worker_token)
+    api.use_lease(run_id, lease)
     shipper = RunShipper(
         api,
         run_id,
@@ -132,9 +140,9 @@ def main() -> None:
         panel = start_panel(Path(tmp) / "data", broker_url=None, allowed_roots=[assets["root"]])
         try:
             for interval in (float(x) for x in args.intervals.split(",")):
-                run_id = _claimed_run(panel, assets)
+                run_id, lease = _claimed_run(panel, assets)
                 events_path = Path(tmp) / f"{run_id}-events.jsonl"
-                lat = measure(panel, run_id, events_path, interval, args.events, args.rate)
+                lat = measure(panel, run_id, lease, events_path, interval, args.events, args.rate)
                 rows.append((interval, lat))
         finally:
             panel.stop()

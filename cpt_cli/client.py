@@ -15,7 +15,7 @@ class CliError(Exception):
 
 
 def api_token(settings: Settings) -> str:
-    if settings.api_token:
+    if settings.api_token and not settings.api_token.startswith("sha256:"):
         return settings.api_token
     path = settings.resolved_data_dir / ".api_token"
     if path.exists():

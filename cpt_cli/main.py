@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from cpt_cli.runs import app as runs_app
@@ -20,11 +22,18 @@ def _main() -> None:
     """A callback keeps typer in sub-command mode even while only ``serve`` exists."""
 
 
+def _private_files() -> None:
+    """Everything the panel creates (database, tokens, run dirs, checkpoints, logs) is for its
+    own user only: files 0600, directories 0700. The API and the workers share one uid."""
+    os.umask(0o077)
+
+
 @app.command()
 def serve(reload: bool = typer.Option(False, help="Reload on code changes (development).")) -> None:
     """Run the API (and the built frontend) on CPT_HOST:CPT_PORT."""
     import uvicorn
 
+    _private_files()
     settings = get_settings()
     uvicorn.run(
         "backend.main:app",
@@ -41,6 +50,7 @@ def worker() -> None:
     """Run a Celery worker on CPT_QUEUE (CPT_WORKER_CONCURRENCY runs at once) with its heartbeat."""
     from worker.boot import run_worker
 
+    _private_files()
     run_worker(get_settings())
 
 
@@ -49,6 +59,7 @@ def up() -> None:
     """The API and one worker in one process tree (what ``make run`` starts); Ctrl-C stops both."""
     from cpt_cli.up import run_up
 
+    _private_files()
     raise typer.Exit(run_up(get_settings()))
 
 

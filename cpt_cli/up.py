@@ -50,8 +50,10 @@ def run_up(settings: Settings) -> int:
     from worker.launcher import _die_with_parent
 
     # Create the tokens once, before two processes could race to generate different ones.
-    token = settings.secret("api_token")
-    settings.secret("worker_token")
+    token = (
+        None if (settings.api_token or "").startswith("sha256:") else settings.secret("api_token")
+    )
+    settings.secret_digest("worker_token")
     env = {**os.environ, "CPT_DATA_DIR": str(settings.resolved_data_dir)}
 
     def spawn(command: str) -> subprocess.Popen[bytes]:
@@ -67,7 +69,11 @@ def run_up(settings: Settings) -> int:
     procs = [api, worker]
     url = settings.effective_api_url
     _wait_healthy(url, procs)
-    print(f"cpt-panel: {url}/  (access token: {token})", flush=True)
+    # The token goes to a terminal only: redirected output ends up in log files.
+    if token and sys.stdout.isatty():
+        print(f"cpt-panel: {url}/  (access token: {token})", flush=True)
+    else:
+        print(f"cpt-panel: {url}/  (access token: not printed, output is not a terminal)")
     print(f"           token file: {settings.resolved_data_dir / '.api_token'}", flush=True)
     print("           Ctrl-C stops the API and the worker.", flush=True)
 

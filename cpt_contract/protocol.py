@@ -18,6 +18,13 @@ INT32 = 2**31 - 1
 #: Routes under ``/api/internal``.
 HEARTBEAT = "/workers/heartbeat"
 
+#: Header carrying the lease a claim hands out: reports on a run (status, events, logs) need
+#: it, so a worker token alone cannot report on a run it did not claim.
+LEASE_HEADER = "X-CPT-Lease"
+
+#: What a checkpoint's name must look like (its path: ``<the run's output dir>/<name>``).
+CHECKPOINT_NAME = r"^checkpoint-[0-9]{1,10}$"
+
 
 def claim_path(run_id: str) -> str:
     return f"/runs/{run_id}/claim"
@@ -67,6 +74,9 @@ class ClaimOut(BaseModel):
     )
     run_dir: str
     output_dir: str
+    lease: str = Field(
+        description=f"Send it as {LEASE_HEADER} on this run's status, events and logs reports"
+    )
 
 
 class StatusIn(BaseModel):
@@ -121,6 +131,7 @@ class JobClaimOut(BaseModel):
     params: dict[str, Any]
     #: Where the job writes (``<data_dir>/jobs/<id>``; the worker creates it).
     job_dir: str
+    lease: str = Field(description=f"Send it as {LEASE_HEADER} on this job's status and log")
 
 
 class JobStatusIn(BaseModel):

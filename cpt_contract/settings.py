@@ -6,6 +6,9 @@ This module is the only place that names an environment variable the code reads;
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +16,33 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Shortest token accepted (a generated one has 32 characters).
+MIN_TOKEN_LENGTH = 16
+#: A token may be given as its SHA-256 instead (``sha256:<64 hex>``): the API compares hashes.
+TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def write_private_once(path: Path, text: str) -> str:
+    """Create ``path`` (mode 0600 from the start) holding ``text``, unless it exists; returns
+    what the file holds. Written aside and hard-linked into place, so a racing process never
+    reads a half-written file and both end up with the same content."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.link(tmp, path)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
+    return text
 
 
 class Settings(BaseSettings):
@@ -77,6 +107,25 @@ class Settings(BaseSettings):
         default=None, description="Built frontend to serve at /. Default: frontend/dist."
     )
 
+    @field_validator("api_token", "worker_token", mode="before")
+    @classmethod
+    def _token_form(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None  # empty in .env: generated into the data dir
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if value.startswith("sha256:"):
+            if not TOKEN_HASH.match(value):
+                raise ValueError("a hashed token is sha256:<64 lowercase hex digits>")
+            return value
+        if len(value) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"the token has {len(value)} characters: use at least {MIN_TOKEN_LENGTH}, "
+                "e.g. $(openssl rand -hex 24)"
+            )
+        return value
+
     @field_validator("allowed_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
@@ -127,19 +176,35 @@ class Settings(BaseSettings):
         roots += [r.expanduser().resolve() for r in self.allowed_roots]
         return roots
 
+    def _explicit(self, name: str) -> str | None:
+        if name not in ("api_token", "worker_token"):
+            raise KeyError(name)
+        return self.api_token if name == "api_token" else self.worker_token
+
     def secret(self, name: str) -> str:
-        """The API or worker token: from the environment, else generated once and kept on disk."""
-        explicit = self.api_token if name == "api_token" else self.worker_token
+        """The API or worker token itself (what a client sends): from the environment, else
+        generated once into ``<data dir>/.<name>`` (mode 0600, for the CLI on the same box)."""
+        explicit = self._explicit(name)
+        if explicit and explicit.startswith("sha256:"):
+            raise ValueError(
+                f"CPT_{name.upper()} holds only a hash: a client needs the token itself "
+                "(set the plain token where this runs)"
+            )
         if explicit:
             return explicit
         path = self.resolved_data_dir / f".{name}"
         if path.exists():
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
             return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_urlsafe(24)
-        path.write_text(token)
-        path.chmod(0o600)
-        return token
+        return write_private_once(path, secrets.token_urlsafe(24))
+
+    def secret_digest(self, name: str) -> bytes:
+        """SHA-256 of the token: what the API compares a presented token's hash against."""
+        explicit = self._explicit(name)
+        if explicit and explicit.startswith("sha256:"):
+            return bytes.fromhex(explicit.removeprefix("sha256:"))
+        return token_digest(self.secret(name))
 
 
 @lru_cache

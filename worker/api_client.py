@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from cpt_contract.protocol import (
     HEARTBEAT,
+    LEASE_HEADER,
     CancelAnswer,
     ClaimIn,
     ClaimOut,
@@ -63,12 +64,29 @@ class WorkerApi:
         )
         # httpx.Client is thread-safe, but a closed flag lets shutdown stop long retry loops.
         self._closed = threading.Event()
+        #: run id (or ``job:<id>``) -> the lease its claim answered (sent on its reports; never
+        #: logged).
+        self._leases: dict[str, str] = {}
+
+    def lease(self, run_id: str) -> str | None:
+        return self._leases.get(run_id)
+
+    def use_lease(self, run_id: str, lease: str) -> None:
+        """Report on ``run_id`` with a lease another client's claim answered."""
+        self._leases[run_id] = lease
 
     def close(self) -> None:
         self._closed.set()
         self._client.close()
 
-    def post(self, path: str, body: dict[str, Any], *, retry_for: float = 120.0) -> dict[str, Any]:
+    def post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        retry_for: float = 120.0,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
         """POST with exponential backoff on connection errors and 5xx for up to ``retry_for`` s.
 
         Raises ``Conflict`` on 409 and ``httpx.HTTPStatusError`` on other 4xx at once:
@@ -78,7 +96,9 @@ class WorkerApi:
         delay = 0.05
         while True:
             try:
-                response = self._client.post(path, json=body)
+                lease = self._leases.get(run_id) if run_id else None
+                headers = {LEASE_HEADER: lease} if lease else None
+                response = self._client.post(path, json=body, headers=headers)
                 if response.status_code == 409:
                     raise Conflict(_detail(response))
                 if response.status_code < 500:
@@ -102,7 +122,9 @@ class WorkerApi:
 
     def claim(self, run_id: str, attempt: int, worker: str) -> ClaimOut:
         body = ClaimIn(attempt=attempt, worker=worker)
-        return ClaimOut.model_validate(self.post(claim_path(run_id), _json(body)))
+        claim = ClaimOut.model_validate(self.post(claim_path(run_id), _json(body)))
+        self._leases[run_id] = claim.lease
+        return claim
 
     def status(
         self,
@@ -118,32 +140,38 @@ class WorkerApi:
             {"attempt": attempt, "status": status, "reason": reason, "pid": pid}
         )
         # Final states matter most: keep trying for a long while (an API restart takes seconds).
-        answer = self.post(status_path(run_id), _json(body), retry_for=retry_for)
+        answer = self.post(status_path(run_id), _json(body), retry_for=retry_for, run_id=run_id)
         return CancelAnswer.model_validate(answer)
 
     def events(self, run_id: str, attempt: int, events: list[dict[str, Any]]) -> EventsOut:
         # Events pass as they are (extra keys are part of the protocol: ShippedEvent allows them).
-        answer = self.post(events_path(run_id), {"attempt": attempt, "events": events})
+        body = {"attempt": attempt, "events": events}
+        answer = self.post(events_path(run_id), body, run_id=run_id)
         return EventsOut.model_validate(answer)
 
     def logs(self, run_id: str, attempt: int, offset: int, text: str) -> LogsOut:
         body = LogsIn(attempt=attempt, offset=offset, text=text)
-        return LogsOut.model_validate(self.post(logs_path(run_id), _json(body)))
+        return LogsOut.model_validate(self.post(logs_path(run_id), _json(body), run_id=run_id))
 
     # --- jobs ---------------------------------------------------------------------------
     def job_claim(self, job_id: str, worker: str) -> JobClaimOut:
         body = JobClaimIn(worker=worker)
-        return JobClaimOut.model_validate(self.post(job_claim_path(job_id), _json(body)))
+        claim = JobClaimOut.model_validate(self.post(job_claim_path(job_id), _json(body)))
+        self._leases[f"job:{job_id}"] = claim.lease
+        return claim
 
     def job_status(
         self, job_id: str, status: str, *, reason: str | None, result: dict[str, Any] | None
     ) -> CancelAnswer:
         body = JobStatusIn.model_validate({"status": status, "reason": reason, "result": result})
-        return CancelAnswer.model_validate(self.post(job_status_path(job_id), _json(body)))
+        answer = self.post(job_status_path(job_id), _json(body), run_id=f"job:{job_id}")
+        return CancelAnswer.model_validate(answer)
 
     def job_log(self, job_id: str, offset: int, text: str, *, retry_for: float) -> JobLogOut:
         body = JobLogIn(offset=offset, text=text)
-        answer = self.post(job_log_path(job_id), _json(body), retry_for=retry_for)
+        answer = self.post(
+            job_log_path(job_id), _json(body), retry_for=retry_for, run_id=f"job:{job_id}"
+        )
         return JobLogOut.model_validate(answer)
 
 

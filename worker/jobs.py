@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cpt_contract.jobs import GenerateParams, MergeParams, ScanParams, TokenizerParams
+from cpt_contract.jobs import PATH_PARAMS, GenerateParams, MergeParams, ScanParams, TokenizerParams
 from cpt_contract.protocol import JobClaimOut
+from cpt_contract.roots import escaping_entry
 from cpt_contract.run_paths import JobPaths, RunPaths
 from cpt_contract.settings import Settings
 from worker import launcher
@@ -44,8 +45,20 @@ def merge_argv(settings: Settings, params: MergeParams) -> tuple[list[str], Path
     return argv, out
 
 
+def check_paths(settings: Settings, claim: JobClaimOut) -> None:
+    """The job's paths and every file inside them stay under this box's roots (``ValueError``:
+    the job fails with the reason)."""
+    for name in PATH_PARAMS.get(claim.kind, ()):
+        value = claim.params.get(name)
+        for raw in value if isinstance(value, list) else [value] if value else []:
+            problem = escaping_entry(Path(str(raw)).expanduser().resolve(), settings.roots)
+            if problem:
+                raise ValueError(f"params.{name}: {problem}")
+
+
 def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[str]:
     """The argv of the job's tool; it writes ``paths.result`` (merge: see ``merge_argv``)."""
+    check_paths(settings, claim)
     if claim.kind == "merge":
         return merge_argv(settings, MergeParams.model_validate(claim.params))[0]
     if claim.kind == "tokenizer":

@@ -25,6 +25,7 @@ from typing import Any
 
 from cpt_contract.fit import fit_problems
 from cpt_contract.protocol import CancelAnswer, ClaimOut
+from cpt_contract.roots import escaping_entry
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.schema import DEEPSPEED_FILES, RunConfig
@@ -71,6 +72,16 @@ def check_fits(config: RunConfig, use_cpu: bool, gpu_count: int) -> None:
     )
     if problems:
         raise Refused(problems[0][1])
+
+
+def check_paths(config: RunConfig, roots: list[Path]) -> None:
+    """Every path of the config, and every file inside it, must stay under this box's roots
+    (checked again here: a link may have appeared since the API checked, and a remote box
+    has its own roots)."""
+    for key, raw in config.path_fields().items():
+        problem = escaping_entry(Path(raw).expanduser().resolve(), roots)
+        if problem:
+            raise Refused(f"{'.'.join(key)}: {problem}")
 
 
 _ERROR_LINE = re.compile(r"([A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*|.*\berror\b.*)", re.I)
@@ -273,6 +284,7 @@ class RunAttempt:
             raise Refused("CPT_USE_CPU=false but no GPU is visible on this worker")
         use_cpu = bool(self.settings.use_cpu) or not gpus
         check_fits(config, use_cpu, len(gpus))
+        check_paths(config, self.settings.roots)
 
         # ``last`` or ``checkpoint-N`` goes through as it is: only pretrain.py decides which
         # checkpoint is complete (worker/training/checkpoints.py), so nothing here guesses.

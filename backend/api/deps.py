@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from backend.core.db import get_session
+from backend.core.ratelimit import FailureLimiter
 from backend.core.security import token_matches
 from cpt_contract.settings import Settings, get_settings
 
@@ -39,31 +40,58 @@ def _unauthorized(what: str) -> HTTPException:
     )
 
 
-def require_api_token(settings: SettingsDep, creds: BearerDep) -> str:
-    if creds is None or not token_matches(settings, "api_token", creds.credentials):
-        raise _unauthorized("API token")
+def _limiter(request: Request) -> FailureLimiter:
+    limiter = getattr(request.app.state, "auth_limiter", None)
+    if limiter is None:  # an app built without create_app (tests of single routers)
+        limiter = request.app.state.auth_limiter = FailureLimiter()
+    return limiter
+
+
+def _check(
+    request: Request, settings: Settings, name: str, presented: str | None, what: str
+) -> None:
+    """401 for a missing or wrong token; 429 once a client sent too many wrong ones."""
+    limiter = _limiter(request)
+    client = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"too many wrong tokens from {client}: try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    if not token_matches(settings, name, presented):
+        if presented:
+            limiter.failed(client)
+        raise _unauthorized(what)
+
+
+def require_api_token(request: Request, settings: SettingsDep, creds: BearerDep) -> str:
+    _check(request, settings, "api_token", creds.credentials if creds else None, "API token")
     return "api"
 
 
 def require_api_token_or_query(
+    request: Request,
     settings: SettingsDep,
     creds: BearerDep,
     token: Annotated[
-        str | None, Query(description="API token, for EventSource (cannot send headers).")
+        str | None,
+        Query(max_length=512, description="API token, for EventSource (cannot send headers)."),
     ] = None,
 ) -> str:
     presented = creds.credentials if creds is not None else token
-    if not token_matches(settings, "api_token", presented):
-        raise _unauthorized("API token (header or ?token=)")
+    _check(request, settings, "api_token", presented, "API token (header or ?token=)")
     return "api"
 
 
 def require_worker_token(
+    request: Request,
     settings: SettingsDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_worker_bearer)],
 ) -> str:
-    if creds is None or not token_matches(settings, "worker_token", creds.credentials):
-        raise _unauthorized("worker token")
+    presented = creds.credentials if creds else None
+    _check(request, settings, "worker_token", presented, "worker token")
     return "worker"
 
 

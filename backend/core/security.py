@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
+from functools import lru_cache
+from pathlib import Path
 
-from cpt_contract.settings import Settings
+from cpt_contract.settings import Settings, token_digest, write_private_once
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -18,7 +22,49 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def token_matches(settings: Settings, name: str, presented: str | None) -> bool:
-    """Whether ``presented`` equals the ``api_token`` / ``worker_token`` secret."""
+    """Whether ``presented`` is the ``api_token`` / ``worker_token``: hashes compared in
+    constant time (the setting may hold only the hash, ``sha256:<hex>``)."""
     if not presented:
         return False
-    return secrets.compare_digest(presented.encode(), settings.secret(name).encode())
+    return hmac.compare_digest(token_digest(presented), settings.secret_digest(name))
+
+
+# --- run leases ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _lease_key(data_dir: Path) -> bytes:
+    """A key only the API knows (workers hold the worker token, never this), kept in the data
+    dir so a restarted API still accepts the leases of running attempts."""
+    path = data_dir / ".lease_key"
+    if path.exists():
+        return path.read_text().strip().encode()
+    return write_private_once(path, secrets.token_hex(32)).encode()
+
+
+def lease_for(settings: Settings, run_id: str, attempt: int) -> str:
+    """The lease of one attempt of one run: handed out once, by its (one-shot) claim."""
+    return _lease(settings, f"run:{run_id}:{attempt}")
+
+
+def job_lease_for(settings: Settings, job_id: str) -> str:
+    return _lease(settings, f"job:{job_id}")
+
+
+def _lease(settings: Settings, subject: str) -> str:
+    key = _lease_key(settings.resolved_data_dir)
+    return hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+
+
+def _same(presented: str | None, expected: str) -> bool:
+    return bool(presented) and hmac.compare_digest(
+        str(presented).encode("ascii", "replace"), expected.encode()
+    )
+
+
+def lease_matches(settings: Settings, run_id: str, attempt: int, presented: str | None) -> bool:
+    return _same(presented, lease_for(settings, run_id, attempt))
+
+
+def job_lease_matches(settings: Settings, job_id: str, presented: str | None) -> bool:
+    return _same(presented, job_lease_for(settings, job_id))

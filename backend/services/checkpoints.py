@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,13 @@ from sqlmodel import Session, col, select
 from backend.core.db import write_session
 from backend.models import Checkpoint, CheckpointPublic, Run, RunEvent
 from backend.services.errors import NotFound
-from backend.services.paths import is_under
+from cpt_contract.protocol import CHECKPOINT_NAME
+from cpt_contract.run_paths import RunPaths
 from cpt_contract.settings import Settings
 
 log = logging.getLogger(__name__)
 
+_NAME = re.compile(CHECKPOINT_NAME)
 CHUNK = 1024 * 1024
 BLOCK = tarfile.BLOCKSIZE
 
@@ -35,11 +38,13 @@ def _dir_size(path: Path) -> int:
 
 
 def local_dir(settings: Settings, ckpt: Checkpoint) -> Path | None:
-    """The checkpoint's directory if it is on this machine and under an allowed root."""
-    if not ckpt.path:
+    """The checkpoint's directory if it is on this machine, named ``checkpoint-N`` and directly
+    inside its run's own output dir (links resolved): a download never tars anything else."""
+    if not ckpt.path or not _NAME.match(ckpt.name):
         return None
+    output = RunPaths.of(settings.runs_dir, ckpt.run_id).output_dir.resolve()
     path = Path(ckpt.path).resolve()
-    if not any(is_under(path, root) for root in settings.roots) or not path.is_dir():
+    if path.parent != output or path.name != ckpt.name or not path.is_dir():
         return None
     return path
 

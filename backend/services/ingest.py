@@ -8,6 +8,8 @@ new update the run's progress and go out on the bus.
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +21,8 @@ from sqlmodel import Session, col, select
 from backend.models import Checkpoint, LogChunk, Run, RunEvent, Worker, utcnow
 from backend.services import state_machine
 from backend.services.errors import Conflict
-from cpt_contract.protocol import INT32
+from backend.services.validation import ConfigInvalid, error
+from cpt_contract.protocol import CHECKPOINT_NAME, INT32
 from cpt_contract.statuses import TERMINAL_STATUSES, WORKER_STATUSES, RunStatus
 
 #: Log events used for the steps-per-second ETA.
@@ -73,10 +76,44 @@ class NewEvent:
     data: dict[str, Any]
 
 
+_CHECKPOINT_NAME = re.compile(CHECKPOINT_NAME)
+
+
+def checkpoint_problem(run: Run, data: dict[str, Any]) -> str | None:
+    """A checkpoint is ``<the run's output dir>/checkpoint-N``, nothing else: its directory is
+    what a user downloads, so a forged path must never point at the data dir or elsewhere."""
+    name, path = data.get("name"), data.get("path")
+    if not isinstance(path, str) or not path:
+        return "a checkpoint event needs its path"
+    base = os.path.basename(os.path.normpath(path))
+    if name is not None and name != base:
+        return f"name {str(name)[:80]!r} is not the last part of its path"
+    if not _CHECKPOINT_NAME.match(base):
+        return f"{base[:80]!r} is not a checkpoint name (checkpoint-<step>)"
+    norm = os.path.normpath(path)
+    if not os.path.isabs(norm) or not run.output_dir:
+        return "a checkpoint path must be absolute"
+    # Directly inside: normpath already folded any "..", so this is the whole rule.
+    if os.path.dirname(norm) != os.path.normpath(run.output_dir):
+        return f"{path[:200]!r} is not inside run {run.id}'s output dir ({run.output_dir})"
+    return None
+
+
+def check_events(run: Run, events: Sequence[dict[str, Any]]) -> None:
+    """422 for a checkpoint event that does not name a checkpoint of this run."""
+    errors = []
+    for i, raw in enumerate(events):
+        if raw.get("kind") == "checkpoint" and (problem := checkpoint_problem(run, raw)):
+            errors.append(error(["body", "events", i, "path"], problem, "bad_checkpoint"))
+    if errors:
+        raise ConfigInvalid(errors)
+
+
 def store_events(
     session: Session, run: Run, attempt: int, events: Sequence[dict[str, Any]]
 ) -> list[NewEvent]:
     """Insert the new events; returns only those that were not stored before, by seq."""
+    check_events(run, events)
     rows: dict[int, dict[str, Any]] = {}
     for raw in events:
         data = _finite(dict(raw))
@@ -261,12 +298,16 @@ _DEFAULT_REASONS = {
 }
 
 
+def check_attempt(run: Run, attempt: int) -> None:
+    if attempt != run.attempt:
+        raise Conflict(f"run {run.id} is at attempt {run.attempt}, not {attempt}: stop this one")
+
+
 def report_status(
     run: Run, attempt: int, status: RunStatus, reason: str | None, pid: int | None
 ) -> bool:
     """Apply the worker's status report; returns whether the status changed."""
-    if attempt != run.attempt:
-        raise Conflict(f"run {run.id} is at attempt {run.attempt}, not {attempt}: stop this one")
+    check_attempt(run, attempt)
     run.last_seen_at = utcnow()
     if pid is not None:
         run.pid = pid

@@ -8,6 +8,7 @@ recovery loop. A job has no attempts: interrupted, it fails with the reason and 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,8 +20,8 @@ from sqlmodel import Session, col, func, select
 from backend.models import Checkpoint, Job, JobCreate, JobLogChunk, JobPublic, Run, utcnow
 from backend.services import enqueue
 from backend.services.errors import Conflict, NotFound
-from backend.services.paths import PathNotAllowed, is_under, resolve_allowed
-from backend.services.validation import ConfigInvalid, config_errors, error
+from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
+from backend.services.validation import ConfigInvalid, check_size, config_errors, error
 from cpt_contract.jobs import CHECKPOINT_KINDS, JOB_PARAMS, PATH_PARAMS
 from cpt_contract.run_paths import JobPaths
 from cpt_contract.settings import Settings
@@ -52,6 +53,9 @@ def _validate_paths(settings: Settings, kind: str, params: dict[str, Any]) -> di
             if not path.exists():
                 errors.append(error(loc, f"'{raw}' does not exist", "path_missing"))
                 continue
+            if problem := escaping_entry(path, settings.roots):
+                errors.append(error(loc, problem, "path_escapes_roots"))
+                continue
             resolved.append(str(path))
         params[name] = resolved if isinstance(value, list) else (resolved[0] if resolved else None)
     if errors:
@@ -71,6 +75,7 @@ def validate(
                 )
             ]
         )
+    check_size(body.params, ["body", "params"], "params")
     try:
         params = model.model_validate(body.params).model_dump()
     except ValidationError as exc:
@@ -261,5 +266,10 @@ def output_dir(settings: Settings, job: Job) -> Path | None:
     if not isinstance(raw, str):
         return None
     path = Path(raw).resolve()
-    inside = any(is_under(path, root.resolve()) for root in (settings.runs_dir, settings.jobs_dir))
+    # Only where this job writes: its own job dir, or (a merge) its run's merged/ dir.
+    own = [settings.jobs_dir.resolve() / job.id]
+    run_id = (job.params or {}).get("run_id")
+    if job.kind == "merge" and isinstance(run_id, str) and re.fullmatch(r"r-[0-9a-f]+", run_id):
+        own.append((settings.runs_dir / run_id / "merged").resolve())
+    inside = any(is_under(path, root) and path != root for root in own)
     return path if inside and path.is_dir() else None

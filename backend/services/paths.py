@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cpt_contract.roots import escaping_entry, is_under
+
+__all__ = ["PathNotAllowed", "escaping_entry", "is_under", "resolve_allowed"]
+
 
 class PathNotAllowed(ValueError):
     pass
-
-
-def is_under(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
 
 
 def resolve_allowed(raw: str | Path, roots: list[Path]) -> Path:

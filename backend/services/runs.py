@@ -14,8 +14,8 @@ from sqlmodel import Session, col, func, or_, select
 from backend.models import Checkpoint, Run, RunClone, RunCreate, RunPublic, utcnow
 from backend.services import preflight, state_machine
 from backend.services.errors import Conflict, NotFound
-from backend.services.paths import PathNotAllowed, is_under, resolve_allowed
-from backend.services.validation import ConfigInvalid, config_errors, error
+from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
+from backend.services.validation import ConfigInvalid, check_size, config_errors, error
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
@@ -115,6 +115,8 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
             errors.append(error(field_loc, f"'{raw}' is a file: give its directory", "not_a_dir"))
         elif key in _FILE_FIELDS and not path.is_file():
             errors.append(error(field_loc, f"'{raw}' is a directory: give a file", "not_a_file"))
+        elif problem := escaping_entry(path, settings.roots):
+            errors.append(error(field_loc, problem, "path_escapes_roots"))
         else:
             resolved[key] = str(path)
     if errors:
@@ -143,6 +145,7 @@ def build_config(
 def checked_config(
     settings: Settings, merged: dict[str, Any], session: Session | None
 ) -> tuple[RunConfig, list[str]]:
+    check_size(merged, ["body", "config"])
     fit_errors, warnings = preflight.check(settings, session, merged) if session else ([], [])
     try:
         config = validate_config(settings, merged, ["body", "config"])

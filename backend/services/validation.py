@@ -96,10 +96,59 @@ def _hint(err: dict[str, Any], loc: tuple[str | int, ...]) -> str:
 _PREFIX = re.compile(r"^(?:Value error, )?([a-z_]+(?:\.[a-z_]+)?): ")
 
 
+#: At most this many errors are explained (each may cost a fuzzy match): a body of 90k unknown
+#: keys took 6 s of CPU to explain, and starved every other request meanwhile.
+MAX_ERRORS = 50
+
+
+#: A run config has about 100 keys; a body of tens of thousands only costs CPU to explain.
+MAX_CONFIG_ITEMS = 2000
+
+
+def _count_items(value: Any, limit: int) -> int:
+    """Keys and list items in ``value``, counting stops just past ``limit``."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            count += len(item)
+            stack.extend(item)
+    return count
+
+
+def check_size(value: Any, loc: list[str | int], what: str = "config") -> None:
+    """422 before validation when ``value`` holds more keys and items than any real one."""
+    if _count_items(value, MAX_CONFIG_ITEMS) > MAX_CONFIG_ITEMS:
+        raise ConfigInvalid(
+            [
+                error(
+                    loc,
+                    f"the {what} holds more than {MAX_CONFIG_ITEMS} keys and items: a real one has "
+                    "about 100; send only the fields you change",
+                    "too_large",
+                )
+            ]
+        )
+
+
 def config_errors(exc: ValidationError, prefix: list[str | int]) -> ErrorList:
     """``RunConfig`` validation errors with friendlier messages and full body locations."""
     out: ErrorList = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    if len(errors) > MAX_ERRORS:
+        more = len(errors) - MAX_ERRORS
+        out.append(
+            error(
+                prefix,
+                f"{len(errors)} errors; the first {MAX_ERRORS} follow, {more} more not shown",
+                "too_many_errors",
+            )
+        )
+        errors = errors[:MAX_ERRORS]
+    for err in errors:
         loc: tuple[str | int, ...] = tuple(err["loc"])
         msg = _hint(dict(err), loc)
         # Cross-field checks raise "section.field: ..." at the model level: point at that field.
@@ -124,4 +173,39 @@ def friendlier(errors: Sequence[Any]) -> ErrorList:
                 'send a JSON object such as {"preset": "tiny-demo", "config": {}}'
             )
         out.append(err)
+    return out
+
+
+def _safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe, bounded copy of what an error echoes (text re-encoded, bytes decoded)."""
+    if isinstance(value, bytes):
+        value = value[:200].decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+    if value is None or isinstance(value, bool | int):
+        return value if not isinstance(value, int) or abs(value) < 2**63 else str(value)[:60]
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if depth < 3 and isinstance(value, list | tuple):
+        return [_safe(v, depth + 1) for v in list(value)[:20]]
+    if depth < 3 and isinstance(value, dict):
+        return {_safe(str(k)): _safe(v, depth + 1) for k, v in list(value.items())[:20]}
+    return _safe(repr(value)[:200])
+
+
+def safe_errors(errors: Sequence[Any]) -> ErrorList:
+    """Request errors as FastAPI shapes them, each field made safe to serialise."""
+    out: ErrorList = []
+    for err in list(errors)[:100]:
+        err = dict(err)
+        item: dict[str, Any] = {
+            "loc": [x if isinstance(x, int) else _safe(str(x)) for x in err.get("loc", ())],
+            "msg": _safe(str(err.get("msg", ""))),
+            "type": _safe(str(err.get("type", ""))),
+        }
+        if "input" in err:
+            item["input"] = _safe(err["input"])
+        if err.get("ctx"):
+            item["ctx"] = {str(k): _safe(str(v)) for k, v in dict(err["ctx"]).items()}
+        out.append(item)
     return out

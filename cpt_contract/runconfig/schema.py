@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
+
+from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
 
 
 def _adv(**extra: Any) -> dict[str, Any]:
@@ -25,6 +27,9 @@ def _adv(**extra: Any) -> dict[str, Any]:
 # default is ``--<field name> <value>``, left out when the value is empty). Adding a training flag
 # is one field here: the argv, the form and the validation follow from it.
 ARGV = "argv"
+#: The largest integer the database's columns hold (PostgreSQL ``integer``): a wilder value is
+#: a 422 at its field, never a 500 from the database.
+MAX_INT = 2**31 - 1
 #: ``--name`` when true, nothing when false (the flag's own default is false).
 SWITCH: JsonDict = {ARGV: "switch"}
 #: ``--name False`` when false, nothing when true (the flag's own default is true).
@@ -44,12 +49,14 @@ class ModelSection(_Section):
     """Base model, config and tokenizer (the seed's model arguments)."""
 
     model_name_or_path: str | None = Field(
+        max_length=1000,
         default=None,
         title="Base model",
         description="Directory of an HF model to continue from. Empty: train from scratch.",
         json_schema_extra={"picker": "model"},
     )
     tokenizer_name_or_path: str | None = Field(
+        max_length=1000,
         default=None,
         title="Tokenizer",
         description="Directory of the (extended) tokenizer. Empty: the model's own.",
@@ -62,12 +69,14 @@ class ModelSection(_Section):
         json_schema_extra=_adv(),
     )
     config_name: str | None = Field(
+        max_length=1000,
         default=None,
         title="Config",
         description="Config name or path if not the same as the model.",
         json_schema_extra=_adv(),
     )
     config_overrides: str | None = Field(
+        max_length=2000,
         default=None,
         title="Config overrides",
         description="When training from scratch, e.g. hidden_size=64,num_hidden_layers=2.",
@@ -88,7 +97,9 @@ class ModelSection(_Section):
     use_fast_tokenizer: bool = Field(
         default=True, title="Fast tokenizer", json_schema_extra=_adv(**NEGATABLE)
     )
-    model_revision: str = Field(default="main", title="Model revision", json_schema_extra=_adv())
+    model_revision: str = Field(
+        max_length=200, default="main", title="Model revision", json_schema_extra=_adv()
+    )
 
 
 class DataSource(_Section):
@@ -103,18 +114,21 @@ class DataSection(_Section):
     """Training text (the seed's data arguments)."""
 
     dataset_dir: str | None = Field(
+        max_length=1000,
         default=None,
         title="Dataset directory",
         description='Directory of .txt and .jsonl ({"text": ...}) files.',
         json_schema_extra={"picker": "dataset"},
     )
     train_file: str | None = Field(
+        max_length=1000,
         default=None,
         title="Train file",
         description="A single text file.",
         json_schema_extra=_adv(),
     )
     validation_file: str | None = Field(
+        max_length=1000,
         default=None,
         title="Validation file",
         description="Held-out text file for perplexity.",
@@ -129,6 +143,7 @@ class DataSection(_Section):
     )
     block_size: int | None = Field(
         default=None,
+        le=MAX_INT,
         ge=8,
         title="Block size",
         description="Tokens per training sequence. Empty: min(1024, the model's maximum).",
@@ -148,15 +163,17 @@ class DataSection(_Section):
         "against forgetting; the dataset directory (or train file) is one more source.",
         json_schema_extra=_adv(**{ARGV: "json"}),
     )
-    max_train_samples: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
-    max_eval_samples: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
+    max_train_samples: int | None = Field(default=None, le=MAX_INT, ge=1, json_schema_extra=_adv())
+    max_eval_samples: int | None = Field(default=None, le=MAX_INT, ge=1, json_schema_extra=_adv())
     streaming: bool = Field(
         default=False,
         description="Stream the data (needs max_steps).",
         json_schema_extra=_adv(**SWITCH),
     )
     keep_linebreaks: bool = Field(default=True, json_schema_extra=_adv(**NEGATABLE))
-    preprocessing_num_workers: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
+    preprocessing_num_workers: int | None = Field(
+        default=None, le=MAX_INT, ge=1, json_schema_extra=_adv()
+    )
     overwrite_cache: bool = Field(default=False, json_schema_extra=_adv(**SWITCH))
 
 
@@ -167,6 +184,7 @@ class MethodSection(_Section):
         default="lora", title="Method", description="LoRA adapters or all weights."
     )
     trainable: str = Field(
+        max_length=1000,
         default="q_proj,v_proj",
         title="LoRA target modules",
         description="Comma-separated module names that get LoRA adapters.",
@@ -174,17 +192,21 @@ class MethodSection(_Section):
         json_schema_extra=LORA_ONLY,
     )
     lora_rank: int = Field(default=8, ge=1, le=1024, title="LoRA rank", json_schema_extra=LORA_ONLY)
-    lora_alpha: float = Field(default=32.0, gt=0, title="LoRA alpha", json_schema_extra=LORA_ONLY)
+    lora_alpha: float = Field(
+        default=32.0, gt=0, le=1e6, title="LoRA alpha", json_schema_extra=LORA_ONLY
+    )
     lora_dropout: float = Field(
         default=0.05, ge=0, lt=1, title="LoRA dropout", json_schema_extra=LORA_ONLY
     )
     modules_to_save: str | None = Field(
+        max_length=1000,
         default="embed_tokens,lm_head",
         title="Modules trained in full",
         description="Comma-separated; needed when the vocabulary is extended.",
         pattern=r"^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$",
     )
     peft_path: str | None = Field(
+        max_length=1000,
         default=None,
         title="Continue from adapter",
         description="Directory of an existing LoRA adapter.",
@@ -195,20 +217,28 @@ class MethodSection(_Section):
 class TrainingSection(_Section):
     """Hyperparameters (HF TrainingArguments)."""
 
-    num_train_epochs: float = Field(default=1.0, gt=0, title="Epochs")
+    num_train_epochs: float = Field(default=1.0, gt=0, le=1e6, title="Epochs")
     max_steps: int = Field(
-        default=-1, ge=-1, title="Max steps", description="-1: run the epochs; > 0 overrides them."
+        default=-1,
+        le=MAX_INT,
+        ge=-1,
+        title="Max steps",
+        description="-1: run the epochs; > 0 overrides them.",
     )
-    per_device_train_batch_size: int = Field(default=1, ge=1, title="Micro-batch per device")
-    per_device_eval_batch_size: int = Field(default=1, ge=1, json_schema_extra=_adv())
-    gradient_accumulation_steps: int = Field(default=8, ge=1, title="Gradient accumulation")
+    per_device_train_batch_size: int = Field(
+        default=1, ge=1, le=MAX_INT, title="Micro-batch per device"
+    )
+    per_device_eval_batch_size: int = Field(default=1, le=MAX_INT, ge=1, json_schema_extra=_adv())
+    gradient_accumulation_steps: int = Field(
+        default=8, ge=1, le=MAX_INT, title="Gradient accumulation"
+    )
     learning_rate: float = Field(default=2e-4, gt=0, le=1, title="Learning rate")
     lr_scheduler_type: Literal[
         "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
     ] = Field(default="cosine", title="LR schedule")
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1, title="Warm-up ratio")
-    weight_decay: float = Field(default=0.01, ge=0, title="Weight decay")
-    max_grad_norm: float = Field(default=1.0, gt=0, json_schema_extra=_adv())
+    weight_decay: float = Field(default=0.01, ge=0, le=1e6, title="Weight decay")
+    max_grad_norm: float = Field(default=1.0, gt=0, le=1e6, json_schema_extra=_adv())
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         default="bf16",
         title="Precision",
@@ -218,26 +248,35 @@ class TrainingSection(_Section):
     gradient_checkpointing: bool = Field(
         default=True, title="Gradient checkpointing", json_schema_extra=SWITCH
     )
-    logging_steps: int = Field(default=10, ge=1, title="Log every N steps")
-    save_steps: int = Field(default=200, ge=1, title="Checkpoint every N steps")
-    save_total_limit: int | None = Field(default=3, ge=1, title="Checkpoints kept")
+    logging_steps: int = Field(default=10, le=MAX_INT, ge=1, title="Log every N steps")
+    save_steps: int = Field(default=200, le=MAX_INT, ge=1, title="Checkpoint every N steps")
+    save_total_limit: int | None = Field(default=3, le=MAX_INT, ge=1, title="Checkpoints kept")
     eval_steps: int | None = Field(
         default=None,
+        le=MAX_INT,
         ge=1,
         title="Evaluate every N steps",
         description="Empty: evaluate at the end only.",
         # Evaluating during training needs the strategy too; the value alone would be ignored.
         json_schema_extra={"argv_with": ["--do_eval", "--eval_strategy", "steps"]},
     )
-    seed: int = Field(default=42, ge=0, title="Seed")
-    ddp_timeout: int = Field(default=30000, ge=1, json_schema_extra=_adv())
+    seed: int = Field(default=42, ge=0, le=MAX_INT, title="Seed")
+    ddp_timeout: int = Field(default=30000, le=MAX_INT, ge=1, json_schema_extra=_adv())
     debug_mode: bool = Field(default=False, json_schema_extra=_adv(**SWITCH))
     extra_args: list[str] = Field(
         default_factory=list,
+        max_length=MAX_ITEMS,
         title="Extra pretrain.py flags",
-        description='Further flags passed through as argv items, e.g. ["--optim", "adamw_torch"].',
+        description='Further flags passed through as argv items, e.g. ["--optim", "adamw_torch"]. '
+        "Only scalar TrainingArguments flags that no field sets and that take no path "
+        "(cpt_contract/runconfig/extra_args.py), each once.",
         json_schema_extra=_adv(**NOT_A_FLAG),
     )
+
+    @field_validator("extra_args")
+    @classmethod
+    def _only_allowed_flags(cls, items: list[str]) -> list[str]:
+        return check_extra_args(items)
 
 
 DeepSpeedPreset = Literal["none", "zero2", "zero2_offload", "zero3", "zero3_offload"]
@@ -269,6 +308,7 @@ class LaunchSection(_Section):
         json_schema_extra=NOT_A_FLAG,
     )
     rdzv_endpoint: str | None = Field(
+        max_length=300,
         default=None,
         title="Rendezvous endpoint",
         description="host:port of node 0 for multi-node runs (c10d).",

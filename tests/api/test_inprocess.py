@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.main import create_app
-from cpt_contract.protocol import ClaimOut, EventsOut
+from cpt_contract.protocol import LEASE_HEADER, ClaimOut, EventsOut
 from cpt_contract.settings import Settings, get_settings
 from cpt_contract.statuses import RunStatus
 from tests.support.api import make_assets, make_demo
@@ -62,6 +62,7 @@ def test_a_run_goes_through_the_worker_protocol(client: TestClient) -> None:
     r = client.post(claim_path, json={"attempt": 1, "worker": "w"}, headers=worker)
     claim = ClaimOut.model_validate(r.json())
     assert claim.attempt == 1 and claim.resume_from is None
+    worker = {**worker, LEASE_HEADER: claim.lease}  # this run's reports carry the claim's lease
     # A second claim of the same attempt is refused: a repeated message is harmless.
     assert (
         client.post(claim_path, json={"attempt": 1, "worker": "w"}, headers=worker).status_code
@@ -110,6 +111,9 @@ def test_jobs_validate_queue_claim_log_and_finish(client: TestClient, tmp_path: 
     again = client.post(f"/api/internal/jobs/{job_id}/claim", json={"worker": "w"}, headers=worker)
     assert again.status_code == 409
     log_path = f"/api/internal/jobs/{job_id}/log"
+    # The worker token alone may not report on a job: the claim's lease is needed.
+    assert client.post(log_path, json={"offset": 0, "text": "x"}, headers=worker).status_code == 403
+    worker = {**worker, LEASE_HEADER: claim.json()["lease"]}
     first = client.post(log_path, json={"offset": 0, "text": "ಕನ್ನಡ\n"}, headers=worker).json()
     size = len("ಕನ್ನಡ\n".encode())
     assert first["accepted_until"] == size

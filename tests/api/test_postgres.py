@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cpt_contract.protocol import LEASE_HEADER
 from tests.support.api import create_run, launch, worker_client
 from tests.support.panel import Panel
 
@@ -66,6 +67,11 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
         run = create_run(c)
         rid = run["id"]
         claim = w.post(f"/api/internal/runs/{rid}/claim", json={"attempt": 1, "worker": "pg"})
+        w.headers[LEASE_HEADER] = claim.json()["lease"]
+        # A checkpoint of this run: directly in its output dir (anything else is refused).
+        events[-1]["path"] = str(
+            panel.data_dir.resolve() / "runs" / rid / "output" / "checkpoint-10"
+        )
         twice = w.post(f"/api/internal/runs/{rid}/claim", json={"attempt": 1, "worker": "pg"})
         w.post(f"/api/internal/runs/{rid}/status", json={"attempt": 1, "status": "running"})
         # json.dumps writes NaN (as pretrain.py's json.dumps would); httpx's json= refuses it.

@@ -101,10 +101,15 @@ def test_concurrent_claims_and_shipments(api: Api) -> None:
         run = create_run(c)
     rid = run["id"]
 
+    leases: list[str] = []
+
     def claim(i: int) -> int:
         with worker_client(panel) as w:
             body = {"attempt": 1, "worker": f"racer-{i}"}
-            return w.post(f"/api/internal/runs/{rid}/claim", json=body).status_code
+            r = w.post(f"/api/internal/runs/{rid}/claim", json=body)
+            if r.status_code == 200:
+                leases.append(r.json()["lease"])
+            return r.status_code
 
     with ThreadPoolExecutor(8) as pool:
         codes = sorted(pool.map(claim, range(8)))
@@ -112,7 +117,7 @@ def test_concurrent_claims_and_shipments(api: Api) -> None:
     events = _events(panel.data_dir / "runs" / rid)
 
     def ship(_: int) -> int:
-        with worker_client(panel) as w:
+        with worker_client(panel, leases[0]) as w:
             body = {"attempt": 1, "events": events}
             return int(w.post(f"/api/internal/runs/{rid}/events", json=body).json()["accepted"])
 
@@ -128,7 +133,7 @@ def test_events_are_stored_exactly_and_idempotently(api: Api) -> None:
     run = claimed_run(panel)
     sent = _events(panel.data_dir / "runs" / run["id"])
     url = f"/api/internal/runs/{run['id']}/events"
-    with panel.client() as c, worker_client(panel) as w:
+    with panel.client() as c, worker_client(panel, run["lease"]) as w:
         a = w.post(url, json={"attempt": 1, "events": sent[:10]}).json()
         b = w.post(url, json={"attempt": 1, "events": sent}).json()  # overlaps the first batch
         again = w.post(url, json={"attempt": 1, "events": sent}).json()
@@ -161,7 +166,7 @@ def test_logs_offsets_resend_and_tail(api: Api) -> None:
     url = f"/api/internal/runs/{run['id']}/logs"
     part1, part2 = "step 1 ✓ ಕನ್ನಡ\nstep 2\n", "step 3\nstep 4\n"
     n1 = len(part1.encode())
-    with panel.client() as c, worker_client(panel) as w:
+    with panel.client() as c, worker_client(panel, run["lease"]) as w:
         r1 = w.post(url, json={"attempt": 1, "offset": 0, "text": part1}).json()
         dup = w.post(url, json={"attempt": 1, "offset": 0, "text": part1}).json()
         r2 = w.post(url, json={"attempt": 1, "offset": n1, "text": part2}).json()
@@ -185,7 +190,7 @@ def test_checkpoints_listing_download_and_resume(api: Api) -> None:
     ckpt.mkdir(parents=True)
     (ckpt / "adapter_model.safetensors").write_bytes(b"\x01" * 70_000)
     (ckpt / "trainer_state.json").write_text('{"global_step": 20}')
-    with panel.client() as c, worker_client(panel) as w:
+    with panel.client() as c, worker_client(panel, run["lease"]) as w:
         w.post(
             f"/api/internal/runs/{run['id']}/events",
             json={"attempt": 1, "events": _events(run_dir)},
@@ -233,7 +238,7 @@ def test_cancel_reaches_the_worker(api: Api) -> None:
     panel, _ = api
     run = claimed_run(panel, worker="gpu-box-1")
     rid = run["id"]
-    with panel.client() as c, worker_client(panel) as w:
+    with panel.client() as c, worker_client(panel, run["lease"]) as w:
         hb = {
             "name": "gpu-box-1",
             "host": "box",
@@ -269,21 +274,25 @@ def test_heartbeat_stops_orphans(api: Api) -> None:
     run = claimed_run(panel, worker="box-2")
     rid = run["id"]
     hb = {"name": "box-2", "current_runs": [rid]}
-    with worker_client(panel) as w:
+    with worker_client(panel, run["lease"]) as w:
         running = w.post("/api/internal/workers/heartbeat", json=hb).json()
         w.post(f"/api/internal/runs/{rid}/status", json={"attempt": 1, "status": "failed"})
         over = w.post("/api/internal/workers/heartbeat", json=hb).json()
     assert rid not in running["cancel"] and rid in over["cancel"]
 
 
-def test_illegal_status_report_is_409(api: Api) -> None:
+def test_a_report_without_the_claims_lease_is_403(api: Api) -> None:
+    """The worker token alone reports on nothing: a run nobody claimed, or another's lease."""
     panel, _ = api
-    with panel.client() as c, worker_client(panel) as w:
+    other = claimed_run(panel)
+    with panel.client() as c, worker_client(panel, other["lease"]) as w:
         run = create_run(c)
         r = w.post(
             f"/api/internal/runs/{run['id']}/status", json={"attempt": 1, "status": "succeeded"}
         )
-    assert r.status_code == 409 and "queued" in r.json()["detail"]
+        stolen = w.post(f"/api/internal/runs/{run['id']}/events", json={"attempt": 1, "events": []})
+    assert r.status_code == 403 and "claimed" in r.json()["detail"]
+    assert stolen.status_code == 403
 
 
 def test_sse_pushes_status_metrics_and_logs(api: Api) -> None:
@@ -291,7 +300,7 @@ def test_sse_pushes_status_metrics_and_logs(api: Api) -> None:
     run = claimed_run(panel)
     rid = run["id"]
     events = _events(panel.data_dir / "runs" / rid)
-    with panel.client() as c, worker_client(panel) as w:
+    with panel.client() as c, worker_client(panel, run["lease"]) as w:
         with c.stream("GET", f"/api/runs/{rid}/stream", params={"ping": 1}) as stream:
             sse = SSEReader(stream)
             first = sse.read(1)

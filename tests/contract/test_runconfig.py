@@ -135,3 +135,60 @@ def test_json_schema_carries_form_hints() -> None:
     model = schema["$defs"]["ModelSection"]["properties"]
     assert model["model_name_or_path"]["picker"] == "model"
     assert model["config_overrides"]["advanced"] is True
+
+
+_BASE = {"model": {"model_name_or_path": "/m"}, "data": {"dataset_dir": "/d"}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--output_dir", "/anywhere", "--dataset_dir", "/anywhere"], "--output_dir"),
+        (["--dataset_dir", "/anywhere"], "--dataset_dir"),
+        (["--output_dir=/anywhere"], "--output_dir"),
+        (["--output_d", "/anywhere"], "--output_d"),  # argparse would expand the prefix
+        (["--resume_from_checkpoint", "/x"], "--resume_from_checkpoint"),
+        (["--logging_dir", "/x"], "--logging_dir"),
+        (["--hub_model_id", "x"], "--hub_model_id"),
+        (["--learning_rate", "1"], "--learning_rate"),  # a schema field: set it there
+        (["--bf16"], "--bf16"),  # what training.precision maps to
+        (["--eval_strategy", "no"], "--eval_strategy"),  # what eval_steps brings along
+        (["--optim", "adamw_torch", "--optim", "sgd"], "twice"),
+        (["adamw_torch"], "not a flag"),
+        (["-o", "/x"], "'-o'"),
+    ],
+)
+def test_extra_args_take_only_allowed_flags(extra: list[str], named: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        RunConfig.model_validate(deep_merge(_BASE, {"training": {"extra_args": extra}}))
+    (err,) = info.value.errors()
+    assert err["loc"] == ("training", "extra_args") and named in err["msg"], err
+
+
+def test_allowed_extra_args_reach_the_end_of_the_argv() -> None:
+    extra = ["--optim", "adamw_torch", "--warmup_steps=-1", "--tf32"]
+    config = RunConfig.model_validate(deep_merge(_BASE, {"training": {"extra_args": extra}}))
+    ctx = LaunchContext(output_dir="/o", data_cache_dir="/c")
+    assert pretrain_args(config, ctx)[-4:] == extra
+
+
+def test_every_number_and_text_field_is_bounded() -> None:
+    """Integers fit the database's columns and text has a maximum length, so no value of the
+    schema can be a 500 later (a new field without bounds fails here)."""
+    from cpt_contract.runconfig.schema import MAX_INT
+
+    unbounded = []
+    for section, field in RunConfig.model_fields.items():
+        for name, info in field.annotation.model_fields.items():  # type: ignore[union-attr]
+            ann = str(info.annotation)
+            highs = [m.le for m in info.metadata if hasattr(m, "le")]
+            highs += [m.lt for m in info.metadata if hasattr(m, "lt")]
+            numeric = ("int" in ann or "float" in ann) and not any(
+                w in ann for w in ("bool", "Literal")
+            )
+            if numeric and (not highs or max(highs) > MAX_INT):
+                unbounded.append(f"{section}.{name}")
+            limited = any(hasattr(m, "max_length") or hasattr(m, "pattern") for m in info.metadata)
+            if ann in ("<class 'str'>", "str | None") and not limited:
+                unbounded.append(f"{section}.{name}")
+    assert not unbounded, unbounded

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from cpt_contract.settings import Settings
 
@@ -36,9 +37,26 @@ def test_generated_tokens_persist_and_differ(tmp_path: Path) -> None:
 
 
 def test_explicit_token_wins(tmp_path: Path) -> None:
-    s = Settings(_env_file=None, data_dir=tmp_path, api_token="abc")
-    assert s.secret("api_token") == "abc"
+    s = Settings(_env_file=None, data_dir=tmp_path, api_token="abc-0123456789abcdef")
+    assert s.secret("api_token") == "abc-0123456789abcdef"
     assert not (tmp_path / ".api_token").exists()
+
+
+def test_tokens_have_a_minimum_length_and_may_be_given_hashed(tmp_path: Path) -> None:
+    import hashlib
+
+    with pytest.raises(ValidationError, match="at least 16"):
+        Settings(_env_file=None, data_dir=tmp_path, api_token="short")
+    with pytest.raises(ValidationError, match="sha256:<64"):
+        Settings(_env_file=None, data_dir=tmp_path, api_token="sha256:abc")
+    token = "a-long-enough-token-123"
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    hashed = Settings(_env_file=None, data_dir=tmp_path, api_token=f"sha256:{digest}")
+    plain = Settings(_env_file=None, data_dir=tmp_path, api_token=token)
+    assert hashed.secret_digest("api_token") == plain.secret_digest("api_token")
+    with pytest.raises(ValueError, match="only a hash"):
+        hashed.secret("api_token")  # a client needs the token itself
+    assert Settings(_env_file=None, data_dir=tmp_path, api_token="").api_token is None
 
 
 def test_bind_all_still_gives_a_reachable_api_url() -> None:

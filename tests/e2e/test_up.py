@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import pty
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +22,19 @@ from tests.support.panel import ROOT, free_port, kill_tree
 pytestmark = pytest.mark.slow
 
 
+def _copy(fd: int, path: Path) -> None:
+    with path.open("ab") as out:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                return  # the terminal closed: every process holding it exited
+            if not data:
+                return
+            out.write(data)
+            out.flush()
+
+
 def test_up_serves_api_and_worker_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CPT_")}
@@ -31,15 +46,18 @@ def test_up_serves_api_and_worker_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         "CPT_HEARTBEAT_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    out = open(tmp_path / "up.log", "w+b")
+    # A terminal, as with `make run`: the token is printed to a terminal only, never to a file.
+    master, terminal = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cpt_cli.main", "up"],
         cwd=ROOT,
         env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
+        stdout=terminal,
+        stderr=terminal,
         start_new_session=True,
     )
+    os.close(terminal)
+    threading.Thread(target=_copy, args=(master, tmp_path / "up.log"), daemon=True).start()
     try:
         token = None
         deadline = time.monotonic() + 90
@@ -63,6 +81,13 @@ def test_up_serves_api_and_worker_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             alive = r.status_code == 200 and any(w["alive"] for w in r.json())
         assert alive, (tmp_path / "up.log").read_text()
         assert token == (tmp_path / "data" / ".api_token").read_text().strip()
+        # Private: the data dir, the token file and the database are the panel user's only.
+        data = tmp_path / "data"
+        for path in (data, data / "runs", data / ".api_token", data / "cpt-panel.db"):
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+        # The token went to the terminal only: no log file of the API or the worker has it.
+        for log in data.rglob("*.log"):
+            assert token not in log.read_text(errors="replace"), log
         tree = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         assert len(tree) >= 3  # up, the API, the worker (and its pool)
 

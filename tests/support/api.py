@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cpt_contract.protocol import LEASE_HEADER
 from tests.support.panel import Panel, start_panel
 
 
@@ -69,8 +70,12 @@ def api(
     return _shared["api"]
 
 
-def worker_client(panel: Panel) -> httpx.Client:
-    return panel.client(token=panel.worker_token)
+def worker_client(panel: Panel, lease: str | None = None) -> httpx.Client:
+    """The worker token; with the lease a claim answered, for that run's reports."""
+    client = panel.client(token=panel.worker_token)
+    if lease:
+        client.headers[LEASE_HEADER] = lease
+    return client
 
 
 def create_run(client: httpx.Client, **config: Any) -> dict[str, Any]:
@@ -80,16 +85,19 @@ def create_run(client: httpx.Client, **config: Any) -> dict[str, Any]:
 
 
 def claimed_run(panel: Panel, worker: str = "w1") -> dict[str, Any]:
-    """A run a (pretend) worker has claimed and reported running."""
+    """A run a (pretend) worker has claimed and reported running; ``lease`` is its claim's."""
     with panel.client() as c, worker_client(panel) as w:
         run = create_run(c, training={"max_steps": 40})
         r = w.post(f"/api/internal/runs/{run['id']}/claim", json={"attempt": 1, "worker": worker})
         assert r.status_code == 200, r.text
+        lease = r.json()["lease"]
         r = w.post(
-            f"/api/internal/runs/{run['id']}/status", json={"attempt": 1, "status": "running"}
+            f"/api/internal/runs/{run['id']}/status",
+            json={"attempt": 1, "status": "running"},
+            headers={LEASE_HEADER: lease},
         )
         assert r.status_code == 200, r.text
-        return c.get(f"/api/runs/{run['id']}").json()
+        return {**c.get(f"/api/runs/{run['id']}").json(), "lease": lease}
 
 
 class SSEReader:

@@ -101,6 +101,13 @@ class UI:
         self.page = self.context.new_page()
         self.console_errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.console_errors.append(str(exc)))
+        # The UI must work under the server's Content-Security-Policy: a blocked script, style,
+        # image or connection is an error of the test, whatever page it happens on.
+        self.page.on("console", self._csp_violation)
+        self.context.add_init_script(
+            "document.addEventListener('securitypolicyviolation', e => console.error("
+            "'CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
+        )
         if logged_in:
             # Before the first page load only, so a logout inside the test stays logged out and
             # the first goto() is a real load (later hash routes are same-document navigations).
@@ -108,6 +115,11 @@ class UI:
                 f"if (!sessionStorage.getItem('cpt-test')) {{ sessionStorage.setItem('cpt-test', '1');"
                 f" localStorage.setItem({TOKEN_KEY!r}, {token!r}); }}"
             )
+
+    def _csp_violation(self, message: Any) -> None:
+        text = message.text
+        if "CSP violation" in text or "Content Security Policy" in text:
+            self.console_errors.append(text)
 
     def goto(self, hash_route: str) -> Any:
         self.page.goto("/#" + hash_route.lstrip("#"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from typing import Any
 
 import pytest
@@ -160,3 +161,58 @@ def test_pretrain_parser_accepts_every_flag() -> None:
     for flag in itertools.chain(PANEL_FLAGS, ["--output_dir", "--data_cache_dir", "--use_cpu"]):
         if flag.startswith("--"):
             assert flag in flags
+
+
+#: A valid value for each flag ``training.extra_args`` allows (the parser proves it is real).
+EXTRA_VALUES: dict[str, str | None] = {
+    "--adam_beta1": "0.8",
+    "--adam_beta2": "0.95",
+    "--adam_epsilon": "1e-6",
+    "--optim": "adamw_torch",
+    "--optim_args": "foo=1",
+    "--warmup_steps": "3",
+    "--label_smoothing_factor": "0.1",
+    "--neftune_noise_alpha": "5",
+    "--eval_accumulation_steps": "2",
+    "--eval_delay": "1",
+    "--dataloader_num_workers": "0",
+    "--dataloader_pin_memory": "False",
+    "--dataloader_drop_last": "True",
+    "--dataloader_persistent_workers": "False",
+    "--data_seed": "3",
+    "--full_determinism": "True",
+    "--tf32": "False",
+    "--torch_compile": "False",
+    "--torch_empty_cache_steps": "10",
+    "--ddp_bucket_cap_mb": "25",
+    "--ddp_broadcast_buffers": "False",
+    "--log_level": "warning",
+    "--log_level_replica": "error",
+    "--disable_tqdm": "True",
+    "--skip_memory_metrics": "False",
+    "--save_only_model": "True",
+    "--average_tokens_across_devices": "False",
+    "--include_num_input_tokens_seen": "True",
+}
+
+
+def test_every_allowed_extra_flag_is_a_scalar_flag_of_pretrain() -> None:
+    """Each flag ``extra_args`` allows parses in pretrain.py, takes no path, and is not one the
+    schema, the panel or the worker sets (so it can move nothing outside the allowed roots)."""
+    from cpt_contract.runconfig.extra_args import allowed_flags
+    from worker.training.arguments import parse_args
+
+    allowed = allowed_flags()
+    assert set(EXTRA_VALUES) >= allowed, f"add a test value for {allowed - set(EXTRA_VALUES)}"
+    base = pretrain_args(_all_fields_config(), CTX)
+    flags_set = {a.split("=")[0] for a in base if a.startswith("--")}
+    assert not allowed & flags_set, allowed & flags_set
+    for flag in sorted(allowed):
+        value = EXTRA_VALUES[flag]
+        config = _all_fields_config(extra_args=[flag] if value is None else [flag, value])
+        _m, _d, training_args = parse_args(pretrain_args(config, CTX))
+        assert not isinstance(getattr(training_args, flag[2:]), os.PathLike), flag
+    # The dangerous ones of the attack: refused by the schema, not passed on.
+    for flag in ("--output_dir", "--dataset_dir", "--deepspeed", "--logging_dir", "--do_train"):
+        with pytest.raises(ValueError, match=flag):
+            _all_fields_config(extra_args=[flag, "/anywhere"])

@@ -133,3 +133,22 @@ def test_nvidia_smi_parsing_and_gpu_leases(tmp_path: Path) -> None:
     assert [g.run_id for g in gpu.holders(tmp_path, gpus)] == ["r-a", None]
     first.release()
     assert gpu.try_allocate(tmp_path, gpus, 2, "r-c") is not None
+
+
+def test_the_worker_checks_the_paths_again_before_launching(tmp_path: Path) -> None:
+    """A link that appears after the API's check: the worker refuses to launch."""
+    from tests.support.api import make_assets
+    from worker.runner import check_paths
+
+    assets = make_assets(tmp_path / "assets")
+    config = RunConfig.model_validate(
+        {
+            "model": {"model_name_or_path": str(assets["model"])},
+            "data": {"dataset_dir": str(assets["corpus"])},
+        }
+    )
+    roots = [assets["root"].resolve()]
+    check_paths(config, roots)
+    (assets["corpus"] / "late.txt").symlink_to("/etc/hostname")
+    with pytest.raises(Refused, match=r"data\.dataset_dir: .*late\.txt"):
+        check_paths(config, roots)

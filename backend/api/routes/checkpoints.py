@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from backend.api.deps import SessionDep, SettingsDep, require_api_token_or_query
-from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, ErrorDetail
+from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, ErrorDetail, attachment
 from backend.core.db import write_session
 from backend.models import CheckpointPublic, JobCreate
 from backend.services import checkpoints, jobs, runs
@@ -60,7 +60,7 @@ def download_checkpoint(
     return StreamingResponse(
         checkpoints.tar_stream(path, name),
         media_type="application/x-tar",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": attachment(filename)},
     )
 
 
@@ -102,5 +102,5 @@ def download_job_output(
     return StreamingResponse(
         checkpoints.tar_stream(path, path.name),
         media_type="application/x-tar",
-        headers={"Content-Disposition": f'attachment; filename="{job.id}-{path.name}.tar"'},
+        headers={"Content-Disposition": attachment(f"{job.id}-{path.name}.tar")},
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
@@ -12,11 +14,26 @@ class ErrorDetail(BaseModel):
 
 
 AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorDetail, "description": "No or bad token"}
+    401: {"model": ErrorDetail, "description": "No or bad token"},
+    429: {
+        "model": ErrorDetail,
+        "description": "Too many wrong tokens from this client: wait Retry-After seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorDetail, "description": "No such run"}
 }
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorDetail, "description": "No valid lease: this attempt is not yours"}
+}
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorDetail, "description": "Not allowed in the run's current status"}
 }
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` that no name can break: an ASCII fallback of safe characters
+    only (no quote, backslash, CR/LF or ``;``) plus the exact name in RFC 5987 form."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:200] or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename[:200], safe='')}"

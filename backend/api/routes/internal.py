@@ -6,15 +6,20 @@ next shipment at the latest.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, status
 
 from backend.api.deps import SettingsDep, require_worker_token
-from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
+from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
+from backend.core.security import lease_for, lease_matches
+from backend.models import Run
 from backend.services import ingest, runs
 from backend.services.notify import publish_event, publish_log, publish_run
 from cpt_contract.protocol import (
     HEARTBEAT,
+    LEASE_HEADER,
     CancelAnswer,
     ClaimIn,
     ClaimOut,
@@ -27,6 +32,27 @@ from cpt_contract.protocol import (
     StatusIn,
 )
 from cpt_contract.statuses import RunStatus
+
+Lease = Annotated[
+    str | None,
+    Header(alias=LEASE_HEADER, max_length=128, description="The lease the claim answered"),
+]
+
+
+def _check_lease(settings: SettingsDep, run: Run, attempt: int, lease: str | None) -> None:
+    """Only the claimer of an attempt reports on it. The current attempt's claimer may also
+    ship what earlier attempts left; an older attempt's claimer may still ship its own data
+    (the answer tells it to stop)."""
+    ok = lease_matches(settings, run.id, attempt, lease) or (
+        attempt < run.attempt and lease_matches(settings, run.id, run.attempt, lease)
+    )
+    if not ok:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"no valid {LEASE_HEADER} for run {run.id} attempt {attempt}: only the worker that "
+            "claimed this attempt may report on it",
+        )
+
 
 router = APIRouter(
     prefix="/internal",
@@ -57,15 +83,22 @@ def claim(run_id: str, body: ClaimIn, settings: SettingsDep) -> ClaimOut:
         resume_from=run.resume_from,
         run_dir=str(runs.run_dir(settings, run.id)),
         output_dir=run.output_dir,
+        lease=lease_for(settings, run.id, run.attempt),
     )
 
 
 @router.post(
-    "/runs/{run_id}/status", response_model=CancelAnswer, responses={**NOT_FOUND, **CONFLICT}
+    "/runs/{run_id}/status",
+    response_model=CancelAnswer,
+    responses={**NOT_FOUND, **CONFLICT, **FORBIDDEN},
 )
-def report_status(run_id: str, body: StatusIn, settings: SettingsDep) -> CancelAnswer:
+def report_status(
+    run_id: str, body: StatusIn, settings: SettingsDep, lease: Lease = None
+) -> CancelAnswer:
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
+        ingest.check_attempt(run, body.attempt)
+        _check_lease(settings, run, body.attempt, lease)
         changed = ingest.report_status(
             run, body.attempt, RunStatus(body.status), body.reason, body.pid
         )
@@ -75,10 +108,15 @@ def report_status(run_id: str, body: StatusIn, settings: SettingsDep) -> CancelA
     return CancelAnswer(cancel_requested=ingest.cancel_requested(run, body.attempt))
 
 
-@router.post("/runs/{run_id}/events", response_model=EventsOut, responses=NOT_FOUND)
-def ship_events(run_id: str, body: EventsIn, settings: SettingsDep) -> EventsOut:
+@router.post(
+    "/runs/{run_id}/events", response_model=EventsOut, responses={**NOT_FOUND, **FORBIDDEN}
+)
+def ship_events(
+    run_id: str, body: EventsIn, settings: SettingsDep, lease: Lease = None
+) -> EventsOut:
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
+        _check_lease(settings, run, body.attempt, lease)
         raw = [e.model_dump(exclude_unset=True) for e in body.events]
         fresh = ingest.store_events(session, run, body.attempt, raw)
         session.commit()
@@ -91,10 +129,11 @@ def ship_events(run_id: str, body: EventsIn, settings: SettingsDep) -> EventsOut
     )
 
 
-@router.post("/runs/{run_id}/logs", response_model=LogsOut, responses=NOT_FOUND)
-def ship_logs(run_id: str, body: LogsIn, settings: SettingsDep) -> LogsOut:
+@router.post("/runs/{run_id}/logs", response_model=LogsOut, responses={**NOT_FOUND, **FORBIDDEN})
+def ship_logs(run_id: str, body: LogsIn, settings: SettingsDep, lease: Lease = None) -> LogsOut:
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
+        _check_lease(settings, run, body.attempt, lease)
         until, chunk = ingest.store_log(session, run, body.attempt, body.offset, body.text)
         session.commit()
     if chunk is not None:

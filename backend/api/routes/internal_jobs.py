@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, status
 
 from backend.api.deps import SettingsDep, require_worker_token
-from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
+from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
+from backend.core.security import job_lease_for, job_lease_matches
 from backend.services import jobs
 from cpt_contract.protocol import (
+    LEASE_HEADER,
     CancelAnswer,
     JobClaimIn,
     JobClaimOut,
@@ -24,6 +28,20 @@ router = APIRouter(
     dependencies=[Depends(require_worker_token)],
     responses={**AUTH, **NOT_FOUND},
 )
+Lease = Annotated[
+    str | None,
+    Header(alias=LEASE_HEADER, max_length=128, description="The lease the claim answered"),
+]
+
+
+def _check_lease(settings: SettingsDep, job_id: str, lease: str | None) -> None:
+    """Only the worker that claimed a job reports on it (and so sets what gets downloaded)."""
+    if not job_lease_matches(settings, job_id, lease):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"no valid {LEASE_HEADER} for job {job_id}: only the worker that claimed it may "
+            "report on it",
+        )
 
 
 @router.post("/jobs/{job_id}/claim", response_model=JobClaimOut, responses=CONFLICT)
@@ -33,23 +51,34 @@ def claim_job(job_id: str, body: JobClaimIn, settings: SettingsDep) -> JobClaimO
         jobs.claim(job, body.worker)
         session.commit()
         return JobClaimOut(
-            kind=job.kind, params=job.params, job_dir=str(jobs.paths(settings, job.id).job_dir)
+            kind=job.kind,
+            params=job.params,
+            job_dir=str(jobs.paths(settings, job.id).job_dir),
+            lease=job_lease_for(settings, job.id),
         )
 
 
-@router.post("/jobs/{job_id}/status", response_model=CancelAnswer, responses=CONFLICT)
-def report_job(job_id: str, body: JobStatusIn, settings: SettingsDep) -> CancelAnswer:
+@router.post(
+    "/jobs/{job_id}/status", response_model=CancelAnswer, responses={**CONFLICT, **FORBIDDEN}
+)
+def report_job(
+    job_id: str, body: JobStatusIn, settings: SettingsDep, lease: Lease = None
+) -> CancelAnswer:
     with write_session(settings) as session:
         job = jobs.get_job(session, job_id, for_update=True)
+        _check_lease(settings, job.id, lease)
         jobs.report(job, RunStatus(body.status), body.reason, body.result)
         session.commit()
         return CancelAnswer(cancel_requested=jobs.cancel_requested(job))
 
 
-@router.post("/jobs/{job_id}/log", response_model=JobLogOut)
-def ship_job_log(job_id: str, body: JobLogIn, settings: SettingsDep) -> JobLogOut:
+@router.post("/jobs/{job_id}/log", response_model=JobLogOut, responses=FORBIDDEN)
+def ship_job_log(
+    job_id: str, body: JobLogIn, settings: SettingsDep, lease: Lease = None
+) -> JobLogOut:
     with write_session(settings) as session:
         job = jobs.get_job(session, job_id, for_update=True)
+        _check_lease(settings, job.id, lease)
         until = jobs.store_log(session, job, body.offset, body.text)
         session.commit()
         return JobLogOut(accepted_until=until, cancel_requested=jobs.cancel_requested(job))

@@ -11,6 +11,7 @@ from backend.api.deps import SessionDep, require_api_token
 from backend.api.routes.common import AUTH, NOT_FOUND
 from backend.models import EventPublic
 from backend.services import queries, runs
+from cpt_contract.protocol import INT32
 
 router = APIRouter(
     tags=["metrics"], dependencies=[Depends(require_api_token)], responses={**AUTH, **NOT_FOUND}
@@ -44,10 +45,10 @@ def get_metrics(
     keys: Annotated[
         str | None, Query(max_length=2000, description="Comma-separated, e.g. loss,eval_loss")
     ] = None,
-    step_min: Annotated[int | None, Query()] = None,
-    step_max: Annotated[int | None, Query()] = None,
+    step_min: Annotated[int | None, Query(ge=-INT32, le=INT32)] = None,
+    step_max: Annotated[int | None, Query(ge=-INT32, le=INT32)] = None,
     max_points: Annotated[int, Query(ge=10, le=100_000)] = 1000,
-    attempt: Annotated[int | None, Query(ge=1)] = None,
+    attempt: Annotated[int | None, Query(ge=1, le=INT32)] = None,
 ) -> Any:
     run = runs.get_run(session, run_id)
     wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
@@ -58,7 +59,7 @@ def get_metrics(
 def get_events(
     run_id: str,
     session: SessionDep,
-    after_seq: Annotated[int, Query()] = -1,
+    after_seq: Annotated[int, Query(ge=-1, le=INT32)] = -1,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Any:
     runs.get_run(session, run_id)
@@ -69,10 +70,14 @@ def get_events(
 def get_logs(
     run_id: str,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0, description="Byte offset in the attempt's log")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=2**62, description="Byte offset in the attempt's log")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=4 * 1024 * 1024, description="Bytes")] = 65536,
     tail: Annotated[int | None, Query(ge=0, le=100_000, description="Last N lines")] = None,
-    attempt: Annotated[int | None, Query(ge=1, description="Default: the current one")] = None,
+    attempt: Annotated[
+        int | None, Query(ge=1, le=INT32, description="Default: the current one")
+    ] = None,
 ) -> Any:
     run = runs.get_run(session, run_id)
     return queries.log_slice(session, run_id, attempt or run.attempt, offset, limit, tail)

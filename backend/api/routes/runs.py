@@ -15,6 +15,7 @@ from backend.services import enqueue, runs
 from backend.services.errors import Conflict
 from backend.services.estimates import Estimates, estimates
 from backend.services.notify import publish_run
+from cpt_contract.protocol import INT32
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
 
@@ -39,7 +40,7 @@ def list_runs(
     status_: Annotated[list[RunStatus] | None, Query(alias="status")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in name, id, model")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT32)] = 0,
 ) -> RunList:
     items, total = runs.list_runs(session, status_, q, limit, offset)
     return RunList(items=[runs.to_public(r) for r in items], total=total)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from backend.core.db import get_engine
 from backend.models import EventPublic
 from backend.services import queries, runs
 from backend.services.bus import RUNS_TOPIC, Subscription, bus, run_topic
+from cpt_contract.protocol import INT32
 
 router = APIRouter(
     tags=["stream"], dependencies=[Depends(require_api_token_or_query)], responses=AUTH
@@ -31,6 +33,7 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "A stream of server-sent events"}
 }
 REPLAY_PAGE = 1000
+_SEQ = re.compile(r"^[0-9]{1,9}$")
 
 
 def _snapshot(run_id: str) -> dict[str, Any]:
@@ -84,13 +87,16 @@ async def stream_runs(
 async def stream_run(
     run_id: str,
     after_seq: Annotated[
-        int | None, Query(description="Replay stored metrics after this seq")
+        int | None,
+        Query(ge=-1, le=INT32, description="Replay stored metrics after this seq"),
     ] = None,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
     ping: Annotated[float, Query(ge=1, le=300, description="Keep-alive period, seconds")] = 15,
 ) -> EventSourceResponse:
     await asyncio.to_thread(_snapshot, run_id)  # 404 before the stream starts
-    if after_seq is None and last_event_id and last_event_id.isdigit():
+    # An EventSource sends back the last id we gave it; anything else (non-ASCII digits such as
+    # "²", which str.isdigit() accepts, or a number the database cannot hold) is ignored.
+    if after_seq is None and last_event_id and _SEQ.match(last_event_id):
         after_seq = int(last_event_id)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
