@@ -64,7 +64,7 @@ def test_two_processes_in_one_allocation(slurm_panel: Panel, tiny_assets: dict[s
     final = wait_final(slurm_panel, run["id"], timeout=240)
     assert final["status"] == "succeeded", final
     start = next(e for e in api_events(slurm_panel, run["id"]) if e["kind"] == "start")
-    assert start["world_size"] == 2
+    assert start["data"]["world_size"] == 2
     log = api_log(slurm_panel, run["id"], 1)
     assert "--cpus-per-task=2" in log and "--nproc_per_node 2" in log
 
@@ -76,7 +76,7 @@ def test_two_nodes(slurm_panel: Panel, tiny_assets: dict[str, Any]) -> None:
     final = wait_final(slurm_panel, run["id"], timeout=240)
     assert final["status"] == "succeeded", final
     start = next(e for e in api_events(slurm_panel, run["id"]) if e["kind"] == "start")
-    assert start["world_size"] == 2
+    assert start["data"]["world_size"] == 2
     log = api_log(slurm_panel, run["id"], 1)
     assert "(2 node(s))" in log and "cpt-n[1-2]" in log
 
@@ -141,25 +141,33 @@ def test_time_limit_checkpoints_and_resumes(
     """A 1-minute limit: TERM before the limit → checkpoint → resubmitted, resumed → succeeded.
 
     save_steps is larger than max_steps, so every checkpoint is one saved on TERM."""
-    steps = 500
+    steps = 400
+    # Bigger batches than the demo's so that training (~6 steps/s here) outlasts the first TERM.
     config = config_with(
-        tiny_config(tiny_assets, max_steps=steps, save_steps=10_000, logging_steps=10),
+        tiny_config(
+            tiny_assets,
+            max_steps=steps,
+            save_steps=100_000,
+            logging_steps=20,
+            per_device_train_batch_size=32,
+        ),
         partition="short",
         time_limit="1",
     )
+    config["data"]["block_size"] = 128
     run = submit(slurm_panel, config, "slurm time limit")
     final = wait_final(slurm_panel, run["id"], timeout=540)
     log = api_log(slurm_panel, run["id"], 1)
     assert final["status"] == "succeeded", (final, log[-3000:])
     jobs = submitted_jobs(log)
-    assert len(jobs) >= 2, log[-3000:]
+    assert len(jobs) >= 2, [line for line in log.splitlines() if "cpt-panel" in line]
     assert "SIGTERM from Slurm" in log and "resubmitting to resume" in log
     events = api_events(slurm_panel, run["id"])
     saved = [e for e in events if e["kind"] == "checkpoint"]
     assert saved and all(e["step"] < steps for e in saved[:-1] or saved)
     starts = [e for e in events if e["kind"] == "start"]
-    assert len(starts) >= 2 and starts[1]["resumed_from"], starts
+    assert len(starts) >= 2 and starts[1]["data"]["resumed_from"], starts
     assert final["step"] == steps
     # The run resumed where the TERM checkpoint left it, not from scratch.
-    first_resume = Path(starts[1]["resumed_from"]).name
-    assert first_resume == saved[0]["name"]
+    first_resume = Path(starts[1]["data"]["resumed_from"]).name
+    assert first_resume == saved[0]["data"]["name"]

@@ -112,7 +112,15 @@ def term_marker(marker_dir: Path, job_id: str) -> Path:
 
 
 def _words(argv: list[str], indent: str = "  ") -> str:
-    return " \\\n".join(indent + shlex.quote(a) for a in argv)
+    """One line per word, or per ``--flag value`` pair (for people reading the script)."""
+    lines: list[list[str]] = []
+    for word in argv:
+        pairs = bool(lines) and lines[-1][0].startswith("--") and len(lines[-1]) == 1
+        if pairs and not word.startswith("--"):
+            lines[-1].append(word)
+        else:
+            lines.append([word])
+    return " \\\n".join(indent + " ".join(shlex.quote(w) for w in line) for line in lines)
 
 
 def render(config: RunConfig, ctx: LaunchContext, spec: JobSpec, options: list[str]) -> str:
@@ -138,12 +146,13 @@ if [ -z "${{OMP_NUM_THREADS:-}}" ]; then
   export OMP_NUM_THREADS=$(( threads > 0 ? threads : 1 ))
 fi
 
-# Time limit (--signal=B:{SIGNAL}@grace), preemption or scancel: tell srun, which forwards
-# the signal to torchrun and its ranks; pretrain.py saves a checkpoint and stops.
+# Time limit (--signal=B:{SIGNAL}@grace), preemption or scancel: signal the job's steps (torchrun
+# and its ranks; srun itself would cancel the step with SIGKILL); pretrain.py saves a
+# checkpoint at the end of its step and stops.
 on_term() {{
   echo "[cpt-panel] SIG{SIGNAL} from Slurm: stopping the training (it saves a checkpoint)"
   : > {marker}
-  [ -n "${{child:-}}" ] && kill -{SIGNAL} "$child" 2>/dev/null
+  scancel --signal={SIGNAL} "$SLURM_JOB_ID" 2>/dev/null || kill -{SIGNAL} "${{child:-0}}" 2>/dev/null
 }}
 trap on_term {SIGNAL}
 
