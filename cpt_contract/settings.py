@@ -128,6 +128,19 @@ class Settings(BaseSettings):
             return [Path(p.strip()) for p in value.split(",") if p.strip()]
         return value
 
+    @field_validator(
+        "slurm_partition",
+        "slurm_account",
+        "slurm_qos",
+        "slurm_time_limit",
+        "slurm_python",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes unset optional variables as "": the same as not set.
+        return None if value == "" else value
+
     @field_validator("slurm_extra_sbatch", mode="before")
     @classmethod
     def _split_sbatch(cls, value: object) -> object:

@@ -141,8 +141,8 @@ def test_time_limit_checkpoints_and_resumes(
     """A 1-minute limit: TERM before the limit → checkpoint → resubmitted, resumed → succeeded.
 
     save_steps is larger than max_steps, so every checkpoint is one saved on TERM."""
-    steps = 400
-    # Bigger batches than the demo's so that training (~6 steps/s here) outlasts the first TERM.
+    steps = 1000
+    # Bigger batches than the demo's so that training outlasts the first TERM (20-50 s into a 1-minute job).
     config = config_with(
         tiny_config(
             tiny_assets,
