@@ -1,0 +1,54 @@
+"""The Workers page in Chromium shows the Slurm worker's partitions with idle/allocated nodes,
+as the worker's sinfo reported them (real API, real worker, real Slurm)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.slurm.conftest import wait_job_state
+from tests.support.panel import Panel
+from tests.support.ui import UI, screenshot, wait_until
+
+
+def test_workers_page_shows_partitions(
+    slurm_panel: Panel, built_frontend: Path, browser: Any
+) -> None:
+    ui = UI(browser, slurm_panel.url, slurm_panel.token)
+    blocker = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--nodes=1",
+            "--exclusive",
+            "--partition=debug",
+            "--job-name=blocker",
+            "--output=/dev/null",
+            "--wrap",
+            "sleep 120",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        wait_job_state(blocker, {"RUNNING"}, 30)
+        page = ui.goto("/workers")
+        row = page.locator("tr[data-partition='debug']")
+        row.wait_for()
+        assert "(default)" in row.inner_text()
+        # Idle / allocated / other / total, refreshed from the heartbeat's sinfo.
+        wait_until(
+            lambda: [c.inner_text() for c in row.locator("td").all()][2:6] == ["1", "1", "0", "2"],
+            30,
+            what="one of two nodes allocated",
+        )
+        short = page.locator("tr[data-partition='short']")
+        assert short.locator("td").all()[6].inner_text() == "00:01"
+        assert "Slurm executor" in page.locator(".worker").first.inner_text()
+        screenshot(page, "workers-slurm", docs=False)
+    finally:
+        subprocess.run(["scancel", blocker], check=False)
+        ui.close()
+    assert not ui.console_errors, ui.console_errors
