@@ -7,8 +7,9 @@
 # Writes /etc/slurm/slurm.conf only when none exists or it is the one this script wrote (a foreign
 # configuration is left alone and used as it is). State, spool, logs and pids live under $STATE.
 # Starts: munged, slurmctld, and two slurmd on this host (nodes cpt-n1 and cpt-n2, ports 17101 and
-# 17102) in one partition `debug` (default, MaxTime 10 min) plus `short` (MaxTime 1 min), so that
-# two-node jobs run for real on one machine. No cgroups, no accounting daemon.
+# 17102) in partitions `debug` (default, MaxTime 10 min), `short` (MaxTime 1 min) and `urgent`
+# (preempts the other two), so that two-node jobs, time limits and preemption happen for real on
+# one machine. No cgroups, no accounting daemon.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -81,8 +82,13 @@ if [ ! -e "$CONF" ] || grep -qF "$MARK" "$CONF"; then
     for i in "${!NODES[@]}"; do
       echo "NodeName=${NODES[$i]} NodeHostname=$host NodeAddr=127.0.0.1 Port=${PORTS[$i]} CPUs=$cpus RealMemory=$mem State=UNKNOWN"
     done
-    echo "PartitionName=debug Nodes=$(IFS=,; echo "${NODES[*]}") Default=YES MaxTime=10 State=UP OverSubscribe=NO"
-    echo "PartitionName=short Nodes=$(IFS=,; echo "${NODES[*]}") Default=NO MaxTime=1 State=UP OverSubscribe=NO"
+    # A job in `urgent` preempts (cancels, after a 30 s grace with SIGTERM) jobs of the others.
+    echo "PreemptType=preempt/partition_prio"
+    echo "PreemptMode=CANCEL"
+    nodes=$(IFS=,; echo "${NODES[*]}")
+    echo "PartitionName=debug Nodes=$nodes Default=YES MaxTime=10 State=UP PriorityTier=1 GraceTime=30"
+    echo "PartitionName=short Nodes=$nodes Default=NO MaxTime=1 State=UP PriorityTier=1 GraceTime=30"
+    echo "PartitionName=urgent Nodes=$nodes Default=NO MaxTime=10 State=UP PriorityTier=10 PreemptMode=OFF"
   } >"$tmp"
   if ! cmp -s "$tmp" "$CONF" 2>/dev/null; then
     say "writing $CONF"
@@ -95,13 +101,15 @@ fi
 as_root mkdir -p "$STATE/ctld"
 
 # --- daemons -------------------------------------------------------------------------------
-running() { pgrep -f "^$1" >/dev/null 2>&1; }
 if [ "${changed:-0}" = 1 ]; then
-  # A new configuration: restart what runs on the old one (only our own daemons).
+  # A new configuration: restart the daemons this script started (by their pid files); jobs of
+  # the old configuration are dropped (slurmctld -c).
   for pidfile in "$STATE"/slurmd-*.pid "$STATE/slurmctld.pid"; do
-    [ -f "$pidfile" ] && as_root kill "$(cat "$pidfile")" 2>/dev/null || true
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    as_root kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   done
-  sleep 1
 fi
 if ! scontrol ping 2>/dev/null | grep -q "is UP"; then
   say "starting slurmctld"

@@ -7,9 +7,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.slurm.conftest import wait_job_state
 from tests.support.panel import Panel
 from tests.support.ui import UI, screenshot, wait_until
+
+pytestmark = pytest.mark.browser
 
 
 def test_workers_page_shows_partitions(
