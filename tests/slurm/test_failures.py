@@ -16,8 +16,8 @@ from tests.support.panel import Panel
 pytestmark = pytest.mark.slow
 
 
-def _scontrol(*args: str) -> None:
-    subprocess.run(["scontrol", *args], check=True, capture_output=True, text=True)
+def _scontrol(*args: str, check: bool = True) -> None:
+    subprocess.run(["scontrol", *args], check=check, capture_output=True, text=True)
 
 
 def test_node_failure_fails_the_run_with_the_state(
@@ -33,7 +33,8 @@ def test_node_failure_fails_the_run_with_the_state(
         _scontrol("update", "nodename=cpt-n2", "state=down", "reason=cpt-panel test")
         final = wait_final(slurm_panel, run["id"], timeout=120)
     finally:
-        _scontrol("update", "nodename=cpt-n2", "state=resume")
+        # ReturnToService=2 may already have brought it back (its slurmd is alive).
+        _scontrol("update", "nodename=cpt-n2", "state=resume", check=False)
     assert slurm_job(job)["JobState"] == "NODE_FAIL"
     assert final["status"] == "failed", final
     assert "NODE_FAIL" in final["status_reason"] and "resume" in final["status_reason"]
@@ -66,7 +67,9 @@ def test_preempted_run_saves_and_resumes(slurm_panel: Panel, tiny_assets: dict[s
     ).stdout.strip()
     try:
         state, _ = wait_job_state(job, {"PREEMPTED", "CANCELLED", "FAILED", "COMPLETED"}, 90)
-        assert state == "PREEMPTED", state
+        # Training saves on TERM and exits before the grace ends: Slurm then says FAILED (exit
+        # 143), with PreemptTime set; otherwise PREEMPTED.
+        assert state == "PREEMPTED" or slurm_job(job)["PreemptTime"] != "None", state
         final = wait_final(slurm_panel, run["id"], timeout=300)
     finally:
         subprocess.run(["scancel", urgent], check=False)

@@ -162,6 +162,7 @@ def test_time_limit_checkpoints_and_resumes(
     jobs = submitted_jobs(log)
     assert len(jobs) >= 2, [line for line in log.splitlines() if "cpt-panel" in line]
     assert "SIGTERM from Slurm" in log and "resubmitting to resume" in log
+    assert "reached its time limit" in log
     events = api_events(slurm_panel, run["id"])
     saved = [e for e in events if e["kind"] == "checkpoint"]
     assert saved and all(e["step"] < steps for e in saved[:-1] or saved)

@@ -325,16 +325,23 @@ class SlurmAttempt(RunAttempt):
             return Outcome("cancelled", "cancelled on request"), False
         if end is not None and end.get("status") == "succeeded":
             return outcome_from(end, 0, False, self.log_path), False
+        # The job often ends itself after TERM (a checkpoint saved, exit 143): FAILED, not
+        # TIMEOUT/PREEMPTED. The batch shell's marker and PreemptTime tell what happened.
         signalled = script.term_marker(self._slurm_dir, job.job_id).exists()
+        preempted = info is not None and info.preempted
         interrupted = state in states.INTERRUPTED_STATES or (
-            signalled and state in ("COMPLETED", "FAILED", "UNKNOWN")
+            (signalled or preempted) and state in ("COMPLETED", "FAILED", "UNKNOWN")
         )
         if interrupted:
-            why = (
-                states.final_reason(info)
-                if info and state in states.INTERRUPTED_STATES
-                else (f"Slurm job {job.job_id} was signalled (time limit or preemption)")
-            )
+            grace = self.settings.slurm_signal_grace_seconds
+            if info and state in states.INTERRUPTED_STATES:
+                why = states.final_reason(info) or state
+            elif preempted:
+                why = f"Slurm job {job.job_id} was preempted"
+            elif info and info.near_limit(grace):
+                why = f"Slurm job {job.job_id} reached its time limit"
+            else:
+                why = f"Slurm job {job.job_id} was signalled (time limit or preemption)"
             if n < self.settings.slurm_max_requeues:
                 self._note(f"{why}: resubmitting to resume from the last checkpoint")
                 return Outcome("failed", why), True

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cpt_contract.slurm import parse_time_minutes
+
 
 class Phase(StrEnum):
     pending = "pending"
@@ -92,6 +94,16 @@ class JobInfo:
     nodes: str
     exit_code: int | None  # the batch script's exit code
     exit_signal: int | None
+    #: Slurm chose the job for preemption (``PreemptTime`` is set), whatever its end state.
+    preempted: bool = False
+    run_seconds: float | None = None
+    limit_seconds: float | None = None
+
+    def near_limit(self, grace_seconds: float) -> bool:
+        """Ended within the TERM grace of its time limit (Slurm signals up to a minute early)."""
+        if self.run_seconds is None or self.limit_seconds is None:
+            return False
+        return self.run_seconds >= self.limit_seconds - grace_seconds - 65
 
     @property
     def phase(self) -> Phase:
@@ -102,7 +114,20 @@ class JobInfo:
         return Phase.pending
 
 
-_FIELD = re.compile(r"(?:^|\s)(JobState|Reason|NodeList|ExitCode|JobId)=(\S*)")
+_FIELD = re.compile(
+    r"(?:^|\s)(JobState|Reason|NodeList|ExitCode|JobId|PreemptTime|RunTime|TimeLimit)=(\S*)"
+)
+
+
+def _seconds(text: str | None) -> float | None:
+    """``[D-]HH:MM:SS`` (scontrol's RunTime/TimeLimit) in seconds; None for UNLIMITED."""
+    if not text:
+        return None
+    try:
+        minutes = parse_time_minutes(text)
+    except ValueError:
+        return None
+    return None if minutes is None else minutes * 60
 
 
 def parse_show_job(line: str) -> JobInfo:
@@ -117,6 +142,9 @@ def parse_show_job(line: str) -> JobInfo:
         nodes="" if fields.get("NodeList") in (None, "(null)") else fields["NodeList"],
         exit_code=int(code) if code.isdigit() else None,
         exit_signal=int(sig) if sig.isdigit() else None,
+        preempted=fields.get("PreemptTime", "None") not in ("None", "Unknown", "", "(null)"),
+        run_seconds=_seconds(fields.get("RunTime")),
+        limit_seconds=_seconds(fields.get("TimeLimit")),
     )
 
 
