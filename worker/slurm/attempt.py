@@ -57,6 +57,9 @@ class SlurmJob:
     def __init__(self, job_id: str, log_path: Path) -> None:
         self.job_id, self.log_path = job_id, log_path
         self.last: JobInfo | None = None
+        #: Slurm answered that it does not know the job (purged after MinJobAge, or never
+        #: registered), as opposed to not answering at all.
+        self.forgotten = False
 
     @property
     def ident(self) -> str:
@@ -67,11 +70,13 @@ class SlurmJob:
         try:
             line = commands.show_job(self.job_id)
             found = states.parse_show_job(line) if line else None
+            self.forgotten = line is None
         except commands.SlurmError:
             found = None
             try:  # the controller may be busy: squeue is the second opinion
                 line = commands.squeue_state(self.job_id)
                 found = states.parse_squeue(self.job_id, line) if line else None
+                self.forgotten = line is None
             except commands.SlurmError as exc:
                 log.warning("Slurm job %s: no state (%s)", self.job_id, exc)
                 return self.last  # unknown for now: keep the last state seen
@@ -272,10 +277,12 @@ class SlurmAttempt(RunAttempt):
             if now >= next_poll:
                 next_poll = now + self.settings.slurm_poll_seconds
                 info = job.info()
-                if info is None and job.last is None:
-                    return None  # never seen and already forgotten: judged by the end event
-                if info is None or info.phase is Phase.done:
-                    return info or job.last
+                if info is None:
+                    if job.forgotten:  # gone from Slurm: judged by its last state / end event
+                        return job.last
+                    continue  # Slurm did not answer this time: ask again
+                if info.phase is Phase.done:
+                    return info
                 if cancel_sent is not None:
                     if now - cancel_sent > CANCEL_WAIT_SECONDS:
                         return info
