@@ -214,6 +214,10 @@ class Worker(SQLModel, table=True):
     cpu_only: bool = False
     gpus: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     current_runs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: ``local`` or ``slurm`` (cpt_contract.settings.Settings.executor).
+    executor: str = Field(default="local", max_length=16)
+    #: A Slurm worker's ``sinfo`` report (cpt_contract.slurm.ClusterReport as JSON).
+    cluster: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     first_seen: datetime = Field(default_factory=utcnow, sa_type=_tz())
     last_heartbeat: datetime = Field(default_factory=utcnow, sa_type=_tz())
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cpt_contract.slurm import ClusterReport
+
 #: The largest value the database's integer columns hold (PostgreSQL ``integer``): a wild value
 #: is a 422 at the boundary, never a 500 from the database.
 INT32 = 2**31 - 1
@@ -55,6 +57,10 @@ class HeartbeatIn(BaseModel):
     cpu_only: bool = False
     gpus: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
     current_runs: list[RunId] = Field(default_factory=list, max_length=1024)
+    #: ``local`` (torchrun on this box) or ``slurm`` (sbatch from a login node).
+    executor: Literal["local", "slurm"] = "local"
+    #: The Slurm cluster as ``sinfo`` sees it (slurm executor only); the API's preflight reads it.
+    cluster: ClusterReport | None = None
 
 
 class HeartbeatOut(BaseModel):
@@ -81,7 +87,9 @@ class ClaimOut(BaseModel):
 
 class StatusIn(BaseModel):
     attempt: Attempt
-    status: Literal["running", "succeeded", "failed", "cancelled"]  # REPORTABLE_STATUSES
+    status: Literal[
+        "starting", "running", "succeeded", "failed", "cancelled"
+    ]  # REPORTABLE_STATUSES
     reason: str | None = Field(default=None, max_length=2000)
     pid: int | None = Field(default=None, ge=0, le=INT32)
 

@@ -12,10 +12,12 @@ import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cpt_contract.slurm import TIME_PATTERN
 
 #: Shortest token accepted (a generated one has 32 characters).
 MIN_TOKEN_LENGTH = 16
@@ -103,6 +105,48 @@ class Settings(BaseSettings):
     build_demo: bool = Field(
         default=True, description="Build the tiny-demo model and corpus on first start."
     )
+    # --- the Slurm executor (a worker on a login node hands runs to sbatch) -----------------
+    executor: Literal["local", "slurm"] = Field(
+        default="local",
+        description="How this worker runs training: local (torchrun here) or slurm (sbatch).",
+    )
+    slurm_partition: str | None = Field(
+        default=None, description="Slurm partition. Default: the cluster's default partition."
+    )
+    slurm_account: str | None = Field(default=None, description="Slurm account (--account).")
+    slurm_qos: str | None = Field(default=None, description="Slurm QoS (--qos).")
+    slurm_time_limit: str | None = Field(
+        default=None,
+        pattern=TIME_PATTERN,
+        description="Default --time of a job (minutes, H:M:S or D-H:M:S). Default: the partition's.",
+    )
+    slurm_extra_sbatch: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra #SBATCH options, separated by ';' (e.g. --constraint=a100;--exclusive).",
+    )
+    slurm_gpus: bool = Field(
+        default=True,
+        description="Compute nodes have GPUs: --gpus-per-node=nproc_per_node. false: CPU nodes.",
+    )
+    slurm_signal_grace_seconds: int = Field(
+        default=120,
+        ge=10,
+        le=3600,
+        description="--signal=B:TERM@N: seconds before the time limit when training saves and stops.",
+    )
+    slurm_max_requeues: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="How often a run that hit the time limit or was preempted is resubmitted.",
+    )
+    slurm_python: str | None = Field(
+        default=None,
+        description="Python on the compute nodes. Default: the worker's own (shared filesystem).",
+    )
+    slurm_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the worker asks Slurm about its jobs."
+    )
     frontend_dist: Path | None = Field(
         default=None, description="Built frontend to serve at /. Default: frontend/dist."
     )
@@ -131,6 +175,34 @@ class Settings(BaseSettings):
     def _split_roots(cls, value: object) -> object:
         if isinstance(value, str):
             return [Path(p.strip()) for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator(
+        "slurm_partition",
+        "slurm_account",
+        "slurm_qos",
+        "slurm_time_limit",
+        "slurm_python",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes unset optional variables as "": the same as not set.
+        return None if value == "" else value
+
+    @field_validator("slurm_extra_sbatch", mode="before")
+    @classmethod
+    def _split_sbatch(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.replace("\n", ";").split(";") if p.strip()]
+        return value
+
+    @field_validator("slurm_extra_sbatch")
+    @classmethod
+    def _check_sbatch(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.startswith("-"):
+                raise ValueError(f"slurm_extra_sbatch: {item!r} is not an sbatch option (-x/--x)")
         return value
 
     # --- derived values -------------------------------------------------

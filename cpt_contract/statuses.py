@@ -26,8 +26,10 @@ ACTIVE_STATUSES = frozenset(
 #: Statuses in which a worker process exists (the recovery loop watches these).
 WORKER_STATUSES = frozenset({RunStatus.starting, RunStatus.running, RunStatus.cancelling})
 TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
-#: What a worker may report through ``/api/internal/runs/{id}/status``.
+#: What a worker may report through ``/api/internal/runs/{id}/status``. ``starting`` only
+#: updates the reason of a run that is starting (e.g. a Slurm job pending: "Resources").
 REPORTABLE_STATUSES = (
+    RunStatus.starting,
     RunStatus.running,
     RunStatus.succeeded,
     RunStatus.failed,

@@ -6,7 +6,8 @@
 # May install (Debian packages): chromium, fonts-noto-core, fonts-noto-cjk (browser tests, non-Latin
 # glyphs), redis-server, postgresql (the database layer is also tested on PostgreSQL), fortunes-zh
 # (real Chinese text for the tokenizer and data tests).
-# May start: redis-server on 127.0.0.1:6379, the local PostgreSQL cluster on 127.0.0.1:5432.
+# May start: redis-server on 127.0.0.1:6379, the local PostgreSQL cluster on 127.0.0.1:5432, and a
+# one-host Slurm cluster (scripts/slurm-local.sh: slurm-wlm + munge, munged/slurmctld/two slurmd).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -53,3 +54,6 @@ if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
   say "creating the PostgreSQL database 'test'"
   psql -h 127.0.0.1 -U postgres -d postgres -qc 'create database test' >/dev/null
 fi
+
+# A real Slurm on this machine for tests/slurm (installs slurm-wlm and munge when missing).
+bash "$(dirname "$0")/slurm-local.sh"

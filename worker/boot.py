@@ -38,6 +38,14 @@ def reap_stale_runs(settings: Settings) -> list[str]:
         pgid = record.get("pgid")
         if isinstance(pgid, int) and launcher.kill_stale_group(pgid):
             reaped.append(str(record.get("run_id")))
+        job = record.get("slurm_job")
+        if isinstance(job, str) and job.isdigit():
+            # Nobody ships its events any more: the run is marked lost and can be resumed.
+            from worker.slurm import commands
+
+            with contextlib.suppress(commands.SlurmError):
+                commands.scancel(job)
+                reaped.append(str(record.get("run_id")))
         with contextlib.suppress(ValueError):
             registry.unregister(str(record.get("run_id")))
     return reaped

@@ -27,6 +27,22 @@ def is_cpu_only(settings: Settings, gpus: list[gpu.GpuInfo]) -> bool:
 
 
 def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
+    current = [r["run_id"] for r in registry.active()]
+    if settings.executor == "slurm":
+        # A login node: its own GPUs do not matter; the cluster's partitions do (sinfo).
+        from worker.slurm.cluster import cluster_report
+
+        return HeartbeatIn(
+            name=worker_name(settings),
+            host=socket.gethostname(),
+            queue=settings.queue,
+            concurrency=settings.worker_concurrency,
+            cpu_only=bool(settings.use_cpu) or not settings.slurm_gpus,
+            gpus=[],
+            current_runs=current,
+            executor="slurm",
+            cluster=cluster_report(settings),
+        )
     gpus = gpu.holders(registry.gpu_lock_dir, gpu.list_gpus())
     return HeartbeatIn(
         name=worker_name(settings),
@@ -35,7 +51,7 @@ def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
         concurrency=settings.worker_concurrency,
         cpu_only=is_cpu_only(settings, gpus),
         gpus=[g.to_dict() for g in gpus],
-        current_runs=[r["run_id"] for r in registry.active()],
+        current_runs=current,
     )
 
 

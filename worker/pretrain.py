@@ -54,6 +54,7 @@ import transformers  # noqa: E402
 from transformers import default_data_collator  # noqa: E402
 
 from worker.events import EventWriter  # noqa: E402
+from worker.training import preemption  # noqa: E402
 from worker.training.arguments import (  # noqa: E402
     DataTrainingArguments,
     ModelArguments,
@@ -94,6 +95,7 @@ from worker.training.modeling import (  # noqa: E402
     count_parameters,
     load_config,
 )
+from worker.training.preemption import SaveOnSigterm  # noqa: E402
 from worker.training.process import (  # noqa: E402
     finish_distributed,
     setup_logging,
@@ -186,7 +188,8 @@ def train(
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         data_collator=default_data_collator,
-        callbacks=[EventsCallback(run)],
+        # After EventsCallback: a checkpoint saved on SIGTERM is marked complete before exit.
+        callbacks=[EventsCallback(run), *([SaveOnSigterm()] if preemption.enabled() else [])],
     )
     trainer.run = run
 

@@ -4,6 +4,7 @@ Tasks run in the pool's child processes while the heartbeat runs in the main pro
 directory is the simplest channel between them that also survives a crash of either:
 
 - ``runs/<run_id>.json`` — {"run_id", "attempt", "pgid", "task_pid"} while a run is active
+  (plus "slurm_job", the job id, on a Slurm worker)
 - ``cancel/<run_id>`` — the heartbeat saw a cancel request; the task polls for it
 - ``stop/<run_id>`` — the worker is shutting down: the task stops its run and reports it
 - ``../gpus/gpu-N.lock`` — GPU leases of the box (see ``worker.gpu``)
@@ -55,10 +56,19 @@ class Registry:
     def _cancel_file(self, run_id: str) -> Path:
         return self.root / "cancel" / check_run_id(run_id)
 
-    def register(self, run_id: str, attempt: int, pgid: int | None = None) -> None:
+    def register(
+        self, run_id: str, attempt: int, pgid: int | None = None, slurm_job: str | None = None
+    ) -> None:
         path = self._run_file(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"run_id": run_id, "attempt": attempt, "pgid": pgid, "task_pid": os.getpid()}
+        record: dict[str, Any] = {
+            "run_id": run_id,
+            "attempt": attempt,
+            "pgid": pgid,
+            "task_pid": os.getpid(),
+        }
+        if slurm_job is not None:
+            record["slurm_job"] = slurm_job
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         tmp.replace(path)  # atomic: the heartbeat never reads half a record

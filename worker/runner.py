@@ -216,11 +216,7 @@ class RunAttempt:
         )
         try:
             try:
-                proc = self._prepare_and_launch(claim)
-                if proc is None:  # cancelled before the launch (e.g. while waiting for GPUs)
-                    outcome = Outcome("cancelled", "cancelled on request")
-                else:
-                    outcome = self._watch(proc, shipper)
+                outcome = self._launch_and_watch(claim, shipper)
             except Refused as exc:
                 self._note(f"not started: {exc}")
                 self._ship_final(shipper)
@@ -234,6 +230,13 @@ class RunAttempt:
             if self.lease is not None:
                 self.lease.release()
             self.registry.unregister(self.run_id)
+
+    def _launch_and_watch(self, claim: ClaimOut, shipper: RunShipper) -> Outcome:
+        """The executor's part of the attempt (``worker.executors``): here, torchrun on this box."""
+        proc = self._prepare_and_launch(claim)
+        if proc is None:  # cancelled before the launch (e.g. while waiting for GPUs)
+            return Outcome("cancelled", "cancelled on request")
+        return self._watch(proc, shipper)
 
     def _ship_leftovers(self) -> None:
         if self.attempt == 1:
@@ -381,8 +384,10 @@ class RunAttempt:
 
 def run_attempt(settings: Settings, run_id: str, attempt: int) -> Outcome | None:
     """Entry point of the task: SIGTERM to the pool process (worker shutdown) stops the run cleanly."""
+    from worker.executors import attempt_class  # CPT_EXECUTOR: local or slurm
+
     api = shared_api(settings.effective_api_url, settings.secret("worker_token"))
-    runner = RunAttempt(settings, api, run_id, attempt)
+    runner = attempt_class(settings)(settings, api, run_id, attempt)
 
     def _on_term(signum: int, frame: FrameType | None) -> None:
         runner.stopping.set()

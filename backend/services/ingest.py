@@ -312,7 +312,15 @@ def report_status(
     if pid is not None:
         run.pid = pid
     if status == run.status:
-        return False  # a repeated report
+        # A repeated report; with a new reason it updates what the run shows (a Slurm job
+        # pending for "Resources", then running on its nodes).
+        if reason and reason[:2000] != run.status_reason and status not in TERMINAL_STATUSES:
+            run.status_reason = reason[:2000]
+            run.updated_at = utcnow()
+            return True
+        return False
+    if status == RunStatus.starting:
+        return False  # only a reason update: the run already moved on
     if status == RunStatus.running and run.status == RunStatus.cancelling:
         return False  # still stopping; the answer says cancel_requested
     if status in TERMINAL_STATUSES:
@@ -333,9 +341,11 @@ def heartbeat(session: Session, payload: dict[str, Any]) -> list[str]:
     if worker is None:
         worker = Worker(name=name)
         session.add(worker)
-    for key in ("host", "queue", "concurrency", "cpu_only", "gpus", "current_runs"):
+    for key in ("host", "queue", "concurrency", "cpu_only", "gpus", "current_runs", "executor"):
         if key in payload and payload[key] is not None:
             setattr(worker, key, payload[key])
+    # The cluster report is replaced as a whole (None: not a Slurm worker).
+    worker.cluster = payload.get("cluster")
     worker.last_heartbeat = utcnow()
     current = list(worker.current_runs or [])
     mine = (col(Run.worker) == name) | col(Run.id).in_(current)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.config import JsonDict
 
 from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
+from cpt_contract.slurm import TIME_PATTERN
 
 
 def _adv(**extra: Any) -> dict[str, Any]:
@@ -311,8 +312,24 @@ class LaunchSection(_Section):
         max_length=300,
         default=None,
         title="Rendezvous endpoint",
-        description="host:port of node 0 for multi-node runs (c10d).",
+        description="host:port of node 0 for multi-node runs (c10d). On a Slurm queue: empty "
+        "(the first node of the allocation).",
         pattern=r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$",
+        json_schema_extra=_adv(**NOT_A_FLAG),
+    )
+    partition: str | None = Field(
+        default=None,
+        title="Slurm partition",
+        description="Slurm queues only. Empty: the worker's partition.",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        json_schema_extra=_adv(**NOT_A_FLAG),
+    )
+    time_limit: str | None = Field(
+        default=None,
+        title="Slurm time limit",
+        description="Slurm queues only: minutes, H:M:S or D-H:M:S. At the limit the run saves a "
+        "checkpoint and is resumed in a new job. Empty: the worker's default.",
+        pattern=TIME_PATTERN,
         json_schema_extra=_adv(**NOT_A_FLAG),
     )
 
@@ -338,8 +355,6 @@ class RunConfig(_Section):
             )
         if self.data.streaming and self.training.max_steps <= 0:
             raise ValueError("training.max_steps: streaming needs max_steps > 0")
-        if self.launch.nnodes > 1 and not self.launch.rdzv_endpoint:
-            raise ValueError("launch.rdzv_endpoint: multi-node runs need host:port of node 0")
         if (
             self.model.model_name_or_path is None
             and self.model.tokenizer_name_or_path is None

@@ -120,7 +120,9 @@ def build_run_data(
         streaming=data_args.streaming,
         max_train_samples=data_args.max_train_samples,
         max_eval_samples=data_args.max_eval_samples,
-        main_process_first=lambda: args.main_process_first(desc="tokenize and cache"),
+        # local=False: the cache dir is shared by every node (the panel's data dir), so only
+        # global rank 0 builds it; per-node rank 0s racing on it lost files on two nodes.
+        main_process_first=lambda: args.main_process_first(local=False, desc="tokenize and cache"),
     )
     if args.debug_mode:
         plan.max_train_samples = min(plan.max_train_samples or 64, 64)

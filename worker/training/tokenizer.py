@@ -113,7 +113,7 @@ def load_tokenizer(
         overrides = parse_config_overrides(model_args.config_overrides)
         vocab = int(overrides.get("vocab_size", 8000))
         sp_dir = Path(str(args.output_dir)) / "sentencepiece"
-        with args.main_process_first(desc="train sentencepiece"):
+        with args.main_process_first(local=False, desc="train sentencepiece"):  # shared dir
             if not (sp_dir / "tokenizer.model").exists() and args.process_index == 0:
                 logger.info(
                     "training a %s SentencePiece tokenizer (vocab %d)", model_args.model_type, vocab

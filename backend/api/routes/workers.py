@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH
 from backend.models import Worker, utcnow
+from cpt_contract.slurm import ClusterReport
 
 router = APIRouter(tags=["workers"], dependencies=[Depends(require_api_token)], responses=AUTH)
 
@@ -26,6 +27,19 @@ class WorkerPublic(BaseModel):
     current_runs: list[str]
     last_heartbeat: datetime
     alive: bool
+    #: ``local`` (torchrun on the box) or ``slurm`` (the worker submits to a Slurm cluster).
+    executor: str = "local"
+    #: A Slurm worker's partitions with idle/allocated nodes (``sinfo``), else None.
+    cluster: ClusterReport | None = None
+
+
+def _cluster(raw: dict[str, Any] | None) -> ClusterReport | None:
+    if not raw:
+        return None
+    try:
+        return ClusterReport.model_validate(raw)
+    except ValueError:
+        return None
 
 
 @router.get("/workers", response_model=list[WorkerPublic])
@@ -46,6 +60,8 @@ def list_workers(session: SessionDep, settings: SettingsDep) -> list[WorkerPubli
                 current_runs=w.current_runs,
                 last_heartbeat=beat,
                 alive=now - beat <= limit,
+                executor=w.executor,
+                cluster=_cluster(w.cluster),
             )
         )
     return out

@@ -142,6 +142,28 @@ export interface Worker {
   current_runs: string[];
   last_heartbeat: string | null;
   alive: boolean;
+  /** "local" (torchrun on the box) or "slurm" (the worker submits to a Slurm cluster). */
+  executor?: string;
+  cluster?: SlurmCluster | null;
+}
+
+/** One partition as the Slurm worker's `sinfo` reports it. */
+export interface SlurmPartition {
+  name: string;
+  default: boolean;
+  available: boolean;
+  max_time_minutes: number | null;
+  nodes_total: number;
+  nodes_idle: number;
+  nodes_allocated: number;
+  nodes_other: number;
+}
+
+export interface SlurmCluster {
+  partitions: SlurmPartition[];
+  default_partition: string | null;
+  default_time_minutes: number | null;
+  error: string | null;
 }
 
 /** FastAPI's 422 item. */

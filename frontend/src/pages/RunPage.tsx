@@ -284,6 +284,13 @@ function StatusBanner({ run }: { run: Run }) {
         <strong>Cancelled.</strong> {run.status_reason ?? ""}
       </div>
     );
+  // A Slurm queue's run says where its job is: pending with Slurm's reason, or on its nodes.
+  if ((run.status === "starting" || run.status === "running") && run.status_reason?.startsWith("Slurm job"))
+    return (
+      <div class="banner banner-queued" role="status" data-testid="scheduler-banner">
+        {run.status_reason}
+      </div>
+    );
   if (run.status === "queued")
     return (
       <div class="banner banner-queued" role="status">

@@ -3,7 +3,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api/client";
-import type { Gpu, Worker } from "../api/types";
+import type { Gpu, SlurmCluster, Worker } from "../api/types";
 import { ago } from "../lib/format";
 import { runHref } from "../lib/router";
 import { useNow } from "../lib/useNow";
@@ -34,6 +34,54 @@ function GpuRow({ g }: { g: Gpu }) {
       </td>
       <td>{g.run_id ? <a href={runHref(g.run_id)}>{g.run_id}</a> : <span class="muted">idle</span>}</td>
     </tr>
+  );
+}
+
+function slurmTime(minutes: number | null): string {
+  if (minutes === null) return "unlimited";
+  const total = Math.round(minutes * 60);
+  const d = Math.floor(total / 86400);
+  const h = Math.floor((total % 86400) / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const clock = `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}`;
+  return d ? `${d}-${clock}` : clock;
+}
+
+// The Slurm cluster a login-node worker submits to, as its last heartbeat's sinfo saw it.
+function Cluster({ c }: { c: SlurmCluster }) {
+  if (c.error && c.partitions.length === 0) {
+    return <p class="error small">Slurm not reachable: {c.error}</p>;
+  }
+  return (
+    <table class="table partitions">
+      <thead>
+        <tr>
+          <th>Partition</th>
+          <th>State</th>
+          <th>Idle nodes</th>
+          <th>Allocated</th>
+          <th>Other</th>
+          <th>Total</th>
+          <th>Max time</th>
+        </tr>
+      </thead>
+      <tbody>
+        {c.partitions.map((p) => (
+          <tr key={p.name} data-partition={p.name}>
+            <td class="mono">
+              {p.name}
+              {p.name === c.default_partition ? <span class="muted small"> (default)</span> : null}
+            </td>
+            <td>{p.available ? "up" : <span class="error">down</span>}</td>
+            <td class="mono">{p.nodes_idle}</td>
+            <td class="mono">{p.nodes_allocated}</td>
+            <td class="mono">{p.nodes_other}</td>
+            <td class="mono">{p.nodes_total}</td>
+            <td class="mono">{slurmTime(p.max_time_minutes)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 
@@ -98,7 +146,12 @@ export function Workers() {
                   : <span class="muted">none</span>}
               </dd>
             </dl>
-            {w.cpu_only || w.gpus.length === 0 ? (
+            {w.executor === "slurm" ? (
+              <>
+                <p class="muted small">Slurm executor: runs are submitted with sbatch.</p>
+                {w.cluster ? <Cluster c={w.cluster} /> : null}
+              </>
+            ) : w.cpu_only || w.gpus.length === 0 ? (
               <p class="muted small">CPU only: no GPU on this box.</p>
             ) : (
               <table class="table gpus">
