@@ -11,9 +11,9 @@ UI hints ride in ``json_schema_extra``: ``advanced`` (collapsed by default), ``p
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
 
@@ -99,6 +99,33 @@ class DataSource(_Section):
     name: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
+#: A name that becomes part of a metric key (``eval_<name>_bits_per_char``).
+SetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
+
+
+class EvalSet(_Section):
+    """A held-out set: evaluated at every evaluation, never trained on."""
+
+    path: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="A .txt/.jsonl file or a directory of them.",
+        json_schema_extra={"picker": "dataset"},
+    )
+    role: Literal["retain", "target"] | None = Field(
+        default=None,
+        description="retain: the base model's language (its change since step 0 is the "
+        "forgetting); target: the language being learned.",
+    )
+    max_eval_samples: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Windows of block_size tokens evaluated. Empty: a share of a budget that "
+        "keeps one evaluation under ~10% of the training time between evaluations.",
+    )
+
+
 class DataSection(_Section):
     """Training text (the seed's data arguments)."""
 
@@ -147,6 +174,15 @@ class DataSection(_Section):
         description="Extra sources mixed by weight, e.g. replay text of the base's language "
         "against forgetting; the dataset directory (or train file) is one more source.",
         json_schema_extra=_adv(**{ARGV: "json"}),
+    )
+    eval_sets: dict[SetName, str | EvalSet] | None = Field(
+        default=None,
+        max_length=16,
+        title="Held-out sets",
+        description='Named held-out sets, e.g. {"kn": "/data/kn-heldout.txt", "en": {"path": '
+        '"/data/en.txt", "role": "retain"}}: each reports eval_<name>_bits_per_char at every '
+        "evaluation; a file that is also training data is left out of training.",
+        json_schema_extra={ARGV: "json"},
     )
     max_train_samples: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
     max_eval_samples: int | None = Field(default=None, ge=1, json_schema_extra=_adv())
@@ -200,7 +236,12 @@ class TrainingSection(_Section):
         default=-1, ge=-1, title="Max steps", description="-1: run the epochs; > 0 overrides them."
     )
     per_device_train_batch_size: int = Field(default=1, ge=1, title="Micro-batch per device")
-    per_device_eval_batch_size: int = Field(default=1, ge=1, json_schema_extra=_adv())
+    per_device_eval_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Empty: the training micro-batch.",
+        json_schema_extra=_adv(),
+    )
     gradient_accumulation_steps: int = Field(default=8, ge=1, title="Gradient accumulation")
     learning_rate: float = Field(default=2e-4, gt=0, le=1, title="Learning rate")
     lr_scheduler_type: Literal[
@@ -228,6 +269,26 @@ class TrainingSection(_Section):
         description="Empty: evaluate at the end only.",
         # Evaluating during training needs the strategy too; the value alone would be ignored.
         json_schema_extra={"argv_with": ["--do_eval", "--eval_strategy", "steps"]},
+    )
+    eval_at_start: bool = Field(
+        default=True,
+        title="Evaluate at step 0",
+        description="Evaluate the base model before the first update: every curve starts at "
+        "the baseline.",
+        json_schema_extra=NEGATABLE,
+    )
+    eval_prompts: (
+        dict[SetName, list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]]] | None
+    ) = Field(
+        default=None,
+        max_length=16,
+        title="Sample prompts",
+        description="Prompts continued at every evaluation, greedy and sampled (fixed seed), "
+        'by group, e.g. {"kn": ["ಕನ್ನಡ ಒಂದು"], "en": ["The capital of"]}.',
+        json_schema_extra={ARGV: "json"},
+    )
+    sample_max_new_tokens: int = Field(
+        default=48, ge=1, le=1024, title="Sample length", description="New tokens per sample."
     )
     seed: int = Field(default=42, ge=0, title="Seed")
     ddp_timeout: int = Field(default=30000, ge=1, json_schema_extra=_adv())
@@ -301,6 +362,15 @@ class RunConfig(_Section):
         if self.launch.nnodes > 1 and not self.launch.rdzv_endpoint:
             raise ValueError("launch.rdzv_endpoint: multi-node runs need host:port of node 0")
         if (
+            self.data.eval_sets
+            and "validation" in self.data.eval_sets
+            and (self.data.validation_file or self.data.validation_split_percentage > 0)
+        ):
+            raise ValueError(
+                "data.eval_sets: the name 'validation' is the validation_file / "
+                "validation_split_percentage set; name this set differently"
+            )
+        if (
             self.model.model_name_or_path is None
             and self.model.tokenizer_name_or_path is None
             and self.model.model_type is None
@@ -325,6 +395,11 @@ class RunConfig(_Section):
                     found[(section, name)] = value
         for i, source in enumerate(self.data.data_sources or []):
             found[("data", "data_sources", str(i), "path")] = source.path
+        for name, spec in (self.data.eval_sets or {}).items():
+            if isinstance(spec, str):
+                found[("data", "eval_sets", name)] = spec
+            else:
+                found[("data", "eval_sets", name, "path")] = spec.path
         return found
 
 
