@@ -201,12 +201,19 @@ def test_eval_events_give_per_set_series_samples_by_step_and_warnings(
     assert client.get(f"/api/runs/{run['id']}/events?kind=nope").status_code == 422
 
 
-def test_eval_set_paths_are_checked_under_the_allowed_roots(client: TestClient) -> None:
+def test_eval_set_paths_are_checked_under_the_allowed_roots(
+    client: TestClient, tmp_path: Path
+) -> None:
     config = {"data": {"eval_sets": {"en": "/etc/passwd", "kn": {"path": "/etc/hosts"}}}}
     r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": config})
     assert r.status_code == 422, r.text
     locs = [tuple(e["loc"][-3:]) for e in r.json()["detail"]]
     assert ("data", "eval_sets", "en") in locs and ("eval_sets", "kn", "path") in locs, locs
+    corpus = sorted(p for p in (tmp_path / "assets" / "corpus").iterdir() if p.is_file())
+    good = {"data": {"eval_sets": {"en": str(corpus[0]), "kn": {"path": str(corpus[-1])}}}}
+    r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": good})
+    assert r.status_code == 200, r.text
+    assert "--eval_sets" in r.json()["argv"]
     bad = {"data": {"eval_sets": {"a b": "/x"}}}
     r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": bad})
     assert r.status_code == 422 and "eval_sets" in r.text

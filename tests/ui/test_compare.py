@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -59,6 +60,19 @@ def test_compare_two_runs(ui: UI, panel: Any) -> None:
     assert loss.evaluate(CANVAS_INK) > 50
     # One legend entry per run in the chart.
     assert loss.locator(".u-legend .u-series").count() == 3  # x + two runs
+
+    # The summary answers the question: per run method, cost and each held-out set's
+    # step-0 -> final bits/char (here the tiny demo's validation split).
+    summary = page.get_by_test_id("compare-summary")
+    wait_until(lambda: summary.locator("tbody tr").count() == 2, 10, what="summary rows")
+    assert summary.locator("th[data-set=validation]").count() == 1
+    rows = {rid: summary.locator(f"tr[data-run='{rid}']").inner_text() for rid in (lora, full)}
+    assert "LoRA" in rows[lora] and "full" in rows[full]
+    for text in rows.values():
+        assert re.search(r"\d\.\d+ → \d\.\d+ \([+\u2212]\d\.\d{3}\)", text), text
+    bpc = page.get_by_test_id("compare-eval_validation_bits_per_char")
+    wait_until(lambda: int(bpc.get_attribute("data-points") or 0) >= 6, 10, what="bits/char")
+    assert page.get_by_test_id("compare-perplexity").count() == 0  # exp(loss): tables only
 
     diff = page.get_by_test_id("config-diff")
     method_row = diff.locator("tr[data-key='method.finetuning_type']")
