@@ -1,5 +1,5 @@
 """Jobs: work a worker does that is not a training run (merge a LoRA checkpoint, extend a
-tokenizer, scan a dataset). Queued, claimed, logged, cancelled and shown like runs, each with its
+tokenizer, scan a dataset, generate from a checkpoint). Queued, claimed, logged, cancelled and shown like runs, each with its
 own kind and typed parameters; the result is a JSON document the job writes when it succeeds.
 
 Both sides use this module: the API validates a job's parameters with ``JOB_PARAMS`` and the
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
 RUN_JOB_TASK = "worker.tasks.run_job"
 
-JobKind = Literal["merge", "tokenizer", "scan"]
+JobKind = Literal["merge", "tokenizer", "scan", "generate"]
 
 Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -87,14 +87,27 @@ class ScanParams(_Params):
         return self
 
 
+class GenerateParams(_Params):
+    """Continue a prompt with one checkpoint of a run ("Try it"): a LoRA adapter on its base,
+    with the run's (extended) tokenizer; the answer streams into the job log."""
+
+    run_id: str = Field(max_length=32)
+    checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+    prompt: str = Field(min_length=1, max_length=4000)
+    max_new_tokens: int = Field(default=64, ge=1, le=1024)
+    mode: Literal["greedy", "sampled"] = "greedy"
+
+
 JOB_PARAMS: dict[str, type[_Params]] = {
     "merge": MergeParams,
     "tokenizer": TokenizerParams,
     "scan": ScanParams,
+    "generate": GenerateParams,
 }
 #: Parameters that are paths a user chose (checked against the allowed roots by the API).
 PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "merge": (),
     "tokenizer": ("base", "corpus", "eval_text"),
     "scan": ("paths", "tokenizer"),
+    "generate": (),
 }

@@ -1,4 +1,4 @@
-"""One job (merge, tokenizer, scan) on this box's job slot: claim, run the tool, ship its log,
+"""One job (merge, tokenizer, scan, generate) on this box's job slot: claim, run the tool, ship its log,
 report the result.
 
 Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cpt_contract.jobs import MergeParams, ScanParams, TokenizerParams
+from cpt_contract.jobs import GenerateParams, MergeParams, ScanParams, TokenizerParams
 from cpt_contract.protocol import JobClaimOut
 from cpt_contract.run_paths import JobPaths, RunPaths
 from cpt_contract.settings import Settings
@@ -63,6 +63,21 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         if t.eval_text:
             argv += ["--text", *t.eval_text]
         return [*argv, "--output", str(paths.output), "--json", str(paths.result)]
+    if claim.kind == "generate":
+        g = GenerateParams.model_validate(claim.params)
+        run = RunPaths.of(settings.runs_dir, g.run_id)
+        base = json.loads(run.config.read_text())["model"]["model_name_or_path"]
+        argv = [
+            sys.executable,
+            "-m",
+            "worker.generate",
+            "--checkpoint",
+            str(run.checkpoint(g.checkpoint)),
+        ]
+        if base:
+            argv += ["--base", str(base)]
+        argv += ["--prompt", g.prompt, "--max_new_tokens", str(g.max_new_tokens), "--mode", g.mode]
+        return [*argv, "--json", str(paths.result)]
     if claim.kind == "scan":
         s = ScanParams.model_validate(claim.params)
         argv = [sys.executable, "-m", "worker.data", "scan", *s.paths, "--json", str(paths.result)]

@@ -1,4 +1,4 @@
-"""Jobs (merge, tokenizer, scan): create with validated parameters, claim, report, log, cancel.
+"""Jobs (merge, tokenizer, scan, generate): create with validated parameters, claim, report, log, cancel.
 
 Like runs, the database is the truth and the broker only the doorbell: a worker claims a queued
 job (``queued → running``), so a repeated message is harmless; a lost one is resent by the
@@ -76,11 +76,11 @@ def validate(
     except ValidationError as exc:
         raise ConfigInvalid(config_errors(exc, ["body", "params"])) from None
     run = None
-    if body.kind == "merge":
+    if body.kind in ("merge", "generate"):
         run = session.get(Run, params["run_id"])
         if run is None:
             raise NotFound(f"run {params['run_id']} not found")
-        if run.method != "lora":
+        if body.kind == "merge" and run.method != "lora":
             raise Conflict(f"run {run.id} trained all weights: its checkpoints are full models")
         found = session.exec(
             select(Checkpoint).where(

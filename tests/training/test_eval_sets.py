@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from cpt_contract import events as contract_events
-from tests.support.pretrain import events_of, output_of, run_pretrain, tiny_args
+from tests.support.panel import ROOT
+from tests.support.pretrain import events_of, output_of, run_pretrain, tiny_args, train_env
 from worker import events as worker_events
 from worker.data.documents import read_texts
 from worker.data.errors import DataError
@@ -140,7 +143,7 @@ def test_a_run_reports_every_set_from_step_0_with_samples(
     out = tmp_path / "out"
     args = tiny_args(
         tiny_assets, out, tmp_path / "cache",
-        dataset_dir=data, max_steps=4, eval_steps=2, save_steps=100,
+        dataset_dir=data, max_steps=4, eval_steps=2, save_steps=4,
         per_device_eval_batch_size=None, max_eval_samples=None,
         eval_sets=json.dumps(sets), eval_prompts=json.dumps(prompts), sample_max_new_tokens=6,
     )  # fmt: skip
@@ -166,3 +169,25 @@ def test_a_run_reports_every_set_from_step_0_with_samples(
     for e in samples:
         contract_events.SampleEvent.model_validate(e)
     assert {e["mode"] for e in samples} == {"greedy", "sampled"}
+
+    # "Try it" on the run's checkpoint: the adapter on its base, with the extended tokenizer.
+    result = tmp_path / "generate.json"
+    gen = subprocess.run(
+        [sys.executable, "-m", "worker.generate", "--base", str(tiny_assets["model"]),
+         "--checkpoint", str(out / "checkpoint-4"), "--prompt", "All human beings",
+         "--max_new_tokens", "5", "--mode", "sampled", "--json", str(result)],
+        cwd=ROOT, env=train_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert gen.returncode == 0, gen.stdout + gen.stderr
+    answer = json.loads(result.read_text())
+    assert answer["mode"] == "sampled" and 1 <= answer["new_tokens"] <= 5
+    assert "[sampled] All human beings" in gen.stdout
+
+
+def test_generate_refuses_bad_input(tmp_path: Path) -> None:
+    gen = subprocess.run(
+        [sys.executable, "-m", "worker.generate", "--checkpoint", str(tmp_path / "nope"),
+         "--prompt", "x", "--json", str(tmp_path / "r.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert gen.returncode == 2 and "--checkpoint" in gen.stderr

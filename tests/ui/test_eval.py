@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,9 @@ from tests.support.ui import CANVAS_INK, UI, screenshot, wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_eval_sets_and_prompts_from_the_form(ui: UI, tiny_assets: dict[str, Path]) -> None:
+def test_eval_sets_and_prompts_from_the_form(
+    ui: UI, panel: Any, tiny_assets: dict[str, Path]
+) -> None:
     page = ui.page
     ui.goto("/launch")
     page.get_by_label("Run name").fill("ui eval sets")
@@ -79,3 +82,22 @@ def test_eval_sets_and_prompts_from_the_form(ui: UI, tiny_assets: dict[str, Path
     wait_until(lambda: "Step 4" in samples.inner_text(), 5, what="step 4 samples")
     assert samples.locator("tbody tr[data-set=kn][data-mode=greedy]").count() == 1
     screenshot(page, "run-eval")
+
+    # "Try it": a generate job on the worker's job slot, from the saved checkpoint; the answer
+    # streams through the job log and ends as the job's result.
+    run_id = page.url.rsplit("/", 1)[-1]
+    try_it = page.get_by_test_id("try-it")
+    try_it.get_by_label("Prompt").fill("All human")
+    try_it.get_by_label("New tokens").fill("5")
+    try_it.get_by_role("button", name="Generate").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=try-answer]')?.dataset.status === 'succeeded'",
+        timeout=120_000,
+    )
+    with panel.client() as c:
+        jobs = c.get("/api/jobs", params={"kind": "generate", "run_id": run_id}).json()
+    assert len(jobs) == 1 and jobs[0]["status"] == "succeeded", jobs
+    result = jobs[0]["result"]
+    assert result["prompt"] == "All human" and 1 <= result["new_tokens"] <= 5, result
+    assert result["checkpoint"].endswith("checkpoint-8")
+    assert result["text"] in page.get_by_test_id("try-answer").inner_text()

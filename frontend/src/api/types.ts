@@ -150,7 +150,7 @@ export interface ValidationItem {
   type?: string;
 }
 
-export type JobKind = "merge" | "tokenizer" | "scan";
+export type JobKind = "merge" | "tokenizer" | "scan" | "generate";
 
 export interface Job {
   id: string;

@@ -13,6 +13,7 @@ import { LogViewer } from "../components/LogViewer";
 import { Progress } from "../components/Progress";
 import { canCancel, canDelete, canResume, useRunActions } from "../components/RunActions";
 import { StatusBadge } from "../components/StatusBadge";
+import { TryIt } from "../components/TryIt";
 import { bytes, compact, dateTime, duration, int, num, runSeconds } from "../lib/format";
 import { setKey, setNames } from "../lib/evalsets";
 import { tokensAxis, type Store } from "../lib/metrics";
@@ -190,6 +191,8 @@ export function RunPage({ id }: { id: string }) {
       <LogSection run={run} live={live} />
 
       <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name)} />
+
+      <TryIt run={run} checkpoints={live.checkpoints} />
 
       <ConfigPanel run={run} />
       {actions.dialog}
