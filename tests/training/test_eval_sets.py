@@ -191,3 +191,45 @@ def test_generate_refuses_bad_input(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert gen.returncode == 2 and "--checkpoint" in gen.stderr
+
+
+def test_zero3_two_processes_score_what_one_process_scores(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """Sharded windows (3 over 2 ranks: one rank runs a dummy forward), ZeRO-3's collective
+    weight gathers and synced generation give the one-process figures at step 0."""
+    from tests.support.pretrain import DS_CONFIGS
+
+    config = json.loads((DS_CONFIGS / "ds_zero3.json").read_text())
+    config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
+    ds = tmp_path / "ds_zero3_tiny.json"
+    ds.write_text(json.dumps(config))
+    sets = {"kn": {"path": str(tiny_assets["corpus"] / "udhr_kn_Knda.txt"), "max_eval_samples": 3}}
+
+    def run(name: str, nproc: int | None, **flags: object) -> list[dict[str, object]]:
+        out = tmp_path / name
+        args = tiny_args(
+            tiny_assets, out, tmp_path / f"cache-{name}",
+            finetuning_type="full", tokenizer_name_or_path=None, max_steps=2, eval_steps=None,
+            eval_strategy="no", save_steps=100, validation_split_percentage=0,
+            max_eval_samples=None, per_device_eval_batch_size=1, eval_sets=json.dumps(sets),
+            eval_prompts=json.dumps({"en": ["All human"]}), sample_max_new_tokens=4, **flags,
+        )  # fmt: skip
+        proc = run_pretrain(args, nproc=nproc)
+        assert proc.returncode == 0, output_of(proc)[-4000:]
+        return events_of(out)
+
+    one = run("one", None)
+    two = run("two", 2, deepspeed=ds)
+    e1 = next(e for e in one if e["kind"] == "eval")
+    e2 = next(e for e in two if e["kind"] == "eval")
+    assert e1["step"] == e2["step"] == 0
+    for what in ("loss", "bits_per_char", "bits_per_byte"):
+        key = f"eval_kn_{what}"
+        assert e2[key] == pytest.approx(e1[key], rel=1e-5), key
+    greedy = [
+        next(e["text"] for e in ev if e["kind"] == "sample" and e["mode"] == "greedy")
+        for ev in (one, two)
+    ]
+    assert greedy[0] == greedy[1]  # the same base model continues the same way
+    assert len([e for e in two if e["kind"] == "sample"]) == 2 * 2  # rank 0 writes, 2 evals
