@@ -123,12 +123,7 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
         if key[:2] == ("data", "data_sources"):
             (config.data.data_sources or [])[int(key[2])].path = value
         elif key[:2] == ("data", "eval_sets"):
-            sets = config.data.eval_sets or {}
-            spec = sets[key[2]]
-            if isinstance(spec, str):
-                sets[key[2]] = value
-            else:
-                spec.path = value
+            (config.data.eval_sets or {})[key[2]].path = value
         else:
             section, name = key
             setattr(getattr(config, section), name, value)

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 
@@ -126,6 +133,15 @@ class EvalSet(_Section):
     )
 
 
+def _path_is_a_set(value: Any) -> Any:
+    """``"kn": "/data/kn.txt"`` is short for ``"kn": {"path": "/data/kn.txt"}``: one shape to
+    validate, so a bad value gets one error at its field, not one per union branch."""
+    return {"path": value} if isinstance(value, str) else value
+
+
+EvalSetSpec = Annotated[EvalSet, BeforeValidator(_path_is_a_set)]
+
+
 class DataSection(_Section):
     """Training text (the seed's data arguments)."""
 
@@ -175,7 +191,7 @@ class DataSection(_Section):
         "against forgetting; the dataset directory (or train file) is one more source.",
         json_schema_extra=_adv(**{ARGV: "json"}),
     )
-    eval_sets: dict[SetName, str | EvalSet] | None = Field(
+    eval_sets: dict[SetName, EvalSetSpec] | None = Field(
         default=None,
         max_length=16,
         title="Held-out sets",
@@ -396,10 +412,7 @@ class RunConfig(_Section):
         for i, source in enumerate(self.data.data_sources or []):
             found[("data", "data_sources", str(i), "path")] = source.path
         for name, spec in (self.data.eval_sets or {}).items():
-            if isinstance(spec, str):
-                found[("data", "eval_sets", name)] = spec
-            else:
-                found[("data", "eval_sets", name, "path")] = spec.path
+            found[("data", "eval_sets", name, "path")] = spec.path
         return found
 
 

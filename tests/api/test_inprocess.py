@@ -208,7 +208,11 @@ def test_eval_set_paths_are_checked_under_the_allowed_roots(
     r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": config})
     assert r.status_code == 422, r.text
     locs = [tuple(e["loc"][-3:]) for e in r.json()["detail"]]
-    assert ("data", "eval_sets", "en") in locs and ("eval_sets", "kn", "path") in locs, locs
+    assert ("eval_sets", "en", "path") in locs and ("eval_sets", "kn", "path") in locs, locs
+    role = {"data": {"eval_sets": {"en": {"path": "/x", "role": "keep"}}}}
+    r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": role})
+    assert r.status_code == 422
+    assert [e["loc"][-4:] for e in r.json()["detail"]] == [["data", "eval_sets", "en", "role"]]
     corpus = sorted(p for p in (tmp_path / "assets" / "corpus").iterdir() if p.is_file())
     good = {"data": {"eval_sets": {"en": str(corpus[0]), "kn": {"path": str(corpus[-1])}}}}
     r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": good})

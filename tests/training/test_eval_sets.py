@@ -233,3 +233,11 @@ def test_zero3_two_processes_score_what_one_process_scores(
     ]
     assert greedy[0] == greedy[1]  # the same base model continues the same way
     assert len([e for e in two if e["kind"] == "sample"]) == 2 * 2  # rank 0 writes, 2 evals
+
+
+def test_eval_batch_defaults_to_the_training_micro_batch(tmp_path: Path) -> None:
+    base = ["--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]
+    _, _, args = parse_args([*base, "--per_device_train_batch_size", "3"])
+    assert args.per_device_eval_batch_size == 3
+    _, _, args = parse_args([*base, "--per_device_eval_batch_size", "5"])
+    assert args.per_device_eval_batch_size == 5
