@@ -241,7 +241,7 @@ def eval_interval_steps(
             total = len(train_ds) * block_size / max(tokens_per_step, 1) * args.num_train_epochs
         except TypeError:  # a stream has no length (and needs max_steps anyway)
             total = 1.0
-    if str(args.eval_strategy) in ("steps", "IntervalStrategy.STEPS") and args.eval_steps:
+    if getattr(args.eval_strategy, "value", args.eval_strategy) == "steps" and args.eval_steps:
         steps = float(args.eval_steps)
         return steps * total if steps < 1 else min(steps, max(total, 1.0))
     return max(total, 1.0)

@@ -241,3 +241,19 @@ def test_eval_batch_defaults_to_the_training_micro_batch(tmp_path: Path) -> None
     assert args.per_device_eval_batch_size == 3
     _, _, args = parse_args([*base, "--per_device_eval_batch_size", "5"])
     assert args.per_device_eval_batch_size == 5
+
+
+def test_the_budget_interval_is_the_steps_between_evaluations(tmp_path: Path) -> None:
+    from worker.pretrain import eval_interval_steps
+
+    base = ["--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]
+    _, _, a = parse_args(
+        [*base, "--max_steps", "100", "--eval_strategy", "steps", "--eval_steps", "10"]
+    )
+    assert eval_interval_steps(a, [], 512, 128) == 10
+    _, _, a = parse_args(
+        [*base, "--max_steps", "100", "--eval_strategy", "steps", "--eval_steps", "0.25"]
+    )
+    assert eval_interval_steps(a, [], 512, 128) == 25
+    _, _, a = parse_args([*base, "--max_steps", "100"])  # start and end only: the whole run
+    assert eval_interval_steps(a, [], 512, 128) == 100
