@@ -160,7 +160,7 @@ class DataSection(_Section):
     validation_file: str | None = Field(
         default=None,
         title="Validation file",
-        description="Held-out text file for perplexity.",
+        description="Held-out text file: the eval set named validation (never trained on).",
         json_schema_extra=_adv(),
     )
     validation_split_percentage: float = Field(

@@ -81,7 +81,6 @@ class Evaluator:
         self.batch_size = max(1, batch_size)
         self.last_end: float | None = None  # when the previous evaluation ended
         self.warned = False
-        self.durations: list[float] = []
 
     # --- scoring ---------------------------------------------------------------------------
 
@@ -134,7 +133,8 @@ class Evaluator:
         nll = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
         ).view_as(target)
-        nll_sum = (nll * mask).sum(dtype=torch.float64)
+        # where, not a product: a padded position's NaN must not poison the sum.
+        nll_sum = torch.where(mask, nll, torch.zeros_like(nll)).sum(dtype=torch.float64)
         count = mask.sum(dtype=torch.float64)
         return torch.stack([nll_sum, count])
 
@@ -192,7 +192,6 @@ class Evaluator:
         """A warning (once) when this evaluation took more than 10 % of the training time since
         the previous one ended; None otherwise."""
         took = ended - started
-        self.durations.append(took)
         previous, self.last_end = self.last_end, ended
         if previous is None or self.warned:
             return None
