@@ -160,8 +160,9 @@ def test_an_extended_tokenizer_scores_the_same_characters(
     print(f"\nstep 0 zh bits/char: base tokenizer {zh_b:.3f}, extended {zh_x:.3f}")
     print(f"extended LoRA: zh {zh_x:.3f} -> {evals[-1]['eval_zh_bits_per_char']:.3f}")
     assert 0.5 * zh_b < zh_x < 2.5 * zh_b, (zh_b, zh_x)
-    # English is tokenized as before and its rows are the base's: at step 0 the same figure.
-    assert x0["eval_en_bits_per_char"] == pytest.approx(b0["eval_en_bits_per_char"], rel=1e-4)
+    # English is tokenized as before and its rows are the base's: at step 0 nearly the same
+    # figure (the 800 new rows take a little probability mass: 3.5e-5 relative, measured).
+    assert x0["eval_en_bits_per_char"] == pytest.approx(b0["eval_en_bits_per_char"], rel=1e-3)
     # Per token, the two are not comparable: the extended tokenizer needs fewer tokens.
     assert ext_info["zh"]["tokens"] / ext_info["zh"]["characters"] < (
         base_info["zh"]["tokens"] / base_info["zh"]["characters"]
