@@ -5,7 +5,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api/client";
 import type { EvalSetInfo, Run, RunEvent, Samples } from "../api/types";
-import { change, loadSetInfo, setKey, setNames, signed } from "../lib/evalsets";
+import { change, forgettingText, loadSetInfo, setKey, setNames, signed } from "../lib/evalsets";
 import { compact, duration, num, runSeconds } from "../lib/format";
 import type { Store } from "../lib/metrics";
 
@@ -98,6 +98,18 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
             </tbody>
           </table>
         </div>
+        {sets
+          .filter((n) => role(n) === "retain")
+          .flatMap((n) =>
+            loaded.map((l) => {
+              const text = forgettingText(n, change(l.store[setKey(n, "bits_per_char")]));
+              return text ? (
+                <p key={`${n}-${l.run.id}`} class="forgetting small" data-testid="compare-forgetting" data-run={l.run.id}>
+                  <strong>{l.run.name || l.run.id}:</strong> {text}
+                </p>
+              ) : null;
+            }),
+          )}
       </section>
       <CompareSamples loaded={loaded} extra={extra} />
     </>
