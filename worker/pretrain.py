@@ -76,7 +76,11 @@ from worker.training.data import (  # noqa: E402
     read_texts,
     tokenizer_fingerprint,
 )
-from worker.training.evaluation import Evaluator, default_windows  # noqa: E402
+from worker.training.evaluation import (  # noqa: E402
+    Evaluator,
+    default_windows,
+    eval_interval_steps,
+)
 from worker.training.failures import (  # noqa: E402
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -228,23 +232,6 @@ def train(
     # 7. The final evaluation, unless one just ran.
     if eval_sets and run.last_eval_step != trainer.state.global_step:
         trainer.evaluate()
-
-
-def eval_interval_steps(
-    args: PretrainArguments, train_ds: Any, tokens_per_step: int, block_size: int
-) -> float:
-    """Optimizer steps between two evaluations (the whole run when evaluating only at the end)."""
-    if args.max_steps > 0:
-        total = float(args.max_steps)
-    else:
-        try:
-            total = len(train_ds) * block_size / max(tokens_per_step, 1) * args.num_train_epochs
-        except TypeError:  # a stream has no length (and needs max_steps anyway)
-            total = 1.0
-    if getattr(args.eval_strategy, "value", args.eval_strategy) == "steps" and args.eval_steps:
-        steps = float(args.eval_steps)
-        return steps * total if steps < 1 else min(steps, max(total, 1.0))
-    return max(total, 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:

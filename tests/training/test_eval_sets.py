@@ -244,7 +244,7 @@ def test_eval_batch_defaults_to_the_training_micro_batch(tmp_path: Path) -> None
 
 
 def test_the_budget_interval_is_the_steps_between_evaluations(tmp_path: Path) -> None:
-    from worker.pretrain import eval_interval_steps
+    from worker.training.evaluation import eval_interval_steps
 
     base = ["--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]
     _, _, a = parse_args(

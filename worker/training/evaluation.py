@@ -47,6 +47,21 @@ def default_windows(
     return max(MIN_WINDOWS, int(tokens // max(block_size - 1, 1)) // budgeted_sets)
 
 
+def eval_interval_steps(args: Any, train_ds: Any, tokens_per_step: int, block_size: int) -> float:
+    """Optimizer steps between two evaluations (the whole run when evaluating only at the end)."""
+    if args.max_steps > 0:
+        total = float(args.max_steps)
+    else:
+        try:
+            total = len(train_ds) * block_size / max(tokens_per_step, 1) * args.num_train_epochs
+        except TypeError:  # a stream has no length (and needs max_steps anyway)
+            total = 1.0
+    if getattr(args.eval_strategy, "value", args.eval_strategy) == "steps" and args.eval_steps:
+        steps = float(args.eval_steps)
+        return steps * total if steps < 1 else min(steps, max(total, 1.0))
+    return max(total, 1.0)
+
+
 def set_metrics(name: str, nll: float, tokens: int, chars: int, nbytes: int) -> dict[str, float]:
     loss = nll / tokens if tokens else float("nan")
     try:
