@@ -32,6 +32,11 @@ class RunView:
     eta_seconds: float | None = None
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Eval lines not printed yet, and the evals already printed (by attempt and seq: a
+    #: reconnect replays events, each eval is printed once).
+    pending: list[str] = field(default_factory=list)
+    evals_seen: set[tuple[int, int]] = field(default_factory=set)
+    baseline: dict[str, float] = field(default_factory=dict)
 
     def update_run(self, run: dict[str, Any]) -> None:
         self.status = run.get("status") or self.status
@@ -48,6 +53,11 @@ class RunView:
             self.max_steps = int(data["max_steps"])
         if data.get("loss") is not None:
             self.loss = float(data["loss"])
+        if data.get("kind") == "eval":
+            key = (int(data.get("attempt") or 0), int(data.get("seq") or 0))
+            if key not in self.evals_seen:
+                self.evals_seen.add(key)
+                self.pending.append(eval_line(data, self.baseline))
 
     @property
     def done(self) -> bool:
@@ -58,6 +68,25 @@ class RunView:
         loss = f"  loss {self.loss:.4f}" if self.loss is not None else ""
         eta = f"  eta {self.eta_seconds:.0f}s" if self.eta_seconds is not None else ""
         return f"{self.run_id}  {self.status:<10} step {self.step}{total}{loss}{eta}"
+
+
+def eval_line(data: dict[str, Any], baseline: dict[str, float]) -> str:
+    """``eval step 40  kn 2.913 bits/char (-0.412)  en 1.201 (+0.020)``: every set's bits per
+    character and its change since the first evaluation seen (step 0 with eval_at_start)."""
+    suffix = "_bits_per_char"
+    parts = []
+    for key, value in data.items():
+        if not (key.startswith("eval_") and key.endswith(suffix)) or not isinstance(
+            value, int | float
+        ):
+            continue
+        name = key[len("eval_") : -len(suffix)]
+        base = baseline.setdefault(name, float(value))
+        change = f" ({value - base:+.3f})" if int(data.get("step") or 0) > 0 else ""
+        parts.append(f"{name} {value:.3f} bits/char{change}")
+    if not parts and isinstance(data.get("eval_loss"), int | float):
+        parts.append(f"eval_loss {data['eval_loss']:.4f}")
+    return f"eval step {data.get('step')}  " + "  ".join(parts)
 
 
 def sse_events(client: httpx.Client, path: str) -> Iterator[tuple[str, str]]:
@@ -100,6 +129,10 @@ def follow(client: httpx.Client, run_id: str, console: Console) -> RunView:
     """Show progress until the run reaches a final state; returns the final view."""
     view = RunView(run_id)
     view.update_run(request(client, "GET", f"/runs/{run_id}"))
+    # The changes are since the run's first evaluation, even when following starts later.
+    first = request(client, "GET", f"/runs/{run_id}/events", params={"kind": "eval", "limit": 1})
+    if first:
+        eval_line({**first[0], **(first[0].get("data") or {})}, view.baseline)
     if console.is_terminal:
         with Progress(
             TextColumn("[bold]{task.fields[run]}[/] {task.fields[status]}"),
@@ -112,6 +145,9 @@ def follow(client: httpx.Client, run_id: str, console: Console) -> RunView:
             task = progress.add_task("run", total=None, run=run_id, status="", loss="-", eta="-")
 
             def render() -> None:
+                for text in view.pending:
+                    progress.console.print(text, highlight=False)
+                view.pending.clear()
                 progress.update(
                     task,
                     completed=view.step,
@@ -126,6 +162,9 @@ def follow(client: httpx.Client, run_id: str, console: Console) -> RunView:
         last: list[str] = [""]
 
         def render() -> None:
+            for text in view.pending:
+                console.print(text, highlight=False)
+            view.pending.clear()
             text = view.line()
             if text != last[0]:
                 console.print(text, highlight=False)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 
 EVENTS_FILE = "events.jsonl"
-KINDS = ("start", "log", "eval", "checkpoint", "end")
+#: Equal to ``cpt_contract.events.KINDS`` (this script imports nothing of the panel; a test checks).
+KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning")
 END_STATUSES = ("succeeded", "failed", "diverged", "oom", "cancelled")
 
 

@@ -53,6 +53,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import default_data_collator  # noqa: E402
 
+from worker.data.eval_sets import parse_eval_prompts  # noqa: E402
 from worker.events import EventWriter  # noqa: E402
 from worker.training import preemption  # noqa: E402
 from worker.training.arguments import (  # noqa: E402
@@ -70,10 +71,16 @@ from worker.training.checkpoints import (  # noqa: E402
     resolve_resume,
 )
 from worker.training.data import (  # noqa: E402
+    build_eval_sets,
     build_run_data,
     group_blocks,
     read_texts,
     tokenizer_fingerprint,
+)
+from worker.training.evaluation import (  # noqa: E402
+    Evaluator,
+    default_windows,
+    eval_interval_steps,
 )
 from worker.training.failures import (  # noqa: E402
     EXIT_BAD_INPUT,
@@ -157,18 +164,30 @@ def train(
 
     # 3. Data before the model: bad data fails in seconds, not after loading weights.
     data, run.data_sources = build_run_data(data_args, args, tokenizer, block_size)
-    train_ds, eval_ds = data.train, data.eval
-
-    # 4. Model: load or build, resize the vocabulary to the tokenizer, wrap in LoRA.
-    model, old_vocab = build_model(model_args, args, tokenizer, config)
-    run.total_params, run.trainable_params = count_parameters(model)
-    run.vocab_size = max(len(tokenizer), old_vocab)
-    run.tokens_per_step = (
+    train_ds = data.train
+    tokens_per_step = (
         block_size
         * args.per_device_train_batch_size
         * args.gradient_accumulation_steps
         * args.world_size
     )
+    # Held-out sets, each scored exactly (bits/char); the budget needs the steps between evals.
+    interval = eval_interval_steps(args, train_ds, tokens_per_step, block_size)
+    eval_sets = build_eval_sets(
+        data_args,
+        tokenizer,
+        block_size,
+        data.eval,
+        lambda n: default_windows(interval, tokens_per_step, block_size, n),
+    )
+    run.eval_sets = [w.info() for w in eval_sets]
+    prompts = parse_eval_prompts(args.eval_prompts) if args.eval_prompts else None
+
+    # 4. Model: load or build, resize the vocabulary to the tokenizer, wrap in LoRA.
+    model, old_vocab = build_model(model_args, args, tokenizer, config)
+    run.total_params, run.trainable_params = count_parameters(model)
+    run.vocab_size = max(len(tokenizer), old_vocab)
+    run.tokens_per_step = tokens_per_step
     if args.process_index == 0:
         logger.info(
             "%s: %d trainable of %d parameters; %d tokens per step",
@@ -179,19 +198,26 @@ def train(
         )
 
     # 5. Trainer with the events callback (start/log/eval/checkpoint events, divergence stop).
-    if eval_ds is not None and args.per_device_eval_batch_size and not args.do_eval:
-        args.do_eval = True  # evaluate at least at the end: perplexity is a deliverable
+    if eval_sets and not args.do_eval:
+        args.do_eval = True  # evaluate at least at the end: bits/char is a deliverable
+    # The step-0 baseline; a resumed run has it already.
+    args.eval_on_start = bool(eval_sets) and args.eval_at_start and resume is None
     trainer = PretrainTrainer(
         model=model,
         args=args,
         train_dataset=train_ds,
-        eval_dataset=eval_ds,
+        # Scored by the Evaluator; the Trainer only checks that there is something to evaluate.
+        eval_dataset=eval_sets or None,
         processing_class=tokenizer,
         data_collator=default_data_collator,
         # After EventsCallback: a checkpoint saved on SIGTERM is marked complete before exit.
         callbacks=[EventsCallback(run), *([SaveOnSigterm()] if preemption.enabled() else [])],
     )
     trainer.run = run
+    if eval_sets or prompts:
+        trainer.evaluator = Evaluator(
+            eval_sets, prompts, args.sample_max_new_tokens, args.per_device_eval_batch_size
+        )
 
     # 6. Train (or resume), then save the final weights and tokenizer.
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -206,8 +232,8 @@ def train(
         tokenizer.save_pretrained(str(output_dir))
         trainer.save_state()
 
-    # 7. The final perplexity, unless an evaluation just ran.
-    if eval_ds is not None and run.last_eval_step != trainer.state.global_step:
+    # 7. The final evaluation, unless one just ran.
+    if eval_sets and run.last_eval_step != trainer.state.global_step:
         trainer.evaluate()
 
 

@@ -103,15 +103,53 @@ def metric_series(
     return {"series": out, "keys": list(found)}
 
 
-def events_after(session: Session, run_id: str, after_seq: int, limit: int) -> list[RunEvent]:
+def events_after(
+    session: Session, run_id: str, after_seq: int, limit: int, kind: str | None = None
+) -> list[RunEvent]:
+    stmt = select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq > after_seq)
+    if kind is not None:
+        stmt = stmt.where(RunEvent.kind == kind)
     return list(
-        session.exec(
-            select(RunEvent)
-            .where(RunEvent.run_id == run_id, RunEvent.seq > after_seq)
-            .order_by(col(RunEvent.seq), col(RunEvent.attempt))
-            .limit(limit)
-        ).all()
+        session.exec(stmt.order_by(col(RunEvent.seq), col(RunEvent.attempt)).limit(limit)).all()
     )
+
+
+def samples(session: Session, run: Run, step: int | None) -> dict[str, Any]:
+    """The run's generation samples (``sample`` events): every step that has some, and those of
+    ``step`` (all steps when None). Across resumes, a step's samples from the latest attempt."""
+    t = RunEvent.__table__.c  # type: ignore[attr-defined]
+    stmt = sa_select(t.kind, t.attempt, t.step, t.time, t.data).where(
+        t.run_id == run.id, t.kind.in_(("sample", "start"))
+    )
+    rows = _effective([_Row(*r) for r in session.connection().execute(
+        stmt.order_by(t.attempt, t.seq)
+    )])  # fmt: skip
+    by_step: dict[int, list[dict[str, Any]]] = {}
+    attempt_of: dict[int, int] = {}
+    for r in rows:
+        if r.kind != "sample" or r.step is None:
+            continue
+        if attempt_of.setdefault(r.step, r.attempt) != r.attempt:
+            if r.attempt > attempt_of[r.step]:  # a resumed attempt evaluated this step again
+                by_step[r.step], attempt_of[r.step] = [], r.attempt
+            else:
+                continue
+        d = r.data
+        by_step.setdefault(r.step, []).append(
+            {
+                "seq": d.get("seq"),
+                "step": r.step,
+                "attempt": r.attempt,
+                "time": r.time,
+                "set": str(d.get("set", "")),
+                "prompt": str(d.get("prompt", "")),
+                "text": str(d.get("text", "")),
+                "mode": str(d.get("mode", "")),
+            }
+        )
+    steps = sorted(by_step)
+    chosen = steps if step is None else [s for s in steps if s == step]
+    return {"steps": steps, "samples": [x for s in chosen for x in by_step[s]]}
 
 
 def _complete_utf8(data: bytes) -> bytes:

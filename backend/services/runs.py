@@ -124,6 +124,8 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
     for key, value in resolved.items():
         if key[:2] == ("data", "data_sources"):
             (config.data.data_sources or [])[int(key[2])].path = value
+        elif key[:2] == ("data", "eval_sets"):
+            (config.data.eval_sets or {})[key[2]].path = value
         else:
             section, name = key
             setattr(getattr(config, section), name, value)

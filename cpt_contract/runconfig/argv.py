@@ -82,7 +82,17 @@ def field_flags(name: str, value: object, extra: dict[str, Any]) -> list[str]:
     if isinstance(style, dict):  # a choice that maps to its own flags
         return list(style[str(value)])
     if style == "json":  # structured values travel as one JSON argument
-        items = [v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v for v in value]  # type: ignore[attr-defined]
+
+        def plain(v: object) -> object:
+            return v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v
+
+        items = (
+            {k: plain(v) for k, v in value.items()}
+            if isinstance(value, dict)
+            else [plain(v) for v in value]  # type: ignore[attr-defined]
+        )
+        if not items:
+            return []
         return [f"--{name}", json.dumps(items, ensure_ascii=False)]
     return [*extra.get("argv_with", []), f"--{name}", _value(value)]
 

@@ -11,9 +11,17 @@ UI hints ride in ``json_schema_extra``: ``advanced`` (collapsed by default), ``p
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
@@ -111,6 +119,42 @@ class DataSource(_Section):
     name: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
+#: A name that becomes part of a metric key (``eval_<name>_bits_per_char``).
+SetName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")]
+
+
+class EvalSet(_Section):
+    """A held-out set: evaluated at every evaluation, never trained on."""
+
+    path: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="A .txt/.jsonl file or a directory of them.",
+        json_schema_extra={"picker": "dataset"},
+    )
+    role: Literal["retain", "target"] | None = Field(
+        default=None,
+        description="retain: the base model's language (its change since step 0 is the "
+        "forgetting); target: the language being learned.",
+    )
+    max_eval_samples: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Windows of block_size tokens evaluated. Empty: a share of a budget that "
+        "keeps one evaluation under ~10% of the training time between evaluations.",
+    )
+
+
+def _path_is_a_set(value: Any) -> Any:
+    """``"kn": "/data/kn.txt"`` is short for ``"kn": {"path": "/data/kn.txt"}``: one shape to
+    validate, so a bad value gets one error at its field, not one per union branch."""
+    return {"path": value} if isinstance(value, str) else value
+
+
+EvalSetSpec = Annotated[EvalSet, BeforeValidator(_path_is_a_set)]
+
+
 class DataSection(_Section):
     """Training text (the seed's data arguments)."""
 
@@ -132,7 +176,7 @@ class DataSection(_Section):
         max_length=1000,
         default=None,
         title="Validation file",
-        description="Held-out text file for perplexity.",
+        description="Held-out text file: the eval set named validation (never trained on).",
         json_schema_extra=_adv(),
     )
     validation_split_percentage: float = Field(
@@ -163,6 +207,15 @@ class DataSection(_Section):
         description="Extra sources mixed by weight, e.g. replay text of the base's language "
         "against forgetting; the dataset directory (or train file) is one more source.",
         json_schema_extra=_adv(**{ARGV: "json"}),
+    )
+    eval_sets: dict[SetName, EvalSetSpec] | None = Field(
+        default=None,
+        max_length=16,
+        title="Held-out sets",
+        description='Named held-out sets, e.g. {"kn": "/data/kn-heldout.txt", "en": {"path": '
+        '"/data/en.txt", "role": "retain"}}: each reports eval_<name>_bits_per_char at every '
+        "evaluation; a file that is also training data is left out of training.",
+        json_schema_extra={ARGV: "json"},
     )
     max_train_samples: int | None = Field(default=None, le=MAX_INT, ge=1, json_schema_extra=_adv())
     max_eval_samples: int | None = Field(default=None, le=MAX_INT, ge=1, json_schema_extra=_adv())
@@ -229,7 +282,13 @@ class TrainingSection(_Section):
     per_device_train_batch_size: int = Field(
         default=1, ge=1, le=MAX_INT, title="Micro-batch per device"
     )
-    per_device_eval_batch_size: int = Field(default=1, le=MAX_INT, ge=1, json_schema_extra=_adv())
+    per_device_eval_batch_size: int | None = Field(
+        default=None,
+        le=MAX_INT,
+        ge=1,
+        description="Empty: the training micro-batch.",
+        json_schema_extra=_adv(),
+    )
     gradient_accumulation_steps: int = Field(
         default=8, ge=1, le=MAX_INT, title="Gradient accumulation"
     )
@@ -260,6 +319,26 @@ class TrainingSection(_Section):
         description="Empty: evaluate at the end only.",
         # Evaluating during training needs the strategy too; the value alone would be ignored.
         json_schema_extra={"argv_with": ["--do_eval", "--eval_strategy", "steps"]},
+    )
+    eval_at_start: bool = Field(
+        default=True,
+        title="Evaluate at step 0",
+        description="Evaluate the base model before the first update: every curve starts at "
+        "the baseline.",
+        json_schema_extra=NEGATABLE,
+    )
+    eval_prompts: (
+        dict[SetName, list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]]] | None
+    ) = Field(
+        default=None,
+        max_length=16,
+        title="Sample prompts",
+        description="Prompts continued at every evaluation, greedy and sampled (fixed seed), "
+        'by group, e.g. {"kn": ["ಕನ್ನಡ ಒಂದು"], "en": ["The capital of"]}.',
+        json_schema_extra={ARGV: "json"},
+    )
+    sample_max_new_tokens: int = Field(
+        default=48, ge=1, le=1024, title="Sample length", description="New tokens per sample."
     )
     seed: int = Field(default=42, ge=0, le=MAX_INT, title="Seed")
     ddp_timeout: int = Field(default=30000, le=MAX_INT, ge=1, json_schema_extra=_adv())
@@ -356,6 +435,15 @@ class RunConfig(_Section):
         if self.data.streaming and self.training.max_steps <= 0:
             raise ValueError("training.max_steps: streaming needs max_steps > 0")
         if (
+            self.data.eval_sets
+            and "validation" in self.data.eval_sets
+            and (self.data.validation_file or self.data.validation_split_percentage > 0)
+        ):
+            raise ValueError(
+                "data.eval_sets: the name 'validation' is the validation_file / "
+                "validation_split_percentage set; name this set differently"
+            )
+        if (
             self.model.model_name_or_path is None
             and self.model.tokenizer_name_or_path is None
             and self.model.model_type is None
@@ -380,6 +468,8 @@ class RunConfig(_Section):
                     found[(section, name)] = value
         for i, source in enumerate(self.data.data_sources or []):
             found[("data", "data_sources", str(i), "path")] = source.path
+        for name, spec in (self.data.eval_sets or {}).items():
+            found[("data", "eval_sets", name, "path")] = spec.path
         return found
 
 

@@ -164,3 +164,64 @@ def test_preview_counts_the_embedding_rows_a_tokenizer_adds(
     assert vocab_est["new_rows"] == 2
     # No scan of this dataset yet: no token count is invented.
     assert r.json()["estimates"]["data"]["tokens"] is None
+
+
+def test_eval_events_give_per_set_series_samples_by_step_and_warnings(
+    client: TestClient,
+) -> None:
+    """Per-set bits/char are metric series; samples are stored once (by seq) and read by step."""
+    run = client.post("/api/runs", json={"preset": "tiny-demo", "config": {}}).json()
+    worker = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+    claim = f"/api/internal/runs/{run['id']}/claim"
+    assert client.post(claim, json={"attempt": 1, "worker": "w"}, headers=worker).status_code == 200
+
+    def ev(seq: int, kind: str, step: int, **data: object) -> dict[str, object]:
+        return {"seq": seq, "kind": kind, "step": step, "time": float(seq), **data}
+
+    events = [
+        ev(1, "start", 0, eval_sets=[{"name": "en", "role": "retain"}]),
+        ev(2, "eval", 0, eval_loss=3.0, perplexity=20.1, eval_en_bits_per_char=1.5),
+        ev(3, "sample", 0, set="en", prompt="The", text=" cat", mode="greedy"),
+        ev(4, "sample", 0, set="en", prompt="The", text=" dog", mode="sampled"),
+        ev(5, "eval", 4, eval_loss=2.9, perplexity=18.2, eval_en_bits_per_char=1.52),
+        ev(6, "sample", 4, set="en", prompt="The", text=" sun", mode="greedy"),
+        ev(7, "warning", 4, code="eval_budget", message="evaluation at step 4 took 9 s"),
+    ]
+    path = f"/api/internal/runs/{run['id']}/events"
+    for _ in range(2):  # a re-sent batch stores nothing twice
+        client.post(path, json={"attempt": 1, "events": events}, headers=worker)
+    series = client.get(f"/api/runs/{run['id']}/metrics?keys=eval_en_bits_per_char").json()
+    assert series["series"]["eval_en_bits_per_char"]["value"] == [1.5, 1.52]
+    got = client.get(f"/api/runs/{run['id']}/samples").json()
+    assert got["steps"] == [0, 4] and [s["text"] for s in got["samples"]] == [
+        " cat",
+        " dog",
+        " sun",
+    ]
+    one = client.get(f"/api/runs/{run['id']}/samples?step=4").json()
+    assert [(s["mode"], s["text"]) for s in one["samples"]] == [("greedy", " sun")]
+    warnings = client.get(f"/api/runs/{run['id']}/events?kind=warning").json()
+    assert [w["data"]["code"] for w in warnings] == ["eval_budget"]
+    assert client.get(f"/api/runs/{run['id']}/events?kind=nope").status_code == 422
+
+
+def test_eval_set_paths_are_checked_under_the_allowed_roots(
+    client: TestClient, tmp_path: Path
+) -> None:
+    config = {"data": {"eval_sets": {"en": "/etc/passwd", "kn": {"path": "/etc/hosts"}}}}
+    r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": config})
+    assert r.status_code == 422, r.text
+    locs = [tuple(e["loc"][-3:]) for e in r.json()["detail"]]
+    assert ("eval_sets", "en", "path") in locs and ("eval_sets", "kn", "path") in locs, locs
+    role = {"data": {"eval_sets": {"en": {"path": "/x", "role": "keep"}}}}
+    r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": role})
+    assert r.status_code == 422
+    assert [e["loc"][-4:] for e in r.json()["detail"]] == [["data", "eval_sets", "en", "role"]]
+    corpus = sorted(p for p in (tmp_path / "assets" / "corpus").iterdir() if p.is_file())
+    good = {"data": {"eval_sets": {"en": str(corpus[0]), "kn": {"path": str(corpus[-1])}}}}
+    r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": good})
+    assert r.status_code == 200, r.text
+    assert "--eval_sets" in r.json()["argv"]
+    bad = {"data": {"eval_sets": {"a b": "/x"}}}
+    r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": bad})
+    assert r.status_code == 422 and "eval_sets" in r.text

@@ -62,6 +62,10 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
             "name": "checkpoint-10",
         }
     )
+    events.append(
+        {"seq": 13, "time": 13.0, "kind": "sample", "step": 10, "set": "kn", "prompt": "ಕ",
+         "text": "ನ್ನಡ", "mode": "greedy"}
+    )  # fmt: skip
     with panel.client() as c, worker_client(panel) as w:
         assert c.get("/api/health").json()["database"] == "ok"
         run = create_run(c)
@@ -87,6 +91,8 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
         stored = c.get(f"/api/runs/{rid}/events").json()
         metrics = c.get(f"/api/runs/{rid}/metrics", params={"keys": "loss"}).json()
         ckpts = c.get(f"/api/runs/{rid}/checkpoints").json()
+        samples = c.get(f"/api/runs/{rid}/samples", params={"step": 10}).json()
+        starts = c.get(f"/api/runs/{rid}/events", params={"kind": "start"}).json()
         cancel = c.post(f"/api/runs/{rid}/cancel").json()
         w.post(f"/api/internal/runs/{rid}/status", json={"attempt": 1, "status": "cancelled"})
         resumed = c.post(f"/api/runs/{rid}/resume", json={"checkpoint": "checkpoint-10"}).json()
@@ -94,9 +100,11 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
         nul = c.post("/api/runs", json={"preset": "tiny-demo", "name": "a\x00b"})
         huge = w.post(f"/api/internal/runs/{rid}/claim", json={"attempt": 2**40, "worker": "w"})
     assert claim.status_code == 200 and twice.status_code == 409
-    assert (first["accepted"], again["accepted"], log["accepted_until"]) == (12, 0, 4)
+    assert (first["accepted"], again["accepted"], log["accepted_until"]) == (13, 0, 4)
+    assert samples["steps"] == [10] and samples["samples"][0]["text"] == "ನ್ನಡ"
+    assert [e["kind"] for e in starts] == ["start"]
     assert shown["step"] == 10 and shown["tokens_seen"] == 640 and shown["loss"] == 3.0
-    assert len(stored) == 12 and stored[1]["data"]["nan"] == "NaN"
+    assert len(stored) == 13 and stored[1]["data"]["nan"] == "NaN"
     assert metrics["series"]["loss"]["step"] == list(range(1, 11))
     assert [c["name"] for c in ckpts] == ["checkpoint-10"] and not ckpts[0]["exists"]
     assert cancel["status"] == "cancelling"

@@ -39,6 +39,7 @@ def test_cli_submit_follow_list_logs(panel: Panel, tiny_assets: dict[str, Path])
         "training.logging_steps=1",
         "training.learning_rate=1e-3",  # YAML 1.1 would keep this a string; the CLI makes it a float
         "training.eval_steps=null",
+        f'data.eval_sets={{"en": "{tiny_assets["corpus"] / "udhr_en_Latn.txt"}"}}',
     ]
     args = ["runs", "submit", "--preset", "tiny-demo", "--name", "from the cli", "--follow"]
     for item in sets:
@@ -50,6 +51,11 @@ def test_cli_submit_follow_list_logs(panel: Panel, tiny_assets: dict[str, Path])
     steps = [int(s) for s in re.findall(r"step (\d+)/4", out)]
     assert steps and steps[-1] == 4 and steps == sorted(steps), out  # progress, then the end
     assert f"run {run_id} succeeded" in out
+    # Each evaluation printed once, with every set's bits/char (step 0 = the baseline).
+    evals = re.findall(r"eval step (\d+) .*", out)
+    assert evals == ["0", "4"], out
+    assert re.search(r"eval step 4 .*en \d+\.\d+ bits/char \([+-]\d", out), out
+    assert re.search(r"eval step 0 .*validation \d+\.\d+ bits/char", out), out
     run: dict[str, Any] = get_run(panel, run_id)
     assert run["name"] == "from the cli" and run["config"]["training"]["learning_rate"] == 1e-3
 

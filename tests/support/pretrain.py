@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cpt_contract.events import KINDS
 from tests.support.panel import ROOT, free_port
 
 SCRIPT = ROOT / "worker" / "pretrain.py"
@@ -124,7 +125,7 @@ def assert_events_wellformed(events: list[dict[str, Any]]) -> None:
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"seq not strictly rising: {seqs}"
     for e in events:
         assert {"seq", "time", "kind", "step"} <= e.keys(), e
-        assert e["kind"] in {"start", "log", "eval", "checkpoint", "end"}, e
+        assert e["kind"] in KINDS, e
         if e["kind"] == "start":
             assert e.keys() >= START_FIELDS, e
         elif e["kind"] == "log":

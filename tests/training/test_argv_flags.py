@@ -43,6 +43,10 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "overwrite_cache": True,
         "packing": "classic",
         "data_sources": [{"path": "/data/en-replay", "weight": 0.25, "name": "en"}],
+        "eval_sets": {
+            "kn": "/data/kn-heldout.txt",
+            "en": {"path": "/data/en-heldout.txt", "role": "retain", "max_eval_samples": 8},
+        },
     },
     "method": {
         "finetuning_type": "full",
@@ -70,6 +74,9 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "save_steps": 5,
         "save_total_limit": 2,
         "eval_steps": 4,
+        "eval_at_start": False,
+        "eval_prompts": {"kn": ["ಕನ್ನಡ"], "en": ["The capital of"]},
+        "sample_max_new_tokens": 16,
         "seed": 7,
         "ddp_timeout": 600,
         "debug_mode": True,
@@ -153,8 +160,10 @@ def test_pretrain_parser_accepts_every_flag() -> None:
             if name in {"precision", "warmup_ratio", "finetuning_type"}:
                 continue  # mapped by the script (--bf16; warmup_ratio → warmup_steps)
             got = parsed[name]
-            if name == "data_sources":
+            if name in {"data_sources", "eval_sets", "eval_prompts"}:
                 got = json.loads(got)  # structured values travel as one JSON argument
+            if name == "eval_sets":  # a bare path is short for {"path": ...}
+                value = {k: {"path": v} if isinstance(v, str) else v for k, v in value.items()}
             assert got == value or str(got) == str(value), f"--{name}: {got!r} != {value!r}"
     assert training_args.bf16 is True
     flags = [a for a in args if a.startswith("--")]

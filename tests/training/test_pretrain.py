@@ -49,8 +49,8 @@ def test_lora_plain_python(
     logs = [e for e in events if e["kind"] == "log"]
     assert [e["step"] for e in logs] == list(range(1, 25))  # logging_first_step + every step
     assert logs[-1]["tokens_seen"] == 24 * 256
-    # eval at 12 and 24 (the last one doubles as the final perplexity), checkpoints at 8/16/24.
-    assert [e["step"] for e in events if e["kind"] == "eval"] == [12, 24]
+    # eval at 0 (the baseline), 12 and 24 (the last doubles as the final one); saves at 8/16/24.
+    assert [e["step"] for e in events if e["kind"] == "eval"] == [0, 12, 24]
     assert [e["name"] for e in events if e["kind"] == "checkpoint"] == [
         "checkpoint-8",
         "checkpoint-16",

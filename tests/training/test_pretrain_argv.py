@@ -53,7 +53,7 @@ def test_tiny_demo_argv_runs_and_resumes(tiny_assets: dict[str, Path], tmp_path:
     assert "vocabulary extended from 384 to 768 tokens" in output_of(proc)
     start = events[0]
     assert start["max_steps"] == 40 and start["tokens_per_step"] == 4 * 64
-    assert [e["step"] for e in events if e["kind"] == "eval"] == [20, 40]
+    assert [e["step"] for e in events if e["kind"] == "eval"] == [0, 20, 40]
     assert [e["name"] for e in events if e["kind"] == "checkpoint"] == [
         "checkpoint-20",
         "checkpoint-40",

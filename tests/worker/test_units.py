@@ -152,3 +152,21 @@ def test_the_worker_checks_the_paths_again_before_launching(tmp_path: Path) -> N
     (assets["corpus"] / "late.txt").symlink_to("/etc/hostname")
     with pytest.raises(Refused, match=r"data\.dataset_dir: .*late\.txt"):
         check_paths(config, roots)
+
+
+def test_follow_prints_each_eval_once_with_every_set_s_bits_per_char() -> None:
+    from cpt_cli.follow import RunView
+
+    view = RunView("r-1")
+
+    def ev(seq: int, step: int, kn: float, en: float) -> dict[str, object]:
+        data = {"eval_loss": 3.0, "eval_kn_bits_per_char": kn, "eval_en_bits_per_char": en}
+        return {"seq": seq, "attempt": 1, "kind": "eval", "step": step, "data": data}
+
+    view.update_metric(ev(2, 0, 3.5, 1.25))
+    view.update_metric(ev(9, 10, 3.0, 1.27))
+    view.update_metric(ev(9, 10, 3.0, 1.27))  # replayed after a reconnect: not printed again
+    assert view.pending == [
+        "eval step 0  kn 3.500 bits/char  en 1.250 bits/char",
+        "eval step 10  kn 3.000 bits/char (-0.500)  en 1.270 bits/char (+0.020)",
+    ]

@@ -11,6 +11,7 @@ import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from worker.data.errors import DataError
+from worker.data.eval_sets import parse_eval_prompts, parse_eval_sets
 from worker.data.sources import parse_data_sources
 from worker.training.failures import InputError
 
@@ -94,6 +95,14 @@ class DataTrainingArguments:
             "choices": ["eos", "classic"],
         },
     )
+    eval_sets: str | None = field(
+        default=None,
+        metadata={
+            "help": 'JSON {name: path | {"path", "role": "retain"|"target", "max_eval_samples"}} '
+            "(or a .json file of it): held-out sets evaluated at every evaluation "
+            "(eval_<name>_loss/_perplexity/_bits_per_char/_bits_per_byte); never trained on."
+        },
+    )
     data_sources: str | None = field(
         default=None,
         metadata={
@@ -123,6 +132,17 @@ class PretrainArguments(TrainingArguments):
     divergence_patience: int = field(
         default=3, metadata={"help": "Stop after K consecutive steps with NaN/inf loss."}
     )
+    eval_at_start: bool = field(
+        default=True, metadata={"help": "Evaluate before the first update (the step-0 baseline)."}
+    )
+    eval_prompts: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON {group: [prompt, ...]}: continued greedily and sampled (fixed seed) "
+            "at every evaluation, written as sample events."
+        },
+    )
+    sample_max_new_tokens: int = field(default=48, metadata={"help": "New tokens per sample."})
     # Removed from TrainingArguments in transformers 5; the seed's command still passes them.
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Train even if output_dir holds checkpoints."}
@@ -143,6 +163,9 @@ def parse_args(
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])  # type: ignore[return-value]
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    if argv_value(argv, "--per_device_eval_batch_size") is None:
+        # HF's default (8) is arbitrary: evaluate with what training fits, the micro-batch.
+        training_args.per_device_eval_batch_size = training_args.per_device_train_batch_size
     return model_args, data_args, training_args
 
 
@@ -204,6 +227,18 @@ def check_arguments(
     pct = data_args.validation_split_percentage or 0
     if not 0 <= pct < 1:
         raise InputError(f"--validation_split_percentage is a fraction in [0, 1), got {pct}")
+    if data_args.eval_sets:
+        try:
+            parse_eval_sets(data_args.eval_sets)
+        except DataError as exc:
+            raise InputError(str(exc)) from exc
+    if args.eval_prompts:
+        try:
+            parse_eval_prompts(args.eval_prompts)
+        except DataError as exc:
+            raise InputError(str(exc)) from exc
+    if args.sample_max_new_tokens < 1:
+        raise InputError("--sample_max_new_tokens must be at least 1")
     if args.divergence_patience < 1:
         raise InputError("--divergence_patience must be at least 1")
     if args.finetuning_type == "lora" and not split_names(args.trainable):

@@ -11,6 +11,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from worker.training.checkpoints import write_run_info
+from worker.training.evaluation import Evaluator
 from worker.training.run_state import RunContext
 
 
@@ -58,6 +59,7 @@ class EventsCallback(TrainerCallback):
             resumed_from=str(run.resumed_from) if run.resumed_from else None,
             finetuning_type=args.finetuning_type,
             data_sources=run.data_sources,
+            eval_sets=run.eval_sets,
         )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -115,8 +117,14 @@ class EventsCallback(TrainerCallback):
         metrics["perplexity"] = ppl
         self.run.last_eval = (loss, ppl)
         self.run.last_eval_step = state.global_step
+        # Per set: eval_<set>_loss/_perplexity/_bits_per_char/_bits_per_byte (worker/training/evaluation.py).
+        per_set = {
+            k: v
+            for k, v in metrics.items()
+            if k.startswith("eval_") and k != "eval_loss" and isinstance(v, int | float)
+        }
         self.run.events.emit(
-            "eval", state.global_step, eval_loss=loss, perplexity=ppl, epoch=state.epoch
+            "eval", state.global_step, eval_loss=loss, perplexity=ppl, epoch=state.epoch, **per_set
         )
 
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -136,9 +144,38 @@ def perplexity(loss: float) -> float:
 
 
 class PretrainTrainer(Trainer):
-    """Notes NaN/inf losses per micro-batch (the logged loss filters them out)."""
+    """Notes NaN/inf losses per micro-batch (the logged loss filters them out), and evaluates
+    through the ``Evaluator`` (exact per-set NLL, samples, budget) when there is one."""
 
     run: RunContext | None = None
+    evaluator: Evaluator | None = None
+
+    def evaluate(
+        self,
+        eval_dataset: Any = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        if self.evaluator is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        started = time.time()
+        metrics = self.evaluator.score(self)
+        samples = self.evaluator.samples(self)
+        ended = time.time()
+        metrics["eval_runtime"] = ended - started
+        step = self.state.global_step
+        if metrics.get("eval_loss") is not None:
+            self.log(dict(metrics))
+            self.control = self.callback_handler.on_evaluate(
+                self.args, self.state, self.control, metrics
+            )
+        if self.run is not None:
+            for sample in samples:
+                self.run.events.emit("sample", step, **sample)
+            warning = self.evaluator.check_budget(started, ended, step)
+            if warning is not None:
+                self.run.events.emit("warning", step, **warning)
+        return metrics
 
     def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
         loss = super().training_step(model, inputs, num_items_in_batch)

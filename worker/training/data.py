@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,13 @@ from worker.data.documents import find_files
 from worker.data.documents import read_texts as _read_texts
 from worker.data.encoding import tokenizer_fingerprint
 from worker.data.errors import DataError
+from worker.data.eval_sets import (
+    EvalWindows,
+    build_windows,
+    packed_windows,
+    parse_eval_sets,
+    spec_files,
+)
 from worker.data.files import CACHE_FORMAT, PackOptions
 from worker.data.packing import group_blocks
 from worker.data.sources import Source, load_sources, parse_data_sources
@@ -109,11 +117,16 @@ def build_run_data(
     if workers and workers > 0 and "RAYON_NUM_THREADS" not in os.environ:
         # The tokenizer's thread pool (read when it first encodes in parallel).
         os.environ["RAYON_NUM_THREADS"] = str(min(workers, os.cpu_count() or 1))
+    sources = exclude_eval_files(data_sources(data_args), eval_files(data_args))
     plan = DataPlan(
-        sources=data_sources(data_args),
+        sources=sources,
         opts=PackOptions(block_size, data_args.packing, data_args.keep_linebreaks),
-        validation_files=[Path(data_args.validation_file)] if data_args.validation_file else [],
-        validation_split=data_args.validation_split_percentage or 0.0,
+        # A validation file is scored as whole documents (build_eval_sets), not packed blocks;
+        # a split still holds packed blocks out of the training text.
+        validation_files=[],
+        validation_split=0.0
+        if data_args.validation_file
+        else (data_args.validation_split_percentage or 0.0),
         seed=args.seed,
         cache_dir=Path(data_args.data_cache_dir or "./"),
         overwrite_cache=data_args.overwrite_cache,
@@ -147,3 +160,91 @@ def build_run_data(
             row["blocks"], row["train_blocks"], row["eval_blocks"],
         )  # fmt: skip
     return data, data.summary
+
+
+def eval_files(data_args: DataTrainingArguments) -> dict[Path, str]:
+    """Every file of a held-out set (resolved) → the set's name."""
+    out: dict[Path, str] = {}
+    if data_args.validation_file:
+        out[Path(data_args.validation_file).resolve()] = VALIDATION
+    try:
+        for spec in parse_eval_sets(data_args.eval_sets) if data_args.eval_sets else []:
+            for p in spec_files(spec):
+                out.setdefault(p.resolve(), spec.name)
+    except DataError as exc:
+        raise InputError(str(exc)) from exc
+    return out
+
+
+def exclude_eval_files(sources: list[Source], held_out: dict[Path, str]) -> list[Source]:
+    """Sources without the files that are also eval files: no held-out text is trained on."""
+    for s in sources:
+        keep = []
+        for p in s.files:
+            name = held_out.get(p.resolve())
+            if name is None:
+                keep.append(p)
+            else:
+                logger.info("%s is eval set %r: left out of training source %r", p, name, s.name)
+        if s.files and not keep:
+            raise InputError(
+                f"{s.flag}: every file of source {s.name!r} is also an eval file; "
+                "give training text that is not held out"
+            )
+        s.files = keep
+    return sources
+
+
+#: The set made of ``--validation_file`` / ``--validation_split_percentage``.
+VALIDATION = "validation"
+
+
+def build_eval_sets(
+    data_args: DataTrainingArguments,
+    tokenizer: Any,
+    block_size: int,
+    held_out_blocks: Any,
+    default_cap: Callable[[int], int],
+) -> list[EvalWindows]:
+    """The run's held-out sets, ``validation`` first. ``default_cap(n)``: windows per set for
+    the ``n`` sets that set no ``max_eval_samples`` (the evaluation budget)."""
+    try:
+        specs = parse_eval_sets(data_args.eval_sets) if data_args.eval_sets else []
+        has_split = held_out_blocks is not None and len(held_out_blocks) > 0
+        budgeted = sum(1 for s in specs if s.max_eval_samples is None)
+        if data_args.validation_file or has_split:
+            budgeted += 0 if data_args.max_eval_samples else 1
+        cap = default_cap(budgeted)
+        out: list[EvalWindows] = []
+        if data_args.validation_file:
+            path = Path(data_args.validation_file)
+            w = build_windows(
+                VALIDATION, [path], tokenizer, block_size,
+                data_args.max_eval_samples or cap, data_args.keep_linebreaks, "--validation_file",
+            )  # fmt: skip
+            w.path = str(path)
+            out.append(w)
+        elif has_split:
+            n = data_args.max_eval_samples or cap
+            blocks = [held_out_blocks.block(i) for i in range(min(n, len(held_out_blocks)))]
+            w = packed_windows(VALIDATION, blocks, tokenizer)
+            w.truncated = len(held_out_blocks) > len(blocks)
+            out.append(w)
+        for spec in specs:
+            w = build_windows(
+                spec.name, spec_files(spec), tokenizer, block_size,
+                spec.max_eval_samples or cap, data_args.keep_linebreaks, spec.flag,
+            )  # fmt: skip
+            w.role, w.path = spec.role, str(spec.path)
+            out.append(w)
+    except DataError as exc:
+        raise InputError(str(exc)) from exc
+    for w in out:
+        if len(w.input_ids) == 0:
+            raise InputError(f"eval set {w.name!r}: no text to evaluate")
+        logger.info(
+            "eval set %s: %d documents, %d characters, %d bytes, %d tokens in %d windows%s",
+            w.name, w.documents, w.characters, w.bytes, w.tokens, len(w.input_ids),
+            " (cut at max_eval_samples)" if w.truncated else "",
+        )  # fmt: skip
+    return out

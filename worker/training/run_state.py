@@ -30,3 +30,5 @@ class RunContext:
     train_loss: float | None = None
     #: Per data source: name, weight, files, bytes, documents, tokens, blocks, train/eval blocks.
     data_sources: list[dict[str, Any]] = field(default_factory=list)
+    #: Per held-out set: name, role, path, documents, characters, bytes, tokens, windows.
+    eval_sets: list[dict[str, Any]] = field(default_factory=list)

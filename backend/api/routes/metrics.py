@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from backend.api.deps import SessionDep, require_api_token
 from backend.api.routes.common import AUTH, NOT_FOUND
 from backend.models import EventPublic
 from backend.services import queries, runs
+from cpt_contract.events import KINDS, SampleMode
 from cpt_contract.protocol import INT32
 
 router = APIRouter(
@@ -61,9 +62,40 @@ def get_events(
     session: SessionDep,
     after_seq: Annotated[int, Query(ge=-1, le=INT32)] = -1,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    kind: Annotated[
+        Literal[KINDS] | None,  # type: ignore[valid-type]
+        Query(description="Only events of this kind, e.g. warning or start"),
+    ] = None,
 ) -> Any:
     runs.get_run(session, run_id)
-    return queries.events_after(session, run_id, after_seq, limit)
+    return queries.events_after(session, run_id, after_seq, limit, kind)
+
+
+class Sample(BaseModel):
+    seq: int | None
+    step: int
+    attempt: int
+    time: float | None
+    set: str = Field(description="The eval_prompts group")
+    prompt: str
+    text: str = Field(description="The continuation (without the prompt)")
+    mode: SampleMode
+
+
+class Samples(BaseModel):
+    steps: list[int] = Field(description="Every step with samples, ascending")
+    samples: list[Sample]
+
+
+@router.get("/runs/{run_id}/samples", response_model=Samples)
+def get_samples(
+    run_id: str,
+    session: SessionDep,
+    step: Annotated[int | None, Query(description="Only this step's samples")] = None,
+) -> Any:
+    """Generation samples written at each evaluation (greedy and sampled per prompt)."""
+    run = runs.get_run(session, run_id)
+    return queries.samples(session, run, step)
 
 
 @router.get("/runs/{run_id}/logs", response_model=LogText)

@@ -191,3 +191,34 @@ export interface Job {
   duration_seconds: number | null;
   queue_position?: number | null;
 }
+
+/** One entry of the `start` event's `eval_sets` (cpt_contract/events.py: EvalSetInfo). */
+export interface EvalSetInfo {
+  name: string;
+  role: "retain" | "target" | null;
+  path: string | null;
+  documents: number;
+  characters: number;
+  bytes: number;
+  tokens: number;
+  windows: number;
+  truncated?: boolean;
+  exact?: boolean;
+}
+
+/** GET /runs/{id}/samples: generations written at each evaluation. */
+export interface Sample {
+  seq: number | null;
+  step: number;
+  attempt: number;
+  time: number | null;
+  set: string;
+  prompt: string;
+  text: string;
+  mode: "greedy" | "sampled";
+}
+
+export interface Samples {
+  steps: number[];
+  samples: Sample[];
+}

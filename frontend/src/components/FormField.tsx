@@ -23,6 +23,20 @@ function parseNumber(raw: string, field: FieldSpec): unknown {
   return Number.isFinite(n) ? n : t;
 }
 
+function parseJson(raw: string): unknown {
+  if (raw.trim() === "") return null;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function jsonText(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value, null, 1);
+}
+
 function display(value: unknown): string {
   if (value === null || value === undefined) return "";
   return String(value);
@@ -42,10 +56,12 @@ export function FormField({ field, value, errors, files, onChange }: Props) {
     "aria-describedby": describedBy,
   };
 
-  // Numbers keep the user's text while typing ("1e-" is not a number yet).
-  const [raw, setRaw] = useState(display(value));
+  // Numbers keep the user's text while typing ("1e-" is not a number yet); so does JSON.
+  const [raw, setRaw] = useState(field.kind === "json" ? jsonText(value) : display(value));
   useEffect(() => {
-    if (parseNumber(raw, field) !== value) setRaw(display(value));
+    if (field.kind === "json") {
+      if (JSON.stringify(parseJson(raw)) !== JSON.stringify(value ?? null)) setRaw(jsonText(value));
+    } else if (parseNumber(raw, field) !== value) setRaw(display(value));
   }, [value]);
 
   let input;
@@ -80,6 +96,24 @@ export function FormField({ field, value, errors, files, onChange }: Props) {
           const v = (e.target as HTMLInputElement).value;
           setRaw(v);
           onChange(parseNumber(v, field));
+        }}
+      />
+    );
+  } else if (field.kind === "json") {
+    // A mapping or a list of objects as JSON; text that does not parse yet is sent as it is,
+    // so the server's 422 says what is wrong.
+    input = (
+      <textarea
+        {...common}
+        class="json-input"
+        rows={3}
+        spellcheck={false}
+        value={raw}
+        placeholder={field.description?.match(/\{.*\}|\[.*\]/)?.[0] ?? "JSON"}
+        onInput={(e) => {
+          const v = (e.target as HTMLTextAreaElement).value;
+          setRaw(v);
+          onChange(parseJson(v));
         }}
       />
     );

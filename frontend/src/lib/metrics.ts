@@ -1,5 +1,6 @@
 // Metric series for one run: loaded from GET /metrics, then extended by live `metric` events.
 
+import { api, qs } from "../api/client";
 import type { Metrics, RunEvent } from "../api/types";
 
 export const LOG_KEYS = ["loss", "learning_rate", "grad_norm", "tokens_per_second"] as const;
@@ -14,6 +15,14 @@ export interface SeriesData {
 }
 
 export type Store = Record<string, SeriesData>;
+
+/** eval_<set>_<what>: the held-out sets' metrics (their names are only known from the data). */
+export const SET_KEY = /^eval_.+_(loss|perplexity|bits_per_char|bits_per_byte)$/;
+
+/** Which keys GET /metrics returns: the fixed ones plus every set's (not eval_runtime, epoch...). */
+export function wantedKeys(all: string[]): string[] {
+  return [...ALL_KEYS, ...all.filter((k) => SET_KEY.test(k))];
+}
 
 export function fromApi(m: Metrics, attempt: number): Store {
   const store: Store = {};
@@ -34,7 +43,9 @@ export function fromApi(m: Metrics, attempt: number): Store {
  * Returns whether anything changed.
  */
 export function addEvent(store: Store, ev: RunEvent): boolean {
-  const keys = ev.kind === "log" ? LOG_KEYS : ev.kind === "eval" ? EVAL_KEYS : null;
+  // An eval event also carries every held-out set's eval_<set>_<what> (lib/evalsets.ts).
+  const keys: readonly string[] | null =
+    ev.kind === "log" ? LOG_KEYS : ev.kind === "eval" ? [...EVAL_KEYS, ...Object.keys(ev.data).filter((k) => SET_KEY.test(k))] : null;
   if (!keys) return false;
   const tokens = typeof ev.data.tokens_seen === "number" ? ev.data.tokens_seen : null;
   let changed = false;
@@ -62,6 +73,7 @@ export function tokensAxis(store: Store, s: SeriesData): (number | null)[] {
   const ref = store.loss;
   return s.step.map((step, i) => {
     if (s.tokens[i] !== null && s.tokens[i] !== undefined) return s.tokens[i];
+    if (step === 0) return 0; // the step-0 evaluation: before any token was trained on
     if (!ref || !ref.step.length) return null;
     // last train point at or before this step (binary search: steps rise)
     let lo = 0;
@@ -80,4 +92,13 @@ export function tokensAxis(store: Store, s: SeriesData): (number | null)[] {
     // scale by steps, since tokens per step are constant within a run
     return ref.step[found] > 0 ? (t * step) / ref.step[found] : t;
   });
+}
+
+/** A run's stored series: the fixed keys, then (when the run has held-out sets) theirs too. */
+export async function loadStore(runId: string, attempt: number): Promise<Store> {
+  const base = `/runs/${encodeURIComponent(runId)}/metrics`;
+  let m = await api<Metrics>(`${base}${qs({ keys: ALL_KEYS.join(","), max_points: 2000 })}`);
+  const more = wantedKeys(m.keys);
+  if (more.length > ALL_KEYS.length) m = await api<Metrics>(`${base}${qs({ keys: more.join(","), max_points: 2000 })}`);
+  return fromApi(m, attempt);
 }

@@ -1,8 +1,9 @@
 // Turns the run-config JSON Schema (pydantic's output) into a flat list of form fields.
 // Only the shapes pydantic emits for RunConfig are handled: $ref sections, scalars,
-// Optional[...] as anyOf [..., null], Literal[...] as enum, and list[str].
+// Optional[...] as anyOf [..., null], Literal[...] as enum, list[str], and structured values
+// (dicts, lists of objects) as JSON text.
 
-export type FieldKind = "string" | "integer" | "number" | "boolean" | "enum" | "array";
+export type FieldKind = "string" | "integer" | "number" | "boolean" | "enum" | "array" | "json";
 
 export interface FieldSpec {
   section: string;
@@ -60,6 +61,8 @@ function toField(section: string, key: string, prop: Json): FieldSpec {
   else if (body.type === "integer") kind = "integer";
   else if (body.type === "number") kind = "number";
   else if (body.type === "boolean") kind = "boolean";
+  // Structured values (a mapping, a list of objects): edited as JSON, checked by the server.
+  else if (body.type === "object" || (body.type === "array" && (body.items?.$ref || body.items?.type === "object"))) kind = "json";
   else if (body.type === "array") kind = "array";
   else kind = "string";
   // pydantic titles fields without an explicit title "Max Grad Norm": sentence case reads better.

@@ -7,9 +7,9 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api, qs } from "../api/client";
 import { subscribe, type SseState } from "../api/sse";
 import { STATUS_RANK } from "../api/contract";
-import type { Checkpoint, LogChunk, LogEvent, Metrics, Run, RunEvent } from "../api/types";
+import type { Checkpoint, LogChunk, LogEvent, Run, RunEvent } from "../api/types";
 import { LogBuffer } from "./logbuffer";
-import { ALL_KEYS, addEvent, fromApi, type Store } from "./metrics";
+import { addEvent, loadStore, type Store } from "./metrics";
 
 
 export interface RunLive {
@@ -17,6 +17,8 @@ export interface RunLive {
   error: string | null;
   live: SseState;
   metrics: Store;
+  /** Sample and warning events seen live (a change makes the eval panel re-read them). */
+  evalEvents: number;
   logs: LogBuffer | null;
   checkpoints: Checkpoint[] | null;
   version: number;
@@ -34,6 +36,7 @@ export function useRunLive(id: string): RunLive {
   const [checkpoints, setCheckpoints] = useState<Checkpoint[] | null>(null);
   const [version, setVersion] = useState(0);
   const metrics = useRef<Store>({});
+  const evalEvents = useRef(0);
   const logs = useRef<LogBuffer | null>(null);
   const frame = useRef(0);
   const fillingLogs = useRef<Promise<void> | null>(null);
@@ -74,9 +77,9 @@ export function useRunLive(id: string): RunLive {
     };
     const loadMetrics = async () => {
       try {
-        const m = await api<Metrics>(`${base}/metrics${qs({ keys: ALL_KEYS.join(","), max_points: 2000 })}`);
+        const store = await loadStore(id, runRef.current?.attempt ?? 1);
         if (!alive) return;
-        metrics.current = fromApi(m, runRef.current?.attempt ?? 1);
+        metrics.current = store;
         bump();
       } catch {
         /* the run itself reports the error */
@@ -140,6 +143,10 @@ export function useRunLive(id: string): RunLive {
     };
     const onMetric = (ev: RunEvent) => {
       if (ev.kind === "checkpoint" || ev.kind === "end") loadCheckpoints();
+      if (ev.kind === "sample" || ev.kind === "warning") {
+        evalEvents.current += 1; // the eval panel re-reads samples and warnings
+        bump();
+      }
       if (addEvent(metrics.current, ev)) bump();
     };
 
@@ -190,6 +197,7 @@ export function useRunLive(id: string): RunLive {
     error,
     live,
     metrics: metrics.current,
+    evalEvents: evalEvents.current,
     logs: logs.current,
     checkpoints,
     version,

@@ -2,12 +2,14 @@
 // whose values differ.
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, qs } from "../api/client";
-import { ACTIVE_STATUSES, type Metrics, type Run, type RunPage } from "../api/types";
+import { api } from "../api/client";
+import { ACTIVE_STATUSES, type Run, type RunPage } from "../api/types";
 import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { StatusBadge } from "../components/StatusBadge";
-import { ALL_KEYS, fromApi, tokensAxis, type Store } from "../lib/metrics";
+import { CompareEval } from "../components/CompareEval";
+import { setKey, setNames } from "../lib/evalsets";
+import { loadStore, tokensAxis, type Store } from "../lib/metrics";
 import { navigate, runHref } from "../lib/router";
 import { flatten } from "../lib/schema";
 import { ema } from "../lib/smooth";
@@ -21,12 +23,20 @@ interface Loaded {
 
 const CHARTS: [string, string][] = [
   ["loss", "Training loss"],
-  ["eval_loss", "Eval loss"],
-  ["perplexity", "Perplexity"],
   ["learning_rate", "Learning rate"],
   ["grad_norm", "Gradient norm"],
   ["tokens_per_second", "Tokens per second"],
 ];
+
+/** Per held-out set a bits/char chart (comparable across tokenizers); eval loss only for runs
+ *  without sets. Perplexity is exp(loss): it stays in the tables. */
+function chartList(loaded: Loaded[]): [string, string][] {
+  const sets = [...new Set(loaded.flatMap((l) => setNames(l.store)))];
+  const evals: [string, string][] = sets.length
+    ? sets.map((n) => [setKey(n, "bits_per_char"), `${n}: held-out bits per character`])
+    : [["eval_loss", "Eval loss"]];
+  return [CHARTS[0], ...evals, ...CHARTS.slice(1)];
+}
 
 function fmt(v: unknown): string {
   if (v === undefined) return "(absent)";
@@ -48,11 +58,8 @@ export function Compare({ ids }: { ids: string[] }) {
       try {
         const out = await Promise.all(
           ids.map(async (id) => {
-            const [run, m] = await Promise.all([
-              api<Run>(`/runs/${encodeURIComponent(id)}`),
-              api<Metrics>(`/runs/${encodeURIComponent(id)}/metrics${qs({ keys: ALL_KEYS.join(","), max_points: 2000 })}`),
-            ]);
-            return { run, store: fromApi(m, run.attempt) };
+            const run = await api<Run>(`/runs/${encodeURIComponent(id)}`);
+            return { run, store: await loadStore(id, run.attempt) };
           }),
         );
         if (alive) {
@@ -110,7 +117,7 @@ export function Compare({ ids }: { ids: string[] }) {
           <ChartControls opts={opts} onChange={setOpts} />
         </div>
         <div class="charts">
-          {CHARTS.map(([key, title]) => {
+          {chartList(loaded).map(([key, title]) => {
             const lines: Line[] = loaded.map((l, i) => {
               const s = l.store[key];
               const y = s?.value ?? [];
@@ -119,13 +126,14 @@ export function Compare({ ids }: { ids: string[] }) {
                 color: PALETTE[i % PALETTE.length],
                 x: s ? (opts.x === "step" ? s.step : tokensAxis(l.store, s)) : [],
                 y: key === "loss" ? ema(y, opts.smoothing) : y,
-                points: key === "eval_loss" || key === "perplexity",
+                points: key.startsWith("eval_"),
               };
             });
             return <Chart key={key} testId={`compare-${key}`} title={key === "loss" ? `${title} (smoothed)` : title} lines={lines} xLabel={xLabel} logY={opts.logY} syncKey="compare" />;
           })}
         </div>
       </section>
+      <CompareEval loaded={loaded} />
       <section class="card">
         <div class="section-head">
           <h2>Config differences</h2>

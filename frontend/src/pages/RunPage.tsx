@@ -8,12 +8,14 @@ import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { useConfirm } from "../components/Confirm";
 import { TryIt } from "../components/TryIt";
 import { CopyButton } from "../components/CopyButton";
+import { EvalPanel } from "../components/EvalPanel";
 import { LiveDot } from "../components/LiveDot";
 import { LogViewer } from "../components/LogViewer";
 import { Progress } from "../components/Progress";
 import { canCancel, canDelete, canResume, useRunActions } from "../components/RunActions";
 import { StatusBadge } from "../components/StatusBadge";
 import { bytes, compact, dateTime, duration, int, num, runSeconds } from "../lib/format";
+import { setKey, setNames } from "../lib/evalsets";
 import { tokensAxis, type Store } from "../lib/metrics";
 import { navigate } from "../lib/router";
 import { ema } from "../lib/smooth";
@@ -21,7 +23,7 @@ import { useNow } from "../lib/useNow";
 import { LogBuffer } from "../lib/logbuffer";
 import { useRunLive, type RunLive } from "../lib/useRunLive";
 
-const C = { raw: "#9db7e0", smooth: "#2563eb", eval: "#dc2626", ppl: "#9333ea", lr: "#0891b2", grad: "#ea580c", tps: "#16a34a" };
+const C = { raw: "#9db7e0", smooth: "#2563eb", eval: "#dc2626", lr: "#0891b2", grad: "#ea580c", tps: "#16a34a" };
 
 function xOf(store: Store, key: string, x: ChartOpts["x"]): (number | null)[] {
   const s = store[key];
@@ -29,7 +31,29 @@ function xOf(store: Store, key: string, x: ChartOpts["x"]): (number | null)[] {
   return x === "step" ? s.step : tokensAxis(store, s);
 }
 
-function charts(store: Store, o: ChartOpts): { title: string; lines: Line[]; y2Label?: string; id: string }[] {
+const SET_COLORS = ["#dc2626", "#2563eb", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+
+/** Held-out sets: bits/char per set (comparable across tokenizers), or their per-token loss.
+ *  Perplexity is exp(loss), the same line again: it stays in the table and the stats. */
+function evalChart(store: Store, o: ChartOpts, metric: EvalMetric): { title: string; lines: Line[]; id: string } {
+  const names = setNames(store);
+  if (!names.length) {
+    const s = store.eval_loss;
+    return { id: "eval", title: "Eval loss", lines: [{ label: "eval loss", color: C.eval, x: xOf(store, "eval_loss", o.x), y: s?.value ?? [], points: true }] };
+  }
+  return {
+    id: "eval",
+    title: metric === "bits_per_char" ? "Held-out bits per character" : "Held-out loss (per token)",
+    lines: names.map((n, i) => {
+      const key = setKey(n, metric);
+      return { label: n, color: SET_COLORS[i % SET_COLORS.length], x: xOf(store, key, o.x), y: store[key]?.value ?? [], points: true };
+    }),
+  };
+}
+
+type EvalMetric = "bits_per_char" | "loss";
+
+function charts(store: Store, o: ChartOpts, evalMetric: EvalMetric): { title: string; lines: Line[]; y2Label?: string; id: string }[] {
   const y = (k: string) => store[k]?.value ?? [];
   const line = (key: string, label: string, color: string, extra: Partial<Line> = {}): Line => ({
     label,
@@ -47,15 +71,7 @@ function charts(store: Store, o: ChartOpts): { title: string; lines: Line[]; y2L
         { ...line("loss", `smoothed (${o.smoothing.toFixed(2)})`, C.smooth, { width: 2 }), y: ema(y("loss"), o.smoothing) },
       ],
     },
-    {
-      id: "eval",
-      title: "Eval loss and perplexity",
-      y2Label: "perplexity",
-      lines: [
-        line("eval_loss", "eval loss", C.eval, { points: true }),
-        line("perplexity", "perplexity", C.ppl, { points: true, scale: "y2", dash: [4, 3] }),
-      ],
-    },
+    evalChart(store, o, evalMetric),
     { id: "lr", title: "Learning rate", lines: [line("learning_rate", "learning rate", C.lr)] },
     { id: "grad", title: "Gradient norm", lines: [line("grad_norm", "grad norm", C.grad)] },
     { id: "tps", title: "Tokens per second", lines: [line("tokens_per_second", "tokens/s", C.tps)] },
@@ -67,6 +83,7 @@ export function RunPage({ id }: { id: string }) {
   const { run } = live;
   const now = useNow();
   const [opts, setOpts] = useState<ChartOpts>({ x: "step", logY: false, smoothing: 0.6 });
+  const [evalMetric, setEvalMetric] = useState<EvalMetric>("bits_per_char");
   const actions = useRunActions(live.setRun, () => navigate("/runs"));
 
   if (live.error && !run) {
@@ -148,6 +165,13 @@ export function RunPage({ id }: { id: string }) {
         <div class="section-head">
           <h2 id="charts-h">Metrics</h2>
           <ChartControls opts={opts} onChange={setOpts} />
+          <label class="small">
+            held-out{" "}
+            <select data-testid="eval-metric" value={evalMetric} onChange={(e) => setEvalMetric((e.target as HTMLSelectElement).value as EvalMetric)}>
+              <option value="bits_per_char">bits/char</option>
+              <option value="loss">loss</option>
+            </select>
+          </label>
         </div>
         {Object.keys(live.metrics).length === 0 ? (
           <p class="muted charts-empty" data-testid="charts-empty">
@@ -156,11 +180,13 @@ export function RunPage({ id }: { id: string }) {
           </p>
         ) : null}
         <div class="charts" hidden={Object.keys(live.metrics).length === 0}>
-          {charts(live.metrics, opts).map((c) => (
+          {charts(live.metrics, opts, evalMetric).map((c) => (
             <Chart key={c.id} testId={`chart-${c.id}`} title={c.title} lines={c.lines} xLabel={xLabel} logY={opts.logY} y2Label={c.y2Label} syncKey={`run-${run.id}`} />
           ))}
         </div>
       </section>
+
+      <EvalPanel runId={run.id} store={live.metrics} events={live.evalEvents + (ACTIVE_STATUSES.has(run.status) ? 0 : 1)} />
 
       <LogSection run={run} live={live} />
 

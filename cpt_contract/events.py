@@ -1,0 +1,62 @@
+"""The events of ``<output_dir>/events.jsonl``: kinds, the evaluation's metric names, samples.
+
+``worker/events.py`` (the writer inside the training script, which imports nothing of the panel)
+keeps its own copy of ``KINDS``; ``tests/contract/test_events.py`` proves the two are equal. The
+API reads samples and warnings through the models here, the UI and the CLI through the names.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning")
+
+#: The held-out set made of the seed's ``validation_file`` / ``validation_split_percentage``.
+VALIDATION_SET = "validation"
+
+#: What each eval set reports, as ``eval_<set>_<what>`` (HF's naming for several eval datasets).
+EVAL_METRICS = ("loss", "perplexity", "bits_per_char", "bits_per_byte")
+
+EvalRole = Literal["retain", "target"]
+SampleMode = Literal["greedy", "sampled"]
+
+
+def eval_metric(set_name: str, what: str) -> str:
+    """``eval_<set>_<what>``, e.g. ``eval_en_bits_per_char``."""
+    return f"eval_{set_name}_{what}"
+
+
+class EvalSetInfo(BaseModel):
+    """One entry of the ``start`` event's ``eval_sets``: what the set's numbers are over."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    role: EvalRole | None = None
+    path: str | None = None
+    documents: int
+    characters: int
+    bytes: int
+    tokens: int
+    windows: int
+    #: False only for the packed ``validation_split_percentage`` blocks (characters from decoding).
+    exact: bool = True
+
+
+class SampleEvent(BaseModel):
+    """A generation at an evaluation: ``{"kind": "sample", "step", "set", "prompt", "text", "mode"}``."""
+
+    model_config = ConfigDict(extra="allow")
+    seq: int
+    kind: Literal["sample"] = "sample"
+    step: int
+    set: str = Field(description="The eval_prompts group the prompt belongs to")
+    prompt: str
+    text: str = Field(description="The continuation only (the prompt not repeated)")
+    mode: SampleMode
+    time: float | None = None
+
+
+#: ``warning`` events' ``code``: an evaluation took more than ~10 % of the time between evals.
+WARNING_EVAL_BUDGET = "eval_budget"
