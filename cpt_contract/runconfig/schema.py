@@ -328,7 +328,14 @@ class TrainingSection(_Section):
         json_schema_extra=NEGATABLE,
     )
     eval_prompts: (
-        dict[SetName, list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]]] | None
+        dict[
+            SetName,
+            Annotated[
+                list[Annotated[str, StringConstraints(min_length=1, max_length=2000)]],
+                Field(max_length=32),
+            ],
+        ]
+        | None
     ) = Field(
         default=None,
         max_length=16,

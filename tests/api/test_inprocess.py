@@ -173,7 +173,9 @@ def test_eval_events_give_per_set_series_samples_by_step_and_warnings(
     run = client.post("/api/runs", json={"preset": "tiny-demo", "config": {}}).json()
     worker = {"Authorization": f"Bearer {WORKER_TOKEN}"}
     claim = f"/api/internal/runs/{run['id']}/claim"
-    assert client.post(claim, json={"attempt": 1, "worker": "w"}, headers=worker).status_code == 200
+    claimed = client.post(claim, json={"attempt": 1, "worker": "w"}, headers=worker)
+    assert claimed.status_code == 200
+    worker = {**worker, LEASE_HEADER: claimed.json()["lease"]}
 
     def ev(seq: int, kind: str, step: int, **data: object) -> dict[str, object]:
         return {"seq": seq, "kind": kind, "step": step, "time": float(seq), **data}
@@ -189,7 +191,8 @@ def test_eval_events_give_per_set_series_samples_by_step_and_warnings(
     ]
     path = f"/api/internal/runs/{run['id']}/events"
     for _ in range(2):  # a re-sent batch stores nothing twice
-        client.post(path, json={"attempt": 1, "events": events}, headers=worker)
+        r = client.post(path, json={"attempt": 1, "events": events}, headers=worker)
+        assert r.status_code == 200, r.text
     series = client.get(f"/api/runs/{run['id']}/metrics?keys=eval_en_bits_per_char").json()
     assert series["series"]["eval_en_bits_per_char"]["value"] == [1.5, 1.52]
     got = client.get(f"/api/runs/{run['id']}/samples").json()

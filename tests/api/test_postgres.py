@@ -72,8 +72,8 @@ def test_lifecycle_on_postgres(pg_panel: Panel) -> None:
         rid = run["id"]
         claim = w.post(f"/api/internal/runs/{rid}/claim", json={"attempt": 1, "worker": "pg"})
         w.headers[LEASE_HEADER] = claim.json()["lease"]
-        # A checkpoint of this run: directly in its output dir (anything else is refused).
-        events[-1]["path"] = str(
+        # The checkpoint (before the sample): directly in its output dir (anything else is refused).
+        events[-2]["path"] = str(
             panel.data_dir.resolve() / "runs" / rid / "output" / "checkpoint-10"
         )
         twice = w.post(f"/api/internal/runs/{rid}/claim", json={"attempt": 1, "worker": "pg"})

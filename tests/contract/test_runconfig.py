@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
@@ -183,9 +184,8 @@ def test_every_number_and_text_field_is_bounded() -> None:
             ann = str(info.annotation)
             highs = [m.le for m in info.metadata if hasattr(m, "le")]
             highs += [m.lt for m in info.metadata if hasattr(m, "lt")]
-            numeric = ("int" in ann or "float" in ann) and not any(
-                w in ann for w in ("bool", "Literal")
-            )
+            kinds = set(get_args(info.annotation)) - {type(None)} or {info.annotation}
+            numeric = kinds <= {int, float}
             if numeric and (not highs or max(highs) > MAX_INT):
                 unbounded.append(f"{section}.{name}")
             limited = any(hasattr(m, "max_length") or hasattr(m, "pattern") for m in info.metadata)
