@@ -84,6 +84,8 @@ class RunPublic(RunBase, _RunProgress):
     updated_at: datetime | None = None
     eta_seconds: float | None = None
     output_dir: str
+    #: Why each earlier attempt ended, and whether it was restarted automatically.
+    attempt_log: list[dict[str, Any]] | None = None
 
     @field_validator("created_at", "started_at", "finished_at", "updated_at", mode="after")
     @classmethod
@@ -128,6 +130,10 @@ class Run(RunBase, _RunProgress, table=True):
     eta_seconds: float | None = None
     eta_at: datetime | None = Field(default=None, sa_type=_tz())
     tokens_per_step: int | None = Field(default=None, sa_type=BigInteger)
+    #: The worker *instance* that claimed the current attempt (a restarted worker is another).
+    worker_instance: str | None = Field(default=None, max_length=64)
+    #: One entry per ended attempt: {attempt, status, reason, step, restarted}.
+    attempt_log: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 # --- events, logs, checkpoints -------------------------------------------------------------
@@ -214,6 +220,7 @@ class Worker(SQLModel, table=True):
     cpu_only: bool = False
     gpus: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     current_runs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    instance: str | None = Field(default=None, max_length=64)
     first_seen: datetime = Field(default_factory=utcnow, sa_type=_tz())
     last_heartbeat: datetime = Field(default_factory=utcnow, sa_type=_tz())
 

@@ -55,6 +55,8 @@ class HeartbeatIn(BaseModel):
     cpu_only: bool = False
     gpus: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
     current_runs: list[RunId] = Field(default_factory=list, max_length=1024)
+    #: The worker process's instance id (made at its start): a restarted worker is another one.
+    instance: str | None = Field(default=None, max_length=64)
 
 
 class HeartbeatOut(BaseModel):
@@ -64,6 +66,7 @@ class HeartbeatOut(BaseModel):
 class ClaimIn(BaseModel):
     attempt: Attempt
     worker: str = Field(min_length=1, max_length=200)
+    instance: str | None = Field(default=None, max_length=64)
 
 
 class ClaimOut(BaseModel):
@@ -84,6 +87,9 @@ class StatusIn(BaseModel):
     status: Literal["running", "succeeded", "failed", "cancelled"]  # REPORTABLE_STATUSES
     reason: str | None = Field(default=None, max_length=2000)
     pid: int | None = Field(default=None, ge=0, le=INT32)
+    #: The failure interrupted the run (worker stop, stall, rank crash) rather than proving it
+    #: cannot work: the API may restart it from its newest checkpoint (``max_restarts``).
+    retryable: bool = False
 
 
 class CancelAnswer(BaseModel):

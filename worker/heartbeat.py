@@ -15,7 +15,7 @@ import httpx
 
 from cpt_contract.protocol import HeartbeatIn
 from cpt_contract.settings import Settings
-from worker import gpu
+from worker import gpu, instance
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi
 from worker.registry import Registry, worker_name
 
@@ -35,7 +35,8 @@ def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
         concurrency=settings.worker_concurrency,
         cpu_only=is_cpu_only(settings, gpus),
         gpus=[g.to_dict() for g in gpus],
-        current_runs=[r["run_id"] for r in registry.active()],
+        current_runs=[r["run_id"] for r in registry.active() if instance.is_mine(r)],
+        instance=instance.current(),
     )
 
 
@@ -43,7 +44,7 @@ def beat_once(api: WorkerApi, settings: Settings, registry: Registry) -> list[st
     """One heartbeat; returns the run ids to cancel (marked in the registry already)."""
     answer = api.heartbeat(heartbeat_body(settings, registry))
     cancel = list(answer.cancel)
-    active = {r["run_id"] for r in registry.active()}
+    active = {r["run_id"] for r in registry.active() if instance.is_mine(r)}
     for run_id in cancel:
         if run_id in active:
             registry.request_cancel(run_id)

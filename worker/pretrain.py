@@ -54,6 +54,7 @@ import transformers  # noqa: E402
 from transformers import default_data_collator  # noqa: E402
 
 from worker.events import EventWriter  # noqa: E402
+from worker.training import guards  # noqa: E402
 from worker.training.arguments import (  # noqa: E402
     DataTrainingArguments,
     ModelArguments,
@@ -211,6 +212,7 @@ def train(
 def main(argv: list[str] | None = None) -> int:
     """Parse, train, and always end with an ``end`` event and an exit code (see the table above)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    guards.install()  # die with torchrun; dump stacks on SIGUSR1
     single_process_env(argv)
     rank = int(os.environ.get("RANK", "0"))
     # Events must work even when parsing fails, so output_dir is read straight from argv.

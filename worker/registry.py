@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import socket
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 from cpt_contract.run_paths import RUN_ID
 from cpt_contract.settings import Settings
+from worker import instance
 
 
 def worker_name(settings: Settings) -> str:
@@ -55,10 +55,22 @@ class Registry:
     def _cancel_file(self, run_id: str) -> Path:
         return self.root / "cancel" / check_run_id(run_id)
 
-    def register(self, run_id: str, attempt: int, pgid: int | None = None) -> None:
+    def register(
+        self,
+        run_id: str,
+        attempt: int,
+        pgid: int | None = None,
+        procs: list[list[float]] | None = None,
+    ) -> None:
         path = self._run_file(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"run_id": run_id, "attempt": attempt, "pgid": pgid, "task_pid": os.getpid()}
+        record = {
+            "run_id": run_id,
+            "attempt": attempt,
+            "pgid": pgid,
+            "procs": procs or [],
+            **instance.owner(),
+        }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         tmp.replace(path)  # atomic: the heartbeat never reads half a record

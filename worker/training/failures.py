@@ -72,7 +72,7 @@ def install_sigterm(run: RunContext, output_dir: Path) -> None:
     started = time.time() - 1
 
     def handler(signum: int, frame: Any) -> None:
-        status, reason = "cancelled", "cancelled: received SIGTERM"
+        status, reason = "cancelled", f"cancelled: received {signal.Signals(signum).name}"
         # If another rank failed first, torchrun SIGTERMs us: report its failure instead.
         for note in sorted(output_dir.glob(".rank-*-failure.json")):
             with contextlib.suppress(Exception):
@@ -88,4 +88,6 @@ def install_sigterm(run: RunContext, output_dir: Path) -> None:
             sys.stderr.flush()
         os._exit(EXIT_CANCELLED if status == "cancelled" else EXIT_FAILED)
 
+    # SIGUSR2 is the panel's cancel (SIGTERM may become a preemption: worker.training.preemption).
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGUSR2, handler)

@@ -1,0 +1,114 @@
+"""Overnight faults on a real panel (real API, real worker, real torchrun with 2 gloo ranks on
+the tiny model): a hung rank, a killed or stopped worker, a killed rank, a stall.
+
+Each test asserts the outcome docs/reliability.md promises and prints the measured time to the
+terminal (or resumed) state.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from cpt_contract.runconfig.schema import deep_merge
+from tests.support.e2e import (
+    alive,
+    run_dir,
+    submit,
+    tiny_config,
+    training_processes,
+    wait_final,
+    wait_for,
+)
+from tests.support.panel import Panel, start_panel
+
+pytestmark = pytest.mark.slow
+LOST_SECONDS = 4
+
+
+@pytest.fixture(scope="module")
+def faults(
+    tmp_path_factory: pytest.TempPathFactory, tiny_assets: dict[str, Path]
+) -> Iterator[Panel]:
+    data_dir = tmp_path_factory.mktemp("faults")
+    p = start_panel(
+        data_dir,
+        broker_url=None,
+        allowed_roots=[tiny_assets["root"]],
+        extra_env={
+            "CPT_WORKER_LOST_SECONDS": str(LOST_SECONDS),
+            "CPT_WORKER_NAME": "faults-box",
+            "CPT_CANCEL_GRACE_SECONDS": "3",
+        },
+    )
+    try:
+        p.start_worker(concurrency=1)
+        yield p
+    finally:
+        p.stop()
+
+
+def two_ranks(assets: dict[str, Path], **training: Any) -> dict[str, Any]:
+    return deep_merge(tiny_config(assets, **training), {"launch": {"nproc_per_node": 2}})
+
+
+def ranks(rdir: Path) -> dict[int, psutil.Process]:
+    """LOCAL_RANK → the rank's process (torchrun itself excluded)."""
+    found: dict[int, psutil.Process] = {}
+    for proc in training_processes(rdir):
+        try:
+            env = proc.environ()
+        except psutil.Error:
+            continue
+        if "LOCAL_RANK" in env and "torch.distributed.run" not in " ".join(proc.cmdline()):
+            found[int(env["LOCAL_RANK"])] = proc
+    return found
+
+
+def wait_ranks(rdir: Path, count: int, timeout: float = 60) -> dict[int, psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = ranks(rdir)
+        if len(found) == count:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"{count} ranks never appeared in {rdir}")
+
+
+def test_hung_rank_and_cancel_leaves_no_process(faults: Panel, tiny_assets: dict[str, Any]) -> None:
+    """Rank 1 SIGSTOPped, then cancel: every process of the run is gone within 15 s (ranks live
+    in their own sessions, so only tracking the tree finds them), and the log ends with one
+    plain line instead of torchrun's SignalException traceback."""
+    run = submit(faults, two_ranks(tiny_assets, max_steps=400, save_steps=1000), "hung + cancel")
+    rid = run["id"]
+    wait_for(faults, rid, lambda r: (r["step"] or 0) >= 2, 180, "past step 2")
+    rdir = run_dir(faults, rid)
+    procs = training_processes(rdir)
+    rank = wait_ranks(rdir, 2)
+    os.kill(rank[1].pid, signal.SIGSTOP)
+    with faults.client() as c:
+        assert c.post(f"/api/runs/{rid}/cancel").status_code == 200
+    t0 = time.monotonic()
+    while alive(procs) and time.monotonic() - t0 < 15:
+        time.sleep(0.1)
+    gone_after = time.monotonic() - t0
+    left = alive(procs)
+    for proc in left:
+        proc.kill()
+    assert not left, f"processes of the run outlived the cancel: {left}"
+    final = wait_final(faults, rid, timeout=30)
+    print(
+        f"hung rank + cancel: no process left after {gone_after:.1f}s; "
+        f"{final['status']} after {time.monotonic() - t0:.1f}s"
+    )
+    assert final["status"] == "cancelled", final
+    log = (rdir / "logs" / "attempt-1.log").read_text(errors="replace").rstrip().splitlines()
+    assert log[-1] == "[cpt-panel] cancelled on request", log[-20:]
+    assert not any("SignalException" in line for line in log), log[-30:]
