@@ -112,3 +112,35 @@ def test_hung_rank_and_cancel_leaves_no_process(faults: Panel, tiny_assets: dict
     log = (rdir / "logs" / "attempt-1.log").read_text(errors="replace").rstrip().splitlines()
     assert log[-1] == "[cpt-panel] cancelled on request", log[-20:]
     assert not any("SignalException" in line for line in log), log[-30:]
+
+
+def loss_steps(panel: Panel, run_id: str) -> list[int]:
+    with panel.client() as c:
+        r = c.get(f"/api/runs/{run_id}/metrics", params={"keys": "loss", "max_points": 100000})
+    assert r.status_code == 200, r.text
+    return list(r.json()["series"]["loss"]["step"])
+
+
+def test_worker_killed_and_restarted_at_once_resumes_to_success(
+    faults: Panel, tiny_assets: dict[str, Any]
+) -> None:
+    """kill -9 of the worker after the first checkpoint, a new one (same name) at once: the
+    new instance does not adopt the dead one's run, the API sees it lost and restarts it as
+    attempt 2 from the checkpoint, which succeeds with every step's loss exactly once."""
+    steps = 40
+    run = submit(faults, tiny_config(tiny_assets, max_steps=steps, save_steps=4), "kill -9 + restart")
+    rid = run["id"]
+    wait_for(faults, rid, lambda r: (r["step"] or 0) >= 5, 180, "past the first checkpoint")
+    worker = faults.procs[-1]
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    t0 = time.monotonic()
+    faults.start_worker(concurrency=1)
+    wait_for(faults, rid, lambda r: r["attempt"] == 2, LOST_SECONDS + 30, "restarted")
+    restarted = time.monotonic() - t0
+    final = wait_final(faults, rid, timeout=180)
+    print(f"kill -9 + restart: attempt 2 queued after {restarted:.1f}s, "
+          f"{final['status']} after {time.monotonic() - t0:.1f}s")
+    assert final["status"] == "succeeded" and final["attempt"] == 2, final
+    assert final["attempt_log"][0]["reason"].startswith("worker lost"), final["attempt_log"]
+    assert loss_steps(faults, rid) == list(range(1, steps + 1))
