@@ -23,7 +23,8 @@ Exit codes (the ``end`` event's ``status`` is the primary signal):
 2    bad arguments or data (the message names the flag)
 3    diverged: NaN/inf loss on ``--divergence_patience`` consecutive steps
 4    out of memory (CUDA or host)
-143  cancelled: SIGTERM (128 + 15)
+75   preempted: SIGTERM during training; a checkpoint was saved at the next step
+143  cancelled: SIGUSR2 (the panel's cancel), or SIGTERM before the training loop
 ==== =========================================================================
 """
 
@@ -95,6 +96,7 @@ from worker.training.modeling import (  # noqa: E402
     count_parameters,
     load_config,
 )
+from worker.training.preemption import PreemptionCallback, raise_if_preempted  # noqa: E402
 from worker.training.process import (  # noqa: E402
     finish_distributed,
     setup_logging,
@@ -187,12 +189,13 @@ def train(
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         data_collator=default_data_collator,
-        callbacks=[EventsCallback(run)],
+        callbacks=[EventsCallback(run), PreemptionCallback()],
     )
     trainer.run = run
 
     # 6. Train (or resume), then save the final weights and tokenizer.
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    raise_if_preempted()  # SIGTERM: checkpoint saved at a step boundary, stop here
     if run.diverged_at is not None:
         raise DivergedError(
             f"loss was NaN/inf on {args.divergence_patience} consecutive steps (stopped at step "

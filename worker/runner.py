@@ -119,6 +119,8 @@ def outcome_from(
             return Outcome("succeeded", reason)
         if status == "cancelled":
             return Outcome("cancelled", reason or "cancelled")
+        if status == "preempted":  # SIGTERM from outside (scancel, a container stop)
+            return Outcome("failed", f"preempted: {reason}", True)
         # failed / diverged / oom: the API only knows "failed"; keep the kind in the reason.
         if reason and status != "failed" and status not in reason.lower():
             reason = f"{status}: {reason}"
@@ -401,12 +403,10 @@ class RunAttempt:
             self._note("cancelled on request")
         self._ship_final(shipper)
         if stopped:
-            return Outcome(
-                "failed",
-                "worker stopped: the run was interrupted at step "
-                f"{shipper.last_step if shipper.last_step is not None else '?'}",
-                True,
-            )
+            end = shipper.end_event or {}
+            saved = f" ({end.get('reason')})" if end.get("status") == "preempted" else ""
+            step = shipper.last_step if shipper.last_step is not None else "?"
+            return Outcome("failed", f"worker stopped: interrupted at step {step}{saved}", True)
         outcome = outcome_from(shipper.end_event, returncode, cancelled, self.log_path)
         log.info(
             "run %s attempt %s: %s (%s)", self.run_id, self.attempt, outcome.status, outcome.reason

@@ -20,6 +20,7 @@ import pytest
 from cpt_contract.runconfig.schema import deep_merge
 from tests.support.e2e import (
     alive,
+    api_events,
     run_dir,
     submit,
     tiny_config,
@@ -128,7 +129,9 @@ def test_worker_killed_and_restarted_at_once_resumes_to_success(
     new instance does not adopt the dead one's run, the API sees it lost and restarts it as
     attempt 2 from the checkpoint, which succeeds with every step's loss exactly once."""
     steps = 40
-    run = submit(faults, tiny_config(tiny_assets, max_steps=steps, save_steps=4), "kill -9 + restart")
+    run = submit(
+        faults, tiny_config(tiny_assets, max_steps=steps, save_steps=4), "kill -9 + restart"
+    )
     rid = run["id"]
     wait_for(faults, rid, lambda r: (r["step"] or 0) >= 5, 180, "past the first checkpoint")
     worker = faults.procs[-1]
@@ -139,8 +142,45 @@ def test_worker_killed_and_restarted_at_once_resumes_to_success(
     wait_for(faults, rid, lambda r: r["attempt"] == 2, LOST_SECONDS + 30, "restarted")
     restarted = time.monotonic() - t0
     final = wait_final(faults, rid, timeout=180)
-    print(f"kill -9 + restart: attempt 2 queued after {restarted:.1f}s, "
-          f"{final['status']} after {time.monotonic() - t0:.1f}s")
+    print(
+        f"kill -9 + restart: attempt 2 queued after {restarted:.1f}s, "
+        f"{final['status']} after {time.monotonic() - t0:.1f}s"
+    )
     assert final["status"] == "succeeded" and final["attempt"] == 2, final
     assert final["attempt_log"][0]["reason"].startswith("worker lost"), final["attempt_log"]
+    assert loss_steps(faults, rid) == list(range(1, steps + 1))
+
+
+def test_worker_sigterm_saves_a_checkpoint_and_resumes(
+    faults: Panel, tiny_assets: dict[str, Any]
+) -> None:
+    """SIGTERM to the worker (``docker compose restart``) mid-run, 2 ranks, no periodic save:
+    every rank saves a checkpoint at the next step boundary, the attempt ends retryable and
+    the run resumes from exactly that checkpoint on the next worker, to success."""
+    steps = 60
+    config = two_ranks(tiny_assets, max_steps=steps, save_steps=1000)
+    run = submit(faults, config, "sigterm worker")
+    rid = run["id"]
+    wait_for(faults, rid, lambda r: (r["step"] or 0) >= 3, 180, "past step 3")
+    worker = faults.procs[-1]
+    t0 = time.monotonic()
+    os.kill(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=60)
+    stopped = time.monotonic() - t0
+    faults.start_worker(concurrency=1)
+    wait_for(faults, rid, lambda r: r["attempt"] == 2 and r["status"] == "running", 60, "resumed")
+    resumed = time.monotonic() - t0
+    final = wait_final(faults, rid, timeout=240)
+    first = final["attempt_log"][0]
+    print(
+        f"worker SIGTERM: worker gone after {stopped:.1f}s, attempt 2 running after "
+        f"{resumed:.1f}s, {final['status']} after {time.monotonic() - t0:.1f}s; {first}"
+    )
+    assert final["status"] == "succeeded" and final["attempt"] == 2, final
+    assert first["reason"].startswith("worker stopped") and "saved" in first["reason"], first
+    events = api_events(faults, rid)
+    saved = [e for e in events if e["attempt"] == 1 and e["kind"] == "checkpoint"]
+    assert len(saved) == 1, saved  # the preemption checkpoint, at no multiple of save_steps
+    start2 = next(e for e in events if e["attempt"] == 2 and e["kind"] == "start")
+    assert start2["data"]["resumed_from"].endswith(f"checkpoint-{saved[0]['step']}")
     assert loss_steps(faults, rid) == list(range(1, steps + 1))
