@@ -268,4 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # torch elastic's error file: torchrun's summary then carries a rank's uncaught traceback.
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    sys.exit(record(main)())

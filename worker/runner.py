@@ -30,7 +30,7 @@ from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.schema import DEEPSPEED_FILES, RunConfig
 from cpt_contract.settings import Settings
-from worker import gpu, instance, launcher
+from worker import gpu, instance, launcher, rootcause
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
 from worker.proctree import ProcessTree
 from worker.registry import Registry, check_run_id, worker_name
@@ -135,6 +135,30 @@ def outcome_from(
     return Outcome("failed", f"exit code {returncode}" + (f": {error}" if error else ""))
 
 
+#: A rank killed by one of these was interrupted (OOM killer, a crash, kill -9): worth a restart.
+_CRASH_SIGNALS = ("SIGKILL", "SIGSEGV", "SIGBUS", "SIGABRT", "SIGTERM", "SIGHUP")
+
+
+def explain(
+    outcome: Outcome,
+    returncode: int,
+    cancelled: bool,
+    log_path: Path,
+    output_dir: Path,
+    since: float,
+) -> Outcome:
+    """Name the first failing rank (torchrun's root cause), not the secondary error rank 0 saw."""
+    if cancelled or returncode == 0 or outcome.status == "succeeded":
+        return outcome
+    if outcome.reason and outcome.reason.startswith(("diverged", "oom", "preempted")):
+        return outcome  # rank 0 knew exactly why
+    root = rootcause.from_log(log_path)
+    if root is None or (root.rank == 0 and root.signal is None and outcome.status == "failed"):
+        return outcome
+    reason = root.describe(rootcause.rank_note(output_dir, root.rank, since))
+    return Outcome("failed", reason, root.signal in _CRASH_SIGNALS)
+
+
 def child_env(
     use_cpu: bool, nproc: int, concurrency: int, lease: gpu.GpuLease | None
 ) -> dict[str, str]:
@@ -168,6 +192,7 @@ class RunAttempt:
         self.lease: gpu.GpuLease | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.tree: ProcessTree | None = None
+        self.started = time.time()
 
     def request_cancel(self) -> None:
         self.cancel.set()
@@ -331,6 +356,9 @@ class RunAttempt:
         )
         if self._cancelled():
             return None
+        # torchrun's own failure lands here (errors.record); one file per attempt.
+        env["TORCHELASTIC_ERROR_FILE"] = str(self.log_path.with_suffix(".error.json"))
+        self.started = time.time()
         proc = self.proc = launcher.start(argv, self.log_path, env, cwd=paths.run_dir)
         self.tree = ProcessTree(proc.pid)
         self.registry.register(
@@ -408,6 +436,9 @@ class RunAttempt:
             step = shipper.last_step if shipper.last_step is not None else "?"
             return Outcome("failed", f"worker stopped: interrupted at step {step}{saved}", True)
         outcome = outcome_from(shipper.end_event, returncode, cancelled, self.log_path)
+        outcome = explain(
+            outcome, returncode, cancelled, self.log_path, self.paths.output_dir, self.started
+        )
         log.info(
             "run %s attempt %s: %s (%s)", self.run_id, self.attempt, outcome.status, outcome.reason
         )

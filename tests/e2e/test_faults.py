@@ -184,3 +184,22 @@ def test_worker_sigterm_saves_a_checkpoint_and_resumes(
     start2 = next(e for e in events if e["attempt"] == 2 and e["kind"] == "start")
     assert start2["data"]["resumed_from"].endswith(f"checkpoint-{saved[0]['step']}")
     assert loss_steps(faults, rid) == list(range(1, steps + 1))
+
+
+def test_killed_rank_is_the_reason(faults: Panel, tiny_assets: dict[str, Any]) -> None:
+    """kill -9 of rank 1: the reason names rank 1 and SIGKILL (torchrun's root cause), not
+    rank 0's secondary gloo "Connection reset"; with ``max_restarts`` 0 it is not retried."""
+    config = two_ranks(tiny_assets, max_steps=400, save_steps=1000, max_restarts=0)
+    run = submit(faults, config, "kill rank 1")
+    rid = run["id"]
+    wait_for(faults, rid, lambda r: (r["step"] or 0) >= 2, 180, "past step 2")
+    rank = wait_ranks(run_dir(faults, rid), 2)
+    t0 = time.monotonic()
+    rank[1].kill()
+    final = wait_final(faults, rid, timeout=90)
+    print(f"rank 1 SIGKILL: {final['status']} after {time.monotonic() - t0:.1f}s: "
+          f"{final['status_reason']}")
+    assert final["status"] == "failed", final
+    assert final["status_reason"].startswith("rank 1: killed by SIGKILL"), final
+    assert "Connection reset" not in final["status_reason"]
+    assert "not restarted" in final["status_reason"]
