@@ -86,6 +86,8 @@ class RunPublic(RunBase, _RunProgress):
     output_dir: str
     #: Why each earlier attempt ended, and whether it was restarted automatically.
     attempt_log: list[dict[str, Any]] | None = None
+    #: A queued run: why it waits (queue, position, what the queue's workers are busy with).
+    waiting_reason: str | None = None
 
     @field_validator("created_at", "started_at", "finished_at", "updated_at", mode="after")
     @classmethod

@@ -197,8 +197,10 @@ def test_killed_rank_is_the_reason(faults: Panel, tiny_assets: dict[str, Any]) -
     t0 = time.monotonic()
     rank[1].kill()
     final = wait_final(faults, rid, timeout=90)
-    print(f"rank 1 SIGKILL: {final['status']} after {time.monotonic() - t0:.1f}s: "
-          f"{final['status_reason']}")
+    print(
+        f"rank 1 SIGKILL: {final['status']} after {time.monotonic() - t0:.1f}s: "
+        f"{final['status_reason']}"
+    )
     assert final["status"] == "failed", final
     assert final["status_reason"].startswith("rank 1: killed by SIGKILL"), final
     assert "Connection reset" not in final["status_reason"]
