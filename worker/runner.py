@@ -35,6 +35,7 @@ from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
 from worker.proctree import ProcessTree
 from worker.registry import Registry, check_run_id, worker_name
 from worker.shipper import RunShipper, ShipperThread, ship_leftovers
+from worker.stall import dump_stacks, stalled_reason
 
 log = logging.getLogger(__name__)
 
@@ -400,11 +401,19 @@ class RunAttempt:
         thread = ShipperThread(shipper, self.settings.ship_interval_seconds)
         thread.start()
         cancelled = stopped = False
+        stall: str | None = None
         next_track = 0.0
         while proc.poll() is None:
             if time.monotonic() >= next_track:
                 self._track()
                 next_track = time.monotonic() + 0.5
+                stall = stalled_reason(shipper, self.settings.stall_seconds)
+                if stall is not None:
+                    log.warning("run %s: %s; dumping stacks and stopping", self.run_id, stall)
+                    self._note(stall)
+                    dump_stacks(tree, self._note)
+                    tree.stop(self.settings.cancel_grace_seconds, signal.SIGUSR2)
+                    break
             if self.registry.stop_requested(self.run_id):
                 self.stopping.set()
             if self._cancelled() or self.stopping.is_set():
@@ -430,6 +439,8 @@ class RunAttempt:
         if cancelled:  # the log ends with one plain line, not a launcher traceback
             self._note("cancelled on request")
         self._ship_final(shipper)
+        if stall is not None:
+            return Outcome("failed", stall, True)
         if stopped:
             end = shipper.end_event or {}
             saved = f" ({end.get('reason')})" if end.get("status") == "preempted" else ""

@@ -205,3 +205,43 @@ def test_killed_rank_is_the_reason(faults: Panel, tiny_assets: dict[str, Any]) -
     assert final["status_reason"].startswith("rank 1: killed by SIGKILL"), final
     assert "Connection reset" not in final["status_reason"]
     assert "not restarted" in final["status_reason"]
+
+
+def test_hung_rank_without_cancel_fails_stalled_with_stacks(
+    tmp_path: Path, tiny_assets: dict[str, Any]
+) -> None:
+    """Rank 1 SIGSTOPped and nobody cancels: after ``CPT_STALL_SECONDS`` without a step the
+    run fails ``stalled: no step for N s at step S``, rank 0's Python stacks are in the log
+    and the stopped rank is named (it cannot dump); no process of the run is left."""
+    stall = 6
+    panel = start_panel(
+        tmp_path / "data",
+        broker_url=None,
+        allowed_roots=[tiny_assets["root"]],
+        extra_env={"CPT_STALL_SECONDS": str(stall), "CPT_CANCEL_GRACE_SECONDS": "3"},
+    )
+    try:
+        panel.start_worker(concurrency=1)
+        config = two_ranks(tiny_assets, max_steps=400, save_steps=1000, max_restarts=0)
+        rid = submit(panel, config, "stall")["id"]
+        wait_for(panel, rid, lambda r: (r["step"] or 0) >= 2, 180, "past step 2")
+        rdir = run_dir(panel, rid)
+        procs = training_processes(rdir)
+        rank = wait_ranks(rdir, 2)
+        os.kill(rank[1].pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        final = wait_final(panel, rid, timeout=stall + 60)
+        took = time.monotonic() - t0
+        print(
+            f"hung rank, no cancel: {final['status']} after {took:.1f}s "
+            f"(CPT_STALL_SECONDS={stall}): {final['status_reason']}"
+        )
+        assert final["status"] == "failed", final
+        assert final["status_reason"].startswith(f"stalled: no step for {stall}"), final
+        assert " at step " in final["status_reason"]
+        log = (rdir / "logs" / "attempt-1.log").read_text(errors="replace")
+        assert "cannot dump its stack" in log
+        assert "most recent call first" in log and 'File "' in log, log[-3000:]
+        assert not alive(procs)
+    finally:
+        panel.stop()
