@@ -120,8 +120,10 @@ class WorkerApi:
         # A heartbeat that cannot get through is simply skipped; the next one retries.
         return HeartbeatOut.model_validate(self.post(HEARTBEAT, _json(body), retry_for=0))
 
-    def claim(self, run_id: str, attempt: int, worker: str) -> ClaimOut:
-        body = ClaimIn(attempt=attempt, worker=worker)
+    def claim(
+        self, run_id: str, attempt: int, worker: str, instance: str | None = None
+    ) -> ClaimOut:
+        body = ClaimIn(attempt=attempt, worker=worker, instance=instance)
         claim = ClaimOut.model_validate(self.post(claim_path(run_id), _json(body)))
         self._leases[run_id] = claim.lease
         return claim
@@ -135,9 +137,16 @@ class WorkerApi:
         reason: str | None = None,
         pid: int | None = None,
         retry_for: float = 600,
+        retryable: bool = False,
     ) -> CancelAnswer:
         body = StatusIn.model_validate(
-            {"attempt": attempt, "status": status, "reason": reason, "pid": pid}
+            {
+                "attempt": attempt,
+                "status": status,
+                "reason": reason,
+                "pid": pid,
+                "retryable": retryable,
+            }
         )
         # Final states matter most: keep trying for a long while (an API restart takes seconds).
         answer = self.post(status_path(run_id), _json(body), retry_for=retry_for, run_id=run_id)

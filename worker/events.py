@@ -18,7 +18,7 @@ from typing import IO, Any
 
 EVENTS_FILE = "events.jsonl"
 KINDS = ("start", "log", "eval", "checkpoint", "end")
-END_STATUSES = ("succeeded", "failed", "diverged", "oom", "cancelled")
+END_STATUSES = ("succeeded", "failed", "diverged", "oom", "cancelled", "preempted")
 
 
 def last_seq(path: Path) -> int:
