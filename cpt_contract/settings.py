@@ -101,6 +101,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Worker stop (SIGTERM): time the ranks get to save a checkpoint before SIGKILL.",
     )
+    unrecorded_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="The API could not record a run's reports this long (its database is "
+        "full, or it is unreachable): the worker stops the training (saving a checkpoint) "
+        "instead of letting it run unrecorded.",
+    )
     resend_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -136,6 +136,22 @@ def outcome_from(
     return Outcome("failed", f"exit code {returncode}" + (f": {error}" if error else ""))
 
 
+def last_end_event(events_path: Path, max_bytes: int = 64 * 1024) -> dict[str, Any] | None:
+    """The newest ``end`` event in events.jsonl (when the API could not be told of it)."""
+    try:
+        with open(events_path, "rb") as f:
+            f.seek(max(0, events_path.stat().st_size - max_bytes))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict) and event.get("kind") == "end":
+                return event
+    return None
+
+
 #: A rank killed by one of these was interrupted (OOM killer, a crash, kill -9): worth a restart.
 _CRASH_SIGNALS = ("SIGKILL", "SIGSEGV", "SIGBUS", "SIGABRT", "SIGTERM", "SIGHUP")
 
@@ -379,6 +395,13 @@ class RunAttempt:
                 self.cancel.set()
         return proc
 
+    def _unrecorded(self) -> str | None:
+        """Why the API has recorded nothing of this run for ``unrecorded_seconds``, or None."""
+        seconds, problem = self.api.unrecorded()
+        if seconds < self.settings.unrecorded_seconds:
+            return None
+        return f"the API could not record this run for {seconds:.0f} s ({problem})"
+
     def _wait_for_gpus(self, gpus: list[gpu.GpuInfo], count: int) -> bool:
         """Wait until ``count`` GPUs are free (other runs on the box hold them); False if cancelled."""
         announced = False
@@ -405,6 +428,7 @@ class RunAttempt:
         thread.start()
         cancelled = stopped = False
         stall: str | None = None
+        unrecorded: str | None = None
         next_track = 0.0
         while proc.poll() is None:
             if time.monotonic() >= next_track:
@@ -416,6 +440,14 @@ class RunAttempt:
                     self._note(stall)
                     dump_stacks(tree, self._note)
                     tree.stop(self.settings.cancel_grace_seconds, signal.SIGUSR2)
+                    break
+                unrecorded = self._unrecorded()
+                if unrecorded is not None:
+                    # Training nobody can see (or stop) is worse than stopped training: save a
+                    # checkpoint at the next step (SIGTERM) and end the attempt.
+                    log.warning("run %s: %s; stopping the training", self.run_id, unrecorded)
+                    self._note(f"{unrecorded}: stopping the training (checkpoint first)")
+                    tree.stop(self.settings.stop_grace_seconds, signal.SIGTERM)
                     break
             if self.registry.stop_requested(self.run_id):
                 self.stopping.set()
@@ -444,6 +476,10 @@ class RunAttempt:
         self._ship_final(shipper)
         if stall is not None:
             return Outcome("failed", stall, True)
+        if unrecorded is not None:
+            end = shipper.end_event or last_end_event(self.paths.events) or {}
+            saved = f"; {end.get('reason')}" if end.get("status") == "preempted" else ""
+            return Outcome("failed", f"stopped: {unrecorded}{saved}")
         if stopped:
             end = shipper.end_event or {}
             saved = f" ({end.get('reason')})" if end.get("status") == "preempted" else ""

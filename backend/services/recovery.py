@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
+from backend.core import dbhealth
 from backend.core.db import write_session
 from backend.models import Run, Worker, utcnow
 from backend.services import autoresume, enqueue, jobs
@@ -33,6 +34,10 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
     """Runs whose worker (and the run itself) has been silent too long → failed."""
     now = now or utcnow()
     limit = timedelta(seconds=settings.worker_lost_seconds)
+    if dbhealth.failed_within(settings.worker_lost_seconds):
+        # The workers spoke, but a failing database could not record it (disk full): their
+        # silence in it proves nothing until they have had a full window to be heard again.
+        return []
     failed: list[Run] = []
     with write_session(settings) as session:
         runs = session.exec(
