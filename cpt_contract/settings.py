@@ -206,6 +206,7 @@ class Settings(BaseSettings):
         "slurm_qos",
         "slurm_time_limit",
         "slurm_python",
+        "stall_seconds",
         mode="before",
     )
     @classmethod
