@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 
 from backend import __version__
 from backend.api.routes import (
@@ -28,6 +28,7 @@ from backend.api.routes import (
     stream,
     workers,
 )
+from backend.core import dbhealth
 from backend.core.db import init_db
 from backend.core.headers import SecurityHeaders
 from backend.core.limits import RequestLimits
@@ -142,6 +143,19 @@ def _add_error_handlers(app: FastAPI) -> None:
         # FastAPI's 422 shape; the database does not say which field, so loc is the request.
         body = {"detail": [{"loc": ["body"], "msg": msg, "type": "unstorable_value"}]}
         return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def unwritable(_req: Request, exc: OperationalError) -> JSONResponse:
+        # The database, not the request, is at fault: say so instead of a bare 500.
+        if dbhealth.is_storage_error(exc):
+            msg = (
+                f"the database cannot store anything: {dbhealth.describe(exc)}; nothing was "
+                "saved. Free space where the database lives, then retry (GET /api/health "
+                "says when it is writable again)"
+            )
+            return JSONResponse({"detail": msg}, status_code=507)
+        msg = f"the database is unavailable ({dbhealth.describe(exc)}); retry shortly"
+        return JSONResponse({"detail": msg}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(ConfigInvalid)
     async def invalid(_req: Request, exc: ConfigInvalid) -> JSONResponse:

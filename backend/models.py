@@ -84,6 +84,10 @@ class RunPublic(RunBase, _RunProgress):
     updated_at: datetime | None = None
     eta_seconds: float | None = None
     output_dir: str
+    #: Why each earlier attempt ended, and whether it was restarted automatically.
+    attempt_log: list[dict[str, Any]] | None = None
+    #: A queued run: why it waits (queue, position, what the queue's workers are busy with).
+    waiting_reason: str | None = None
 
     @field_validator("created_at", "started_at", "finished_at", "updated_at", mode="after")
     @classmethod
@@ -128,6 +132,10 @@ class Run(RunBase, _RunProgress, table=True):
     eta_seconds: float | None = None
     eta_at: datetime | None = Field(default=None, sa_type=_tz())
     tokens_per_step: int | None = Field(default=None, sa_type=BigInteger)
+    #: The worker *instance* that claimed the current attempt (a restarted worker is another).
+    worker_instance: str | None = Field(default=None, max_length=64)
+    #: One entry per ended attempt: {attempt, status, reason, step, restarted}.
+    attempt_log: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 # --- events, logs, checkpoints -------------------------------------------------------------
@@ -218,6 +226,7 @@ class Worker(SQLModel, table=True):
     executor: str = Field(default="local", max_length=16)
     #: A Slurm worker's ``sinfo`` report (cpt_contract.slurm.ClusterReport as JSON).
     cluster: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    instance: str | None = Field(default=None, max_length=64)
     first_seen: datetime = Field(default_factory=utcnow, sa_type=_tz())
     last_heartbeat: datetime = Field(default_factory=utcnow, sa_type=_tz())
 

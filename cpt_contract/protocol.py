@@ -61,6 +61,8 @@ class HeartbeatIn(BaseModel):
     executor: Literal["local", "slurm"] = "local"
     #: The Slurm cluster as ``sinfo`` sees it (slurm executor only); the API's preflight reads it.
     cluster: ClusterReport | None = None
+    #: The worker process's instance id (made at its start): a restarted worker is another one.
+    instance: str | None = Field(default=None, max_length=64)
 
 
 class HeartbeatOut(BaseModel):
@@ -70,6 +72,7 @@ class HeartbeatOut(BaseModel):
 class ClaimIn(BaseModel):
     attempt: Attempt
     worker: str = Field(min_length=1, max_length=200)
+    instance: str | None = Field(default=None, max_length=64)
 
 
 class ClaimOut(BaseModel):
@@ -92,6 +95,9 @@ class StatusIn(BaseModel):
     ]  # REPORTABLE_STATUSES
     reason: str | None = Field(default=None, max_length=2000)
     pid: int | None = Field(default=None, ge=0, le=INT32)
+    #: The failure interrupted the run (worker stop, stall, rank crash) rather than proving it
+    #: cannot work: the API may restart it from its newest checkpoint (``max_restarts``).
+    retryable: bool = False
 
 
 class CancelAnswer(BaseModel):

@@ -96,6 +96,29 @@ class Settings(BaseSettings):
     cancel_grace_seconds: float = Field(
         default=10.0, ge=0, description="SIGTERM to SIGKILL grace when a run is cancelled."
     )
+    stop_grace_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="Worker stop (SIGTERM): time the ranks get to save a checkpoint before SIGKILL.",
+    )
+    unrecorded_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="The API could not record a run's reports this long (its database is "
+        "full, or it is unreachable): the worker stops the training (saving a checkpoint) "
+        "instead of letting it run unrecorded.",
+    )
+    resend_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A queued run whose message was sent but not claimed this long is resent.",
+    )
+    stall_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="No training step this long fails the run as stalled "
+        "(default: max(10 x median step time, 600 s)).",
+    )
     ship_interval_seconds: float = Field(
         default=0.1, gt=0, description="How often the worker ships new events and log bytes."
     )
@@ -183,6 +206,7 @@ class Settings(BaseSettings):
         "slurm_qos",
         "slurm_time_limit",
         "slurm_python",
+        "stall_seconds",
         mode="before",
     )
     @classmethod

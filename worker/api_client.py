@@ -67,6 +67,15 @@ class WorkerApi:
         #: run id (or ``job:<id>``) -> the lease its claim answered (sent on its reports; never
         #: logged).
         self._leases: dict[str, str] = {}
+        #: Since when no call got an answer (a 5xx such as 507 "disk full", or no connection),
+        #: and the last problem: the run's watch loop stops training that cannot be recorded.
+        self._failing_since: float | None = None
+        self._problem: str | None = None
+
+    def unrecorded(self) -> tuple[float, str | None]:
+        """(seconds no call has been answered, the last problem); (0, None) when all is well."""
+        since = self._failing_since
+        return (0.0, None) if since is None else (time.monotonic() - since, self._problem)
 
     def lease(self, run_id: str) -> str | None:
         return self._leases.get(run_id)
@@ -99,16 +108,21 @@ class WorkerApi:
                 lease = self._leases.get(run_id) if run_id else None
                 headers = {LEASE_HEADER: lease} if lease else None
                 response = self._client.post(path, json=body, headers=headers)
+                if response.status_code < 500:
+                    self._failing_since = None  # an answer, even a refusal: the API records
                 if response.status_code == 409:
                     raise Conflict(_detail(response))
                 if response.status_code < 500:
                     response.raise_for_status()
                     return dict(response.json()) if response.content else {}
-                problem = f"HTTP {response.status_code}"
+                problem = f"HTTP {response.status_code}: {_detail(response)[:300]}"
             except httpx.TransportError as exc:
                 if self._closed.is_set():
                     raise ApiUnavailable(f"client closed during POST {path}") from exc
                 problem = f"{type(exc).__name__}: {exc}"
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+            self._problem = problem
             if time.monotonic() + delay > deadline:
                 raise ApiUnavailable(f"POST {path} failed for {retry_for:.0f}s: {problem}")
             log.warning("POST %s: %s; retrying in %.2fs", path, problem, delay)
@@ -120,8 +134,10 @@ class WorkerApi:
         # A heartbeat that cannot get through is simply skipped; the next one retries.
         return HeartbeatOut.model_validate(self.post(HEARTBEAT, _json(body), retry_for=0))
 
-    def claim(self, run_id: str, attempt: int, worker: str) -> ClaimOut:
-        body = ClaimIn(attempt=attempt, worker=worker)
+    def claim(
+        self, run_id: str, attempt: int, worker: str, instance: str | None = None
+    ) -> ClaimOut:
+        body = ClaimIn(attempt=attempt, worker=worker, instance=instance)
         claim = ClaimOut.model_validate(self.post(claim_path(run_id), _json(body)))
         self._leases[run_id] = claim.lease
         return claim
@@ -135,9 +151,16 @@ class WorkerApi:
         reason: str | None = None,
         pid: int | None = None,
         retry_for: float = 600,
+        retryable: bool = False,
     ) -> CancelAnswer:
         body = StatusIn.model_validate(
-            {"attempt": attempt, "status": status, "reason": reason, "pid": pid}
+            {
+                "attempt": attempt,
+                "status": status,
+                "reason": reason,
+                "pid": pid,
+                "retryable": retryable,
+            }
         )
         # Final states matter most: keep trying for a long while (an API restart takes seconds).
         answer = self.post(status_path(run_id), _json(body), retry_for=retry_for, run_id=run_id)
@@ -196,7 +219,8 @@ def shared_api(base_url: str, token: str) -> WorkerApi:
 
 def _detail(response: httpx.Response) -> str:
     try:
-        detail = response.json().get("detail")
+        body = response.json()
+        detail = body.get("detail") if isinstance(body, dict) else None
     except ValueError:
         detail = None
-    return str(detail or response.text or "conflict")
+    return str(detail or response.text or response.reason_phrase)

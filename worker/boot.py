@@ -11,8 +11,6 @@ import os
 import subprocess
 import sys
 
-import psutil
-
 from cpt_contract.broker import jobs_queue
 from cpt_contract.settings import Settings
 from worker.registry import worker_name
@@ -23,20 +21,26 @@ log = logging.getLogger("cpt.worker")
 def reap_stale_runs(settings: Settings) -> list[str]:
     """Kill the training left behind by a worker of this box that died (kill -9, OOM).
 
-    Only records whose task process is gone are touched, so a second live worker with the
-    same name keeps its runs.
+    A record is left alone only while its task process (same pid *and* start time) still runs:
+    a second live worker with the same name keeps its runs; a zombie or a reused pid does not.
     """
-    from worker import launcher
+    from worker import instance, launcher
+    from worker.proctree import ProcessTree
     from worker.registry import Registry
 
     registry = Registry.for_settings(settings)
     reaped = []
     for record in registry.active():
-        task_pid = record.get("task_pid")
-        if isinstance(task_pid, int) and psutil.pid_exists(task_pid):
+        if instance.task_alive(record):
             continue
+        tree = ProcessTree.from_keys(record.get("procs") or [])
         pgid = record.get("pgid")
+        killed = bool(tree.alive())
+        tree.kill()
+        tree.wait_gone(10.0)
         if isinstance(pgid, int) and launcher.kill_stale_group(pgid):
+            killed = True
+        if killed:
             reaped.append(str(record.get("run_id")))
         job = record.get("slurm_job")
         if isinstance(job, str) and job.isdigit():
@@ -93,10 +97,13 @@ def run_worker(settings: Settings) -> None:
     """Build the demo assets if asked, then consume ``settings.queue`` until stopped."""
     from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
+    from worker import instance
     from worker.api_client import WorkerApi
     from worker.heartbeat import HeartbeatThread
     from worker.registry import Registry, worker_name
 
+    # Before the pool forks: every task process inherits this instance's id.
+    instance.new_instance()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -19,7 +19,7 @@ from typing import IO, Any
 EVENTS_FILE = "events.jsonl"
 #: Equal to ``cpt_contract.events.KINDS`` (this script imports nothing of the panel; a test checks).
 KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning")
-END_STATUSES = ("succeeded", "failed", "diverged", "oom", "cancelled")
+END_STATUSES = ("succeeded", "failed", "diverged", "oom", "cancelled", "preempted")
 
 
 def last_seq(path: Path) -> int:

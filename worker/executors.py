@@ -13,12 +13,14 @@ the claim, the shipper and the status reports of ``RunAttempt``.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from worker import launcher
+from worker.proctree import ProcessTree
 
 if TYPE_CHECKING:
     from cpt_contract.settings import Settings
@@ -57,6 +59,7 @@ class LocalProcess:
 
     def __init__(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
         self.proc, self.log_path = proc, log_path
+        self.tree = ProcessTree(proc.pid)
 
     @classmethod
     def start(cls, argv: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> LocalProcess:
@@ -70,7 +73,9 @@ class LocalProcess:
         return ExecState("running" if self.proc.poll() is None else "done")
 
     def cancel(self, grace: float) -> None:
-        launcher.terminate(self.proc, grace)
+        # The whole tree, even children that left the session (worker.proctree).
+        self.tree.stop(grace, signal.SIGTERM, launcher=False)
+        self.proc.wait(timeout=5)
 
     def exit_status(self) -> int | None:
         return self.proc.poll()

@@ -15,7 +15,7 @@ import httpx
 
 from cpt_contract.protocol import HeartbeatIn
 from cpt_contract.settings import Settings
-from worker import gpu
+from worker import gpu, instance
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi
 from worker.registry import Registry, worker_name
 
@@ -27,7 +27,8 @@ def is_cpu_only(settings: Settings, gpus: list[gpu.GpuInfo]) -> bool:
 
 
 def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
-    current = [r["run_id"] for r in registry.active()]
+    # Only this instance's records: a dead predecessor's runs must not look alive.
+    current = [r["run_id"] for r in registry.active() if instance.is_mine(r)]
     if settings.executor == "slurm":
         # A login node: its own GPUs do not matter; the cluster's partitions do (sinfo).
         from worker.slurm.cluster import cluster_report
@@ -42,6 +43,7 @@ def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
             current_runs=current,
             executor="slurm",
             cluster=cluster_report(settings),
+            instance=instance.current(),
         )
     gpus = gpu.holders(registry.gpu_lock_dir, gpu.list_gpus())
     return HeartbeatIn(
@@ -52,6 +54,7 @@ def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
         cpu_only=is_cpu_only(settings, gpus),
         gpus=[g.to_dict() for g in gpus],
         current_runs=current,
+        instance=instance.current(),
     )
 
 
@@ -59,7 +62,7 @@ def beat_once(api: WorkerApi, settings: Settings, registry: Registry) -> list[st
     """One heartbeat; returns the run ids to cancel (marked in the registry already)."""
     answer = api.heartbeat(heartbeat_body(settings, registry))
     cancel = list(answer.cancel)
-    active = {r["run_id"] for r in registry.active()}
+    active = {r["run_id"] for r in registry.active() if instance.is_mine(r)}
     for run_id in cancel:
         if run_id in active:
             registry.request_cancel(run_id)

@@ -2,14 +2,16 @@
 report the result.
 
 Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
-session, so a cancel kills all of it. The tool writes ``result.json`` in the job dir; a merge's
-result is the merged directory itself.
+session; its whole process tree is tracked (``worker.proctree``), so a cancel ends all of it,
+SIGTERM then SIGKILL after the grace, even a child that left the session. The tool writes
+``result.json`` in the job dir; a merge's result is the merged directory itself.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from cpt_contract.run_paths import JobPaths, RunPaths
 from cpt_contract.settings import Settings
 from worker import launcher
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
+from worker.proctree import ProcessTree
 from worker.registry import worker_name
 from worker.runner import ROOT, child_env, last_error_line
 
@@ -170,12 +173,18 @@ def run_job(settings: Settings, job_id: str) -> str | None:
         env = child_env(use_cpu=True, nproc=1, concurrency=1, lease=None)
         started = time.monotonic()
         proc = launcher.start(argv, paths.log, env, cwd=ROOT)
-        while proc.poll() is None:
-            time.sleep(SHIP_SECONDS)
-            shipper.ship()
-            if shipper.cancel_requested:
-                launcher.terminate(proc, settings.cancel_grace_seconds)
-        code = proc.wait()
+        # The tool's whole tree (its own children may leave its session): all of it ends.
+        tree = ProcessTree(proc.pid)
+        try:
+            while proc.poll() is None:
+                time.sleep(SHIP_SECONDS)
+                tree.refresh()
+                shipper.ship()
+                if shipper.cancel_requested:
+                    tree.stop(settings.cancel_grace_seconds, signal.SIGTERM, launcher=False)
+            code = proc.wait()
+        finally:
+            tree.stop(settings.cancel_grace_seconds, signal.SIGKILL, launcher=False)
         elapsed = time.monotonic() - started
         if shipper.cancel_requested:
             status, reason = "cancelled", "cancelled on request"

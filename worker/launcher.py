@@ -1,7 +1,8 @@
-"""Start torchrun in its own process group and stop the whole group.
+"""Start torchrun (or a job's tool) in its own session, dying with its parent.
 
-torchrun's ranks are its children; killing torchrun alone orphans them (and on a GPU box keeps
-their memory), so the run starts in a new session and every signal goes to the group.
+Stopping is ``worker.proctree``'s: torch 2.13 starts each rank in a session of its own, so a
+signal to this group no longer reaches them. ``kill_stale_group`` remains for records a worker
+without process trees left behind.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
@@ -54,11 +54,6 @@ def start(
         )
 
 
-#: How long torchrun may linger once its ranks are gone before it is SIGKILLed: its own
-#: teardown after SIGTERM takes ~2 s on a busy box and guards nothing once the ranks have exited.
-LAUNCHER_LINGER_SECONDS = 0.3
-
-
 def group_members(pgid: int) -> set[int]:
     """Pids of the group's living processes (zombies excluded)."""
     members = set()
@@ -78,37 +73,6 @@ def group_alive(pgid: int) -> bool:
 def signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def terminate(proc: subprocess.Popen[bytes], grace: float) -> int:
-    """SIGTERM the group, SIGKILL it after ``grace`` seconds; returns once the group is gone.
-
-    The ranks handle SIGTERM within ~0.2 s (pretrain writes its ``end`` event and exits); once
-    only the launcher (the group leader) is left it gets SIGKILL after a short linger.
-    """
-    pgid = proc.pid  # start_new_session: the leader's pid is the group id
-    signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    alone_since: float | None = None
-    while time.monotonic() < deadline:
-        proc.poll()
-        members = group_members(pgid)
-        if not members:
-            break
-        if members == {pgid}:
-            alone_since = alone_since or time.monotonic()
-            if time.monotonic() - alone_since > LAUNCHER_LINGER_SECONDS:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pgid, signal.SIGKILL)
-        time.sleep(0.02)
-    else:
-        signal_group(pgid, signal.SIGKILL)
-    # The ranks may outlive torchrun by a moment after SIGKILL; wait until none is left.
-    deadline = time.monotonic() + 5
-    while group_alive(pgid) and time.monotonic() < deadline:
-        proc.poll()
-        time.sleep(0.05)
-    return proc.wait(timeout=5)
 
 
 def kill_stale_group(pgid: int) -> bool:

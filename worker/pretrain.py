@@ -23,7 +23,8 @@ Exit codes (the ``end`` event's ``status`` is the primary signal):
 2    bad arguments or data (the message names the flag)
 3    diverged: NaN/inf loss on ``--divergence_patience`` consecutive steps
 4    out of memory (CUDA or host)
-143  cancelled: SIGTERM (128 + 15)
+75   preempted: SIGTERM during training; a checkpoint was saved at the next step
+143  cancelled: SIGUSR2 (the panel's cancel), or SIGTERM before the training loop
 ==== =========================================================================
 """
 
@@ -55,7 +56,7 @@ from transformers import default_data_collator  # noqa: E402
 
 from worker.data.eval_sets import parse_eval_prompts  # noqa: E402
 from worker.events import EventWriter  # noqa: E402
-from worker.training import preemption  # noqa: E402
+from worker.training import guards  # noqa: E402
 from worker.training.arguments import (  # noqa: E402
     DataTrainingArguments,
     ModelArguments,
@@ -102,7 +103,7 @@ from worker.training.modeling import (  # noqa: E402
     count_parameters,
     load_config,
 )
-from worker.training.preemption import SaveOnSigterm  # noqa: E402
+from worker.training.preemption import PreemptionCallback, raise_if_preempted  # noqa: E402
 from worker.training.process import (  # noqa: E402
     finish_distributed,
     setup_logging,
@@ -210,8 +211,7 @@ def train(
         eval_dataset=eval_sets or None,
         processing_class=tokenizer,
         data_collator=default_data_collator,
-        # After EventsCallback: a checkpoint saved on SIGTERM is marked complete before exit.
-        callbacks=[EventsCallback(run), *([SaveOnSigterm()] if preemption.enabled() else [])],
+        callbacks=[EventsCallback(run), PreemptionCallback()],
     )
     trainer.run = run
     if eval_sets or prompts:
@@ -221,6 +221,7 @@ def train(
 
     # 6. Train (or resume), then save the final weights and tokenizer.
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    raise_if_preempted()  # SIGTERM: checkpoint saved at a step boundary, stop here
     if run.diverged_at is not None:
         raise DivergedError(
             f"loss was NaN/inf on {args.divergence_patience} consecutive steps (stopped at step "
@@ -240,6 +241,7 @@ def train(
 def main(argv: list[str] | None = None) -> int:
     """Parse, train, and always end with an ``end`` event and an exit code (see the table above)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    guards.install()  # die with torchrun; dump stacks on SIGUSR1
     single_process_env(argv)
     rank = int(os.environ.get("RANK", "0"))
     # Events must work even when parsing fails, so output_dir is read straight from argv.
@@ -292,4 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # torch elastic's error file: torchrun's summary then carries a rank's uncaught traceback.
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    sys.exit(record(main)())

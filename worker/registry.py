@@ -3,8 +3,8 @@
 Tasks run in the pool's child processes while the heartbeat runs in the main process; a small
 directory is the simplest channel between them that also survives a crash of either:
 
-- ``runs/<run_id>.json`` — {"run_id", "attempt", "pgid", "task_pid"} while a run is active
-  (plus "slurm_job", the job id, on a Slurm worker)
+- ``runs/<run_id>.json`` — {"run_id", "attempt", "pgid", "procs", "instance", "task_pid",
+  "task_started"} while a run is active (plus "slurm_job", the job id, on a Slurm worker)
 - ``cancel/<run_id>`` — the heartbeat saw a cancel request; the task polls for it
 - ``stop/<run_id>`` — the worker is shutting down: the task stops its run and reports it
 - ``../gpus/gpu-N.lock`` — GPU leases of the box (see ``worker.gpu``)
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import socket
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 from cpt_contract.run_paths import RUN_ID
 from cpt_contract.settings import Settings
+from worker import instance
 
 
 def worker_name(settings: Settings) -> str:
@@ -57,7 +57,12 @@ class Registry:
         return self.root / "cancel" / check_run_id(run_id)
 
     def register(
-        self, run_id: str, attempt: int, pgid: int | None = None, slurm_job: str | None = None
+        self,
+        run_id: str,
+        attempt: int,
+        pgid: int | None = None,
+        procs: list[list[float]] | None = None,
+        slurm_job: str | None = None,
     ) -> None:
         path = self._run_file(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +70,8 @@ class Registry:
             "run_id": run_id,
             "attempt": attempt,
             "pgid": pgid,
-            "task_pid": os.getpid(),
+            "procs": procs or [],
+            **instance.owner(),
         }
         if slurm_job is not None:
             record["slurm_job"] = slurm_job

@@ -30,10 +30,12 @@ from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.schema import DEEPSPEED_FILES, RunConfig
 from cpt_contract.settings import Settings
-from worker import gpu, launcher
+from worker import gpu, instance, launcher, rootcause
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
+from worker.proctree import ProcessTree
 from worker.registry import Registry, check_run_id, worker_name
 from worker.shipper import RunShipper, ShipperThread, ship_leftovers
+from worker.stall import dump_stacks, stalled_reason
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class Refused(Exception):
 class Outcome:
     status: str  # succeeded | failed | cancelled (the statuses /internal/.../status accepts)
     reason: str | None
+    #: An interruption (worker stop, stall, a rank killed) the API may restart from a checkpoint.
+    retryable: bool = False
 
 
 # --- decisions (pure, unit-testable) ---------------------------------------------------
@@ -116,6 +120,8 @@ def outcome_from(
             return Outcome("succeeded", reason)
         if status == "cancelled":
             return Outcome("cancelled", reason or "cancelled")
+        if status == "preempted":  # SIGTERM from outside (scancel, a container stop)
+            return Outcome("failed", f"preempted: {reason}", True)
         # failed / diverged / oom: the API only knows "failed"; keep the kind in the reason.
         if reason and status != "failed" and status not in reason.lower():
             reason = f"{status}: {reason}"
@@ -123,9 +129,51 @@ def outcome_from(
     if returncode == 0:
         return Outcome("succeeded", None)
     if returncode in (-9, 137):
-        return Outcome("failed", "killed (SIGKILL: out of host memory, or stopped from outside)")
+        return Outcome(
+            "failed", "killed (SIGKILL: out of host memory, or stopped from outside)", True
+        )
     error = last_error_line(log_path)
     return Outcome("failed", f"exit code {returncode}" + (f": {error}" if error else ""))
+
+
+def last_end_event(events_path: Path, max_bytes: int = 64 * 1024) -> dict[str, Any] | None:
+    """The newest ``end`` event in events.jsonl (when the API could not be told of it)."""
+    try:
+        with open(events_path, "rb") as f:
+            f.seek(max(0, events_path.stat().st_size - max_bytes))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict) and event.get("kind") == "end":
+                return event
+    return None
+
+
+#: A rank killed by one of these was interrupted (OOM killer, a crash, kill -9): worth a restart.
+_CRASH_SIGNALS = ("SIGKILL", "SIGSEGV", "SIGBUS", "SIGABRT", "SIGTERM", "SIGHUP")
+
+
+def explain(
+    outcome: Outcome,
+    returncode: int,
+    cancelled: bool,
+    log_path: Path,
+    output_dir: Path,
+    since: float,
+) -> Outcome:
+    """Name the first failing rank (torchrun's root cause), not the secondary error rank 0 saw."""
+    if cancelled or returncode == 0 or outcome.status == "succeeded":
+        return outcome
+    if outcome.reason and outcome.reason.startswith(("diverged", "oom", "preempted")):
+        return outcome  # rank 0 knew exactly why
+    root = rootcause.from_log(log_path)
+    if root is None or (root.rank == 0 and root.signal is None and outcome.status == "failed"):
+        return outcome
+    reason = root.describe(rootcause.rank_note(output_dir, root.rank, since))
+    return Outcome("failed", reason, root.signal in _CRASH_SIGNALS)
 
 
 def child_env(
@@ -160,6 +208,8 @@ class RunAttempt:
         self.stopping = threading.Event()  # the worker itself is shutting down
         self.lease: gpu.GpuLease | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tree: ProcessTree | None = None
+        self.started = time.time()
 
     def request_cancel(self) -> None:
         self.cancel.set()
@@ -185,6 +235,7 @@ class RunAttempt:
                 outcome.status,
                 reason=outcome.reason,
                 retry_for=retry_for,
+                retryable=outcome.retryable,
             )
         except (Conflict, ApiUnavailable) as exc:
             log.error("run %s: could not report %s: %s", self.run_id, outcome.status, exc)
@@ -195,7 +246,9 @@ class RunAttempt:
     def execute(self) -> Outcome | None:
         """Run the attempt; None when the claim was refused (cancelled meanwhile or a repeat)."""
         try:
-            claim = self.api.claim(self.run_id, self.attempt, worker_name(self.settings))
+            claim = self.api.claim(
+                self.run_id, self.attempt, worker_name(self.settings), instance.current()
+            )
         except Conflict as exc:
             log.info(
                 "run %s attempt %s: not claimed (%s); dropping", self.run_id, self.attempt, exc
@@ -227,6 +280,9 @@ class RunAttempt:
             self._report(outcome)
             return outcome
         finally:
+            # The GPUs are free only once no process of the attempt is left to hold them.
+            if self.tree is not None:
+                self.tree.stop(self.settings.cancel_grace_seconds, signal.SIGKILL)
             if self.lease is not None:
                 self.lease.release()
             self.registry.unregister(self.run_id)
@@ -257,8 +313,8 @@ class RunAttempt:
 
     def _fail_on_error(self, exc: Exception, shipper: RunShipper) -> Outcome:
         reason = f"worker error: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
-        if self.proc is not None and self.proc.poll() is None:
-            launcher.terminate(self.proc, self.settings.cancel_grace_seconds)
+        if self.tree is not None:
+            self.tree.stop(self.settings.cancel_grace_seconds, signal.SIGUSR2)
         with contextlib.suppress(Exception):
             self._note(reason)
             self._ship_final(shipper)
@@ -320,8 +376,14 @@ class RunAttempt:
         )
         if self._cancelled():
             return None
+        # torchrun's own failure lands here (errors.record); one file per attempt.
+        env["TORCHELASTIC_ERROR_FILE"] = str(self.log_path.with_suffix(".error.json"))
+        self.started = time.time()
         proc = self.proc = launcher.start(argv, self.log_path, env, cwd=paths.run_dir)
-        self.registry.register(self.run_id, self.attempt, pgid=proc.pid)
+        self.tree = ProcessTree(proc.pid)
+        self.registry.register(
+            self.run_id, self.attempt, pgid=proc.pid, procs=self.tree.as_record()
+        )
         try:
             answer = self.api.status(self.run_id, self.attempt, "running", pid=proc.pid)
         except Conflict as exc:
@@ -332,6 +394,13 @@ class RunAttempt:
             if answer.cancel_requested:
                 self.cancel.set()
         return proc
+
+    def _unrecorded(self) -> str | None:
+        """Why the API has recorded nothing of this run for ``unrecorded_seconds``, or None."""
+        seconds, problem = self.api.unrecorded()
+        if seconds < self.settings.unrecorded_seconds:
+            return None
+        return f"the API could not record this run for {seconds:.0f} s ({problem})"
 
     def _wait_for_gpus(self, gpus: list[gpu.GpuInfo], count: int) -> bool:
         """Wait until ``count`` GPUs are free (other runs on the box hold them); False if cancelled."""
@@ -346,36 +415,80 @@ class RunAttempt:
             time.sleep(1.0)
         return False
 
+    def _track(self) -> None:
+        """Record new processes of the attempt (ranks appear a second or two after torchrun)."""
+        if self.tree is not None and self.tree.refresh():
+            self.registry.register(
+                self.run_id, self.attempt, pgid=self.tree.root_pid, procs=self.tree.as_record()
+            )
+
     def _watch(self, proc: subprocess.Popen[bytes], shipper: RunShipper) -> Outcome:
+        tree = self.tree or ProcessTree(proc.pid)
         thread = ShipperThread(shipper, self.settings.ship_interval_seconds)
         thread.start()
         cancelled = stopped = False
+        stall: str | None = None
+        unrecorded: str | None = None
+        next_track = 0.0
         while proc.poll() is None:
+            if time.monotonic() >= next_track:
+                self._track()
+                next_track = time.monotonic() + 0.5
+                stall = stalled_reason(shipper, self.settings.stall_seconds)
+                if stall is not None:
+                    log.warning("run %s: %s; dumping stacks and stopping", self.run_id, stall)
+                    self._note(stall)
+                    dump_stacks(tree, self._note)
+                    tree.stop(self.settings.cancel_grace_seconds, signal.SIGUSR2)
+                    break
+                unrecorded = self._unrecorded()
+                if unrecorded is not None:
+                    # Training nobody can see (or stop) is worse than stopped training: save a
+                    # checkpoint at the next step (SIGTERM) and end the attempt.
+                    log.warning("run %s: %s; stopping the training", self.run_id, unrecorded)
+                    self._note(f"{unrecorded}: stopping the training (checkpoint first)")
+                    tree.stop(self.settings.stop_grace_seconds, signal.SIGTERM)
+                    break
             if self.registry.stop_requested(self.run_id):
                 self.stopping.set()
             if self._cancelled() or self.stopping.is_set():
                 stopped = self.stopping.is_set() and not self.cancel.is_set()
                 cancelled = not stopped
                 why = "cancel requested" if cancelled else "worker stopping"
-                log.info("run %s: %s; stopping process group %s", self.run_id, why, proc.pid)
-                t0 = time.monotonic()
-                launcher.terminate(proc, self.settings.cancel_grace_seconds)
-                log.info(
-                    "run %s: process group gone after %.2fs", self.run_id, time.monotonic() - t0
+                log.info("run %s: %s; stopping %d process(es)", self.run_id, why, len(tree.alive()))
+                # A cancel stops at once (SIGUSR2); a worker stop gives the ranks time to save
+                # a checkpoint at the next step boundary (SIGTERM, worker.training.preemption).
+                took = tree.stop(
+                    self.settings.cancel_grace_seconds
+                    if cancelled
+                    else self.settings.stop_grace_seconds,
+                    signal.SIGUSR2 if cancelled else signal.SIGTERM,
                 )
+                log.info("run %s: every process gone after %.2fs", self.run_id, took)
                 break
             time.sleep(0.05)
         returncode = proc.wait()
-        # Give any rank that outlived torchrun a last chance to be seen, then make sure.
-        if launcher.group_alive(proc.pid):
-            launcher.terminate(proc, self.settings.cancel_grace_seconds)
+        # A rank may outlive torchrun (own session, hung): none may be left, whatever happened.
+        tree.stop(self.settings.cancel_grace_seconds, signal.SIGKILL)
         thread.stop()
+        if cancelled:  # the log ends with one plain line, not a launcher traceback
+            self._note("cancelled on request")
         self._ship_final(shipper)
+        if stall is not None:
+            return Outcome("failed", stall, True)
+        if unrecorded is not None:
+            end = shipper.end_event or last_end_event(self.paths.events) or {}
+            saved = f"; {end.get('reason')}" if end.get("status") == "preempted" else ""
+            return Outcome("failed", f"stopped: {unrecorded}{saved}")
         if stopped:
-            return Outcome(
-                "failed", "the worker stopped during the run; resume it from a checkpoint"
-            )
+            end = shipper.end_event or {}
+            saved = f" ({end.get('reason')})" if end.get("status") == "preempted" else ""
+            step = shipper.last_step if shipper.last_step is not None else "?"
+            return Outcome("failed", f"worker stopped: interrupted at step {step}{saved}", True)
         outcome = outcome_from(shipper.end_event, returncode, cancelled, self.log_path)
+        outcome = explain(
+            outcome, returncode, cancelled, self.log_path, self.paths.output_dir, self.started
+        )
         log.info(
             "run %s attempt %s: %s (%s)", self.run_id, self.attempt, outcome.status, outcome.reason
         )

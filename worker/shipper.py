@@ -75,6 +75,10 @@ class RunShipper:
         self.keepalive, self.keepalive_seconds = keepalive, keepalive_seconds
         self._last_contact = time.monotonic()
         self.end_event: dict[str, Any] | None = None
+        #: Progress seen in the shipped events (the worker's stall detection reads these).
+        self.last_step: int | None = None
+        self.progress_at = time.monotonic()
+        self.step_seconds: list[float] = []
         self.events_shipped = 0
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -120,8 +124,22 @@ class RunShipper:
             for event in events:
                 if event.get("kind") == "end":
                     self.end_event = event
+                self._progress(event)
         self.events_offset += consumed
         return True
+
+    def _progress(self, event: dict[str, Any]) -> None:
+        step = event.get("step")
+        if event.get("kind") not in ("start", "log", "checkpoint", "eval") or not isinstance(
+            step, int
+        ):
+            return
+        now = time.monotonic()
+        if self.last_step is not None and step > self.last_step and event.get("kind") == "log":
+            self.step_seconds.append((now - self.progress_at) / (step - self.last_step))
+            del self.step_seconds[:-200]
+        if self.last_step is None or step > self.last_step or event.get("kind") == "start":
+            self.last_step, self.progress_at = step, now
 
     def _ship_log(self) -> bool:
         if not self.log_path.exists():

@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+from backend.core import dbhealth
 from cpt_contract.settings import Settings, get_settings
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
@@ -49,8 +50,18 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    dbhealth.watch(engine)  # a failed write (disk full) makes /api/health say so
+    return engine
+
+
+def sqlite_dir(settings: Settings) -> Path | None:
+    """The directory of the SQLite file (None for PostgreSQL or an in-memory database)."""
+    url = make_url(normalize_url(settings.sqlalchemy_url))
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).resolve().parent
 
 
 @lru_cache

@@ -63,13 +63,19 @@ def send_job(settings: Settings, job_id: str, queue: str) -> None:
 
 
 def send_pending(settings: Settings, *, all_queued: bool = False) -> list[str]:
-    """Send the Celery message of queued runs that have none yet (or all queued: at startup)."""
+    """Send the Celery message of queued runs that have none yet, or whose message was sent
+    ``resend_seconds`` ago and never claimed (a flushed or lost broker; the claim dedups
+    repeats); all queued at startup."""
     with Session(get_engine(settings)) as session:
         stmt = select(Run).where(Run.status == RunStatus.queued)
         if not all_queued:
             # Leave a just-created run to the request that created it (it sends at once).
             settled = utcnow() - timedelta(seconds=3)
-            stmt = stmt.where(col(Run.enqueued_at).is_(None), col(Run.updated_at) < settled)
+            stale = utcnow() - timedelta(seconds=settings.resend_seconds)
+            stmt = stmt.where(
+                (col(Run.enqueued_at).is_(None) & (col(Run.updated_at) < settled))
+                | (col(Run.enqueued_at) < stale)
+            )
         pending = [
             (r.id, r.attempt, r.queue) for r in session.exec(stmt.order_by(col(Run.created_at)))
         ]

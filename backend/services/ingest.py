@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from backend.models import Checkpoint, LogChunk, Run, RunEvent, Worker, utcnow
-from backend.services import state_machine
+from backend.services import autoresume, state_machine
 from backend.services.errors import Conflict
 from backend.services.validation import ConfigInvalid, error
 from cpt_contract.protocol import CHECKPOINT_NAME, INT32
@@ -279,7 +279,7 @@ def store_log(
 # --- claim / status / heartbeat ------------------------------------------------------------------
 
 
-def claim(run: Run, attempt: int, worker: str) -> Run:
+def claim(run: Run, attempt: int, worker: str, instance: str | None = None) -> Run:
     if run.attempt != attempt or run.status != RunStatus.queued:
         raise Conflict(
             f"run {run.id} is {run.status} at attempt {run.attempt}: "
@@ -287,6 +287,7 @@ def claim(run: Run, attempt: int, worker: str) -> Run:
         )
     state_machine.transition(run, RunStatus.starting, f"claimed by {worker}", verb="claim")
     run.worker = worker[:200]
+    run.worker_instance = instance
     run.last_seen_at = utcnow()
     return run
 
@@ -304,7 +305,12 @@ def check_attempt(run: Run, attempt: int) -> None:
 
 
 def report_status(
-    run: Run, attempt: int, status: RunStatus, reason: str | None, pid: int | None
+    run: Run,
+    attempt: int,
+    status: RunStatus,
+    reason: str | None,
+    pid: int | None,
+    retryable: bool = False,
 ) -> bool:
     """Apply the worker's status report; returns whether the status changed."""
     check_attempt(run, attempt)
@@ -325,6 +331,8 @@ def report_status(
         return False  # still stopping; the answer says cancel_requested
     if status in TERMINAL_STATUSES:
         reason = reason or run.end_reason or _DEFAULT_REASONS[status]
+        autoresume.end_attempt(run, status, reason, retryable=retryable)
+        return True
     state_machine.transition(run, status, reason)
     return True
 
@@ -341,7 +349,8 @@ def heartbeat(session: Session, payload: dict[str, Any]) -> list[str]:
     if worker is None:
         worker = Worker(name=name)
         session.add(worker)
-    for key in ("host", "queue", "concurrency", "cpu_only", "gpus", "current_runs", "executor"):
+    keys = ("host", "queue", "concurrency", "cpu_only", "gpus", "current_runs", "executor")
+    for key in (*keys, "instance"):
         if key in payload and payload[key] is not None:
             setattr(worker, key, payload[key])
     # The cluster report is replaced as a whole (None: not a Slurm worker).

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
+from backend.core import dbhealth
 from backend.core.db import write_session
 from backend.models import Run, Worker, utcnow
-from backend.services import enqueue, jobs, state_machine
+from backend.services import autoresume, enqueue, jobs
 from backend.services.notify import publish_run
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import WORKER_STATUSES, RunStatus
@@ -33,6 +34,10 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
     """Runs whose worker (and the run itself) has been silent too long → failed."""
     now = now or utcnow()
     limit = timedelta(seconds=settings.worker_lost_seconds)
+    if dbhealth.failed_within(settings.worker_lost_seconds):
+        # The workers spoke, but a failing database could not record it (disk full): their
+        # silence in it proves nothing until they have had a full window to be heard again.
+        return []
     failed: list[Run] = []
     with write_session(settings) as session:
         runs = session.exec(
@@ -43,7 +48,12 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
             beats = [_aware(run.last_seen_at), _aware(run.started_at)]
             worker = session.get(Worker, run.worker) if run.worker else None
             worker_beat = _aware(worker.last_heartbeat) if worker else None
-            if worker is not None and run.id in (worker.current_runs or []):
+            # Only the live instance that claimed the run vouches for it: a worker restarted
+            # under the same name is another instance and never keeps a dead one's run alive.
+            same_instance = run.worker_instance is None or (
+                worker is not None and worker.instance == run.worker_instance
+            )
+            if worker is not None and same_instance and run.id in (worker.current_runs or []):
                 beats.append(worker_beat)
             last = max((b for b in beats if b is not None), default=None)
             if last is not None and now - last <= limit:
@@ -60,7 +70,9 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
                     f"worker lost: no word from {run.worker or 'the worker'} for {silent:.0f} s "
                     "(it crashed or lost the network); resume from the last checkpoint"
                 )
-            state_machine.transition(run, RunStatus.failed, reason)
+            # A lost worker interrupted the run; a run being cancelled just ends.
+            retryable = run.status != RunStatus.cancelling
+            autoresume.end_attempt(run, RunStatus.failed, reason, retryable=retryable)
             failed.append(run)
         session.commit()
     for run in failed:

@@ -350,6 +350,15 @@ class TrainingSection(_Section):
     seed: int = Field(default=42, ge=0, le=MAX_INT, title="Seed")
     ddp_timeout: int = Field(default=30000, le=MAX_INT, ge=1, json_schema_extra=_adv())
     debug_mode: bool = Field(default=False, json_schema_extra=_adv(**SWITCH))
+    max_restarts: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        title="Automatic restarts",
+        description="A run interrupted by a lost or stopped worker, a stall or a rank crash "
+        "resumes by itself from its newest checkpoint, up to this many times.",
+        json_schema_extra=_adv(**NOT_A_FLAG),
+    )
     extra_args: list[str] = Field(
         default_factory=list,
         max_length=MAX_ITEMS,

@@ -53,7 +53,7 @@ def test_worker_lost_and_requeue_on_restart(tmp_path: Path) -> None:
         with panel.client() as c:
             deadline = time.time() + 15
             while time.time() < deadline and any(
-                c.get(f"/api/runs/{r['id']}").json()["status"] != "failed" for r in (lost, orphan)
+                c.get(f"/api/runs/{r['id']}").json()["attempt"] != 2 for r in (lost, orphan)
             ):
                 time.sleep(0.3)
             failed = c.get(f"/api/runs/{lost['id']}").json()
@@ -67,9 +67,14 @@ def test_worker_lost_and_requeue_on_restart(tmp_path: Path) -> None:
             asset = httpx.get(panel.url + "/assets/app.js")
             api_404 = httpx.get(panel.url + "/api/nope")
             escape = httpx.get(panel.url + "/assets/..%2F..%2Fetc%2Fpasswd")
-        assert failed["status"] == "failed" and failed["status_reason"].startswith("worker lost")
+        # Lost = interrupted: restarted automatically as attempt 2, the reason kept per attempt.
+        assert failed["status"] == "queued" and failed["attempt"] == 2, failed
+        assert failed["attempt_log"][0]["reason"].startswith("worker lost")
+        assert failed["attempt_log"][0]["restarted"] is True
+        assert "attempt 2" in failed["status_reason"]
         assert healthy["status"] == "running"
-        assert orphaned["status"] == "failed" and "is alive but" in orphaned["status_reason"]
+        assert orphaned["status"] == "queued", orphaned
+        assert "is alive but" in orphaned["attempt_log"][0]["reason"]
         assert workers["alive-box"]["alive"] and not workers["ghost"]["alive"]
         assert "cpt-panel spa" in index.text and "cpt-panel spa" in deep.text
         assert asset.text == "console.log('app')"

@@ -131,7 +131,8 @@ def test_resume_reproduces_uninterrupted_losses(
 def test_cancel_then_resume_appends_events(
     tiny_assets: dict[str, Path], data_cache: Path, tmp_path: Path
 ) -> None:
-    """SIGTERM → end 'cancelled', exit 143, promptly; the resumed run appends with rising seq."""
+    """SIGUSR2 (the panel's cancel) → end 'cancelled', exit 143, promptly; the resumed run
+    appends with rising seq. (SIGTERM saves a checkpoint first: tests/e2e/test_faults.py.)"""
     out = tmp_path / "out"
     args = tiny_args(
         tiny_assets,
@@ -159,7 +160,7 @@ def test_cancel_then_resume_appends_events(
             time.sleep(0.1)
         assert proc.poll() is None, proc.stdout.read().decode()[-4000:] if proc.stdout else ""
         sent = time.time()
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGUSR2)
         code = proc.wait(timeout=30)
         assert time.time() - sent < 15
     finally:

@@ -44,9 +44,6 @@ from worker.slurm.states import JobInfo, Phase
 
 log = logging.getLogger(__name__)
 
-#: Tells pretrain.py to save a checkpoint at the next step on SIGTERM before it stops
-#: (``worker/training/preemption.py``).
-SAVE_ON_SIGTERM_ENV = "PRETRAIN_SAVE_ON_SIGTERM"
 #: How long a cancelled job may take to leave the queue before the worker stops waiting.
 CANCEL_WAIT_SECONDS = 120.0
 
@@ -101,13 +98,13 @@ class SlurmJob:
 
 def job_env(use_cpu: bool) -> dict[str, str]:
     """The environment sbatch exports into the job (``--export=ALL``): no secrets, no Slurm
-    variables of the worker's own, the repo importable, and save-on-TERM switched on."""
+    variables of the worker's own, the repo importable. TERM needs no switch: pretrain.py always
+    saves a checkpoint at the next step boundary on it (``worker/training/preemption.py``)."""
     env = {
         k: v for k, v in os.environ.items() if k not in SECRET_ENV and not k.startswith("SLURM_")
     }
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env[SAVE_ON_SIGTERM_ENV] = "1"
     if use_cpu:
         env["DS_ACCELERATOR"] = "cpu"
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -325,14 +322,15 @@ class SlurmAttempt(RunAttempt):
         if self._never:
             return Outcome("failed", f"Slurm job {job.job_id}: {self._never}"), False
         if self.stopping.is_set() and not self.cancel.is_set():
+            # Interrupted, not broken: the API restarts it from its newest checkpoint.
             return Outcome(
-                "failed", "the worker stopped during the run; resume it from a checkpoint"
+                "failed", "the worker stopped during the run; resume it from a checkpoint", True
             ), False
         if self.cancel.is_set():
             return Outcome("cancelled", "cancelled on request"), False
         if end is not None and end.get("status") == "succeeded":
             return outcome_from(end, 0, False, self.log_path), False
-        # The job often ends itself after TERM (a checkpoint saved, exit 143): FAILED, not
+        # The job often ends itself after TERM (a checkpoint saved, exit 75): FAILED, not
         # TIMEOUT/PREEMPTED. The batch shell's marker and PreemptTime tell what happened.
         signalled = script.term_marker(self._slurm_dir, job.job_id).exists()
         preempted = info is not None and info.preempted

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 
 from worker.data.errors import DataError
+from worker.training import preemption
+from worker.training.preemption import EXIT_PREEMPTED, Preempted
 from worker.training.run_state import RunContext
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_OOM, EXIT_CANCELLED = 0, 1, 2, 3, 4, 143
@@ -46,6 +48,8 @@ def classify(exc: BaseException) -> tuple[str, str, int]:
     """(end status, one-line reason, exit code) for an exception that ended the run."""
     if isinstance(exc, InputError | DataError):  # DataError: bad data met while streaming
         return "failed", str(exc), EXIT_BAD_INPUT
+    if isinstance(exc, Preempted):
+        return "preempted", str(exc), EXIT_PREEMPTED
     if isinstance(exc, DivergedError):
         return "diverged", str(exc), EXIT_DIVERGED
     if is_oom(exc):
@@ -72,7 +76,7 @@ def install_sigterm(run: RunContext, output_dir: Path) -> None:
     started = time.time() - 1
 
     def handler(signum: int, frame: Any) -> None:
-        status, reason = "cancelled", "cancelled: received SIGTERM"
+        status, reason = "cancelled", f"cancelled: received {signal.Signals(signum).name}"
         # If another rank failed first, torchrun SIGTERMs us: report its failure instead.
         for note in sorted(output_dir.glob(".rank-*-failure.json")):
             with contextlib.suppress(Exception):
@@ -88,4 +92,7 @@ def install_sigterm(run: RunContext, output_dir: Path) -> None:
             sys.stderr.flush()
         os._exit(EXIT_CANCELLED if status == "cancelled" else EXIT_FAILED)
 
-    signal.signal(signal.SIGTERM, handler)
+    # SIGUSR2 is the panel's cancel; SIGTERM saves a checkpoint first while training
+    # (worker.training.preemption) and falls back to this handler otherwise.
+    signal.signal(signal.SIGUSR2, handler)
+    preemption.install(handler)

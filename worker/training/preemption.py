@@ -1,67 +1,84 @@
-"""Save a checkpoint on SIGTERM before stopping (a Slurm time limit or preemption).
+"""Preemption checkpoint: SIGTERM (worker stop, ``docker compose restart``, ``scancel``) makes
+every rank save a complete checkpoint at the next step boundary, then exit with
+``EXIT_PREEMPTED`` so the panel resumes the run from it.
 
-Switched on by ``PRETRAIN_SAVE_ON_SIGTERM=1`` in the environment (the Slurm executor sets it);
-without it SIGTERM keeps its plain meaning (``failures.install_sigterm``: end event, exit).
-SIGTERM only sets a flag; at the end of the next optimizer step the ranks agree on it (one
-all-reduce, so every rank saves at the same step), the Trainer saves ``checkpoint-N``, and
-once it is saved (and marked complete by the events callback) the plain handler ends the
-process, so a resubmitted job resumes with ``--resume_from_checkpoint last``.
+torchrun forwards SIGTERM to each rank (and the worker signals each rank itself), so the flag
+goes up on every rank; ranks may see it at different steps, so the decision is all-reduced at
+each step end and all of them save at the same step. The panel's *cancel* is SIGUSR2 (stop
+now, no checkpoint), and SIGTERM before the training loop starts (or a second one) exits at once.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("pretrain")
 
-ENV = "PRETRAIN_SAVE_ON_SIGTERM"
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV, "").lower() in ("1", "true", "yes")
+#: EX_TEMPFAIL: "try again later" — the run was interrupted, not broken.
+EXIT_PREEMPTED = 75
 
 
-class SaveOnSigterm(TrainerCallback):
-    """Must come after the events callback: its ``on_save`` marks the checkpoint complete."""
+class Preempted(Exception):
+    """Stopped by SIGTERM after saving a checkpoint."""
 
-    def __init__(self) -> None:
-        self.requested = False
-        self.saving = False
-        self.plain = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, self._on_term)
 
-    def _on_term(self, signum: int, frame: Any) -> None:
-        if self.saving:
-            return  # already stopping at a checkpoint: let it finish
-        if not self.requested:
-            logger.warning("SIGTERM: saving a checkpoint at the end of this step, then stopping")
-        self.requested = True
+class _State:
+    in_loop = False
+    requested_at: float | None = None
+    saved_step: int | None = None
 
-    def _agreed(self, args: Any) -> bool:
-        flag = self.requested
+
+STATE = _State()
+
+
+def install(immediate: Callable[[int, Any], None]) -> None:
+    """SIGTERM → checkpoint at the next step while training; ``immediate`` (the cancel
+    handler) otherwise."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if not STATE.in_loop or STATE.requested_at is not None:
+            immediate(signum, frame)
+            return
+        STATE.requested_at = time.monotonic()
+        print(
+            "[pretrain] SIGTERM: saving a checkpoint at the next step, then stopping",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+class PreemptionCallback(TrainerCallback):
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        STATE.in_loop = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        STATE.in_loop = False
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        flag = torch.tensor([1.0 if STATE.requested_at is not None else 0.0], device=args.device)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            device = args.device if torch.distributed.get_backend() == "nccl" else "cpu"
-            t = torch.tensor([1 if flag else 0], device=device)
-            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-            flag = bool(t.item())
-        return flag
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-        if not self.saving and self._agreed(args):
-            self.saving = True
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() > 0:
+            STATE.requested_at = STATE.requested_at or time.monotonic()
+            STATE.saved_step = state.global_step
             control.should_save = True
-        return control
+            control.should_training_stop = True
 
-    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-        if self.saving:
-            logger.warning("checkpoint-%d saved after SIGTERM; stopping", state.global_step)
-            if callable(self.plain):
-                self.plain(signal.SIGTERM, None)  # end event + exit, as without this callback
-            os._exit(143)
-        return control
+
+def raise_if_preempted() -> None:
+    """After ``trainer.train`` returns: a preempted run skips the final save and evaluation."""
+    if STATE.saved_step is not None:
+        took = time.monotonic() - (STATE.requested_at or time.monotonic())
+        raise Preempted(
+            f"checkpoint-{STATE.saved_step} saved {took:.1f} s after SIGTERM; resume from it"
+        )

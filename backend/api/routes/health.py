@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Literal
 
 from fastapi import APIRouter
@@ -10,22 +11,45 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from backend import __version__
-from backend.api.deps import SessionDep
+from backend.api.deps import SessionDep, SettingsDep
+from backend.core import dbhealth
+from backend.core.db import sqlite_dir
 
 router = APIRouter(tags=["health"])
+
+#: Less free space than this where the SQLite file lives: writes are about to fail.
+LOW_DISK_BYTES = 1024 * 1024
 
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
+    #: ``ok``, or why the database cannot be read or written (disk full, a failed write).
     database: str
 
 
+def _low_disk(settings: SettingsDep) -> str | None:
+    where = sqlite_dir(settings)
+    if where is None:
+        return None
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return None
+    if free >= LOW_DISK_BYTES:
+        return None
+    return f"disk full: {free // 1024} KiB free where the database lives ({where})"
+
+
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
-def health(session: SessionDep) -> Health | JSONResponse:
+def health(session: SessionDep, settings: SettingsDep) -> Health | JSONResponse:
     try:
         session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        # Reads may work while writes fail: a full disk is only seen by the writes.
+        problem = dbhealth.problem() or _low_disk(settings)
     except Exception as exc:  # report, don't crash: this is what monitors poll
-        body = Health(status="degraded", version=__version__, database=f"error: {exc}"[:300])
+        problem = f"error: {exc}"
+    if problem:
+        body = Health(status="degraded", version=__version__, database=problem[:300])
         return JSONResponse(body.model_dump(), status_code=503)
     return Health(status="ok", version=__version__, database="ok")

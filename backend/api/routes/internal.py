@@ -74,7 +74,7 @@ def heartbeat(body: HeartbeatIn, settings: SettingsDep) -> HeartbeatOut:
 def claim(run_id: str, body: ClaimIn, settings: SettingsDep) -> ClaimOut:
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
-        ingest.claim(run, body.attempt, body.worker)
+        ingest.claim(run, body.attempt, body.worker, body.instance)
         session.commit()
     publish_run(run)
     return ClaimOut(
@@ -100,7 +100,7 @@ def report_status(
         ingest.check_attempt(run, body.attempt)
         _check_lease(settings, run, body.attempt, lease)
         changed = ingest.report_status(
-            run, body.attempt, RunStatus(body.status), body.reason, body.pid
+            run, body.attempt, RunStatus(body.status), body.reason, body.pid, body.retryable
         )
         session.commit()
     if changed:

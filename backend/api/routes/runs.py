@@ -11,7 +11,7 @@ from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
 from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume
-from backend.services import enqueue, runs
+from backend.services import enqueue, runs, waiting
 from backend.services.errors import Conflict
 from backend.services.estimates import Estimates, estimates
 from backend.services.notify import publish_run
@@ -69,8 +69,11 @@ def preview_run(body: RunCreate, settings: SettingsDep, session: SessionDep) -> 
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
-def get_run(run_id: str, session: SessionDep) -> RunPublic:
-    return runs.to_public(runs.get_run(session, run_id))
+def get_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunPublic:
+    run = runs.get_run(session, run_id)
+    public = runs.to_public(run)
+    public.waiting_reason = waiting.waiting_reason(settings, session, run)
+    return public
 
 
 @router.delete(

@@ -33,6 +33,18 @@ export interface Run {
   perplexity: number | null;
   eta_seconds: number | null;
   output_dir: string | null;
+  /** One entry per ended attempt (why it ended, whether it was restarted automatically). */
+  attempt_log?: AttemptEntry[] | null;
+  /** A queued run: why it waits (queue, position, what the queue's workers are busy with). */
+  waiting_reason?: string | null;
+}
+
+export interface AttemptEntry {
+  attempt: number;
+  status: string;
+  reason: string;
+  step: number | null;
+  restarted: boolean;
 }
 
 export interface RunPage {

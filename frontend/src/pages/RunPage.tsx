@@ -5,6 +5,7 @@ import { api, post, qs, saveText, tokenUrl } from "../api/client";
 import { ACTIVE_STATUSES, type Checkpoint, type Job, type LogChunk, type Run, type RunEvent } from "../api/types";
 import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
+import { AttemptLog, WaitingReason } from "../components/Attempts";
 import { useConfirm } from "../components/Confirm";
 import { TryIt } from "../components/TryIt";
 import { CopyButton } from "../components/CopyButton";
@@ -143,6 +144,7 @@ export function RunPage({ id }: { id: string }) {
       </div>
 
       <StatusBanner run={run} />
+      <AttemptLog run={run} />
 
       <div class="stats card">
         <Stat label="Progress">
@@ -317,12 +319,7 @@ function StatusBanner({ run }: { run: Run }) {
         {run.status_reason}
       </div>
     );
-  if (run.status === "queued")
-    return (
-      <div class="banner banner-queued" role="status">
-        Waiting for a worker on queue <code>{run.queue}</code>.
-      </div>
-    );
+  if (run.status === "queued") return <WaitingReason run={run} />;
   return null;
 }
 

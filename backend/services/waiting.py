@@ -1,0 +1,43 @@
+"""Why a queued run waits: its queue, its place in it, and what the queue's workers are doing.
+
+Measured from the database only (heartbeats and run rows), so the UI never shows a guess.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+from sqlmodel import Session, col, func, select
+
+from backend.models import Run, Worker, utcnow
+from cpt_contract.settings import Settings
+from cpt_contract.statuses import RunStatus
+
+
+def waiting_reason(settings: Settings, session: Session, run: Run) -> str | None:
+    if run.status != RunStatus.queued:
+        return None
+    ahead = session.exec(
+        select(func.count())
+        .select_from(Run)
+        .where(
+            Run.status == RunStatus.queued,
+            Run.queue == run.queue,
+            col(Run.created_at) < run.created_at,
+        )
+    ).one()
+    position = f"position {int(ahead) + 1} in queue {run.queue}"
+    now = utcnow()
+    limit = timedelta(seconds=settings.worker_lost_seconds)
+    live = []
+    for w in session.exec(select(Worker).where(Worker.queue == run.queue)):
+        beat = w.last_heartbeat if w.last_heartbeat.tzinfo else w.last_heartbeat.replace(tzinfo=UTC)
+        if now - beat <= limit:
+            live.append(w)
+    if not live:
+        return f"waiting for a worker on queue {run.queue}: none is alive ({position})"
+    busy = [w for w in live if len(w.current_runs or []) >= max(1, w.concurrency)]
+    if len(busy) == len(live):
+        doing = "; ".join(f"{w.name} busy with {', '.join(w.current_runs)}" for w in busy)
+        return f"waiting for a worker on queue {run.queue}: {doing} ({position})"
+    return f"waiting for a free worker on queue {run.queue} to pick it up ({position})"

@@ -1,0 +1,89 @@
+"""Database write failures, in process: what counts as a full disk, how long health stays
+degraded, and that the recovery loop judges no worker lost while the database could not
+record it (the disk-full fault itself, on a real tmpfs: tests/e2e/test_disk_full.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from backend.core import dbhealth
+from backend.core.db import get_engine, init_db
+from backend.models import Run, Worker, utcnow
+from backend.services.recovery import fail_lost_runs
+from cpt_contract.settings import Settings
+
+
+class _PgDiskFull(Exception):
+    sqlstate = "53100"
+
+
+def _wrapped(orig: Exception) -> OperationalError:
+    return OperationalError("INSERT ...", {}, orig)
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> Iterator[None]:
+    dbhealth.reset()
+    yield
+    dbhealth.reset()
+
+
+def test_what_counts_as_a_full_disk() -> None:
+    full = _wrapped(sqlite3.OperationalError("database or disk is full"))
+    assert dbhealth.is_storage_error(full) and dbhealth.is_write_failure(full)
+    assert dbhealth.is_storage_error(_wrapped(_PgDiskFull("could not extend file")))
+    assert dbhealth.is_storage_error(OSError(28, "No space left on device"))
+    readonly = _wrapped(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert dbhealth.is_write_failure(readonly) and not dbhealth.is_storage_error(readonly)
+    locked = _wrapped(sqlite3.OperationalError("database is locked"))
+    assert not dbhealth.is_write_failure(locked)  # contention, not an unwritable database
+    assert dbhealth.describe(full) == "disk full (database or disk is full)"
+
+
+def test_health_stays_degraded_until_a_write_gets_through_after_the_hold() -> None:
+    assert dbhealth.problem() is None
+    dbhealth.record_failure(_wrapped(sqlite3.OperationalError("database or disk is full")))
+    failed = dbhealth._state.failed_at
+    assert failed is not None
+    assert (
+        dbhealth.problem(failed + 1)
+        == "database write failed 1 s ago: disk full (database or disk is full)"
+    )
+    dbhealth.record_write()  # one small write got through: not yet a disk with room
+    assert dbhealth.problem(failed + 2) is not None
+    assert dbhealth.problem(failed + dbhealth.HOLD_SECONDS + 1) is None
+    assert dbhealth.failed_within(5, failed + 4) and not dbhealth.failed_within(5, failed + 6)
+
+
+def test_no_worker_is_judged_lost_while_writes_fail(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, worker_lost_seconds=2)
+    init_db(settings)
+    long_ago = utcnow() - timedelta(seconds=60)
+    with Session(get_engine(settings)) as s:
+        s.add(Worker(name="box", last_heartbeat=long_ago))
+        s.add(
+            Run(
+                id="r-dbhealth1",
+                status="running",
+                worker="box",
+                config={},
+                model="m",
+                method="lora",
+                queue="q",
+                output_dir=str(tmp_path / "out"),
+                last_seen_at=long_ago,
+                started_at=long_ago,
+            )
+        )
+        s.commit()
+    dbhealth.record_failure(_wrapped(sqlite3.OperationalError("database or disk is full")))
+    assert fail_lost_runs(settings) == []  # silence the database could not record
+    dbhealth.reset()
+    assert fail_lost_runs(settings) == ["r-dbhealth1"]
