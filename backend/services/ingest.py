@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from backend.models import Checkpoint, LogChunk, Run, RunEvent, Worker, utcnow
-from backend.services import state_machine
+from backend.services import metric_store, state_machine
 from backend.services.errors import Conflict
 from cpt_contract.protocol import INT32
 from cpt_contract.statuses import TERMINAL_STATUSES, WORKER_STATUSES, RunStatus
@@ -105,6 +105,13 @@ def store_events(
     result = session.connection().execute(stmt, list(rows.values()))
     new_seqs = {int(s) for s in result.scalars()}
     fresh = sorted((NewEvent(**r) for s, r in rows.items() if s in new_seqs), key=lambda e: e.seq)
+    # The chart's store: only what is new, so a resend writes nothing twice.
+    metric_store.add_events(
+        session.connection(),
+        run.id,
+        [metric_store.Ev(e.attempt, e.kind, e.step, e.time, e.data) for e in fresh],
+        float(run.tokens_seen) if run.tokens_seen is not None else None,
+    )
     if attempt == run.attempt:
         for event in fresh:
             _apply(session, run, event)
