@@ -95,7 +95,7 @@ def add_events(
     the count after them, for the next call.
     """
     first_steps: dict[int, int] = {}
-    points: dict[tuple[str, int, int], dict[str, Any]] = {}
+    points: dict[tuple[str, int, int], tuple[float, float | None, float | None]] = {}
     for ev in events:
         if ev.step is not None and ev.kind in (*METRIC_KINDS, "start"):
             prev = first_steps.get(ev.attempt)
@@ -108,13 +108,14 @@ def add_events(
         if ev.step is None:
             continue  # a chart point needs a step
         for key, value in ev.data.items():
-            if is_metric(key, value):
+            t = type(value)
+            # is_metric(), inlined: bool is not int here; v - v == 0 excludes NaN and inf.
+            if ((t is float and value - value == 0) or t is int) and key not in NON_METRICS:
                 # Two values of one key at one step (e.g. ``epoch`` in a log and an eval): the
                 # first stays, as the primary key does across batches.
-                points.setdefault(
-                    (key, ev.attempt, ev.step),
-                    {"value": float(value), "time": ev.time, "tokens_seen": tokens_seen},
-                )
+                pk = (key, ev.attempt, ev.step)
+                if pk not in points:
+                    points[pk] = (float(value), ev.time, tokens_seen)
     if first_steps:
         stmt = _insert(conn, _T_ATTEMPTS)
         stmt = stmt.on_conflict_do_update(
@@ -133,73 +134,104 @@ def add_events(
     if not points:
         return tokens_seen
     ids = series_ids(conn, run_id, dict.fromkeys(k for k, _, _ in points))
-    rows = [{"series_id": ids[k], "attempt": a, "step": s, **v} for (k, a, s), v in points.items()]
-    conn.execute(
-        _insert(conn, _T_POINTS).on_conflict_do_nothing(
-            index_elements=["series_id", "attempt", "step"]
-        ),
-        rows,
-    )
-    _fold_levels(conn, rows)
+    rows = [(ids[k], a, s, v, t, seen) for (k, a, s), (v, t, seen) in points.items()]
+    # Plain DB-API executemany: building SQLAlchemy parameters per row cost more than SQLite.
+    executemany(conn, _POINTS_SQL, rows)
+    executemany(conn, _LEVELS_SQL, _fold_levels(rows))
     return tokens_seen
 
 
-def _fold_levels(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Aggregate the batch per (series, attempt, level, bucket), then upsert those rows."""
-    acc: dict[tuple[int, int, int, int], list[Any]] = {}
-    for r in rows:
-        sid, att, step, value = r["series_id"], r["attempt"], r["step"], r["value"]
-        for k in LEVELS:
-            key = (sid, att, k, step >> k)
-            a = acc.get(key)
-            if a is None:
-                # n, first_step, last_step, last_value, min_step, min_value, max_step, max_value
-                acc[key] = [1, step, step, value, step, value, step, value]
-                continue
-            a[0] += 1
-            if step < a[1]:
-                a[1] = step
-            if step > a[2]:
-                a[2], a[3] = step, value
-            if value < a[5]:
-                a[4], a[5] = step, value
-            if value > a[7]:
-                a[6], a[7] = step, value
-    stmt = _insert(conn, _T_LEVELS)
-    x = stmt.excluded
+_POINTS_SQL = (
+    "INSERT INTO metric_points (series_id, attempt, step, value, time, tokens_seen) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (series_id, attempt, step) DO NOTHING"
+)
 
-    def pick(cond: Any, new: Any, old: Any) -> Any:
-        return case((cond, new), else_=old)
 
-    # Every SET expression sees the row as it was before the update (SQLite and PostgreSQL).
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["series_id", "attempt", "level", "bucket"],
-        set_={
-            "n": _L.n + x.n,
-            "first_step": pick(x.first_step < _L.first_step, x.first_step, _L.first_step),
-            "last_step": pick(x.last_step > _L.last_step, x.last_step, _L.last_step),
-            "last_value": pick(x.last_step > _L.last_step, x.last_value, _L.last_value),
-            "min_step": pick(x.min_value < _L.min_value, x.min_step, _L.min_step),
-            "min_value": pick(x.min_value < _L.min_value, x.min_value, _L.min_value),
-            "max_step": pick(x.max_value > _L.max_value, x.max_step, _L.max_step),
-            "max_value": pick(x.max_value > _L.max_value, x.max_value, _L.max_value),
-        },
-    )
-    names = ("n", "first_step", "last_step", "last_value", "min_step", "min_value", "max_step")
-    conn.execute(
-        stmt,
+def _pick(cond: str, col: str) -> str:
+    return f"{col} = CASE WHEN {cond} THEN excluded.{col} ELSE metric_levels.{col} END"
+
+
+# Every SET expression sees the row as it was before the update (SQLite and PostgreSQL).
+_LEVELS_SQL = (
+    "INSERT INTO metric_levels (series_id, attempt, level, bucket, n, first_step, last_step, "
+    "last_value, min_step, min_value, max_step, max_value) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (series_id, attempt, level, bucket) DO UPDATE SET "
+    "n = metric_levels.n + excluded.n, "
+    + ", ".join(
         [
-            {
-                "series_id": sid,
-                "attempt": att,
-                "level": k,
-                "bucket": b,
-                **dict(zip(names, a, strict=False)),
-                "max_value": a[7],
-            }
-            for (sid, att, k, b), a in acc.items()
-        ],
+            _pick("excluded.first_step < metric_levels.first_step", "first_step"),
+            _pick("excluded.last_step > metric_levels.last_step", "last_step"),
+            _pick("excluded.last_step > metric_levels.last_step", "last_value"),
+            _pick("excluded.min_value < metric_levels.min_value", "min_step"),
+            _pick("excluded.min_value < metric_levels.min_value", "min_value"),
+            _pick("excluded.max_value > metric_levels.max_value", "max_step"),
+            _pick("excluded.max_value > metric_levels.max_value", "max_value"),
+        ]
     )
+)
+
+
+def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        sql = sql.replace("%s", "?")
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.executemany(sql, rows)
+    finally:
+        cur.close()
+
+
+def _fold_levels(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Level rows for a batch: the finest level from the points, each next one from the last.
+
+    An aggregate is [bucket, n, first_step, last_step, last_value, min_step, min_value,
+    max_step, max_value]; points are folded in step order, so a bucket's rows are adjacent.
+    """
+    by_series: dict[tuple[int, int], list[tuple[int, float]]] = {}
+    for sid, att, step, value, _t, _s in rows:
+        by_series.setdefault((sid, att), []).append((step, value))
+    out: list[tuple[Any, ...]] = []
+    for (sid, att), pts in by_series.items():
+        pts.sort()
+        k0 = LEVELS[0]
+        aggs: list[list[Any]] = []
+        cur: list[Any] | None = None
+        for step, value in pts:
+            b = step >> k0
+            if cur is None or cur[0] != b:
+                cur = [b, 1, step, step, value, step, value, step, value]
+                aggs.append(cur)
+                continue
+            cur[1] += 1
+            cur[3], cur[4] = step, value
+            if value < cur[6]:
+                cur[5], cur[6] = step, value
+            if value > cur[8]:
+                cur[7], cur[8] = step, value
+        prev = LEVELS[0]
+        for level in LEVELS:
+            if level != prev:
+                shift = level - prev
+                merged: list[list[Any]] = []
+                m: list[Any] | None = None
+                for a in aggs:
+                    b = a[0] >> shift
+                    if m is None or m[0] != b:
+                        m = [b, *a[1:]]
+                        merged.append(m)
+                        continue
+                    m[1] += a[1]
+                    m[3], m[4] = a[3], a[4]
+                    if a[6] < m[6]:
+                        m[5], m[6] = a[5], a[6]
+                    if a[8] > m[8]:
+                        m[7], m[8] = a[7], a[8]
+                aggs, prev = merged, level
+            out += [(sid, att, level, *a) for a in aggs]
+    return out
 
 
 # --- read side -------------------------------------------------------------------------------
