@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, case, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -271,13 +271,28 @@ def windows(
     return out
 
 
+def _query(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """A read through the DB-API cursor: per query, SQLAlchemy's statement building and Row
+    objects cost more than SQLite's own work at these sizes."""
+    if conn.dialect.name == "sqlite":
+        sql = sql.replace("%s", "?")
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
 def _points(conn: Connection, sid: int, att: int, lo: int, hi: int) -> Columns:
-    q = (
-        select(_P.step, _P.value, _P.tokens_seen, _P.time)
-        .where(_P.series_id == sid, _P.attempt == att, _P.step >= lo, _P.step <= hi)
-        .order_by(_P.step)
+    return _columns(
+        _query(
+            conn,
+            "SELECT step, value, tokens_seen, time FROM metric_points WHERE series_id = %s "
+            "AND attempt = %s AND step >= %s AND step <= %s ORDER BY step",
+            (sid, att, lo, hi),
+        )
     )
-    return _columns(conn.execute(q).all())
 
 
 def _columns(rows: Sequence[Any]) -> Columns:
@@ -297,19 +312,29 @@ def _thin(cols: Columns, max_points: int) -> Columns:
     return {name: [column[i] for i in idx] for name, column in cols.items()}
 
 
-def _bucket_rows(conn: Connection, sid: int, att: int, level: int, b0: int, b1: int) -> list[Any]:
-    q = (
-        select(
-            _L.bucket, _L.n, _L.first_step, _L.last_step, _L.min_step, _L.min_value,
-            _L.max_step, _L.max_value,
-        )
-        .where(
-            _L.series_id == sid, _L.attempt == att, _L.level == level,
-            _L.bucket >= b0, _L.bucket <= b1,
-        )
-        .order_by(_L.bucket)
-    )  # fmt: skip
-    return list(conn.execute(q).all())
+class _Bucket(NamedTuple):
+    bucket: int
+    n: int
+    first_step: int
+    last_step: int
+    min_step: int
+    min_value: float
+    max_step: int
+    max_value: float
+
+
+def _bucket_rows(
+    conn: Connection, sid: int, att: int, level: int, b0: int | None = None, b1: int | None = None
+) -> list[_Bucket]:
+    sql = (
+        "SELECT bucket, n, first_step, last_step, min_step, min_value, max_step, max_value "
+        "FROM metric_levels WHERE series_id = %s AND attempt = %s AND level = %s"
+    )
+    params: list[Any] = [sid, att, level]
+    if b0 is not None and b1 is not None:
+        sql += " AND bucket >= %s AND bucket <= %s"
+        params += [b0, b1]
+    return [_Bucket(*r) for r in _query(conn, sql + " ORDER BY bucket", params)]
 
 
 def window_points(
@@ -317,7 +342,7 @@ def window_points(
 ) -> Columns:
     """At most ``max_points`` points of one series and attempt in [lo, hi]: first, last, and the
     min and max of each of ~max_points/2 step ranges (a spike survives any zoom level)."""
-    top = _bucket_rows(conn, sid, att, TOP, -(2**31), 2**31 - 1)
+    top = _bucket_rows(conn, sid, att, TOP)
     if not top:
         return _empty()
     first = min(r.first_step for r in top)
@@ -367,13 +392,16 @@ def window_points(
 
 
 def _by_steps(conn: Connection, sid: int, att: int, steps: list[int]) -> Columns:
-    rows: list[Any] = []
-    for i in range(0, len(steps), 500):
-        chunk = steps[i : i + 500]
-        q = select(_P.step, _P.value, _P.tokens_seen, _P.time).where(
-            _P.series_id == sid, _P.attempt == att, _P.step.in_(chunk)
-        )
-        rows += conn.execute(q).all()
+    sql = "SELECT step, value, tokens_seen, time FROM metric_points WHERE series_id = %s AND attempt = %s AND "
+    if conn.dialect.name == "postgresql":
+        # One array parameter: one plan (an index scan) whatever the number of steps.
+        rows = _query(conn, sql + "step = ANY(%s)", (sid, att, steps))
+    else:
+        rows = []
+        for i in range(0, len(steps), 500):
+            chunk = steps[i : i + 500]
+            marks = ", ".join("%s" for _ in chunk)
+            rows += _query(conn, sql + f"step IN ({marks})", (sid, att, *chunk))
     rows.sort(key=lambda r: r[0])
     return _columns(rows)
 
