@@ -394,8 +394,9 @@ def window_points(
 def _by_steps(conn: Connection, sid: int, att: int, steps: list[int]) -> Columns:
     sql = "SELECT step, value, tokens_seen, time FROM metric_points WHERE series_id = %s AND attempt = %s AND "
     if conn.dialect.name == "postgresql":
-        # One array parameter: one plan (an index scan) whatever the number of steps.
-        rows = _query(conn, sql + "step = ANY(%s)", (sid, att, steps))
+        # One array parameter: one plan (an index scan) whatever the number of steps. The cast
+        # matters: psycopg sends small ints as smallint[], which the int4 index cannot use.
+        rows = _query(conn, sql + "step = ANY(%s::integer[])", (sid, att, steps))
     else:
         rows = []
         for i in range(0, len(steps), 500):
