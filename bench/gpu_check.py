@@ -1,4 +1,4 @@
-"""Everything GPU-specific, checked and measured in one call on a lent GPU machine.
+"""Everything GPU-specific, checked and measured in one call on a GPU machine.
 
 Run it as ``bash bench/gpu_check.sh`` on the device (see docs/gpu-check.md for the wheels it
 needs); it prints a table and writes ``$OUT/gpu_check.json``. Nothing here runs in CI: CI has no

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one prepared call on a lent GPU machine (the device tool), under 8 minutes on one H100/H200:
-#   run(command="bash bench/gpu_check.sh", carry=[".whl"], timeout_s=540)
+# The one prepared call on a GPU machine, under 8 minutes on one H100/H200: copy the working tree
+# with .whl/ there and run `bash bench/gpu_check.sh` (results in $OUT or gpu-check-out/).
 # Nothing is downloaded there: the wheels the image lacks (DeepSpeed built here, transformers,
 # datasets, ...) travel in .whl/ (bash bench/gpu_wheels.sh; docs/gpu-check.md).
 #   bash bench/gpu_check.sh --smoke     # the same plumbing on a CPU (make test)

@@ -42,6 +42,7 @@ import httpx
 import psutil
 from _panel import ROOT, percentile, start_panel
 
+from cpt_contract.protocol import LEASE_HEADER
 from tests.support.api import make_assets, make_demo
 from tests.support.panel import free_port
 
@@ -123,12 +124,26 @@ class Ours:
         self.c = self.panel.client()
         self.w = self.panel.client(token=self.panel.worker_token)
         self.pid = self.panel.procs[0].pid
+        self.leases: dict[str, dict[str, str]] = {}
 
     def new_run(self) -> str:
         rid = str(self.c.post("/api/runs", json={"preset": "tiny-demo"}).json()["id"])
-        self.w.post(f"/api/internal/runs/{rid}/claim", json={"attempt": 1, "worker": "bench"})
-        self.w.post(f"/api/internal/runs/{rid}/status", json={"attempt": 1, "status": "running"})
+        claim = self.w.post(
+            f"/api/internal/runs/{rid}/claim", json={"attempt": 1, "worker": "bench"}
+        )
+        assert claim.status_code == 200, claim.text
+        # Reports on a run carry the lease its claim answered.
+        self.leases[rid] = {LEASE_HEADER: claim.json()["lease"]}
+        self.report(rid, "running")
         return rid
+
+    def report(self, rid: str, status: str) -> None:
+        r = self.w.post(
+            f"/api/internal/runs/{rid}/status",
+            json={"attempt": 1, "status": status},
+            headers=self.leases[rid],
+        )
+        assert r.status_code == 200, r.text
 
     def ingest(self, rid: str, steps: int, batch: int = 200) -> float:
         """Seconds to ship ``steps`` log events (5 keys each) in batches of ``batch``."""
@@ -139,10 +154,10 @@ class Ours:
                 {"seq": s, "time": 1.7e9 + s, "kind": "log", "step": s, **values(s)}
                 for s in range(s0, min(s0 + batch, steps + 1))
             ]
-            r = self.w.post(url, json={"attempt": 1, "events": events})
+            r = self.w.post(url, json={"attempt": 1, "events": events}, headers=self.leases[rid])
             assert r.status_code == 200 and r.json()["accepted"] == len(events), r.text
         took = time.perf_counter() - t0
-        self.w.post(f"/api/internal/runs/{rid}/status", json={"attempt": 1, "status": "succeeded"})
+        self.report(rid, "succeeded")
         return took
 
     def metrics(self, rid: str, max_points: int, keys: str | None) -> dict[str, Any]:
@@ -164,6 +179,9 @@ def page_draw_seconds(url: str, token: str, rid: str, min_points: int) -> float:
     from playwright.sync_api import sync_playwright
 
     from tests.support.ui import CANVAS_INK, CHROMIUM, CHROMIUM_ARGS, TOKEN_KEY
+
+    if not (ROOT / "frontend" / "dist" / "index.html").exists():
+        raise SystemExit("the run page needs the built UI: cd frontend && npm run build")
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
