@@ -14,7 +14,7 @@ Timed (p50/p95 over ``--reps`` calls): one key's full history (MLflow ``get-hist
 the query (RSS above idle, sampled every 5 ms, sequential and 4 concurrent) and the run page in
 Chromium until its charts are drawn.
 
-    python bench/metrics_store.py              # the full sizes (~10 min on the 2-core box)
+    python bench/metrics_store.py              # the full sizes (~4 min on the 2-core box, idle)
     python bench/metrics_store.py --quick      # small sizes, to develop the script
     python bench/metrics_store.py --no-mlflow --no-postgres
 """
