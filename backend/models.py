@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import field_validator
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from cpt_contract.statuses import RunStatus
@@ -299,3 +299,67 @@ class JobPublic(SQLModel):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+# --- metrics store (backend/services/metric_store.py) ----------------------------------------
+
+
+class MetricSeries(SQLModel, table=True):
+    """One metric key of a run (``loss``…): the small id the points and levels are keyed by."""
+
+    __tablename__ = "metric_series"
+    __table_args__ = (UniqueConstraint("run_id", "key", name="uq_metric_series_run_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", max_length=32)
+    key: str = Field(max_length=200)
+
+
+class MetricPoint(SQLModel, table=True):
+    """One value of one key at one step of one attempt (the narrow table the charts read)."""
+
+    __tablename__ = "metric_points"
+    # WITHOUT ROWID on SQLite: the primary key is the table (no second b-tree to maintain).
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    series_id: int = Field(
+        foreign_key="metric_series.id", ondelete="CASCADE", primary_key=True, sa_type=Integer
+    )
+    attempt: int = Field(primary_key=True, sa_type=Integer)
+    step: int = Field(primary_key=True, sa_type=Integer)
+    value: float
+    time: float | None = None
+    #: The last ``tokens_seen`` logged at or before this event (eval events borrow it).
+    tokens_seen: float | None = None
+
+
+class MetricLevel(SQLModel, table=True):
+    """Min/max/last of a key over the bucket ``step >> level`` of an attempt, kept at ingest."""
+
+    __tablename__ = "metric_levels"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    series_id: int = Field(
+        foreign_key="metric_series.id", ondelete="CASCADE", primary_key=True, sa_type=Integer
+    )
+    attempt: int = Field(primary_key=True, sa_type=Integer)
+    level: int = Field(primary_key=True, sa_type=Integer)
+    bucket: int = Field(primary_key=True, sa_type=Integer)
+    n: int
+    first_step: int
+    last_step: int
+    last_value: float
+    min_step: int
+    min_value: float
+    max_step: int
+    max_value: float
+
+
+class MetricAttempt(SQLModel, table=True):
+    """The first step of each attempt: where a resumed attempt takes over the chart."""
+
+    __tablename__ = "metric_attempts"
+
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=32)
+    attempt: int = Field(primary_key=True, sa_type=Integer)
+    first_step: int

@@ -1,17 +1,23 @@
-"""Everything GPU-specific, checked and measured in one call on a lent GPU machine.
+"""Everything GPU-specific, checked and measured in one call on a GPU machine.
 
 Run it as ``bash bench/gpu_check.sh`` on the device (see docs/gpu-check.md for the wheels it
 needs); it prints a table and writes ``$OUT/gpu_check.json``. Nothing here runs in CI: CI has no
 GPU. Each check is independent, so one failure still leaves the others' numbers.
 
-Checks:
-  inventory   nvidia-smi as the worker parses it (worker.gpu) agrees with torch.cuda
-  lora_bf16   pretrain.py, LoRA, bf16, one GPU: loss falls, tokens/s, peak memory, MFU in events
-  full_bf16   the same with full weights (the seed's other approach)
+Checks (a ~1B-parameter Llama-shaped model, random init, bf16, SDPA attention, packed blocks
+of 2048 tokens, DeepSpeed ZeRO-2, one GPU):
+  peak        the card's bf16 matmul peak, measured here (8192^3 GEMMs): the MFU denominator
+  full_zero2  pretrain.py full weights: loss falls; tokens/s; MFU = 6*N*tokens/s / peak;
+              peak memory against the estimate below
+  lora_zero2  the same with LoRA (goal: tokens/s >= 1.3x full)
+  gpu_stats   worker.gpu (what the Workers page shows) read while full_zero2 trains agrees with
+              torch: name, total memory, used memory >= the training's peak, utilisation > 0
   fp16        --fp16 is accepted on a GPU (it is refused on CPU)
-  zero2       DeepSpeed ZeRO-2 full weights (skipped with a reason if deepspeed is missing)
   oom         an impossible micro-batch ends with status "oom" and the suggestion
   cancel      SIGTERM to the process group (worker.launcher) frees the GPU memory, and how fast
+
+``--smoke`` runs the same plumbing on a CPU (tiny model, 3 steps, no DeepSpeed, fp32 peak) so
+``make test`` keeps this script working on boxes without a GPU.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,23 +52,96 @@ def nvidia_used_mb() -> int:
     return sum(int(x) for x in out.split())
 
 
-def build_gpu_llama(out: Path, vocab_size: int) -> Path:
-    """A ~300M-parameter Llama with random weights: big enough to load an H100 meaningfully."""
+#: TinyLlama-1.1B's shape (GQA, 22 layers) with the demo tokenizer's vocabulary: ~0.97 B params.
+LLAMA_1B = {
+    "hidden_size": 2048,
+    "intermediate_size": 5632,
+    "num_hidden_layers": 22,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 2048,
+}
+
+
+def build_gpu_llama(out: Path, vocab_size: int) -> tuple[Path, dict[str, Any]]:
+    """A ~1B-parameter Llama with random weights, saved in bf16 (built on the GPU: seconds)."""
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    if (out / "config.json").exists():
-        return out
-    cfg = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=1024,
-        intermediate_size=2816,
-        num_hidden_layers=16,
-        num_attention_heads=16,
-        num_key_value_heads=16,
-        max_position_embeddings=2048,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    return out
+    cfg = LlamaConfig(vocab_size=vocab_size, **LLAMA_1B)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    info = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "attn_implementation": model.config._attn_implementation,
+        "vocab": vocab_size,
+        **LLAMA_1B,
+    }
+    if not (out / "config.json").exists():
+        model.save_pretrained(out)
+    del model
+    torch.cuda.empty_cache()
+    return out, info
+
+
+def model_info(model_dir: Path) -> dict[str, Any]:
+    """Parameter count and shape of the (small) smoke model."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    c = model.config
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "attn_implementation": c._attn_implementation,
+        "vocab": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "intermediate_size": c.intermediate_size,
+        "num_hidden_layers": c.num_hidden_layers,
+    }
+
+
+def matmul_peak_tflops() -> float:
+    """The best sustained matmul rate here: bf16 8192^3 on the GPU (fp32 512^3 on CPU, smoke)."""
+    import torch
+
+    if SMOKE:
+        n, dtype, dev, reps = 512, torch.float32, "cpu", 20
+    else:
+        n, dtype, dev, reps = 8192, torch.bfloat16, "cuda", 50
+    a = torch.randn(n, n, dtype=dtype, device=dev)
+    b = torch.randn(n, n, dtype=dtype, device=dev)
+    best = 0.0
+    for _ in range(3):
+        for _ in range(3):
+            a @ b  # warm-up (cuBLAS heuristics, clocks)
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12)
+    del a, b
+    if dev == "cuda":
+        torch.cuda.empty_cache()
+    return best
+
+
+def memory_estimate_gb(info: dict[str, Any], method: str, micro_batch: int, block: int) -> float:
+    """Peak GPU memory of one rank, bf16 mixed precision, ZeRO-2 on one GPU (nothing sharded).
+
+    States: bf16 weights 2 B/param; trainable params add bf16 grads 2, fp32 master 4 and Adam
+    8 B/param. Activations without recomputation, per layer s*b*h*(34 + 5*a*s/h) bytes
+    (Korthikanti et al. 2022) less the attention-score term SDPA never materialises, i.e.
+    34*s*b*h; plus fp32 logits and their gradient (8 B per token and vocabulary entry).
+    """
+    n, h, layers = info["params"], info["hidden_size"], info["num_hidden_layers"]
+    trainable = n if method == "full" else info.get("lora_params", n // 100)
+    states = 2 * n + 14 * trainable
+    tokens = micro_batch * block
+    activations = layers * 34 * tokens * h + 8 * tokens * info["vocab"]
+    return (states + activations) / 2**30
 
 
 def events(output_dir: Path) -> list[dict[str, Any]]:
@@ -81,7 +161,7 @@ def pretrain_argv(model: Path, tokenizer: Path, corpus: Path, out: Path, *extra:
         "--do_train", "--output_dir", str(out), "--overwrite_output_dir",
         "--logging_steps", "5", "--logging_first_step", "True", "--save_strategy", "no",
         "--report_to", "none", "--seed", "1", "--validation_split_percentage", "0.05",
-        *extra, *(["--use_cpu", "--block_size", "64", "--per_device_train_batch_size", "2"] if SMOKE else []),
+        *extra, *(["--use_cpu"] if SMOKE else []),
     ]  # fmt: skip
 
 
@@ -120,12 +200,13 @@ def train(
     return result
 
 
-def check_cancel(base: list[str], work: Path) -> dict[str, Any]:
+def check_cancel(base: list[str], work: Path, block: int, mb: int) -> dict[str, Any]:
     out = work / "cancel"
     idle = nvidia_used_mb()
-    argv = pretrain_argv(Path(base[0]), Path(base[1]), Path(base[2]), out, "--bf16", "--max_steps", "100000",
-                         "--per_device_train_batch_size", "8", "--block_size", "1024",
-                         "--finetuning_type", "full")  # fmt: skip
+    argv = pretrain_argv(Path(base[0]), Path(base[1]), Path(base[2]), out, "--max_steps", "100000",
+                         *(["--bf16"] if not SMOKE else []),
+                         "--per_device_train_batch_size", str(mb), "--block_size", str(block),
+                         "--finetuning_type", "lora")  # fmt: skip
     proc = launcher.start(argv, work / "cancel.log", {**os.environ}, ROOT)
     deadline = time.time() + 180
     while time.time() < deadline and not any(e["kind"] == "log" for e in events(out)):
@@ -148,79 +229,151 @@ def check_cancel(base: list[str], work: Path) -> dict[str, Any]:
     }
 
 
+def sample_gpus(stop: threading.Event, out: list[list[dict[str, Any]]]) -> None:
+    """What the worker's heartbeat would report (worker.gpu), once a second."""
+    while not stop.wait(1.0):
+        out.append([g.to_dict() for g in gpu.list_gpus()])
+
+
+def check_gpu_stats(samples: list[list[dict[str, Any]]], peak_gb: float | None) -> dict[str, Any]:
+    import torch
+
+    if SMOKE:
+        return {"skipped": "no GPU", "samples": len(samples)}
+    props = torch.cuda.get_device_properties(0)
+    first = [g for g in (samples[0] if samples else []) if g["index"] == 0]
+    used = max((g["memory_used_mb"] for s in samples for g in s if g["index"] == 0), default=0)
+    util = max((g["utilization_pct"] for s in samples for g in s if g["index"] == 0), default=0)
+    total = first[0]["memory_total_mb"] if first else 0
+    res = {
+        "samples": len(samples),
+        "name": first[0]["name"] if first else None,
+        "torch_name": props.name,
+        "memory_total_mb": total,
+        "torch_total_mb": props.total_memory // 2**20,
+        "max_used_mb": used,
+        "training_peak_mb": round((peak_gb or 0) * 1024),
+        "max_utilization_pct": util,
+    }
+    res["ok"] = bool(
+        first
+        and props.name in first[0]["name"] + " " + props.name
+        and abs(total - res["torch_total_mb"]) <= 0.03 * res["torch_total_mb"]
+        and used >= 0.9 * res["training_peak_mb"]
+        and util > 0
+    )
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-check-out")))
     ap.add_argument("--work", type=Path, default=Path("/tmp/cpt-gpu-check"))
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--micro-batch", type=int, default=8)
     ap.add_argument("--smoke", action="store_true", help="CPU dry run of the plumbing")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
     import torch
 
+    t_start = time.time()
     results: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.version.cuda}
     gpus = gpu.list_gpus()
     results["inventory"] = {
-        "nvidia_smi": [g.__dict__ for g in gpus]
-        if gpus and hasattr(gpus[0], "__dict__")
-        else [str(g) for g in gpus],
+        "nvidia_smi": [g.to_dict() for g in gpus],
         "torch_count": torch.cuda.device_count(),
         "agree": len(gpus) == torch.cuda.device_count(),
     }
+    results["peak_tflops"] = round(matmul_peak_tflops(), 1)
+    print("matmul peak:", results["peak_tflops"], "TFLOP/s", flush=True)
     assets = demo_assets.ensure_demo_assets(args.work / "demo")
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(assets["tokenizer_extended"])
-    model = assets["model"] if args.smoke else build_gpu_llama(args.work / "gpu-llama", len(tok))
     if args.smoke:
-        args.steps = 3
-        plans_skip = {"fp16", "oom", "zero2"}
+        model, info = assets["model"], model_info(assets["model"])
+        args.steps, block, mb = 3, 64, 2
     else:
-        plans_skip = set()
+        model, info = build_gpu_llama(args.work / "gpu-llama-1b", len(tok))
+        block, mb = 2048, args.micro_batch
+    h, layers = info["hidden_size"], info["num_hidden_layers"]
+    kv = h * info.get("num_key_value_heads", 1) // info.get("num_attention_heads", 1)
+    # LoRA rank 8 on q, k, v, o: r * (in + out) per adapted matrix.
+    info["lora_params"] = 8 * layers * ((h + h) + 2 * (h + kv) + (h + h))
+    results["model"] = info
+    print("model:", json.dumps(info), flush=True)
     base = [str(model), str(assets["tokenizer_extended"]), str(assets["corpus"])]
-    common = ["--max_steps", str(args.steps), "--block_size", "1024", "--per_device_train_batch_size", "8",
-              "--gradient_accumulation_steps", "1", "--learning_rate", "3e-4", "--warmup_ratio", "0.05"]  # fmt: skip
+    ds = ["--deepspeed", str(ROOT / "worker" / "ds_configs" / "ds_zero2_no_offload.json")]
+    if args.smoke:
+        ds = []  # DeepSpeed's CPU path is tested elsewhere; this keeps make test short
+    common = ["--max_steps", str(args.steps), "--block_size", str(block), "--packing", "eos",
+              "--per_device_train_batch_size", str(mb), "--gradient_accumulation_steps", "1",
+              "--learning_rate", "3e-4", "--warmup_ratio", "0.05",
+              *(["--bf16"] if not args.smoke else []), *ds]  # fmt: skip
     plans: dict[str, list[str]] = {
-        "lora_bf16": [*common, "--bf16", "--finetuning_type", "lora", "--trainable", "q_proj,v_proj,k_proj,o_proj"],
-        "full_bf16": [*common, "--bf16", "--finetuning_type", "full"],
-        "fp16": ["--max_steps", "10", "--block_size", "512", "--per_device_train_batch_size", "8",
+        "full_zero2": [*common, "--finetuning_type", "full"],
+        "lora_zero2": [*common, "--finetuning_type", "lora", "--trainable", "q_proj,v_proj,k_proj,o_proj"],
+        "fp16": ["--max_steps", "5", "--block_size", "512", "--per_device_train_batch_size", "4",
                  "--fp16", "--finetuning_type", "lora"],
-        "zero2": [*common, "--bf16", "--finetuning_type", "full",
-                  "--deepspeed", str(ROOT / "worker" / "ds_configs" / "ds_zero2_no_offload.json")],
         "oom": ["--max_steps", "3", "--block_size", "2048", "--per_device_train_batch_size", "1024",
                 "--finetuning_type", "full"],
     }  # fmt: skip
+    skip = {"fp16", "oom"} if args.smoke else set()
     for name, extra in plans.items():
-        if name in plans_skip:
+        if name in skip:
             results[name] = {"skipped": "needs a GPU"}
             continue
-        if name == "zero2":
-            try:
-                import deepspeed  # noqa: F401
-            except ImportError as exc:
-                results[name] = {"skipped": f"deepspeed not importable: {exc}"}
-                continue
+        samples: list[list[dict[str, Any]]] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=sample_gpus, args=(stop, samples), daemon=True)
+        sampler.start()
         try:
-            results[name] = train(name, base, args.work, *extra)
+            r = results[name] = train(name, base, args.work, *extra)
         except Exception as exc:  # keep the other checks' numbers
-            results[name] = {"error": repr(exc)}
-        print(name, json.dumps(results[name])[:400], flush=True)
+            r = results[name] = {"error": repr(exc)}
+        finally:
+            stop.set()
+            sampler.join()
+        if name in ("full_zero2", "lora_zero2") and "error" not in r:
+            tps = r.get("tokens_per_second") or 0
+            r["mfu_measured_peak"] = round(
+                6 * info["params"] * tps / (results["peak_tflops"] * 1e12), 4
+            )
+            method = "full" if name == "full_zero2" else "lora"
+            r["memory_estimate_gb"] = round(memory_estimate_gb(info, method, mb, block), 1)
+            if name == "full_zero2":
+                results["gpu_stats"] = check_gpu_stats(samples, r.get("peak_memory_gb"))
+        print(name, json.dumps(results[name])[:600], flush=True)
     try:
-        results["cancel"] = check_cancel(base, args.work)
+        results["cancel"] = check_cancel(base, args.work, block, mb)
     except Exception as exc:
         results["cancel"] = {"error": repr(exc)}
+    full, lora = results["full_zero2"], results["lora_zero2"]
+    if full.get("tokens_per_second") and lora.get("tokens_per_second"):
+        results["lora_over_full"] = round(lora["tokens_per_second"] / full["tokens_per_second"], 2)
+    results["wall_s"] = round(time.time() - t_start, 1)
     (args.out / "gpu_check.json").write_text(json.dumps(results, indent=2))
+    print(f"\nmodel: {info['params'] / 1e9:.2f} B params, attention {info['attn_implementation']}, "
+          f"blocks of {block}, micro-batch {mb}; matmul peak {results['peak_tflops']} TFLOP/s")  # fmt: skip
     print(
-        "\n| check | end | tokens/s | peak GB | MFU | first→last loss |\n| --- | --- | --- | --- | --- | --- |"
+        "\n| check | end | tokens/s | MFU (measured peak) | peak GB | estimate GB | first->last loss |"
     )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in plans:
         r = results[name]
         print(f"| {name} | {r.get('end', r.get('skipped', r.get('error')))} | {r.get('tokens_per_second')} | "
-              f"{r.get('peak_memory_gb')} | {r.get('mfu')} | {r.get('first_loss')}→{r.get('last_loss')} |")  # fmt: skip
-    print("\ncancel:", json.dumps(results["cancel"]))
+              f"{r.get('mfu_measured_peak')} | {r.get('peak_memory_gb')} | {r.get('memory_estimate_gb')} | "
+              f"{r.get('first_loss')}->{r.get('last_loss')} |")  # fmt: skip
+    print("\nLoRA / full tokens/s:", results.get("lora_over_full"), "(goal >= 1.3)")
+    print("gpu_stats:", json.dumps(results.get("gpu_stats")))
+    print("cancel:", json.dumps(results["cancel"]))
     print("inventory:", json.dumps(results["inventory"]))
-    return 0
+    print("wall:", results["wall_s"], "s")
+    ok = all(results[n].get("end") == "succeeded" for n in ("full_zero2", "lora_zero2"))
+    if args.smoke:
+        ok = ok and results["cancel"].get("end") == "cancelled"
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

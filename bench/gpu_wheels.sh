@@ -4,7 +4,11 @@
 # text corpora). They travel with `carry=[".whl"]`; bench/gpu_check.sh installs them there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> .git/info/exclude
+# .gitignore lists /.whl/; the exclude file too, for a checkout whose .gitignore is older.
+# (git rev-parse: in a worktree .git is a file, not a directory.)
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")"
+grep -qx '/.whl/' "$exclude" 2>/dev/null || echo /.whl/ >> "$exclude"
 rm -rf .whl && mkdir -p .whl
 pin() { grep -i "^$1==" requirements.lock | head -n1; }
 plat=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64

@@ -55,6 +55,10 @@ class Bus:
         else:
             loop.call_soon_threadsafe(self._dispatch, msg)
 
+    def has_subscribers(self, topic: str) -> bool:
+        with self._lock:
+            return any(topic in s.topics for s in self._subs)
+
     def _dispatch(self, msg: Message) -> None:
         with self._lock:
             subs = [s for s in self._subs if msg.topic in s.topics]

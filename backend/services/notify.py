@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from backend.models import LogChunk, Run
 from backend.services.bus import RUNS_TOPIC, bus, run_topic
 from backend.services.ingest import NewEvent
@@ -12,16 +10,28 @@ from backend.services.runs import to_public
 
 def publish_run(run: Run) -> None:
     """``status`` on the run's stream and ``run`` on the all-runs stream."""
+    topic = run_topic(run.id)
+    if not (bus.has_subscribers(topic) or bus.has_subscribers(RUNS_TOPIC)):
+        return  # nobody is watching: skip serialising the run on every ingest batch
     data = to_public(run).model_dump(mode="json")
-    bus.publish(run_topic(run.id), "status", data)
+    bus.publish(topic, "status", data)
     bus.publish(RUNS_TOPIC, "run", data)
 
 
 def publish_event(event: NewEvent) -> None:
     """The event as ``GET /runs/{id}/events`` shows it."""
-    data = asdict(event)
-    del data["run_id"]
-    bus.publish(run_topic(event.run_id), "metric", data)
+    topic = run_topic(event.run_id)
+    if not bus.has_subscribers(topic):
+        return  # nobody is watching this run: skip building the message (ingest's hot path)
+    data = {
+        "attempt": event.attempt,
+        "seq": event.seq,
+        "kind": event.kind,
+        "step": event.step,
+        "time": event.time,
+        "data": event.data,
+    }
+    bus.publish(topic, "metric", data)
 
 
 def publish_log(chunk: LogChunk) -> None:

@@ -8,13 +8,11 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from backend.models import LogChunk, Run, RunEvent
-from backend.services.downsample import minmax_indices
-
-#: Bookkeeping fields of an event that are not metrics.
-NON_METRICS = frozenset({"seq", "time", "step", "kind", "attempt"})
-METRIC_KINDS = ("log", "eval")
+from backend.services import metric_store
 
 
+# Samples across resumes use the same cut as the metrics store (an attempt ends where the next
+# one resumed).
 class _Row(NamedTuple):
     kind: str
     attempt: int
@@ -53,54 +51,10 @@ def metric_series(
     max_points: int,
     attempt: int | None,
 ) -> dict[str, Any]:
-    # Plain columns, not ORM objects: building 10^4 model instances dominated the query.
-    # "start" rows mark where a resumed attempt picked up (see _effective); they are no metrics.
-    t = RunEvent.__table__.c  # type: ignore[attr-defined]
-    stmt = sa_select(t.kind, t.attempt, t.step, t.time, t.data).where(
-        t.run_id == run.id, t.kind.in_((*METRIC_KINDS, "start"))
+    """Read from the metrics store (metric_store.py): O(max_points) rows per key."""
+    return metric_store.read(
+        session.connection(), run.id, keys, step_min, step_max, max_points, attempt
     )
-    if attempt is not None:
-        stmt = stmt.where(t.attempt == attempt)
-    ordered = stmt.order_by(t.attempt, t.seq)
-    rows = [_Row(*r) for r in session.connection().execute(ordered)]
-    if attempt is None:
-        rows = _effective(rows)
-
-    found: dict[str, None] = {}  # insertion-ordered set
-    wanted = set(keys) if keys else None
-    series: dict[str, dict[str, list[Any]]] = {}
-    tokens_seen: Any = None
-    for r in rows:
-        if r.kind == "start":
-            continue
-        data = r.data
-        seen = data.get("tokens_seen")
-        if isinstance(seen, int | float):
-            tokens_seen = seen  # eval events borrow the last log's count
-        in_range = r.step is not None and not (
-            (step_min is not None and r.step < step_min)
-            or (step_max is not None and r.step > step_max)
-        )
-        for key, value in data.items():
-            if key in NON_METRICS or isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            found[key] = None
-            if not in_range or (wanted is not None and key not in wanted):
-                continue
-            s = series.get(key)
-            if s is None:
-                s = series[key] = {"step": [], "value": [], "tokens_seen": [], "time": []}
-            s["step"].append(r.step)
-            s["value"].append(value)
-            s["tokens_seen"].append(tokens_seen)
-            s["time"].append(r.time)
-    order = [k for k in keys if k in series] if keys else [k for k in found if k in series]
-    out: dict[str, dict[str, list[Any]]] = {}
-    for key in order:
-        s = series[key]
-        idx = minmax_indices(s["value"], max_points)
-        out[key] = {name: [column[i] for i in idx] for name, column in s.items()}
-    return {"series": out, "keys": list(found)}
 
 
 def events_after(
