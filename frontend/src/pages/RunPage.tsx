@@ -11,6 +11,7 @@ import { LiveDot } from "../components/LiveDot";
 import { LogViewer } from "../components/LogViewer";
 import { Progress } from "../components/Progress";
 import { canCancel, canDelete, canResume, useRunActions } from "../components/RunActions";
+import { RunNotes } from "../components/RunNotes";
 import { StatusBadge } from "../components/StatusBadge";
 import { bytes, compact, dateTime, duration, int, num, runSeconds } from "../lib/format";
 import { tokensAxis, type Store } from "../lib/metrics";
@@ -166,6 +167,7 @@ export function RunPage({ id }: { id: string }) {
       <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name)} />
 
       <ConfigPanel run={run} />
+      <RunNotes run={run} onSaved={live.setRun} />
       {actions.dialog}
     </section>
   );
