@@ -1,4 +1,4 @@
-"""At 390×844 (a phone): no horizontal page overflow on the runs list and a run page, runs shown as
+"""At 390x844 (a phone): no horizontal page overflow on the runs list and a run page, runs shown as
 cards, the nav folded behind Menu with Log out reachable, charts as wide as the screen at most.
 Real API, worker and a real training run, in Chromium."""
 
