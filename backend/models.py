@@ -56,6 +56,20 @@ class RunResume(SQLModel):
     model_config = {"extra": "forbid"}  # type: ignore[assignment]
 
 
+#: A tag: a short word users filter by (letters, digits, ``-_.:/+``, no spaces).
+TAG_PATTERN = r"^[\w.:/+-]{1,40}$"
+
+
+class RunUpdate(SQLModel):
+    """Body of ``PATCH /api/runs/{id}``: what a user may change on a run at any time."""
+
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=20)
+    note: str | None = Field(default=None, max_length=20_000)
+
+    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+
+
 class _RunProgress(SQLModel):
     step: int | None = None
     max_steps: int | None = None
@@ -84,6 +98,11 @@ class RunPublic(RunBase, _RunProgress):
     updated_at: datetime | None = None
     eta_seconds: float | None = None
     output_dir: str
+    tags: list[str] = []
+    note: str = ""
+    #: Per metric key: ``{"last", "best", "best_step"}`` over the run's log/eval events
+    #: (``best`` only where lower or higher is known to be better).
+    metrics_summary: dict[str, dict[str, float | int | None]] = {}
 
     @field_validator("created_at", "started_at", "finished_at", "updated_at", mode="after")
     @classmethod
@@ -128,6 +147,11 @@ class Run(RunBase, _RunProgress, table=True):
     eta_seconds: float | None = None
     eta_at: datetime | None = Field(default=None, sa_type=_tz())
     tokens_per_step: int | None = Field(default=None, sa_type=BigInteger)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    metrics_summary: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
 
 
 # --- events, logs, checkpoints -------------------------------------------------------------

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from backend.models import Checkpoint, LogChunk, Run, RunEvent, Worker, utcnow
-from backend.services import state_machine
+from backend.services import state_machine, summary
 from backend.services.errors import Conflict
 from backend.services.validation import ConfigInvalid, error
 from cpt_contract.protocol import CHECKPOINT_NAME, INT32
@@ -145,6 +145,12 @@ def store_events(
     if attempt == run.attempt:
         for event in fresh:
             _apply(session, run, event)
+        metric_events = [e for e in fresh if e.kind in ("log", "eval")]
+        if metric_events:
+            folded = dict(run.metrics_summary or {})
+            for event in metric_events:
+                folded = summary.fold(folded, event.data, event.step)
+            run.metrics_summary = folded
         _update_eta(session, run)
     else:
         for event in fresh:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 from datetime import datetime
@@ -9,10 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Text, cast
 from sqlmodel import Session, col, func, or_, select
 
-from backend.models import Checkpoint, Run, RunClone, RunCreate, RunPublic, utcnow
-from backend.services import preflight, state_machine
+from backend.models import (
+    TAG_PATTERN,
+    Checkpoint,
+    Run,
+    RunClone,
+    RunCreate,
+    RunPublic,
+    RunUpdate,
+    utcnow,
+)
+from backend.services import preflight, sorting, state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
@@ -217,7 +228,13 @@ def get_run(session: Session, run_id: str, *, for_update: bool = False) -> Run:
 
 
 def list_runs(
-    session: Session, statuses: list[RunStatus] | None, q: str | None, limit: int, offset: int
+    session: Session,
+    statuses: list[RunStatus] | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+    tags: list[str] | None = None,
+    sort: str | None = None,
 ) -> tuple[list[Run], int]:
     stmt = select(Run)
     count = select(func.count()).select_from(Run)
@@ -232,12 +249,41 @@ def list_runs(
                 func.lower(Run.id).like(like),
                 func.lower(Run.model).like(like),
                 func.lower(func.coalesce(Run.preset, "")).like(like),
+                func.lower(Run.note).like(like),
+                func.lower(cast(Run.tags, Text)).like(like),
             )
         )
+    for tag in tags or []:
+        # Tags are a JSON list of strings: '"tag"' in its text is an exact tag match.
+        conds.append(cast(Run.tags, Text).like(f'%"{tag}"%'))
     for cond in conds:
         stmt, count = stmt.where(cond), count.where(cond)
-    stmt = stmt.order_by(col(Run.created_at).desc(), col(Run.id).desc()).offset(offset).limit(limit)
+    stmt = stmt.order_by(*sorting.order_by(sort)).offset(offset).limit(limit)
     return list(session.exec(stmt).all()), int(session.exec(count).one())
+
+
+def update_run(run: Run, body: RunUpdate) -> Run:
+    """Name, tags and note: allowed in every status (they describe the run, not its training)."""
+    if body.name is not None:
+        run.name = body.name.strip() or run.name
+    if body.tags is not None:
+        bad = [t for t in body.tags if not re.fullmatch(TAG_PATTERN, t)]
+        if bad:
+            raise ConfigInvalid(
+                [
+                    error(
+                        ["body", "tags", body.tags.index(bad[0])],
+                        f"tag {bad[0]!r} is not a tag: use 1-40 letters, digits or -_.:/+ "
+                        "(no spaces), e.g. 'lora-r8'",
+                        "bad_tag",
+                    )
+                ]
+            )
+        run.tags = list(dict.fromkeys(body.tags))  # unique, in the order given
+    if body.note is not None:
+        run.note = body.note
+    run.updated_at = utcnow()
+    return run
 
 
 def to_public(run: Run, now: datetime | None = None) -> RunPublic:

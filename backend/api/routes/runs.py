@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
-from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume
+from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume, RunUpdate
 from backend.services import enqueue, runs
 from backend.services.errors import Conflict
 from backend.services.estimates import Estimates, estimates
@@ -38,11 +38,22 @@ class Preview(Command):
 def list_runs(
     session: SessionDep,
     status_: Annotated[list[RunStatus] | None, Query(alias="status")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in name, id, model")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in name, id, model, tags, note")
+    ] = None,
+    tag: Annotated[list[str] | None, Query(description="Only runs with every tag given")] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            max_length=120,
+            description="A column (loss, started_at...), config.<section>.<field> or "
+            "metric.<key>.last|best; '-' first for descending. Default: newest first.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=INT32)] = 0,
 ) -> RunList:
-    items, total = runs.list_runs(session, status_, q, limit, offset)
+    items, total = runs.list_runs(session, status_, q, limit, offset, tag, sort)
     return RunList(items=[runs.to_public(r) for r in items], total=total)
 
 
@@ -71,6 +82,17 @@ def preview_run(body: RunCreate, settings: SettingsDep, session: SessionDep) -> 
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
 def get_run(run_id: str, session: SessionDep) -> RunPublic:
     return runs.to_public(runs.get_run(session, run_id))
+
+
+@router.patch("/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
+def update_run(run_id: str, body: RunUpdate, settings: SettingsDep) -> RunPublic:
+    """Rename, tag or annotate a run (any status)."""
+    with write_session(settings) as session:
+        run = runs.get_run(session, run_id, for_update=True)
+        runs.update_run(run, body)
+        session.commit()
+    publish_run(run)
+    return runs.to_public(run)
 
 
 @router.delete(

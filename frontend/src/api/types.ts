@@ -33,6 +33,12 @@ export interface Run {
   perplexity: number | null;
   eta_seconds: number | null;
   output_dir: string | null;
+  tags: string[];
+  note: string;
+  /** Seconds trained over all attempts (server-measured); absent from older servers. */
+  duration_seconds?: number | null;
+  /** Per metric: last value (and step), best value (and step) where a direction is known. */
+  metrics_summary: Record<string, { last?: number | null; last_step?: number | null; best?: number | null; best_step?: number | null }>;
 }
 
 export interface RunPage {

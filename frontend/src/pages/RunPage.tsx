@@ -12,6 +12,7 @@ import { LiveDot } from "../components/LiveDot";
 import { LogViewer } from "../components/LogViewer";
 import { Progress } from "../components/Progress";
 import { canCancel, canDelete, canResume, useRunActions } from "../components/RunActions";
+import { RunNotes } from "../components/RunNotes";
 import { StatusBadge } from "../components/StatusBadge";
 import { bytes, compact, dateTime, duration, int, num, runSeconds } from "../lib/format";
 import { tokensAxis, type Store } from "../lib/metrics";
@@ -169,6 +170,7 @@ export function RunPage({ id }: { id: string }) {
       <DataMix runId={run.id} started={run.step != null} version={live.version} />
 
       <ConfigPanel run={run} />
+      <RunNotes run={run} onSaved={live.setRun} />
       {actions.dialog}
     </section>
   );
