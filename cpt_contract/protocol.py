@@ -92,6 +92,9 @@ class StatusIn(BaseModel):
     ]  # REPORTABLE_STATUSES
     reason: str | None = Field(default=None, max_length=2000)
     pid: int | None = Field(default=None, ge=0, le=INT32)
+    #: The command the worker launched for this attempt, as it launched it (``starting`` or
+    #: ``running``); the run page shows it per attempt.
+    argv: list[Annotated[str, Field(max_length=8192)]] | None = Field(default=None, max_length=4096)
 
 
 class CancelAnswer(BaseModel):

@@ -134,10 +134,11 @@ class WorkerApi:
         *,
         reason: str | None = None,
         pid: int | None = None,
+        argv: list[str] | None = None,
         retry_for: float = 600,
     ) -> CancelAnswer:
         body = StatusIn.model_validate(
-            {"attempt": attempt, "status": status, "reason": reason, "pid": pid}
+            {"attempt": attempt, "status": status, "reason": reason, "pid": pid, "argv": argv}
         )
         # Final states matter most: keep trying for a long while (an API restart takes seconds).
         answer = self.post(status_path(run_id), _json(body), retry_for=retry_for, run_id=run_id)

@@ -323,7 +323,7 @@ class RunAttempt:
         proc = self.proc = launcher.start(argv, self.log_path, env, cwd=paths.run_dir)
         self.registry.register(self.run_id, self.attempt, pgid=proc.pid)
         try:
-            answer = self.api.status(self.run_id, self.attempt, "running", pid=proc.pid)
+            answer = self.api.status(self.run_id, self.attempt, "running", pid=proc.pid, argv=argv)
         except Conflict as exc:
             # The API no longer wants this attempt (e.g. marked lost): stop at once.
             log.warning("run %s: running refused (%s); stopping", self.run_id, exc)

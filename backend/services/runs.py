@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +295,13 @@ def to_public(run: Run, now: datetime | None = None) -> RunPublic:
         public.eta_seconds = max(0.0, run.eta_seconds - (now - at).total_seconds())
     else:
         public.eta_seconds = None
+    if public.eta_seconds is not None:
+        public.eta_until = (now or utcnow()) + timedelta(seconds=public.eta_seconds)
+    # Duration: the attempts that ended, plus the current one while a worker holds it.
+    seconds = run.attempts_seconds or 0.0
+    if run.started_at is not None and run.status in WORKER_STATUSES:
+        seconds += state_machine.seconds_between(run.started_at, now or utcnow())
+    public.duration_seconds = seconds if (seconds or run.first_started_at) else None
     return public
 
 
@@ -335,7 +342,14 @@ def resume_run(session: Session, run: Run, checkpoint: str) -> Run:
                 )
             ]
         )
-    return state_machine.resume(run, checkpoint)
+    # The step the new attempt starts from: ``last`` is the newest checkpoint still on disk
+    # (pretrain.py confirms it in its start event; a partial save may make it one older).
+    if checkpoint == "last":
+        on_disk = [c for c in checkpoints if Path(c.path).is_dir()]
+        chosen = (on_disk or list(checkpoints))[0]
+    else:
+        chosen = next(c for c in checkpoints if c.name == checkpoint)
+    return state_machine.resume(run, checkpoint, step=chosen.step)
 
 
 def delete_run(settings: Settings, session: Session, run: Run) -> None:

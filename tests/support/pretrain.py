@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cpt_contract.events import KINDS, PHASES
 from tests.support.panel import ROOT, free_port
 
 SCRIPT = ROOT / "worker" / "pretrain.py"
@@ -124,7 +125,7 @@ def assert_events_wellformed(events: list[dict[str, Any]]) -> None:
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"seq not strictly rising: {seqs}"
     for e in events:
         assert {"seq", "time", "kind", "step"} <= e.keys(), e
-        assert e["kind"] in {"start", "log", "eval", "checkpoint", "end"}, e
+        assert e["kind"] in KINDS, e
         if e["kind"] == "start":
             assert e.keys() >= START_FIELDS, e
         elif e["kind"] == "log":
@@ -132,6 +133,8 @@ def assert_events_wellformed(events: list[dict[str, Any]]) -> None:
         elif e["kind"] == "eval":
             assert {"eval_loss", "perplexity", "epoch"} <= e.keys(), e
             assert e["perplexity"] == pytest.approx(math.exp(e["eval_loss"]), rel=1e-6)
+        elif e["kind"] == "phase":
+            assert e["phase"] in PHASES, e
         elif e["kind"] == "checkpoint":
             assert Path(e["path"]).name == e["name"] and e["name"].startswith("checkpoint-"), e
         else:

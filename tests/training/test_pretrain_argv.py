@@ -51,7 +51,7 @@ def test_tiny_demo_argv_runs_and_resumes(tiny_assets: dict[str, Path], tmp_path:
     proc = _run(argv)
     events = assert_trained(proc, out)
     assert "vocabulary extended from 384 to 768 tokens" in output_of(proc)
-    start = events[0]
+    start = next(e for e in events if e["kind"] == "start")
     assert start["max_steps"] == 40 and start["tokens_per_step"] == 4 * 64
     assert [e["step"] for e in events if e["kind"] == "eval"] == [20, 40]
     assert [e["name"] for e in events if e["kind"] == "checkpoint"] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,3 +31,16 @@ class RunContext:
     train_loss: float | None = None
     #: Per data source: name, weight, files, bytes, documents, tokens, blocks, train/eval blocks.
     data_sources: list[dict[str, Any]] = field(default_factory=list)
+    #: The current phase (cpt_contract.events.PHASES) and when it began (time.time()).
+    phase: str | None = None
+    phase_since: float = 0.0
+
+    def enter_phase(self, name: str, step: int) -> float:
+        """Emit a ``phase`` event that also times the phase it ends; returns those seconds."""
+        now = time.time()
+        ended = now - self.phase_since if self.phase is not None else 0.0
+        if name != self.phase:
+            previous = {"previous": self.phase, "previous_seconds": round(ended, 3)}
+            self.events.phase(name, step, **(previous if self.phase else {}))
+            self.phase, self.phase_since = name, now
+        return ended

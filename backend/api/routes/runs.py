@@ -16,6 +16,7 @@ from backend.services.errors import Conflict
 from backend.services.estimates import Estimates, estimates
 from backend.services.notify import publish_run
 from cpt_contract.protocol import INT32
+from cpt_contract.runconfig.argv import display_command
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
 
@@ -25,6 +26,17 @@ router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_token)], res
 class Command(BaseModel):
     argv: list[str]
     command: str
+
+
+class AttemptCommand(Command):
+    attempt: int
+
+
+class RunCommand(Command):
+    """The derived command (what the next launch would run), and per attempt the argv the
+    worker really launched (None of these before a worker has launched the run)."""
+
+    attempts: list[AttemptCommand] = []
 
 
 class Preview(Command):
@@ -147,12 +159,18 @@ def clone_run(run_id: str, settings: SettingsDep, body: RunClone | None = None) 
     return runs.to_public(run)
 
 
-@router.get("/runs/{run_id}/command", response_model=Command, responses={**NOT_FOUND, **CONFLICT})
-def run_command(run_id: str, session: SessionDep, settings: SettingsDep) -> Command:
+@router.get(
+    "/runs/{run_id}/command", response_model=RunCommand, responses={**NOT_FOUND, **CONFLICT}
+)
+def run_command(run_id: str, session: SessionDep, settings: SettingsDep) -> RunCommand:
     run = runs.get_run(session, run_id)
     try:
         config = RunConfig.model_validate(run.config)
     except ValidationError as exc:  # stored under an older schema
         raise Conflict(f"run {run_id}'s stored config is no longer valid: {exc}") from None
     resume = run.resume_from if run.status in ACTIVE_STATUSES else None
-    return Command(**runs.command_for(settings, run.id, config, resume))
+    launched = [
+        AttemptCommand(attempt=int(n), argv=argv, command=display_command(argv))
+        for n, argv in sorted((run.attempt_argv or {}).items(), key=lambda kv: int(kv[0]))
+    ]
+    return RunCommand(**runs.command_for(settings, run.id, config, resume), attempts=launched)

@@ -1,4 +1,5 @@
-"""runs: tags, a free-text note and the metrics summary (last/best per metric)
+"""runs: tags, a free-text note, the metrics summary (last/best per metric), the phase, the
+first start and summed duration of the attempts, measured eval/save seconds, argv per attempt
 
 Revision ID: 0006_run_tags_notes
 Revises: 0003_slurm
@@ -22,10 +23,29 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("metrics_summary", sa.JSON(), nullable=False, server_default="{}")
         )
+        batch.add_column(sa.Column("phase", sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column("phase_since", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("first_started_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("attempts_seconds", sa.Float(), nullable=False, server_default="0")
+        )
+        batch.add_column(sa.Column("eval_seconds", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("save_seconds", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("attempt_argv", sa.JSON(), nullable=False, server_default="{}"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("runs") as batch:
+        for name in (
+            "attempt_argv",
+            "save_seconds",
+            "eval_seconds",
+            "attempts_seconds",
+            "first_started_at",
+            "phase_since",
+            "phase",
+        ):
+            batch.drop_column(name)
         batch.drop_column("metrics_summary")
         batch.drop_column("note")
         batch.drop_column("tags")

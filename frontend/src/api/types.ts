@@ -1,9 +1,9 @@
 // Shapes of the API's JSON, as documented in docs/api.md.
 
-import type { JobKind, RunStatus } from "./contract";
+import type { JobKind, Phase, RunStatus } from "./contract";
 
-export { ACTIVE_STATUSES, ALL_STATUSES, GENERATE_MARKER, TERMINAL_STATUSES, STATUS_RANK } from "./contract";
-export type { JobKind } from "./contract";
+export { ACTIVE_STATUSES, ALL_STATUSES, GENERATE_MARKER, PHASES, TERMINAL_STATUSES, STATUS_RANK } from "./contract";
+export type { JobKind, Phase } from "./contract";
 export type { RunStatus };
 
 export type RunConfig = Record<string, Record<string, unknown>>;
@@ -37,6 +37,15 @@ export interface Run {
   note: string;
   /** Seconds trained over all attempts (server-measured); absent from older servers. */
   duration_seconds?: number | null;
+  /** Seconds of the attempts that ended; the running one is counted from started_at. */
+  attempts_seconds?: number;
+  /** The first attempt's start (started_at is the current attempt's). */
+  first_started_at?: string | null;
+  /** What the training script is doing (cpt_contract PHASES) and since when. */
+  phase?: Phase | null;
+  phase_since?: string | null;
+  /** When the ETA runs out: the page counts down to it between updates. */
+  eta_until?: string | null;
   /** Per metric: last value (and step), best value (and step) where a direction is known. */
   metrics_summary: Record<string, { last?: number | null; last_step?: number | null; best?: number | null; best_step?: number | null }>;
 }

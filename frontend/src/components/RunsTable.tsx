@@ -3,7 +3,7 @@
 
 import type { ComponentChildren } from "preact";
 import { ACTIVE_STATUSES, type Run } from "../api/types";
-import { compact, dateTime, DASH, duration, num, runSeconds } from "../lib/format";
+import { compact, dateTime, DASH, duration, num, remaining, totalSeconds } from "../lib/format";
 import { columnOf, extraValue, nextSort, type ColumnId } from "../lib/runColumns";
 import { runHref } from "../lib/router";
 import { Progress } from "./Progress";
@@ -47,7 +47,7 @@ function cell(c: ColumnId, r: Run, now: number, onTag: (t: string) => void): Com
     case "model":
       return r.model;
     case "progress":
-      return <Progress step={r.step} max={r.max_steps} eta={r.eta_seconds} active={ACTIVE_STATUSES.has(r.status)} />;
+      return <Progress step={r.step} max={r.max_steps} eta={remaining(r.eta_until, r.eta_seconds, now)} active={ACTIVE_STATUSES.has(r.status)} />;
     case "loss":
       return num(r.loss, 4);
     case "ppl":
@@ -58,9 +58,9 @@ function cell(c: ColumnId, r: Run, now: number, onTag: (t: string) => void): Com
       return compact(r.tokens_seen);
     case "started":
       // A queued run has not started: its creation time is not a start time.
-      return dateTime(r.started_at);
+      return dateTime(r.first_started_at ?? r.started_at);
     case "duration":
-      return duration(r.duration_seconds ?? runSeconds(r.started_at, r.finished_at, now));
+      return duration(totalSeconds(r, now));
     case "note":
       return <span class="note-cell" title={r.note}>{r.note || DASH}</span>;
     default:

@@ -10,11 +10,12 @@ import { TryIt } from "../components/TryIt";
 import { CopyButton } from "../components/CopyButton";
 import { LiveDot } from "../components/LiveDot";
 import { LogViewer } from "../components/LogViewer";
+import { Phase } from "../components/Phase";
 import { Progress } from "../components/Progress";
 import { canCancel, canDelete, canResume, useRunActions } from "../components/RunActions";
 import { RunNotes } from "../components/RunNotes";
 import { StatusBadge } from "../components/StatusBadge";
-import { bytes, compact, dateTime, duration, int, num, runSeconds } from "../lib/format";
+import { bytes, compact, dateTime, duration, int, num, remaining, totalSeconds } from "../lib/format";
 import { tokensAxis, type Store } from "../lib/metrics";
 import { navigate } from "../lib/router";
 import { ema } from "../lib/smooth";
@@ -106,7 +107,7 @@ export function RunPage({ id }: { id: string }) {
           <button
             type="button"
             class="btn"
-            onClick={() => actions.resume(run)}
+            onClick={() => actions.resume(run, "last", live.checkpoints)}
             disabled={live.checkpoints !== null && !live.checkpoints.some((c) => c.exists)}
             title={live.checkpoints !== null && !live.checkpoints.some((c) => c.exists) ? "no checkpoint to resume from" : undefined}
           >
@@ -130,7 +131,8 @@ export function RunPage({ id }: { id: string }) {
 
       <div class="stats card">
         <Stat label="Progress">
-          <Progress step={run.step} max={run.max_steps} eta={run.eta_seconds} active={active} />
+          <Progress step={run.step} max={run.max_steps} eta={remaining(run.eta_until, run.eta_seconds, now)} active={active} />
+          <Phase run={run} now={now} />
         </Stat>
         <Stat label="Loss">{num(run.loss, 4)}</Stat>
         <Stat label="Eval loss">{num(run.eval_loss, 4)}</Stat>
@@ -141,8 +143,8 @@ export function RunPage({ id }: { id: string }) {
         <Stat label="Model">{run.model}</Stat>
         <Stat label="Attempt">{run.attempt}</Stat>
         <Stat label="Worker">{run.worker ?? "–"}</Stat>
-        <Stat label="Started">{dateTime(run.started_at)}</Stat>
-        <Stat label="Duration">{duration(runSeconds(run.started_at, run.finished_at, now))}</Stat>
+        <Stat label="Started">{dateTime(run.first_started_at ?? run.started_at)}</Stat>
+        <Stat label="Duration">{duration(totalSeconds(run, now))}</Stat>
       </div>
 
       <section class="card" aria-labelledby="charts-h">
@@ -165,7 +167,7 @@ export function RunPage({ id }: { id: string }) {
 
       <LogSection run={run} live={live} />
 
-      <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name)} />
+      <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name, live.checkpoints)} />
       {live.checkpoints ? <TryIt runId={run.id} checkpoints={live.checkpoints} /> : null}
       <DataMix runId={run.id} started={run.step != null} version={live.version} />
 
@@ -482,13 +484,22 @@ function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Ch
   );
 }
 
+interface RunCommand {
+  command: string;
+  attempts: { attempt: number; command: string }[];
+}
+
 function ConfigPanel({ run }: { run: Run }) {
-  const [command, setCommand] = useState<string | null>(null);
+  const [cmd, setCmd] = useState<RunCommand | null>(null);
   useEffect(() => {
-    api<{ command: string }>(`/runs/${run.id}/command`)
-      .then((c) => setCommand(c.command))
-      .catch(() => setCommand(null));
-  }, [run.id, run.attempt]);
+    api<RunCommand>(`/runs/${run.id}/command`)
+      .then(setCmd)
+      .catch(() => setCmd(null));
+    // The worker reports the argv when it launches: fetch again when the status moves.
+  }, [run.id, run.attempt, run.status]);
+  // What ran, per attempt, as the worker launched it; before any launch, what will run.
+  const launched = cmd?.attempts ?? [];
+  const command = launched.length ? launched[launched.length - 1].command : (cmd?.command ?? null);
   return (
     <section class="card" aria-labelledby="config-h">
       <div class="section-head">
@@ -497,7 +508,21 @@ function ConfigPanel({ run }: { run: Run }) {
         {command ? <CopyButton text={command} label="Copy as CLI" /> : null}
         <CopyButton text={JSON.stringify(run.config, null, 2)} label="Copy JSON" />
       </div>
-      {command ? <pre class="command" data-testid="run-command">{command}</pre> : null}
+      {launched.length ? (
+        [...launched].reverse().map((a) => (
+          <div class="attempt-command" key={a.attempt} data-testid="attempt-command" data-attempt={a.attempt}>
+            <h3>Attempt {a.attempt} ran</h3>
+            <pre class="command" data-testid={a.attempt === run.attempt ? "run-command" : undefined}>
+              {a.command}
+            </pre>
+          </div>
+        ))
+      ) : command ? (
+        <div class="attempt-command">
+          <h3>Will run</h3>
+          <pre class="command" data-testid="run-command">{command}</pre>
+        </div>
+      ) : null}
       <details>
         <summary>Full config{run.preset ? ` (from preset ${run.preset})` : ""}</summary>
         <pre class="config-json">{JSON.stringify(run.config, null, 2)}</pre>
