@@ -136,7 +136,8 @@ def test_sort_choose_columns_tag_note_and_compare(ui: UI, panel: Any) -> None:
 
     # Multi-select: every run on the page, then Compare.
     page.locator("button.tag-filter").click()
-    ui.goto("/runs?q=table")
+    # The same page: the search box, not a new URL (the mounted list keeps its own filters).
+    page.get_by_placeholder("Search name, id, model, tag, note…").fill("table")
     wait_until(lambda: rows.count() == 2, 10, what="the two runs")
     page.get_by_label("Select every run on this page for comparison").check()
     compare = page.get_by_test_id("compare-selected")
