@@ -23,7 +23,7 @@ from backend.models import (
     RunUpdate,
     utcnow,
 )
-from backend.services import preflight, sorting, state_machine
+from backend.services import files, preflight, sorting, state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
@@ -33,6 +33,14 @@ from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
 from cpt_contract.runconfig.schema import RunConfig, deep_merge
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import ACTIVE_STATUSES, WORKER_STATUSES, RunStatus
+
+#: What each directory field must be usable as (``files.problem``), checked at submit.
+_USABLE: dict[tuple[str, ...], files.FileKind] = {
+    ("model", "model_name_or_path"): "model",
+    ("model", "tokenizer_name_or_path"): "tokenizer",
+    ("data", "dataset_dir"): "dataset",
+    ("method", "peft_path"): "adapter",
+}
 
 #: Which kind of filesystem object each path field must be.
 _DIR_FIELDS = {("data", "dataset_dir"), ("method", "peft_path")}
@@ -98,6 +106,31 @@ def _preset_dict(settings: Settings, preset: str | None) -> dict[str, Any]:
         ) from None
 
 
+def _usable_as(key: tuple[str, ...], path: Path) -> files.FileKind | None:
+    if key[:2] == ("data", "data_sources"):
+        return "dataset" if path.is_dir() else None
+    kind = _USABLE.get(key)
+    # A tokenizer may be a model's own directory or a single file; only directories are judged.
+    return kind if kind and path.is_dir() else None
+
+
+def label_adapters(session: Session, found: list[dict[str, str]]) -> list[dict[str, str]]:
+    """An adapter that is a run's checkpoint (or its final output) is labelled by the run's
+    name and step, not by a path."""
+    by_path = {f["path"]: f for f in found}
+    if not by_path:
+        return found
+    for ckpt, run in session.exec(
+        select(Checkpoint, Run).where(
+            Checkpoint.run_id == Run.id, col(Checkpoint.path).in_(list(by_path))
+        )
+    ).all():
+        by_path[ckpt.path]["label"] = f"{run.name or run.id} · step {ckpt.step}"
+    for run in session.exec(select(Run).where(col(Run.output_dir).in_(list(by_path)))).all():
+        by_path[run.output_dir]["label"] = f"{run.name or run.id} · final (step {run.step})"
+    return found
+
+
 def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | int]) -> RunConfig:
     """Schema validation, then the allowed-roots and existence checks of every path."""
     try:
@@ -128,6 +161,10 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
             errors.append(error(field_loc, f"'{raw}' is a directory: give a file", "not_a_file"))
         elif problem := escaping_entry(path, settings.roots):
             errors.append(error(field_loc, problem, "path_escapes_roots"))
+        elif (kind := _usable_as(key, path)) and (unusable := files.problem(kind, path)):
+            errors.append(
+                error(field_loc, f"'{raw}' {unusable}", f"not_a_{kind}"),
+            )
         else:
             resolved[key] = str(path)
     if errors:
