@@ -11,7 +11,10 @@ from backend.models import LogChunk, Run, RunEvent
 from backend.services.downsample import minmax_indices
 
 #: Bookkeeping fields of an event that are not metrics.
-NON_METRICS = frozenset({"seq", "time", "step", "kind", "attempt"})
+#: Event fields that are no metric: identity, and the timing the speed is computed from.
+NON_METRICS = frozenset(
+    {"seq", "time", "step", "kind", "attempt", "interval_steps", "train_seconds", "seconds"}
+)
 METRIC_KINDS = ("log", "eval")
 
 
@@ -70,8 +73,14 @@ def metric_series(
     wanted = set(keys) if keys else None
     series: dict[str, dict[str, list[Any]]] = {}
     tokens_seen: Any = None
+    #: Where each resumed attempt picked up: the charts draw a vertical line there.
+    boundaries: list[dict[str, Any]] = []
     for r in rows:
         if r.kind == "start":
+            if r.attempt > 1 and r.step is not None:
+                per_step = r.data.get("tokens_per_step")
+                tokens = r.step * per_step if isinstance(per_step, int) else None
+                boundaries.append({"attempt": r.attempt, "step": r.step, "tokens_seen": tokens})
             continue
         data = r.data
         seen = data.get("tokens_seen")
@@ -100,7 +109,7 @@ def metric_series(
         s = series[key]
         idx = minmax_indices(s["value"], max_points)
         out[key] = {name: [column[i] for i in idx] for name, column in s.items()}
-    return {"series": out, "keys": list(found)}
+    return {"series": out, "keys": list(found), "attempts": boundaries}
 
 
 def events_after(session: Session, run_id: str, after_seq: int, limit: int) -> list[RunEvent]:

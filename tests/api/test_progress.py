@@ -126,3 +126,8 @@ def test_phases_speed_eta_resume_duration_and_argv(client: TestClient) -> None:
     assert cmd["attempts"][0]["argv"][-1] == "attempt-1"
     assert cmd["attempts"][1]["argv"][-1] == "attempt-2"
     assert cmd["attempts"][1]["command"].endswith("attempt-2")
+
+    # The charts' attempt boundary, and no timing field charted as a metric.
+    metrics = client.get(f"/api/runs/{rid}/metrics").json()
+    assert metrics["attempts"] == [{"attempt": 2, "step": 10, "tokens_seen": 10 * TOKENS_PER_STEP}]
+    assert not {"train_seconds", "interval_steps", "seconds"} & set(metrics["keys"])

@@ -117,6 +117,12 @@ def test_progress_phases_resume_and_attempt_commands(ui: UI, panel: Any) -> None
     assert done["first_started_at"] == first["started_at"]
     assert done["duration_seconds"] > first["duration_seconds"]
 
+    # Every chart marks where attempt 2 started (its checkpoint's step).
+    charts = page.locator(".run-page figure.chart")
+    assert charts.count() >= 5
+    for i in range(charts.count()):
+        assert charts.nth(i).get_attribute("data-marks") == str(newest["step"]), i
+
     # Config: each attempt's command as its worker launched it.
     commands = page.get_by_test_id("attempt-command")
     wait_until(lambda: commands.count() == 2, what="two attempt commands")

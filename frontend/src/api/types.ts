@@ -100,6 +100,8 @@ export interface Series {
 export interface Metrics {
   series: Record<string, Series>;
   keys: string[];
+  /** Where each resumed attempt started: drawn as vertical lines on every chart. */
+  attempts?: { attempt: number; step: number; tokens_seen: number | null }[];
 }
 
 /** One stored event (events.jsonl line plus the attempt it came from). */

@@ -17,6 +17,8 @@ export interface RunLive {
   error: string | null;
   live: SseState;
   metrics: Store;
+  /** Where each resumed attempt started (step and tokens): the charts mark these. */
+  attemptStarts: AttemptStart[];
   logs: LogBuffer | null;
   checkpoints: Checkpoint[] | null;
   version: number;
@@ -27,6 +29,8 @@ export interface RunLive {
 
 const TAIL_LINES = 1000;
 
+export type AttemptStart = NonNullable<Metrics["attempts"]>[number];
+
 export function useRunLive(id: string): RunLive {
   const [run, setRunState] = useState<Run | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -34,6 +38,7 @@ export function useRunLive(id: string): RunLive {
   const [checkpoints, setCheckpoints] = useState<Checkpoint[] | null>(null);
   const [version, setVersion] = useState(0);
   const metrics = useRef<Store>({});
+  const starts = useRef<AttemptStart[]>([]);
   const logs = useRef<LogBuffer | null>(null);
   const frame = useRef(0);
   const fillingLogs = useRef<Promise<void> | null>(null);
@@ -77,6 +82,7 @@ export function useRunLive(id: string): RunLive {
         const m = await api<Metrics>(`${base}/metrics${qs({ keys: ALL_KEYS.join(","), max_points: 2000 })}`);
         if (!alive) return;
         metrics.current = fromApi(m, runRef.current?.attempt ?? 1);
+        starts.current = m.attempts ?? [];
         bump();
       } catch {
         /* the run itself reports the error */
@@ -140,10 +146,18 @@ export function useRunLive(id: string): RunLive {
     };
     const onMetric = (ev: RunEvent) => {
       if (ev.kind === "checkpoint" || ev.kind === "end") loadCheckpoints();
+      if (ev.kind === "start" && ev.attempt > 1 && !starts.current.some((s) => s.attempt === ev.attempt)) {
+        const perStep = ev.data.tokens_per_step;
+        const tokens = typeof perStep === "number" ? ev.step * perStep : null;
+        starts.current = [...starts.current, { attempt: ev.attempt, step: ev.step, tokens_seen: tokens }];
+        bump();
+        return;
+      }
       if (addEvent(metrics.current, ev)) bump();
     };
 
     metrics.current = {};
+    starts.current = [];
     logs.current = null;
     loadRun().then(() => {
       loadMetrics();
@@ -190,6 +204,7 @@ export function useRunLive(id: string): RunLive {
     error,
     live,
     metrics: metrics.current,
+    attemptStarts: starts.current,
     logs: logs.current,
     checkpoints,
     version,

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, post, qs, saveText, tokenUrl } from "../api/client";
 import { ACTIVE_STATUSES, type Checkpoint, type Job, type LogChunk, type Run, type RunEvent } from "../api/types";
-import { Chart, type Line } from "../components/Chart";
+import { Chart, type Line, type Mark } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { useConfirm } from "../components/Confirm";
 import { TryIt } from "../components/TryIt";
@@ -84,6 +84,11 @@ export function RunPage({ id }: { id: string }) {
   if (!run) return <p class="page muted">Loading run {id}…</p>;
 
   const active = ACTIVE_STATUSES.has(run.status);
+  // Where each resumed attempt started, on the chart's own x axis.
+  const marks: Mark[] = live.attemptStarts.flatMap((a) => {
+    const x = opts.x === "step" ? a.step : a.tokens_seen;
+    return x === null ? [] : [{ x, label: `attempt ${a.attempt}` }];
+  });
   const xLabel = opts.x === "step" ? "step" : "tokens seen";
 
   return (
@@ -160,7 +165,7 @@ export function RunPage({ id }: { id: string }) {
         ) : null}
         <div class="charts" hidden={Object.keys(live.metrics).length === 0}>
           {charts(live.metrics, opts).map((c) => (
-            <Chart key={c.id} testId={`chart-${c.id}`} title={c.title} lines={c.lines} xLabel={xLabel} logY={opts.logY} y2Label={c.y2Label} syncKey={`run-${run.id}`} />
+            <Chart key={c.id} testId={`chart-${c.id}`} title={c.title} lines={c.lines} xLabel={xLabel} logY={opts.logY} y2Label={c.y2Label} syncKey={`run-${run.id}`} marks={marks} />
           ))}
         </div>
       </section>
