@@ -56,6 +56,20 @@ class RunResume(SQLModel):
     model_config = {"extra": "forbid"}  # type: ignore[assignment]
 
 
+#: A tag: a short word users filter by (letters, digits, ``-_.:/+``, no spaces).
+TAG_PATTERN = r"^[\w.:/+-]{1,40}$"
+
+
+class RunUpdate(SQLModel):
+    """Body of ``PATCH /api/runs/{id}``: what a user may change on a run at any time."""
+
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=20)
+    note: str | None = Field(default=None, max_length=20_000)
+
+    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+
+
 class _RunProgress(SQLModel):
     step: int | None = None
     max_steps: int | None = None
@@ -88,8 +102,34 @@ class RunPublic(RunBase, _RunProgress):
     attempt_log: list[dict[str, Any]] | None = None
     #: A queued run: why it waits (queue, position, what the queue's workers are busy with).
     waiting_reason: str | None = None
+    tags: list[str] = []
+    note: str = ""
+    #: What the training script said it is doing (its last ``phase`` event) and since when.
+    phase: str | None = None
+    phase_since: datetime | None = None
+    #: When the first attempt started; ``started_at`` is the current attempt's start.
+    first_started_at: datetime | None = None
+    #: Seconds of all attempts together (the running one up to now).
+    duration_seconds: float | None = None
+    #: Seconds of the attempts that ended (a client adds the running attempt's own clock).
+    attempts_seconds: float = 0.0
+    #: When the ETA runs out (``now + eta_seconds``): a client counts down to it between
+    #: updates, so a long evaluation never freezes the estimate.
+    eta_until: datetime | None = None
+    #: Per metric key: ``{"last", "best", "best_step"}`` over the run's log/eval events
+    #: (``best`` only where lower or higher is known to be better).
+    metrics_summary: dict[str, dict[str, float | int | None]] = {}
 
-    @field_validator("created_at", "started_at", "finished_at", "updated_at", mode="after")
+    @field_validator(
+        "created_at",
+        "started_at",
+        "finished_at",
+        "updated_at",
+        "phase_since",
+        "first_started_at",
+        "eta_until",
+        mode="after",
+    )
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
@@ -136,6 +176,23 @@ class Run(RunBase, _RunProgress, table=True):
     worker_instance: str | None = Field(default=None, max_length=64)
     #: One entry per ended attempt: {attempt, status, reason, step, restarted}.
     attempt_log: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    metrics_summary: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    phase: str | None = Field(default=None, max_length=32)
+    phase_since: datetime | None = Field(default=None, sa_type=_tz())
+    first_started_at: datetime | None = Field(default=None, sa_type=_tz())
+    #: Seconds of the attempts that ended (the running one is added by ``to_public``).
+    attempts_seconds: float = Field(default=0.0)
+    #: Measured seconds of one evaluation / one checkpoint save (mean of the recent ones).
+    eval_seconds: float | None = None
+    save_seconds: float | None = None
+    #: Per attempt (``"1"``, ``"2"``…): the argv the worker launched, as it launched it.
+    attempt_argv: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
 
 
 # --- events, logs, checkpoints -------------------------------------------------------------

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import get_args
 
+from cpt_contract.events import PHASES
 from cpt_contract.jobs import GENERATE_MARKER, JobKind
 from cpt_contract.statuses import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, RunStatus
 
@@ -36,7 +37,10 @@ def render() -> str:
         f"export const STATUS_RANK: Readonly<Record<RunStatus, number>> = {{ {rank} }};\n\n"
         f"export type JobKind = {' | '.join(json.dumps(k) for k in get_args(JobKind))};\n\n"
         "// A generate job prints this line, then the continuation as it is decoded.\n"
-        f"export const GENERATE_MARKER = {json.dumps(GENERATE_MARKER)};\n"
+        f"export const GENERATE_MARKER = {json.dumps(GENERATE_MARKER)};\n\n"
+        "// What a run's `phase` says the training script is doing (cpt_contract/events.py).\n"
+        f"export const PHASES = {json.dumps(list(PHASES))} as const;\n"
+        "export type Phase = (typeof PHASES)[number];\n"
     )
 
 

@@ -1,8 +1,10 @@
-"""The events of ``<output_dir>/events.jsonl``: kinds, the evaluation's metric names, samples.
+"""The events of ``<output_dir>/events.jsonl``: kinds, the training script's phases, the
+evaluation's metric names, samples.
 
 ``worker/events.py`` (the writer inside the training script, which imports nothing of the panel)
-keeps its own copy of ``KINDS``; ``tests/contract/test_events.py`` proves the two are equal. The
-API reads samples and warnings through the models here, the UI and the CLI through the names.
+keeps its own copy of ``KINDS`` and ``PHASES``; ``tests/contract/test_events.py`` proves they are
+equal. The API reads samples and warnings through the models here and folds phases into a run's
+progress; the UI and the CLI use the names.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning")
+KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning", "phase")
+
+#: What a ``phase`` event's ``phase`` says the script does from its ``time`` on, in the order a
+#: run goes through them; ``evaluating`` and ``saving`` alternate with ``training``.
+PHASES = ("preparing_data", "loading_model", "training", "evaluating", "saving")
+
+#: The phases whose measured seconds the ETA adds per remaining evaluation or checkpoint.
+PAUSE_PHASES = ("evaluating", "saving")
+
 
 #: The held-out set made of the seed's ``validation_file`` / ``validation_split_percentage``.
 VALIDATION_SET = "validation"

@@ -98,6 +98,9 @@ class StatusIn(BaseModel):
     #: The failure interrupted the run (worker stop, stall, rank crash) rather than proving it
     #: cannot work: the API may restart it from its newest checkpoint (``max_restarts``).
     retryable: bool = False
+    #: The command the worker launched for this attempt, as it launched it (``starting`` or
+    #: ``running``); the run page shows it per attempt.
+    argv: list[Annotated[str, Field(max_length=8192)]] | None = Field(default=None, max_length=4096)
 
 
 class CancelAnswer(BaseModel):

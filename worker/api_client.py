@@ -150,6 +150,7 @@ class WorkerApi:
         *,
         reason: str | None = None,
         pid: int | None = None,
+        argv: list[str] | None = None,
         retry_for: float = 600,
         retryable: bool = False,
     ) -> CancelAnswer:
@@ -160,6 +161,7 @@ class WorkerApi:
                 "reason": reason,
                 "pid": pid,
                 "retryable": retryable,
+                "argv": argv,
             }
         )
         # Final states matter most: keep trying for a long while (an API restart takes seconds).

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import IO, Any
 
 EVENTS_FILE = "events.jsonl"
-#: Equal to ``cpt_contract.events.KINDS`` (this script imports nothing of the panel; a test checks).
-KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning")
+#: Equal to ``cpt_contract.events.KINDS`` and ``PHASES`` (this script imports nothing of the
+#: panel; tests/contract/test_events.py checks).
+KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning", "phase")
+#: What a ``phase`` event's ``phase`` field says the script is doing from then on.
+PHASES = ("preparing_data", "loading_model", "training", "evaluating", "saving")
 END_STATUSES = ("succeeded", "failed", "diverged", "oom", "cancelled", "preempted")
 
 
@@ -108,6 +111,12 @@ class EventWriter:
             raise ValueError(f"unknown end status {status!r}")
         one_line = " ".join(str(reason).split())[:1000]
         return self.emit("end", step, status=status, reason=one_line, **fields)
+
+    def phase(self, name: str, step: int, **fields: Any) -> dict[str, Any] | None:
+        """Mark the start of a phase; it lasts until the next ``phase`` or ``end`` event."""
+        if name not in PHASES:
+            raise ValueError(f"unknown phase {name!r}")
+        return self.emit("phase", step, phase=name, **fields)
 
     def close(self) -> None:
         with self._lock:

@@ -164,6 +164,7 @@ def train(
     block_size = choose_block_size(data_args.block_size, config)
 
     # 3. Data before the model: bad data fails in seconds, not after loading weights.
+    run.enter_phase("preparing_data", 0)
     data, run.data_sources = build_run_data(data_args, args, tokenizer, block_size)
     train_ds = data.train
     tokens_per_step = (
@@ -185,6 +186,7 @@ def train(
     prompts = parse_eval_prompts(args.eval_prompts) if args.eval_prompts else None
 
     # 4. Model: load or build, resize the vocabulary to the tokenizer, wrap in LoRA.
+    run.enter_phase("loading_model", 0)
     model, old_vocab = build_model(model_args, args, tokenizer, config)
     run.total_params, run.trainable_params = count_parameters(model)
     run.vocab_size = max(len(tokenizer), old_vocab)
@@ -228,6 +230,7 @@ def train(
             f"{run.diverged_at}); lower --learning_rate, keep --max_grad_norm, or use bf16 instead of fp16"
         )
     run.train_loss = result.training_loss
+    run.enter_phase("saving", trainer.state.global_step)
     trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(output_dir))
@@ -235,6 +238,7 @@ def train(
 
     # 7. The final evaluation, unless one just ran.
     if eval_sets and run.last_eval_step != trainer.state.global_step:
+        run.enter_phase("evaluating", trainer.state.global_step)
         trainer.evaluate()
 
 

@@ -385,7 +385,7 @@ class RunAttempt:
             self.run_id, self.attempt, pgid=proc.pid, procs=self.tree.as_record()
         )
         try:
-            answer = self.api.status(self.run_id, self.attempt, "running", pid=proc.pid)
+            answer = self.api.status(self.run_id, self.attempt, "running", pid=proc.pid, argv=argv)
         except Conflict as exc:
             # The API no longer wants this attempt (e.g. marked lost): stop at once.
             log.warning("run %s: running refused (%s); stopping", self.run_id, exc)

@@ -1,30 +1,69 @@
-"""The form's file picker: models, tokenizers and datasets found under the allowed roots."""
+"""The form's file picker: models, adapters, tokenizers and datasets found under the allowed
+roots, each checked to be usable as what it is offered for (``problem``); the same check runs
+at submit, so a path typed by hand is held to what the picker would have offered."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-FileKind = Literal["model", "tokenizer", "dataset"]
+FileKind = Literal["model", "adapter", "tokenizer", "dataset"]
 
 MAX_DEPTH = 4
 MAX_DIRS = 5000
 MAX_RESULTS = 500
-_SKIP = {"node_modules", "__pycache__", "broker", "cache", ".git", "global_step"}
+_SKIP = {"node_modules", "__pycache__", "broker", "cache", ".git", "global_step", "logs"}
 _TOKENIZER_FILES = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"}
 #: Text files that belong to models and tokenizers, not to a corpus.
 _NOT_TEXT = {"merges.txt", "vocab.txt", "added_tokens.txt", "requirements.txt", "README.txt"}
+_WEIGHTS = re.compile(r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$|\.index\.json$")
+_ADAPTER_WEIGHTS = {"adapter_model.safetensors", "adapter_model.bin"}
+#: What a run's folders hold (the panel's run dir, output dir, checkpoints): never a corpus.
+_RUN_MARKERS = {"events.jsonl", "cpt_run.json", "trainer_state.json", "ds_config.json"}
 
 
-def _matches(kind: FileKind, files: set[str]) -> bool:
+def _hf_config(path: Path) -> bool:
+    """An HF model's config.json names its model type (a run's config.json does not)."""
+    try:
+        text = (path / "config.json").read_text(encoding="utf-8", errors="replace")[:200_000]
+    except OSError:
+        return False
+    return '"model_type"' in text or '"architectures"' in text
+
+
+def problem(kind: FileKind, path: Path, files: set[str] | None = None) -> str | None:
+    """Why the directory ``path`` is not usable as ``kind`` (None: it is)."""
+    if files is None:
+        try:
+            files = {e.name for e in os.scandir(path) if e.is_file()}
+        except OSError as exc:
+            return f"cannot read {path}: {exc.strerror}"
     if kind == "model":
-        return "config.json" in files
+        if "adapter_config.json" in files:
+            return "is a LoRA adapter, not a model: give it as method.peft_path"
+        if "config.json" not in files or not _hf_config(path):
+            return "is not a Hugging Face model directory (no config.json with a model_type)"
+        if not any(_WEIGHTS.search(f) for f in files):
+            return "has a config.json but no weights (model*.safetensors or pytorch_model*.bin)"
+        return None
+    if kind == "adapter":
+        if "adapter_config.json" not in files or not files & _ADAPTER_WEIGHTS:
+            return (
+                "is not a LoRA adapter (adapter_config.json and adapter_model.safetensors): "
+                "pick a checkpoint of a LoRA run"
+            )
+        return None
     if kind == "tokenizer":
-        return bool(files & _TOKENIZER_FILES)
-    if "config.json" in files or files & _TOKENIZER_FILES:
-        return False  # a model or tokenizer dir with a vocab.txt is not a dataset
-    return any(f.endswith((".txt", ".jsonl")) and f not in _NOT_TEXT for f in files)
+        return None if files & _TOKENIZER_FILES else "has no tokenizer files (tokenizer.json…)"
+    if files & _RUN_MARKERS or "config.json" in files:
+        return "is a run's or a model's folder, not a dataset: pick a directory of text files"
+    if files & _TOKENIZER_FILES:
+        return "is a tokenizer's folder, not a dataset: pick a directory of text files"
+    if not any(f.endswith((".txt", ".jsonl")) and f not in _NOT_TEXT for f in files):
+        return "holds no .txt or .jsonl files"
+    return None
 
 
 def find(roots: list[Path], kind: FileKind) -> list[dict[str, str]]:
@@ -46,7 +85,7 @@ def find(roots: list[Path], kind: FileKind) -> list[dict[str, str]]:
             except OSError:
                 continue
             files = {e.name for e in entries if e.is_file()}
-            if _matches(kind, files):
+            if problem(kind, current, files) is None:
                 label = str(current.relative_to(root)) if current != root else current.name
                 found.append({"path": str(current), "label": label, "kind": kind})
             if depth >= MAX_DEPTH:

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select as sa_select
@@ -21,14 +21,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from backend.models import Checkpoint, LogChunk, Run, RunEvent, Worker, utcnow
-from backend.services import autoresume, metric_store, state_machine
+from backend.services import autoresume, metric_store, state_machine, summary
 from backend.services.errors import Conflict
 from backend.services.validation import ConfigInvalid, error
+from cpt_contract.events import PAUSE_PHASES, PHASES
 from cpt_contract.protocol import CHECKPOINT_NAME, INT32
 from cpt_contract.statuses import TERMINAL_STATUSES, WORKER_STATUSES, RunStatus
 
-#: Log events used for the steps-per-second ETA.
-ETA_WINDOW = 10
+#: Log events of the attempt in the speed window (tokens/s and seconds per step): a mean over
+#: this many intervals moves smoothly instead of jumping with each step.
+ETA_WINDOW = 20
+#: Weight of the newest measurement in the running mean of eval and save seconds.
+PAUSE_WEIGHT = 0.5
 
 
 def _insert(session: Session, model: type[Any]) -> Any:
@@ -186,6 +190,14 @@ def store_events(
     )
     if attempt == run.attempt:
         _apply_all(session, run, fresh)
+        for event in fresh:
+            _apply(session, run, event)
+        metric_events = [e for e in fresh if e.kind in ("log", "eval")]
+        if metric_events:
+            folded = dict(run.metrics_summary or {})
+            for event in metric_events:
+                folded = summary.fold(folded, event.data, event.step)
+            run.metrics_summary = folded
         _update_eta(session, run)
     else:
         for event in fresh:
@@ -237,6 +249,53 @@ def _apply_all(session: Session, run: Run, events: list[NewEvent]) -> None:
             setattr(run, name, value)
 
 
+def _apply(session: Session, run: Run, event: NewEvent) -> None:
+    """Fold one new event into the run's denormalised progress fields."""
+    data = event.data
+    # Phase markers say step 0 before a resumed script has loaded its checkpoint: only measured
+    # steps move the progress, never backwards within an attempt; the start event (the
+    # checkpoint's step, as pretrain.py resolved it) sets it.
+    if event.step is not None and event.kind in ("log", "eval", "checkpoint"):
+        run.step = max(event.step, run.step or 0)
+    if event.kind == "phase":
+        phase = str(data.get("phase") or "")
+        run.phase = phase[:32] if phase in PHASES else None
+        run.phase_since = _when(event.time)
+        previous, seconds = data.get("previous"), _num(data.get("previous_seconds"))
+        if previous in PAUSE_PHASES and seconds is not None:
+            name = "eval_seconds" if previous == "evaluating" else "save_seconds"
+            setattr(run, name, _mean(getattr(run, name), seconds))
+    elif event.kind == "start":
+        if event.step is not None:
+            run.step = event.step
+        run.max_steps = _int(data.get("max_steps")) or run.max_steps
+        run.tokens_per_step = _int(data.get("tokens_per_step"), INT64) or run.tokens_per_step
+    elif event.kind == "log":
+        for name in ("loss", "epoch", "tokens_per_second"):
+            if name in data:
+                setattr(run, name, _num(data[name]))
+        if "tokens_seen" in data:
+            run.tokens_seen = _int(data["tokens_seen"], INT64)
+    elif event.kind == "eval":
+        run.eval_loss = _num(data.get("eval_loss"))
+        run.perplexity = _num(data.get("perplexity"))
+    elif event.kind == "checkpoint":
+        _upsert_checkpoint(session, run, event)
+    elif event.kind == "end":
+        run.end_status = str(data.get("status") or "")[:32] or None
+        run.end_reason = str(data.get("reason") or "")[:2000] or None
+        if _num(data.get("perplexity")) is not None:
+            run.perplexity = _num(data.get("perplexity"))
+
+
+def _when(time: float | None) -> datetime:
+    return datetime.fromtimestamp(time, UTC) if time else utcnow()
+
+
+def _mean(old: float | None, new: float) -> float:
+    return new if old is None else PAUSE_WEIGHT * new + (1 - PAUSE_WEIGHT) * old
+
+
 def _upsert_checkpoint(session: Session, run: Run, event: NewEvent) -> None:
     data = event.data
     path = str(data.get("path") or "")
@@ -267,27 +326,70 @@ def _upsert_checkpoint(session: Session, run: Run, event: NewEvent) -> None:
 
 
 def _update_eta(session: Session, run: Run) -> None:
-    """Seconds left from the step rate over recent log events (or tokens/s as a fallback)."""
+    """Speed and ETA from measured time only.
+
+    tokens/s and seconds per step are means over the attempt's last ``ETA_WINDOW`` log
+    intervals of *training* seconds (the script leaves evaluations and saves out), so neither
+    spikes after a resume or an evaluation. The ETA adds, to the remaining steps at that pace,
+    each evaluation and checkpoint still to come at its measured duration (and what is left of
+    the one under way), so it does not freeze during an evaluation nor drop after it.
+    """
     if not run.max_steps or run.step is None or run.status in TERMINAL_STATUSES:
         run.eta_seconds = None
         return
     recent = session.exec(
-        select(RunEvent.step, RunEvent.time)
+        select(RunEvent.step, RunEvent.time, RunEvent.data)
         .where(RunEvent.run_id == run.id, RunEvent.attempt == run.attempt, RunEvent.kind == "log")
         .order_by(col(RunEvent.seq).desc())
         .limit(ETA_WINDOW)
     ).all()
+    steps = seconds = 0.0
+    for _, _, data in recent:
+        n, t = _num(data.get("interval_steps")), _num(data.get("train_seconds"))
+        if n and t and n > 0 and t > 0:
+            steps, seconds = steps + n, seconds + t
+    per_step: float | None = seconds / steps if steps else None
+    if per_step is None:
+        # Events from a script that does not time its intervals: wall clock between logs.
+        points = [(s, t) for s, t, _ in recent if s is not None and t is not None]
+        if len(points) >= 2 and points[0][0] > points[-1][0] and points[0][1] > points[-1][1]:
+            (s1, t1), (s0, t0) = points[0], points[-1]
+            per_step = (t1 - t0) / (s1 - s0)
+    elif run.tokens_per_step:
+        run.tokens_per_second = run.tokens_per_step / per_step
+    if per_step is None and run.tokens_per_second and run.tokens_per_step:
+        per_step = run.tokens_per_step / run.tokens_per_second
+    if per_step is None:
+        run.eta_seconds, run.eta_at = None, None
+        return
     remaining = max(0, run.max_steps - run.step)
-    eta: float | None = None
-    points = [(s, t) for s, t in recent if s is not None and t is not None]
-    if len(points) >= 2:
-        (s1, t1), (s0, t0) = points[0], points[-1]
-        if s1 > s0 and t1 > t0:
-            eta = remaining * (t1 - t0) / (s1 - s0)
-    if eta is None and run.tokens_per_second and run.tokens_per_step:
-        eta = remaining * run.tokens_per_step / run.tokens_per_second
+    eta = remaining * per_step + _pauses_left(run)
     run.eta_seconds = eta
-    run.eta_at = utcnow() if eta is not None else None
+    run.eta_at = utcnow()
+
+
+def _pauses_left(run: Run) -> float:
+    """Measured seconds of the evaluations and saves still to come (incl. the final ones)."""
+    training = run.config.get("training", {}) if isinstance(run.config, dict) else {}
+    step, last = run.step or 0, run.max_steps or 0
+    total = 0.0
+    for every, seconds, phase in (
+        (training.get("eval_steps"), run.eval_seconds, "evaluating"),
+        (training.get("save_steps"), run.save_seconds, "saving"),
+    ):
+        if not seconds:
+            continue
+        count = 1  # the final evaluation / the final save of the weights
+        if isinstance(every, int) and every > 0:
+            count = last // every - step // every
+            # pretrain.py saves the weights at the end, and evaluates unless it just did.
+            count += 1 if phase == "saving" or last % every else 0
+        if run.phase == phase and run.phase_since is not None:
+            # One is under way: what is left of it, not a whole one more.
+            spent = state_machine.seconds_between(run.phase_since, utcnow())
+            total += max(0.0, seconds - spent)
+        total += count * seconds
+    return total
 
 
 # --- logs --------------------------------------------------------------------------------------
@@ -368,12 +470,17 @@ def report_status(
     reason: str | None,
     pid: int | None,
     retryable: bool = False,
+    argv: list[str] | None = None,
 ) -> bool:
-    """Apply the worker's status report; returns whether the status changed."""
+    """Apply the worker's status report; returns whether the run changed."""
     check_attempt(run, attempt)
     run.last_seen_at = utcnow()
     if pid is not None:
         run.pid = pid
+    argv_changed = argv is not None and (run.attempt_argv or {}).get(str(attempt)) != argv
+    if argv_changed:
+        # A new dict: the JSON column is stored only when the attribute is set again.
+        run.attempt_argv = {**(run.attempt_argv or {}), str(attempt): list(argv or [])}
     if status == run.status:
         # A repeated report; with a new reason it updates what the run shows (a Slurm job
         # pending for "Resources", then running on its nodes).
@@ -381,11 +488,11 @@ def report_status(
             run.status_reason = reason[:2000]
             run.updated_at = utcnow()
             return True
-        return False
+        return argv_changed
     if status == RunStatus.starting:
-        return False  # only a reason update: the run already moved on
+        return argv_changed  # only a reason update: the run already moved on
     if status == RunStatus.running and run.status == RunStatus.cancelling:
-        return False  # still stopping; the answer says cancel_requested
+        return argv_changed  # still stopping; the answer says cancel_requested
     if status in TERMINAL_STATUSES:
         reason = reason or run.end_reason or _DEFAULT_REASONS[status]
         autoresume.end_attempt(run, status, reason, retryable=retryable)

@@ -29,7 +29,9 @@ from backend.models import MetricAttempt, MetricLevel, MetricPoint, MetricSeries
 from backend.services.downsample import minmax_indices
 
 #: Bookkeeping fields of an event that are not metrics.
-NON_METRICS = frozenset({"seq", "time", "step", "kind", "attempt"})
+NON_METRICS = frozenset(
+    {"seq", "time", "step", "kind", "attempt", "interval_steps", "train_seconds", "seconds"}
+)
 #: Event kinds whose numeric fields are metrics; "start" only marks where an attempt begins.
 METRIC_KINDS = ("log", "eval")
 #: Bucket widths 2^k: each level has 4x fewer buckets than the one below.

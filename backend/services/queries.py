@@ -52,9 +52,28 @@ def metric_series(
     attempt: int | None,
 ) -> dict[str, Any]:
     """Read from the metrics store (metric_store.py): O(max_points) rows per key."""
-    return metric_store.read(
+    out = metric_store.read(
         session.connection(), run.id, keys, step_min, step_max, max_points, attempt
     )
+    out["attempts"] = attempt_starts(session, run)
+    return out
+
+
+def attempt_starts(session: Session, run: Run) -> list[dict[str, Any]]:
+    """Where each resumed attempt picked up (its ``start`` event): the charts draw a vertical
+    line there. One row per attempt, whatever the run's length."""
+    t = RunEvent.__table__.c  # type: ignore[attr-defined]
+    stmt = sa_select(t.attempt, t.step, t.data).where(
+        t.run_id == run.id, t.kind == "start", t.attempt > 1
+    )
+    starts: list[dict[str, Any]] = []
+    for attempt, step, data in session.connection().execute(stmt.order_by(t.attempt, t.seq)):
+        if step is None:
+            continue
+        per_step = (data or {}).get("tokens_per_step")
+        tokens = step * per_step if isinstance(per_step, int) else None
+        starts.append({"attempt": attempt, "step": step, "tokens_seen": tokens})
+    return starts
 
 
 def events_after(

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Text, cast
 from sqlmodel import Session, col, func, or_, select
 
-from backend.models import Checkpoint, Run, RunClone, RunCreate, RunPublic, utcnow
-from backend.services import preflight, state_machine
+from backend.models import (
+    TAG_PATTERN,
+    Checkpoint,
+    Run,
+    RunClone,
+    RunCreate,
+    RunPublic,
+    RunUpdate,
+    utcnow,
+)
+from backend.services import files, preflight, sorting, state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
@@ -22,6 +33,14 @@ from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
 from cpt_contract.runconfig.schema import RunConfig, deep_merge
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import ACTIVE_STATUSES, WORKER_STATUSES, RunStatus
+
+#: What each directory field must be usable as (``files.problem``), checked at submit.
+_USABLE: dict[tuple[str, ...], files.FileKind] = {
+    ("model", "model_name_or_path"): "model",
+    ("model", "tokenizer_name_or_path"): "tokenizer",
+    ("data", "dataset_dir"): "dataset",
+    ("method", "peft_path"): "adapter",
+}
 
 #: Which kind of filesystem object each path field must be.
 _DIR_FIELDS = {("data", "dataset_dir"), ("method", "peft_path")}
@@ -87,6 +106,31 @@ def _preset_dict(settings: Settings, preset: str | None) -> dict[str, Any]:
         ) from None
 
 
+def _usable_as(key: tuple[str, ...], path: Path) -> files.FileKind | None:
+    if key[:2] == ("data", "data_sources"):
+        return "dataset" if path.is_dir() else None
+    kind = _USABLE.get(key)
+    # A tokenizer may be a model's own directory or a single file; only directories are judged.
+    return kind if kind and path.is_dir() else None
+
+
+def label_adapters(session: Session, found: list[dict[str, str]]) -> list[dict[str, str]]:
+    """An adapter that is a run's checkpoint (or its final output) is labelled by the run's
+    name and step, not by a path."""
+    by_path = {f["path"]: f for f in found}
+    if not by_path:
+        return found
+    for ckpt, run in session.exec(
+        select(Checkpoint, Run).where(
+            Checkpoint.run_id == Run.id, col(Checkpoint.path).in_(list(by_path))
+        )
+    ).all():
+        by_path[ckpt.path]["label"] = f"{run.name or run.id} · step {ckpt.step}"
+    for run in session.exec(select(Run).where(col(Run.output_dir).in_(list(by_path)))).all():
+        by_path[run.output_dir]["label"] = f"{run.name or run.id} · final (step {run.step})"
+    return found
+
+
 def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | int]) -> RunConfig:
     """Schema validation, then the allowed-roots and existence checks of every path."""
     try:
@@ -117,6 +161,10 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
             errors.append(error(field_loc, f"'{raw}' is a directory: give a file", "not_a_file"))
         elif problem := escaping_entry(path, settings.roots):
             errors.append(error(field_loc, problem, "path_escapes_roots"))
+        elif (kind := _usable_as(key, path)) and (unusable := files.problem(kind, path)):
+            errors.append(
+                error(field_loc, f"'{raw}' {unusable}", f"not_a_{kind}"),
+            )
         else:
             resolved[key] = str(path)
     if errors:
@@ -219,7 +267,13 @@ def get_run(session: Session, run_id: str, *, for_update: bool = False) -> Run:
 
 
 def list_runs(
-    session: Session, statuses: list[RunStatus] | None, q: str | None, limit: int, offset: int
+    session: Session,
+    statuses: list[RunStatus] | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+    tags: list[str] | None = None,
+    sort: str | None = None,
 ) -> tuple[list[Run], int]:
     stmt = select(Run)
     count = select(func.count()).select_from(Run)
@@ -234,12 +288,41 @@ def list_runs(
                 func.lower(Run.id).like(like),
                 func.lower(Run.model).like(like),
                 func.lower(func.coalesce(Run.preset, "")).like(like),
+                func.lower(Run.note).like(like),
+                func.lower(cast(Run.tags, Text)).like(like),
             )
         )
+    for tag in tags or []:
+        # Tags are a JSON list of strings: '"tag"' in its text is an exact tag match.
+        conds.append(cast(Run.tags, Text).like(f'%"{tag}"%'))
     for cond in conds:
         stmt, count = stmt.where(cond), count.where(cond)
-    stmt = stmt.order_by(col(Run.created_at).desc(), col(Run.id).desc()).offset(offset).limit(limit)
+    stmt = stmt.order_by(*sorting.order_by(sort)).offset(offset).limit(limit)
     return list(session.exec(stmt).all()), int(session.exec(count).one())
+
+
+def update_run(run: Run, body: RunUpdate) -> Run:
+    """Name, tags and note: allowed in every status (they describe the run, not its training)."""
+    if body.name is not None:
+        run.name = body.name.strip() or run.name
+    if body.tags is not None:
+        bad = [t for t in body.tags if not re.fullmatch(TAG_PATTERN, t)]
+        if bad:
+            raise ConfigInvalid(
+                [
+                    error(
+                        ["body", "tags", body.tags.index(bad[0])],
+                        f"tag {bad[0]!r} is not a tag: use 1-40 letters, digits or -_.:/+ "
+                        "(no spaces), e.g. 'lora-r8'",
+                        "bad_tag",
+                    )
+                ]
+            )
+        run.tags = list(dict.fromkeys(body.tags))  # unique, in the order given
+    if body.note is not None:
+        run.note = body.note
+    run.updated_at = utcnow()
+    return run
 
 
 def to_public(run: Run, now: datetime | None = None) -> RunPublic:
@@ -251,6 +334,13 @@ def to_public(run: Run, now: datetime | None = None) -> RunPublic:
         public.eta_seconds = max(0.0, run.eta_seconds - (now - at).total_seconds())
     else:
         public.eta_seconds = None
+    if public.eta_seconds is not None:
+        public.eta_until = (now or utcnow()) + timedelta(seconds=public.eta_seconds)
+    # Duration: the attempts that ended, plus the current one while a worker holds it.
+    seconds = run.attempts_seconds or 0.0
+    if run.started_at is not None and run.status in WORKER_STATUSES:
+        seconds += state_machine.seconds_between(run.started_at, now or utcnow())
+    public.duration_seconds = seconds if (seconds or run.first_started_at) else None
     return public
 
 
@@ -291,7 +381,14 @@ def resume_run(session: Session, run: Run, checkpoint: str) -> Run:
                 )
             ]
         )
-    return state_machine.resume(run, checkpoint)
+    # The step the new attempt starts from: ``last`` is the newest checkpoint still on disk
+    # (pretrain.py confirms it in its start event; a partial save may make it one older).
+    if checkpoint == "last":
+        on_disk = [c for c in checkpoints if Path(c.path).is_dir()]
+        chosen = (on_disk or list(checkpoints))[0]
+    else:
+        chosen = next(c for c in checkpoints if c.name == checkpoint)
+    return state_machine.resume(run, checkpoint, step=chosen.step)
 
 
 def delete_run(settings: Settings, session: Session, run: Run) -> None:

@@ -68,14 +68,31 @@ def transition(
         run.status_reason = reason[:2000]
     if target == S.starting:
         run.started_at = now
+        run.first_started_at = run.first_started_at or now
         run.finished_at = None
+        run.phase, run.phase_since = None, None
     elif target in TERMINAL_STATUSES:
         run.finished_at = now
         run.eta_seconds = None
+        run.phase, run.phase_since = None, None
+        if run.started_at is not None:
+            # This attempt's time joins the earlier attempts' (Duration sums them all).
+            run.attempts_seconds = (run.attempts_seconds or 0.0) + seconds_between(
+                run.started_at, now
+            )
     return run
 
 
-def resume(run: Run, checkpoint: str, *, now: datetime | None = None) -> Run:
+def seconds_between(start: datetime, end: datetime) -> float:
+    """``end - start`` in seconds, ≥ 0 (SQLite hands timestamps back without a zone)."""
+    if start.tzinfo is None and end.tzinfo is not None:
+        start = start.replace(tzinfo=end.tzinfo)
+    return max(0.0, (end - start).total_seconds())
+
+
+def resume(
+    run: Run, checkpoint: str, *, now: datetime | None = None, step: int | None = None
+) -> Run:
     """Finished run → queued again, next attempt, resuming from ``checkpoint``."""
     transition(run, S.queued, "", verb="resume", now=now)
     run.status_reason = None
@@ -89,4 +106,10 @@ def resume(run: Run, checkpoint: str, *, now: datetime | None = None) -> Run:
     run.end_status = None
     run.end_reason = None
     run.eta_seconds = None
+    # Progress restarts where the checkpoint is, at once, not where the last attempt stopped
+    # (the new attempt's start event confirms it); the speed is unknown until it is measured.
+    if step is not None:
+        run.step = step
+        run.tokens_seen = step * run.tokens_per_step if run.tokens_per_step else None
+    run.tokens_per_second = None
     return run

@@ -264,7 +264,7 @@ class MethodSection(_Section):
         default=None,
         title="Continue from adapter",
         description="Directory of an existing LoRA adapter.",
-        json_schema_extra=_adv(picker="model", **LORA_ONLY),
+        json_schema_extra=_adv(picker="adapter", **LORA_ONLY),
     )
 
 

@@ -39,6 +39,9 @@ const NAV: [string, string][] = [
 function App() {
   const route = useRoute();
   const [, force] = useState(0);
+  // Narrow screens: the nav and Log out fold behind a Menu button (closed again on navigation).
+  const [menuOpen, setMenuOpen] = useState(false);
+  useEffect(() => setMenuOpen(false), [route.path.join("/")]);
   const page = route.path[0] ?? "runs";
   const authed = !!getToken();
 
@@ -92,16 +95,27 @@ function App() {
         <a class="brand" href="#/runs">
           cpt-panel
         </a>
-        <nav aria-label="Main">
-          {NAV.map(([key, label]) => (
-            <a key={key} href={`#/${key}`} aria-current={page === key ? "page" : undefined}>
-              {label}
-            </a>
-          ))}
-        </nav>
-        <button type="button" class="btn btn-small btn-ghost" onClick={logout}>
-          Log out
+        <button
+          type="button"
+          class="btn btn-small menu-toggle"
+          aria-expanded={menuOpen}
+          aria-controls="main-nav"
+          onClick={() => setMenuOpen(!menuOpen)}
+        >
+          Menu
         </button>
+        <div id="main-nav" class={"nav-area" + (menuOpen ? " open" : "")}>
+          <nav aria-label="Main">
+            {NAV.map(([key, label]) => (
+              <a key={key} href={`#/${key}`} aria-current={page === key ? "page" : undefined}>
+                {label}
+              </a>
+            ))}
+          </nav>
+          <button type="button" class="btn btn-small btn-ghost" onClick={logout}>
+            Log out
+          </button>
+        </div>
       </header>
       <main id="main" tabIndex={-1}>
         {body}

@@ -25,6 +25,7 @@ def make_assets(root: Path) -> dict[str, Path]:
     for d in (model, tok, corpus):
         d.mkdir(parents=True, exist_ok=True)
     (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (model / "pytorch_model.bin").write_bytes(b"")  # a model dir has weights (only named here)
     (tok / "tokenizer.json").write_text("{}")
     (tok / "vocab.txt").write_text("a\nb\n")  # a tokenizer file, not a corpus
     (corpus / "kn.txt").write_text("ಕನ್ನಡ ಪಠ್ಯ\n" * 10)
@@ -36,7 +37,8 @@ def make_demo(data_dir: Path) -> None:
     demo = data_dir / "demo"
     for sub, name in (("tiny-llama", "config.json"), ("tokenizer-extended", "tokenizer.json")):
         (demo / sub).mkdir(parents=True, exist_ok=True)
-        (demo / sub / name).write_text("{}")
+        (demo / sub / name).write_text('{"model_type": "llama"}' if sub == "tiny-llama" else "{}")
+    (demo / "tiny-llama" / "model.safetensors").write_bytes(b"")
     (demo / "corpus").mkdir(parents=True, exist_ok=True)
     (demo / "corpus" / "a.txt").write_text("hello world\n")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cpt_contract.events import KINDS
+from cpt_contract.events import KINDS, PHASES
 from tests.support.panel import ROOT, free_port
 
 SCRIPT = ROOT / "worker" / "pretrain.py"
@@ -133,6 +133,8 @@ def assert_events_wellformed(events: list[dict[str, Any]]) -> None:
         elif e["kind"] == "eval":
             assert {"eval_loss", "perplexity", "epoch"} <= e.keys(), e
             assert e["perplexity"] == pytest.approx(math.exp(e["eval_loss"]), rel=1e-6)
+        elif e["kind"] == "phase":
+            assert e["phase"] in PHASES, e
         elif e["kind"] == "checkpoint":
             assert Path(e["path"]).name == e["name"] and e["name"].startswith("checkpoint-"), e
         else:

@@ -6,6 +6,7 @@ The helpers here are shared by the other ``test_pretrain_*`` modules.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -41,7 +42,7 @@ def test_lora_plain_python(
     events = assert_trained(proc, out)
     text = output_of(proc)
     assert "vocabulary extended from 384 to 768 tokens" in text
-    start = events[0]
+    start = next(e for e in events if e["kind"] == "start")
     assert start["kind"] == "start" and start["step"] == 0 and start["resumed_from"] is None
     assert start["vocab_size"] == 768 and start["world_size"] == 1 and start["max_steps"] == 24
     assert start["tokens_per_step"] == 64 * 4
@@ -70,6 +71,40 @@ def test_lora_plain_python(
     cached = [p.name for p in data_cache.iterdir()]
     for f in tiny_assets["corpus"].iterdir():
         assert any(name.startswith(f.stem + "-") for name in cached), f.name
+
+
+def test_phases_are_timed_and_speed_counts_training_time_only(
+    lora_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """Phase events in order, each timing the one it ends; evaluations and saves carry their
+    seconds; tokens/s is the interval's steps over its training seconds (no eval/save in it)."""
+    proc, out = lora_run
+    assert proc.returncode == 0, output_of(proc)[-4000:]
+    events = events_of(out)
+    phases = [e for e in events if e["kind"] == "phase"]
+    names = [e["phase"] for e in phases]
+    assert names[:3] == ["preparing_data", "loading_model", "training"], names
+    assert "evaluating" in names and "saving" in names, names
+    for before, after in itertools.pairwise(phases):
+        assert after["previous"] == before["phase"], (before, after)
+        gap = after["time"] - before["time"]
+        assert after["previous_seconds"] == pytest.approx(gap, abs=0.05), (before, after)
+    # Every evaluation during training is bracketed: evaluating at its step, then back.
+    evals = [e for e in events if e["kind"] == "eval"]
+    assert [e["step"] for e in evals] == [12, 24]
+    assert all(e["seconds"] is not None and e["seconds"] >= 0 for e in evals), evals
+    saves = [e for e in events if e["kind"] == "checkpoint"]
+    assert all(e["seconds"] is not None and e["seconds"] >= 0 for e in saves), saves
+    start = next(e for e in events if e["kind"] == "start")
+    logs = [e for e in events if e["kind"] == "log"]
+    timed = [e for e in logs if e["interval_steps"]]
+    assert len(timed) >= 20, logs
+    for e in timed:
+        expected = e["interval_steps"] * start["tokens_per_step"] / e["train_seconds"]
+        assert e["tokens_per_second"] == pytest.approx(expected, rel=1e-3), e
+    # The interval after an evaluation does not include it: no step reads as slow as an eval.
+    slowest = max(e["train_seconds"] / e["interval_steps"] for e in timed)
+    assert slowest < max(e["seconds"] for e in evals) + 5.0
 
 
 def test_data_cache_reused_and_rebuilt(
@@ -118,7 +153,7 @@ def test_resume_reproduces_uninterrupted_losses(
     proc = run_pretrain(tiny_args(tiny_assets, out, data_cache, resume_from_checkpoint="last"))
     events = events_of(out)
     assert proc.returncode == 0, output_of(proc)[-6000:]
-    start = events[0]
+    start = next(e for e in events if e["kind"] == "start")
     assert start["kind"] == "start" and start["step"] == 16
     assert start["resumed_from"] == str((out / "checkpoint-16").resolve())
     resumed = losses_by_step(events)
@@ -126,6 +161,11 @@ def test_resume_reproduces_uninterrupted_losses(
     for step, loss in resumed.items():
         assert loss == pytest.approx(reference[step], abs=1e-5), (step, loss, reference[step])
     assert events[-1]["status"] == "succeeded"
+    # tokens/s after a resume: training time only, so the first interval is no spike.
+    speeds = sorted(e["tokens_per_second"] for e in events if e["kind"] == "log")
+    median = speeds[len(speeds) // 2]
+    assert max(speeds) <= 2 * median, speeds
+    assert all(e["step"] >= 16 for e in events if e["kind"] in ("log", "eval", "checkpoint"))
 
 
 def test_cancel_then_resume_appends_events(
@@ -195,10 +235,11 @@ def test_cancel_then_resume_appends_events(
     both = events_of(out)
     assert both[: len(first)] == first  # appended, never rewritten
     assert_events_wellformed(both)
-    start = both[len(first)]
-    assert start["kind"] == "start" and start["step"] == newest
+    assert both[len(first)]["seq"] == first[-1]["seq"] + 1
+    assert both[len(first)]["kind"] == "phase"  # preparing data comes first
+    start = next(e for e in both[len(first) :] if e["kind"] == "start")
+    assert start["step"] == newest
     assert start["resumed_from"].endswith(f"checkpoint-{newest}")
-    assert start["seq"] == first[-1]["seq"] + 1
     assert both[-1]["status"] == "succeeded" and both[-1]["step"] == newest + 3
 
 

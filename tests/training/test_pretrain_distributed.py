@@ -63,7 +63,7 @@ def test_zero2_lora_two_processes_vocab_extension(
     events = assert_trained(proc, out)
     _no_abort(proc)
     assert "vocabulary extended from 384 to 768 tokens" in output_of(proc)
-    start = events[0]
+    start = next(e for e in events if e["kind"] == "start")
     assert start["world_size"] == 2 and start["vocab_size"] == 768
     assert start["tokens_per_step"] == 64 * 4 * 2
     assert len([e for e in events if e["kind"] == "start"]) == 1  # rank 0 only
@@ -129,7 +129,7 @@ def test_zero2_full_weights_without_launcher(
     proc = run_pretrain(args)
     events = assert_trained(proc, out, finetuning_type="full")
     _no_abort(proc)
-    start = events[0]
+    start = next(e for e in events if e["kind"] == "start")
     assert start["trainable_params"] == start["total_params"] and start["vocab_size"] == 384
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     assert (out / "checkpoint-12" / "global_step12").is_dir()
@@ -168,8 +168,9 @@ def test_zero3_full_weights_two_processes_and_conversion(
     proc = run_pretrain(args, nproc=2)
     events = assert_trained(proc, out, finetuning_type="full")
     _no_abort(proc)
-    assert events[0]["world_size"] == 2
-    assert events[0]["total_params"] == 131392  # counted from ds_numel, not the empty shards
+    start = next(e for e in events if e["kind"] == "start")
+    assert start["world_size"] == 2
+    assert start["total_params"] == 131392  # counted from ds_numel, not the empty shards
     ckpt = out / "checkpoint-12"
     assert len(list(ckpt.glob("global_step12/*model_states.pt"))) == 2
 

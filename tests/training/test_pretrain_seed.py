@@ -68,7 +68,7 @@ def test_seed_example_command(tiny_assets: dict[str, Path], tmp_path: Path) -> N
     events = assert_trained(proc, out)
     assert "vocabulary extended from 384 to 768 tokens" in output_of(proc)
     assert any((tmp_path / "temp_data_cache_dir").iterdir())  # --data_cache → --data_cache_dir
-    start = events[0]
+    start = next(e for e in events if e["kind"] == "start")
     assert start["tokens_per_step"] == 512 * 8 and start["num_train_epochs"] == 1
     logs = [e for e in events if e["kind"] == "log"]
     assert logs[0]["step"] == 1 and logs[1]["step"] == 10  # logging_first_step, logging_steps 10

@@ -117,6 +117,8 @@ class SlurmAttempt(RunAttempt):
     job: SlurmJob | None = None
     #: The status the API was last told (keep-alives repeat it; it never moves backwards).
     reported = "starting"
+    #: What the job's steps run (launcher and training argv), reported with the status.
+    argv: list[str] | None = None
 
     # --- preparation ---------------------------------------------------------------------
     def _prepare(self, claim: ClaimOut) -> tuple[RunConfig, bool, str | None]:
@@ -199,6 +201,12 @@ class SlurmAttempt(RunAttempt):
             + " "
             + display_command(script.training_argv(config, ctx, spec))
         )
+        self.argv = [
+            *script.launcher_argv(config, spec),
+            "--rdzv_endpoint",
+            "<node 0>",
+            *script.training_argv(config, ctx, spec),
+        ]
         try:
             job_id = commands.sbatch(options, path, job_env(use_cpu))
         except commands.SlurmError as exc:
@@ -211,7 +219,14 @@ class SlurmAttempt(RunAttempt):
     # --- reporting ---------------------------------------------------------------------
     def _tell(self, status: str, reason: str | None) -> None:
         try:
-            answer = self.api.status(self.run_id, self.attempt, status, reason=reason, retry_for=30)
+            answer = self.api.status(
+                self.run_id,
+                self.attempt,
+                status,
+                reason=reason,
+                argv=self.argv if status in ("starting", "running") else None,
+                retry_for=30,
+            )
         except Conflict as exc:
             log.warning("run %s: %s refused (%s); stopping", self.run_id, status, exc)
             self.cancel.set()

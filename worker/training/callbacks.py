@@ -40,6 +40,13 @@ class EventsCallback(TrainerCallback):
         self.run = run
         self._last_time = time.time()
         self._last_step = 0
+        #: Seconds spent evaluating/saving since the last log: not training time, so not in
+        #: tokens/s (an evaluation would otherwise read as a slow step, a resume as a fast one).
+        self._paused = 0.0
+        #: Set at the first step of this process, so loading, resuming and skipping data are
+        #: not counted as training time.
+        self._anchored = False
+        self._training = False
         self._flops = peak_flops()
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -61,6 +68,28 @@ class EventsCallback(TrainerCallback):
             data_sources=run.data_sources,
             eval_sets=run.eval_sets,
         )
+        self._training = True
+        run.enter_phase("training", state.global_step)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self._training = False
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if not self._anchored:
+            self._anchored = True
+            self._last_time, self._last_step, self._paused = time.time(), state.global_step, 0.0
+
+    def _pause(self, phase: str, step: int) -> None:
+        if self.run.phase == "training":
+            self.run.enter_phase(phase, step)
+
+    def _back_to_training(self, step: int) -> float:
+        """Return to training after an evaluation or save; returns the seconds it took."""
+        if not self._training or self.run.phase == "training":
+            return time.time() - self.run.phase_since
+        seconds = self.run.enter_phase("training", step)
+        self._paused += seconds
+        return seconds
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         run = self.run
@@ -75,6 +104,11 @@ class EventsCallback(TrainerCallback):
             run.diverged_at = state.global_step
             control.should_training_stop = True
             control.should_save = False
+        # DefaultFlowCallback ran first and decided what follows this step (log, eval, save).
+        if control.should_evaluate:
+            self._pause("evaluating", state.global_step)
+        elif control.should_save:
+            self._pause("saving", state.global_step)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
@@ -83,12 +117,19 @@ class EventsCallback(TrainerCallback):
             return  # eval dicts and the final summary are reported elsewhere
         now = time.time()
         steps = state.global_step - self._last_step
+        # Training time only: evaluations and saves since the last log are left out (an
+        # evaluation or save that began at this very step is counted from now on).
+        paused = self._paused
+        if self.run.phase != "training":
+            paused += now - self.run.phase_since
+            self.run.phase_since = now
+        train_seconds = now - self._last_time - paused
         tps = (
-            steps * self.run.tokens_per_step / max(now - self._last_time, 1e-9)
-            if steps > 0
+            steps * self.run.tokens_per_step / train_seconds
+            if steps > 0 and train_seconds > 0
             else None
         )
-        self._last_time, self._last_step = now, state.global_step
+        self._last_time, self._last_step, self._paused = now, state.global_step, 0.0
         # The Trainer's logging_nan_inf_filter hides NaN losses (logs 0 or an average): be honest.
         loss = None if self.run.nonfinite_since_log else logs.get("loss")
         self.run.nonfinite_since_log = False
@@ -99,6 +140,10 @@ class EventsCallback(TrainerCallback):
             "epoch": logs.get("epoch", state.epoch),
             "tokens_seen": state.global_step * self.run.tokens_per_step,
             "tokens_per_second": tps,
+            # What the API's windowed tokens/s and ETA sum: the interval's steps and their
+            # training seconds.
+            "interval_steps": steps,
+            "train_seconds": round(train_seconds, 4) if steps > 0 else None,
         }
         if torch.cuda.is_available() and not args.use_cpu:
             fields["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
@@ -117,22 +162,39 @@ class EventsCallback(TrainerCallback):
         metrics["perplexity"] = ppl
         self.run.last_eval = (loss, ppl)
         self.run.last_eval_step = state.global_step
-        # Per set: eval_<set>_loss/_perplexity/_bits_per_char/_bits_per_byte (worker/training/evaluation.py).
+        # Per set: eval_<set>_loss/_perplexity/_bits_per_char/_bits_per_byte (training/evaluation.py).
         per_set = {
             k: v
             for k, v in metrics.items()
             if k.startswith("eval_") and k != "eval_loss" and isinstance(v, int | float)
         }
+        seconds = time.time() - self.run.phase_since if self.run.phase == "evaluating" else None
         self.run.events.emit(
-            "eval", state.global_step, eval_loss=loss, perplexity=ppl, epoch=state.epoch, **per_set
+            "eval",
+            state.global_step,
+            eval_loss=loss,
+            perplexity=ppl,
+            epoch=state.epoch,
+            seconds=round(seconds, 3) if seconds is not None else None,
+            **per_set,
         )
+        if self._training:
+            if control.should_save:
+                self._paused += self.run.enter_phase("saving", state.global_step)
+            else:
+                self._back_to_training(state.global_step)
 
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if state.is_world_process_zero and path.is_dir():
             write_run_info(path, args, state.global_step)
+        seconds = self._back_to_training(state.global_step) if self.run.phase == "saving" else None
         self.run.events.emit(
-            "checkpoint", state.global_step, path=str(path.resolve()), name=path.name
+            "checkpoint",
+            state.global_step,
+            path=str(path.resolve()),
+            name=path.name,
+            seconds=round(seconds, 3) if seconds is not None else None,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,3 +33,16 @@ class RunContext:
     data_sources: list[dict[str, Any]] = field(default_factory=list)
     #: Per held-out set: name, role, path, documents, characters, bytes, tokens, windows.
     eval_sets: list[dict[str, Any]] = field(default_factory=list)
+    #: The current phase (cpt_contract.events.PHASES) and when it began (time.time()).
+    phase: str | None = None
+    phase_since: float = 0.0
+
+    def enter_phase(self, name: str, step: int) -> float:
+        """Emit a ``phase`` event that also times the phase it ends; returns those seconds."""
+        now = time.time()
+        ended = now - self.phase_since if self.phase is not None else 0.0
+        if name != self.phase:
+            previous = {"previous": self.phase, "previous_seconds": round(ended, 3)}
+            self.events.phase(name, step, **(previous if self.phase else {}))
+            self.phase, self.phase_since = name, now
+        return ended

@@ -100,7 +100,13 @@ def report_status(
         ingest.check_attempt(run, body.attempt)
         _check_lease(settings, run, body.attempt, lease)
         changed = ingest.report_status(
-            run, body.attempt, RunStatus(body.status), body.reason, body.pid, body.retryable
+            run,
+            body.attempt,
+            RunStatus(body.status),
+            body.reason,
+            body.pid,
+            body.retryable,
+            body.argv,
         )
         session.commit()
     if changed:

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from backend.api.deps import SettingsDep, require_api_token
+from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH
-from backend.services import files
+from backend.services import files, runs
 from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
 from cpt_contract.runconfig.schema import RunConfig, deep_merge
 
@@ -62,6 +62,11 @@ def list_presets(settings: SettingsDep) -> list[Preset]:
 
 @router.get("/files", response_model=list[FoundPath])
 def find_files(
-    settings: SettingsDep, kind: Annotated[files.FileKind, Query(description="What to look for")]
+    settings: SettingsDep,
+    session: SessionDep,
+    kind: Annotated[files.FileKind, Query(description="What to look for")],
 ) -> list[FoundPath]:
-    return [FoundPath.model_validate(f) for f in files.find(settings.roots, kind)]
+    found = files.find(settings.roots, kind)
+    if kind == "adapter":
+        found = runs.label_adapters(session, found)
+    return [FoundPath.model_validate(f) for f in found]

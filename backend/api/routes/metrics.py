@@ -26,9 +26,17 @@ class Series(BaseModel):
     time: list[float | None]
 
 
+class AttemptStart(BaseModel):
+    attempt: int
+    step: int
+    tokens_seen: int | None = None
+
+
 class Metrics(BaseModel):
     series: dict[str, Series]
     keys: list[str]
+    #: Where each resumed attempt started (its start event): the charts' vertical lines.
+    attempts: list[AttemptStart] = []
 
 
 class LogText(BaseModel):

@@ -10,12 +10,13 @@ from pydantic import BaseModel, ValidationError
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
-from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume
+from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume, RunUpdate
 from backend.services import enqueue, runs, waiting
 from backend.services.errors import Conflict
 from backend.services.estimates import Estimates, estimates
 from backend.services.notify import publish_run
 from cpt_contract.protocol import INT32
+from cpt_contract.runconfig.argv import display_command
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
 
@@ -25,6 +26,17 @@ router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_token)], res
 class Command(BaseModel):
     argv: list[str]
     command: str
+
+
+class AttemptCommand(Command):
+    attempt: int
+
+
+class RunCommand(Command):
+    """The derived command (what the next launch would run), and per attempt the argv the
+    worker really launched (None of these before a worker has launched the run)."""
+
+    attempts: list[AttemptCommand] = []
 
 
 class Preview(Command):
@@ -38,11 +50,22 @@ class Preview(Command):
 def list_runs(
     session: SessionDep,
     status_: Annotated[list[RunStatus] | None, Query(alias="status")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Text in name, id, model")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text in name, id, model, tags, note")
+    ] = None,
+    tag: Annotated[list[str] | None, Query(description="Only runs with every tag given")] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            max_length=120,
+            description="A column (loss, started_at...), config.<section>.<field> or "
+            "metric.<key>.last|best; '-' first for descending. Default: newest first.",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=INT32)] = 0,
 ) -> RunList:
-    items, total = runs.list_runs(session, status_, q, limit, offset)
+    items, total = runs.list_runs(session, status_, q, limit, offset, tag, sort)
     return RunList(items=[runs.to_public(r) for r in items], total=total)
 
 
@@ -74,6 +97,17 @@ def get_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunPubli
     public = runs.to_public(run)
     public.waiting_reason = waiting.waiting_reason(settings, session, run)
     return public
+
+
+@router.patch("/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
+def update_run(run_id: str, body: RunUpdate, settings: SettingsDep) -> RunPublic:
+    """Rename, tag or annotate a run (any status)."""
+    with write_session(settings) as session:
+        run = runs.get_run(session, run_id, for_update=True)
+        runs.update_run(run, body)
+        session.commit()
+    publish_run(run)
+    return runs.to_public(run)
 
 
 @router.delete(
@@ -128,12 +162,18 @@ def clone_run(run_id: str, settings: SettingsDep, body: RunClone | None = None) 
     return runs.to_public(run)
 
 
-@router.get("/runs/{run_id}/command", response_model=Command, responses={**NOT_FOUND, **CONFLICT})
-def run_command(run_id: str, session: SessionDep, settings: SettingsDep) -> Command:
+@router.get(
+    "/runs/{run_id}/command", response_model=RunCommand, responses={**NOT_FOUND, **CONFLICT}
+)
+def run_command(run_id: str, session: SessionDep, settings: SettingsDep) -> RunCommand:
     run = runs.get_run(session, run_id)
     try:
         config = RunConfig.model_validate(run.config)
     except ValidationError as exc:  # stored under an older schema
         raise Conflict(f"run {run_id}'s stored config is no longer valid: {exc}") from None
     resume = run.resume_from if run.status in ACTIVE_STATUSES else None
-    return Command(**runs.command_for(settings, run.id, config, resume))
+    launched = [
+        AttemptCommand(attempt=int(n), argv=argv, command=display_command(argv))
+        for n, argv in sorted((run.attempt_argv or {}).items(), key=lambda kv: int(kv[0]))
+    ]
+    return RunCommand(**runs.command_for(settings, run.id, config, resume), attempts=launched)

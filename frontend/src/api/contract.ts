@@ -22,3 +22,7 @@ export type JobKind = "merge" | "tokenizer" | "scan" | "generate";
 
 // A generate job prints this line, then the continuation as it is decoded.
 export const GENERATE_MARKER = "--- continuation ---";
+
+// What a run's `phase` says the training script is doing (cpt_contract/events.py).
+export const PHASES = ["preparing_data", "loading_model", "training", "evaluating", "saving"] as const;
+export type Phase = (typeof PHASES)[number];

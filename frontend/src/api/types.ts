@@ -1,9 +1,9 @@
 // Shapes of the API's JSON, as documented in docs/api.md.
 
-import type { JobKind, RunStatus } from "./contract";
+import type { JobKind, Phase, RunStatus } from "./contract";
 
-export { ACTIVE_STATUSES, ALL_STATUSES, GENERATE_MARKER, TERMINAL_STATUSES, STATUS_RANK } from "./contract";
-export type { JobKind } from "./contract";
+export { ACTIVE_STATUSES, ALL_STATUSES, GENERATE_MARKER, PHASES, TERMINAL_STATUSES, STATUS_RANK } from "./contract";
+export type { JobKind, Phase } from "./contract";
 export type { RunStatus };
 
 export type RunConfig = Record<string, Record<string, unknown>>;
@@ -33,6 +33,21 @@ export interface Run {
   perplexity: number | null;
   eta_seconds: number | null;
   output_dir: string | null;
+  tags: string[];
+  note: string;
+  /** Seconds trained over all attempts (server-measured); absent from older servers. */
+  duration_seconds?: number | null;
+  /** Seconds of the attempts that ended; the running one is counted from started_at. */
+  attempts_seconds?: number;
+  /** The first attempt's start (started_at is the current attempt's). */
+  first_started_at?: string | null;
+  /** What the training script is doing (cpt_contract PHASES) and since when. */
+  phase?: Phase | null;
+  phase_since?: string | null;
+  /** When the ETA runs out: the page counts down to it between updates. */
+  eta_until?: string | null;
+  /** Per metric: last value (and step), best value (and step) where a direction is known. */
+  metrics_summary: Record<string, { last?: number | null; last_step?: number | null; best?: number | null; best_step?: number | null }>;
   /** One entry per ended attempt (why it ended, whether it was restarted automatically). */
   attempt_log?: AttemptEntry[] | null;
   /** A queued run: why it waits (queue, position, what the queue's workers are busy with). */
@@ -97,6 +112,8 @@ export interface Series {
 export interface Metrics {
   series: Record<string, Series>;
   keys: string[];
+  /** Where each resumed attempt started: drawn as vertical lines on every chart. */
+  attempts?: { attempt: number; step: number; tokens_seen: number | null }[];
 }
 
 /** One stored event (events.jsonl line plus the attempt it came from). */

@@ -18,8 +18,15 @@ export interface Line {
   points?: boolean;
 }
 
+/** A vertical line across the chart at ``x`` (e.g. where a resumed attempt started). */
+export interface Mark {
+  x: number;
+  label: string;
+}
+
 interface Props {
   title: string;
+  marks?: Mark[];
   lines: Line[];
   xLabel: string;
   logY?: boolean;
@@ -85,7 +92,40 @@ function axisValues(_u: uPlot, splits: (number | null)[], _axis: number, _space:
   });
 }
 
-export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Label, syncKey, testId }: Props) {
+function drawMarks(u: uPlot, marks: Mark[], color: string): void {
+  const ctx = u.ctx;
+  ctx.save();
+  ctx.strokeStyle = color;
+  ctx.fillStyle = color;
+  ctx.lineWidth = Math.max(1, devicePixelRatio);
+  ctx.setLineDash([5 * devicePixelRatio, 4 * devicePixelRatio]);
+  ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+  for (const m of marks) {
+    const x = u.valToPos(m.x, "x", true);
+    if (!Number.isFinite(x) || x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+    ctx.beginPath();
+    ctx.moveTo(x, u.bbox.top);
+    ctx.lineTo(x, u.bbox.top + u.bbox.height);
+    ctx.stroke();
+    ctx.fillText(m.label, x + 3 * devicePixelRatio, u.bbox.top + 11 * devicePixelRatio);
+  }
+  ctx.restore();
+}
+
+/** A series' legend value: with the cursor off the chart each series shows its own latest
+ *  point, so one that ends earlier names its own x ("3.21 @ 40") instead of borrowing the
+ *  longest series' x. */
+function legendValue(u: uPlot, v: number | null, idx: number | null): string {
+  if (v == null) return "–";
+  const text = num(v, 4);
+  if (u.cursor.idx != null || idx == null) return text;
+  const shownX = u.legend.idxs?.[0];
+  return shownX != null && shownX !== idx ? `${text} @ ${compact(u.data[0][idx])}` : text;
+}
+
+export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Label, syncKey, testId, marks = [] }: Props) {
+  const marksRef = useRef<Mark[]>(marks);
+  marksRef.current = marks;
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const zoomed = useRef(false);
@@ -135,12 +175,13 @@ export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Labe
           scale: l.scale ?? "y",
           spanGaps: true,
           points: { show: l.points ?? false, size: 5, fill: l.color },
-          value: (_u, v) => (v == null ? "–" : num(v, 4)),
+          value: (u, v, _si, idx) => legendValue(u, v, idx),
         })),
       ],
       cursor: syncKey ? { sync: { key: syncKey } } : {},
       legend: { live: true },
       hooks: {
+        draw: [(u) => drawMarks(u, marksRef.current, cssVar("--muted", "#666"))],
         // With the cursor off the chart, the legend shows each series' latest value, not "–".
         setCursor: [(u) => u.cursor.idx == null && showLatest(u)],
         setData: [(u) => u.cursor.idx == null && showLatest(u)],
@@ -181,6 +222,8 @@ export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Labe
     u.setData(data, !zoomed.current);
     internal.current = false;
   });
+  // No redraw of its own: the setData above runs on every render and draws the marks.
+  const markKey = marks.map((m) => m.x).join(",");
 
   const resetZoom = () => {
     zoomed.current = false;
@@ -191,7 +234,7 @@ export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Labe
   };
 
   return (
-    <figure class="chart" data-testid={testId} data-points={points}>
+    <figure class="chart" data-testid={testId} data-points={points} data-marks={markKey}>
       <figcaption>
         <span>{title}</span>
         {isZoomed ? (

@@ -2,16 +2,17 @@
 // one the API answered with, so the UI never claims a state the server did not report.
 
 import type { ComponentChildren } from "preact";
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, post } from "../api/client";
-import { ACTIVE_STATUSES, type Run } from "../api/types";
+import { ACTIVE_STATUSES, type Checkpoint, type Run } from "../api/types";
+import { ago, dateTime, num } from "../lib/format";
 import { navigate, runHref } from "../lib/router";
 import { useConfirm } from "./Confirm";
 
 export interface RunActions {
   dialog: ComponentChildren;
   cancel: (run: Run) => void;
-  resume: (run: Run, checkpoint?: string) => void;
+  resume: (run: Run, checkpoint?: string, checkpoints?: Checkpoint[] | null) => void;
   clone: (run: Run) => void;
   remove: (run: Run) => void;
 }
@@ -22,6 +23,52 @@ export const canResume = (r: Run) => r.status === "failed" || r.status === "canc
 export const canDelete = (r: Run) => !ACTIVE_STATUSES.has(r.status);
 
 const label = (r: Run) => r.name || r.id;
+
+/** The checkpoint a resume starts from: the named one, or for "last" the newest on disk. */
+export function resumeTarget(checkpoints: Checkpoint[], name: string): Checkpoint | null {
+  if (name !== "last") return checkpoints.find((c) => c.name === name) ?? null;
+  const onDisk = checkpoints.filter((c) => c.exists);
+  return [...onDisk].sort((a, b) => b.step - a.step)[0] ?? null;
+}
+
+/** Names the checkpoint, its step, its evaluation and its age (fetched when not given). */
+function ResumeBody({ run, name, given }: { run: Run; name: string; given?: Checkpoint[] | null }) {
+  const [list, setList] = useState<Checkpoint[] | null>(given ?? null);
+  useEffect(() => {
+    if (given) return;
+    api<Checkpoint[]>(`/runs/${run.id}/checkpoints`)
+      .then(setList)
+      .catch(() => setList([]));
+  }, [run.id]);
+  const c = list ? resumeTarget(list, name) : null;
+  const evalText =
+    c && (c.eval_loss !== null || c.eval_perplexity !== null)
+      ? `eval loss ${num(c.eval_loss, 4)} · perplexity ${num(c.eval_perplexity, 4)}`
+      : "no evaluation at this step";
+  return (
+    <div data-testid="resume-target" data-checkpoint={c?.name ?? ""}>
+      <p>
+        Starts attempt {run.attempt + 1} from{" "}
+        {c ? (
+          <>
+            <code>{c.name}</code> (step {c.step}
+            {run.max_steps ? ` of ${run.max_steps}` : ""})
+          </>
+        ) : list === null ? (
+          "…"
+        ) : (
+          <code>{name === "last" ? "the last checkpoint" : name}</code>
+        )}
+        .
+      </p>
+      {c ? (
+        <p class="muted small">
+          {evalText} · saved {ago(c.created_at)} ({dateTime(c.created_at)}) by attempt {c.attempt}
+        </p>
+      ) : null}
+    </div>
+  );
+}
 
 function CloneName({ initial, onChange }: { initial: string; onChange: (v: string) => void }) {
   const [v, setV] = useState(initial);
@@ -52,14 +99,10 @@ export function useRunActions(onUpdate: (run: Run) => void, onDeleted?: (id: str
         danger: true,
         action: async () => onUpdate(await post<Run>(`/runs/${run.id}/cancel`)),
       }),
-    resume: (run, checkpoint = "last") =>
+    resume: (run, checkpoint = "last", checkpoints) =>
       ask({
         title: `Resume ${label(run)}?`,
-        body: (
-          <p>
-            Starts attempt {run.attempt + 1} from <code>{checkpoint === "last" ? "the last checkpoint" : checkpoint}</code>.
-          </p>
-        ),
+        body: <ResumeBody run={run} name={checkpoint} given={checkpoints} />,
         confirmLabel: "Resume",
         action: async () => onUpdate(await post<Run>(`/runs/${run.id}/resume`, { checkpoint })),
       }),

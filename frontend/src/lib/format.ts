@@ -1,5 +1,7 @@
 // Human-readable numbers, sizes and times. "–" stands for unknown, never a made-up value.
 
+import { ACTIVE_STATUSES, type RunStatus } from "../api/contract";
+
 export const DASH = "–";
 
 export function num(v: number | null | undefined, digits = 3): string {
@@ -67,6 +69,31 @@ export function runSeconds(started: string | null, finished: string | null, now 
   if (s === null) return null;
   const f = parseTime(finished) ?? now;
   return Math.max(0, (f - s) / 1000);
+}
+
+/** Seconds over all attempts: the ended ones (server-measured) plus the running one's clock. */
+export function totalSeconds(
+  run: {
+    status: string;
+    started_at: string | null;
+    finished_at: string | null;
+    attempts_seconds?: number;
+    duration_seconds?: number | null;
+  },
+  now = Date.now(),
+): number | null {
+  if (run.attempts_seconds === undefined) return run.duration_seconds ?? runSeconds(run.started_at, run.finished_at, now);
+  // A worker holds the attempt (active, but not waiting in the queue).
+  const running = ACTIVE_STATUSES.has(run.status as RunStatus) && run.status !== "queued";
+  const current = running ? runSeconds(run.started_at, null, now) : null;
+  if (current === null) return run.duration_seconds ?? (run.attempts_seconds || null);
+  return run.attempts_seconds + current;
+}
+
+/** Seconds until ``until`` (≥ 0), else the server's figure as it was sent. */
+export function remaining(until: string | null | undefined, fallback: number | null, now = Date.now()): number | null {
+  const t = parseTime(until);
+  return t === null ? fallback : Math.max(0, (t - now) / 1000);
 }
 
 export function ago(iso: string | null | undefined, now = Date.now()): string {

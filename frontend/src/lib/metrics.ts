@@ -96,9 +96,14 @@ export function tokensAxis(store: Store, s: SeriesData): (number | null)[] {
 
 /** A run's stored series: the fixed keys, then (when the run has held-out sets) theirs too. */
 export async function loadStore(runId: string, attempt: number): Promise<Store> {
+  return (await loadRunMetrics(runId, attempt)).store;
+}
+
+/** The chart store and where each resumed attempt started (the charts mark those steps). */
+export async function loadRunMetrics(runId: string, attempt: number): Promise<{ store: Store; attempts: NonNullable<Metrics["attempts"]> }> {
   const base = `/runs/${encodeURIComponent(runId)}/metrics`;
   let m = await api<Metrics>(`${base}${qs({ keys: ALL_KEYS.join(","), max_points: 2000 })}`);
   const more = wantedKeys(m.keys);
   if (more.length > ALL_KEYS.length) m = await api<Metrics>(`${base}${qs({ keys: more.join(","), max_points: 2000 })}`);
-  return fromApi(m, attempt);
+  return { store: fromApi(m, attempt), attempts: m.attempts ?? [] };
 }

@@ -21,7 +21,7 @@ export interface FieldSpec {
   exclusiveMaximum?: number;
   pattern?: string;
   advanced: boolean;
-  picker?: "model" | "tokenizer" | "dataset";
+  picker?: "model" | "adapter" | "tokenizer" | "dataset";
   default?: unknown;
 }
 

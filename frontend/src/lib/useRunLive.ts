@@ -7,9 +7,9 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api, qs } from "../api/client";
 import { subscribe, type SseState } from "../api/sse";
 import { STATUS_RANK } from "../api/contract";
-import type { Checkpoint, LogChunk, LogEvent, Run, RunEvent } from "../api/types";
+import type { Checkpoint, LogChunk, LogEvent, Metrics, Run, RunEvent } from "../api/types";
 import { LogBuffer } from "./logbuffer";
-import { addEvent, loadStore, type Store } from "./metrics";
+import { addEvent, loadRunMetrics, type Store } from "./metrics";
 
 
 export interface RunLive {
@@ -19,6 +19,8 @@ export interface RunLive {
   metrics: Store;
   /** Sample and warning events seen live (a change makes the eval panel re-read them). */
   evalEvents: number;
+  /** Where each resumed attempt started (step and tokens): the charts mark these. */
+  attemptStarts: AttemptStart[];
   logs: LogBuffer | null;
   checkpoints: Checkpoint[] | null;
   version: number;
@@ -29,6 +31,8 @@ export interface RunLive {
 
 const TAIL_LINES = 1000;
 
+export type AttemptStart = NonNullable<Metrics["attempts"]>[number];
+
 export function useRunLive(id: string): RunLive {
   const [run, setRunState] = useState<Run | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -37,6 +41,7 @@ export function useRunLive(id: string): RunLive {
   const [version, setVersion] = useState(0);
   const metrics = useRef<Store>({});
   const evalEvents = useRef(0);
+  const starts = useRef<AttemptStart[]>([]);
   const logs = useRef<LogBuffer | null>(null);
   const frame = useRef(0);
   const fillingLogs = useRef<Promise<void> | null>(null);
@@ -77,9 +82,10 @@ export function useRunLive(id: string): RunLive {
     };
     const loadMetrics = async () => {
       try {
-        const store = await loadStore(id, runRef.current?.attempt ?? 1);
+        const { store, attempts } = await loadRunMetrics(id, runRef.current?.attempt ?? 1);
         if (!alive) return;
         metrics.current = store;
+        starts.current = attempts;
         bump();
       } catch {
         /* the run itself reports the error */
@@ -143,6 +149,13 @@ export function useRunLive(id: string): RunLive {
     };
     const onMetric = (ev: RunEvent) => {
       if (ev.kind === "checkpoint" || ev.kind === "end") loadCheckpoints();
+      if (ev.kind === "start" && ev.attempt > 1 && !starts.current.some((s) => s.attempt === ev.attempt)) {
+        const perStep = ev.data.tokens_per_step;
+        const tokens = typeof perStep === "number" ? ev.step * perStep : null;
+        starts.current = [...starts.current, { attempt: ev.attempt, step: ev.step, tokens_seen: tokens }];
+        bump();
+        return;
+      }
       if (ev.kind === "sample" || ev.kind === "warning") {
         evalEvents.current += 1; // the eval panel re-reads samples and warnings
         bump();
@@ -151,6 +164,7 @@ export function useRunLive(id: string): RunLive {
     };
 
     metrics.current = {};
+    starts.current = [];
     logs.current = null;
     loadRun().then(() => {
       loadMetrics();
@@ -198,6 +212,7 @@ export function useRunLive(id: string): RunLive {
     live,
     metrics: metrics.current,
     evalEvents: evalEvents.current,
+    attemptStarts: starts.current,
     logs: logs.current,
     checkpoints,
     version,

@@ -11,7 +11,7 @@ import { navigate, runHref } from "../lib/router";
 import { cleanMsg, errorPath, getIn, sectionsFromSchema, setIn, type SectionSpec } from "../lib/schema";
 
 type Errors = Record<string, string[]>;
-const PICKERS = ["model", "tokenizer", "dataset"] as const;
+const PICKERS = ["model", "adapter", "tokenizer", "dataset"] as const;
 /** Fields that only matter for LoRA: hidden (not dropped) while the method is "full". */
 const LORA_ONLY = new Set(["trainable", "lora_rank", "lora_alpha", "lora_dropout", "modules_to_save", "peft_path"]);
 

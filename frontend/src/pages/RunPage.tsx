@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, post, qs, saveText, tokenUrl } from "../api/client";
 import { ACTIVE_STATUSES, type Checkpoint, type Job, type LogChunk, type Run, type RunEvent } from "../api/types";
-import { Chart, type Line } from "../components/Chart";
+import { Chart, type Line, type Mark } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { AttemptLog, WaitingReason } from "../components/Attempts";
 import { useConfirm } from "../components/Confirm";
@@ -12,10 +12,12 @@ import { CopyButton } from "../components/CopyButton";
 import { EvalPanel } from "../components/EvalPanel";
 import { LiveDot } from "../components/LiveDot";
 import { LogViewer } from "../components/LogViewer";
+import { Phase } from "../components/Phase";
 import { Progress } from "../components/Progress";
 import { canCancel, canDelete, canResume, useRunActions } from "../components/RunActions";
+import { RunNotes } from "../components/RunNotes";
 import { StatusBadge } from "../components/StatusBadge";
-import { bytes, compact, dateTime, duration, int, num, runSeconds } from "../lib/format";
+import { bytes, compact, dateTime, duration, int, num, remaining, totalSeconds } from "../lib/format";
 import { setKey, setNames } from "../lib/evalsets";
 import { tokensAxis, type Store } from "../lib/metrics";
 import { navigate } from "../lib/router";
@@ -100,6 +102,11 @@ export function RunPage({ id }: { id: string }) {
   if (!run) return <p class="page muted">Loading run {id}…</p>;
 
   const active = ACTIVE_STATUSES.has(run.status);
+  // Where each resumed attempt started, on the chart's own x axis.
+  const marks: Mark[] = live.attemptStarts.flatMap((a) => {
+    const x = opts.x === "step" ? a.step : a.tokens_seen;
+    return x === null ? [] : [{ x, label: `attempt ${a.attempt}` }];
+  });
   const xLabel = opts.x === "step" ? "step" : "tokens seen";
 
   return (
@@ -123,7 +130,7 @@ export function RunPage({ id }: { id: string }) {
           <button
             type="button"
             class="btn"
-            onClick={() => actions.resume(run)}
+            onClick={() => actions.resume(run, "last", live.checkpoints)}
             disabled={live.checkpoints !== null && !live.checkpoints.some((c) => c.exists)}
             title={live.checkpoints !== null && !live.checkpoints.some((c) => c.exists) ? "no checkpoint to resume from" : undefined}
           >
@@ -148,7 +155,8 @@ export function RunPage({ id }: { id: string }) {
 
       <div class="stats card">
         <Stat label="Progress">
-          <Progress step={run.step} max={run.max_steps} eta={run.eta_seconds} active={active} />
+          <Progress step={run.step} max={run.max_steps} eta={remaining(run.eta_until, run.eta_seconds, now)} active={active} />
+          <Phase run={run} now={now} />
         </Stat>
         <Stat label="Loss">{num(run.loss, 4)}</Stat>
         <Stat label="Eval loss">{num(run.eval_loss, 4)}</Stat>
@@ -159,8 +167,8 @@ export function RunPage({ id }: { id: string }) {
         <Stat label="Model">{run.model}</Stat>
         <Stat label="Attempt">{run.attempt}</Stat>
         <Stat label="Worker">{run.worker ?? "–"}</Stat>
-        <Stat label="Started">{dateTime(run.started_at)}</Stat>
-        <Stat label="Duration">{duration(runSeconds(run.started_at, run.finished_at, now))}</Stat>
+        <Stat label="Started">{dateTime(run.first_started_at ?? run.started_at)}</Stat>
+        <Stat label="Duration">{duration(totalSeconds(run, now))}</Stat>
       </div>
 
       <section class="card" aria-labelledby="charts-h">
@@ -183,7 +191,7 @@ export function RunPage({ id }: { id: string }) {
         ) : null}
         <div class="charts" hidden={Object.keys(live.metrics).length === 0}>
           {charts(live.metrics, opts, evalMetric).map((c) => (
-            <Chart key={c.id} testId={`chart-${c.id}`} title={c.title} lines={c.lines} xLabel={xLabel} logY={opts.logY} y2Label={c.y2Label} syncKey={`run-${run.id}`} />
+            <Chart key={c.id} testId={`chart-${c.id}`} title={c.title} lines={c.lines} xLabel={xLabel} logY={opts.logY} y2Label={c.y2Label} syncKey={`run-${run.id}`} marks={marks} />
           ))}
         </div>
       </section>
@@ -192,11 +200,12 @@ export function RunPage({ id }: { id: string }) {
 
       <LogSection run={run} live={live} />
 
-      <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name)} />
+      <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name, live.checkpoints)} />
       {live.checkpoints ? <TryIt runId={run.id} checkpoints={live.checkpoints} /> : null}
       <DataMix runId={run.id} started={run.step != null} version={live.version} />
 
       <ConfigPanel run={run} />
+      <RunNotes run={run} onSaved={live.setRun} />
       {actions.dialog}
     </section>
   );
@@ -503,13 +512,22 @@ function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Ch
   );
 }
 
+interface RunCommand {
+  command: string;
+  attempts: { attempt: number; command: string }[];
+}
+
 function ConfigPanel({ run }: { run: Run }) {
-  const [command, setCommand] = useState<string | null>(null);
+  const [cmd, setCmd] = useState<RunCommand | null>(null);
   useEffect(() => {
-    api<{ command: string }>(`/runs/${run.id}/command`)
-      .then((c) => setCommand(c.command))
-      .catch(() => setCommand(null));
-  }, [run.id, run.attempt]);
+    api<RunCommand>(`/runs/${run.id}/command`)
+      .then(setCmd)
+      .catch(() => setCmd(null));
+    // The worker reports the argv when it launches: fetch again when the status moves.
+  }, [run.id, run.attempt, run.status]);
+  // What ran, per attempt, as the worker launched it; before any launch, what will run.
+  const launched = cmd?.attempts ?? [];
+  const command = launched.length ? launched[launched.length - 1].command : (cmd?.command ?? null);
   return (
     <section class="card" aria-labelledby="config-h">
       <div class="section-head">
@@ -518,7 +536,21 @@ function ConfigPanel({ run }: { run: Run }) {
         {command ? <CopyButton text={command} label="Copy as CLI" /> : null}
         <CopyButton text={JSON.stringify(run.config, null, 2)} label="Copy JSON" />
       </div>
-      {command ? <pre class="command" data-testid="run-command">{command}</pre> : null}
+      {launched.length ? (
+        [...launched].reverse().map((a) => (
+          <div class="attempt-command" key={a.attempt} data-testid="attempt-command" data-attempt={a.attempt}>
+            <h3>Attempt {a.attempt} ran</h3>
+            <pre class="command" data-testid={a.attempt === run.attempt ? "run-command" : undefined}>
+              {a.command}
+            </pre>
+          </div>
+        ))
+      ) : command ? (
+        <div class="attempt-command">
+          <h3>Will run</h3>
+          <pre class="command" data-testid="run-command">{command}</pre>
+        </div>
+      ) : null}
       <details>
         <summary>Full config{run.preset ? ` (from preset ${run.preset})` : ""}</summary>
         <pre class="config-json">{JSON.stringify(run.config, null, 2)}</pre>

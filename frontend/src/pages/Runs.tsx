@@ -4,43 +4,53 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, qs } from "../api/client";
 import { subscribe, type SseState } from "../api/sse";
-import { ACTIVE_STATUSES, ALL_STATUSES, type Run, type RunPage, type RunStatus } from "../api/types";
+import { ALL_STATUSES, type Run, type RunPage, type RunStatus } from "../api/types";
+import { ColumnChooser } from "../components/ColumnChooser";
 import { LiveDot } from "../components/LiveDot";
-import { Progress } from "../components/Progress";
-import { canCancel, canDelete, canResume, useRunActions } from "../components/RunActions";
-import { StatusBadge } from "../components/StatusBadge";
-import { compact, dateTime, duration, num, runSeconds } from "../lib/format";
-import { runHref } from "../lib/router";
+import { useRunActions } from "../components/RunActions";
+import { RunsTable } from "../components/RunsTable";
+import { loadColumns, saveColumns } from "../lib/runColumns";
 import { useNow } from "../lib/useNow";
 
 const PAGE = 50;
 
-/** Filters live in the URL (#/runs?status=failed&q=lora&offset=50): shareable, and kept on Back. */
-function fromQuery(query: URLSearchParams): { statuses: RunStatus[]; q: string; offset: number } {
+/** Filters live in the URL (#/runs?status=failed&q=lora&tag=kn&sort=-loss&offset=50): shareable,
+ * and kept on Back. */
+function fromQuery(query: URLSearchParams): { statuses: RunStatus[]; q: string; tags: string[]; sort: string; offset: number } {
   const statuses = (query.get("status") ?? "").split(",").filter((s): s is RunStatus => ALL_STATUSES.includes(s as RunStatus));
-  return { statuses, q: query.get("q") ?? "", offset: Math.max(0, Number(query.get("offset")) || 0) };
+  const tags = (query.get("tag") ?? "").split(",").filter(Boolean);
+  return { statuses, q: query.get("q") ?? "", tags, sort: query.get("sort") ?? "", offset: Math.max(0, Number(query.get("offset")) || 0) };
 }
 
 export function Runs({ query: initial }: { query: URLSearchParams }) {
   const start = fromQuery(initial);
   const [statuses, setStatuses] = useState<RunStatus[]>(start.statuses);
   const [q, setQ] = useState(start.q);
+  const [tags, setTags] = useState<string[]>(start.tags);
+  const [sort, setSort] = useState(start.sort);
+  const [columns, setColumnsState] = useState<string[]>(loadColumns);
+  const setColumns = (ids: string[]) => {
+    saveColumns(ids);
+    setColumnsState(ids);
+  };
   const [offset, setOffset] = useState(start.offset);
   const [page, setPage] = useState<RunPage | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [live, setLive] = useState<SseState>("connecting");
   const [selected, setSelected] = useState<string[]>([]);
   const now = useNow();
-  const query = useRef({ statuses, q, offset });
-  query.current = { statuses, q, offset };
+  const query = useRef({ statuses, q, tags, sort, offset });
+  query.current = { statuses, q, tags, sort, offset };
   const refetchTimer = useRef<number | undefined>(undefined);
 
   const load = async () => {
-    const { statuses: s, q: text, offset: off } = query.current;
+    const asked = query.current;
     try {
-      const p = await api<RunPage>(`/runs${qs({ status: s, q: text, limit: PAGE, offset: off })}`);
+      const p = await api<RunPage>(
+        `/runs${qs({ status: asked.statuses, q: asked.q, tag: asked.tags, sort: asked.sort, limit: PAGE, offset: asked.offset })}`,
+      );
       // A stale answer for an older filter must not overwrite the current one.
-      if (query.current.statuses === s && query.current.q === text && query.current.offset === off) {
+      if (JSON.stringify(query.current) === JSON.stringify(asked)) {
         setPage(p);
         setError(null);
       }
@@ -58,11 +68,13 @@ export function Runs({ query: initial }: { query: URLSearchParams }) {
     const params = new URLSearchParams();
     if (statuses.length) params.set("status", statuses.join(","));
     if (q) params.set("q", q);
+    if (tags.length) params.set("tag", tags.join(","));
+    if (sort) params.set("sort", sort);
     if (offset) params.set("offset", String(offset));
     const hash = `#/runs${params.size ? `?${params}` : ""}`;
     // replaceState: no hashchange, so the page is not re-mounted while typing.
     if (location.hash !== hash) history.replaceState(null, "", hash);
-  }, [statuses, q, offset]);
+  }, [statuses, q, tags, sort, offset]);
 
   const patch = (run: Run) =>
     setPage((p) => {
@@ -93,8 +105,11 @@ export function Runs({ query: initial }: { query: URLSearchParams }) {
     setOffset(0);
     setStatuses((cur) => (cur.includes(s) ? cur.filter((x) => x !== s) : [...cur, s]));
   };
-  const toggleSelected = (id: string) =>
-    setSelected((cur) => (cur.includes(id) ? cur.filter((x) => x !== id) : [...cur, id]));
+  const addTag = (tag: string) => {
+    setOffset(0);
+    setTags((cur) => (cur.includes(tag) ? cur : [...cur, tag]));
+  };
+  const metricKeys = [...new Set((page?.items ?? []).flatMap((r) => Object.keys(r.metrics_summary ?? {})))];
 
   const total = page?.total ?? 0;
   return (
@@ -130,11 +145,17 @@ export function Runs({ query: initial }: { query: URLSearchParams }) {
             {s}
           </button>
         ))}
+        {tags.map((t) => (
+          <button key={t} type="button" class="chip tag-filter" aria-pressed="true" onClick={() => setTags(tags.filter((x) => x !== t))} title="Remove this tag filter">
+            tag: {t} ×
+          </button>
+        ))}
+        <ColumnChooser columns={columns} metricKeys={metricKeys} onChange={setColumns} />
         <label class="search">
           <span class="sr-only">Search runs</span>
           <input
             type="search"
-            placeholder="Search name, id, model…"
+            placeholder="Search name, id, model, tag, note…"
             value={q}
             onInput={(e) => {
               setOffset(0);
@@ -149,92 +170,24 @@ export function Runs({ query: initial }: { query: URLSearchParams }) {
         </p>
       ) : null}
       <div class="table-wrap">
-        <table class="runs-table" data-testid="runs-table">
-          <thead>
-            <tr>
-              <th>
-                <span class="sr-only">Select for comparison</span>
-              </th>
-              <th>Status</th>
-              <th>Run</th>
-              <th>Method</th>
-              <th>Model</th>
-              <th>Progress</th>
-              <th class="num">Loss</th>
-              <th class="num">PPL</th>
-              <th class="num">Tok/s</th>
-              <th>Started</th>
-              <th>Duration</th>
-              <th>
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {page?.items.map((r) => (
-              <tr key={r.id} data-run-id={r.id} data-status={r.status}>
-                <td>
-                  <input
-                    type="checkbox"
-                    aria-label={`Select ${r.name || r.id} for comparison`}
-                    checked={selected.includes(r.id)}
-                    onChange={() => toggleSelected(r.id)}
-                  />
-                </td>
-                <td>
-                  <StatusBadge status={r.status} />
-                </td>
-                <td class="run-name">
-                  <a href={runHref(r.id)}>{r.name || r.id}</a>
-                  <div class="muted small mono">{r.id}</div>
-                </td>
-                <td>
-                  <span class={`method method-${r.method}`}>{r.method === "lora" ? "LoRA" : "full"}</span>
-                </td>
-                <td class="ellipsis" title={r.model}>
-                  {r.model}
-                </td>
-                <td>
-                  <Progress step={r.step} max={r.max_steps} eta={r.eta_seconds} active={ACTIVE_STATUSES.has(r.status)} />
-                </td>
-                <td class="num">{num(r.loss, 4)}</td>
-                <td class="num">{num(r.perplexity, 4)}</td>
-                <td class="num">{compact(r.tokens_per_second)}</td>
-                <td class="nowrap">{dateTime(r.started_at ?? r.created_at)}</td>
-                <td class="nowrap">{duration(runSeconds(r.started_at, r.finished_at, now))}</td>
-                <td class="actions">
-                  {canCancel(r) ? (
-                    <button type="button" class="btn btn-small" onClick={() => actions.cancel(r)}>
-                      Cancel
-                    </button>
-                  ) : null}
-                  {canResume(r) && r.status !== "succeeded" ? (
-                    <button type="button" class="btn btn-small" onClick={() => actions.resume(r)}>
-                      Resume
-                    </button>
-                  ) : null}
-                  <button type="button" class="btn btn-small" onClick={() => actions.clone(r)}>
-                    Clone
-                  </button>
-                  {canDelete(r) ? (
-                    <button
-                      type="button"
-                      class="btn btn-small btn-ghost"
-                      onClick={() => actions.remove(r)}
-                      aria-label={`Delete ${r.name || r.id}`}
-                    >
-                      Delete
-                    </button>
-                  ) : null}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <RunsTable
+          items={page?.items ?? []}
+          columns={columns}
+          sort={sort}
+          onSort={(next) => {
+            setOffset(0);
+            setSort(next);
+          }}
+          selected={selected}
+          onSelect={setSelected}
+          actions={actions}
+          now={now}
+          onTag={addTag}
+        />
         {page && page.items.length === 0 ? (
           <p class="empty">
-            {statuses.length || q ? "No run matches this filter." : "No runs yet. "}
-            {statuses.length || q ? null : <a href="#/launch">Launch one.</a>}
+            {statuses.length || q || tags.length ? "No run matches this filter." : "No runs yet. "}
+            {statuses.length || q || tags.length ? null : <a href="#/launch">Launch one.</a>}
           </p>
         ) : null}
         {!page && !error ? <p class="empty muted">Loading…</p> : null}
