@@ -117,8 +117,9 @@ def test_embedded_broker_run_survives_an_api_restart(
 def test_killed_worker_run_is_lost_then_resumes_with_nothing_missing(
     embedded: Panel, tiny_assets: dict[str, Any]
 ) -> None:
-    """kill -9 of the worker mid-run → ``failed`` "worker lost", no training left behind;
-    a new worker resumes it from the last checkpoint and first ships what the dead one never did
+    """kill -9 of the worker mid-run → attempt 1 ends "worker lost", no training left behind,
+    and the run is requeued by itself (automatic resume); a new worker resumes it from the last
+    checkpoint and first ships what the dead one never did
     (the dying training's last events, its ``end`` among them), so the database again equals
     events.jsonl and both attempt logs."""
     config = tiny_config(tiny_assets, max_steps=10, save_steps=2)
@@ -137,8 +138,9 @@ def test_killed_worker_run_is_lost_then_resumes_with_nothing_missing(
     os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool, no chance to clean up
     worker.wait(timeout=10)
     t0 = time.monotonic()
-    final = wait_for(embedded, rid, lambda r: r["status"] == "failed", LOST_SECONDS + 15, "failed")
-    assert final["status_reason"].startswith("worker lost"), final
+    lost = wait_for(embedded, rid, lambda r: r["attempt"] == 2, LOST_SECONDS + 15, "restarted")
+    assert lost["status"] == "queued", lost
+    assert lost["attempt_log"][0]["reason"].startswith("worker lost"), lost
     print(f"worker lost detected after {time.monotonic() - t0:.1f}s (limit {LOST_SECONDS}s)")
     # torchrun got SIGTERM when its parent died (PR_SET_PDEATHSIG) and took its ranks down.
     deadline = time.monotonic() + 15
@@ -153,10 +155,7 @@ def test_killed_worker_run_is_lost_then_resumes_with_nothing_missing(
     assert first_attempt[-1]["kind"] == "end"  # written by the dying rank 0 ...
     assert len(api_events(embedded, rid)) < len(first_attempt)  # ... and never shipped
 
-    embedded.start_worker(concurrency=1)
-    with embedded.client() as c:
-        r = c.post(f"/api/runs/{rid}/resume", json={"checkpoint": "last"})
-    assert r.status_code == 200, r.text
+    embedded.start_worker(concurrency=1)  # takes the requeued attempt 2 (resume from "last")
     final = wait_final(embedded, rid)
     assert final["status"] == "succeeded" and final["attempt"] == 2, final
     on_disk = file_events(embedded, rid)
