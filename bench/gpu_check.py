@@ -14,7 +14,7 @@ of 2048 tokens, DeepSpeed ZeRO-2, one GPU):
               torch: name, total memory, used memory >= the training's peak, utilisation > 0
   fp16        --fp16 is accepted on a GPU (it is refused on CPU)
   oom         an impossible micro-batch ends with status "oom" and the suggestion
-  cancel      SIGTERM to the process group (worker.launcher) frees the GPU memory, and how fast
+  cancel      the panel's cancel (SIGUSR2 to every rank of the tree) frees the GPU memory, and how fast
 
 ``--smoke`` runs the same plumbing on a CPU (tiny model, 3 steps, no DeepSpeed, fp32 peak) so
 ``make test`` keeps this script working on boxes without a GPU.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = "--smoke" in sys.argv
 sys.path.insert(0, str(ROOT))
 
-from worker import demo_assets, gpu, launcher  # noqa: E402
+from worker import demo_assets, gpu, launcher, proctree  # noqa: E402
 
 
 def nvidia_used_mb() -> int:
@@ -208,12 +209,14 @@ def check_cancel(base: list[str], work: Path, block: int, mb: int) -> dict[str, 
                          "--per_device_train_batch_size", str(mb), "--block_size", str(block),
                          "--finetuning_type", "lora")  # fmt: skip
     proc = launcher.start(argv, work / "cancel.log", {**os.environ}, ROOT)
+    tree = proctree.ProcessTree(proc.pid)
     deadline = time.time() + 180
     while time.time() < deadline and not any(e["kind"] == "log" for e in events(out)):
         time.sleep(0.5)
     busy = nvidia_used_mb()
     t0 = time.time()
-    launcher.terminate(proc, grace=10)
+    tree.refresh()
+    tree.stop(10, signal.SIGUSR2)  # the panel's cancel: every rank, whatever its session
     gone = time.time() - t0
     while nvidia_used_mb() > idle + 512 and time.time() - t0 < 30:
         time.sleep(0.1)
