@@ -190,8 +190,6 @@ def store_events(
     )
     if attempt == run.attempt:
         _apply_all(session, run, fresh)
-        for event in fresh:
-            _apply(session, run, event)
         metric_events = [e for e in fresh if e.kind in ("log", "eval")]
         if metric_events:
             folded = dict(run.metrics_summary or {})
@@ -218,22 +216,39 @@ def _apply_all(session: Session, run: Run, events: list[NewEvent]) -> None:
     """Fold new events into the run's denormalised progress fields (each field set once: an
     instrumented attribute write per event and field cost more than the insert)."""
     upd: dict[str, Any] = {}
+
+    def now(name: str) -> Any:
+        return upd[name] if name in upd else getattr(run, name)
+
     for event in events:
         data = event.data
-        if event.step is not None:
-            upd["step"] = event.step
         kind = event.kind
-        if kind == "log":
+        # Phase markers say step 0 before a resumed script has loaded its checkpoint: only
+        # measured steps move the progress, never backwards within an attempt; the start event
+        # (the checkpoint's step, as pretrain.py resolved it) sets it.
+        if event.step is not None and kind in ("log", "eval", "checkpoint"):
+            upd["step"] = max(event.step, now("step") or 0)
+        if kind == "phase":
+            phase = str(data.get("phase") or "")
+            upd["phase"] = phase[:32] if phase in PHASES else None
+            upd["phase_since"] = _when(event.time)
+            previous, seconds = data.get("previous"), _num(data.get("previous_seconds"))
+            if previous in PAUSE_PHASES and seconds is not None:
+                name = "eval_seconds" if previous == "evaluating" else "save_seconds"
+                upd[name] = _mean(now(name), seconds)
+        elif kind == "start":
+            if event.step is not None:
+                upd["step"] = event.step
+            upd["max_steps"] = _int(data.get("max_steps")) or now("max_steps")
+            upd["tokens_per_step"] = _int(data.get("tokens_per_step"), INT64) or now(
+                "tokens_per_step"
+            )
+        elif kind == "log":
             for name in ("loss", "epoch", "tokens_per_second"):
                 if name in data:
                     upd[name] = _num(data[name])
             if "tokens_seen" in data:
                 upd["tokens_seen"] = _int(data["tokens_seen"], INT64)
-        elif kind == "start":
-            upd["max_steps"] = _int(data.get("max_steps")) or upd.get("max_steps", run.max_steps)
-            upd["tokens_per_step"] = _int(data.get("tokens_per_step"), INT64) or upd.get(
-                "tokens_per_step", run.tokens_per_step
-            )
         elif kind == "eval":
             upd["eval_loss"] = _num(data.get("eval_loss"))
             upd["perplexity"] = _num(data.get("perplexity"))
@@ -247,45 +262,6 @@ def _apply_all(session: Session, run: Run, events: list[NewEvent]) -> None:
     for name, value in upd.items():
         if getattr(run, name) != value:
             setattr(run, name, value)
-
-
-def _apply(session: Session, run: Run, event: NewEvent) -> None:
-    """Fold one new event into the run's denormalised progress fields."""
-    data = event.data
-    # Phase markers say step 0 before a resumed script has loaded its checkpoint: only measured
-    # steps move the progress, never backwards within an attempt; the start event (the
-    # checkpoint's step, as pretrain.py resolved it) sets it.
-    if event.step is not None and event.kind in ("log", "eval", "checkpoint"):
-        run.step = max(event.step, run.step or 0)
-    if event.kind == "phase":
-        phase = str(data.get("phase") or "")
-        run.phase = phase[:32] if phase in PHASES else None
-        run.phase_since = _when(event.time)
-        previous, seconds = data.get("previous"), _num(data.get("previous_seconds"))
-        if previous in PAUSE_PHASES and seconds is not None:
-            name = "eval_seconds" if previous == "evaluating" else "save_seconds"
-            setattr(run, name, _mean(getattr(run, name), seconds))
-    elif event.kind == "start":
-        if event.step is not None:
-            run.step = event.step
-        run.max_steps = _int(data.get("max_steps")) or run.max_steps
-        run.tokens_per_step = _int(data.get("tokens_per_step"), INT64) or run.tokens_per_step
-    elif event.kind == "log":
-        for name in ("loss", "epoch", "tokens_per_second"):
-            if name in data:
-                setattr(run, name, _num(data[name]))
-        if "tokens_seen" in data:
-            run.tokens_seen = _int(data["tokens_seen"], INT64)
-    elif event.kind == "eval":
-        run.eval_loss = _num(data.get("eval_loss"))
-        run.perplexity = _num(data.get("perplexity"))
-    elif event.kind == "checkpoint":
-        _upsert_checkpoint(session, run, event)
-    elif event.kind == "end":
-        run.end_status = str(data.get("status") or "")[:32] or None
-        run.end_reason = str(data.get("reason") or "")[:2000] or None
-        if _num(data.get("perplexity")) is not None:
-            run.perplexity = _num(data.get("perplexity"))
 
 
 def _when(time: float | None) -> datetime:

@@ -78,6 +78,20 @@ def submitted_jobs(log: str) -> list[str]:
     ]
 
 
+def the_job(panel: Panel, run_id: str, timeout: float = 15.0) -> str:
+    """The one Slurm job the run's attempt-1 log names; the worker ships log bytes in batches
+    (every 0.5 s), so the line may trail the status that said the job exists."""
+    from tests.support.e2e import api_log
+
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = submitted_jobs(api_log(panel, run_id, 1))
+        if jobs or time.monotonic() > deadline:
+            (job,) = jobs
+            return job
+        time.sleep(0.2)
+
+
 def wait_job_state(job_id: str, states: set[str], timeout: float) -> tuple[str, float]:
     deadline = time.monotonic() + timeout
     state = ""

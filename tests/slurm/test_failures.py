@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.slurm.conftest import config_with, slurm_job, submitted_jobs, wait_job_state
+from tests.slurm.conftest import config_with, slurm_job, the_job, wait_job_state
 from tests.support.e2e import api_events, api_log, submit, tiny_config, wait_final, wait_for
 from tests.support.panel import Panel
 
@@ -28,7 +28,7 @@ def test_node_failure_fails_the_run_with_the_state(
     )
     run = submit(slurm_panel, config, "slurm node failure")
     wait_for(slurm_panel, run["id"], lambda r: (r["step"] or 0) >= 2, 120, "training")
-    (job,) = submitted_jobs(api_log(slurm_panel, run["id"], 1))
+    job = the_job(slurm_panel, run["id"])
     try:
         _scontrol("update", "nodename=cpt-n2", "state=down", "reason=cpt-panel test")
         final = wait_final(slurm_panel, run["id"], timeout=120)
@@ -49,7 +49,7 @@ def test_preempted_run_saves_and_resumes(slurm_panel: Panel, tiny_assets: dict[s
     )
     run = submit(slurm_panel, config, "slurm preempted")
     wait_for(slurm_panel, run["id"], lambda r: (r["step"] or 0) >= 20, 120, "training")
-    (job,) = submitted_jobs(api_log(slurm_panel, run["id"], 1))
+    job = the_job(slurm_panel, run["id"])
     urgent = subprocess.run(
         [
             "sbatch",

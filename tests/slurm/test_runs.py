@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.slurm.conftest import config_with, slurm_job, submitted_jobs, wait_job_state
+from tests.slurm.conftest import config_with, slurm_job, submitted_jobs, the_job, wait_job_state
 from tests.support.e2e import (
     api_events,
     api_log,
@@ -110,7 +110,7 @@ def test_cancel_while_pending(slurm_panel: Panel, tiny_assets: dict[str, Any]) -
         )
         assert pending["status"] == "starting"
         assert "Resources" in pending["status_reason"] or "Priority" in pending["status_reason"]
-        (job,) = submitted_jobs(api_log(slurm_panel, run["id"], 1))
+        job = the_job(slurm_panel, run["id"])
         assert slurm_job(job)["JobState"] == "PENDING"
         with slurm_panel.client() as c:
             assert c.post(f"/api/runs/{run['id']}/cancel").status_code == 200
@@ -125,7 +125,7 @@ def test_cancel_while_running(slurm_panel: Panel, tiny_assets: dict[str, Any]) -
     config = config_with(tiny_config(tiny_assets, max_steps=2000, save_steps=1000))
     run = submit(slurm_panel, config, "slurm cancel running")
     wait_for(slurm_panel, run["id"], lambda r: (r["step"] or 0) >= 2, 120, "training")
-    (job,) = submitted_jobs(api_log(slurm_panel, run["id"], 1))
+    job = the_job(slurm_panel, run["id"])
     t0 = time.monotonic()
     with slurm_panel.client() as c:
         assert c.post(f"/api/runs/{run['id']}/cancel").status_code == 200

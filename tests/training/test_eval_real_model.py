@@ -105,6 +105,11 @@ def _run(smollm2: Path, corpus: dict[str, Path], out: Path, **flags: str) -> lis
     return events_of(out)
 
 
+def _start(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first ``start`` event (phase markers come before it)."""
+    return next(e for e in events if e["kind"] == "start")
+
+
 def _evals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e["kind"] == "eval"]
 
@@ -128,7 +133,7 @@ def test_lora_on_chinese_lowers_chinese_bits_per_char_and_reports_english(
     assert 0.3 < en0 < 2.0 and 1.0 < zh0 < 12.0, (en0, zh0)
     assert zh1 < zh0 - 0.02, (zh0, zh1)
     assert isinstance(en1, float)  # the forgetting figure exists (its sign is what it is)
-    start = base_run[0]
+    start = _start(base_run)
     info = {s["name"]: s for s in start["eval_sets"]}
     assert info["en"]["role"] == "retain" and info["zh"]["windows"] == 3
     samples = [e for e in base_run if e["kind"] == "sample"]
@@ -146,8 +151,8 @@ def test_an_extended_tokenizer_scores_the_same_characters(
         smollm2, corpus, corpus["root"] / "ext",
         tokenizer_name_or_path=str(extended), modules_to_save="embed_tokens,lm_head",
     )  # fmt: skip
-    base_info = {s["name"]: s for s in base_run[0]["eval_sets"]}
-    ext_info = {s["name"]: s for s in events[0]["eval_sets"]}
+    base_info = {s["name"]: s for s in _start(base_run)["eval_sets"]}
+    ext_info = {s["name"]: s for s in _start(events)["eval_sets"]}
     # The same text gives the same characters and bytes whatever the tokenizer: zh is scored
     # whole; en is cut by its window budget at the same place (English merges are unchanged).
     assert not base_info["zh"]["truncated"] and not ext_info["zh"]["truncated"]
@@ -184,4 +189,4 @@ def test_full_weights_on_chinese_lower_chinese_bits_per_char(
     en0, en1 = evals[0]["eval_en_bits_per_char"], evals[-1]["eval_en_bits_per_char"]
     print(f"\nbase tokenizer, full: zh {zh0:.3f} -> {zh1:.3f} bits/char, en {en0:.3f} -> {en1:.3f}")
     assert zh1 < zh0 - 0.02, (zh0, zh1)
-    assert events[0]["trainable_params"] == events[0]["total_params"]
+    assert _start(events)["trainable_params"] == _start(events)["total_params"]

@@ -151,7 +151,7 @@ def test_a_run_reports_every_set_from_step_0_with_samples(
     assert proc.returncode == 0, output_of(proc)[-4000:]
     assert "udhr_kn_Knda.txt is eval set 'kn': left out of training" in output_of(proc)
     events = events_of(out)
-    start = events[0]
+    start = next(e for e in events if e["kind"] == "start")
     info = {s["name"]: s for s in start["eval_sets"]}
     assert list(info) == ["validation", "kn", "en"]
     assert info["kn"]["role"] == "target" and info["en"]["role"] == "retain"
