@@ -89,9 +89,9 @@ def test_phases_are_timed_and_speed_counts_training_time_only(
         assert after["previous"] == before["phase"], (before, after)
         gap = after["time"] - before["time"]
         assert after["previous_seconds"] == pytest.approx(gap, abs=0.05), (before, after)
-    # Every evaluation during training is bracketed: evaluating at its step, then back.
+    # Every evaluation is bracketed, the step-0 baseline too: evaluating at its step, then back.
     evals = [e for e in events if e["kind"] == "eval"]
-    assert [e["step"] for e in evals] == [12, 24]
+    assert [e["step"] for e in evals] == [0, 12, 24]
     assert all(e["seconds"] is not None and e["seconds"] >= 0 for e in evals), evals
     saves = [e for e in events if e["kind"] == "checkpoint"]
     assert all(e["seconds"] is not None and e["seconds"] >= 0 for e in saves), saves

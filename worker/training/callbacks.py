@@ -220,6 +220,9 @@ class PretrainTrainer(Trainer):
     ) -> dict[str, float]:
         if self.evaluator is None:
             return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if self.run is not None and self.run.phase == "training":
+            # The step-0 baseline comes before any step end that would have marked it.
+            self.run.enter_phase("evaluating", self.state.global_step)
         started = time.time()
         metrics = self.evaluator.score(self)
         samples = self.evaluator.samples(self)
