@@ -143,7 +143,7 @@ class EventsCallback(TrainerCallback):
             # What the API's windowed tokens/s and ETA sum: the interval's steps and their
             # training seconds.
             "interval_steps": steps,
-            "train_seconds": round(train_seconds, 4) if steps > 0 else None,
+            "train_seconds": round(train_seconds, 6) if steps > 0 else None,
         }
         if torch.cuda.is_available() and not args.use_cpu:
             fields["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
