@@ -1,6 +1,7 @@
 """What the launch form shows before a run is queued, from files and measurements only:
 the rows a tokenizer change adds to the embeddings, and the data's tokens and blocks (from a
-finished scan job of the same dataset, tokenizer and block size), hence steps and time.
+finished scan job of the same dataset, tokenizer and block size), hence steps and time; and
+parameters and memory per device from the model's config.json (`model_estimates.py`).
 
 Nothing here guesses: a figure the panel has not measured is left out (None), and the form says
 how to get it (scan the dataset).
