@@ -13,7 +13,8 @@ trainable weights, AdamW's two fp32 states (+ an fp32 master copy when DeepSpeed
 weights), each divided over the data-parallel ranks by the ZeRO stage and moved to the host by
 the offload presets; activations per layer ``s*b*h*(34 + 5*a*s/h)`` bytes at 16 bits
 (Korthikanti et al. 2022), or with gradient checkpointing one 16-bit layer input per layer plus
-one layer's activations during its recomputation; plus the logits and their gradient in fp32.
+one layer's activations during its recomputation; plus 16 B per token and vocabulary entry for
+the fp32 logits, the loss's log-softmax and their gradients.
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ def activation_bytes(
     """One micro-batch's saved activations (the formula counts 16-bit values)."""
     sbh = block * micro_batch * s.hidden
     per_layer = sbh * (34 + 5 * s.heads * block / s.hidden) * act_bytes / 2
-    logits = 8 * micro_batch * block * s.vocab  # fp32 logits and their gradient
+    # fp32 logits, the log-softmax the loss keeps for backward, and both their gradients.
+    logits = 16 * micro_batch * block * s.vocab
     if checkpointing:
         return int(s.layers * sbh * act_bytes + per_layer + logits)
     return int(s.layers * per_layer + logits)

@@ -1,8 +1,9 @@
 """The launch estimate against a real run: parameters exactly as ``pretrain.py``'s ``start`` event
 reports them, and memory within 25 % of the training process's measured peak RSS on CPU.
 
-The run is SmolLM2-135M, full weights, fp32, micro-batch 1 of 64 tokens: weights, gradients and
-AdamW's states (16 bytes a parameter, ~2.2 GB) dominate, as on a GPU. The memory the estimate
+Two SmolLM2-135M runs in fp32: full weights with micro-batch 1 of 64 tokens, where weights,
+gradients and AdamW's states (16 bytes a parameter, ~2.1 GiB) dominate as on a GPU; and LoRA with
+8 x 256 tokens and gradient checkpointing, where activations and logits dominate. The memory the estimate
 covers is the peak RSS of the process tree minus its RSS when the ``loading_model`` phase event
 appears: by then Python, torch, transformers, the tokenizer and the tokenized data are resident,
 and the model is not yet loaded.
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -81,22 +83,40 @@ def smollm2() -> Path:
     return demo_assets.ensure_smollm2(ASSET_CACHE)
 
 
-def test_smollm2_full_memory_within_25_percent_of_peak_rss(
-    smollm2: Path, tiny_assets: dict[str, Path], tmp_path: Path
+#: (method, training) per case; both fp32 on CPU, no evaluation, no checkpoint saved.
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # Weights, gradients and AdamW states (16 B a parameter) dominate, as on a GPU.
+    "full-weights-dominate": (
+        {"finetuning_type": "full"},
+        {"max_steps": 3, "per_device_train_batch_size": 1, "gradient_checkpointing": False},
+    ),
+    # LoRA + a trained lm_head copy, 8 x 256 tokens with gradient checkpointing: the layer
+    # inputs, one recomputed layer and the logits dominate.
+    "lora-checkpointed-activations-dominate": (
+        {"finetuning_type": "lora", "modules_to_save": "lm_head"},
+        {"max_steps": 2, "per_device_train_batch_size": 8, "gradient_checkpointing": True},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_smollm2_memory_within_25_percent_of_peak_rss(
+    case: str, smollm2: Path, tiny_assets: dict[str, Path], tmp_path: Path
 ) -> None:
+    method, training = CASES[case]
+    block = 64 if training["per_device_train_batch_size"] == 1 else 256
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(tiny_assets["corpus"] / "chatterbot_english.jsonl", data)
     config = RunConfig.model_validate(
         {
             "model": {"model_name_or_path": str(smollm2)},
-            "data": {"dataset_dir": str(data), "block_size": 64,
+            "data": {"dataset_dir": str(data), "block_size": block,
                      "validation_split_percentage": 0.0},
-            "method": {"finetuning_type": "full"},
-            "training": {"max_steps": 3, "per_device_train_batch_size": 1,
-                         "gradient_accumulation_steps": 1, "precision": "fp32",
-                         "gradient_checkpointing": False, "eval_at_start": False,
-                         "logging_steps": 1, "save_steps": 1000},
+            "method": method,
+            "training": {"gradient_accumulation_steps": 1, "precision": "fp32",
+                         "eval_at_start": False, "logging_steps": 1, "save_steps": 1000,
+                         **training},
             "launch": {"deepspeed": "none"},
         }
     )  # fmt: skip
@@ -114,6 +134,8 @@ def test_smollm2_full_memory_within_25_percent_of_peak_rss(
     assert baseline > 0, "no loading_model phase event was seen"
     measured = peak - baseline
     ratio = est.memory.total / measured
-    print(f"estimate {est.memory.total / 2**30:.2f} GiB, measured {measured / 2**30:.2f} GiB "
-          f"(peak {peak / 2**30:.2f} - baseline {baseline / 2**30:.2f}), ratio {ratio:.2f}")  # fmt: skip
+    gib = 2**30
+    print(f"{case}: estimate {est.memory.total / gib:.2f} GiB (activations "
+          f"{est.memory.activations / gib:.2f}), measured {measured / gib:.2f} GiB (peak "
+          f"{peak / gib:.2f} - baseline {baseline / gib:.2f}), ratio {ratio:.2f}")  # fmt: skip
     assert 0.75 <= ratio <= 1.25, (est.memory, measured)
