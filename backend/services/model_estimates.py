@@ -12,7 +12,8 @@ Memory per device follows the ZeRO paper's bookkeeping: weights at their dtype, 
 trainable weights, AdamW's two fp32 states (+ an fp32 master copy when DeepSpeed holds 16-bit
 weights), each divided over the data-parallel ranks by the ZeRO stage and moved to the host by
 the offload presets; activations per layer ``s*b*h*(34 + 5*a*s/h)`` bytes at 16 bits
-(Korthikanti et al. 2022), or with gradient checkpointing one 16-bit layer input per layer plus
+(Korthikanti et al. 2022; the ``5*a*s/h`` attention scores only under eager attention: SDPA,
+transformers' default, never stores them), or with gradient checkpointing one 16-bit layer input per layer plus
 one layer's activations during its recomputation; plus 16 B per token and vocabulary entry for
 the fp32 logits, the loss's log-softmax and their gradients.
 """
@@ -66,6 +67,8 @@ class Shape(BaseModel):
     attention_bias: bool
     mlp_bias: bool
     dtype: str
+    #: Eager attention stores the a*s*s scores; SDPA (transformers' default) and flash do not.
+    eager_attention: bool = False
 
 
 class ParamEstimate(BaseModel):
@@ -142,6 +145,8 @@ def shape_of(cfg: dict[str, Any], vocab: int | None) -> Shape | None:
             attention_bias=bool(cfg.get("attention_bias", False)),
             mlp_bias=bool(cfg.get("mlp_bias", False)),
             dtype=dtype if dtype in BYTES else "float32",
+            eager_attention="eager"
+            in (cfg.get("attn_implementation"), cfg.get("_attn_implementation")),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -221,7 +226,8 @@ def activation_bytes(
 ) -> int:
     """One micro-batch's saved activations (the formula counts 16-bit values)."""
     sbh = block * micro_batch * s.hidden
-    per_layer = sbh * (34 + 5 * s.heads * block / s.hidden) * act_bytes / 2
+    scores = 5 * s.heads * block / s.hidden if s.eager_attention else 0
+    per_layer = sbh * (34 + scores) * act_bytes / 2
     # fp32 logits, the log-softmax the loss keeps for backward, and both their gradients.
     logits = 16 * micro_batch * block * s.vocab
     if checkpointing:
