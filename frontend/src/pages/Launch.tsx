@@ -342,6 +342,7 @@ function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
           <td data-testid="est-params">
             {compact(p.total)} total, {compact(p.trainable)} trainable ({method}
             {method === "LoRA" ? `: ${compact(p.lora)} adapter + ${compact(p.modules_to_save)} in modules_to_save` : ""})
+            {p.unknown_modules.length ? <span class="muted"> · not counted (unknown module): {p.unknown_modules.join(", ")}</span> : null}
           </td>
         </tr>
         <tr>
