@@ -8,7 +8,7 @@ Checks (a ~1B-parameter Llama-shaped model, random init, bf16, SDPA attention, p
 of 2048 tokens, DeepSpeed ZeRO-2, one GPU):
   peak        the card's bf16 matmul peak, measured here (8192^3 GEMMs): the MFU denominator
   full_zero2  pretrain.py full weights: loss falls; tokens/s; MFU = 6*N*tokens/s / peak;
-              peak memory against the estimate below
+              peak memory against the launch form's estimate
   lora_zero2  the same with LoRA (goal: tokens/s >= 1.3x full)
   gpu_stats   worker.gpu (what the Workers page shows) read while full_zero2 trains agrees with
               torch: name, total memory, used memory >= the training's peak, utilisation > 0
@@ -129,20 +129,47 @@ def matmul_peak_tflops() -> float:
     return best
 
 
-def memory_estimate_gb(info: dict[str, Any], method: str, micro_batch: int, block: int) -> float:
-    """Peak GPU memory of one rank, bf16 mixed precision, ZeRO-2 on one GPU (nothing sharded).
+def memory_estimate_gb(
+    model: Path, tokenizer: Path, vocab: int, corpus: Path, extra: list[str], smoke: bool
+) -> tuple[float, dict[str, Any]]:
+    """The launch form's estimate (backend/services/model_estimates.py) of one rank's peak memory
+    for this plan, and its breakdown: the figure the panel shows, checked against
+    ``torch.cuda.max_memory_allocated`` here. (That module needs pydantic only, which DeepSpeed
+    brings; the rest of the backend is not imported.)"""
+    from backend.services.model_estimates import model_estimate
+    from cpt_contract.runconfig.schema import RunConfig
 
-    States: bf16 weights 2 B/param; trainable params add bf16 grads 2, fp32 master 4 and Adam
-    8 B/param. Activations without recomputation, per layer s*b*h*(34 + 5*a*s/h) bytes
-    (Korthikanti et al. 2022) less the attention-score term SDPA never materialises, i.e.
-    34*s*b*h; plus fp32 logits and their gradient (8 B per token and vocabulary entry).
-    """
-    n, h, layers = info["params"], info["hidden_size"], info["num_hidden_layers"]
-    trainable = n if method == "full" else info.get("lora_params", n // 100)
-    states = 2 * n + 14 * trainable
-    tokens = micro_batch * block
-    activations = layers * 34 * tokens * h + 8 * tokens * info["vocab"]
-    return (states + activations) / 2**30
+    def flag(name: str, default: str) -> str:
+        return extra[extra.index(name) + 1] if name in extra else default
+
+    method: dict[str, Any] = {"finetuning_type": flag("--finetuning_type", "lora")}
+    if method["finetuning_type"] == "lora":
+        method["trainable"] = flag("--trainable", "q_proj,v_proj")
+    config = RunConfig.model_validate(
+        {
+            "model": {"model_name_or_path": str(model), "tokenizer_name_or_path": str(tokenizer)},
+            "data": {"dataset_dir": str(corpus), "block_size": int(flag("--block_size", "1024"))},
+            "method": method,
+            "training": {
+                "per_device_train_batch_size": int(flag("--per_device_train_batch_size", "1")),
+                "gradient_accumulation_steps": int(flag("--gradient_accumulation_steps", "1")),
+                "precision": "bf16" if "--bf16" in extra else "fp32",
+                # pretrain.py's own default (the plans pass no --gradient_checkpointing).
+                "gradient_checkpointing": "--gradient_checkpointing" in extra,
+            },
+            "launch": {"deepspeed": "none" if smoke else "zero2"},
+        }
+    )
+    est = model_estimate(config, vocab)
+    if est.memory is None or est.params is None:
+        return -1.0, {"note": est.note}
+    breakdown = {k: round(getattr(est.memory, k) / 2**30, 2)
+                 for k in ("weights", "gradients", "optimizer", "activations")}  # fmt: skip
+    breakdown["params_total"], breakdown["params_trainable"] = (
+        est.params.total,
+        est.params.trainable,
+    )
+    return est.memory.total / 2**30, breakdown
 
 
 def events(output_dir: Path) -> list[dict[str, Any]]:
@@ -182,6 +209,7 @@ def train(
     evs = events(out)
     logs = [e for e in evs if e["kind"] == "log" and "loss" in e]
     end = next((e for e in reversed(evs) if e["kind"] == "end"), {})
+    start = next((e for e in evs if e["kind"] == "start"), {})
     steady = logs[1:] or logs
     result = {
         "exit": proc.returncode,
@@ -195,6 +223,8 @@ def train(
         ),
         "peak_memory_gb": max((e.get("peak_memory_gb") or 0 for e in logs), default=None),
         "mfu": max((e.get("mfu") or 0 for e in logs), default=None),
+        "total_params": start.get("total_params"),
+        "trainable_params": start.get("trainable_params"),
     }
     if proc.returncode != 0 and end.get("status") not in ("oom",):
         result["stderr_tail"] = proc.stderr[-1500:]
@@ -300,10 +330,6 @@ def main() -> int:
     else:
         model, info = build_gpu_llama(args.work / "gpu-llama-1b", len(tok))
         block, mb = 2048, args.micro_batch
-    h, layers = info["hidden_size"], info["num_hidden_layers"]
-    kv = h * info.get("num_key_value_heads", 1) // info.get("num_attention_heads", 1)
-    # LoRA rank 8 on q, k, v, o: r * (in + out) per adapted matrix.
-    info["lora_params"] = 8 * layers * ((h + h) + 2 * (h + kv) + (h + h))
     results["model"] = info
     print("model:", json.dumps(info), flush=True)
     base = [str(model), str(assets["tokenizer_extended"]), str(assets["corpus"])]
@@ -343,8 +369,14 @@ def main() -> int:
             r["mfu_measured_peak"] = round(
                 6 * info["params"] * tps / (results["peak_tflops"] * 1e12), 4
             )
-            method = "full" if name == "full_zero2" else "lora"
-            r["memory_estimate_gb"] = round(memory_estimate_gb(info, method, mb, block), 1)
+            try:
+                estimate, breakdown = memory_estimate_gb(
+                    model, assets["tokenizer_extended"], len(tok), assets["corpus"], extra,
+                    args.smoke,
+                )  # fmt: skip
+                r["memory_estimate_gb"], r["memory_estimate"] = round(estimate, 2), breakdown
+            except Exception as exc:  # keep the check's own numbers
+                r["memory_estimate"] = {"error": repr(exc)}
             if name == "full_zero2":
                 results["gpu_stats"] = check_gpu_stats(samples, r.get("peak_memory_gb"))
         print(name, json.dumps(results[name])[:600], flush=True)

@@ -1,6 +1,7 @@
 """What the launch form shows before a run is queued, from files and measurements only:
 the rows a tokenizer change adds to the embeddings, and the data's tokens and blocks (from a
-finished scan job of the same dataset, tokenizer and block size), hence steps and time.
+finished scan job of the same dataset, tokenizer and block size), hence steps and time; and
+parameters and memory per device from the model's config.json (`model_estimates.py`).
 
 Nothing here guesses: a figure the panel has not measured is left out (None), and the form says
 how to get it (scan the dataset).
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from backend.models import Job, Run
+from backend.services.model_estimates import ModelEstimate, model_estimate
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import RunStatus
 
@@ -44,6 +46,8 @@ class DataEstimate(BaseModel):
 class Estimates(BaseModel):
     vocab: VocabEstimate
     data: DataEstimate
+    #: Parameters (total/trainable), tokens per step and memory per device by component.
+    model: ModelEstimate
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -147,5 +151,21 @@ def data_estimate(session: Session, config: RunConfig) -> DataEstimate:
     return out
 
 
+def _fixed_steps(session: Session, config: RunConfig, out: DataEstimate, per_step: int) -> None:
+    """Without a scan, ``max_steps`` still fixes the steps and tokens (hence the time)."""
+    steps = config.training.max_steps
+    if out.total_steps is not None or steps <= 0:
+        return
+    out.total_steps, out.total_tokens = steps, steps * per_step
+    out.tokens_per_second = _measured_speed(session, config)
+    if out.tokens_per_second:
+        out.seconds = out.total_tokens / out.tokens_per_second
+
+
 def estimates(session: Session, config: RunConfig) -> Estimates:
-    return Estimates(vocab=vocab_estimate(config), data=data_estimate(session, config))
+    vocab = vocab_estimate(config)
+    data = data_estimate(session, config)
+    model = model_estimate(config, vocab.tokenizer_vocab)
+    if model.tokens_per_step:
+        _fixed_steps(session, config, data, model.tokens_per_step)
+    return Estimates(vocab=vocab, data=data, model=model)

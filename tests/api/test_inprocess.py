@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -164,6 +165,9 @@ def test_preview_counts_the_embedding_rows_a_tokenizer_adds(
     assert vocab_est["new_rows"] == 2
     # No scan of this dataset yet: no token count is invented.
     assert r.json()["estimates"]["data"]["tokens"] is None
+    # A config without the decoder's sizes: no parameter count is invented either.
+    model_est = r.json()["estimates"]["model"]
+    assert model_est["params"] is None and "Llama-shaped" in model_est["note"]
 
 
 def test_eval_events_give_per_set_series_samples_by_step_and_warnings(
@@ -228,3 +232,70 @@ def test_eval_set_paths_are_checked_under_the_allowed_roots(
     bad = {"data": {"eval_sets": {"a b": "/x"}}}
     r = client.post("/api/runs/preview", json={"preset": "tiny-demo", "config": bad})
     assert r.status_code == 422 and "eval_sets" in r.text
+
+
+def test_preview_estimates_params_and_memory_per_device_by_zero_stage(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """A Llama-shaped config.json (no weights): parameters, tokens per step and memory per
+    device, split over the data-parallel ranks by the ZeRO stage and moved off by offload."""
+    import json
+
+    model = tmp_path / "assets" / "models" / "llama-cfg"
+    model.mkdir(parents=True, exist_ok=True)
+    sizes = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+             "tie_word_embeddings": False, "max_position_embeddings": 256}  # fmt: skip
+    (model / "config.json").write_text(json.dumps({"model_type": "llama", **sizes}))
+    (model / "model.safetensors").write_bytes(b"")  # never read: the counts need no weights
+
+    def preview(
+        method: dict[str, object], training: dict[str, object], launch: dict[str, object]
+    ) -> dict[str, Any]:
+        body = {
+            "preset": "tiny-demo",
+            "config": {
+                "model": {"model_name_or_path": str(model), "tokenizer_name_or_path": None},
+                "data": {"dataset_dir": str(tmp_path / "assets" / "corpus"), "block_size": 32},
+                "method": method,
+                "training": {"precision": "bf16", "per_device_train_batch_size": 2,
+                             "gradient_accumulation_steps": 3, "max_steps": 10, **training},
+                "launch": {"queue": "nobody", **launch},
+            },
+        }  # fmt: skip
+        r = client.post("/api/runs/preview", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()["estimates"]["model"]
+
+    # Per layer 2*64*64 (q, o) + 2*64*32 (k, v) + 3*64*128 + 2*64 norms; embeddings + head.
+    base = 2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128 + 128) + 64 + 2 * 100 * 64
+    full = preview({"finetuning_type": "full"}, {}, {"deepspeed": "none"})
+    assert full["params"]["total"] == full["params"]["trainable"] == base
+    assert full["tokens_per_step"] == 32 * 2 * 3
+    m = full["memory"]
+    assert m["weight_dtype"] == "float32" and m["weights"] == 4 * base
+    assert m["gradients"] == 4 * base and m["optimizer"] == 8 * base  # AdamW in fp32
+    assert m["total"] == m["weights"] + m["gradients"] + m["optimizer"] + m["activations"]
+    # Gradient checkpointing keeps only layer inputs: fewer bytes than without.
+    assert m["activations_with_checkpointing"] < m["activations_without_checkpointing"]
+
+    lora = preview({"finetuning_type": "lora", "trainable": "q_proj,v_proj", "lora_rank": 4,
+                    "modules_to_save": "lm_head"}, {}, {"deepspeed": "none"})  # fmt: skip
+    adapters = 2 * 4 * ((64 + 64) + (64 + 32))
+    assert lora["params"]["lora"] == adapters and lora["params"]["modules_to_save"] == 100 * 64
+    assert lora["params"]["trainable"] == adapters + 100 * 64
+    assert lora["params"]["total"] == base + adapters + 100 * 64
+
+    # DeepSpeed bf16 over 4 ranks: 16-bit weights, fp32 master + 2 states = 12 B per parameter.
+    four = {"nproc_per_node": 4}
+    z2 = preview({"finetuning_type": "full"}, {}, {"deepspeed": "zero2", **four})["memory"]
+    assert (z2["world_size"], z2["zero_stage"], z2["weight_dtype"]) == (4, 2, "bfloat16")
+    assert z2["weights"] == 2 * base and z2["gradients"] == 2 * base // 4
+    assert z2["optimizer"] == 12 * base // 4
+    z3 = preview({"finetuning_type": "full"}, {}, {"deepspeed": "zero3", **four})["memory"]
+    assert z3["weights"] == 2 * base // 4
+    z3o = preview({"finetuning_type": "full"}, {}, {"deepspeed": "zero3_offload", **four})
+    assert z3o["memory"]["weights"] == z3o["memory"]["optimizer"] == 0
+    assert z3o["memory"]["offloaded"] == 2 * base // 4 + 12 * base // 4
+    z2o = preview({"finetuning_type": "full"}, {}, {"deepspeed": "zero2_offload"})["memory"]
+    assert z2o["optimizer"] == 0 and z2o["offloaded"] == 12 * base

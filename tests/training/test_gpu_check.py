@@ -30,6 +30,12 @@ def test_gpu_check_smoke(tmp_path: Path) -> None:
         r = results[name]
         assert r["end"] == "succeeded" and r["tokens_per_second"] > 0, r
         assert r["mfu_measured_peak"] > 0 and r["memory_estimate_gb"] >= 0
+        # The launch form's parameter count is the one the training script reported.
+        est = r["memory_estimate"]
+        assert (est["params_total"], est["params_trainable"]) == (
+            r["total_params"],
+            r["trainable_params"],
+        ), r
     assert results["peak_tflops"] > 0
     assert results["model"]["attn_implementation"] == "sdpa"
     assert results["cancel"]["end"] == "cancelled"

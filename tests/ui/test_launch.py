@@ -49,6 +49,14 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
         what="preview with max_steps 16",
     )
     assert "torch.distributed.run" in preview.inner_text() or "torchrun" in preview.inner_text()
+    # The estimate table: parameters, tokens per step, memory per device by component, time.
+    est = page.get_by_test_id("model-estimate")
+    est.wait_for()
+    assert "trainable" in est.get_by_test_id("est-params").inner_text()
+    for part in ("weights", "gradients", "optimizer", "activations", "memory-total"):
+        assert int(est.get_by_test_id(f"est-{part}").get_attribute("data-bytes") or -1) >= 0, part
+    assert "gradient checkpointing" in est.inner_text() and "Time" in est.inner_text()
+    estimated = (est.get_attribute("data-total-params"), est.get_attribute("data-trainable-params"))
     screenshot(page, "launch")
     # The preview is copyable as one line, exactly as shown.
     ui.context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -59,6 +67,13 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
     page.wait_for_url(re.compile(r"#/runs/[^/?]+$"))
     run_id = page.url.rsplit("/", 1)[-1]
     page.locator(".page-head .badge[data-status=succeeded]").wait_for(timeout=240_000)
+
+    # The form's parameter counts are the ones the training script reported when it started.
+    starts = page.request.get(
+        f"/api/runs/{run_id}/events?kind=start", headers={"Authorization": f"Bearer {ui.token}"}
+    ).json()
+    start = starts[0]["data"]
+    assert estimated == (str(start["total_params"]), str(start["trainable_params"])), start
 
     seen = page.evaluate("window.__statuses")
     assert seen[-1] == "succeeded", seen

@@ -79,6 +79,33 @@ export interface FileEntry {
   kind: string;
 }
 
+/** Parameters and memory per device (bytes) from the model's config.json: backend/services/model_estimates.py. */
+export interface ModelEstimate {
+  tokens_per_step: number | null;
+  block_size: number | null;
+  params: {
+    total: number;
+    trainable: number;
+    lora: number;
+    modules_to_save: number;
+    unknown_modules: string[];
+  } | null;
+  memory: {
+    world_size: number;
+    zero_stage: number;
+    weights: number;
+    gradients: number;
+    optimizer: number;
+    activations: number;
+    activations_without_checkpointing: number;
+    activations_with_checkpointing: number;
+    total: number;
+    offloaded: number;
+    weight_dtype: string;
+  } | null;
+  note: string | null;
+}
+
 export interface Estimates {
   vocab: { model_vocab: number | null; tokenizer_vocab: number | null; new_rows: number | null; init: string | null };
   data: {
@@ -92,6 +119,7 @@ export interface Estimates {
     tokens_per_second: number | null;
     seconds: number | null;
   };
+  model: ModelEstimate;
 }
 
 export interface Preview {

@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, api, post } from "../api/client";
 import type { Estimates, FileEntry, Preset, Preview, Run, RunConfig } from "../api/types";
-import { compact, duration, int } from "../lib/format";
+import { bytes, compact, duration, int } from "../lib/format";
 import { CopyButton } from "../components/CopyButton";
 import { FormField, fieldId } from "../components/FormField";
 import { navigate, runHref } from "../lib/router";
@@ -287,6 +287,7 @@ function EstimatesView({ est, config }: { est: Estimates; config: RunConfig }) {
   })}`;
   return (
     <div class="estimates small" data-testid="estimates">
+      <ModelTable est={est} config={config} />
       {v.new_rows ? (
         <p data-testid="vocab-estimate">
           The tokenizer has {int(v.tokenizer_vocab)} tokens, the model {int(v.model_vocab)}:{" "}
@@ -307,5 +308,80 @@ function EstimatesView({ est, config }: { est: Estimates; config: RunConfig }) {
         </p>
       ) : null}
     </div>
+  );
+}
+
+/** Parameters, tokens per step, memory per device by component and (when measured) time. */
+function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
+  const m = est.model;
+  const p = m.params;
+  const mem = m.memory;
+  const d = est.data;
+  const checkpointing = config.training?.gradient_checkpointing !== false;
+  if (!p || !mem) return m.note ? <p class="muted" data-testid="model-estimate">Parameters: {m.note}.</p> : null;
+  const method = config.method?.finetuning_type === "full" ? "full" : "LoRA";
+  const share = mem.world_size > 1 && mem.zero_stage > 0 ? ` ÷ ${mem.world_size} ranks` : "";
+  const rows: [string, string, string, number][] = [
+    ["weights", `${mem.weight_dtype}${mem.zero_stage >= 3 ? share : ""}`, "est-weights", mem.weights],
+    ["gradients", `trainable only${mem.zero_stage >= 2 ? share : ""}`, "est-gradients", mem.gradients],
+    ["optimizer states", `AdamW${mem.zero_stage >= 1 ? share : ""}`, "est-optimizer", mem.optimizer],
+    [
+      "activations",
+      `${checkpointing ? "with" : "without"} gradient checkpointing (${checkpointing ? "without" : "with"}: ${bytes(
+        checkpointing ? mem.activations_without_checkpointing : mem.activations_with_checkpointing,
+      )})`,
+      "est-activations",
+      mem.activations,
+    ],
+  ];
+  return (
+    <table class="est-table" data-testid="model-estimate" data-total-params={p.total} data-trainable-params={p.trainable}>
+      <tbody>
+        <tr>
+          <th>Parameters</th>
+          <td data-testid="est-params">
+            {compact(p.total)} total, {compact(p.trainable)} trainable ({method}
+            {method === "LoRA" ? `: ${compact(p.lora)} adapter + ${compact(p.modules_to_save)} in modules_to_save` : ""})
+            {p.unknown_modules.length ? <span class="muted"> · not counted (unknown module): {p.unknown_modules.join(", ")}</span> : null}
+          </td>
+        </tr>
+        <tr>
+          <th>Tokens per step</th>
+          <td data-testid="est-tokens-per-step">
+            {int(m.tokens_per_step)} ({int(m.block_size)} per block){d.total_steps != null ? `; ${int(d.total_steps)} steps` : ""}
+          </td>
+        </tr>
+        <tr>
+          <th colSpan={2}>
+            Memory per device{mem.zero_stage ? ` (ZeRO-${mem.zero_stage}, ${mem.world_size} ranks)` : ""}
+          </th>
+        </tr>
+        {rows.map(([name, how, id, value]) => (
+          <tr key={id}>
+            <td>
+              {name} <span class="muted">{how}</span>
+            </td>
+            <td data-testid={id} data-bytes={value}>
+              {bytes(value)}
+            </td>
+          </tr>
+        ))}
+        <tr>
+          <th>Total per device</th>
+          <td data-testid="est-memory-total" data-bytes={mem.total}>
+            <strong>{bytes(mem.total)}</strong>
+            {mem.offloaded ? ` (+ ${bytes(mem.offloaded)} offloaded to the host)` : ""}
+          </td>
+        </tr>
+        <tr>
+          <th>Time</th>
+          <td data-testid="est-time">
+            {d.seconds != null
+              ? `about ${duration(d.seconds)} at the ${compact(d.tokens_per_second)} tokens/s measured last time`
+              : "not known yet: no finished run of this model on this queue"}
+          </td>
+        </tr>
+      </tbody>
+    </table>
   );
 }
