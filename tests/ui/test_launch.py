@@ -28,7 +28,9 @@ def test_launch_tiny_run_from_form_and_watch_it_succeed(ui: UI) -> None:
     assert page.get_by_label("Tiny demo").is_checked()
     assert page.get_by_label("Base model", exact=True).input_value().endswith("tiny-llama")
     # The pickers list what the API found under the allowed roots.
-    assert page.get_by_label(re.compile(r"^Base model: pick one of [1-9]")).count() == 1
+    picker = page.get_by_label(re.compile(r"^Base model: pick one of [1-9]"))
+    picker.wait_for()  # the list arrives after the form (every dir under the roots is checked)
+    assert picker.count() == 1
 
     page.get_by_label("Run name").fill("ui tiny demo")
     page.get_by_label("Max steps", exact=True).fill("16")

@@ -5,7 +5,10 @@ every rank save a complete checkpoint at the next step boundary, then exit with
 torchrun forwards SIGTERM to each rank (and the worker signals each rank itself), so the flag
 goes up on every rank; ranks may see it at different steps, so the decision is all-reduced at
 each step end and all of them save at the same step. The panel's *cancel* is SIGUSR2 (stop
-now, no checkpoint), and SIGTERM before the training loop starts (or a second one) exits at once.
+now, no checkpoint), and SIGTERM before the training loop starts exits at once. The same stop
+often arrives more than once (Slurm signals every process of the job, the batch shell forwards it,
+torchrun forwards it again): TERMs within ``REPEAT_WINDOW_SECONDS`` of this process's first are
+one request; a later one means "now".
 """
 
 from __future__ import annotations
@@ -30,9 +33,16 @@ class Preempted(Exception):
     """Stopped by SIGTERM after saving a checkpoint."""
 
 
+#: How long after this process's first SIGTERM another one is the same request, not "stop now".
+REPEAT_WINDOW_SECONDS = 10.0
+
+
 class _State:
     in_loop = False
+    #: When the save was decided: a signal here, or another rank's (through the all-reduce).
     requested_at: float | None = None
+    #: When this process itself first got SIGTERM.
+    signalled_at: float | None = None
     saved_step: int | None = None
 
 
@@ -44,10 +54,16 @@ def install(immediate: Callable[[int, Any], None]) -> None:
     handler) otherwise."""
 
     def handler(signum: int, frame: Any) -> None:
-        if not STATE.in_loop or STATE.requested_at is not None:
+        now = time.monotonic()
+        if not STATE.in_loop:
             immediate(signum, frame)
             return
-        STATE.requested_at = time.monotonic()
+        if STATE.signalled_at is not None:
+            if now - STATE.signalled_at > REPEAT_WINDOW_SECONDS:
+                immediate(signum, frame)
+            return  # the same stop, forwarded along another path
+        STATE.signalled_at = now
+        STATE.requested_at = STATE.requested_at or now
         print(
             "[pretrain] SIGTERM: saving a checkpoint at the next step, then stopping",
             file=sys.stderr,
