@@ -153,7 +153,9 @@ def test_killed_worker_run_is_lost_then_resumes_with_nothing_missing(
     assert not left, f"training outlived its worker: {left}"
     first_attempt = file_events(embedded, rid)
     assert first_attempt[-1]["kind"] == "end"  # written by the dying rank 0 ...
-    assert len(api_events(embedded, rid)) < len(first_attempt)  # ... and never shipped
+    # ... and usually never shipped (a quick shipper may have sent it before the kill): the
+    # equality below proves the new worker shipped whatever was left.
+    assert len(api_events(embedded, rid)) <= len(first_attempt)
 
     embedded.start_worker(concurrency=1)  # takes the requeued attempt 2 (resume from "last")
     final = wait_final(embedded, rid)

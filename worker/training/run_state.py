@@ -43,6 +43,7 @@ class RunContext:
         ended = now - self.phase_since if self.phase is not None else 0.0
         if name != self.phase:
             previous = {"previous": self.phase, "previous_seconds": round(ended, 3)}
-            self.events.phase(name, step, **(previous if self.phase else {}))
+            # The event carries the same clock reading the phase is timed from.
+            self.events.phase(name, step, time=now, **(previous if self.phase else {}))
             self.phase, self.phase_since = name, now
         return ended
