@@ -47,7 +47,8 @@ def _number(text: str) -> float | None:
 
 def test_progress_phases_resume_and_attempt_commands(ui: UI, panel: Any) -> None:
     page = ui.page
-    training = {"max_steps": 100, "save_steps": 20, "eval_steps": 20, "logging_steps": 2}
+    # Logs every 5 steps: a 2-step interval on a shared 2-core box is mostly scheduler noise.
+    training = {"max_steps": 100, "save_steps": 20, "eval_steps": 20, "logging_steps": 5}
     with panel.client() as c:
         r = c.post(
             "/api/runs",
