@@ -2,44 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from backend.models import LogChunk, Run, RunEvent
 from backend.services import metric_store
-
-
-# Samples across resumes use the same cut as the metrics store (an attempt ends where the next
-# one resumed).
-class _Row(NamedTuple):
-    kind: str
-    attempt: int
-    step: int | None
-    time: float | None
-    data: dict[str, Any]
-
-
-def _effective(rows: list[_Row]) -> list[_Row]:
-    """Across resumes: drop an attempt's events past the step where the next attempt resumed."""
-    by_attempt: dict[int, list[_Row]] = {}
-    for r in rows:
-        by_attempt.setdefault(r.attempt, []).append(r)
-    if len(by_attempt) < 2:
-        return rows
-    attempts = sorted(by_attempt)
-    first_step = {
-        a: min((r.step for r in by_attempt[a] if r.step is not None), default=None)
-        for a in attempts
-    }
-    out: list[_Row] = []
-    for i, a in enumerate(attempts):
-        later = [s for b in attempts[i + 1 :] if (s := first_step[b]) is not None]
-        cut = min(later) if later else None
-        # An event at the resume step itself belongs to the earlier attempt.
-        out += [r for r in by_attempt[a] if cut is None or r.step is None or r.step <= cut]
-    return out
 
 
 def metric_series(
@@ -90,30 +59,30 @@ def events_after(
 def samples(session: Session, run: Run, step: int | None) -> dict[str, Any]:
     """The run's generation samples (``sample`` events): every step that has some, and those of
     ``step`` (all steps when None). Across resumes, a step's samples from the latest attempt."""
+    conn = session.connection()
+    # Across resumes the metrics' cut: an attempt ends where the next one resumed.
+    tops = {att: top for att, _, top in metric_store.windows(conn, run.id, None, None, None)}
     t = RunEvent.__table__.c  # type: ignore[attr-defined]
-    stmt = sa_select(t.kind, t.attempt, t.step, t.time, t.data).where(
-        t.run_id == run.id, t.kind.in_(("sample", "start"))
+    stmt = sa_select(t.attempt, t.step, t.time, t.data).where(
+        t.run_id == run.id, t.kind == "sample"
     )
-    rows = _effective([_Row(*r) for r in session.connection().execute(
-        stmt.order_by(t.attempt, t.seq)
-    )])  # fmt: skip
     by_step: dict[int, list[dict[str, Any]]] = {}
     attempt_of: dict[int, int] = {}
-    for r in rows:
-        if r.kind != "sample" or r.step is None:
+    for attempt, at_step, time, d in conn.execute(stmt.order_by(t.attempt, t.seq)):
+        top = tops.get(attempt)
+        if at_step is None or (top is not None and at_step > top):
             continue
-        if attempt_of.setdefault(r.step, r.attempt) != r.attempt:
-            if r.attempt > attempt_of[r.step]:  # a resumed attempt evaluated this step again
-                by_step[r.step], attempt_of[r.step] = [], r.attempt
+        if attempt_of.setdefault(at_step, attempt) != attempt:
+            if attempt > attempt_of[at_step]:  # a resumed attempt evaluated this step again
+                by_step[at_step], attempt_of[at_step] = [], attempt
             else:
                 continue
-        d = r.data
-        by_step.setdefault(r.step, []).append(
+        by_step.setdefault(at_step, []).append(
             {
                 "seq": d.get("seq"),
-                "step": r.step,
-                "attempt": r.attempt,
-                "time": r.time,
+                "step": at_step,
+                "attempt": attempt,
+                "time": time,
                 "set": str(d.get("set", "")),
                 "prompt": str(d.get("prompt", "")),
                 "text": str(d.get("text", "")),

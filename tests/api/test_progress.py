@@ -131,3 +131,35 @@ def test_phases_speed_eta_resume_duration_and_argv(client: TestClient) -> None:
     metrics = client.get(f"/api/runs/{rid}/metrics").json()
     assert metrics["attempts"] == [{"attempt": 2, "step": 10, "tokens_seen": 10 * TOKENS_PER_STEP}]
     assert not {"train_seconds", "interval_steps", "seconds"} & set(metrics["keys"])
+
+
+def test_samples_across_a_resume_come_from_the_attempt_that_owns_the_step(
+    client: TestClient,
+) -> None:
+    """Attempt 1 sampled at steps 0, 10 and 20 and was resumed from checkpoint-10: its step-20
+    samples are hidden (the steps after the resume are attempt 2's, even before it reaches them),
+    step 10 stays attempt 1's."""
+    training = {"max_steps": 40, "eval_steps": 10, "save_steps": 10, "logging_steps": 1}
+    created = client.post(
+        "/api/runs", json={"preset": "tiny-demo", "config": {"training": training}}
+    ).json()
+    rid, output = created["id"], created["output_dir"]
+    one = Attempt(client, rid, 1, ["attempt-1"])
+    one.send("start", 0, max_steps=40, tokens_per_step=TOKENS_PER_STEP)
+    for step in (0, 10, 20):
+        one.send("sample", step, set="en", prompt="The", text=f" one@{step}", mode="greedy")
+    one.send("checkpoint", 10, name="checkpoint-10", path=f"{output}/checkpoint-10")
+    one.send("end", 21, status="cancelled", reason="cancelled on request")
+    one.status("cancelled", reason="cancelled on request")
+    r = client.post(f"/api/runs/{rid}/resume", json={"checkpoint": "checkpoint-10"})
+    assert r.status_code == 200, r.text
+    two = Attempt(client, rid, 2, ["attempt-2"])
+    two.send("start", 10, max_steps=40, tokens_per_step=TOKENS_PER_STEP, resumed_from="x")
+    two.send("sample", 30, set="en", prompt="The", text=" two@30", mode="greedy")
+    got = client.get(f"/api/runs/{rid}/samples").json()
+    assert got["steps"] == [0, 10, 30]  # step 20 was attempt 1's, past its resume point
+    assert [(s["attempt"], s["text"]) for s in got["samples"]] == [
+        (1, " one@0"),
+        (1, " one@10"),
+        (2, " two@30"),
+    ]
