@@ -320,23 +320,28 @@ class RunAttempt:
             self._ship_final(shipper)
         return Outcome("failed", reason)
 
-    def _prepare_and_launch(self, claim: ClaimOut) -> subprocess.Popen[bytes] | None:
+    def _write_run_files(self, claim: ClaimOut, *dirs: Path) -> tuple[RunConfig, str | None]:
+        """The claimed config, validated and written to the run dir with its DeepSpeed JSON
+        (the path the argv names), after making the attempt's directories and ``dirs``."""
         try:
             config = RunConfig.model_validate(claim.config)
         except ValueError as exc:
             raise Refused(f"invalid run config: {str(exc).splitlines()[0]}") from exc
         paths = self.paths
-        for d in (paths.output_dir, self.cache_dir, self.log_path.parent):
+        for d in (paths.output_dir, self.cache_dir, self.log_path.parent, *dirs):
             d.mkdir(parents=True, exist_ok=True)
         paths.config.write_text(json.dumps(config.model_dump(mode="json"), indent=2))
+        if config.launch.deepspeed == "none":
+            return config, None
+        name = DEEPSPEED_FILES[config.launch.deepspeed]
+        if not (DS_CONFIG_DIR / name).is_file():
+            raise Refused(f"DeepSpeed config {name} is missing on this worker")
+        shutil.copyfile(DS_CONFIG_DIR / name, paths.ds_config)
+        return config, str(paths.ds_config)
 
-        ds_config: str | None = None
-        if config.launch.deepspeed != "none":
-            name = DEEPSPEED_FILES[config.launch.deepspeed]
-            if not (DS_CONFIG_DIR / name).is_file():
-                raise Refused(f"DeepSpeed config {name} is missing on this worker")
-            shutil.copyfile(DS_CONFIG_DIR / name, paths.ds_config)
-            ds_config = str(paths.ds_config)
+    def _prepare_and_launch(self, claim: ClaimOut) -> subprocess.Popen[bytes] | None:
+        config, ds_config = self._write_run_files(claim)
+        paths = self.paths
 
         gpus = gpu.list_gpus()
         if self.settings.use_cpu is False and not gpus:

@@ -12,10 +12,8 @@ checkpoint) is resubmitted with ``--resume_from_checkpoint last``, up to
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,12 +21,11 @@ from pathlib import Path
 from cpt_contract.fit import fit_problems, slurm_problems
 from cpt_contract.protocol import CancelAnswer, ClaimOut
 from cpt_contract.runconfig.argv import LaunchContext, display_command
-from cpt_contract.runconfig.schema import DEEPSPEED_FILES, RunConfig
+from cpt_contract.runconfig.schema import RunConfig
 from worker.api_client import ApiUnavailable, Conflict
 from worker.executors import ExecState
 from worker.registry import worker_name
 from worker.runner import (
-    DS_CONFIG_DIR,
     PRETRAIN,
     ROOT,
     SECRET_ENV,
@@ -122,21 +119,7 @@ class SlurmAttempt(RunAttempt):
 
     # --- preparation ---------------------------------------------------------------------
     def _prepare(self, claim: ClaimOut) -> tuple[RunConfig, bool, str | None]:
-        try:
-            config = RunConfig.model_validate(claim.config)
-        except ValueError as exc:
-            raise Refused(f"invalid run config: {str(exc).splitlines()[0]}") from exc
-        paths = self.paths
-        for d in (paths.output_dir, self.cache_dir, self.log_path.parent, self._slurm_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        paths.config.write_text(json.dumps(config.model_dump(mode="json"), indent=2))
-        ds_config: str | None = None
-        if config.launch.deepspeed != "none":
-            name = DEEPSPEED_FILES[config.launch.deepspeed]
-            if not (DS_CONFIG_DIR / name).is_file():
-                raise Refused(f"DeepSpeed config {name} is missing on this worker")
-            shutil.copyfile(DS_CONFIG_DIR / name, paths.ds_config)
-            ds_config = str(paths.ds_config)
+        config, ds_config = self._write_run_files(claim, self._slurm_dir)
         use_cpu = bool(self.settings.use_cpu) or not self.settings.slurm_gpus
         problems = fit_problems(
             config.training,
