@@ -21,6 +21,7 @@ from cpt_contract.runconfig.schema import deep_merge
 from tests.support.e2e import (
     alive,
     api_events,
+    embedded_panel,
     run_dir,
     submit,
     tiny_config,
@@ -38,22 +39,14 @@ LOST_SECONDS = 4
 def faults(
     tmp_path_factory: pytest.TempPathFactory, tiny_assets: dict[str, Path]
 ) -> Iterator[Panel]:
-    data_dir = tmp_path_factory.mktemp("faults")
-    p = start_panel(
-        data_dir,
-        broker_url=None,
-        allowed_roots=[tiny_assets["root"]],
-        extra_env={
-            "CPT_WORKER_LOST_SECONDS": str(LOST_SECONDS),
-            "CPT_WORKER_NAME": "faults-box",
-            "CPT_CANCEL_GRACE_SECONDS": "3",
-        },
-    )
-    try:
-        p.start_worker(concurrency=1)
+    with embedded_panel(
+        tmp_path_factory.mktemp("faults"),
+        tiny_assets,
+        CPT_WORKER_LOST_SECONDS=str(LOST_SECONDS),
+        CPT_WORKER_NAME="faults-box",
+        CPT_CANCEL_GRACE_SECONDS="3",
+    ) as p:
         yield p
-    finally:
-        p.stop()
 
 
 def two_ranks(assets: dict[str, Path], **training: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from tests.support.e2e import (
     alive,
     api_events,
     api_log,
+    embedded_panel,
     file_events,
     run_dir,
     submit,
@@ -30,7 +31,7 @@ from tests.support.e2e import (
     wait_final,
     wait_for,
 )
-from tests.support.panel import ROOT, Panel, kill_tree, start_panel
+from tests.support.panel import ROOT, Panel, kill_tree
 
 pytestmark = pytest.mark.slow
 LOST_SECONDS = 4
@@ -40,18 +41,10 @@ LOST_SECONDS = 4
 def embedded(
     tmp_path_factory: pytest.TempPathFactory, tiny_assets: dict[str, Path]
 ) -> Iterator[Panel]:
-    data_dir = tmp_path_factory.mktemp("embedded")
-    p = start_panel(
-        data_dir,
-        broker_url=None,
-        allowed_roots=[tiny_assets["root"]],
-        extra_env={"CPT_WORKER_LOST_SECONDS": str(LOST_SECONDS)},
-    )
-    try:
-        p.start_worker(concurrency=1)
+    with embedded_panel(
+        tmp_path_factory.mktemp("embedded"), tiny_assets, CPT_WORKER_LOST_SECONDS=str(LOST_SECONDS)
+    ) as p:
         yield p
-    finally:
-        p.stop()
 
 
 def _restart_api(panel: Panel, down_for: float) -> None:

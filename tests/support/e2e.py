@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import psutil
 
 from cpt_contract.runconfig.schema import deep_merge
 from cpt_contract.statuses import TERMINAL_STATUSES
-from tests.support.panel import Panel
+from tests.support.panel import Panel, start_panel
 
 TERMINAL = {s.value for s in TERMINAL_STATUSES}
 
@@ -124,3 +126,14 @@ def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             continue
     return living
+
+
+@contextmanager
+def embedded_panel(data_dir: Path, assets: dict[str, Any], **env: str) -> Iterator[Panel]:
+    """API and one worker slot on the embedded broker, the demo assets allowed, ``env`` set."""
+    panel = start_panel(data_dir, broker_url=None, allowed_roots=[assets["root"]], extra_env=env)
+    try:
+        panel.start_worker(concurrency=1)
+        yield panel
+    finally:
+        panel.stop()
