@@ -251,6 +251,14 @@ def run_series(conn: Connection, run_id: str) -> list[tuple[int, str]]:
     return [(int(i), str(k)) for i, k in conn.execute(q)]
 
 
+def attempt_starts(conn: Connection, run_id: str) -> list[tuple[int, int]]:
+    """(attempt, first step) of each attempt, in order: one row per attempt."""
+    rows = conn.execute(
+        select(_A.attempt, _A.first_step).where(_A.run_id == run_id).order_by(_A.attempt)
+    ).all()
+    return [(int(a), int(s)) for a, s in rows]
+
+
 def windows(
     conn: Connection, run_id: str, attempt: int | None, lo: int | None, hi: int | None
 ) -> list[tuple[int, int | None, int | None]]:
@@ -261,9 +269,7 @@ def windows(
     """
     if attempt is not None:
         return [(attempt, lo, hi)]
-    rows = conn.execute(
-        select(_A.attempt, _A.first_step).where(_A.run_id == run_id).order_by(_A.attempt)
-    ).all()
+    rows = attempt_starts(conn, run_id)
     out: list[tuple[int, int | None, int | None]] = []
     for i, (att, _first) in enumerate(rows):
         later = [int(s) for _, s in rows[i + 1 :]]

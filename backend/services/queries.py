@@ -29,20 +29,14 @@ def metric_series(
 
 
 def attempt_starts(session: Session, run: Run) -> list[dict[str, Any]]:
-    """Where each resumed attempt picked up (its ``start`` event): the charts draw a vertical
-    line there. One row per attempt, whatever the run's length."""
-    t = RunEvent.__table__.c  # type: ignore[attr-defined]
-    stmt = sa_select(t.attempt, t.step, t.data).where(
-        t.run_id == run.id, t.kind == "start", t.attempt > 1
-    )
-    starts: list[dict[str, Any]] = []
-    for attempt, step, data in session.connection().execute(stmt.order_by(t.attempt, t.seq)):
-        if step is None:
-            continue
-        per_step = (data or {}).get("tokens_per_step")
-        tokens = step * per_step if isinstance(per_step, int) else None
-        starts.append({"attempt": attempt, "step": step, "tokens_seen": tokens})
-    return starts
+    """Where each resumed attempt picked up (the metrics store's first step of each attempt):
+    the charts draw a vertical line there. One row per attempt, whatever the run's length."""
+    per_step = run.tokens_per_step
+    return [
+        {"attempt": att, "step": step, "tokens_seen": step * per_step if per_step else None}
+        for att, step in metric_store.attempt_starts(session.connection(), run.id)
+        if att > 1
+    ]
 
 
 def events_after(
