@@ -43,6 +43,9 @@ class EventsCallback(TrainerCallback):
         #: Seconds spent evaluating/saving since the last log: not training time, so not in
         #: tokens/s (an evaluation would otherwise read as a slow step, a resume as a fast one).
         self._paused = 0.0
+        #: Pause time up to here is already left out of an interval (a log inside an
+        #: evaluation or save); the phase itself keeps its own start for its timing.
+        self._pause_mark = 0.0
         #: Set at the first step of this process, so loading, resuming and skipping data are
         #: not counted as training time.
         self._anchored = False
@@ -87,9 +90,14 @@ class EventsCallback(TrainerCallback):
         """Return to training after an evaluation or save; returns the seconds it took."""
         if not self._training or self.run.phase == "training":
             return time.time() - self.run.phase_since
+        uncounted = self._uncounted_pause()
         seconds = self.run.enter_phase("training", step)
-        self._paused += seconds
+        self._paused += uncounted
         return seconds
+
+    def _uncounted_pause(self) -> float:
+        """Seconds of the current evaluation or save not yet left out of a log interval."""
+        return time.time() - max(self.run.phase_since, self._pause_mark)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         run = self.run
@@ -121,8 +129,8 @@ class EventsCallback(TrainerCallback):
         # evaluation or save that began at this very step is counted from now on).
         paused = self._paused
         if self.run.phase != "training":
-            paused += now - self.run.phase_since
-            self.run.phase_since = now
+            paused += now - max(self.run.phase_since, self._pause_mark)
+            self._pause_mark = now
         train_seconds = now - self._last_time - paused
         tps = (
             steps * self.run.tokens_per_step / train_seconds
@@ -180,7 +188,9 @@ class EventsCallback(TrainerCallback):
         )
         if self._training:
             if control.should_save:
-                self._paused += self.run.enter_phase("saving", state.global_step)
+                uncounted = self._uncounted_pause()
+                self.run.enter_phase("saving", state.global_step)
+                self._paused += uncounted
             else:
                 self._back_to_training(state.global_step)
 
