@@ -31,6 +31,10 @@ from cpt_contract.statuses import TERMINAL_STATUSES, WORKER_STATUSES, RunStatus
 #: Log events of the attempt in the speed window (tokens/s and seconds per step): a mean over
 #: this many intervals moves smoothly instead of jumping with each step.
 ETA_WINDOW = 20
+#: Training seconds the window must hold before a speed is shown (unless it is full): one short
+#: interval right after a resume or a start is mostly timer noise on a busy box (a 2-step
+#: interval read 2.2x the run's median), so until then the speed is "not measured yet".
+MIN_SPEED_SECONDS = 2.0
 #: Weight of the newest measurement in the running mean of eval and save seconds.
 PAUSE_WEIGHT = 0.5
 
@@ -306,7 +310,8 @@ def _update_eta(session: Session, run: Run) -> None:
 
     tokens/s and seconds per step are means over the attempt's last ``ETA_WINDOW`` log
     intervals of *training* seconds (the script leaves evaluations and saves out), so neither
-    spikes after a resume or an evaluation. The ETA adds, to the remaining steps at that pace,
+    spikes after a resume or an evaluation; neither is shown before the window holds
+    ``MIN_SPEED_SECONDS`` of training. The ETA adds, to the remaining steps at that pace,
     each evaluation and checkpoint still to come at its measured duration (and what is left of
     the one under way), so it does not freeze during an evaluation nor drop after it.
     """
@@ -324,7 +329,13 @@ def _update_eta(session: Session, run: Run) -> None:
         n, t = _num(data.get("interval_steps")), _num(data.get("train_seconds"))
         if n and t and n > 0 and t > 0:
             steps, seconds = steps + n, seconds + t
-    per_step: float | None = seconds / steps if steps else None
+    timed = steps > 0 and (seconds >= MIN_SPEED_SECONDS or len(recent) >= ETA_WINDOW)
+    per_step: float | None = seconds / steps if timed else None
+    if steps and not timed:
+        # Timed intervals, but too few yet: no speed and no ETA rather than a noisy one (the
+        # log's own one-interval tokens/s stays in its chart, not in the run's figure).
+        run.tokens_per_second, run.eta_seconds, run.eta_at = None, None, None
+        return
     if per_step is None:
         # Events from a script that does not time its intervals: wall clock between logs.
         points = [(s, t) for s, t, _ in recent if s is not None and t is not None]

@@ -114,7 +114,11 @@ def test_phases_speed_eta_resume_duration_and_argv(client: TestClient) -> None:
     assert run["step"] == 10, "a phase marker at step 0 must not move the progress back"
     run = two.send("start", 10, max_steps=40, tokens_per_step=TOKENS_PER_STEP, resumed_from="x")
     assert run["step"] == 10
-    run = two.logs(range(11, 16), 1.0)
+    run = two.logs(range(11, 12), 1.0)
+    # One 1-s interval is not yet a measured speed (ingest.MIN_SPEED_SECONDS): none is shown,
+    # neither the last attempt's nor this interval's own.
+    assert run["step"] == 11 and run["tokens_per_second"] is None and run["eta_seconds"] is None
+    run = two.logs(range(12, 16), 1.0)
     assert run["step"] == 15 and run["tokens_per_second"] == 100
     assert run["first_started_at"] == first_start, "Started is the first attempt's start"
     assert run["started_at"] != first_start
