@@ -315,7 +315,10 @@ def _update_eta(session: Session, run: Run) -> None:
     each evaluation and checkpoint still to come at its measured duration (and what is left of
     the one under way), so it does not freeze during an evaluation nor drop after it.
     """
-    if not run.max_steps or run.step is None or run.status in TERMINAL_STATUSES:
+    # An ended attempt's window is all the measuring there will be: its speed is shown whatever
+    # its length (a run shorter than MIN_SPEED_SECONDS still has a tokens/s to compare).
+    ended = run.end_status is not None or run.status in TERMINAL_STATUSES
+    if not run.max_steps or run.step is None or (ended and not run.tokens_per_step):
         run.eta_seconds = None
         return
     recent = session.exec(
@@ -329,7 +332,7 @@ def _update_eta(session: Session, run: Run) -> None:
         n, t = _num(data.get("interval_steps")), _num(data.get("train_seconds"))
         if n and t and n > 0 and t > 0:
             steps, seconds = steps + n, seconds + t
-    timed = steps > 0 and (seconds >= MIN_SPEED_SECONDS or len(recent) >= ETA_WINDOW)
+    timed = steps > 0 and (seconds >= MIN_SPEED_SECONDS or len(recent) >= ETA_WINDOW or ended)
     per_step: float | None = seconds / steps if timed else None
     if steps and not timed:
         # Timed intervals, but too few yet: no speed and no ETA rather than a noisy one (the
@@ -344,6 +347,9 @@ def _update_eta(session: Session, run: Run) -> None:
             per_step = (t1 - t0) / (s1 - s0)
     elif run.tokens_per_step:
         run.tokens_per_second = run.tokens_per_step / per_step
+    if ended:
+        run.eta_seconds, run.eta_at = None, None
+        return
     if per_step is None and run.tokens_per_second and run.tokens_per_step:
         per_step = run.tokens_per_step / run.tokens_per_second
     if per_step is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cpt_contract.protocol import LEASE_HEADER
@@ -167,3 +168,19 @@ def test_samples_across_a_resume_come_from_the_attempt_that_owns_the_step(
         (1, " one@10"),
         (2, " two@30"),
     ]
+
+
+def test_a_run_shorter_than_the_speed_window_still_ends_with_its_measured_speed(
+    client: TestClient,
+) -> None:
+    training = {"max_steps": 3, "logging_steps": 1}
+    r = client.post("/api/runs", json={"preset": "tiny-demo", "config": {"training": training}})
+    rid = r.json()["id"]
+    one = Attempt(client, rid, 1, ["attempt-1"])
+    one.send("start", 0, max_steps=3, tokens_per_step=TOKENS_PER_STEP)
+    run = one.logs(range(1, 4), 0.1)
+    assert run["tokens_per_second"] is None, "0.3 s of training is not a measured speed yet"
+    run = one.send("end", 3, status="succeeded")
+    # The whole attempt is all the measuring there will be: 3 steps in 0.3 s.
+    assert run["tokens_per_second"] == pytest.approx(3 * TOKENS_PER_STEP / 0.3)
+    assert run["eta_seconds"] is None
