@@ -134,10 +134,16 @@ def test_sort_choose_columns_tag_note_and_compare(ui: UI, panel: Any) -> None:
     wait_until(lambda: rows.count() == 1, 10, what="tag filter")
     assert "tag=sweep-lr" in page.url
 
+    # A new address while the list is mounted (a link, an edit, Back): the filters follow it.
+    page.evaluate("location.hash = '#/runs?q=high%20learning%20rate'")
+    search = page.get_by_placeholder("Search name, id, model, tag, note…")
+    wait_until(lambda: search.input_value() == "high learning rate", 10, what="search from URL")
+    assert page.locator("button.tag-filter").count() == 0, "the tag filter went with the URL"
+    wait_until(lambda: rows.count() == 1, 10, what="the URL's filter applied")
+
     # Multi-select: every run on the page, then Compare.
-    page.locator("button.tag-filter").click()
     # The same page: the search box, not a new URL (the mounted list keeps its own filters).
-    page.get_by_placeholder("Search name, id, model, tag, note…").fill("table")
+    search.fill("table")
     wait_until(lambda: rows.count() == 2, 10, what="the two runs")
     page.get_by_label("Select every run on this page for comparison").check()
     compare = page.get_by_test_id("compare-selected")

@@ -43,6 +43,21 @@ export function Runs({ query: initial }: { query: URLSearchParams }) {
   query.current = { statuses, q, tags, sort, offset };
   const refetchTimer = useRef<number | undefined>(undefined);
 
+  // A new #/runs?… while this page is mounted (a link, the Runs tab, Back, an edited address):
+  // the filters follow it. Each hashchange parses a new query object; our own replaceState
+  // below fires none, so typing is not undone.
+  const mountedQuery = useRef(initial);
+  useEffect(() => {
+    if (mountedQuery.current === initial) return;
+    mountedQuery.current = initial;
+    const next = fromQuery(initial);
+    setStatuses(next.statuses);
+    setQ(next.q);
+    setTags(next.tags);
+    setSort(next.sort);
+    setOffset(next.offset);
+  }, [initial]);
+
   const load = async () => {
     const asked = query.current;
     try {
