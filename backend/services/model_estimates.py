@@ -41,8 +41,6 @@ LLAMA_DEFAULTS: dict[str, Any] = {
     "attention_bias": False,
     "mlp_bias": False,
 }
-#: ``pretrain.py --modules_to_save``'s default, in effect when the field is empty.
-SCRIPT_MODULES_TO_SAVE = "embed_tokens,lm_head"
 #: preset -> (ZeRO stage, optimizer offloaded, weights offloaded); see worker/ds_configs/.
 ZERO: dict[str, tuple[int, bool, bool]] = {
     "none": (0, False, False),
@@ -193,7 +191,7 @@ def count_params(s: Shape, config: RunConfig) -> ParamEstimate:
         lora += n * method.lora_rank * (i + o)
     saved = 0
     # An empty field sends no flag, so the script's own default applies (worker/training/arguments.py).
-    for name in _names(method.modules_to_save or SCRIPT_MODULES_TO_SAVE):
+    for name in _names(method.modules_to_save):
         if name not in modules:
             unknown.append(name)
             continue

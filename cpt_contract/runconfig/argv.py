@@ -94,6 +94,7 @@ def field_flags(name: str, value: object, extra: dict[str, Any]) -> list[str]:
         if not items:
             return []
         return [f"--{name}", json.dumps(items, ensure_ascii=False)]
+    # An empty string is a value ("none", e.g. --modules_to_save ""), passed as its own argv item.
     return [*extra.get("argv_with", []), f"--{name}", _value(value)]
 
 

@@ -252,13 +252,21 @@ class MethodSection(_Section):
     lora_dropout: float = Field(
         default=0.05, ge=0, lt=1, title="LoRA dropout", json_schema_extra=LORA_ONLY
     )
-    modules_to_save: str | None = Field(
+    modules_to_save: str = Field(
         max_length=1000,
         default="embed_tokens,lm_head",
         title="Modules trained in full",
-        description="Comma-separated; needed when the vocabulary is extended.",
-        pattern=r"^[A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*$",
+        description="Comma-separated; needed when the vocabulary is extended. Empty: none "
+        "(LoRA adapters only).",
+        pattern=r"^([A-Za-z0-9_.]+(,[A-Za-z0-9_.]+)*)?$",
     )
+
+    @field_validator("modules_to_save", mode="before")
+    @classmethod
+    def _null_is_the_default(cls, value: Any) -> Any:
+        # Configs saved before "" meant "none" said null for the script's default.
+        return "embed_tokens,lm_head" if value is None else value
+
     peft_path: str | None = Field(
         max_length=1000,
         default=None,

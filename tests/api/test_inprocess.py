@@ -285,6 +285,10 @@ def test_preview_estimates_params_and_memory_per_device_by_zero_stage(
     assert lora["params"]["lora"] == adapters and lora["params"]["modules_to_save"] == 100 * 64
     assert lora["params"]["trainable"] == adapters + 100 * 64
     assert lora["params"]["total"] == base + adapters + 100 * 64
+    # modules_to_save switched off: the adapters alone are trained.
+    bare = preview({"finetuning_type": "lora", "trainable": "q_proj,v_proj", "lora_rank": 4,
+                    "modules_to_save": ""}, {}, {"deepspeed": "none"})  # fmt: skip
+    assert bare["params"]["modules_to_save"] == 0 and bare["params"]["trainable"] == adapters
 
     # DeepSpeed bf16 over 4 ranks: 16-bit weights, fp32 master + 2 states = 12 B per parameter.
     four = {"nproc_per_node": 4}

@@ -89,6 +89,20 @@ def test_values_with_spaces_stay_single_arguments() -> None:
     assert "'/models/my model; rm -rf /'" in display_command(argv)
 
 
+def test_modules_to_save_can_be_switched_off() -> None:
+    """Empty means no module trained in full (LoRA adapters only): an explicit empty flag, since
+    leaving it out would give the script's default (embed_tokens,lm_head); null, as configs
+    saved before said, is that default."""
+    args = pretrain_args(seed_config(method={"modules_to_save": ""}), CTX)
+    i = args.index("--modules_to_save")
+    assert args[i + 1] == ""
+    assert "--modules_to_save ''" in display_command(args)
+    old = seed_config(method={"modules_to_save": None})
+    assert old.method.modules_to_save == "embed_tokens,lm_head"
+    with pytest.raises(ValidationError, match="modules_to_save"):
+        seed_config(method={"modules_to_save": "lm_head,"})
+
+
 def test_cpu_and_full_weight_flags() -> None:
     cfg = seed_config(method={"finetuning_type": "full"}, training={"precision": "bf16"})
     args = pretrain_args(cfg, LaunchContext(output_dir="/o", data_cache_dir="/c", use_cpu=True))
