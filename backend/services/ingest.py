@@ -196,10 +196,9 @@ def store_events(
         _apply_all(session, run, fresh)
         metric_events = [e for e in fresh if e.kind in ("log", "eval")]
         if metric_events:
-            folded = dict(run.metrics_summary or {})
-            for event in metric_events:
-                folded = summary.fold(folded, event.data, event.step)
-            run.metrics_summary = folded
+            run.metrics_summary = summary.fold_many(
+                run.metrics_summary or {}, ((e.data, e.step) for e in metric_events)
+            )
         _update_eta(session, run)
     else:
         for event in fresh:

@@ -7,7 +7,7 @@ perplexities, higher for throughput; a learning rate has no best.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 from typing import Any
 
 from backend.services.metric_store import NON_METRICS
@@ -29,18 +29,38 @@ def better(key: str) -> str | None:
 def fold(summary: dict[str, Any], data: dict[str, Any], step: int | None) -> dict[str, Any]:
     """A new summary with one log/eval event's numeric fields folded in (the input is unchanged,
     so SQLAlchemy sees a new JSON value)."""
+    return fold_many(summary, [(data, step)])
+
+
+def fold_many(
+    summary: dict[str, Any], events: Iterable[tuple[dict[str, Any], int | None]]
+) -> dict[str, Any]:
+    """``fold`` over a batch of events in order, copying each touched entry once (a batch of 200
+    log events folded one by one copied the whole summary 200 times)."""
     out = dict(summary)
-    for key, value in data.items():
-        if key in _NOT_SUMMARISED or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if not math.isfinite(value):
-            continue
-        cur = dict(out.get(key) or {})
-        cur["last"] = value
-        cur["last_step"] = step
-        mode = better(key)
-        best = cur.get("best")
-        if mode and (best is None or (value < best if mode == "min" else value > best)):
-            cur["best"], cur["best_step"] = value, step
-        out[key] = cur
+    fresh: set[str] = set()  # entries already copied for this batch
+    for data, step in events:
+        for key, value in data.items():
+            t = type(value)
+            # Numbers only (bool is not int here); v - v == 0 leaves out NaN and inf.
+            if not ((t is float and value - value == 0) or t is int) or key in _NOT_SUMMARISED:
+                continue
+            if key not in fresh:
+                out[key] = dict(out.get(key) or {})
+                fresh.add(key)
+            cur = out[key]
+            cur["last"] = value
+            cur["last_step"] = step
+            mode = _BETTER.get(key)
+            if mode is None:
+                mode = better(key) or ""
+                if len(_BETTER) < 4096:  # a handful of keys in practice; bounded anyway
+                    _BETTER[key] = mode
+            best = cur.get("best")
+            if mode and (best is None or (value < best if mode == "min" else value > best)):
+                cur["best"], cur["best_step"] = value, step
     return out
+
+
+#: better() per key, memoised (a handful of keys, looked up per event).
+_BETTER: dict[str, str] = {}
