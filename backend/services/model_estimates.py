@@ -190,7 +190,7 @@ def count_params(s: Shape, config: RunConfig) -> ParamEstimate:
         i, o, _, n = modules[name]
         lora += n * method.lora_rank * (i + o)
     saved = 0
-    # An empty field sends no flag, so the script's own default applies (worker/training/arguments.py).
+    # Empty: none (an explicit empty --modules_to_save, not the script's default).
     for name in _names(method.modules_to_save):
         if name not in modules:
             unknown.append(name)

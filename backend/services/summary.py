@@ -26,17 +26,12 @@ def better(key: str) -> str | None:
     return None
 
 
-def fold(summary: dict[str, Any], data: dict[str, Any], step: int | None) -> dict[str, Any]:
-    """A new summary with one log/eval event's numeric fields folded in (the input is unchanged,
-    so SQLAlchemy sees a new JSON value)."""
-    return fold_many(summary, [(data, step)])
-
-
 def fold_many(
     summary: dict[str, Any], events: Iterable[tuple[dict[str, Any], int | None]]
 ) -> dict[str, Any]:
-    """``fold`` over a batch of events in order, copying each touched entry once (a batch of 200
-    log events folded one by one copied the whole summary 200 times)."""
+    """A new summary with a batch of log/eval events' numeric fields folded in, in order (the
+    input is unchanged, so SQLAlchemy sees a new JSON value); each touched entry is copied once
+    per batch, not the whole summary once per event."""
     out = dict(summary)
     fresh: set[str] = set()  # entries already copied for this batch
     for data, step in events:

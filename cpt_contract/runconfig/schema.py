@@ -231,6 +231,10 @@ class DataSection(_Section):
     overwrite_cache: bool = Field(default=False, json_schema_extra=_adv(**SWITCH))
 
 
+#: The seed's (and pretrain.py's) modules trained in full with LoRA.
+DEFAULT_MODULES_TO_SAVE = "embed_tokens,lm_head"
+
+
 class MethodSection(_Section):
     """LoRA or full weights (the seed's custom training arguments)."""
 
@@ -254,7 +258,7 @@ class MethodSection(_Section):
     )
     modules_to_save: str = Field(
         max_length=1000,
-        default="embed_tokens,lm_head",
+        default=DEFAULT_MODULES_TO_SAVE,
         title="Modules trained in full",
         description="Comma-separated; needed when the vocabulary is extended. Empty: none "
         "(LoRA adapters only).",
@@ -265,7 +269,7 @@ class MethodSection(_Section):
     @classmethod
     def _null_is_the_default(cls, value: Any) -> Any:
         # Configs saved before "" meant "none" said null for the script's default.
-        return "embed_tokens,lm_head" if value is None else value
+        return DEFAULT_MODULES_TO_SAVE if value is None else value
 
     peft_path: str | None = Field(
         max_length=1000,
