@@ -11,7 +11,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import field_validator
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from cpt_contract.statuses import RunStatus
@@ -372,22 +382,31 @@ class MetricSeries(SQLModel, table=True):
     key: str = Field(max_length=200)
 
 
-class MetricPoint(SQLModel, table=True):
-    """One value of one key at one step of one attempt (the narrow table the charts read)."""
+class MetricSegment(SQLModel, table=True):
+    """Up to ``SEGMENT_POINTS`` consecutive points of one key and attempt, stored column-wise.
 
-    __tablename__ = "metric_points"
-    # WITHOUT ROWID on SQLite: the primary key is the table (no second b-tree to maintain).
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    Why columns in blobs: one row per point made the insert itself the ingest's ceiling (about
+    250 k rows per CPU-second on SQLite); a segment is one row per key and batch, and the last
+    segment of a series grows in place until it is full. ``steps`` is int32 and ``vals``,
+    ``times``, ``tokens`` are float64, little-endian; NaN in ``times``/``tokens`` is "none"
+    (stored values are always finite: ingest keeps non-finite numbers out of the store).
+    Segments of one series and attempt never overlap in steps.
+    """
+
+    __tablename__ = "metric_segments"
 
     series_id: int = Field(
         foreign_key="metric_series.id", ondelete="CASCADE", primary_key=True, sa_type=Integer
     )
     attempt: int = Field(primary_key=True, sa_type=Integer)
-    step: int = Field(primary_key=True, sa_type=Integer)
-    value: float
-    time: float | None = None
-    #: The last ``tokens_seen`` logged at or before this event (eval events borrow it).
-    tokens_seen: float | None = None
+    first_step: int = Field(primary_key=True, sa_type=Integer)
+    last_step: int
+    n: int
+    steps: bytes = Field(sa_type=LargeBinary)
+    vals: bytes = Field(sa_type=LargeBinary)
+    times: bytes = Field(sa_type=LargeBinary)
+    #: The last ``tokens_seen`` logged at or before each point (eval events borrow it).
+    tokens: bytes = Field(sa_type=LargeBinary)
 
 
 class MetricLevel(SQLModel, table=True):
@@ -410,6 +429,11 @@ class MetricLevel(SQLModel, table=True):
     min_value: float
     max_step: int
     max_value: float
+    # The extremes' other columns: a downsampled read is answered from the levels alone.
+    min_time: float | None = None
+    min_tokens: float | None = None
+    max_time: float | None = None
+    max_tokens: float | None = None
 
 
 class MetricAttempt(SQLModel, table=True):

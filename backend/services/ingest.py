@@ -12,10 +12,10 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
@@ -50,12 +50,13 @@ _PLAIN = (int, str, bool, type(None))
 def _finite(value: Any) -> Any:
     """JSON (and PostgreSQL) has no NaN/Infinity: keep them as the strings JS would print."""
     if type(value) is dict:
-        # The hot path (one flat dict per event): no call per plain value.
-        out = {}
-        for k, v in value.items():
+        # The hot path (one flat dict per event, fresh from the request): returned as it is
+        # when every value is plain, without a call per value.
+        for v in value.values():
             t = type(v)
-            out[k] = v if t in _PLAIN or (t is float and v - v == 0) else _finite(v)
-        return out
+            if not (t in _PLAIN or (t is float and v - v == 0)):
+                return {k: _finite(v) for k, v in value.items()}
+        return value
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
@@ -63,6 +64,22 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """An event's JSON text (orjson; the standard library for what it refuses, e.g. an integer
+    beyond 64 bits)."""
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(data)
+
+
+def _loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits, which json reads
+        return json.loads(text)
 
 
 def _num(value: Any) -> float | None:
@@ -83,9 +100,9 @@ def _int(value: Any, limit: int = INT32) -> int | None:
 # --- events ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NewEvent:
-    """A just-stored event (plain data: building ORM objects for a batch costs more than the insert)."""
+class NewEvent(NamedTuple):
+    """A just-stored event (a plain tuple: ORM objects, even frozen dataclasses, cost more to
+    build for a batch than the insert)."""
 
     run_id: str
     attempt: int
@@ -134,23 +151,16 @@ def store_events(
 ) -> list[NewEvent]:
     """Insert the new events; returns only those that were not stored before, by seq."""
     check_events(run, events)
-    rows: dict[int, dict[str, Any]] = {}
+    rows: dict[int, NewEvent] = {}
     for raw in events:
-        data = _finite(raw)  # a new dict
+        data = _finite(raw)
         seq = int(data["seq"])
         # Two rows with the same seq inside one batch: keep the first, like the database would.
-        rows.setdefault(
-            seq,
-            {
-                "run_id": run.id,
-                "attempt": attempt,
-                "seq": seq,
-                "kind": str(data.get("kind", ""))[:32],
-                "step": _int(data.get("step")),
-                "time": _num(data.get("time")),
-                "data": data,
-            },
-        )
+        if seq not in rows:
+            kind = str(data.get("kind", ""))[:32]
+            rows[seq] = NewEvent(
+                run.id, attempt, seq, kind, _int(data.get("step")), _num(data.get("time")), data
+            )
     if not rows:
         return []
     # The seqs already stored (one index range scan), then a plain DB-API executemany of the
@@ -166,30 +176,18 @@ def store_events(
             t.seq <= max(rows),
         )
     )
-    new_seqs = set(rows) - {int(x) for (x,) in stored}
+    old = {int(x) for (x,) in stored}
+    fresh = sorted((e for s, e in rows.items() if s not in old), key=lambda e: e.seq)
     metric_store.executemany(
         session.connection(),
         _EVENTS_SQL_PG if session.get_bind().dialect.name == "postgresql" else _EVENTS_SQL,
-        [
-            (
-                r["run_id"],
-                r["attempt"],
-                r["seq"],
-                r["kind"],
-                r["step"],
-                r["time"],
-                json.dumps(r["data"]),
-            )
-            for seq, r in rows.items()
-            if seq in new_seqs
-        ],
+        [(e.run_id, e.attempt, e.seq, e.kind, e.step, e.time, _dumps(e.data)) for e in fresh],
     )
-    fresh = sorted((NewEvent(**r) for s, r in rows.items() if s in new_seqs), key=lambda e: e.seq)
     # The chart's store: only what is new, so a resend writes nothing twice.
     metric_store.add_events(
         session.connection(),
         run.id,
-        [metric_store.Ev(e.attempt, e.kind, e.step, e.time, e.data) for e in fresh],
+        fresh,
         float(run.tokens_seen) if run.tokens_seen is not None else None,
     )
     if attempt == run.attempt:
@@ -320,12 +318,7 @@ def _update_eta(session: Session, run: Run) -> None:
     if not run.max_steps or run.step is None or (ended and not run.tokens_per_step):
         run.eta_seconds = None
         return
-    recent = session.exec(
-        select(RunEvent.step, RunEvent.time, RunEvent.data)
-        .where(RunEvent.run_id == run.id, RunEvent.attempt == run.attempt, RunEvent.kind == "log")
-        .order_by(col(RunEvent.seq).desc())
-        .limit(ETA_WINDOW)
-    ).all()
+    recent = _recent_logs(session, run)
     steps = seconds = 0.0
     for _, _, data in recent:
         n, t = _num(data.get("interval_steps")), _num(data.get("train_seconds"))
@@ -358,6 +351,19 @@ def _update_eta(session: Session, run: Run) -> None:
     eta = remaining * per_step + _pauses_left(run)
     run.eta_seconds = eta
     run.eta_at = utcnow()
+
+
+def _recent_logs(session: Session, run: Run) -> list[tuple[Any, Any, dict[str, Any]]]:
+    """(step, time, data) of the attempt's last ``ETA_WINDOW`` log events, newest first (a
+    DB-API read: once per batch, the ORM's statement and row building cost more than it)."""
+    rows = metric_store.query(
+        session.connection(),
+        "SELECT step, time, data FROM run_events WHERE run_id = %s AND attempt = %s "
+        "AND kind = 'log' ORDER BY seq DESC LIMIT %s",
+        (run.id, run.attempt, ETA_WINDOW),
+    )
+    # SQLite hands back the JSON text, PostgreSQL the decoded value.
+    return [(s, t, _loads(d) if isinstance(d, str | bytes) else d) for s, t, d in rows]
 
 
 def _pauses_left(run: Run) -> float:

@@ -1,31 +1,36 @@
-"""The metrics store: numeric metrics as narrow rows plus min/max/last levels kept at ingest.
+"""The metrics store: numeric metrics as per-key columnar segments plus min/max/last levels.
 
 Why: reading a chart from ``run_events`` meant reading and JSON-decoding every event of the run
 whatever keys or ``max_points`` were asked for, so the query grew with the run (seconds and
-hundreds of MB at 10^6 points). Here
+hundreds of MB at 10^6 points); and one row per point made the insert the ingest's ceiling. Here
 
-- ``metric_points`` holds one row per (series, attempt, step) → value (a series is a run's key);
+- ``metric_segments`` holds, per series (a run's key) and attempt, runs of up to
+  ``SEGMENT_POINTS`` consecutive points as packed columns (steps, values, times, tokens): a
+  batch writes one row per key (the series' last segment grows in place until it is full);
 - ``metric_levels`` holds, for each level k in ``LEVELS``, one row per bucket ``step >> k`` with
-  the count, first/last step, last value and the min and max (step and value), updated in bulk by
-  every ingest batch (a batch of 200 consecutive steps touches ~25 level rows per key);
+  the count, first/last step, last value and the min and max points, updated in bulk by every
+  ingest batch (a batch of 200 consecutive steps touches ~25 level rows per key);
 - ``metric_attempts`` holds where each attempt starts (a resume takes over from that step).
 
-A downsampled read picks the finest level with at most ``max_points`` buckets in the range, so
-it reads O(max_points) rows per key whatever the run's length, then fetches only the points it
-keeps by primary key. ``run_events`` stays the record for replay and exports.
+A downsampled read picks the finest level with at most ``max_points`` buckets in the range and
+answers from those O(max_points) rows per key whatever the run's length (the range's first and
+last points, and the part of a bucket cut by a zoomed range, come from at most a few segments).
+``run_events`` stays the record for replay and exports.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, case, select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from backend.models import MetricAttempt, MetricLevel, MetricPoint, MetricSeries
+from backend.models import MetricAttempt, MetricLevel, MetricSegment, MetricSeries
 from backend.services.downsample import minmax_indices
 
 #: Bookkeeping fields of an event that are not metrics.
@@ -37,12 +42,22 @@ METRIC_KINDS = ("log", "eval")
 #: Bucket widths 2^k: each level has 4x fewer buckets than the one below.
 LEVELS = (4, 6, 8, 10, 12, 14, 16, 18, 20)
 TOP = LEVELS[-1]
+#: Points per full segment: a segment row stays a few pages (512 x 28 bytes), and a chart's
+#: zoomed edge or a range's first and last point read one or two of them.
+SEGMENT_POINTS = 512
+#: A series' last segment takes in the next batch's points only while it holds fewer than
+#: this: small batches (a slow run ships a few steps every half second) still make segments of
+#: 128+ points, and big ones are written once, not rewritten as the tail grows.
+SEGMENT_GROW = 128
+_NONE = float("nan")  # "no time / no tokens" inside a float64 column
+_SWAP = sys.byteorder != "little"  # segments are little-endian on every machine
+assert array("i").itemsize == 4 and array("d").itemsize == 8
 
-_T_POINTS: Any = MetricPoint.__table__  # type: ignore[attr-defined]
+_T_SEGMENTS: Any = MetricSegment.__table__  # type: ignore[attr-defined]
 _T_LEVELS: Any = MetricLevel.__table__  # type: ignore[attr-defined]
 _T_SERIES: Any = MetricSeries.__table__  # type: ignore[attr-defined]
 _T_ATTEMPTS: Any = MetricAttempt.__table__  # type: ignore[attr-defined]
-_P, _L, _S, _A = _T_POINTS.c, _T_LEVELS.c, _T_SERIES.c, _T_ATTEMPTS.c
+_L, _S, _A = _T_LEVELS.c, _T_SERIES.c, _T_ATTEMPTS.c
 
 
 def _insert(conn: Connection, table: Any) -> Any:
@@ -58,8 +73,7 @@ def is_metric(key: str, value: Any) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class Ev:
+class Ev(NamedTuple):
     """What the store needs of one event (the raw row stays in ``run_events``)."""
 
     attempt: int
@@ -67,6 +81,21 @@ class Ev:
     step: int | None
     time: float | None
     data: dict[str, Any]
+
+
+class EventLike(Protocol):
+    """Ingest passes its own event tuples: anything with these fields will do."""
+
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def step(self) -> int | None: ...
+    @property
+    def time(self) -> float | None: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
 
 
 # --- write side ------------------------------------------------------------------------------
@@ -88,8 +117,11 @@ def series_ids(conn: Connection, run_id: str, keys: Iterable[str]) -> dict[str, 
     return ids
 
 
+Point = tuple[int, float, float, float]  # step, value, time, tokens (NaN = none)
+
+
 def add_events(
-    conn: Connection, run_id: str, events: Sequence[Ev], tokens_seen: float | None
+    conn: Connection, run_id: str, events: Sequence[EventLike], tokens_seen: float | None
 ) -> float | None:
     """Write the metric points of these new events (in seq order) and fold them into the levels.
 
@@ -97,7 +129,7 @@ def add_events(
     the count after them, for the next call.
     """
     first_steps: dict[int, int] = {}
-    points: dict[tuple[str, int, int], tuple[float, float | None, float | None]] = {}
+    by_series: dict[tuple[str, int], dict[int, tuple[float, float, float]]] = {}
     for ev in events:
         if ev.step is not None and ev.kind in (*METRIC_KINDS, "start"):
             prev = first_steps.get(ev.attempt)
@@ -109,43 +141,120 @@ def add_events(
             tokens_seen = float(seen)
         if ev.step is None:
             continue  # a chart point needs a step
+        step, att = ev.step, ev.attempt
+        when = _NONE if ev.time is None else ev.time
+        count = _NONE if tokens_seen is None else tokens_seen
         for key, value in ev.data.items():
             t = type(value)
             # is_metric(), inlined: bool is not int here; v - v == 0 excludes NaN and inf.
             if ((t is float and value - value == 0) or t is int) and key not in NON_METRICS:
+                pts = by_series.get((key, att))
+                if pts is None:
+                    pts = by_series[(key, att)] = {}
                 # Two values of one key at one step (e.g. ``epoch`` in a log and an eval): the
-                # first stays, as the primary key does across batches.
-                pk = (key, ev.attempt, ev.step)
-                if pk not in points:
-                    points[pk] = (float(value), ev.time, tokens_seen)
-    if first_steps:
-        stmt = _insert(conn, _T_ATTEMPTS)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["run_id", "attempt"],
-            set_={
-                "first_step": case(
-                    (stmt.excluded.first_step < _A.first_step, stmt.excluded.first_step),
-                    else_=_A.first_step,
-                )
-            },
-        )
-        conn.execute(
-            stmt,
-            [{"run_id": run_id, "attempt": a, "first_step": s} for a, s in first_steps.items()],
-        )
-    if not points:
+                # first stays, here and across batches.
+                if step not in pts:
+                    pts[step] = (float(value), when, count)
+    executemany(conn, _ATTEMPTS_SQL, [(run_id, a, s) for a, s in first_steps.items()])
+    if not by_series:
         return tokens_seen
-    ids = series_ids(conn, run_id, dict.fromkeys(k for k, _, _ in points))
-    rows = [(ids[k], a, s, v, t, seen) for (k, a, s), (v, t, seen) in points.items()]
-    # Plain DB-API executemany: building SQLAlchemy parameters per row cost more than SQLite.
-    executemany(conn, _POINTS_SQL, rows)
-    executemany(conn, _LEVELS_SQL, _fold_levels(rows))
+    ids = series_ids(conn, run_id, dict.fromkeys(k for k, _ in by_series))
+    drops: list[tuple[int, int, int]] = []
+    segments: list[tuple[Any, ...]] = []
+    fresh: list[tuple[int, int, list[Point]]] = []
+    for (key, att), pts in by_series.items():
+        sid = ids[key]
+        new = sorted((s, v, t, k) for s, (v, t, k) in pts.items())
+        if added := _merge(conn, sid, att, new, drops, segments):
+            fresh.append((sid, att, added))
+    # Rewritten segments go first: a grown tail keeps its primary key.
+    executemany(conn, _DROP_SQL, drops)
+    executemany(conn, _SEGMENT_SQL, segments)
+    executemany(conn, _LEVELS_SQL, _fold_levels(fresh))
     return tokens_seen
 
 
-_POINTS_SQL = (
-    "INSERT INTO metric_points (series_id, attempt, step, value, time, tokens_seen) "
-    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (series_id, attempt, step) DO NOTHING"
+def _merge(
+    conn: Connection,
+    sid: int,
+    att: int,
+    new: list[Point],
+    drops: list[tuple[int, int, int]],
+    out: list[tuple[Any, ...]],
+) -> list[Point]:
+    """Queue the segment rows that add ``new`` (sorted, unique steps) to a series; returns the
+    points that were not stored yet (a step already stored keeps its first value)."""
+    tail = query(conn, _TAIL_SQL, (sid, att))
+    if not tail or new[0][0] > tail[0][1]:
+        # The usual case: steps past everything stored. A tail with room grows in place.
+        added, merged = new, new
+        if tail and tail[0][2] < SEGMENT_GROW:
+            merged = _decode(tail[0]) + new
+            drops.append((sid, att, tail[0][0]))
+    else:
+        # Out of order or a repeat (a resend after a lost answer, a log and an eval at one
+        # step in two batches): merge with the segments the new steps fall among.
+        segs = query(conn, _OVERLAP_SQL, (sid, att, new[-1][0], sid, att, new[0][0], _MIN_STEP))
+        stored = [p for seg in segs for p in _decode(seg)]
+        have = {p[0] for p in stored}
+        added = [p for p in new if p[0] not in have]
+        if not added:
+            return []
+        drops += [(sid, att, seg[0]) for seg in segs]
+        merged = sorted(stored + added)
+    for i in range(0, len(merged), SEGMENT_POINTS):
+        out.append(_encode(sid, att, merged[i : i + SEGMENT_POINTS]))
+    return added
+
+
+def _pack(code: str, xs: Iterable[Any]) -> bytes:
+    arr = array(code, xs)
+    if _SWAP:
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def _unpack(code: str, blob: bytes) -> array[Any]:
+    arr = array(code)
+    arr.frombytes(blob)
+    if _SWAP:
+        arr.byteswap()
+    return arr
+
+
+def _encode(sid: int, att: int, pts: list[Point]) -> tuple[Any, ...]:
+    steps, vals, times, tokens = zip(*pts, strict=True)
+    return (sid, att, steps[0], steps[-1], len(pts), _pack("i", steps), _pack("d", vals),
+            _pack("d", times), _pack("d", tokens))  # fmt: skip
+
+
+def _decode(seg: Sequence[Any]) -> list[Point]:
+    cols = (_unpack("i", seg[3]), _unpack("d", seg[4]), _unpack("d", seg[5]), _unpack("d", seg[6]))
+    return list(zip(*cols, strict=True))
+
+
+_ATTEMPTS_SQL = (
+    "INSERT INTO metric_attempts (run_id, attempt, first_step) VALUES (%s, %s, %s) "
+    "ON CONFLICT (run_id, attempt) DO UPDATE SET first_step = CASE WHEN excluded.first_step "
+    "< metric_attempts.first_step THEN excluded.first_step ELSE metric_attempts.first_step END"
+)
+_MIN_STEP = -(2**31)
+_SEG_COLS = "first_step, last_step, n, steps, vals, times, tokens"
+_TAIL_SQL = (
+    f"SELECT {_SEG_COLS} FROM metric_segments WHERE series_id = %s AND attempt = %s "
+    "ORDER BY first_step DESC LIMIT 1"
+)
+# Segments with a step in [lo, hi]: from the one that starts at or before lo (or the first).
+_OVERLAP_SQL = (
+    f"SELECT {_SEG_COLS} FROM metric_segments WHERE series_id = %s AND attempt = %s "
+    "AND first_step <= %s AND first_step >= COALESCE((SELECT first_step FROM metric_segments "
+    "WHERE series_id = %s AND attempt = %s AND first_step <= %s ORDER BY first_step DESC "
+    "LIMIT 1), %s) ORDER BY first_step"
+)
+_DROP_SQL = "DELETE FROM metric_segments WHERE series_id = %s AND attempt = %s AND first_step = %s"
+_SEGMENT_SQL = (
+    "INSERT INTO metric_segments (series_id, attempt, first_step, last_step, n, steps, vals, "
+    "times, tokens) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -153,11 +262,13 @@ def _pick(cond: str, col: str) -> str:
     return f"{col} = CASE WHEN {cond} THEN excluded.{col} ELSE metric_levels.{col} END"
 
 
+_LOWER = "excluded.min_value < metric_levels.min_value"
+_HIGHER = "excluded.max_value > metric_levels.max_value"
 # Every SET expression sees the row as it was before the update (SQLite and PostgreSQL).
 _LEVELS_SQL = (
     "INSERT INTO metric_levels (series_id, attempt, level, bucket, n, first_step, last_step, "
-    "last_value, min_step, min_value, max_step, max_value) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "last_value, min_step, min_value, max_step, max_value, min_time, min_tokens, max_time, "
+    "max_tokens) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (series_id, attempt, level, bucket) DO UPDATE SET "
     "n = metric_levels.n + excluded.n, "
     + ", ".join(
@@ -165,10 +276,8 @@ _LEVELS_SQL = (
             _pick("excluded.first_step < metric_levels.first_step", "first_step"),
             _pick("excluded.last_step > metric_levels.last_step", "last_step"),
             _pick("excluded.last_step > metric_levels.last_step", "last_value"),
-            _pick("excluded.min_value < metric_levels.min_value", "min_step"),
-            _pick("excluded.min_value < metric_levels.min_value", "min_value"),
-            _pick("excluded.max_value > metric_levels.max_value", "max_step"),
-            _pick("excluded.max_value > metric_levels.max_value", "max_value"),
+            *(_pick(_LOWER, c) for c in ("min_step", "min_value", "min_time", "min_tokens")),
+            *(_pick(_HIGHER, c) for c in ("max_step", "max_value", "max_time", "max_tokens")),
         ]
     )
 )
@@ -186,33 +295,35 @@ def executemany(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> No
         cur.close()
 
 
-def _fold_levels(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Level rows for a batch: the finest level from the points, each next one from the last.
+def _none(x: float) -> float | None:
+    return None if x != x else x
+
+
+def _fold_levels(fresh: list[tuple[int, int, list[Point]]]) -> list[tuple[Any, ...]]:
+    """Level rows for a batch's new points: the finest level from the points, each next one
+    from the level below.
 
     An aggregate is [bucket, n, first_step, last_step, last_value, min_step, min_value,
-    max_step, max_value]; points are folded in step order, so a bucket's rows are adjacent.
+    max_step, max_value, min_time, min_tokens, max_time, max_tokens]; points come in step
+    order, so a bucket's points are adjacent.
     """
-    by_series: dict[tuple[int, int], list[tuple[int, float]]] = {}
-    for sid, att, step, value, _t, _s in rows:
-        by_series.setdefault((sid, att), []).append((step, value))
     out: list[tuple[Any, ...]] = []
-    for (sid, att), pts in by_series.items():
-        pts.sort()
+    for sid, att, pts in fresh:
         k0 = LEVELS[0]
         aggs: list[list[Any]] = []
         cur: list[Any] | None = None
-        for step, value in pts:
+        for step, value, t, k in pts:
             b = step >> k0
             if cur is None or cur[0] != b:
-                cur = [b, 1, step, step, value, step, value, step, value]
+                cur = [b, 1, step, step, value, step, value, step, value, t, k, t, k]
                 aggs.append(cur)
                 continue
             cur[1] += 1
             cur[3], cur[4] = step, value
             if value < cur[6]:
-                cur[5], cur[6] = step, value
+                cur[5], cur[6], cur[9], cur[10] = step, value, t, k
             if value > cur[8]:
-                cur[7], cur[8] = step, value
+                cur[7], cur[8], cur[11], cur[12] = step, value, t, k
         prev = LEVELS[0]
         for level in LEVELS:
             if level != prev:
@@ -228,11 +339,14 @@ def _fold_levels(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
                     m[1] += a[1]
                     m[3], m[4] = a[3], a[4]
                     if a[6] < m[6]:
-                        m[5], m[6] = a[5], a[6]
+                        m[5], m[6], m[9], m[10] = a[5], a[6], a[9], a[10]
                     if a[8] > m[8]:
-                        m[7], m[8] = a[7], a[8]
+                        m[7], m[8], m[11], m[12] = a[7], a[8], a[11], a[12]
                 aggs, prev = merged, level
-            out += [(sid, att, level, *a) for a in aggs]
+            out += [
+                (sid, att, level, *a[:9], _none(a[9]), _none(a[10]), _none(a[11]), _none(a[12]))
+                for a in aggs
+            ]
     return out
 
 
@@ -279,7 +393,7 @@ def windows(
     return out
 
 
-def _query(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+def query(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
     """A read through the DB-API cursor: per query, SQLAlchemy's statement building and Row
     objects cost more than SQLite's own work at these sizes."""
     if conn.dialect.name == "sqlite":
@@ -293,23 +407,17 @@ def _query(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
 
 
 def _points(conn: Connection, sid: int, att: int, lo: int, hi: int) -> Columns:
-    return _columns(
-        _query(
-            conn,
-            "SELECT step, value, tokens_seen, time FROM metric_points WHERE series_id = %s "
-            "AND attempt = %s AND step >= %s AND step <= %s ORDER BY step",
-            (sid, att, lo, hi),
-        )
-    )
-
-
-def _columns(rows: Sequence[Any]) -> Columns:
+    """Every point in [lo, hi], from the segments that hold them."""
     out = _empty()
-    for step, value, seen, t in rows:
-        out["step"].append(step)
-        out["value"].append(value)
-        out["tokens_seen"].append(seen)
-        out["time"].append(t)
+    for seg in query(conn, _OVERLAP_SQL, (sid, att, hi, sid, att, lo, _MIN_STEP)):
+        steps = _unpack("i", seg[3])
+        i, j = bisect_left(steps, lo), bisect_right(steps, hi)
+        if i >= j:
+            continue
+        out["step"] += steps[i:j]
+        out["value"] += _unpack("d", seg[4])[i:j]
+        out["time"] += map(_none, _unpack("d", seg[5])[i:j])
+        out["tokens_seen"] += map(_none, _unpack("d", seg[6])[i:j])
     return out
 
 
@@ -329,20 +437,29 @@ class _Bucket(NamedTuple):
     min_value: float
     max_step: int
     max_value: float
+    min_time: float | None
+    min_tokens: float | None
+    max_time: float | None
+    max_tokens: float | None
+
+
+#: A whole point as the read answers it: step, value, time, tokens_seen.
+_Full = tuple[int, float, float | None, float | None]
 
 
 def _bucket_rows(
     conn: Connection, sid: int, att: int, level: int, b0: int | None = None, b1: int | None = None
 ) -> list[_Bucket]:
     sql = (
-        "SELECT bucket, n, first_step, last_step, min_step, min_value, max_step, max_value "
+        "SELECT bucket, n, first_step, last_step, min_step, min_value, max_step, max_value, "
+        "min_time, min_tokens, max_time, max_tokens "
         "FROM metric_levels WHERE series_id = %s AND attempt = %s AND level = %s"
     )
     params: list[Any] = [sid, att, level]
     if b0 is not None and b1 is not None:
         sql += " AND bucket >= %s AND bucket <= %s"
         params += [b0, b1]
-    return [_Bucket(*r) for r in _query(conn, sql + " ORDER BY bucket", params)]
+    return [_Bucket(*r) for r in query(conn, sql + " ORDER BY bucket", params)]
 
 
 def window_points(
@@ -367,15 +484,16 @@ def window_points(
     rows = _bucket_rows(conn, sid, att, level, lo >> level, hi >> level)
     if sum(r.n for r in rows) <= 2 * max_points:
         return _thin(_points(conn, sid, att, lo, hi), max_points)
-    # A bucket cut by the range (a zoomed view): aggregate its part inside from the points.
-    buckets: list[tuple[int, int, int, float, int, float]] = []
+    # (first step, last step, min point, max point) per bucket; a bucket cut by the range (a
+    # zoomed view) is aggregated from its points inside the range.
+    buckets: list[tuple[int, int, _Full, _Full]] = []
     for i, r in enumerate(rows):
         start, end = r.bucket << level, ((r.bucket + 1) << level) - 1
         cut = (i == 0 and r.first_step < lo) or (i == len(rows) - 1 and r.last_step > hi)
         if not cut:
-            buckets.append(
-                (r.first_step, r.last_step, r.min_step, r.min_value, r.max_step, r.max_value)
-            )
+            low = (r.min_step, r.min_value, r.min_time, r.min_tokens)
+            high = (r.max_step, r.max_value, r.max_time, r.max_tokens)
+            buckets.append((r.first_step, r.last_step, low, high))
             continue
         part = _points(conn, sid, att, max(lo, start), min(hi, end))
         if not part["step"]:
@@ -383,37 +501,35 @@ def window_points(
         vals = part["value"]
         i_min = min(range(len(vals)), key=vals.__getitem__)
         i_max = max(range(len(vals)), key=vals.__getitem__)
-        s = part["step"]
-        buckets.append((s[0], s[-1], s[i_min], vals[i_min], s[i_max], vals[i_max]))
+        s, t, k = part["step"], part["time"], part["tokens_seen"]
+        buckets.append(
+            (s[0], s[-1], (s[i_min], vals[i_min], t[i_min], k[i_min]),
+             (s[i_max], vals[i_max], t[i_max], k[i_max]))
+        )  # fmt: skip
     if not buckets:
         return _empty()
     groups = max(1, (max_points - 2) // 2)
-    keep = {buckets[0][0], buckets[-1][1]}
+    keep: dict[int, _Full] = {}
     m = len(buckets)
     for g in range(min(groups, m)):
         part_b = buckets[g * m // min(groups, m) : (g + 1) * m // min(groups, m)]
         if not part_b:
             continue
-        keep.add(min(part_b, key=lambda b: b[3])[2])
-        keep.add(max(part_b, key=lambda b: b[5])[4])
-    return _by_steps(conn, sid, att, sorted(keep))
-
-
-def _by_steps(conn: Connection, sid: int, att: int, steps: list[int]) -> Columns:
-    sql = "SELECT step, value, tokens_seen, time FROM metric_points WHERE series_id = %s AND attempt = %s AND "
-    if conn.dialect.name == "postgresql":
-        # One array parameter: one plan (an index scan) whatever the number of steps. The cast
-        # keeps its type fixed: psycopg sends smallint[] or integer[] by the largest step, and a
-        # new parameter type means a new prepared statement.
-        rows = _query(conn, sql + "step = ANY(%s::integer[])", (sid, att, steps))
-    else:
-        rows = []
-        for i in range(0, len(steps), 500):
-            chunk = steps[i : i + 500]
-            marks = ", ".join("%s" for _ in chunk)
-            rows += _query(conn, sql + f"step IN ({marks})", (sid, att, *chunk))
-    rows.sort(key=lambda r: r[0])
-    return _columns(rows)
+        low = min(part_b, key=lambda b: b[2][1])[2]
+        high = max(part_b, key=lambda b: b[3][1])[3]
+        keep[low[0]], keep[high[0]] = low, high
+    # The range's first and last points: a lookup each, in the one segment that holds it.
+    for step in (buckets[0][0], buckets[-1][1]):
+        if step not in keep:
+            one = _points(conn, sid, att, step, step)
+            keep[step] = (step, one["value"][0], one["time"][0], one["tokens_seen"][0])
+    out = _empty()
+    for step, value, when, seen in sorted(keep.values()):
+        out["step"].append(step)
+        out["value"].append(value)
+        out["time"].append(when)
+        out["tokens_seen"].append(seen)
+    return out
 
 
 def read(

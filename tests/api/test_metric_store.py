@@ -4,6 +4,7 @@ previous release's database over (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from pathlib import Path
@@ -125,9 +126,12 @@ def test_ingest_writes_the_same_series_as_the_events(db_url: str, tmp_path: Path
         _compare(session.connection(), run.id)
 
 
-def test_migration_moves_a_previous_release_database(db_url: str, tmp_path: Path) -> None:
-    """A database made by the previous release (the revision before the store's, events only)
-    upgraded in place."""
+@pytest.mark.parametrize("previous", ["0006_run_tags_notes", "0004_reliability"])
+def test_migration_moves_a_previous_release_database(
+    db_url: str, tmp_path: Path, previous: str
+) -> None:
+    """A database made by the previous release (one row per point) or the one before it
+    (events only) upgraded in place; then down to the previous release and up again."""
     if db_url.startswith("sqlite"):
         url = db_url
     else:
@@ -140,8 +144,7 @@ def test_migration_moves_a_previous_release_database(db_url: str, tmp_path: Path
             admin.execute(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
     s = Settings(data_dir=tmp_path / "d", database_url=url, _env_file=None)  # type: ignore[call-arg]
     cfg = alembic_config(s.sqlalchemy_url)
-    previous = ScriptDirectory.from_config(cfg).get_revision("0005_metric_store").down_revision
-    assert isinstance(previous, str)
+    assert ScriptDirectory.from_config(cfg).get_revision(previous) is not None
     command.upgrade(cfg, previous)
     engine = get_engine(s)
     runs = sa.table("runs", *(sa.column(c) for c in ("id", "name", "status", "method", "model",
@@ -160,6 +163,13 @@ def test_migration_moves_a_previous_release_database(db_url: str, tmp_path: Path
                          "data": {k: ("NaN" if v != v else v) for k, v in e.items()}}
                         for a, e in _events(3000 + 500 * n, 2000, 4200, seed=n)]  # fmt: skip
                 conn.execute(ev.insert(), rows)
+                if previous == "0006_run_tags_notes":
+                    # What that release's per-point store held (here: a stale value that the
+                    # upgrade must not carry over, since it rebuilds the store from events).
+                    sid = conn.execute(sa.text("INSERT INTO metric_series (run_id, key) VALUES "
+                                               "(:r, 'loss') RETURNING id"), {"r": rid}).scalar()  # fmt: skip
+                    conn.execute(sa.text("INSERT INTO metric_points (series_id, attempt, step, "
+                                         "value) VALUES (:s, 1, 1, 999.0)"), {"s": sid})  # fmt: skip
         with engine.connect() as conn:
             before = {rid: legacy_metrics.metric_series(conn, rid, None, None, None, FULL, None)
                       for rid in ids}  # fmt: skip
@@ -177,6 +187,18 @@ def test_migration_moves_a_previous_release_database(db_url: str, tmp_path: Path
             ingest.store_events(session, run, 2, more)
             session.commit()
             _compare(session.connection(), ids[0])
+            after = metric_store.read(session.connection(), ids[0], None, None, None, FULL, None)
+        assert 999.0 not in after["series"]["loss"]["value"]
+        # Down to one row per point (every point unpacked), and up again: the same answers.
+        command.downgrade(cfg, "0006_run_tags_notes")
+        with engine.connect() as conn:
+            n = conn.execute(sa.text("SELECT count(*) FROM metric_points")).scalar()
+            levels = conn.execute(sa.text("SELECT sum(n) FROM metric_levels WHERE level = 20"))
+            assert n == levels.scalar() and n > 20_000
+        command.upgrade(cfg, "head")
+        with engine.connect() as conn:
+            got = metric_store.read(conn, ids[0], None, None, None, FULL, None)
+            assert got == after
     finally:
         engine.dispose()
         if not db_url.startswith("sqlite"):
@@ -185,3 +207,51 @@ def test_migration_moves_a_previous_release_database(db_url: str, tmp_path: Path
             db._engine_for.cache_clear()
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def test_out_of_order_and_repeated_steps(db_url: str, tmp_path: Path) -> None:
+    """Batches that arrive in any step order, and steps shipped again later with other values
+    (a log and an eval at one step, a script that re-logs): each step keeps its first value, the
+    segments never overlap and the levels count every point once."""
+    s = Settings(data_dir=tmp_path / "d", database_url=db_url, _env_file=None)  # type: ignore[call-arg]
+    init_db(s)
+    rng = random.Random(7)
+    chunks = [list(range(lo, lo + 100)) for lo in range(1, 3001, 100)]
+    rng.shuffle(chunks)
+    chunks.append(list(range(10, 61)))  # all repeats: nothing to write
+    chunks.append(list(range(2950, 3101)))  # repeats and new steps past the end
+    chunks.append([5000, 4000, 3500])  # one batch, steps backwards
+    first: dict[int, tuple[float, float]] = {}
+    seq = 0
+    with Session(get_engine(s), expire_on_commit=False) as session:
+        run = Run(id="r-" + uuid.uuid4().hex[:6], name="t", config={}, output_dir="/x")
+        session.add(run)
+        session.commit()
+        for steps in chunks:
+            batch = []
+            for step in steps:
+                seq += 1
+                loss = rng.random() * 10
+                batch.append({"seq": seq, "kind": "log", "step": step, "loss": loss,
+                              "time": 1.7e9 + seq})  # fmt: skip
+                first.setdefault(step, (loss, 1.7e9 + seq))
+            ingest.store_events(session, run, 1, batch)
+            session.commit()
+        conn = session.connection()
+        want = sorted(first)
+        got = metric_store.read(conn, run.id, ["loss"], None, None, FULL, None)["series"]["loss"]
+        assert got["step"] == want
+        assert got["value"] == [first[x][0] for x in want]
+        assert got["time"] == [first[x][1] for x in want]
+        segs = conn.execute(sa.text(
+            "SELECT first_step, last_step, n FROM metric_segments ORDER BY first_step")).all()  # fmt: skip
+        assert sum(n for _, _, n in segs) == len(want)
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(segs))  # no overlap
+        assert all(n <= metric_store.SEGMENT_POINTS for _, _, n in segs)
+        top = conn.execute(sa.text("SELECT sum(n) FROM metric_levels WHERE level = 20")).scalar()
+        assert top == len(want)
+        full = {"step": want, "value": got["value"], "time": got["time"],
+                "tokens_seen": got["tokens_seen"]}  # fmt: skip
+        for mp, lo, hi in ((100, None, None), (60, 700, 2900), (20, 3000, None)):
+            part = metric_store.read(conn, run.id, ["loss"], lo, hi, mp, None)["series"]["loss"]
+            _check_downsampled(full, part, mp, lo, hi)

@@ -1,4 +1,4 @@
-"""metric store: narrow metric points, min/max/last levels, attempt starts; existing runs moved
+"""metric store: narrow metric points, min/max/last levels, attempt starts (filled by 0007)
 
 Revision ID: 0005_metric_store
 Revises: 0004_reliability
@@ -16,8 +16,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _str = sqlmodel.sql.sqltypes.AutoString
-#: Events read per round trip while moving a run's metrics (bounded memory on any run length).
-_CHUNK = 5000
 
 
 def upgrade() -> None:
@@ -68,47 +66,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("run_id", "attempt"),
     )
-    _move_existing_metrics(op.get_bind())
-
-
-def _move_existing_metrics(conn: sa.Connection) -> None:
-    """Replay every run's stored events into the new tables, as ingest would have written them.
-
-    Uses the store's own write path (the one ingest uses), so old and new runs are alike.
-    """
-    from backend.services import metric_store
-
-    events = sa.table(
-        "run_events",
-        sa.column("run_id", sa.String),
-        sa.column("attempt", sa.Integer),
-        sa.column("seq", sa.Integer),
-        sa.column("kind", sa.String),
-        sa.column("step", sa.Integer),
-        sa.column("time", sa.Float),
-        sa.column("data", sa.JSON),
-    )
-    run_ids = [r for (r,) in conn.execute(sa.select(events.c.run_id).distinct())]
-    kinds = (*metric_store.METRIC_KINDS, "start")
-    for run_id in run_ids:
-        carry: float | None = None
-        after: tuple[int, int] = (-1, -(2**31))
-        while True:
-            # Keyset pagination on (attempt, seq): the unique key's index serves it.
-            q = (
-                sa.select(events.c.attempt, events.c.seq, events.c.kind, events.c.step,
-                          events.c.time, events.c.data)
-                .where(events.c.run_id == run_id, events.c.kind.in_(kinds),
-                       sa.tuple_(events.c.attempt, events.c.seq) > after)
-                .order_by(events.c.attempt, events.c.seq)
-                .limit(_CHUNK)
-            )  # fmt: skip
-            rows = conn.execute(q).all()
-            if not rows:
-                break
-            batch = [metric_store.Ev(r.attempt, r.kind, r.step, r.time, r.data) for r in rows]
-            carry = metric_store.add_events(conn, run_id, batch, carry)
-            after = (rows[-1].attempt, rows[-1].seq)
+    # Existing runs' metrics are moved by 0007_metric_segments, which replaces the per-point
+    # table with segments and replays every run's events into the store as it is now.
 
 
 def downgrade() -> None:
