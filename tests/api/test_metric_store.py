@@ -243,12 +243,15 @@ def test_out_of_order_and_repeated_steps(db_url: str, tmp_path: Path) -> None:
         assert got["step"] == want
         assert got["value"] == [first[x][0] for x in want]
         assert got["time"] == [first[x][1] for x in want]
-        segs = conn.execute(sa.text(
-            "SELECT first_step, last_step, n FROM metric_segments ORDER BY first_step")).all()  # fmt: skip
+        mine = "series_id IN (SELECT id FROM metric_series WHERE run_id = :r)"
+        segs = conn.execute(sa.text(f"SELECT first_step, last_step, n FROM metric_segments "
+                                    f"WHERE {mine} ORDER BY first_step"), {"r": run.id}).all()  # fmt: skip
         assert sum(n for _, _, n in segs) == len(want)
         assert all(a[1] < b[0] for a, b in itertools.pairwise(segs))  # no overlap
         assert all(n <= metric_store.SEGMENT_POINTS for _, _, n in segs)
-        top = conn.execute(sa.text("SELECT sum(n) FROM metric_levels WHERE level = 20")).scalar()
+        top = conn.execute(
+            sa.text(f"SELECT sum(n) FROM metric_levels WHERE level = 20 AND {mine}"), {"r": run.id}
+        ).scalar()
         assert top == len(want)
         full = {"step": want, "value": got["value"], "time": got["time"],
                 "tokens_seen": got["tokens_seen"]}  # fmt: skip
