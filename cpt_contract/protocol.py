@@ -7,9 +7,12 @@ Every call is idempotent (claim keyed by attempt, events by seq, logs by byte of
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# pydantic needs typing_extensions' TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 from cpt_contract.slurm import ClusterReport
 
@@ -107,14 +110,18 @@ class CancelAnswer(BaseModel):
     cancel_requested: bool
 
 
-class ShippedEvent(BaseModel):
-    """One events.jsonl line; fields beyond these are kept as they are."""
+class ShippedEvent(TypedDict):
+    """One events.jsonl line; fields beyond these are kept as they are.
 
-    model_config = ConfigDict(extra="allow")
-    seq: int = Field(ge=0, le=INT32)
-    kind: str = Field(max_length=32)
-    step: int | None = Field(default=None, ge=-INT32, le=INT32)
-    time: float | None = None
+    A TypedDict, not a model: validation hands the route plain dicts (the keys that were sent,
+    nothing added), where 200 models and their ``model_dump`` cost 4x as much per batch.
+    """
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    seq: Annotated[int, Field(ge=0, le=INT32)]
+    kind: Annotated[str, Field(max_length=32)]
+    step: NotRequired[Annotated[int | None, Field(ge=-INT32, le=INT32)]]
+    time: NotRequired[float | None]
 
 
 class EventsIn(BaseModel):

@@ -21,7 +21,9 @@ def minmax_indices(values: Sequence[float], max_points: int) -> list[int]:
         hi = 1 + (b + 1) * inner // buckets
         if lo >= hi:
             continue
-        window = range(lo, hi)
-        keep.add(min(window, key=values.__getitem__))
-        keep.add(max(window, key=values.__getitem__))
+        # Builtins over a slice, not a key function per element: the first index of the
+        # window's min and max, at C speed (a zoomed chart thins tens of thousands of points).
+        window = values[lo:hi]
+        keep.add(lo + window.index(min(window)))
+        keep.add(lo + window.index(max(window)))
     return sorted(keep)

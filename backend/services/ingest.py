@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -116,7 +116,7 @@ class NewEvent(NamedTuple):
 _CHECKPOINT_NAME = re.compile(CHECKPOINT_NAME)
 
 
-def checkpoint_problem(run: Run, data: dict[str, Any]) -> str | None:
+def checkpoint_problem(run: Run, data: Mapping[str, Any]) -> str | None:
     """A checkpoint is ``<the run's output dir>/checkpoint-N``, nothing else: its directory is
     what a user downloads, so a forged path must never point at the data dir or elsewhere."""
     name, path = data.get("name"), data.get("path")
@@ -136,7 +136,7 @@ def checkpoint_problem(run: Run, data: dict[str, Any]) -> str | None:
     return None
 
 
-def check_events(run: Run, events: Sequence[dict[str, Any]]) -> None:
+def check_events(run: Run, events: Sequence[Mapping[str, Any]]) -> None:
     """422 for a checkpoint event that does not name a checkpoint of this run."""
     errors = []
     for i, raw in enumerate(events):
@@ -147,7 +147,7 @@ def check_events(run: Run, events: Sequence[dict[str, Any]]) -> None:
 
 
 def store_events(
-    session: Session, run: Run, attempt: int, events: Sequence[dict[str, Any]]
+    session: Session, run: Run, attempt: int, events: Sequence[Mapping[str, Any]]
 ) -> list[NewEvent]:
     """Insert the new events; returns only those that were not stored before, by seq."""
     check_events(run, events)

@@ -25,7 +25,7 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeAlias
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,8 +39,11 @@ NON_METRICS = frozenset(
 )
 #: Event kinds whose numeric fields are metrics; "start" only marks where an attempt begins.
 METRIC_KINDS = ("log", "eval")
-#: Bucket widths 2^k: each level has 4x fewer buckets than the one below.
-LEVELS = (4, 6, 8, 10, 12, 14, 16, 18, 20)
+#: Bucket widths 2^k: each level has 4x fewer buckets than the one below. Ranges of up to
+#: ``RAW_FACTOR`` x max_points steps are thinned from the points themselves, so the finest level
+#: can be coarse (a 200-step batch touches ~8 level rows per key, not ~25).
+LEVELS = (8, 10, 12, 14, 16, 18, 20)
+RAW_FACTOR = 2 ** LEVELS[0] // 4
 TOP = LEVELS[-1]
 #: Points per full segment: a segment row stays a few pages (512 x 28 bytes), and a chart's
 #: zoomed edge or a range's first and last point read one or two of them.
@@ -406,19 +409,48 @@ def query(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
         cur.close()
 
 
-def _points(conn: Connection, sid: int, att: int, lo: int, hi: int) -> Columns:
-    """Every point in [lo, hi], from the segments that hold them."""
-    out = _empty()
+_Arrays: TypeAlias = "tuple[array[int], array[float], array[float], array[float]]"
+
+
+def _arrays(conn: Connection, sid: int, att: int, lo: int, hi: int) -> _Arrays:
+    """Every point in [lo, hi] as packed columns (steps, values, times, tokens; NaN = none),
+    from the segments that hold them: C-speed copies, no Python object per point."""
+    steps, vals, times, tokens = array("i"), array("d"), array("d"), array("d")
     for seg in query(conn, _OVERLAP_SQL, (sid, att, hi, sid, att, lo, _MIN_STEP)):
-        steps = _unpack("i", seg[3])
-        i, j = bisect_left(steps, lo), bisect_right(steps, hi)
+        s = _unpack("i", seg[3])
+        i, j = bisect_left(s, lo), bisect_right(s, hi)
         if i >= j:
             continue
-        out["step"] += steps[i:j]
-        out["value"] += _unpack("d", seg[4])[i:j]
-        out["time"] += map(_none, _unpack("d", seg[5])[i:j])
-        out["tokens_seen"] += map(_none, _unpack("d", seg[6])[i:j])
-    return out
+        steps += s[i:j]
+        vals += _unpack("d", seg[4])[i:j]
+        times += _unpack("d", seg[5])[i:j]
+        tokens += _unpack("d", seg[6])[i:j]
+    return steps, vals, times, tokens
+
+
+def _columns(cols: _Arrays, idx: list[int] | None = None) -> Columns:
+    """The answer's lists: all points, or those at ``idx``."""
+    steps, vals, times, tokens = cols
+    if idx is None:
+        # NaN -> None inline: a call per point would double the cost of a full history.
+        return {"step": steps.tolist(), "value": vals.tolist(),
+                "time": [None if x != x else x for x in times],
+                "tokens_seen": [None if x != x else x for x in tokens]}  # fmt: skip
+    return {"step": [steps[i] for i in idx], "value": [vals[i] for i in idx],
+            "time": [_none(times[i]) for i in idx], "tokens_seen": [_none(tokens[i]) for i in idx]}  # fmt: skip
+
+
+def _points(conn: Connection, sid: int, att: int, lo: int, hi: int) -> Columns:
+    """Every point in [lo, hi]."""
+    return _columns(_arrays(conn, sid, att, lo, hi))
+
+
+def _thinned(conn: Connection, sid: int, att: int, lo: int, hi: int, max_points: int) -> Columns:
+    """The points in [lo, hi], thinned exactly to ``max_points`` (first, last, min and max)."""
+    cols = _arrays(conn, sid, att, lo, hi)
+    if len(cols[0]) <= max_points:
+        return _columns(cols)
+    return _columns(cols, minmax_indices(cols[1], max_points))
 
 
 def _thin(cols: Columns, max_points: int) -> Columns:
@@ -478,12 +510,13 @@ def window_points(
         return _empty()
     total = sum(r.n for r in top)
     # Few enough points (steps are unique per series and attempt): read them and thin exactly.
-    if total <= 2 * max_points or hi - lo + 1 <= 2 * max_points:
-        return _thin(_points(conn, sid, att, lo, hi), max_points)
+    # Past RAW_FACTOR x max_points steps the finest level has at least max_points / 4 buckets.
+    if total <= RAW_FACTOR * max_points or hi - lo + 1 <= RAW_FACTOR * max_points:
+        return _thinned(conn, sid, att, lo, hi, max_points)
     level = next((k for k in LEVELS if (hi >> k) - (lo >> k) + 1 <= max_points), TOP)
     rows = _bucket_rows(conn, sid, att, level, lo >> level, hi >> level)
-    if sum(r.n for r in rows) <= 2 * max_points:
-        return _thin(_points(conn, sid, att, lo, hi), max_points)
+    if sum(r.n for r in rows) <= RAW_FACTOR * max_points:
+        return _thinned(conn, sid, att, lo, hi, max_points)
     # (first step, last step, min point, max point) per bucket; a bucket cut by the range (a
     # zoomed view) is aggregated from its points inside the range.
     buckets: list[tuple[int, int, _Full, _Full]] = []

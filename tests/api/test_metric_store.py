@@ -95,6 +95,9 @@ def _compare(conn: sa.Connection, run_id: str) -> None:
             (150, 1234, 4567),
             (60, 3001, 3300),
             (10, None, None),
+            # From the levels, with buckets cut by the range at both ends.
+            (20, 1234, 5678),
+            (12, 777, None),
         ):
             got = metric_store.read(conn, run_id, [key], lo, hi, mp, None)["series"][key]
             _check_downsampled(full["series"][key], got, mp, lo, hi)

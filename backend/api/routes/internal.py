@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, status
 
 from backend.api.deps import SettingsDep, require_worker_token
+from backend.api.json_route import OrjsonRoute
 from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import lease_for, lease_matches
@@ -59,6 +60,7 @@ router = APIRouter(
     tags=["internal"],
     dependencies=[Depends(require_worker_token)],
     responses={**AUTH},
+    route_class=OrjsonRoute,
 )
 
 
@@ -123,8 +125,7 @@ def ship_events(
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
         _check_lease(settings, run, body.attempt, lease)
-        raw = [e.model_dump(exclude_unset=True) for e in body.events]
-        fresh = ingest.store_events(session, run, body.attempt, raw)
+        fresh = ingest.store_events(session, run, body.attempt, body.events)
         session.commit()
     for event in fresh:
         publish_event(event)
