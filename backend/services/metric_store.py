@@ -460,38 +460,32 @@ def _thin(cols: Columns, max_points: int) -> Columns:
     return {name: [column[i] for i in idx] for name, column in cols.items()}
 
 
-class _Bucket(NamedTuple):
-    bucket: int
-    n: int
-    first_step: int
-    last_step: int
-    min_step: int
-    min_value: float
-    max_step: int
-    max_value: float
-    min_time: float | None
-    min_tokens: float | None
-    max_time: float | None
-    max_tokens: float | None
-
-
 #: A whole point as the read answers it: step, value, time, tokens_seen.
 _Full = tuple[int, float, float | None, float | None]
 
 
-def _bucket_rows(
+#: A level row's columns as a read fetches them (``_level_columns`` returns them in this order).
+_LEVEL_COLUMNS = (
+    "bucket, n, first_step, last_step, min_step, min_value, max_step, max_value, "
+    "min_time, min_tokens, max_time, max_tokens"
+)
+
+
+def _level_columns(
     conn: Connection, sid: int, att: int, level: int, b0: int | None = None, b1: int | None = None
-) -> list[_Bucket]:
+) -> list[list[Any]]:
+    """One level's rows (in [b0, b1] when given) as 12 column lists, in bucket order: the read
+    works on whole columns with builtins (min, index, slices), not a Python object per bucket."""
     sql = (
-        "SELECT bucket, n, first_step, last_step, min_step, min_value, max_step, max_value, "
-        "min_time, min_tokens, max_time, max_tokens "
-        "FROM metric_levels WHERE series_id = %s AND attempt = %s AND level = %s"
+        f"SELECT {_LEVEL_COLUMNS} FROM metric_levels "
+        "WHERE series_id = %s AND attempt = %s AND level = %s"
     )
     params: list[Any] = [sid, att, level]
     if b0 is not None and b1 is not None:
         sql += " AND bucket >= %s AND bucket <= %s"
         params += [b0, b1]
-    return [_Bucket(*r) for r in query(conn, sql + " ORDER BY bucket", params)]
+    rows = query(conn, sql + " ORDER BY bucket", params)
+    return [list(col) for col in zip(*rows, strict=True)] if rows else []
 
 
 def window_points(
@@ -499,70 +493,82 @@ def window_points(
 ) -> Columns:
     """At most ``max_points`` points of one series and attempt in [lo, hi]: first, last, and the
     min and max of each of ~max_points/2 step ranges (a spike survives any zoom level)."""
-    top = _bucket_rows(conn, sid, att, TOP)
+    top = _level_columns(conn, sid, att, TOP)
     if not top:
         return _empty()
-    first = min(r.first_step for r in top)
-    last = max(r.last_step for r in top)
+    first, last = min(top[2]), max(top[3])
     lo = first if lo is None else max(lo, first)
     hi = last if hi is None else min(hi, last)
     if lo > hi:
         return _empty()
-    total = sum(r.n for r in top)
     # Few enough points (steps are unique per series and attempt): read them and thin exactly.
     # Past RAW_FACTOR x max_points steps the finest level has at least max_points / 4 buckets.
-    if total <= RAW_FACTOR * max_points or hi - lo + 1 <= RAW_FACTOR * max_points:
+    if sum(top[1]) <= RAW_FACTOR * max_points or hi - lo + 1 <= RAW_FACTOR * max_points:
         return _thinned(conn, sid, att, lo, hi, max_points)
     level = next((k for k in LEVELS if (hi >> k) - (lo >> k) + 1 <= max_points), TOP)
-    rows = _bucket_rows(conn, sid, att, level, lo >> level, hi >> level)
-    if sum(r.n for r in rows) <= RAW_FACTOR * max_points:
+    cols = _level_columns(conn, sid, att, level, lo >> level, hi >> level)
+    if not cols or sum(cols[1]) <= RAW_FACTOR * max_points:
         return _thinned(conn, sid, att, lo, hi, max_points)
-    # (first step, last step, min point, max point) per bucket; a bucket cut by the range (a
-    # zoomed view) is aggregated from its points inside the range.
-    buckets: list[tuple[int, int, _Full, _Full]] = []
-    for i, r in enumerate(rows):
-        start, end = r.bucket << level, ((r.bucket + 1) << level) - 1
-        cut = (i == 0 and r.first_step < lo) or (i == len(rows) - 1 and r.last_step > hi)
-        if not cut:
-            low = (r.min_step, r.min_value, r.min_time, r.min_tokens)
-            high = (r.max_step, r.max_value, r.max_time, r.max_tokens)
-            buckets.append((r.first_step, r.last_step, low, high))
-            continue
-        part = _points(conn, sid, att, max(lo, start), min(hi, end))
-        if not part["step"]:
-            continue
-        vals = part["value"]
-        i_min = min(range(len(vals)), key=vals.__getitem__)
-        i_max = max(range(len(vals)), key=vals.__getitem__)
-        s, t, k = part["step"], part["time"], part["tokens_seen"]
-        buckets.append(
-            (s[0], s[-1], (s[i_min], vals[i_min], t[i_min], k[i_min]),
-             (s[i_max], vals[i_max], t[i_max], k[i_max]))
-        )  # fmt: skip
-    if not buckets:
+    # A bucket cut by the range (a zoomed view) is aggregated from its points inside the range;
+    # only the first and the last bucket can be cut.
+    for i in sorted({0, len(cols[0]) - 1}, reverse=True):
+        if (cols[2][i] < lo or cols[3][i] > hi) and not _refill(conn, sid, att, cols, i, lo, hi):
+            for col in cols:
+                del col[i]
+    if not cols[0]:
         return _empty()
-    groups = max(1, (max_points - 2) // 2)
+    _, _, firsts, lasts, min_s, min_v, max_s, max_v, min_t, min_k, max_t, max_k = cols
     keep: dict[int, _Full] = {}
-    m = len(buckets)
-    for g in range(min(groups, m)):
-        part_b = buckets[g * m // min(groups, m) : (g + 1) * m // min(groups, m)]
-        if not part_b:
+    m = len(firsts)
+    groups = min(max(1, (max_points - 2) // 2), m)
+    for g in range(groups):
+        a, b = g * m // groups, (g + 1) * m // groups
+        if a >= b:
             continue
-        low = min(part_b, key=lambda b: b[2][1])[2]
-        high = max(part_b, key=lambda b: b[3][1])[3]
-        keep[low[0]], keep[high[0]] = low, high
+        # The group's lowest min and highest max: builtins over slices (C speed).
+        window = min_v[a:b]
+        i = a + window.index(min(window))
+        window = max_v[a:b]
+        k = a + window.index(max(window))
+        keep[min_s[i]] = (min_s[i], min_v[i], min_t[i], min_k[i])
+        keep[max_s[k]] = (max_s[k], max_v[k], max_t[k], max_k[k])
     # The range's first and last points: a lookup each, in the one segment that holds it.
-    for step in (buckets[0][0], buckets[-1][1]):
+    for step in (firsts[0], lasts[-1]):
         if step not in keep:
             one = _points(conn, sid, att, step, step)
             keep[step] = (step, one["value"][0], one["time"][0], one["tokens_seen"][0])
-    out = _empty()
-    for step, value, when, seen in sorted(keep.values()):
-        out["step"].append(step)
-        out["value"].append(value)
-        out["time"].append(when)
-        out["tokens_seen"].append(seen)
-    return out
+    steps = sorted(keep)
+    return {
+        "step": steps,
+        "value": [keep[s][1] for s in steps],
+        "time": [keep[s][2] for s in steps],
+        "tokens_seen": [keep[s][3] for s in steps],
+    }
+
+
+def _refill(
+    conn: Connection, sid: int, att: int, cols: list[list[Any]], i: int, lo: int, hi: int
+) -> bool:
+    """Row ``i`` of a level, cut by the range [lo, hi]: its first, last, min and max recomputed
+    in place from its points inside the range. False when none of them is inside."""
+    steps, vals, times, tokens = _arrays(conn, sid, att, max(lo, cols[2][i]), min(hi, cols[3][i]))
+    if not steps:
+        return False
+    a, b = vals.index(min(vals)), vals.index(max(vals))
+    cols[2][i], cols[3][i] = steps[0], steps[-1]
+    cols[4][i], cols[5][i], cols[8][i], cols[9][i] = (
+        steps[a],
+        vals[a],
+        _none(times[a]),
+        _none(tokens[a]),
+    )
+    cols[6][i], cols[7][i], cols[10][i], cols[11][i] = (
+        steps[b],
+        vals[b],
+        _none(times[b]),
+        _none(tokens[b]),
+    )
+    return True
 
 
 def read(
