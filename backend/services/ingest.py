@@ -217,6 +217,7 @@ def _apply_all(session: Session, run: Run, events: list[NewEvent]) -> None:
     """Fold new events into the run's denormalised progress fields (each field set once: an
     instrumented attribute write per event and field cost more than the insert)."""
     upd: dict[str, Any] = {}
+    logs: list[dict[str, Any]] = []
 
     def now(name: str) -> Any:
         return upd[name] if name in upd else getattr(run, name)
@@ -245,11 +246,7 @@ def _apply_all(session: Session, run: Run, events: list[NewEvent]) -> None:
                 "tokens_per_step"
             )
         elif kind == "log":
-            for name in ("loss", "epoch", "tokens_per_second"):
-                if name in data:
-                    upd[name] = _num(data[name])
-            if "tokens_seen" in data:
-                upd["tokens_seen"] = _int(data["tokens_seen"], INT64)
+            logs.append(data)
         elif kind == "eval":
             upd["eval_loss"] = _num(data.get("eval_loss"))
             upd["perplexity"] = _num(data.get("perplexity"))
@@ -260,9 +257,22 @@ def _apply_all(session: Session, run: Run, events: list[NewEvent]) -> None:
             upd["end_reason"] = str(data.get("reason") or "")[:2000] or None
             if _num(data.get("perplexity")) is not None:
                 upd["perplexity"] = _num(data.get("perplexity"))
+    # The last log event that carries each field sets it: a batch of 200 needs only its end.
+    pending = set(_LOG_FIELDS)
+    for data in reversed(logs):
+        for name in [name for name in pending if name in data]:
+            pending.discard(name)
+            value = data[name]
+            upd[name] = _int(value, INT64) if name == "tokens_seen" else _num(value)
+        if not pending:
+            break
     for name, value in upd.items():
         if getattr(run, name) != value:
             setattr(run, name, value)
+
+
+#: The run's columns a log event's field of the same name sets.
+_LOG_FIELDS = ("loss", "epoch", "tokens_per_second", "tokens_seen")
 
 
 def _when(time: float | None) -> datetime:

@@ -109,14 +109,17 @@ def series_ids(conn: Connection, run_id: str, keys: Iterable[str]) -> dict[str, 
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return {}
-    q = select(_S.key, _S.id).where(_S.run_id == run_id, _S.key.in_(wanted))
-    ids = {k: int(i) for k, i in conn.execute(q)}
+    # The run's few keys, through the DB-API: building this statement per batch cost more
+    # than running it.
+    sql = "SELECT key, id FROM metric_series WHERE run_id = %s"
+    want = set(wanted)
+    ids = {k: int(i) for k, i in query(conn, sql, (run_id,)) if k in want}
     missing = [k for k in wanted if k not in ids]
     if missing:
         # In first-seen order: the read side lists keys by id, i.e. in the order they appeared.
         stmt = _insert(conn, _T_SERIES).on_conflict_do_nothing(index_elements=["run_id", "key"])
         conn.execute(stmt, [{"run_id": run_id, "key": k} for k in missing])
-        ids.update({k: int(i) for k, i in conn.execute(q)})
+        ids.update({k: int(i) for k, i in query(conn, sql, (run_id,)) if k in want})
     return ids
 
 

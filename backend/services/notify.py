@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from backend.models import LogChunk, Run
 from backend.services.bus import RUNS_TOPIC, bus, run_topic
 from backend.services.ingest import NewEvent
@@ -18,20 +20,23 @@ def publish_run(run: Run) -> None:
     bus.publish(RUNS_TOPIC, "run", data)
 
 
-def publish_event(event: NewEvent) -> None:
-    """The event as ``GET /runs/{id}/events`` shows it."""
-    topic = run_topic(event.run_id)
+def publish_events(events: Sequence[NewEvent]) -> None:
+    """Each event as ``GET /runs/{id}/events`` shows it, in order (one run's batch)."""
+    if not events:
+        return
+    topic = run_topic(events[0].run_id)
     if not bus.has_subscribers(topic):
-        return  # nobody is watching this run: skip building the message (ingest's hot path)
-    data = {
-        "attempt": event.attempt,
-        "seq": event.seq,
-        "kind": event.kind,
-        "step": event.step,
-        "time": event.time,
-        "data": event.data,
-    }
-    bus.publish(topic, "metric", data)
+        return  # nobody is watching this run: skip building the messages (ingest's hot path)
+    for event in events:
+        data = {
+            "attempt": event.attempt,
+            "seq": event.seq,
+            "kind": event.kind,
+            "step": event.step,
+            "time": event.time,
+            "data": event.data,
+        }
+        bus.publish(topic, "metric", data)
 
 
 def publish_log(chunk: LogChunk) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -60,3 +61,22 @@ def test_sse_accepts_query_token(api: tuple[Panel, dict]) -> None:
     log = (panel.data_dir / "api.log").read_text()
     assert "/api/runs/stream?token=***" in log  # the request was logged ...
     assert panel.token not in log  # ... without the token
+
+
+def test_the_access_log_leaves_out_accepted_worker_reports(api: tuple[Panel, dict]) -> None:
+    panel, _ = api
+    name = "quiet-log-worker"
+    with panel.client(token=panel.worker_token) as worker, panel.client() as user:
+        ok = worker.post("/api/internal/workers/heartbeat", json={"name": name})
+        assert ok.status_code == 200
+        refused = user.post("/api/internal/workers/heartbeat", json={"name": name})
+        assert refused.status_code == 401
+        assert user.get("/api/runs", params={"q": name}).status_code == 200
+    # The server writes its access log line after the answer: wait for the last request's.
+    deadline = time.monotonic() + 10
+    while f"/api/runs?q={name}" not in (log := (panel.data_dir / "api.log").read_text()):
+        assert time.monotonic() < deadline, "the user's request never reached the access log"
+        time.sleep(0.05)
+    heartbeats = [ln for ln in log.splitlines() if "POST /api/internal/workers/heartbeat" in ln]
+    assert heartbeats, "the refused report is logged"
+    assert all(" 401" in ln for ln in heartbeats), heartbeats  # accepted ones are not

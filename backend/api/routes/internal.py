@@ -17,7 +17,7 @@ from backend.core.db import write_session
 from backend.core.security import lease_for, lease_matches
 from backend.models import Run
 from backend.services import ingest, runs
-from backend.services.notify import publish_event, publish_log, publish_run
+from backend.services.notify import publish_events, publish_log, publish_run
 from cpt_contract.protocol import (
     HEARTBEAT,
     LEASE_HEADER,
@@ -127,8 +127,7 @@ def ship_events(
         _check_lease(settings, run, body.attempt, lease)
         fresh = ingest.store_events(session, run, body.attempt, body.events)
         session.commit()
-    for event in fresh:
-        publish_event(event)
+    publish_events(fresh)
     if fresh:
         publish_run(run)
     return EventsOut(
