@@ -1,7 +1,7 @@
 """kombu's filesystem transport with atomic writes (the embedded broker).
 
 Stock kombu 5.x creates the ``.msg`` file and then writes it under an advisory lock that the
-consumer never takes: a consumer polling every 50 ms can move the file away while it is still
+consumer never takes: a consumer polling every 200 ms can move the file away while it is still
 empty and the worker dies with ``JSONDecodeError`` (seen in our end-to-end tests). Here the
 message is written to a name the consumer ignores and renamed into place, which is atomic.
 """

@@ -124,19 +124,30 @@ class ShippedEvent(TypedDict):
     time: NotRequired[float | None]
 
 
+class LogPart(BaseModel):
+    offset: int = Field(ge=0, le=2**62, description="Byte offset of text in the attempt's log file")
+    text: str = Field(max_length=8 * 1024 * 1024)
+
+
 class EventsIn(BaseModel):
     attempt: Attempt
     events: list[ShippedEvent] = Field(max_length=10_000)
+    log: LogPart | None = Field(
+        None,
+        description="The attempt's new log bytes, shipped along with the events in one request "
+        "(what POST .../logs takes, stored in the same transaction)",
+    )
 
 
 class EventsOut(CancelAnswer):
     accepted: int
+    log_accepted_until: int | None = Field(
+        None, description="With a log part: what POST .../logs would answer as accepted_until"
+    )
 
 
-class LogsIn(BaseModel):
+class LogsIn(LogPart):
     attempt: Attempt
-    offset: int = Field(ge=0, le=2**62, description="Byte offset of text in the attempt's log file")
-    text: str = Field(max_length=8 * 1024 * 1024)
 
 
 class LogsOut(CancelAnswer):

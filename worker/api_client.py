@@ -168,9 +168,18 @@ class WorkerApi:
         answer = self.post(status_path(run_id), _json(body), retry_for=retry_for, run_id=run_id)
         return CancelAnswer.model_validate(answer)
 
-    def events(self, run_id: str, attempt: int, events: list[dict[str, Any]]) -> EventsOut:
+    def events(
+        self,
+        run_id: str,
+        attempt: int,
+        events: list[dict[str, Any]],
+        log: tuple[int, str] | None = None,
+    ) -> EventsOut:
+        """``log``: (offset, text) of log bytes to ship in the same request."""
         # Events pass as they are (extra keys are part of the protocol: ShippedEvent allows them).
-        body = {"attempt": attempt, "events": events}
+        body: dict[str, Any] = {"attempt": attempt, "events": events}
+        if log is not None:
+            body["log"] = {"offset": log[0], "text": log[1]}
         answer = self.post(events_path(run_id), body, run_id=run_id)
         return EventsOut.model_validate(answer)
 

@@ -31,6 +31,10 @@ LOG_EAGER_BYTES = 64 * 1024
 #: Upper bound of one log POST, so a burst of output never makes a huge request.
 MAX_LOG_CHUNK = 256 * 1024
 MAX_EVENTS_PER_BATCH = 500
+#: A quiet run (imports, loading, a long step) asks the API this often whether it was cancelled:
+#: each ask is a request; at 0.5 s they were a fifth of the panel's CPU during a tiny run, and
+#: a cancel in those phases now lands within a second.
+KEEPALIVE_SECONDS = 1.0
 
 
 def _complete_utf8(data: bytes) -> bytes:
@@ -63,7 +67,7 @@ class RunShipper:
         state_path: Path | None = None,
         on_cancel: Callable[[], None] | None = None,
         keepalive: Callable[[], CancelAnswer] | None = None,
-        keepalive_seconds: float = 0.5,
+        keepalive_seconds: float = KEEPALIVE_SECONDS,
         log_interval: float = LOG_INTERVAL,
     ) -> None:
         self.api, self.run_id, self.attempt = api, run_id, attempt
@@ -131,8 +135,13 @@ class RunShipper:
                 continue
             events.append(event)
         if events:
-            answer = self.api.events(self.run_id, self.attempt, events)
+            # Log bytes waiting ride along, whatever the log interval: no request of their own.
+            chunk = self._log_chunk()
+            along = None if chunk is None else (self.log_offset, chunk.decode("utf-8", "replace"))
+            answer = self.api.events(self.run_id, self.attempt, events, along)
             self._note(answer)
+            if chunk is not None and answer.log_accepted_until is not None:
+                self._logged(chunk, answer.log_accepted_until)
             self.events_shipped += len(events)
             for event in events:
                 if event.get("kind") == "end":
@@ -154,30 +163,43 @@ class RunShipper:
         if self.last_step is None or step > self.last_step or event.get("kind") == "start":
             self.last_step, self.progress_at = step, now
 
-    def _ship_log(self, force: bool) -> bool:
+    def _log_waiting(self) -> int:
         try:
-            size = self.log_path.stat().st_size
+            return self.log_path.stat().st_size - self.log_offset
         except FileNotFoundError:
-            return False
-        waiting = size - self.log_offset
+            return 0
+
+    def _log_chunk(self) -> bytes | None:
+        """The next log bytes to ship (whole UTF-8 characters, at most MAX_LOG_CHUNK), if any."""
+        if self._log_waiting() <= 0:
+            return None
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            data = f.read(MAX_LOG_CHUNK)
+        return _complete_utf8(data) or None
+
+    def _logged(self, chunk: bytes, accepted_until: int) -> None:
+        self._last_log = time.monotonic()
+        # The API may already hold more (a retry after a lost answer): trust what it acknowledged.
+        self.log_offset = max(self.log_offset + len(chunk), accepted_until)
+
+    def _ship_log(self, force: bool) -> bool:
+        """Log bytes on their own (no events to ride along with), at most every log_interval."""
+        waiting = self._log_waiting()
         if waiting <= 0:
             return False
         now = time.monotonic()
         if not force and waiting < LOG_EAGER_BYTES and now - self._last_log < self.log_interval:
             return False
         self._last_log = now
-        with open(self.log_path, "rb") as f:
-            f.seek(self.log_offset)
-            data = f.read(MAX_LOG_CHUNK)
-        chunk = _complete_utf8(data)
-        if not chunk:
+        chunk = self._log_chunk()
+        if chunk is None:
             return False
         answer = self.api.logs(
             self.run_id, self.attempt, self.log_offset, chunk.decode("utf-8", "replace")
         )
         self._note(answer)
-        # The API may already hold more (a retry after a lost answer): trust what it acknowledged.
-        self.log_offset = max(self.log_offset + len(chunk), answer.accepted_until)
+        self._logged(chunk, answer.accepted_until)
         return True
 
     def ship_once(self, force: bool = False) -> bool:

@@ -182,6 +182,38 @@ def test_logs_offsets_resend_and_tail(api: Api) -> None:
     assert page["text"] + rest["text"] == part1 + part2
 
 
+def test_log_bytes_ride_along_with_events(api: Api) -> None:
+    """One request for both: the events and the log part are stored in one transaction, and a
+    resend of either is idempotent, as on their own routes."""
+    panel, _ = api
+    run = claimed_run(panel)
+    sent = _events(panel.data_dir / "runs" / run["id"])
+    url = f"/api/internal/runs/{run['id']}/events"
+    part1, part2 = "step 1 ✓ ಕನ್ನಡ\n", "step 2\n"
+    n1 = len(part1.encode())
+    with panel.client() as c, worker_client(panel, run["lease"]) as w:
+        a = w.post(
+            url, json={"attempt": 1, "events": sent[:5], "log": {"offset": 0, "text": part1}}
+        )
+        again = w.post(
+            url, json={"attempt": 1, "events": sent[:5], "log": {"offset": 0, "text": part1}}
+        )
+        b = w.post(
+            url, json={"attempt": 1, "events": sent[5:], "log": {"offset": n1, "text": part2}}
+        )
+        alone = w.post(url, json={"attempt": 1, "events": sent[5:]})
+        bad = w.post(url, json={"attempt": 1, "events": [], "log": {"offset": -1, "text": "x"}})
+        log = c.get(f"/api/runs/{run['id']}/logs").json()
+        stored = c.get(f"/api/runs/{run['id']}/events", params={"limit": 1000}).json()
+    assert (a.json()["accepted"], a.json()["log_accepted_until"]) == (5, n1)
+    assert (again.json()["accepted"], again.json()["log_accepted_until"]) == (0, n1)
+    assert b.json()["log_accepted_until"] == n1 + len(part2.encode())
+    assert alone.json()["log_accepted_until"] is None  # no log part, no log answer
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-2:] == ["log", "offset"]
+    assert log["text"] == part1 + part2
+    assert [e["data"] for e in stored] == sent
+
+
 def test_checkpoints_listing_download_and_resume(api: Api) -> None:
     panel, _ = api
     run = claimed_run(panel)
