@@ -113,6 +113,21 @@ def _ensure_tokens(settings: Settings) -> None:
             log.info("%s: kept in %s", name, settings.resolved_data_dir / f".{name}")
 
 
+def _freeze_startup_objects() -> None:
+    """The ~120k objects of the loaded modules live as long as the process: frozen out of the
+    collector, a full collection no longer scans them (it took 70-80 ms, a chart read's p95
+    outlier), and requests' short-lived objects are collected as before. Once per process: an
+    app started again in the same process (tests) must not freeze the last one's garbage."""
+    global _FROZEN
+    if not _FROZEN:
+        gc.collect()
+        gc.freeze()
+        _FROZEN = True
+
+
+_FROZEN = False
+
+
 def _lifespan(
     settings: Settings,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
@@ -124,11 +139,7 @@ def _lifespan(
         _private_database(settings)
         bus.attach(asyncio.get_running_loop())
         task = asyncio.create_task(recovery_loop(settings, loop_interval(settings)))
-        # The ~120k objects of the loaded modules live as long as the process: frozen out of the
-        # collector, a full collection no longer scans them (it took 70-80 ms, a chart read's
-        # p95 outlier), and requests' short-lived objects are collected as before.
-        gc.collect()
-        gc.freeze()
+        _freeze_startup_objects()
         try:
             yield
         finally:
