@@ -239,10 +239,12 @@ def _decode(seg: Sequence[Any]) -> list[Point]:
     return list(zip(*cols, strict=True))
 
 
+# Only an earlier step rewrites the row: on PostgreSQL an update that changes nothing still
+# writes a new row version, once per batch.
 _ATTEMPTS_SQL = (
     "INSERT INTO metric_attempts (run_id, attempt, first_step) VALUES (%s, %s, %s) "
-    "ON CONFLICT (run_id, attempt) DO UPDATE SET first_step = CASE WHEN excluded.first_step "
-    "< metric_attempts.first_step THEN excluded.first_step ELSE metric_attempts.first_step END"
+    "ON CONFLICT (run_id, attempt) DO UPDATE SET first_step = excluded.first_step "
+    "WHERE excluded.first_step < metric_attempts.first_step"
 )
 _MIN_STEP = -(2**31)
 _SEG_COLS = "first_step, last_step, n, steps, vals, times, tokens"

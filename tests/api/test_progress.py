@@ -184,3 +184,32 @@ def test_a_run_shorter_than_the_speed_window_still_ends_with_its_measured_speed(
     # The whole attempt is all the measuring there will be: 3 steps in 0.3 s.
     assert run["tokens_per_second"] == pytest.approx(3 * TOKENS_PER_STEP / 0.3)
     assert run["eta_seconds"] is None
+
+
+def test_the_speed_window_is_found_past_many_other_events(client: TestClient) -> None:
+    """The last log intervals are looked for just below the batch's newest event first
+    (ingest.RECENT_SEQS), then over the whole attempt when too few are there."""
+    from backend.services.ingest import RECENT_SEQS
+
+    training = {"max_steps": 100, "logging_steps": 1}
+    r = client.post("/api/runs", json={"preset": "tiny-demo", "config": {"training": training}})
+    rid = r.json()["id"]
+    one = Attempt(client, rid, 1, ["attempt-1"])
+    one.send("start", 0, max_steps=100, tokens_per_step=TOKENS_PER_STEP)
+    assert one.logs(range(1, 21), 1.0)["tokens_per_second"] == 100
+    # More events than the first look covers, none of them a log (e.g. warnings).
+    others = [
+        {"seq": one.seq + 1 + i, "kind": "warning", "step": 20, "message": "x"}
+        for i in range(RECENT_SEQS + 5)
+    ]
+    one.seq += len(others)
+    r = client.post(
+        f"/api/internal/runs/{rid}/events",
+        json={"attempt": 1, "events": others},
+        headers=one.headers,
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == len(others), r.text
+    # One new interval alone (1 s) is not a speed: the 20 before the warnings count too.
+    assert one.logs(range(21, 22), 1.0)["tokens_per_second"] == 100
+    # 20 faster intervals fill the window from the newest events.
+    assert one.logs(range(22, 42), 0.5)["tokens_per_second"] == 200
