@@ -118,14 +118,9 @@ def _freeze_startup_objects() -> None:
     collector, a full collection no longer scans them (it took 70-80 ms, a chart read's p95
     outlier), and requests' short-lived objects are collected as before. Once per process: an
     app started again in the same process (tests) must not freeze the last one's garbage."""
-    global _FROZEN
-    if not _FROZEN:
+    if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
-        _FROZEN = True
-
-
-_FROZEN = False
 
 
 def _lifespan(

@@ -171,11 +171,12 @@ class RunShipper:
 
     def _log_chunk(self) -> bytes | None:
         """The next log bytes to ship (whole UTF-8 characters, at most MAX_LOG_CHUNK), if any."""
-        if self._log_waiting() <= 0:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                data = f.read(MAX_LOG_CHUNK)
+        except FileNotFoundError:
             return None
-        with open(self.log_path, "rb") as f:
-            f.seek(self.log_offset)
-            data = f.read(MAX_LOG_CHUNK)
         return _complete_utf8(data) or None
 
     def _logged(self, chunk: bytes, accepted_until: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import tarfile
 import time
@@ -378,3 +379,32 @@ def test_runs_stream_announces_changes(api: Api) -> None:
                 break
     assert ready[0][0] == "ready"
     assert ours and ours[0]["status"] == "queued"
+
+
+def test_the_shipper_sends_waiting_log_bytes_with_its_events(api: Api, tmp_path: Path) -> None:
+    """The worker's real shipper against the real API: log bytes that the log interval would
+    hold back go out with the events of the same tick; alone, they wait for the interval."""
+    from worker.api_client import WorkerApi
+    from worker.shipper import RunShipper
+
+    panel, _ = api
+    run = claimed_run(panel)
+    events_path, log_path = tmp_path / "events.jsonl", tmp_path / "attempt-1.log"
+    events_path.write_text("")
+    log_path.write_text("loading\n")
+    worker = WorkerApi(panel.url, panel.worker_token)
+    worker.use_lease(run["id"], run["lease"])
+    shipper = RunShipper(
+        worker, run["id"], 1, events_path, log_path, log_interval=3600, keepalive=None
+    )
+    shipper._last_log = time.monotonic()  # as if a log POST had just gone out
+    with panel.client() as c:
+        assert not shipper.ship_once()  # log bytes alone wait for the interval
+        assert c.get(f"/api/runs/{run['id']}/logs").json()["text"] == ""
+        event = {"seq": 1, "time": time.time(), "kind": "log", "step": 1, "loss": 2.0}
+        events_path.write_text(json.dumps(event) + "\n")
+        assert shipper.ship_once()
+        assert c.get(f"/api/runs/{run['id']}/logs").json()["text"] == "loading\n"
+        assert shipper.log_offset == len(b"loading\n")
+        assert [e["seq"] for e in c.get(f"/api/runs/{run['id']}/events").json()] == [1]
+    worker.close()
