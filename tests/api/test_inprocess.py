@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from backend.api.deps import app_settings
 from backend.main import create_app
 from cpt_contract.protocol import LEASE_HEADER, ClaimOut, EventsOut
-from cpt_contract.settings import Settings, get_settings
+from cpt_contract.settings import Settings
 from cpt_contract.statuses import RunStatus
 from tests.support.api import make_assets, make_demo
 
@@ -35,7 +36,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     )
     make_demo(settings.resolved_data_dir)
     app = create_app(settings)
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.dependency_overrides[app_settings] = lambda: settings
     with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
         yield c
 

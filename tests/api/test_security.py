@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from backend.api.deps import app_settings
 from backend.main import create_app
 from cpt_contract.protocol import LEASE_HEADER
-from cpt_contract.settings import Settings, get_settings
+from cpt_contract.settings import Settings
 from tests.support.api import make_assets, make_demo
 
 TOKEN, WORKER_TOKEN = "security-token-0123456789", "security-worker-0123456789"
@@ -40,7 +41,7 @@ def client(tmp_path: Path, assets: dict[str, Path]) -> Iterator[TestClient]:
     )
     make_demo(settings.resolved_data_dir)
     app = create_app(settings)
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.dependency_overrides[app_settings] = lambda: settings
     with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
         yield c
 
@@ -283,7 +284,7 @@ def test_a_hashed_token_in_the_settings_is_enough(tmp_path: Path) -> None:
     )
     make_demo(settings.resolved_data_dir)
     app = create_app(settings)
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.dependency_overrides[app_settings] = lambda: settings
     with TestClient(app) as c:
         assert c.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         assert c.get("/api/runs", headers={"Authorization": f"Bearer {digest}"}).status_code == 401
