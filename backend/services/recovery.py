@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from datetime import datetime, timedelta
 
 from sqlmodel import col, select
@@ -22,6 +24,40 @@ from cpt_contract.settings import Settings
 from cpt_contract.statuses import WORKER_STATUSES, RunStatus
 
 log = logging.getLogger(__name__)
+
+
+class _Hearing:
+    """When the API itself last stopped listening (its event loop starved or blocked).
+
+    Reports that arrived while the API could not run sit unread in its sockets; the silence
+    they break is the API's, not the worker's. After such a stall no worker is judged lost
+    until a full ``worker_lost_seconds`` window has passed with the API listening.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stall_ended: float | None = None
+
+    def stalled(self, at: float | None = None) -> None:
+        with self._lock:
+            self._stall_ended = time.monotonic() if at is None else at
+
+    def deaf_within(self, seconds: float, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return self._stall_ended is not None and now - self._stall_ended < seconds
+
+    def reset(self) -> None:
+        with self._lock:
+            self._stall_ended = None
+
+
+hearing = _Hearing()
+
+
+def stall_threshold(settings: Settings) -> float:
+    """A late wake-up longer than this is a stall of the API (a quarter of the lost window)."""
+    return max(0.5, settings.worker_lost_seconds / 4)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -38,6 +74,8 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
         # The workers spoke, but a failing database could not record it (disk full): their
         # silence in it proves nothing until they have had a full window to be heard again.
         return []
+    if hearing.deaf_within(settings.worker_lost_seconds):
+        return []  # the API was not listening: the silence may be its own
     failed: list[Run] = []
     with write_session(settings) as session:
         runs = session.exec(
@@ -82,6 +120,8 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
 
 def recover_jobs(settings: Settings) -> list[str]:
     """Jobs whose worker went silent fail; queued jobs whose message may be lost are resent."""
+    if hearing.deaf_within(settings.worker_lost_seconds):
+        return []  # as for runs: the API's own silence is no worker's
     with write_session(settings) as session:
         changed = jobs.recover(settings, session, settings.worker_lost_seconds)
         session.commit()
@@ -91,7 +131,12 @@ def recover_jobs(settings: Settings) -> list[str]:
 async def recovery_loop(settings: Settings, interval: float) -> None:
     await asyncio.to_thread(enqueue.send_pending, settings, all_queued=True)
     while True:
+        asleep = time.monotonic()
         await asyncio.sleep(interval)
+        late = time.monotonic() - asleep - interval
+        if late > stall_threshold(settings):
+            log.warning("the API did not run for %.1f s: no worker is judged lost meanwhile", late)
+            hearing.stalled()
         try:
             await asyncio.to_thread(fail_lost_runs, settings)
             await asyncio.to_thread(enqueue.send_pending, settings)

@@ -32,7 +32,7 @@ from tests.support.e2e import (
 from tests.support.panel import Panel, start_panel
 
 pytestmark = pytest.mark.slow
-LOST_SECONDS = 4
+LOST_SECONDS = 6
 
 
 @pytest.fixture(scope="module")
