@@ -36,6 +36,7 @@ from worker.proctree import ProcessTree
 from worker.registry import Registry, check_run_id, worker_name
 from worker.shipper import RunShipper, ShipperThread, ship_leftovers
 from worker.stall import dump_stacks, stalled_reason
+from worker.waker import Waker
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +211,18 @@ class RunAttempt:
         self.proc: subprocess.Popen[bytes] | None = None
         self.tree: ProcessTree | None = None
         self.started = time.time()
+        #: Wakes the watch loop (a cancel, the worker stopping); set while it watches.
+        self.waker: Waker | None = None
 
     def request_cancel(self) -> None:
         self.cancel.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """Have the watch loop look now (a cancel or a stop request just arrived)."""
+        waker = self.waker  # one read: the watch loop may drop it meanwhile
+        if waker is not None:
+            waker.wake()
 
     def _cancelled(self) -> bool:
         if not self.cancel.is_set() and self.registry.cancel_requested(self.run_id):
@@ -431,6 +441,21 @@ class RunAttempt:
         tree = self.tree or ProcessTree(proc.pid)
         thread = ShipperThread(shipper, self.settings.ship_interval_seconds)
         thread.start()
+        self.waker = waker = Waker(proc.pid)
+        try:
+            return self._watch_loop(proc, shipper, tree, thread, waker)
+        finally:
+            self.waker = None
+            waker.close()
+
+    def _watch_loop(
+        self,
+        proc: subprocess.Popen[bytes],
+        shipper: RunShipper,
+        tree: ProcessTree,
+        thread: ShipperThread,
+        waker: Waker,
+    ) -> Outcome:
         cancelled = stopped = False
         stall: str | None = None
         unrecorded: str | None = None
@@ -471,7 +496,10 @@ class RunAttempt:
                 )
                 log.info("run %s: every process gone after %.2fs", self.run_id, took)
                 break
-            time.sleep(0.05)
+            # Until the next tracking tick, the training's exit or a wake-up (cancel, stop):
+            # two wake-ups a second instead of twenty (the registry's cancel and stop files,
+            # written by the heartbeat and the worker's shutdown, are read at each).
+            waker.wait(next_track - time.monotonic())
         returncode = proc.wait()
         # A rank may outlive torchrun (own session, hung): none may be left, whatever happened.
         tree.stop(self.settings.cancel_grace_seconds, signal.SIGKILL)
@@ -509,6 +537,7 @@ def run_attempt(settings: Settings, run_id: str, attempt: int) -> Outcome | None
 
     def _on_term(signum: int, frame: FrameType | None) -> None:
         runner.stopping.set()
+        runner.wake()
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_term) if in_main_thread else None

@@ -35,6 +35,10 @@ MAX_EVENTS_PER_BATCH = 500
 #: each ask is a request; at 0.5 s they were a fifth of the panel's CPU during a tiny run, and
 #: a cancel in those phases now lands within a second.
 KEEPALIVE_SECONDS = 1.0
+#: The acknowledged offsets are written to disk at most this often while shipping (and always
+#: by ``drain``): a crash loses at most this much of the record, and the next attempt then
+#: re-ships those events and log bytes, which the API stores once (by seq, by offset).
+STATE_SAVE_SECONDS = 1.0
 
 
 def _complete_utf8(data: bytes) -> bytes:
@@ -95,6 +99,8 @@ class RunShipper:
         self._lock = threading.Lock()
         self.log_interval = log_interval
         self._last_log = 0.0
+        self._saved_at = 0.0
+        self._unsaved = False
 
     def _note(self, answer: CancelAnswer) -> None:
         self._last_contact = time.monotonic()
@@ -218,10 +224,13 @@ class RunShipper:
                 log.warning("run %s: shipping failed: %s", self.run_id, exc)
                 return False
             if sent_events or sent_log:
+                self._unsaved = True
+            if self._unsaved and (force or time.monotonic() - self._saved_at >= STATE_SAVE_SECONDS):
                 self._save_state()
             return sent_events or sent_log
 
     def _save_state(self) -> None:
+        self._saved_at, self._unsaved = time.monotonic(), False
         if self.state_path is None:
             return
         tmp = self.state_path.with_suffix(".tmp")

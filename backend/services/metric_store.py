@@ -414,6 +414,18 @@ def query(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
         cur.close()
 
 
+def execute(conn: Connection, sql: str, params: Sequence[Any]) -> int:
+    """One write through the DB-API cursor; returns the rows it changed."""
+    if conn.dialect.name == "sqlite":
+        sql = sql.replace("%s", "?")
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql, params)
+        return int(cur.rowcount)
+    finally:
+        cur.close()
+
+
 _Arrays: TypeAlias = "tuple[array[int], array[float], array[float], array[float]]"
 
 

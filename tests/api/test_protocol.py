@@ -408,3 +408,46 @@ def test_the_shipper_sends_waiting_log_bytes_with_its_events(api: Api, tmp_path:
         assert shipper.log_offset == len(b"loading\n")
         assert [e["seq"] for e in c.get(f"/api/runs/{run['id']}/events").json()] == [1]
     worker.close()
+
+
+def test_the_shipped_record_lags_at_most_a_second_and_drain_completes_it(
+    api: Api, tmp_path: Path
+) -> None:
+    """The acknowledged offsets go to disk at most once a second while shipping (a rename per
+    request cost the worker more than the request's own I/O) and always at ``drain``; what a
+    crash leaves unrecorded is re-shipped by the next attempt and stored once."""
+    from worker.api_client import WorkerApi
+    from worker.shipper import STATE_SAVE_SECONDS, RunShipper
+
+    panel, _ = api
+    run = claimed_run(panel)
+    events_path, log_path = tmp_path / "events.jsonl", tmp_path / "attempt-1.log"
+    state = tmp_path / "shipped-1.json"
+    log_path.write_text("")
+    worker = WorkerApi(panel.url, panel.worker_token)
+    worker.use_lease(run["id"], run["lease"])
+    shipper = RunShipper(
+        worker, run["id"], 1, events_path, log_path, state_path=state, keepalive=None
+    )
+
+    def add(seq: int) -> None:
+        with events_path.open("a") as f:
+            f.write(json.dumps({"seq": seq, "time": time.time(), "kind": "log", "step": seq}))
+            f.write("\n")
+
+    add(1)
+    assert shipper.ship_once()
+    first = json.loads(state.read_text())["events_offset"]
+    assert first == events_path.stat().st_size  # the first shipment is recorded at once
+    add(2)
+    assert shipper.ship_once()
+    assert json.loads(state.read_text())["events_offset"] == first  # within the second: not yet
+    shipper.drain()  # nothing new to send, but the record is completed
+    assert json.loads(state.read_text())["events_offset"] == events_path.stat().st_size
+    add(3)
+    time.sleep(STATE_SAVE_SECONDS)
+    assert shipper.ship_once()  # a second later: recorded again
+    assert json.loads(state.read_text())["events_offset"] == events_path.stat().st_size
+    with panel.client() as c:
+        assert [e["seq"] for e in c.get(f"/api/runs/{run['id']}/events").json()] == [1, 2, 3]
+    worker.close()
