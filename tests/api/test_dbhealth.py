@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 
 from backend.core import dbhealth
-from backend.core.db import get_engine, init_db
-from backend.models import Run, Worker, utcnow
+from backend.core.db import init_db
 from backend.services.recovery import fail_lost_runs
 from cpt_contract.settings import Settings
+from tests.support.records import silent_running_run
 
 
 class _PgDiskFull(Exception):
@@ -65,24 +63,7 @@ def test_health_stays_degraded_until_a_write_gets_through_after_the_hold() -> No
 def test_no_worker_is_judged_lost_while_writes_fail(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, worker_lost_seconds=2)
     init_db(settings)
-    long_ago = utcnow() - timedelta(seconds=60)
-    with Session(get_engine(settings)) as s:
-        s.add(Worker(name="box", last_heartbeat=long_ago))
-        s.add(
-            Run(
-                id="r-dbhealth1",
-                status="running",
-                worker="box",
-                config={},
-                model="m",
-                method="lora",
-                queue="q",
-                output_dir=str(tmp_path / "out"),
-                last_seen_at=long_ago,
-                started_at=long_ago,
-            )
-        )
-        s.commit()
+    silent_running_run(settings, "r-dbhealth1", tmp_path / "out")
     dbhealth.record_failure(_wrapped(sqlite3.OperationalError("database or disk is full")))
     assert fail_lost_runs(settings) == []  # silence the database could not record
     dbhealth.reset()

@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
 
-from backend.core.db import get_engine, init_db
-from backend.models import Run, Worker, utcnow
+from backend.core.db import init_db
 from backend.services.recovery import fail_lost_runs, hearing, recovery_loop
 from cpt_contract.settings import Settings
+from tests.support.records import silent_running_run
 
 
 @pytest.fixture(autouse=True)
@@ -25,31 +23,10 @@ def _clean() -> Iterator[None]:
     hearing.reset()
 
 
-def _silent_run(settings: Settings, tmp_path: Path) -> None:
-    long_ago = utcnow() - timedelta(seconds=60)
-    with Session(get_engine(settings)) as s:
-        s.add(Worker(name="box", last_heartbeat=long_ago))
-        s.add(
-            Run(
-                id="r-hearing1",
-                status="running",
-                worker="box",
-                config={},
-                model="m",
-                method="lora",
-                queue="q",
-                output_dir=str(tmp_path / "out"),
-                last_seen_at=long_ago,
-                started_at=long_ago,
-            )
-        )
-        s.commit()
-
-
 def test_no_worker_is_judged_lost_for_a_window_after_a_stall(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, worker_lost_seconds=2)
     init_db(settings)
-    _silent_run(settings, tmp_path)
+    silent_running_run(settings, "r-hearing1", tmp_path / "out")
     stalled = time.monotonic()
     hearing.stalled(stalled)
     assert hearing.deaf_within(2, stalled + 1.9) and not hearing.deaf_within(2, stalled + 2.1)
