@@ -39,10 +39,12 @@ NON_METRICS = frozenset(
 )
 #: Event kinds whose numeric fields are metrics; "start" only marks where an attempt begins.
 METRIC_KINDS = ("log", "eval")
-#: Bucket widths 2^k: each level has 4x fewer buckets than the one below. Ranges of up to
-#: ``RAW_FACTOR`` x max_points steps are thinned from the points themselves, so the finest level
-#: can be coarse (a 200-step batch touches ~8 level rows per key, not ~25).
-LEVELS = (8, 10, 12, 14, 16, 18, 20)
+#: Bucket widths 2^k, every k: a read can pick a level with between a quarter and a half of
+#: max_points buckets and keep each bucket's min and max as they are (no grouping of buckets,
+#: and at most max_points / 2 level rows read: the rows' column values are the query's cost).
+#: Ranges of up to ``RAW_FACTOR`` x max_points steps are thinned from the points themselves, so
+#: the finest level can be coarse (a 200-step batch touches ~15 level rows per key).
+LEVELS = tuple(range(8, 21))
 RAW_FACTOR = 2 ** LEVELS[0] // 4
 TOP = LEVELS[-1]
 #: Points per full segment: a segment row stays a few pages (512 x 28 bytes), and a chart's
@@ -358,6 +360,27 @@ def _fold_levels(fresh: list[tuple[int, int, list[Point]]]) -> list[tuple[Any, .
     return out
 
 
+#: Segments read per round trip while rebuilding the levels (bounded memory on any run).
+_REBUILD_SEGMENTS = 64
+
+
+def rebuild_levels(conn: Connection) -> None:
+    """Every series' levels made anew from its segments, through the fold ingest uses: what a
+    migration that changes ``LEVELS`` runs, so moved runs hold exactly what ingest writes."""
+    execute(conn, "DELETE FROM metric_levels", ())
+    pairs = query(conn, "SELECT DISTINCT series_id, attempt FROM metric_segments", ())
+    sql = (
+        f"SELECT {_SEG_COLS} FROM metric_segments WHERE series_id = %s AND attempt = %s "
+        "AND first_step > %s ORDER BY first_step LIMIT %s"
+    )
+    for sid, att in pairs:
+        after = _MIN_STEP - 1
+        while segs := query(conn, sql, (sid, att, after, _REBUILD_SEGMENTS)):
+            points = [p for seg in segs for p in _decode(seg)]
+            executemany(conn, _LEVELS_SQL, _fold_levels([(int(sid), int(att), points)]))
+            after = segs[-1][0]
+
+
 # --- read side -------------------------------------------------------------------------------
 
 Columns = dict[str, list[Any]]
@@ -522,7 +545,11 @@ def window_points(
     # Past RAW_FACTOR x max_points steps the finest level has at least max_points / 4 buckets.
     if sum(top[1]) <= RAW_FACTOR * max_points or hi - lo + 1 <= RAW_FACTOR * max_points:
         return _thinned(conn, sid, att, lo, hi, max_points)
-    level = next((k for k in LEVELS if (hi >> k) - (lo >> k) + 1 <= max_points), TOP)
+    # Each bucket gives its min and max, plus the range's first and last point: the finest level
+    # with at most (max_points - 2) / 2 buckets in the range (more than a quarter of max_points,
+    # the level below having too many).
+    half = max(1, (max_points - 2) // 2)
+    level = next((k for k in LEVELS if (hi >> k) - (lo >> k) + 1 <= half), TOP)
     cols = _level_columns(conn, sid, att, level, lo >> level, hi >> level)
     if not cols or sum(cols[1]) <= RAW_FACTOR * max_points:
         return _thinned(conn, sid, att, lo, hi, max_points)
@@ -537,7 +564,12 @@ def window_points(
     _, _, firsts, lasts, min_s, min_v, max_s, max_v, min_t, min_k, max_t, max_k = cols
     keep: dict[int, _Full] = {}
     m = len(firsts)
-    groups = min(max(1, (max_points - 2) // 2), m)
+    if m <= half:
+        # The usual case: every bucket is a group of its own (the max second: a bucket of one
+        # point has the same point as both, kept once).
+        keep.update(zip(min_s, zip(min_s, min_v, min_t, min_k, strict=True), strict=True))
+        keep.update(zip(max_s, zip(max_s, max_v, max_t, max_k, strict=True), strict=True))
+    groups = min(half, m) if m > half else 0
     for g in range(groups):
         a, b = g * m // groups, (g + 1) * m // groups
         if a >= b:

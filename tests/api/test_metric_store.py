@@ -129,12 +129,19 @@ def test_ingest_writes_the_same_series_as_the_events(db_url: str, tmp_path: Path
         _compare(session.connection(), run.id)
 
 
-@pytest.mark.parametrize("previous", ["0006_run_tags_notes", "0004_reliability"])
+#: The levels the release before every-k levels kept.
+EVEN_LEVELS = (8, 10, 12, 14, 16, 18, 20)
+
+
+@pytest.mark.parametrize(
+    "previous", ["0007_metric_segments", "0006_run_tags_notes", "0004_reliability"]
+)
 def test_migration_moves_a_previous_release_database(
-    db_url: str, tmp_path: Path, previous: str
+    db_url: str, tmp_path: Path, previous: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A database made by the previous release (one row per point) or the one before it
-    (events only) upgraded in place; then down to the previous release and up again."""
+    """A database made by the previous release (segments, a level every other k), the one
+    before it (one row per point) or an older one (events only) upgraded in place; then down to
+    one row per point and up again."""
     if db_url.startswith("sqlite"):
         url = db_url
     else:
@@ -148,7 +155,10 @@ def test_migration_moves_a_previous_release_database(
     s = Settings(data_dir=tmp_path / "d", database_url=url, _env_file=None)  # type: ignore[call-arg]
     cfg = alembic_config(s.sqlalchemy_url)
     assert ScriptDirectory.from_config(cfg).get_revision(previous) is not None
-    command.upgrade(cfg, previous)
+    # 0007's store is filled by its own replay of the events below, folded into the levels
+    # that release kept.
+    made_by = "0006_run_tags_notes" if previous == "0007_metric_segments" else previous
+    command.upgrade(cfg, made_by)
     engine = get_engine(s)
     runs = sa.table("runs", *(sa.column(c) for c in ("id", "name", "status", "method", "model",
                     "queue", "attempt", "output_dir", "created_at")), sa.column("config", sa.JSON))  # fmt: skip
@@ -173,10 +183,20 @@ def test_migration_moves_a_previous_release_database(
                                                "(:r, 'loss') RETURNING id"), {"r": rid}).scalar()  # fmt: skip
                     conn.execute(sa.text("INSERT INTO metric_points (series_id, attempt, step, "
                                          "value) VALUES (:s, 1, 1, 999.0)"), {"s": sid})  # fmt: skip
+        if previous == "0007_metric_segments":
+            with monkeypatch.context() as m:
+                m.setattr(metric_store, "LEVELS", EVEN_LEVELS)
+                command.upgrade(cfg, previous)
+            with engine.connect() as conn:
+                held = conn.execute(sa.text("SELECT DISTINCT level FROM metric_levels")).all()
+                assert sorted(k for (k,) in held) == list(EVEN_LEVELS)
         with engine.connect() as conn:
             before = {rid: legacy_metrics.metric_series(conn, rid, None, None, None, FULL, None)
                       for rid in ids}  # fmt: skip
         command.upgrade(cfg, "head")
+        with engine.connect() as conn:
+            held = conn.execute(sa.text("SELECT DISTINCT level FROM metric_levels")).all()
+            assert sorted(k for (k,) in held) == list(metric_store.LEVELS)
         with engine.connect() as conn:
             for rid in ids:
                 assert metric_store.read(conn, rid, None, None, None, FULL, None) == before[rid]
@@ -261,3 +281,63 @@ def test_out_of_order_and_repeated_steps(db_url: str, tmp_path: Path) -> None:
         for mp, lo, hi in ((100, None, None), (60, 700, 2900), (20, 3000, None)):
             part = metric_store.read(conn, run.id, ["loss"], lo, hi, mp, None)["series"]["loss"]
             _check_downsampled(full, part, mp, lo, hi)
+
+
+@pytest.mark.parametrize(
+    ("spacing", "max_points"),
+    [
+        # A long dense run: a level with a quarter to a half of max_points buckets, each
+        # bucket's min and max kept as they are.
+        (1, 600),
+        # Steps so far apart that even the widest level has more buckets than max_points / 2:
+        # buckets are grouped.
+        (40_000, 40),
+    ],
+)
+def test_a_long_run_reads_a_few_level_rows(
+    db_url: str, tmp_path: Path, spacing: int, max_points: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The downsampled chart of a long run reads at most max_points / 2 rows of one level (plus
+    the widest level's few) and answers between half and all of max_points, extremes kept."""
+    s = Settings(data_dir=tmp_path / "d", database_url=db_url, _env_file=None)  # type: ignore[call-arg]
+    init_db(s)
+    rng = random.Random(3)
+    steps = [1 + i * spacing for i in range(100_000 if spacing == 1 else 3_000)]
+    values = [5.0 / (1 + i / 500) + rng.random() * 0.05 for i in range(len(steps))]
+    values[len(values) // 3] = 40.0  # a spike
+    values[2 * len(values) // 3] = -1.0  # a dip
+    with Session(get_engine(s), expire_on_commit=False) as session:
+        run = Run(id="r-" + uuid.uuid4().hex[:6], name="t", config={}, output_dir="/x")
+        session.add(run)
+        session.commit()
+        for i in range(0, len(steps), 1000):
+            batch = [{"seq": j + 1, "kind": "log", "step": steps[j], "loss": values[j],
+                      "time": 1.7e9 + j} for j in range(i, min(i + 1000, len(steps)))]  # fmt: skip
+            ingest.store_events(session, run, 1, batch)
+        session.commit()
+        conn = session.connection()
+        seen: list[str] = []
+        real = metric_store.query
+
+        def counting(c: sa.Connection, sql: str, params: Any) -> list[Any]:
+            rows = real(c, sql, params)
+            if "FROM metric_levels" in sql:
+                seen.append(f"{params[2]}:{len(rows)}")
+            return rows
+
+        monkeypatch.setattr(metric_store, "query", counting)
+        got = metric_store.read(conn, run.id, ["loss"], None, None, max_points, None)
+        monkeypatch.undo()
+        loss = got["series"]["loss"]
+        full = {"step": steps, "value": values, "time": [1.7e9 + j for j in range(len(steps))],
+                "tokens_seen": [None] * len(steps)}  # fmt: skip
+        _check_downsampled(full, loss, max_points)
+        assert len(loss["step"]) >= max_points // 2
+        # The widest level first (the run's extent), then one level's rows, at most half.
+        (top, chosen) = seen
+        assert top.startswith(f"{metric_store.TOP}:")
+        level, rows = (int(x) for x in chosen.split(":"))
+        if spacing == 1:
+            assert level < metric_store.TOP and max_points // 4 < rows <= max_points // 2
+        else:
+            assert level == metric_store.TOP and rows > max_points // 2
