@@ -9,12 +9,17 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DataError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from backend import __version__
 from backend.api.routes import (
@@ -30,10 +35,10 @@ from backend.api.routes import (
     workers,
 )
 from backend.core import dbhealth
+from backend.core.auth import Authenticator
 from backend.core.db import init_db
 from backend.core.headers import SecurityHeaders
 from backend.core.limits import RequestLimits
-from backend.core.ratelimit import FailureLimiter
 from backend.services.bus import bus
 from backend.services.errors import Conflict, NotFound
 from backend.services.recovery import loop_interval, recovery_loop
@@ -50,14 +55,23 @@ def _operation_id(route: APIRoute) -> str:
 
 
 class _RedactTokens(logging.Filter):
-    """Access logs show request paths; ``?token=`` (EventSource, download links) must not leak."""
+    """Access logs show request paths; ``?token=`` (EventSource, download links) must not leak,
+    however its name is spelled (``%74oken``, ``TOKEN``, ``token[]``): a parameter is judged by
+    its decoded name, as a server would read it."""
 
-    _pattern = re.compile(r"(token=)[^&\s]+")
+    _param = re.compile(r"([?&;])([^=&;\s]*)=([^&;\s]*)")
+
+    @classmethod
+    def _hide(cls, match: re.Match[str]) -> str:
+        name = unquote_plus(match.group(2)).strip().lower()
+        if "token" in name or "secret" in name or "password" in name:
+            return f"{match.group(1)}{match.group(2)}=***"
+        return match.group(0)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and len(record.args) >= 3:
             args = list(record.args)
-            args[2] = self._pattern.sub(r"\1***", str(args[2]))
+            args[2] = self._param.sub(self._hide, str(args[2]))
             record.args = tuple(args)
         return True
 
@@ -145,6 +159,22 @@ def _lifespan(
     return lifespan
 
 
+SPA_PATH = "/{path:path}"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
+    """Every method some route answers on this path, found by asking the routes as the router
+    does (the SPA's catch-all only outside /api, where it answers 404)."""
+    api = str(scope.get("path", "")).startswith("/api/")
+    routes = [r for r in app.router.routes if not (api and getattr(r, "path", "") == SPA_PATH)]
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(_req: Request, exc: NotFound) -> JSONResponse:
@@ -182,6 +212,15 @@ def _add_error_handlers(app: FastAPI) -> None:
         msg = f"the database is unavailable ({dbhealth.describe(exc)}); retry shortly"
         return JSONResponse({"detail": msg}, status_code=503, headers={"Retry-After": "5"})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route whose path matched; a path
+            # served by several routes (GET and POST /api/runs) allows all of theirs.
+            allow = ", ".join(allowed_methods(request.app, request.scope))
+            return JSONResponse({"detail": exc.detail}, status_code=405, headers={"Allow": allow})
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(ConfigInvalid)
     async def invalid(_req: Request, exc: ConfigInvalid) -> JSONResponse:
         return JSONResponse({"detail": exc.errors}, status_code=422)
@@ -192,7 +231,7 @@ def _mount_frontend(app: FastAPI, dist: Path) -> None:
     index = dist / "index.html"
     root = dist.resolve()
 
-    @app.get("/{path:path}", include_in_schema=False)
+    @app.get(SPA_PATH, include_in_schema=False)
     async def spa(path: str) -> Response:
         if path == "api" or path.startswith("api/"):
             return JSONResponse({"detail": "Not Found"}, status_code=404)
@@ -213,7 +252,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     _add_error_handlers(app)
-    app.state.auth_limiter = FailureLimiter()
+    app.state.settings = settings  # the body limits check tokens before the routes do
+    app.state.auth = Authenticator()
     app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.

@@ -8,9 +8,9 @@ Timestamps are stored as UTC; SQLite returns them naive, so ``RunPublic`` re-att
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import field_validator
+from pydantic import AfterValidator
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -29,6 +29,15 @@ from cpt_contract.statuses import RunStatus
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes (stored as UTC): an API answer always carries the offset.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+#: A datetime in an API answer: always with its UTC offset (an OpenAPI ``date-time``).
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 def _tz() -> Any:
@@ -102,10 +111,10 @@ class RunPublic(RunBase, _RunProgress):
     attempt: int
     worker: str | None = None
     resume_from: str | None = None
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
     eta_seconds: float | None = None
     output_dir: str
     #: Why each earlier attempt ended, and whether it was restarted automatically.
@@ -116,35 +125,19 @@ class RunPublic(RunBase, _RunProgress):
     note: str = ""
     #: What the training script said it is doing (its last ``phase`` event) and since when.
     phase: str | None = None
-    phase_since: datetime | None = None
+    phase_since: UtcDatetime | None = None
     #: When the first attempt started; ``started_at`` is the current attempt's start.
-    first_started_at: datetime | None = None
+    first_started_at: UtcDatetime | None = None
     #: Seconds of all attempts together (the running one up to now).
     duration_seconds: float | None = None
     #: Seconds of the attempts that ended (a client adds the running attempt's own clock).
     attempts_seconds: float = 0.0
     #: When the ETA runs out (``now + eta_seconds``): a client counts down to it between
     #: updates, so a long evaluation never freezes the estimate.
-    eta_until: datetime | None = None
+    eta_until: UtcDatetime | None = None
     #: Per metric key: ``{"last", "best", "best_step"}`` over the run's log/eval events
     #: (``best`` only where lower or higher is known to be better).
     metrics_summary: dict[str, dict[str, float | int | None]] = {}
-
-    @field_validator(
-        "created_at",
-        "started_at",
-        "finished_at",
-        "updated_at",
-        "phase_since",
-        "first_started_at",
-        "eta_until",
-        mode="after",
-    )
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
 
 
 class RunList(SQLModel):
@@ -270,7 +263,7 @@ class Checkpoint(SQLModel, table=True):
 class CheckpointPublic(SQLModel):
     name: str
     step: int | None
-    created_at: datetime
+    created_at: UtcDatetime
     size_bytes: int | None
     eval_perplexity: float | None = None
     eval_loss: float | None = None
@@ -354,18 +347,11 @@ class JobPublic(SQLModel):
     worker: str | None
     run_id: str | None
     log_size: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     #: Seconds the job ran (or has been running), measured by the server.
     duration_seconds: float | None = None
-
-    @field_validator("created_at", "started_at", "finished_at", mode="after")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
 
 
 # --- metrics store (backend/services/metric_store.py) ----------------------------------------

@@ -40,7 +40,10 @@ def serve(reload: bool = typer.Option(False, help="Reload on code changes (devel
         host=settings.host,
         port=settings.port,
         reload=reload,
-        proxy_headers=True,
+        # X-Forwarded-For only from the proxies named in CPT_TRUSTED_PROXIES (none by default):
+        # otherwise any local client could pick the address its wrong tokens are counted on.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         timeout_graceful_shutdown=3,
     )
 

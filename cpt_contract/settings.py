@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cpt_contract.roots import Roots
 from cpt_contract.slurm import TIME_PATTERN
 
 #: Shortest token accepted (a generated one has 32 characters).
@@ -72,9 +73,14 @@ class Settings(BaseSettings):
     )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated roots for models, tokenizers, datasets and outputs (data dir always allowed).",
+        description="Comma-separated roots for models, tokenizers, datasets and outputs (of the data dir, only runs, jobs and the demo: never its keys, tokens or database).",
     )
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is "
+        "believed (the client address of rate limits and logs). Default: none, not even loopback.",
+    )
     port: int = Field(default=8000, description="Port the API binds to.")
     api_url: str | None = Field(
         default=None,
@@ -193,6 +199,13 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
     @field_validator("allowed_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
@@ -266,11 +279,18 @@ class Settings(BaseSettings):
         return (self.api_url or f"http://{host}:{self.port}").rstrip("/")
 
     @property
-    def roots(self) -> list[Path]:
-        """Every directory under which user-supplied paths are accepted."""
-        roots = [self.resolved_data_dir]
-        roots += [r.expanduser().resolve() for r in self.allowed_roots]
-        return roots
+    def roots(self) -> Roots:
+        """Where user-supplied paths are accepted: what users made in the data dir (runs, job
+        outputs, the demo) and ``allowed_roots``; never the rest of the data dir (keys, tokens,
+        database, broker, caches), nor a SQLite database kept elsewhere."""
+        shared = (self.runs_dir, self.jobs_dir, self.demo_dir)
+        state = [self.resolved_data_dir]
+        url = self.sqlalchemy_url
+        if url.startswith("sqlite:///"):
+            db = Path(url.removeprefix("sqlite:///")).resolve()
+            state += [db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-journal")]
+        allowed = [*shared, *(r.expanduser().resolve() for r in self.allowed_roots)]
+        return Roots(tuple(allowed), tuple(state), shared)
 
     def _explicit(self, name: str) -> str | None:
         if name not in ("api_token", "worker_token"):

@@ -19,7 +19,7 @@ from typing import Any
 
 from cpt_contract.jobs import PATH_PARAMS, GenerateParams, MergeParams, ScanParams, TokenizerParams
 from cpt_contract.protocol import JobClaimOut
-from cpt_contract.roots import escaping_entry
+from cpt_contract.roots import PathRefused, check_user_path
 from cpt_contract.run_paths import JobPaths, RunPaths
 from cpt_contract.settings import Settings
 from worker import launcher
@@ -54,9 +54,10 @@ def check_paths(settings: Settings, claim: JobClaimOut) -> None:
     for name in PATH_PARAMS.get(claim.kind, ()):
         value = claim.params.get(name)
         for raw in value if isinstance(value, list) else [value] if value else []:
-            problem = escaping_entry(Path(str(raw)).expanduser().resolve(), settings.roots)
-            if problem:
-                raise ValueError(f"params.{name}: {problem}")
+            try:
+                check_user_path(str(raw), settings.roots)
+            except PathRefused as exc:
+                raise ValueError(f"params.{name}: {exc}") from None
 
 
 def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[str]:
@@ -170,7 +171,7 @@ def run_job(settings: Settings, job_id: str) -> str | None:
     try:
         argv = tool_argv(settings, claim, paths)
         _note(paths.log, f"job {job_id} ({claim.kind}) on {worker_name(settings)}")
-        env = child_env(use_cpu=True, nproc=1, concurrency=1, lease=None)
+        env = child_env(use_cpu=True, nproc=1, concurrency=1, lease=None, roots=settings.roots)
         started = time.monotonic()
         proc = launcher.start(argv, paths.log, env, cwd=ROOT)
         # The tool's whole tree (its own children may leave its session): all of it ends.

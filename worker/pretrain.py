@@ -61,7 +61,6 @@ from worker.training.arguments import (  # noqa: E402
     DataTrainingArguments,
     ModelArguments,
     PretrainArguments,
-    argv_value,
     check_arguments,
     parse_args,
 )
@@ -107,7 +106,6 @@ from worker.training.preemption import PreemptionCallback, raise_if_preempted  #
 from worker.training.process import (  # noqa: E402
     finish_distributed,
     setup_logging,
-    single_process_env,
 )
 from worker.training.run_state import RunContext  # noqa: E402
 from worker.training.tokenizer import (  # noqa: E402
@@ -243,26 +241,25 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, train, and always end with an ``end`` event and an exit code (see the table above)."""
+    """Parse, train, and always end with an ``end`` event and an exit code (see the table above).
+
+    The arguments are parsed once, by the parser, before anything is written: the output
+    directory is known only from a successful parse (a bad command line exits 2 with argparse's
+    message, which the panel reports from the log).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     guards.install()  # die with torchrun; dump stacks on SIGUSR1
-    single_process_env(argv)
     rank = int(os.environ.get("RANK", "0"))
-    # Events must work even when parsing fails, so output_dir is read straight from argv.
-    early_out = argv_value(argv, "--output_dir")
-    events = EventWriter(early_out or ".", enabled=rank == 0 and early_out is not None)
-    run = RunContext(events=events, rank=rank)
-    if early_out:
-        install_sigterm(run, Path(early_out))
     try:
-        try:
-            model_args, data_args, args = parse_args(argv)
-        except SystemExit as exc:  # argparse already printed the message
-            if exc.code not in (0, None):
-                events.end("failed", "bad command-line arguments (see the log)", 0)
-            raise
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
+        model_args, data_args, args = parse_args(argv)
+    except ValueError as exc:  # a dataclass refused a value (argparse errors exit 2 itself)
+        print(f"ERROR [failed] {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    output_dir = Path(str(args.output_dir))
+    events = EventWriter(str(output_dir), enabled=rank == 0)
+    run = RunContext(events=events, rank=rank)
+    install_sigterm(run, output_dir)
+    try:
         setup_logging(args)
         if args.process_index == 0:
             logger.info(
@@ -287,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s: %s", status, reason)
         if code == EXIT_FAILED:
             logger.exception("traceback")
-        if rank != 0 and early_out:
-            write_failure_note(Path(early_out), rank, status, reason)
+        if rank != 0:
+            write_failure_note(output_dir, rank, status, reason)
         events.end(status, reason, run.step)
         print(f"ERROR [{status}] {reason}", file=sys.stderr, flush=True)
     finally:

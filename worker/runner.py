@@ -25,7 +25,7 @@ from typing import Any
 
 from cpt_contract.fit import fit_problems
 from cpt_contract.protocol import CancelAnswer, ClaimOut
-from cpt_contract.roots import escaping_entry
+from cpt_contract.roots import PathRefused, Roots, check_user_path
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.schema import DEEPSPEED_FILES, RunConfig
@@ -79,14 +79,15 @@ def check_fits(config: RunConfig, use_cpu: bool, gpu_count: int) -> None:
         raise Refused(problems[0][1])
 
 
-def check_paths(config: RunConfig, roots: list[Path]) -> None:
+def check_paths(config: RunConfig, roots: Roots) -> None:
     """Every path of the config, and every file inside it, must stay under this box's roots
     (checked again here: a link may have appeared since the API checked, and a remote box
     has its own roots)."""
     for key, raw in config.path_fields().items():
-        problem = escaping_entry(Path(raw).expanduser().resolve(), roots)
-        if problem:
-            raise Refused(f"{'.'.join(key)}: {problem}")
+        try:
+            check_user_path(raw, roots)
+        except PathRefused as exc:
+            raise Refused(f"{'.'.join(key)}: {exc}") from None
 
 
 _ERROR_LINE = re.compile(r"([A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*|.*\berror\b.*)", re.I)
@@ -178,9 +179,11 @@ def explain(
 
 
 def child_env(
-    use_cpu: bool, nproc: int, concurrency: int, lease: gpu.GpuLease | None
+    use_cpu: bool, nproc: int, concurrency: int, lease: gpu.GpuLease | None, roots: Roots
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    # The readers check every file they open against this box's roots (``open_regular``).
+    env.update(roots.env())
     env["PYTHONUNBUFFERED"] = "1"
     # The script imports worker.* modules: make the repo importable whatever the cwd.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
@@ -387,7 +390,11 @@ class RunAttempt:
             self._note(f"resuming from {checkpoint}")
         self._note("$ " + display_command(argv))
         env = child_env(
-            use_cpu, config.launch.nproc_per_node, self.settings.worker_concurrency, self.lease
+            use_cpu,
+            config.launch.nproc_per_node,
+            self.settings.worker_concurrency,
+            self.lease,
+            self.settings.roots,
         )
         if self._cancelled():
             return None

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, NoReturn
 
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from backend.core.auth import Refusal, authenticator
 from backend.core.db import get_session
-from backend.core.ratelimit import FailureLimiter
-from backend.core.security import token_matches
 from cpt_contract.settings import Settings, get_settings
 
 
@@ -40,42 +39,22 @@ _worker_bearer = HTTPBearer(
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _unauthorized(what: str) -> HTTPException:
-    return HTTPException(
-        status_code=status.HTTP_401_UNAUTHORIZED,
-        detail=f"missing or invalid {what}: send 'Authorization: Bearer <token>'",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
-def _limiter(request: Request) -> FailureLimiter:
-    limiter = getattr(request.app.state, "auth_limiter", None)
-    if limiter is None:  # an app built without create_app (tests of single routers)
-        limiter = request.app.state.auth_limiter = FailureLimiter()
-    return limiter
-
-
-def _check(
-    request: Request, settings: Settings, name: str, presented: str | None, what: str
-) -> None:
-    """401 for a missing or wrong token; 429 once a client sent too many wrong ones."""
-    limiter = _limiter(request)
-    client = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(client)
-    if wait is not None:
-        raise HTTPException(
-            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"too many wrong tokens from {client}: try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
-    if not token_matches(settings, name, presented):
-        if presented:
-            limiter.failed(client)
-        raise _unauthorized(what)
+def _raise(refusal: Refusal) -> NoReturn:
+    raise HTTPException(
+        status_code=refusal.status, detail=refusal.detail, headers=refusal.headers
+    ) from None
 
 
 async def require_api_token(request: Request, settings: SettingsDep, creds: BearerDep) -> str:
-    _check(request, settings, "api_token", creds.credentials if creds else None, "API token")
+    presented = creds.credentials if creds else None
+    try:
+        authenticator(request.app).check_user(settings, _client(request), presented, "API token")
+    except Refusal as refusal:
+        _raise(refusal)
     return "api"
 
 
@@ -89,7 +68,11 @@ async def require_api_token_or_query(
     ] = None,
 ) -> str:
     presented = creds.credentials if creds is not None else token
-    _check(request, settings, "api_token", presented, "API token (header or ?token=)")
+    what = "API token (header or ?token=)"
+    try:
+        authenticator(request.app).check_user(settings, _client(request), presented, what)
+    except Refusal as refusal:
+        _raise(refusal)
     return "api"
 
 
@@ -99,7 +82,10 @@ async def require_worker_token(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_worker_bearer)],
 ) -> str:
     presented = creds.credentials if creds else None
-    _check(request, settings, "worker_token", presented, "worker token")
+    try:
+        authenticator(request.app).check_worker(settings, _client(request), presented)
+    except Refusal as refusal:
+        _raise(refusal)
     return "worker"
 
 

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from cpt_contract.roots import PathRefused, Roots, open_regular
+
 FileKind = Literal["model", "adapter", "tokenizer", "dataset"]
 
 MAX_DEPTH = 4
@@ -24,26 +26,47 @@ _ADAPTER_WEIGHTS = {"adapter_model.safetensors", "adapter_model.bin"}
 _RUN_MARKERS = {"events.jsonl", "cpt_run.json", "trainer_state.json", "ds_config.json"}
 
 
-def _hf_config(path: Path) -> bool:
-    """An HF model's config.json names its model type (a run's config.json does not)."""
+def _hf_config(path: Path, roots: Roots | None) -> bool:
+    """An HF model's config.json names its model type (a run's config.json does not). Opened
+    as a regular file under the roots, checked on its descriptor: a link to a file elsewhere
+    is not read."""
     try:
-        text = (path / "config.json").read_text(encoding="utf-8", errors="replace")[:200_000]
-    except OSError:
+        with open_regular(path / "config.json", roots) as fh:
+            text = fh.read(200_000).decode("utf-8", errors="replace")
+    except (OSError, PathRefused):
         return False
     return '"model_type"' in text or '"architectures"' in text
 
 
-def problem(kind: FileKind, path: Path, files: set[str] | None = None) -> str | None:
+def regular_files(entries: list[os.DirEntry[str]], roots: Roots | None) -> set[str]:
+    """The names of a directory's regular files; a link counts only when it leads to a regular
+    file under the roots (never a FIFO, a device, or a file elsewhere)."""
+    names = set()
+    for e in entries:
+        if e.is_symlink():
+            real = os.path.realpath(e.path)
+            if (roots is not None and not roots.admits(real)) or not os.path.isfile(real):
+                continue
+        elif not e.is_file(follow_symlinks=False):
+            continue
+        names.add(e.name)
+    return names
+
+
+def problem(
+    kind: FileKind, path: Path, files: set[str] | None = None, roots: Roots | None = None
+) -> str | None:
     """Why the directory ``path`` is not usable as ``kind`` (None: it is)."""
     if files is None:
         try:
-            files = {e.name for e in os.scandir(path) if e.is_file()}
+            with os.scandir(path) as it:
+                files = regular_files(list(it), roots)
         except OSError as exc:
             return f"cannot read {path}: {exc.strerror}"
     if kind == "model":
         if "adapter_config.json" in files:
             return "is a LoRA adapter, not a model: give it as method.peft_path"
-        if "config.json" not in files or not _hf_config(path):
+        if "config.json" not in files or not _hf_config(path, roots):
             return "is not a Hugging Face model directory (no config.json with a model_type)"
         if not any(_WEIGHTS.search(f) for f in files):
             return "has a config.json but no weights (model*.safetensors or pytorch_model*.bin)"
@@ -66,7 +89,7 @@ def problem(kind: FileKind, path: Path, files: set[str] | None = None) -> str | 
     return None
 
 
-def find(roots: list[Path], kind: FileKind) -> list[dict[str, str]]:
+def find(roots: Roots, kind: FileKind) -> list[dict[str, str]]:
     """Breadth-first, bounded in depth and in directories visited (roots can be huge)."""
     found: list[dict[str, str]] = []
     seen: set[Path] = set()
@@ -75,7 +98,7 @@ def find(roots: list[Path], kind: FileKind) -> list[dict[str, str]]:
         queue: list[tuple[Path, int]] = [(root, 0)]
         while queue and visited < MAX_DIRS and len(found) < MAX_RESULTS:
             current, depth = queue.pop(0)
-            if current in seen:
+            if current in seen or not roots.admits(current):
                 continue
             seen.add(current)
             visited += 1
@@ -84,8 +107,8 @@ def find(roots: list[Path], kind: FileKind) -> list[dict[str, str]]:
                     entries = list(it)
             except OSError:
                 continue
-            files = {e.name for e in entries if e.is_file()}
-            if problem(kind, current, files) is None:
+            files = regular_files(entries, roots)
+            if problem(kind, current, files, roots) is None:
                 label = str(current.relative_to(root)) if current != root else current.name
                 found.append({"path": str(current), "label": label, "kind": kind})
             if depth >= MAX_DEPTH:

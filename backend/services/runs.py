@@ -161,7 +161,9 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
             errors.append(error(field_loc, f"'{raw}' is a directory: give a file", "not_a_file"))
         elif problem := escaping_entry(path, settings.roots):
             errors.append(error(field_loc, problem, "path_escapes_roots"))
-        elif (kind := _usable_as(key, path)) and (unusable := files.problem(kind, path)):
+        elif (kind := _usable_as(key, path)) and (
+            unusable := files.problem(kind, path, roots=settings.roots)
+        ):
             errors.append(
                 error(field_loc, f"'{raw}' {unusable}", f"not_a_{kind}"),
             )

@@ -71,14 +71,19 @@ def _value(value: object) -> str:
 
 
 def field_flags(name: str, value: object, extra: dict[str, Any]) -> list[str]:
-    """One schema field → its flags, as its ``argv`` metadata says (see schema.py)."""
+    """One schema field → its flags, as its ``argv`` metadata says (see schema.py).
+
+    A user's value always travels glued to its flag (``--name=value``): a value that begins
+    with ``-`` (``--model_revision=--output_dir=/x``) is then a value to every parser, never a
+    flag of its own.
+    """
     style = extra.get("argv")
     if value is None or style == "none":
         return []
     if style == "switch":
         return [f"--{name}"] if value else []
     if style == "negatable":
-        return [] if value else [f"--{name}", "False"]
+        return [] if value else [f"--{name}=False"]
     if isinstance(style, dict):  # a choice that maps to its own flags
         return list(style[str(value)])
     if style == "json":  # structured values travel as one JSON argument
@@ -93,9 +98,9 @@ def field_flags(name: str, value: object, extra: dict[str, Any]) -> list[str]:
         )
         if not items:
             return []
-        return [f"--{name}", json.dumps(items, ensure_ascii=False)]
-    # An empty string is a value ("none", e.g. --modules_to_save ""), passed as its own argv item.
-    return [*extra.get("argv_with", []), f"--{name}", _value(value)]
+        return [f"--{name}={json.dumps(items, ensure_ascii=False)}"]
+    # An empty string is a value ("none", e.g. --modules_to_save=).
+    return [*extra.get("argv_with", []), f"--{name}={_value(value)}"]
 
 
 def _extra(field: FieldInfo) -> dict[str, Any]:

@@ -19,42 +19,74 @@ its prefix matching would turn ``--output_d`` into ``--output_dir``).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
-#: ``TrainingArguments`` flags that take a scalar (number, bool, choice, short string), no path.
-CANDIDATES: tuple[str, ...] = (
-    "--adam_beta1",
-    "--adam_beta2",
-    "--adam_epsilon",
-    "--optim",
-    "--optim_args",
-    "--warmup_steps",
-    "--label_smoothing_factor",
-    "--neftune_noise_alpha",
-    "--eval_accumulation_steps",
-    "--eval_delay",
-    "--dataloader_num_workers",
-    "--dataloader_pin_memory",
-    "--dataloader_drop_last",
-    "--dataloader_persistent_workers",
-    "--data_seed",
-    "--full_determinism",
-    "--tf32",
-    "--torch_compile",
-    "--torch_empty_cache_steps",
-    "--ddp_bucket_cap_mb",
-    "--ddp_broadcast_buffers",
-    "--log_level",
-    "--log_level_replica",
-    "--disable_tqdm",
-    "--skip_memory_metrics",
-    "--save_only_model",
-    "--average_tokens_across_devices",
-    "--include_num_input_tokens_seen",
-)
+
+@dataclass(frozen=True)
+class Value:
+    """What one flag's value may be: a number within bounds, a boolean, or one of a few words."""
+
+    kind: Literal["int", "float", "bool", "word"]
+    low: float = 0
+    high: float = 0
+    words: tuple[str, ...] = ()
+
+    def problem(self, text: str) -> str | None:
+        if self.kind == "bool":
+            return None if text in ("True", "False", "true", "false") else "True or False"
+        if self.kind == "word":
+            ok = text in self.words if self.words else bool(_WORD.match(text))
+            return None if ok else ("one of " + ", ".join(self.words) if self.words else "a word")
+        try:
+            number = int(text) if self.kind == "int" else float(text)
+        except ValueError:
+            return f"a{'n integer' if self.kind == 'int' else ' number'}"
+        if not (self.low <= number <= self.high) or number != number:
+            return f"a{'n integer' if self.kind == 'int' else ' number'} from {self.low:g} to {self.high:g}"
+        return None
+
+
+_BOOL = Value("bool")
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical", "passive")
+#: Letters, digits and ``_.=,`` (an optimizer's name or its ``a=1,b=2`` arguments).
+_WORD = re.compile(r"^[A-Za-z0-9_.=,]{1,128}$")
+
+#: ``TrainingArguments`` flags that take a scalar (number, bool, choice, short string), no path,
+#: each with the values it may take: a pass-through number is bounded like a schema field.
+CANDIDATES: dict[str, Value] = {
+    "--adam_beta1": Value("float", 0, 0.9999999),
+    "--adam_beta2": Value("float", 0, 0.9999999),
+    "--adam_epsilon": Value("float", 1e-12, 1),
+    "--optim": Value("word"),
+    "--optim_args": Value("word"),
+    "--warmup_steps": Value("float", 0, 1e9),
+    "--label_smoothing_factor": Value("float", 0, 1),
+    "--neftune_noise_alpha": Value("float", 0, 1000),
+    "--eval_accumulation_steps": Value("int", 1, 1_000_000),
+    "--eval_delay": Value("float", 0, 1e9),
+    "--dataloader_num_workers": Value("int", 0, 64),
+    "--dataloader_pin_memory": _BOOL,
+    "--dataloader_drop_last": _BOOL,
+    "--dataloader_persistent_workers": _BOOL,
+    "--data_seed": Value("int", 0, 2**32 - 1),
+    "--full_determinism": _BOOL,
+    "--tf32": _BOOL,
+    "--torch_compile": _BOOL,
+    "--torch_empty_cache_steps": Value("int", 1, 1_000_000_000),
+    "--ddp_bucket_cap_mb": Value("int", 1, 100_000),
+    "--ddp_broadcast_buffers": _BOOL,
+    "--log_level": Value("word", words=_LOG_LEVELS),
+    "--log_level_replica": Value("word", words=_LOG_LEVELS),
+    "--disable_tqdm": _BOOL,
+    "--skip_memory_metrics": _BOOL,
+    "--save_only_model": _BOOL,
+    "--average_tokens_across_devices": _BOOL,
+    "--include_num_input_tokens_seen": _BOOL,
+}
 
 #: Parts of a flag name that mean it takes a path (refused whatever the list says).
 _PATHLIKE = re.compile(
@@ -134,7 +166,7 @@ def check_extra_args(items: list[str]) -> list[str]:
         raise ValueError(f"at most {MAX_ITEMS} items")
     allowed = allowed_flags()
     seen: set[str] = set()
-    expect_flag = True
+    pending: str | None = None  # a flag whose value may come as the next item
     for item in items:
         if len(item) > MAX_ITEM_LENGTH or not item.isprintable():
             raise ValueError(
@@ -142,11 +174,14 @@ def check_extra_args(items: list[str]) -> list[str]:
             )
         is_flag = item.startswith("-") and not _NUMBER.match(item)
         if not is_flag:
-            if expect_flag:
+            if pending is None:
                 raise ValueError(f"{item!r} is not a flag: items are '--flag' then its value")
-            expect_flag = True
+            _check_value(pending, item)
+            pending = None
             continue
-        flag = item.split("=", 1)[0]
+        if pending is not None:
+            raise ValueError(f"flag {pending!r} needs a value: '{pending}', then the value")
+        flag, glued, value = item.partition("=")
         if flag not in allowed:
             raise ValueError(
                 f"flag {flag!r} is not allowed in extra_args: {_why_not(flag)}. "
@@ -155,6 +190,18 @@ def check_extra_args(items: list[str]) -> list[str]:
         if flag in seen:
             raise ValueError(f"flag {flag!r} is given twice in extra_args: keep one")
         seen.add(flag)
-        # ``--flag=value`` carries its value; ``--flag`` may be followed by one (or be a switch).
-        expect_flag = "=" in item
+        # ``--flag=value`` carries its value; ``--flag`` is followed by it (a switch too: some
+        # of TrainingArguments' booleans take no bare form).
+        if glued:
+            _check_value(flag, value)
+            pending = None
+        else:
+            pending = flag
+    if pending is not None:
+        raise ValueError(f"flag {pending!r} needs a value: '{pending}', then the value")
     return items
+
+
+def _check_value(flag: str, value: str) -> None:
+    if problem := CANDIDATES[flag].problem(value):
+        raise ValueError(f"{flag} {value!r}: the value must be {problem}")

@@ -53,6 +53,15 @@ class _Section(BaseModel):
     # Unknown keys are an error, so a typo in a field name never silently does nothing.
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_leading_dash(cls, value: object) -> object:
+        """A text value never begins with ``-``: it travels glued to its flag (``--name=value``),
+        and argparse still mangles a bare ``--`` there; no path, revision or name needs one."""
+        if isinstance(value, str) and value.startswith("-"):
+            raise ValueError(f"must not begin with '-' (got {value[:40]!r})")
+        return value
+
 
 class ModelSection(_Section):
     """Base model, config and tokenizer (the seed's model arguments)."""

@@ -56,9 +56,13 @@ def seed_config(**override: object) -> RunConfig:
 
 
 def as_pairs(args: list[str]) -> dict[str, str]:
-    return {
+    """Flag → value, for ``--flag value`` (the panel's and the worker's flags) and
+    ``--flag=value`` (every value of the schema, glued to its flag)."""
+    pairs = {
         a: b for a, b in itertools.pairwise(args) if a.startswith("--") and not b.startswith("--")
     }
+    pairs.update(a.split("=", 1) for a in args if a.startswith("--") and "=" in a)  # type: ignore[misc]
+    return pairs
 
 
 def test_seed_preset_reproduces_the_seed_example_command() -> None:
@@ -85,8 +89,8 @@ def test_values_with_spaces_stay_single_arguments() -> None:
     argv = torchrun_argv(
         seed_config(model={"model_name_or_path": "/models/my model; rm -rf /"}), CTX
     )
-    assert "/models/my model; rm -rf /" in argv
-    assert "'/models/my model; rm -rf /'" in display_command(argv)
+    assert "--model_name_or_path=/models/my model; rm -rf /" in argv
+    assert "'--model_name_or_path=/models/my model; rm -rf /'" in display_command(argv)
 
 
 def test_modules_to_save_can_be_switched_off() -> None:
@@ -94,9 +98,8 @@ def test_modules_to_save_can_be_switched_off() -> None:
     leaving it out would give the script's default (embed_tokens,lm_head); null, as configs
     saved before said, is that default."""
     args = pretrain_args(seed_config(method={"modules_to_save": ""}), CTX)
-    i = args.index("--modules_to_save")
-    assert args[i + 1] == ""
-    assert "--modules_to_save ''" in display_command(args)
+    assert "--modules_to_save=" in args  # glued to its flag: an empty value, not a missing one
+    assert " --modules_to_save= " in display_command(args)
     old = seed_config(method={"modules_to_save": None})
     assert old.method.modules_to_save == "embed_tokens,lm_head"
     with pytest.raises(ValidationError, match="modules_to_save"):
@@ -181,7 +184,7 @@ def test_extra_args_take_only_allowed_flags(extra: list[str], named: str) -> Non
 
 
 def test_allowed_extra_args_reach_the_end_of_the_argv() -> None:
-    extra = ["--optim", "adamw_torch", "--warmup_steps=-1", "--tf32"]
+    extra = ["--optim", "adamw_torch", "--warmup_steps=5", "--tf32=False"]
     config = RunConfig.model_validate(deep_merge(_BASE, {"training": {"extra_args": extra}}))
     ctx = LaunchContext(output_dir="/o", data_cache_dir="/c")
     assert pretrain_args(config, ctx)[-4:] == extra

@@ -16,11 +16,19 @@ def test_env_prefix_and_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.delenv("CPT_DATABASE_URL", raising=False)
     monkeypatch.delenv("CPT_BROKER_URL", raising=False)
     s = Settings(_env_file=None)
-    assert s.roots == [
-        tmp_path.resolve(),
+    # Of the data dir, only what users made there: never the dir itself (keys, database).
+    data = tmp_path.resolve()
+    assert list(s.roots) == [
+        data / "runs",
+        data / "jobs",
+        data / "demo",
         (tmp_path / "models").resolve(),
         (tmp_path / "datasets").resolve(),
     ]
+    assert s.roots.state == (
+        data,
+        *(data / f"cpt-panel.db{x}" for x in ("", "-wal", "-shm", "-journal")),
+    )
     assert s.sqlalchemy_url == f"sqlite:///{tmp_path.resolve() / 'cpt-panel.db'}"
     assert s.celery_broker_url == "filesystem://"
     assert s.effective_api_url == "http://127.0.0.1:8000"

@@ -124,7 +124,7 @@ def test_every_schema_field_reaches_the_argv(section: str, name: str) -> None:
     assert args != baseline, f"{section}.{name}={value!r} changed nothing in the argv"
     if name == "precision" or isinstance(value, bool):
         return  # a choice mapped to its own flags, or a switch whose other side is no flag
-    assert f"--{name}" in args
+    assert any(a.startswith(f"--{name}=") for a in args), args  # the value glued to its flag
 
 
 def test_full_weight_runs_get_no_lora_flags() -> None:
@@ -166,7 +166,7 @@ def test_pretrain_parser_accepts_every_flag() -> None:
                 value = {k: {"path": v} if isinstance(v, str) else v for k, v in value.items()}
             assert got == value or str(got) == str(value), f"--{name}: {got!r} != {value!r}"
     assert training_args.bf16 is True
-    flags = [a for a in args if a.startswith("--")]
+    flags = [a.split("=", 1)[0] for a in args if a.startswith("--")]
     for flag in itertools.chain(PANEL_FLAGS, ["--output_dir", "--data_cache_dir", "--use_cpu"]):
         if flag.startswith("--"):
             assert flag in flags

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cpt_cli.runs import parse_set
+from cpt_contract.roots import Roots
 from cpt_contract.runconfig.schema import RunConfig
 from worker import gpu
 from worker.runner import Refused, check_fits, last_error_line, outcome_from
@@ -147,7 +148,7 @@ def test_the_worker_checks_the_paths_again_before_launching(tmp_path: Path) -> N
             "data": {"dataset_dir": str(assets["corpus"])},
         }
     )
-    roots = [assets["root"].resolve()]
+    roots = Roots((assets["root"].resolve(),))
     check_paths(config, roots)
     (assets["corpus"] / "late.txt").symlink_to("/etc/hostname")
     with pytest.raises(Refused, match=r"data\.dataset_dir: .*late\.txt"):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.data.errors import DataError
+from worker.data.opening import open_data
 
 SUFFIXES = (".txt", ".jsonl")
 CHUNK_BYTES = 1 << 18
@@ -44,7 +45,7 @@ def file_digest(path: Path, flag: str = "--dataset_dir") -> str:
     """sha256 of a file's bytes (the cache key's content part)."""
     h = hashlib.sha256()
     try:
-        with path.open("rb") as fh:
+        with open_data(path) as fh:
             while chunk := fh.read(CHUNK_BYTES * 4):
                 h.update(chunk)
     except OSError as exc:
@@ -74,7 +75,7 @@ def iter_document_batches(
     stats = stats if stats is not None else ReadStats()
     jsonl = path.suffix == ".jsonl"
     try:
-        fh = path.open("rb")
+        fh = open_data(path)
     except OSError as exc:
         raise open_error(path, flag, exc) from exc
     with fh:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cpt_contract.fit import fit_problems, slurm_problems
 from cpt_contract.protocol import CancelAnswer, ClaimOut
+from cpt_contract.roots import Roots
 from cpt_contract.runconfig.argv import LaunchContext, display_command
 from cpt_contract.runconfig.schema import RunConfig
 from worker.api_client import ApiUnavailable, Conflict
@@ -93,7 +94,7 @@ class SlurmJob:
         return self.last.exit_code
 
 
-def job_env(use_cpu: bool) -> dict[str, str]:
+def job_env(use_cpu: bool, roots: Roots) -> dict[str, str]:
     """The environment sbatch exports into the job (``--export=ALL``): no secrets, no Slurm
     variables of the worker's own, the repo importable. TERM needs no switch: pretrain.py always
     saves a checkpoint at the next step boundary on it (``worker/training/preemption.py``)."""
@@ -102,6 +103,7 @@ def job_env(use_cpu: bool) -> dict[str, str]:
     }
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.update(roots.env())
     if use_cpu:
         env["DS_ACCELERATOR"] = "cpu"
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -191,7 +193,7 @@ class SlurmAttempt(RunAttempt):
             *script.training_argv(config, ctx, spec),
         ]
         try:
-            job_id = commands.sbatch(options, path, job_env(use_cpu))
+            job_id = commands.sbatch(options, path, job_env(use_cpu, self.settings.roots))
         except commands.SlurmError as exc:
             raise Refused(f"sbatch refused the job: {exc}") from exc
         self._note(f"submitted Slurm job {job_id} (attempt {self.attempt}, job {n + 1})")

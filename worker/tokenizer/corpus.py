@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.data.opening import open_data
 from worker.tokenizer.errors import TokenizerInputError
 
 #: Suffixes read from a directory (a file named explicitly is read whatever its name).
@@ -48,7 +49,11 @@ def find_text_files(paths: Sequence[str | Path], argument: str) -> list[Path]:
 
 def read_text(path: Path, argument: str) -> str:
     """The whole file as text; a file that is not UTF-8 is an error naming the byte."""
-    data = path.read_bytes()
+    try:
+        with open_data(path) as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise TokenizerInputError(argument, f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

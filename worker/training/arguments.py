@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from worker.data.errors import DataError
 from worker.data.eval_sets import parse_eval_prompts, parse_eval_sets
 from worker.data.sources import parse_data_sources
 from worker.training.failures import InputError
+from worker.training.process import single_process_env
 
 
 @dataclass
@@ -155,28 +157,30 @@ class PretrainArguments(TrainingArguments):
 def parse_args(
     argv: list[str],
 ) -> tuple[ModelArguments, DataTrainingArguments, PretrainArguments]:
+    """The one parse of the command line (argparse, exact flag names, no prefix matching).
+
+    Nothing reads ``argv`` item by item before or after this: a value such as
+    ``--model_revision=--output_dir=/x`` is a value, never a flag, only to a real parser.
+    """
     dataclass_types: Any = (ModelArguments, DataTrainingArguments, PretrainArguments)
     parser = HfArgumentParser(dataclass_types)
-    if not any(a.startswith("--disable_tqdm") for a in argv) and not sys.stdout.isatty():
-        # Progress bars redraw with \r: noise in a log file that the panel ships line by line.
-        argv = [*argv, "--disable_tqdm", "True"]
+    parser.allow_abbrev = False  # ``--output_d`` is no ``--output_dir``
+    # 0 = "not given": evaluate with what training fits, the micro-batch (HF's 8 is arbitrary).
+    # Progress bars redraw with \r: noise in a log file that the panel ships line by line.
+    parser.set_defaults(per_device_eval_batch_size=0, disable_tqdm=not sys.stdout.isatty())
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])  # type: ignore[return-value]
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    if argv_value(argv, "--per_device_eval_batch_size") is None:
-        # HF's default (8) is arbitrary: evaluate with what training fits, the micro-batch.
+    namespace = parser.parse_args(argv)
+    # Before the dataclasses: TrainingArguments sets up DeepSpeed's process group as it is built.
+    single_process_env(bool(namespace.deepspeed))
+    built = []
+    for dtype in dataclass_types:
+        keys = {f.name for f in dataclasses.fields(dtype) if f.init}
+        built.append(dtype(**{k: v for k, v in vars(namespace).items() if k in keys}))
+    model_args, data_args, training_args = built
+    if training_args.per_device_eval_batch_size == 0:
         training_args.per_device_eval_batch_size = training_args.per_device_train_batch_size
     return model_args, data_args, training_args
-
-
-def argv_value(argv: list[str], flag: str) -> str | None:
-    """A flag's value read straight from argv (used before parsing succeeded)."""
-    for i, item in enumerate(argv):
-        if item == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if item.startswith(flag + "="):
-            return item.split("=", 1)[1]
-    return None
 
 
 def split_names(names: str | None) -> list[str]:

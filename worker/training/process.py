@@ -6,18 +6,21 @@ import contextlib
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import datasets
 import torch
 import transformers
 
-from worker.training.arguments import PretrainArguments
 from worker.training.failures import EXIT_OK
 
+if TYPE_CHECKING:  # arguments.py imports this module
+    from worker.training.arguments import PretrainArguments
 
-def single_process_env(argv: list[str]) -> None:
+
+def single_process_env(deepspeed: bool) -> None:
     """``python pretrain.py --deepspeed ...`` without a launcher: DeepSpeed would look for MPI."""
-    if not any(a == "--deepspeed" or a.startswith("--deepspeed=") for a in argv):
+    if not deepspeed:
         return
     if "RANK" in os.environ or "LOCAL_RANK" in os.environ:
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH
-from backend.models import Worker, utcnow
+from backend.models import UtcDatetime, Worker, utcnow
 from cpt_contract.slurm import ClusterReport
 
 router = APIRouter(tags=["workers"], dependencies=[Depends(require_api_token)], responses=AUTH)
@@ -25,7 +25,7 @@ class WorkerPublic(BaseModel):
     gpus: list[dict[str, Any]]
     cpu_only: bool
     current_runs: list[str]
-    last_heartbeat: datetime
+    last_heartbeat: UtcDatetime
     alive: bool
     #: ``local`` (torchrun on the box) or ``slurm`` (the worker submits to a Slurm cluster).
     executor: str = "local"
