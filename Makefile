@@ -16,7 +16,7 @@ test: prepare install frontend lint pytest ## Prepare the machine, lint, type-ch
 # The inner loop (< 90 s): the contract, the in-process API tier (with its security tests) and
 # the worker's units.
 test-fast: install
-	$(BIN)/python -m pytest -q tests/contract tests/api/test_inprocess.py tests/api/test_security.py tests/worker $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q tests/contract tests/api/test_inprocess.py tests/api/test_security.py tests/security tests/worker $(PYTEST_ARGS)
 
 # System packages and services the tests use (chromium, fonts, Redis, PostgreSQL, ...): installed
 # and started when missing, silent when present. See scripts/prepare-test-machine.sh.

@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.core.security import lease_for
-from cpt_contract.roots import PathRefused, check_user_path
 from cpt_contract.settings import Settings
 from tests.security.conftest import client_for, settings_for
 
@@ -85,6 +84,8 @@ def test_a_root_that_holds_the_data_dir_still_keeps_the_state_out(tmp_path: Path
             r = client.post("/api/jobs", json={"kind": "scan", "params": {"paths": [str(path)]}})
             assert "panel's own state" in _refused_at(r, ["body", "params", "paths", 0])
             # The worker's own check (before it starts anything) says the same.
+            from cpt_contract.roots import PathRefused, check_user_path
+
             with pytest.raises(PathRefused, match="panel's own state"):
                 check_user_path(str(path), settings.roots)
         # ... and a link from an allowed folder into the state is refused where it stands.
