@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,10 @@ from cpt_contract.protocol import LEASE_HEADER
 from tests.support.panel import Panel
 
 Api = tuple[Panel, dict[str, Path]]
-EXAMPLES = 6
+#: Examples per operation and mode. The suite's size; ``CPT_FUZZ_EXAMPLES=400`` (and
+#: ``CPT_FUZZ_SCENARIOS``) makes the long run docs/security.md reports, with the same code.
+EXAMPLES = int(os.environ.get("CPT_FUZZ_EXAMPLES", "6"))
+SCENARIOS = int(os.environ.get("CPT_FUZZ_SCENARIOS", "15"))
 
 
 @pytest.fixture(scope="module")
@@ -152,4 +156,46 @@ def test_fuzzing_passes_every_check(api: Api, pinned: dict[str, str]) -> None:
     # The fuzzing reached the handlers: some requests succeeded, some were rejected as invalid.
     assert sum(n for code, n in seen.items() if code < 300) > 10, seen
     assert seen[422] > 10, seen
+    assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:15])
+
+
+def test_stateful_fuzzing_passes_every_check(api: Api, pinned: dict[str, str]) -> None:
+    """Scenarios that chain the operations by the links schemathesis infers (a run created,
+    then read, patched, cloned, cancelled, its checkpoints listed ...), every check on every
+    answer; the worker's routes with the worker token and the pinned run's lease."""
+    panel, _ = api
+    schema = schemathesis.openapi.from_url(panel.url + "/openapi.json")
+    failures: list[str] = []
+    seen: Counter[int] = Counter()
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            internal = case.path.startswith("/api/internal")
+            headers = {"Authorization": f"Bearer {panel.worker_token if internal else panel.token}"}
+            if internal:
+                headers[LEASE_HEADER] = pinned["lease"]
+            return {"base_url": panel.url, "headers": headers, "timeout": 30}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            seen[response.status_code] += 1
+            try:
+                case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+            except (AssertionError, ExceptionGroup) as exc:
+                failures.append(
+                    f"{case.method} {case.formatted_path} {case.body!r:.200}: "
+                    + " ".join(str(exc).split())[:600]
+                )
+
+    Workflow.run(
+        settings=settings(
+            max_examples=SCENARIOS,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+    )
+    print(f"\nstateful: {sum(seen.values())} requests, statuses {dict(seen)}")
+    assert sum(seen.values()) >= SCENARIOS, seen
+    assert not [c for c in seen if c >= 500], seen
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures[:15])
