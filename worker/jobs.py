@@ -43,7 +43,7 @@ def merge_argv(settings: Settings, params: MergeParams) -> tuple[list[str], Path
     run = RunPaths.of(settings.runs_dir, params.run_id)
     base = json.loads(run.config.read_text())["model"]["model_name_or_path"]
     out = run.merged(params.checkpoint)
-    argv = [sys.executable, "-m", "worker.merge_lora", "--base", str(base)]
+    argv = [sys.executable, "-m", "worker.merge_lora", f"--base={base}"]
     argv += ["--adapter", str(run.checkpoint(params.checkpoint)), "--output", str(out)]
     return argv, out
 
@@ -67,7 +67,8 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         return merge_argv(settings, MergeParams.model_validate(claim.params))[0]
     if claim.kind == "tokenizer":
         t = TokenizerParams.model_validate(claim.params)
-        argv = [sys.executable, "-m", "worker.tokenizer", "extend", "--base", t.base]
+        # A user's value is glued to its flag: it can never be read as a flag of its own.
+        argv = [sys.executable, "-m", "worker.tokenizer", "extend", f"--base={t.base}"]
         argv += ["--input", *t.corpus, "--model_type", t.model_type]
         argv += [
             "--vocab_size",
@@ -85,7 +86,7 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         argv = [sys.executable, "-m", "worker.data", "scan", *s.paths, "--json", str(paths.result)]
         argv += ["--cache_dir", str(settings.data_cache_dir)]
         if s.tokenizer:
-            argv += ["--tokenizer", s.tokenizer]
+            argv.append(f"--tokenizer={s.tokenizer}")
         if s.block_size:
             argv += ["--block_size", str(s.block_size)]
         return argv
@@ -105,10 +106,11 @@ def generate_argv(settings: Settings, g: GenerateParams, paths: JobPaths) -> lis
         str(run.checkpoint(g.checkpoint)),
     ]
     if model.get("model_name_or_path"):
-        argv += ["--base", str(model["model_name_or_path"])]
+        argv.append(f"--base={model['model_name_or_path']}")
     if model.get("tokenizer_name_or_path"):
-        argv += ["--tokenizer", str(model["tokenizer_name_or_path"])]
-    argv += ["--prompt", g.prompt, "--max_new_tokens", str(g.max_new_tokens), "--mode", g.mode]
+        argv.append(f"--tokenizer={model['tokenizer_name_or_path']}")
+    # A prompt may begin with '-': glued to its flag, it stays the prompt.
+    argv += [f"--prompt={g.prompt}", "--max_new_tokens", str(g.max_new_tokens), "--mode", g.mode]
     argv += ["--temperature", str(g.temperature), "--seed", str(g.seed)]
     return [*argv, "--json", str(paths.result)]
 

@@ -109,7 +109,9 @@ def convert_zero_checkpoint(checkpoint: Path, output: Path, base: Path | None = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        allow_abbrev=False,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--base", type=Path, help="the base HF model directory")
     source = parser.add_mutually_exclusive_group(required=True)

@@ -184,3 +184,25 @@ def test_pass_through_numbers_are_bounded() -> None:
         }
     )
     assert ok.training.extra_args == ["--dataloader_num_workers", "4"]
+
+
+def test_a_jobs_values_stay_values(tmp_path: Path) -> None:
+    """The other programs the worker starts: a prompt that looks like a flag is the prompt."""
+    import json
+
+    from cpt_contract.jobs import GenerateParams
+    from cpt_contract.run_paths import JobPaths, RunPaths
+    from cpt_contract.settings import Settings
+    from worker.generate import build_parser
+    from worker.jobs import generate_argv
+
+    settings = Settings(data_dir=tmp_path / "data", build_demo=False)
+    run = RunPaths.of(settings.runs_dir, "r-1")
+    run.run_dir.mkdir(parents=True)
+    run.config.write_text(json.dumps({"model": {"model_name_or_path": "/m/base"}}))
+    attack = f"--json={tmp_path / 'elsewhere.json'}"
+    params = GenerateParams(run_id="r-1", checkpoint="checkpoint-1", prompt=attack)
+    argv = generate_argv(settings, params, JobPaths(tmp_path / "job"))
+    args = build_parser().parse_args(argv[3:])
+    assert args.prompt == attack
+    assert args.json == tmp_path / "job" / "result.json"

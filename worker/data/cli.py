@@ -30,7 +30,9 @@ def _bool(value: str) -> bool:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m worker.data", description=__doc__)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False, prog="python -m worker.data", description=__doc__
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("prepare", "stats"):
         p = sub.add_parser(name, help="tokenize into the cache" if name == "prepare" else

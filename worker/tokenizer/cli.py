@@ -49,6 +49,7 @@ def _positive(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m worker.tokenizer",
         description="Train, extend, measure and check tokenizers for continual pretraining.",
     )
