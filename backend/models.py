@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from cpt_contract.outcomes import FailureKind
 from cpt_contract.statuses import RunStatus
 
 
@@ -119,6 +120,8 @@ class RunPublic(RunBase, _RunProgress):
     output_dir: str
     #: Why each earlier attempt ended, and whether it was restarted automatically.
     attempt_log: list[dict[str, Any]] | None = None
+    #: The last attempt's failure kind (``FailureKind``): what the UI compares, never the reason.
+    failure_kind: FailureKind | None = None
     #: A queued run: why it waits (queue, position, what the queue's workers are busy with).
     waiting_reason: str | None = None
     tags: list[str] = []
@@ -171,13 +174,16 @@ class Run(RunBase, _RunProgress, table=True):
     #: Remembered from the ``end`` event; the final status comes from the worker's status call.
     end_status: str | None = Field(default=None, max_length=32)
     end_reason: str | None = Field(default=None, max_length=2000)
+    #: Why the last attempt failed (``cpt_contract.outcomes.FailureKind``), as its worker (or the
+    #: recovery loop) decided it; None while it runs and after a success.
+    failure_kind: str | None = Field(default=None, max_length=32)
     #: ETA as computed at ``eta_at`` (at ingest); RunPublic subtracts the time since.
     eta_seconds: float | None = None
     eta_at: datetime | None = Field(default=None, sa_type=_tz())
     tokens_per_step: int | None = Field(default=None, sa_type=BigInteger)
     #: The worker *instance* that claimed the current attempt (a restarted worker is another).
     worker_instance: str | None = Field(default=None, max_length=64)
-    #: One entry per ended attempt: {attempt, status, reason, step, restarted}.
+    #: One entry per ended attempt: {attempt, status, kind, reason, step, restarted}.
     attempt_log: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))

@@ -13,6 +13,7 @@ from typing import get_args
 
 from cpt_contract.events import PHASES
 from cpt_contract.jobs import GENERATE_MARKER, JobKind
+from cpt_contract.outcomes import LAST_CHECKPOINT, RETRYABLE_KINDS, FailureKind
 from cpt_contract.statuses import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, RunStatus
 
 TARGET = Path(__file__).resolve().parents[1] / "frontend" / "src" / "api" / "contract.ts"
@@ -40,7 +41,11 @@ def render() -> str:
         f"export const GENERATE_MARKER = {json.dumps(GENERATE_MARKER)};\n\n"
         "// What a run's `phase` says the training script is doing (cpt_contract/events.py).\n"
         f"export const PHASES = {json.dumps(list(PHASES))} as const;\n"
-        "export type Phase = (typeof PHASES)[number];\n"
+        "export type Phase = (typeof PHASES)[number];\n\n"
+        "// Why an attempt failed (cpt_contract/outcomes.py); the reason's text is for people.\n"
+        f"export type FailureKind = {' | '.join(json.dumps(k.value) for k in FailureKind)};\n\n"
+        f"export const RETRYABLE_KINDS: ReadonlySet<FailureKind> = new Set<FailureKind>({json.dumps(sorted(k.value for k in RETRYABLE_KINDS))});\n\n"
+        f"export const LAST_CHECKPOINT = {json.dumps(LAST_CHECKPOINT)};\n"
     )
 
 

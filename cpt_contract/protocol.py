@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # pydantic needs typing_extensions' TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 
+from cpt_contract.outcomes import FailureKind
 from cpt_contract.slurm import ClusterReport
 
 #: The largest value the database's integer columns hold (PostgreSQL ``integer``): a wild value
@@ -98,9 +99,9 @@ class StatusIn(BaseModel):
     ]  # REPORTABLE_STATUSES
     reason: str | None = Field(default=None, max_length=2000)
     pid: int | None = Field(default=None, ge=0, le=INT32)
-    #: The failure interrupted the run (worker stop, stall, rank crash) rather than proving it
-    #: cannot work: the API may restart it from its newest checkpoint (``max_restarts``).
-    retryable: bool = False
+    #: Why the attempt failed (or was cancelled outside the panel): the API stores it with the
+    #: attempt and restarts the kinds that are interruptions (``outcomes.RETRYABLE_KINDS``).
+    kind: FailureKind | None = None
     #: The command the worker launched for this attempt, as it launched it (``starting`` or
     #: ``running``); the run page shows it per attempt.
     argv: list[Annotated[str, Field(max_length=8192)]] | None = Field(default=None, max_length=4096)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from cpt_contract.outcomes import FailureKind
 from cpt_contract.protocol import (
     HEARTBEAT,
     LEASE_HEADER,
@@ -152,7 +153,7 @@ class WorkerApi:
         pid: int | None = None,
         argv: list[str] | None = None,
         retry_for: float = 600,
-        retryable: bool = False,
+        kind: FailureKind | None = None,
     ) -> CancelAnswer:
         body = StatusIn.model_validate(
             {
@@ -160,7 +161,7 @@ class WorkerApi:
                 "status": status,
                 "reason": reason,
                 "pid": pid,
-                "retryable": retryable,
+                "kind": kind,
                 "argv": argv,
             }
         )

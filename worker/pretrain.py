@@ -56,6 +56,14 @@ from transformers import default_data_collator  # noqa: E402
 
 from worker.data.eval_sets import parse_eval_prompts  # noqa: E402
 from worker.events import EventWriter  # noqa: E402
+from worker.exit_codes import (  # noqa: E402
+    EXIT_BAD_INPUT,
+    EXIT_CANCELLED,
+    EXIT_DIVERGED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_OOM,
+)
 from worker.training import guards  # noqa: E402
 from worker.training.arguments import (  # noqa: E402
     DataTrainingArguments,
@@ -83,12 +91,6 @@ from worker.training.evaluation import (  # noqa: E402
     eval_interval_steps,
 )
 from worker.training.failures import (  # noqa: E402
-    EXIT_BAD_INPUT,
-    EXIT_CANCELLED,
-    EXIT_DIVERGED,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_OOM,
     DivergedError,
     InputError,
     classify,

@@ -18,12 +18,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from cpt_contract.fit import fit_problems
+from cpt_contract.outcomes import END_EVENT_KINDS, EndStatus, FailureKind, Outcome
 from cpt_contract.protocol import CancelAnswer, ClaimOut
 from cpt_contract.roots import PathRefused, Roots, check_user_path
 from cpt_contract.run_paths import RunPaths
@@ -32,6 +32,7 @@ from cpt_contract.runconfig.schema import DEEPSPEED_FILES, RunConfig
 from cpt_contract.settings import Settings
 from worker import gpu, instance, launcher, rootcause
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
+from worker.exit_codes import EXIT_BAD_INPUT
 from worker.proctree import ProcessTree
 from worker.registry import Registry, check_run_id, worker_name
 from worker.shipper import RunShipper, ShipperThread, ship_leftovers
@@ -49,14 +50,6 @@ SECRET_ENV = ("CPT_API_TOKEN", "CPT_WORKER_TOKEN")
 
 class Refused(Exception):
     """The run cannot start on this worker; the message is the user-facing reason."""
-
-
-@dataclass
-class Outcome:
-    status: str  # succeeded | failed | cancelled (the statuses /internal/.../status accepts)
-    reason: str | None
-    #: An interruption (worker stop, stall, a rank killed) the API may restart from a checkpoint.
-    retryable: bool = False
 
 
 # --- decisions (pure, unit-testable) ---------------------------------------------------
@@ -113,29 +106,33 @@ def last_error_line(log_path: Path, max_bytes: int = 64 * 1024) -> str | None:
 def outcome_from(
     end_event: dict[str, Any] | None, returncode: int, cancelled: bool, log_path: Path
 ) -> Outcome:
+    """The attempt's end from the training's own end event, else from its exit."""
     if cancelled:
-        return Outcome("cancelled", "cancelled on request")
+        return Outcome.cancelled()
     if end_event is not None:
         status = str(end_event.get("status", "failed"))
         reason = end_event.get("reason") or None
         if status == "succeeded":
-            return Outcome("succeeded", reason)
+            return Outcome.succeeded(reason)
         if status == "cancelled":
-            return Outcome("cancelled", reason or "cancelled")
+            return Outcome.cancelled(reason or "cancelled")
+        kind = END_EVENT_KINDS.get(status)
+        if kind is None:  # "failed": the exit code says whether the input was at fault
+            kind = FailureKind.bad_input if returncode == EXIT_BAD_INPUT else FailureKind.error
+        if reason and status not in ("failed", "preempted") and status not in reason.lower():
+            reason = f"{status}: {reason}"  # the words people read keep the kind too
         if status == "preempted":  # SIGTERM from outside (scancel, a container stop)
-            return Outcome("failed", f"preempted: {reason}", True)
-        # failed / diverged / oom: the API only knows "failed"; keep the kind in the reason.
-        if reason and status != "failed" and status not in reason.lower():
-            reason = f"{status}: {reason}"
-        return Outcome("failed", reason or status)
+            reason = f"preempted: {reason}"
+        return Outcome.failed(kind, reason or status)
     if returncode == 0:
-        return Outcome("succeeded", None)
+        return Outcome.succeeded()
     if returncode in (-9, 137):
-        return Outcome(
-            "failed", "killed (SIGKILL: out of host memory, or stopped from outside)", True
+        return Outcome.failed(
+            FailureKind.crashed, "killed (SIGKILL: out of host memory, or stopped from outside)"
         )
     error = last_error_line(log_path)
-    return Outcome("failed", f"exit code {returncode}" + (f": {error}" if error else ""))
+    kind = FailureKind.bad_input if returncode == EXIT_BAD_INPUT else FailureKind.error
+    return Outcome.failed(kind, f"exit code {returncode}" + (f": {error}" if error else ""))
 
 
 def last_end_event(events_path: Path, max_bytes: int = 64 * 1024) -> dict[str, Any] | None:
@@ -167,15 +164,17 @@ def explain(
     since: float,
 ) -> Outcome:
     """Name the first failing rank (torchrun's root cause), not the secondary error rank 0 saw."""
-    if cancelled or returncode == 0 or outcome.status == "succeeded":
+    if cancelled or returncode == 0 or outcome.status == EndStatus.succeeded:
         return outcome
-    if outcome.reason and outcome.reason.startswith(("diverged", "oom", "preempted")):
+    if outcome.kind in (FailureKind.diverged, FailureKind.oom, FailureKind.preempted):
         return outcome  # rank 0 knew exactly why
     root = rootcause.from_log(log_path)
     if root is None or (root.rank == 0 and root.signal is None and outcome.status == "failed"):
         return outcome
     reason = root.describe(rootcause.rank_note(output_dir, root.rank, since))
-    return Outcome("failed", reason, root.signal in _CRASH_SIGNALS)
+    if root.signal in _CRASH_SIGNALS:
+        return Outcome.failed(FailureKind.crashed, reason)
+    return Outcome.failed(outcome.kind or FailureKind.error, reason)
 
 
 def child_env(
@@ -248,7 +247,7 @@ class RunAttempt:
                 outcome.status,
                 reason=outcome.reason,
                 retry_for=retry_for,
-                retryable=outcome.retryable,
+                kind=outcome.kind,
             )
         except (Conflict, ApiUnavailable) as exc:
             log.error("run %s: could not report %s: %s", self.run_id, outcome.status, exc)
@@ -286,7 +285,7 @@ class RunAttempt:
             except Refused as exc:
                 self._note(f"not started: {exc}")
                 self._ship_final(shipper)
-                outcome = Outcome("failed", str(exc))
+                outcome = Outcome.failed(FailureKind.refused, str(exc))
             except Exception as exc:  # a worker bug must not leave the run "starting" forever
                 log.exception("run %s attempt %s: worker error", self.run_id, self.attempt)
                 outcome = self._fail_on_error(exc, shipper)
@@ -304,7 +303,7 @@ class RunAttempt:
         """The executor's part of the attempt (``worker.executors``): here, torchrun on this box."""
         proc = self._prepare_and_launch(claim)
         if proc is None:  # cancelled before the launch (e.g. while waiting for GPUs)
-            return Outcome("cancelled", "cancelled on request")
+            return Outcome.cancelled()
         return self._watch(proc, shipper)
 
     def _ship_leftovers(self) -> None:
@@ -331,7 +330,7 @@ class RunAttempt:
         with contextlib.suppress(Exception):
             self._note(reason)
             self._ship_final(shipper)
-        return Outcome("failed", reason)
+        return Outcome.failed(FailureKind.error, reason)
 
     def _write_run_files(self, claim: ClaimOut, *dirs: Path) -> tuple[RunConfig, str | None]:
         """The claimed config, validated and written to the run dir with its DeepSpeed JSON
@@ -515,16 +514,18 @@ class RunAttempt:
             self._note("cancelled on request")
         self._ship_final(shipper)
         if stall is not None:
-            return Outcome("failed", stall, True)
+            return Outcome.failed(FailureKind.stalled, stall)
         if unrecorded is not None:
             end = shipper.end_event or last_end_event(self.paths.events) or {}
             saved = f"; {end.get('reason')}" if end.get("status") == "preempted" else ""
-            return Outcome("failed", f"stopped: {unrecorded}{saved}")
+            return Outcome.failed(FailureKind.unrecorded, f"stopped: {unrecorded}{saved}")
         if stopped:
             end = shipper.end_event or {}
             saved = f" ({end.get('reason')})" if end.get("status") == "preempted" else ""
             step = shipper.last_step if shipper.last_step is not None else "?"
-            return Outcome("failed", f"worker stopped: interrupted at step {step}{saved}", True)
+            return Outcome.failed(
+                FailureKind.worker_stopped, f"worker stopped: interrupted at step {step}{saved}"
+            )
         outcome = outcome_from(shipper.end_event, returncode, cancelled, self.log_path)
         outcome = explain(
             outcome, returncode, cancelled, self.log_path, self.paths.output_dir, self.started

@@ -24,6 +24,7 @@ from backend.services import autoresume, metric_store, state_machine, summary
 from backend.services.errors import Conflict
 from backend.services.validation import ConfigInvalid, error
 from cpt_contract.events import PAUSE_PHASES, PHASES
+from cpt_contract.outcomes import FailureKind
 from cpt_contract.protocol import CHECKPOINT_NAME, INT32
 from cpt_contract.statuses import TERMINAL_STATUSES, WORKER_STATUSES, RunStatus
 
@@ -487,7 +488,7 @@ def report_status(
     status: RunStatus,
     reason: str | None,
     pid: int | None,
-    retryable: bool = False,
+    kind: FailureKind | None = None,
     argv: list[str] | None = None,
 ) -> bool:
     """Apply the worker's status report; returns whether the run changed."""
@@ -513,7 +514,7 @@ def report_status(
         return argv_changed  # still stopping; the answer says cancel_requested
     if status in TERMINAL_STATUSES:
         reason = reason or run.end_reason or _DEFAULT_REASONS[status]
-        autoresume.end_attempt(run, status, reason, retryable=retryable)
+        autoresume.end_attempt(run, status, reason, kind=kind)
         return True
     state_machine.transition(run, status, reason)
     return True

@@ -20,6 +20,7 @@ from backend.core.db import write_session
 from backend.models import Run, Worker, utcnow
 from backend.services import autoresume, enqueue, jobs
 from backend.services.notify import publish_run
+from cpt_contract.outcomes import FailureKind
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import WORKER_STATUSES, RunStatus
 
@@ -109,8 +110,13 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
                     "(it crashed or lost the network); resume from the last checkpoint"
                 )
             # A lost worker interrupted the run; a run being cancelled just ends.
-            retryable = run.status != RunStatus.cancelling
-            autoresume.end_attempt(run, RunStatus.failed, reason, retryable=retryable)
+            autoresume.end_attempt(
+                run,
+                RunStatus.failed,
+                reason,
+                kind=FailureKind.worker_lost,
+                may_restart=run.status != RunStatus.cancelling,
+            )
             failed.append(run)
         session.commit()
     for run in failed:

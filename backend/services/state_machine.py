@@ -105,6 +105,7 @@ def resume(
     run.enqueued_at = None
     run.end_status = None
     run.end_reason = None
+    run.failure_kind = None
     run.eta_seconds = None
     # Progress restarts where the checkpoint is, at once, not where the last attempt stopped
     # (the new attempt's start event confirms it); the speed is unknown until it is measured.

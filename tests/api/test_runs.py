@@ -143,7 +143,7 @@ def test_preview_stores_nothing(api: Api) -> None:
     body = r.json()
     assert body["argv"][1:3] == ["-m", "torch.distributed.run"]
     assert body["command"].startswith("torchrun ")
-    assert str(panel.data_dir / "demo" / "corpus") in body["argv"]
+    assert f"--dataset_dir={panel.data_dir / 'demo' / 'corpus'}" in body["argv"]
     assert before == after
 
 

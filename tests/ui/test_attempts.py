@@ -39,7 +39,7 @@ def test_run_page_shows_attempts_and_waiting_reason(ui: UI, panel: Any) -> None:
         lease = {LEASE_HEADER: r.json()["lease"]}
         for body in (
             {"attempt": 1, "status": "running"},
-            {"attempt": 1, "status": "failed", "reason": REASON, "retryable": True},
+            {"attempt": 1, "status": "failed", "reason": REASON, "kind": "worker_stopped"},
         ):
             r = internal.post(f"/runs/{run_id}/status", json=body, headers=lease)
             assert r.status_code == 200, r.text

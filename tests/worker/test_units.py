@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cpt_cli.runs import parse_set
+from cpt_contract.outcomes import RETRYABLE_KINDS, FailureKind
 from cpt_contract.roots import Roots
 from cpt_contract.runconfig.schema import RunConfig
 from worker import gpu
@@ -58,6 +59,55 @@ def test_outcome_prefers_the_end_event_then_the_exit_code(tmp_path: Path) -> Non
     failed = outcome_from(None, 1, False, log)
     assert failed.reason == "exit code 1: ValueError: block_size 99999 exceeds the model maximum"
     assert last_error_line(tmp_path / "missing.log") is None
+    # The kind is decided here, typed, and is what the API restarts by (never the reason's text).
+    kinds = {
+        "diverged": outcome_from(end, 3, False, log).kind,
+        "killed": outcome_from(None, -9, False, log).kind,
+        "exit 1": failed.kind,
+        "exit 2": outcome_from(None, 2, False, log).kind,
+        "bad input": outcome_from({"status": "failed", "reason": "--x"}, 2, False, log).kind,
+        "preempted": outcome_from({"status": "preempted", "reason": "saved"}, 75, False, log).kind,
+    }
+    assert kinds == {
+        "diverged": FailureKind.diverged,
+        "killed": FailureKind.crashed,
+        "exit 1": FailureKind.error,
+        "exit 2": FailureKind.bad_input,
+        "bad input": FailureKind.bad_input,
+        "preempted": FailureKind.preempted,
+    }
+    assert [k for k, v in kinds.items() if v in RETRYABLE_KINDS] == ["killed", "preempted"]
+
+
+def test_a_restart_is_decided_by_the_failure_kind() -> None:
+    """An interruption restarts; the same kind twice at the same step does not; the reason's
+    words play no part (two different texts of one kind are the same failure)."""
+    from backend.models import Run
+    from backend.services.autoresume import end_attempt
+    from cpt_contract.statuses import RunStatus
+
+    run = Run(
+        id="r-1",
+        name="r",
+        queue="q",
+        config={"training": {"max_restarts": 5}},
+        output_dir="/o",
+        status=RunStatus.running,
+        step=40,
+    )
+    assert end_attempt(
+        run, RunStatus.failed, "stalled: no step for 601 s", kind=FailureKind.stalled
+    )
+    assert run.status == RunStatus.queued and run.attempt_log[-1]["kind"] == "stalled"
+    run.status = RunStatus.running
+    assert not end_attempt(run, RunStatus.failed, "no step for 900 s", kind=FailureKind.stalled)
+    assert run.status == RunStatus.failed and run.failure_kind == "stalled"
+    assert "same failure (stalled) happened twice at step 40" in (run.status_reason or "")
+    run.status, run.step = RunStatus.running, 41
+    assert not end_attempt(
+        run, RunStatus.failed, "worker stopped: interrupted", kind=FailureKind.oom
+    )
+    assert run.failure_kind == "oom" and "not restarted" not in (run.status_reason or "")
 
 
 def test_resume_is_decided_by_the_training_script(tmp_path: Path) -> None:

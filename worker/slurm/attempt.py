@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from cpt_contract.fit import fit_problems, slurm_problems
+from cpt_contract.outcomes import FailureKind, Outcome
 from cpt_contract.protocol import CancelAnswer, ClaimOut
 from cpt_contract.roots import Roots
 from cpt_contract.runconfig.argv import LaunchContext, display_command
@@ -30,7 +31,6 @@ from worker.runner import (
     PRETRAIN,
     ROOT,
     SECRET_ENV,
-    Outcome,
     Refused,
     RunAttempt,
     outcome_from,
@@ -238,7 +238,7 @@ class SlurmAttempt(RunAttempt):
         try:
             for n in range(self.settings.slurm_max_requeues + 1):
                 if self._cancelled():
-                    return Outcome("cancelled", "cancelled on request")
+                    return Outcome.cancelled()
                 shipper.end_event = None  # the verdict is this job's own end event
                 job = self._submit(config, use_cpu, ds_config, resume, n)
                 info = self._watch_job(job)
@@ -320,14 +320,14 @@ class SlurmAttempt(RunAttempt):
         )
         end = shipper.end_event
         if self._never:
-            return Outcome("failed", f"Slurm job {job.job_id}: {self._never}"), False
+            reason = f"Slurm job {job.job_id}: {self._never}"
+            return Outcome.failed(FailureKind.slurm_never_started, reason), False
         if self.stopping.is_set() and not self.cancel.is_set():
             # Interrupted, not broken: the API restarts it from its newest checkpoint.
-            return Outcome(
-                "failed", "the worker stopped during the run; resume it from a checkpoint", True
-            ), False
+            reason = "the worker stopped during the run; resume it from a checkpoint"
+            return Outcome.failed(FailureKind.worker_stopped, reason), False
         if self.cancel.is_set():
-            return Outcome("cancelled", "cancelled on request"), False
+            return Outcome.cancelled(), False
         if end is not None and end.get("status") == "succeeded":
             return outcome_from(end, 0, False, self.log_path), False
         # The job often ends itself after TERM (a checkpoint saved, exit 75): FAILED, not
@@ -339,32 +339,35 @@ class SlurmAttempt(RunAttempt):
         )
         if interrupted:
             grace = self.settings.slurm_signal_grace_seconds
+            kind = FailureKind.slurm_time_limit
             if info and state in states.INTERRUPTED_STATES:
                 why = states.final_reason(info) or state
+                kind = states.final_kind(state)
             elif preempted:
                 why = f"Slurm job {job.job_id} was preempted"
+                kind = FailureKind.slurm_preempted
             elif info and info.near_limit(grace):
                 why = f"Slurm job {job.job_id} reached its time limit"
             else:
                 why = f"Slurm job {job.job_id} was signalled (time limit or preemption)"
             if n < self.settings.slurm_max_requeues:
                 self._note(f"{why}: resubmitting to resume from the last checkpoint")
-                return Outcome("failed", why), True
-            return Outcome(
-                "failed",
+                return Outcome.failed(kind, why), True
+            return Outcome.failed(
+                kind,
                 f"{why} ({n + 1} jobs); resume from the last checkpoint with a longer "
                 "launch.time_limit",
             ), False
         if state == "CANCELLED":
-            return Outcome(
-                "cancelled", f"Slurm job {job.job_id} was cancelled outside the panel (scancel)"
-            ), False
-        reason = states.final_reason(info) if info else None
-        if reason:
-            return Outcome("failed", reason), False
+            outside = f"Slurm job {job.job_id} was cancelled outside the panel (scancel)"
+            return Outcome.cancelled(outside, FailureKind.slurm_cancelled), False
+        final = states.final_reason(info) if info else None
+        if info and final:
+            return Outcome.failed(states.final_kind(info.state), final), False
         code = info.exit_code if info and info.exit_code is not None else 1
         if info is None and end is None:
-            return Outcome("failed", f"Slurm job {job.job_id} vanished without a result"), False
+            vanished = f"Slurm job {job.job_id} vanished without a result"
+            return Outcome.failed(FailureKind.slurm_vanished, vanished), False
         return outcome_from(end, code, False, self.log_path), False
 
     def _fail_on_error(self, exc: Exception, shipper: RunShipper) -> Outcome:

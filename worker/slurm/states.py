@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cpt_contract.outcomes import FailureKind
 from cpt_contract.slurm import parse_time_minutes
 
 
@@ -179,3 +180,18 @@ def final_reason(info: JobInfo) -> str | None:
         "SPECIAL_EXIT": f"{job} ended in SPECIAL_EXIT",
         "REVOKED": f"{job} was revoked (REVOKED)",
     }.get(info.state)
+
+
+#: The failure kind each final state means (``final_reason`` says it in words).
+_FINAL_KINDS = {
+    "TIMEOUT": FailureKind.slurm_time_limit,
+    "DEADLINE": FailureKind.slurm_time_limit,
+    "PREEMPTED": FailureKind.slurm_preempted,
+    "NODE_FAIL": FailureKind.crashed,
+    "OUT_OF_MEMORY": FailureKind.oom,
+    "BOOT_FAIL": FailureKind.slurm_never_started,
+}
+
+
+def final_kind(state: str) -> FailureKind:
+    return _FINAL_KINDS.get(state, FailureKind.error)

@@ -14,11 +14,17 @@ from typing import Any
 import torch
 
 from worker.data.errors import DataError
+from worker.exit_codes import (
+    EXIT_BAD_INPUT,
+    EXIT_CANCELLED,
+    EXIT_DIVERGED,
+    EXIT_FAILED,
+    EXIT_OOM,
+)
 from worker.training import preemption
 from worker.training.preemption import EXIT_PREEMPTED, Preempted
 from worker.training.run_state import RunContext
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_OOM, EXIT_CANCELLED = 0, 1, 2, 3, 4, 143
 OOM_HINT = (
     "try a smaller --per_device_train_batch_size (with more --gradient_accumulation_steps), "
     "--gradient_checkpointing, or DeepSpeed ZeRO-3 (--deepspeed worker/ds_configs/ds_zero3.json)"

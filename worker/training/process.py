@@ -12,7 +12,7 @@ import datasets
 import torch
 import transformers
 
-from worker.training.failures import EXIT_OK
+from worker.exit_codes import EXIT_OK
 
 if TYPE_CHECKING:  # arguments.py imports this module
     from worker.training.arguments import PretrainArguments

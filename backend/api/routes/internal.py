@@ -107,7 +107,7 @@ def report_status(
             RunStatus(body.status),
             body.reason,
             body.pid,
-            body.retryable,
+            body.kind,
             body.argv,
         )
         session.commit()

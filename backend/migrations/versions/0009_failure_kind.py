@@ -1,0 +1,26 @@
+"""runs: the last attempt's failure kind (``cpt_contract.outcomes.FailureKind``), decided by the
+worker or the recovery loop, so that nothing parses a reason's text for it
+
+Revision ID: 0009_failure_kind
+Revises: 0008_metric_levels_every_k
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0009_failure_kind"
+down_revision: str | None = "0008_metric_levels_every_k"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("failure_kind", sa.String(length=32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("failure_kind")
