@@ -6,6 +6,7 @@ value for it, so the new flag is proved to reach the script and to parse there.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import os
@@ -225,3 +226,30 @@ def test_every_allowed_extra_flag_is_a_scalar_flag_of_pretrain() -> None:
     for flag in ("--output_dir", "--dataset_dir", "--deepspeed", "--logging_dir", "--do_train"):
         with pytest.raises(ValueError, match=flag):
             _all_fields_config(extra_args=[flag, "/anywhere"])
+
+
+def test_the_scripts_own_defaults_equal_the_schemas() -> None:
+    """Every argument ``worker/training/arguments.py`` declares itself (not those it inherits
+    from ``TrainingArguments``, whose defaults the panel always overrides with the schema's)
+    has the schema's default: the script run by hand behaves as the panel's form says."""
+    import dataclasses
+
+    from worker.training.arguments import DataTrainingArguments, ModelArguments, PretrainArguments
+
+    own: dict[str, Any] = {}
+    for cls in (ModelArguments, DataTrainingArguments, PretrainArguments):
+        declared = inspect.get_annotations(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in declared:
+                own[f.name] = (
+                    f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+                )
+    compared = []
+    for section in RunConfig.model_fields.values():
+        cls = section.annotation
+        assert isinstance(cls, type)
+        for name, info in cls.model_fields.items():  # type: ignore[attr-defined]
+            if name in own:
+                compared.append(name)
+                assert info.get_default(call_default_factory=True) == own[name], name
+    assert len(compared) >= 30, compared

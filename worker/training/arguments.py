@@ -150,7 +150,11 @@ class PretrainArguments(TrainingArguments):
         default=False, metadata={"help": "Train even if output_dir holds checkpoints."}
     )
     warmup_ratio: float | None = field(
-        default=None, metadata={"help": "Warm-up as a fraction of the steps (→ warmup_steps)."}
+        default=0.05,
+        metadata={
+            "help": "Warm-up as a fraction of the steps (→ warmup_steps, unless that is set); "
+            "the seed's 0.05."
+        },
     )
 
 
