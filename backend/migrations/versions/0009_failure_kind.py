@@ -16,11 +16,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE, not a batch copy: SQLite (3.35+) adds and drops a column in place, while
+# a copy of ``runs`` would drop the old table, and with foreign keys on that deletes every row
+# that refers to a run (events, metrics, checkpoints) by cascade.
 def upgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.add_column(sa.Column("failure_kind", sa.String(length=32), nullable=True))
+    op.add_column("runs", sa.Column("failure_kind", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.drop_column("failure_kind")
+    op.drop_column("runs", "failure_kind")
