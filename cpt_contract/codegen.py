@@ -14,6 +14,7 @@ from typing import get_args
 from cpt_contract.events import PHASES
 from cpt_contract.jobs import GENERATE_MARKER, JobKind
 from cpt_contract.statuses import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, RunStatus
+from cpt_contract.text import CHARACTER_DEFINITION, CHARACTER_UNIT
 
 TARGET = Path(__file__).resolve().parents[1] / "frontend" / "src" / "api" / "contract.ts"
 
@@ -40,7 +41,10 @@ def render() -> str:
         f"export const GENERATE_MARKER = {json.dumps(GENERATE_MARKER)};\n\n"
         "// What a run's `phase` says the training script is doing (cpt_contract/events.py).\n"
         f"export const PHASES = {json.dumps(list(PHASES))} as const;\n"
-        "export type Phase = (typeof PHASES)[number];\n"
+        "export type Phase = (typeof PHASES)[number];\n\n"
+        "// What every per-character number divides by (cpt_contract/text.py).\n"
+        f"export const CHARACTER_DEFINITION = {json.dumps(CHARACTER_DEFINITION)};\n"
+        f"export const CHARACTER_UNIT = {json.dumps(CHARACTER_UNIT)};\n"
     )
 
 

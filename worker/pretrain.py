@@ -78,11 +78,7 @@ from worker.training.data import (  # noqa: E402
     read_texts,
     tokenizer_fingerprint,
 )
-from worker.training.evaluation import (  # noqa: E402
-    Evaluator,
-    default_windows,
-    eval_interval_steps,
-)
+from worker.training.evaluation import Evaluator  # noqa: E402
 from worker.training.failures import (  # noqa: E402
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
@@ -173,15 +169,8 @@ def train(
         * args.gradient_accumulation_steps
         * args.world_size
     )
-    # Held-out sets, each scored exactly (bits/char); the budget needs the steps between evals.
-    interval = eval_interval_steps(args, train_ds, tokens_per_step, block_size)
-    eval_sets = build_eval_sets(
-        data_args,
-        tokenizer,
-        block_size,
-        data.eval,
-        lambda n: default_windows(interval, tokens_per_step, block_size, n),
-    )
+    # Held-out sets, each scored exactly (bits/char) over a fixed prefix of its documents.
+    eval_sets = build_eval_sets(data_args, tokenizer, block_size, data.eval)
     run.eval_sets = [w.info() for w in eval_sets]
     prompts = parse_eval_prompts(args.eval_prompts) if args.eval_prompts else None
 

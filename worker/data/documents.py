@@ -131,8 +131,11 @@ def _documents(
             "convert it, e.g. iconv -f <encoding> -t utf-8"
         ) from exc
     if not jsonl:
-        stats.characters += len(text)
-        return [ln for ln in text.splitlines(keepends=keep_linebreaks) if ln.strip()]
+        lines = [ln for ln in text.splitlines(keepends=keep_linebreaks) if ln.strip()]
+        # Characters of the documents as read (cpt_contract/text.py), not of the raw file:
+        # blank lines and dropped line breaks are not text any run scores or trains on.
+        stats.characters += sum(len(d) for d in lines)
+        return lines
     docs: list[str] = []
     for n, row in enumerate(text.split("\n"), stats.lines + 1):
         if not row.strip():

@@ -26,3 +26,7 @@ export const GENERATE_MARKER = "--- continuation ---";
 // What a run's `phase` says the training script is doing (cpt_contract/events.py).
 export const PHASES = ["preparing_data", "loading_model", "training", "evaluating", "saving"] as const;
 export type Phase = (typeof PHASES)[number];
+
+// What every per-character number divides by (cpt_contract/text.py).
+export const CHARACTER_DEFINITION = "one Unicode code point of a document as read (UTF-8 decoded, line breaks kept as the document separator option leaves them)";
+export const CHARACTER_UNIT = "characters (Unicode code points)";

@@ -261,6 +261,10 @@ export interface EvalSetInfo {
   windows: number;
   truncated?: boolean;
   exact?: boolean;
+  /** sha256 of the scored documents: equal digests, the very same text. */
+  text_sha256?: string | null;
+  max_documents?: number | null;
+  max_characters?: number | null;
 }
 
 /** GET /runs/{id}/samples: generations written at each evaluation. */

@@ -1,6 +1,7 @@
 // Datasets: scan a directory (or files) on a worker before training on it: files, documents,
 // characters, script, tokens and blocks for a tokenizer, the first lines, and what will be skipped.
 
+import { CHARACTER_DEFINITION } from "../api/contract";
 import type { Job } from "../api/types";
 import { bytes, int } from "../lib/format";
 import { navigate } from "../lib/router";
@@ -22,7 +23,7 @@ function ScanResult({ job }: { job: Job }) {
             <th>File</th>
             <th>Script</th>
             <th>Documents</th>
-            <th>Characters</th>
+            <th title={CHARACTER_DEFINITION}>Characters (code points)</th>
             <th>Tokens</th>
             <th>Blocks</th>
             <th>First line</th>
