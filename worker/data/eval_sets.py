@@ -1,9 +1,9 @@
 """Held-out sets for evaluation: ``--eval_sets``/``--eval_prompts`` parsing and scoring windows.
 
 Bits per character must compare runs whose tokenizers differ, so a set is not packed into blocks
-that cut text and drop remainders. Its documents (whole, in file order) are tokenized without
-special tokens, each preceded by one separator (EOS, else BOS: the token the model sees between
-documents in training), and laid end to end into one stream. Windows of ``block_size`` tokens
+that cut text and drop remainders. Its documents (in file order) are tokenized without special
+tokens, each preceded by one separator (the packer's document separator, else BOS: the token
+the model sees between documents in training), and laid end to end into one stream. Windows of ``block_size`` tokens
 advance by ``block_size - 1``: a window's first token is the previous window's last, given as
 context only, so **every token of every evaluated document is scored exactly once** and the
 separators are never scored. The set's characters (bytes) are then exactly the characters
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from worker.data.documents import find_files, iter_document_batches
+from worker.data.encoding import document_separator
 from worker.data.errors import DataError
 
 FLAG = "--eval_sets"
@@ -197,11 +198,17 @@ def spec_files(spec: EvalSpec) -> list[Path]:
     return find_files(spec.path, spec.flag)
 
 
-def separator_id(tokenizer: Any) -> int:
-    for attr in ("eos_token_id", "bos_token_id"):
-        value = getattr(tokenizer, attr, None)
-        if value is not None:
-            return int(value)
+def separator_id(tokenizer: Any, separator: int | None = None) -> int:
+    """The token before each document: the packer's separator (the base model's pretraining
+    one, ``encoding.document_separator``), else BOS."""
+    if separator is not None:
+        return separator
+    chosen = document_separator(tokenizer).id
+    if chosen is not None:
+        return chosen
+    value = getattr(tokenizer, "bos_token_id", None)
+    if value is not None:
+        return int(value)
     raise DataError(
         f"{FLAG}: the tokenizer has neither an EOS nor a BOS token to separate documents"
     )
@@ -261,11 +268,12 @@ def build_windows(
     budget: Budget,
     keep_linebreaks: bool = True,
     flag: str = FLAG,
+    separator: int | None = None,
 ) -> EvalWindows:
     """The set's scoring windows over the budget's documents (see the module docstring)."""
     docs, truncated = select_documents(files, budget, keep_linebreaks, flag)
     step = block_size - 1
-    sep = separator_id(tokenizer)
+    sep = separator_id(tokenizer, separator)
     stream: list[int] = []
     scored: list[bool] = []
     for i in range(0, len(docs), ENCODE_BATCH):

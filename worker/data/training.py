@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from worker.data.documents import ReadStats, iter_document_batches
-from worker.data.encoding import Encoder
+from worker.data.encoding import Encoder, Separator
 from worker.data.errors import DataError
 from worker.data.files import CachedFile, PackOptions, cache_file
 from worker.data.mixture import holdout, mix
@@ -44,6 +44,8 @@ class DataPlan:
     max_eval_samples: int | None = None
     #: A context manager factory: rank 0 first, then the others (``args.main_process_first``).
     main_process_first: Callable[[], Any] | None = None
+    #: The document separator (``encoding.document_separator``); None: from the tokenizer alone.
+    separator: Separator | None = None
 
 
 @dataclass
@@ -62,7 +64,7 @@ def _no_block_error(plan: DataPlan, what: str) -> DataError:
 
 def build(plan: DataPlan, tokenizer: Any) -> RunData:
     check_weights([s.weight for s in plan.sources])
-    encoder = Encoder(tokenizer)
+    encoder = Encoder(tokenizer, plan.separator)
     if plan.opts.packing == "eos":
         encoder.require_eos()
     if plan.streaming:

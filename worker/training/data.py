@@ -14,7 +14,12 @@ from typing import Any
 
 from worker.data.documents import find_files
 from worker.data.documents import read_texts as _read_texts
-from worker.data.encoding import tokenizer_fingerprint
+from worker.data.encoding import (
+    Separator,
+    config_eos_ids,
+    document_separator,
+    tokenizer_fingerprint,
+)
 from worker.data.errors import DataError
 from worker.data.eval_sets import (
     Budget,
@@ -111,6 +116,7 @@ def build_run_data(
     args: PretrainArguments,
     tokenizer: Any,
     block_size: int,
+    separator: Separator | None = None,
 ) -> tuple[RunData, list[dict[str, Any]]]:
     """The datasets and, per source, files/documents/tokens/blocks (for the ``start`` event)."""
     workers = data_args.preprocessing_num_workers
@@ -136,6 +142,7 @@ def build_run_data(
         # local=False: the cache dir is shared by every node (the panel's data dir), so only
         # global rank 0 builds it; per-node rank 0s racing on it lost files on two nodes.
         main_process_first=lambda: args.main_process_first(local=False, desc="tokenize and cache"),
+        separator=separator,
     )
     if args.debug_mode:
         plan.max_train_samples = min(plan.max_train_samples or 64, 64)
@@ -160,6 +167,14 @@ def build_run_data(
             row["blocks"], row["train_blocks"], row["eval_blocks"],
         )  # fmt: skip
     return data, data.summary
+
+
+def choose_separator(tokenizer: Any, config: Any) -> Separator:
+    """The document separator for packing and scoring, from the tokenizer and the model config;
+    logged, and reported in the ``start`` event."""
+    sep = document_separator(tokenizer, config_eos_ids(config))
+    logger.info("document separator: %s (id %s): %s", sep.token, sep.id, sep.reason)
+    return sep
 
 
 def eval_files(data_args: DataTrainingArguments) -> dict[Path, str]:
@@ -206,6 +221,7 @@ def build_eval_sets(
     tokenizer: Any,
     block_size: int,
     held_out_blocks: Any,
+    separator: int | None = None,
 ) -> list[EvalWindows]:
     """The run's held-out sets, ``validation`` first, each over a fixed prefix of its documents
     (its own ``max_documents``/``max_characters``, else ``--eval_max_characters``)."""
@@ -223,7 +239,7 @@ def build_eval_sets(
             )
             w = build_windows(
                 VALIDATION, [path], tokenizer, block_size,
-                budget, data_args.keep_linebreaks, "--validation_file",
+                budget, data_args.keep_linebreaks, "--validation_file", separator,
             )  # fmt: skip
             w.path = str(path)
             out.append(w)
@@ -240,7 +256,7 @@ def build_eval_sets(
                 budget = default
             w = build_windows(
                 spec.name, spec_files(spec), tokenizer, block_size,
-                budget, data_args.keep_linebreaks, spec.flag,
+                budget, data_args.keep_linebreaks, spec.flag, separator,
             )  # fmt: skip
             w.role, w.path = spec.role, str(spec.path)
             out.append(w)
