@@ -4,6 +4,7 @@ at submit, so a path typed by hand is held to what the picker would have offered
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -66,6 +67,24 @@ def problem(kind: FileKind, path: Path, files: set[str] | None = None) -> str | 
     return None
 
 
+#: The panel's own converted models say what they are here (``worker/demo_assets.py``).
+_ASSET_MARKER = ".cpt-assets.json"
+
+
+def _asset_label(current: Path, files: set[str]) -> str | None:
+    """A converted model's own description (SmolLM2-135M-Instruct dequantised from a Q4_1
+    GGUF), so the picker never offers it as something else."""
+    if _ASSET_MARKER not in files:
+        return None
+    try:
+        with (current / _ASSET_MARKER).open("rb") as fh:
+            data = json.loads(fh.read(4096))
+    except (OSError, ValueError):
+        return None
+    label = data.get("label") if isinstance(data, dict) else None
+    return str(label)[:200] if isinstance(label, str) and label else None
+
+
 def find(roots: list[Path], kind: FileKind) -> list[dict[str, str]]:
     """Breadth-first, bounded in depth and in directories visited (roots can be huge)."""
     found: list[dict[str, str]] = []
@@ -87,6 +106,9 @@ def find(roots: list[Path], kind: FileKind) -> list[dict[str, str]]:
             files = {e.name for e in entries if e.is_file()}
             if problem(kind, current, files) is None:
                 label = str(current.relative_to(root)) if current != root else current.name
+                said = _asset_label(current, files) if kind == "model" else None
+                if said:
+                    label = f"{label} · {said}"
                 found.append({"path": str(current), "label": label, "kind": kind})
             if depth >= MAX_DEPTH:
                 continue

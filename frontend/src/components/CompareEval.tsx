@@ -165,6 +165,10 @@ function CompareSamples({ loaded, extra }: { loaded: Compared[]; extra: Record<s
     return hit ? { step, text: hit.text } : null;
   };
   const firstRun = loaded[0]?.run.id;
+  // The baseline column only when some run has a later step: a step's sample appears once.
+  const lastSteps = loaded.map((l) => extra[l.run.id]?.samples?.steps.at(-1));
+  const firstStep = firstRun ? extra[firstRun]?.samples?.steps[0] : undefined;
+  const baseline = firstStep !== undefined && lastSteps.some((s) => s !== undefined && s !== firstStep);
   return (
     <section class="card">
       <div class="section-head">
@@ -176,7 +180,11 @@ function CompareSamples({ loaded, extra }: { loaded: Compared[]; extra: Record<s
           <thead>
             <tr>
               <th>Prompt</th>
-              <th>Step 0 ({loaded[0]?.run.name || firstRun})</th>
+              {baseline ? (
+                <th>
+                  Step {firstStep} ({loaded[0]?.run.name || firstRun})
+                </th>
+              ) : null}
               {loaded.map((l) => (
                 <th key={l.run.id}>{l.run.name || l.run.id}</th>
               ))}
@@ -188,7 +196,7 @@ function CompareSamples({ loaded, extra }: { loaded: Compared[]; extra: Record<s
                 <td>
                   <span class="muted small mono">{p.set}</span> {p.prompt}
                 </td>
-                <td class="sample-text">{firstRun ? (at(firstRun, p, "first")?.text ?? "–") : "–"}</td>
+                {baseline ? <td class="sample-text">{firstRun ? (at(firstRun, p, "first")?.text ?? "–") : "–"}</td> : null}
                 {loaded.map((l) => {
                   const s = at(l.run.id, p, "last");
                   return (

@@ -153,7 +153,7 @@ function SamplesPanel({ runId, count }: { runId: string; count: number }) {
           <tr>
             <th>Prompt</th>
             <th>Mode</th>
-            <th>Step {first}</th>
+            {step !== first ? <th>Step {first}</th> : null}
             <th>Step {step}</th>
           </tr>
         </thead>
@@ -164,9 +164,12 @@ function SamplesPanel({ runId, count }: { runId: string; count: number }) {
                 <span class="muted small mono">{x.set}</span> {x.prompt}
               </td>
               <td class="small">{x.mode}</td>
-              <td class="sample-text" data-testid="sample-base">
-                {base.get(keyOf(x)) ?? "–"}
-              </td>
+              {/* One step's sample appears once: no baseline column while the step is the baseline. */}
+              {step !== first ? (
+                <td class="sample-text" data-testid="sample-base">
+                  {base.get(keyOf(x)) ?? "–"}
+                </td>
+              ) : null}
               <td class="sample-text" data-testid="sample-text">
                 {x.text}
               </td>

@@ -138,6 +138,13 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
   if (!sections) return <p class="page muted">Loading the run-config schema…</p>;
 
   const method = getIn(config, "method.finetuning_type");
+  // Extended tokenizers whose base is not the chosen model are marked in the picker.
+  const model = getIn(config, "model.model_name_or_path") as string | null | undefined;
+  const pickerFiles = (kind: string): FileEntry[] | undefined => {
+    const list = files[kind];
+    if (kind !== "tokenizer" || !list || !model) return list;
+    return list.map((f) => (f.base && f.base !== model ? { ...f, label: `${f.label} · ⚠ base differs from the model` } : f));
+  };
   const placed = new Set(sections.flatMap((s) => s.fields.map((f) => f.path)).concat(["name"]));
   const errorCount = Object.values(errors).reduce((n, e) => n + e.length, 0);
 
@@ -186,7 +193,7 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
                 field={f}
                 value={getIn(config, f.path)}
                 errors={errors[f.path] ?? []}
-                files={f.picker ? files[f.picker] : undefined}
+                files={f.picker ? pickerFiles(f.picker) : undefined}
                 onChange={(v) => setConfig((c) => setIn(c, f.path, v))}
               />
             );

@@ -84,7 +84,7 @@ function TokenizerResult({ job }: { job: Job }) {
         </div>
       ))}
       <p class="mono small">{r.output}</p>
-      <button type="button" class="btn btn-primary" onClick={() => navigate(`/launch?tokenizer=${encodeURIComponent(r.output)}`)}>
+      <button type="button" class="btn btn-primary" onClick={() => navigate(`/launch?tokenizer=${encodeURIComponent(r.output)}${r.base ? `&base=${encodeURIComponent(r.base)}` : ""}`)}>
         Use in a new run
       </button>
     </div>
