@@ -12,6 +12,8 @@ they are equal.
 
 from __future__ import annotations
 
+from typing import Literal
+
 CHARACTER_DEFINITION = (
     "one Unicode code point of a document as read (UTF-8 decoded, line breaks kept as the "
     "document separator option leaves them)"
@@ -23,6 +25,13 @@ CHARACTER_UNIT = "characters (Unicode code points)"
 #: Characters scored of a held-out set that names no budget: a prefix of its documents, so
 #: every run on the set scores the same text whatever its tokenizer.
 DEFAULT_EVAL_CHARACTERS = 20_000
+
+
+#: How a ``.txt`` file is cut into documents: one per line (the seed's reading), one per
+#: paragraph (lines up to a blank line), or the whole file as one (``worker/data/documents.py``
+#: keeps the copy ``TXT_DOCUMENTS``). JSONL files hold one document per line whatever this says.
+TxtDocuments = Literal["line", "blank_line", "file"]
+TXT_DOCUMENTS: tuple[str, ...] = ("line", "blank_line", "file")
 
 
 def count_characters(text: str) -> int:

@@ -26,7 +26,7 @@ from pydantic.config import JsonDict
 
 from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
 from cpt_contract.slurm import TIME_PATTERN
-from cpt_contract.text import DEFAULT_EVAL_CHARACTERS
+from cpt_contract.text import DEFAULT_EVAL_CHARACTERS, TxtDocuments
 
 
 def _adv(**extra: Any) -> dict[str, Any]:
@@ -254,6 +254,12 @@ class DataSection(_Section):
         default=False,
         description="Stream the data (needs max_steps).",
         json_schema_extra=_adv(**SWITCH),
+    )
+    txt_documents: TxtDocuments = Field(
+        default="line",
+        title="Documents in .txt files",
+        description="How a .txt file is cut into documents (training, held-out sets, scan): "
+        "line: one per line; blank_line: one per paragraph; file: the whole file.",
     )
     keep_linebreaks: bool = Field(default=True, json_schema_extra=_adv(**NEGATABLE))
     preprocessing_num_workers: int | None = Field(

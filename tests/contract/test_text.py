@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cpt_contract import text as contract
+from worker.data import documents
 from worker.data import eval_sets as writer
 from worker.data.documents import ReadStats, iter_document_batches
 from worker.data.eval_sets import Budget, select_documents
@@ -19,6 +20,7 @@ MIXED = "Привет, мир!\tçà 你好 👋🏽\nवह e\u0301 ok\n\n  spa
 def test_the_training_scripts_copy_equals_the_contract() -> None:
     assert writer.CHARACTER_DEFINITION == contract.CHARACTER_DEFINITION
     assert writer.DEFAULT_EVAL_CHARACTERS == contract.DEFAULT_EVAL_CHARACTERS
+    assert documents.TXT_DOCUMENTS == contract.TXT_DOCUMENTS
     for s in ("", "abc", MIXED, "e\u0301", "👋🏽"):
         assert writer.count_characters(s) == contract.count_characters(s) == len(s)
 

@@ -38,6 +38,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "max_train_samples": 100,
         "max_eval_samples": 10,
         "eval_max_characters": 5000,
+        "txt_documents": "blank_line",
         "streaming": True,
         "keep_linebreaks": False,
         "preprocessing_num_workers": 2,

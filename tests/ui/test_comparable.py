@@ -64,6 +64,7 @@ def test_runs_with_two_tokenizers_score_the_same_text(
     page.get_by_label("Training text", exact=True).fill(str(corpus / "chatterbot_hindi.jsonl"))
     page.get_by_label("At most this many new tokens", exact=True).fill("120")
     page.get_by_label("Held-out text", exact=True).fill(str(heldout))
+    page.get_by_label("Name", exact=True).fill("hindi-120")
     page.get_by_role("button", name="Extend tokenizer").click()
     page.wait_for_function(
         "() => document.querySelector('.jobs-table tbody tr')?.dataset.status === 'succeeded'",
@@ -78,6 +79,18 @@ def test_runs_with_two_tokenizers_score_the_same_text(
     extended = tokenizer_box.input_value()
     # The base model the tokenizer was extended from comes with it.
     assert model_box.input_value() == model
+    # The tokenizer picker names the extension by its job (base, languages, size), apart from
+    # the models' own tokenizers, and marks it when the chosen model is not its base.
+    picker = page.locator("select.picker[aria-label^='Tokenizer:']")
+    extended_opts = picker.locator("optgroup[data-group=extended] option")
+    wait_until(lambda: extended_opts.count() >= 1, 30, what="the extended tokenizers group")
+    option = picker.locator(f"option[value='{extended}']")
+    label = option.inner_text()
+    assert label.startswith("hindi-120 · tiny-llama + ") and "(chatterbot_hindi)" in label, label
+    assert "base differs" not in label
+    model_box.fill("/somewhere/else")
+    wait_until(lambda: "base differs" in option.inner_text(), 5, what="the mismatch mark")
+    model_box.fill(model)
 
     # 2. The extended-tokenizer run from the form, with a budget in characters.
     page.get_by_label("Run name").fill("hi extended")
@@ -192,6 +205,12 @@ def test_runs_with_two_tokenizers_score_the_same_text(
     page.locator(".page-head .badge[data-status=succeeded]").wait_for()
     page.get_by_test_id("eval-table").wait_for()
     assert page.get_by_test_id("log-live").count() == 0
+
+    # Run outputs and checkpoints hold tokenizers too, listed in their own group by run name.
+    ui.goto("/launch")
+    runs_group = page.locator("select.picker[aria-label^='Tokenizer:'] optgroup[data-group=runs]")
+    wait_until(lambda: runs_group.locator("option").count() >= 1, 30, what="the runs group")
+    assert "hi extended · " in runs_group.inner_text() or "hi base · " in runs_group.inner_text()
 
     # 7. A malformed route shows the not-found page, not a blank screen.
     for bad in ("/runs/%E0%A4%A", "/no-such-page"):

@@ -223,14 +223,20 @@ def _encode(tokenizer: Any, docs: list[str]) -> list[list[int]]:
 
 
 def select_documents(
-    files: list[Path], budget: Budget, keep_linebreaks: bool = True, flag: str = FLAG
+    files: list[Path],
+    budget: Budget,
+    keep_linebreaks: bool = True,
+    flag: str = FLAG,
+    txt_documents: str = "line",
 ) -> tuple[list[str], bool]:
     """The budget's prefix of the files' documents (empty ones skipped), and whether text was
     left out. Tokenizer-free: the same files and budget always give the same documents."""
     docs: list[str] = []
     chars = 0
     for path in files:
-        for batch in iter_document_batches(path, keep_linebreaks, flag):
+        for batch in iter_document_batches(
+            path, keep_linebreaks, flag, txt_documents=txt_documents
+        ):
             for doc in batch:
                 if not doc:
                     continue
@@ -269,9 +275,10 @@ def build_windows(
     keep_linebreaks: bool = True,
     flag: str = FLAG,
     separator: int | None = None,
+    txt_documents: str = "line",
 ) -> EvalWindows:
     """The set's scoring windows over the budget's documents (see the module docstring)."""
-    docs, truncated = select_documents(files, budget, keep_linebreaks, flag)
+    docs, truncated = select_documents(files, budget, keep_linebreaks, flag, txt_documents)
     step = block_size - 1
     sep = separator_id(tokenizer, separator)
     stream: list[int] = []

@@ -156,7 +156,10 @@ def _streaming(plan: DataPlan, encoder: Encoder) -> RunData:
         read = ReadStats()
         for p in s.files:
             one = ReadStats()
-            for _ in iter_document_batches(p, plan.opts.keep_linebreaks, s.flag_of(p), one):
+            for _ in iter_document_batches(
+                p, plan.opts.keep_linebreaks, s.flag_of(p), one,
+                txt_documents=plan.opts.txt_documents,
+            ):  # fmt: skip
                 pass
             read.bytes += one.bytes
             read.documents += one.documents
@@ -172,7 +175,10 @@ def _streaming(plan: DataPlan, encoder: Encoder) -> RunData:
             }
         )
     for p in plan.validation_files:
-        for _ in iter_document_batches(p, plan.opts.keep_linebreaks, plan.validation_flag):
+        for _ in iter_document_batches(
+            p, plan.opts.keep_linebreaks, plan.validation_flag,
+            txt_documents=plan.opts.txt_documents,
+        ):  # fmt: skip
             pass
     for s in plan.sources:
         if s.weight > 0 and not first_blocks([s], encoder, plan.opts, [1]):

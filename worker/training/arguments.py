@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
+from worker.data.documents import TXT_DOCUMENTS
 from worker.data.errors import DataError
 from worker.data.eval_sets import DEFAULT_EVAL_CHARACTERS, parse_eval_prompts, parse_eval_sets
 from worker.data.sources import parse_data_sources
@@ -90,6 +91,14 @@ class DataTrainingArguments:
         default=None, metadata={"help": "Processes for tokenization (capped at the CPU count)."}
     )
     keep_linebreaks: bool = field(default=True, metadata={"help": "Keep line breaks of .txt."})
+    txt_documents: str = field(
+        default="line",
+        metadata={
+            "help": "How a .txt file is cut into documents: line, blank_line (paragraphs) or "
+            "file (the whole file).",
+            "choices": list(TXT_DOCUMENTS),
+        },
+    )
     data_cache_dir: str | None = field(
         default="./", metadata={"help": "Where tokenized blocks are cached."}
     )

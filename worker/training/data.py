@@ -126,7 +126,9 @@ def build_run_data(
     sources = exclude_eval_files(data_sources(data_args), eval_files(data_args))
     plan = DataPlan(
         sources=sources,
-        opts=PackOptions(block_size, data_args.packing, data_args.keep_linebreaks),
+        opts=PackOptions(
+            block_size, data_args.packing, data_args.keep_linebreaks, data_args.txt_documents
+        ),
         # A validation file is scored as whole documents (build_eval_sets), not packed blocks;
         # a split still holds packed blocks out of the training text.
         validation_files=[],
@@ -240,6 +242,7 @@ def build_eval_sets(
             w = build_windows(
                 VALIDATION, [path], tokenizer, block_size,
                 budget, data_args.keep_linebreaks, "--validation_file", separator,
+                data_args.txt_documents,
             )  # fmt: skip
             w.path = str(path)
             out.append(w)
@@ -257,6 +260,7 @@ def build_eval_sets(
             w = build_windows(
                 spec.name, spec_files(spec), tokenizer, block_size,
                 budget, data_args.keep_linebreaks, spec.flag, separator,
+                data_args.txt_documents,
             )  # fmt: skip
             w.role, w.path = spec.role, str(spec.path)
             out.append(w)
