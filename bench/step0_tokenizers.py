@@ -12,9 +12,10 @@ so the table's characters, bytes and digest must be equal and only the tokens di
 - Extension: ``python -m worker.tokenizer merge`` (byte-level BPE continued from SmolLM2's
   merges) with ``--max_new`` new tokens.
 - Runs: ``worker/pretrain.py`` (LoRA, one step, ``--eval_at_start``); the table reads the
-  ``start`` event's ``eval_sets`` and the step-0 ``eval`` event.
+  ``start`` event's ``eval_sets`` and the step-0 ``eval`` event. On 2 shared CPU cores each
+  evaluation of 3,000 Russian characters takes a few minutes (two per run: step 0 and the end).
 
-    python bench/step0_tokenizers.py                       # 8,000 characters, 2,000 new tokens
+    python bench/step0_tokenizers.py                       # 3,000 characters, 2,000 new tokens
     python bench/step0_tokenizers.py --characters 20000 --max_new 4000
 """
 
@@ -60,7 +61,8 @@ def pretrain(model: Path, tokenizer: Path | None, data: Path, held: Path, out: P
         "--data_cache_dir", str(out.parent / f"{out.name}-cache"), "--output_dir", str(out),
         "--finetuning_type", "lora", "--trainable", "q_proj,v_proj", "--lora_rank", "8",
         "--modules_to_save", "embed_tokens,lm_head", "--block_size", "128",
-        "--per_device_train_batch_size", "1", "--max_steps", "1", "--learning_rate", "1e-4",
+        "--per_device_train_batch_size", "1", "--per_device_eval_batch_size", "8",
+        "--max_steps", "1", "--learning_rate", "1e-4",
         "--save_steps", "1000", "--validation_split_percentage", "0",
         "--eval_sets", json.dumps(sets), "--report_to", "none", "--do_train", "--use_cpu",
     ]  # fmt: skip
@@ -76,7 +78,7 @@ def pretrain(model: Path, tokenizer: Path | None, data: Path, held: Path, out: P
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--characters", type=int, default=8000, help="held-out budget")
+    ap.add_argument("--characters", type=int, default=3000, help="held-out budget")
     ap.add_argument("--max_new", type=int, default=2000, help="tokens the extension adds")
     ap.add_argument("--train_chars", type=int, default=1_000_000, help="extension text")
     opts = ap.parse_args()

@@ -64,7 +64,7 @@ def output_dir(settings: Settings, run_id: str) -> Path:
 
 
 def launch_context(
-    settings: Settings, run_id: str, resume_path: str | None = None
+    settings: Settings, run_id: str, resume_path: str | None = None, use_cpu: bool = False
 ) -> LaunchContext:
     """Where the worker will put things for this run (the data dir as seen by the API)."""
     paths = run_paths(settings, run_id)
@@ -74,13 +74,25 @@ def launch_context(
         deepspeed_config=str(paths.ds_config),
         resume_from_checkpoint=resume_path,
         run_id=run_id,
+        use_cpu=use_cpu,
     )
 
 
+def cpu_only_queue(settings: Settings, session: Session, queue: str) -> bool:
+    """Every live worker of the queue is CPU-only: the worker will add ``--use_cpu``, so the
+    preview shows it too (none live: the command stays as for a GPU worker)."""
+    workers = preflight.live_workers(settings, session, queue)
+    return bool(workers) and all(w.cpu_only for w in workers)
+
+
 def command_for(
-    settings: Settings, run_id: str, config: RunConfig, resume: str | None = None
+    settings: Settings,
+    run_id: str,
+    config: RunConfig,
+    resume: str | None = None,
+    use_cpu: bool = False,
 ) -> dict[str, Any]:
-    argv = torchrun_argv(config, launch_context(settings, run_id, resume))
+    argv = torchrun_argv(config, launch_context(settings, run_id, resume, use_cpu))
     return {"argv": argv, "command": display_command(argv)}
 
 
