@@ -206,6 +206,18 @@ def test_runs_with_two_tokenizers_score_the_same_text(
     page.get_by_test_id("eval-table").wait_for()
     assert page.get_by_test_id("log-live").count() == 0
 
+    # The form estimates each evaluation from the measured one of the same model and queue,
+    # scaled by the characters it will score (the same budget here: the measured seconds).
+    ui.goto(f"/launch?from={ext_id}")
+    est = page.get_by_test_id("est-eval")
+    wait_until(lambda: "each \u00d7" in est.inner_text(), 30, what="the evaluation estimate")
+    assert f"for {BUDGET} characters; this run scores {BUDGET}" in est.inner_text(), (
+        est.inner_text()
+    )
+    assert "3 evaluations" in est.inner_text()  # steps 0, 2 and 4
+    # And the training time from the same run's measured tokens/s (same model path and queue).
+    assert "measured last time" in page.get_by_test_id("est-time").inner_text()
+
     # Run outputs and checkpoints hold tokenizers too, listed in their own group by run name.
     ui.goto("/launch")
     runs_group = page.locator("select.picker[aria-label^='Tokenizer:'] optgroup[data-group=runs]")

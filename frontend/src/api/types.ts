@@ -124,6 +124,15 @@ export interface Estimates {
     seconds: number | null;
   };
   model: ModelEstimate;
+  /** Held-out evaluation time scaled from a measured run (backend/services/estimates.py). */
+  evaluation?: {
+    evaluations: number | null;
+    characters: number | null;
+    seconds_each: number | null;
+    measured_run: string | null;
+    measured_seconds: number | null;
+    measured_characters: number | null;
+  };
 }
 
 export interface Preview {

@@ -319,6 +319,22 @@ function EstimatesView({ est, config }: { est: Estimates; config: RunConfig }) {
 }
 
 /** Parameters, tokens per step, memory per device by component and (when measured) time. */
+/** Per evaluation (scoring and samples) and in all, scaled from a measured run; or why not. */
+function evalText(est: Estimates): string {
+  const e = est.evaluation;
+  if (!e) return "–";
+  const n = e.evaluations != null ? `${e.evaluations} evaluation${e.evaluations === 1 ? "" : "s"}` : "evaluations";
+  if (e.seconds_each != null && e.measured_seconds != null)
+    return (
+      `about ${duration(e.seconds_each)} each × ${n}` +
+      (e.evaluations != null ? ` = ${duration(e.seconds_each * e.evaluations)}` : "") +
+      ` (run ${e.measured_run}: ${duration(e.measured_seconds)} for ${int(e.measured_characters)} characters; this run scores ${int(e.characters)})`
+    );
+  if (e.measured_seconds != null)
+    return `${n}; run ${e.measured_run} took ${duration(e.measured_seconds)} each (this run's characters are known once its sets are read)`;
+  return `${n}; time not known yet: no finished run of this model on this queue`;
+}
+
 function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
   const m = est.model;
   const p = m.params;
@@ -387,6 +403,10 @@ function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
               ? `about ${duration(d.seconds)} at the ${compact(d.tokens_per_second)} tokens/s measured last time`
               : "not known yet: no finished run of this model on this queue"}
           </td>
+        </tr>
+        <tr>
+          <th>Evaluation</th>
+          <td data-testid="est-eval">{evalText(est)}</td>
         </tr>
       </tbody>
     </table>
