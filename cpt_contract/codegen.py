@@ -15,6 +15,7 @@ from cpt_contract.events import PHASES
 from cpt_contract.jobs import GENERATE_MARKER, JobKind
 from cpt_contract.outcomes import LAST_CHECKPOINT, RETRYABLE_KINDS, FailureKind
 from cpt_contract.statuses import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, RunStatus
+from cpt_contract.text import CHARACTER_DEFINITION, CHARACTER_UNIT
 
 TARGET = Path(__file__).resolve().parents[1] / "frontend" / "src" / "api" / "contract.ts"
 
@@ -45,7 +46,10 @@ def render() -> str:
         "// Why an attempt failed (cpt_contract/outcomes.py); the reason's text is for people.\n"
         f"export type FailureKind = {' | '.join(json.dumps(k.value) for k in FailureKind)};\n\n"
         f"export const RETRYABLE_KINDS: ReadonlySet<FailureKind> = new Set<FailureKind>({json.dumps(sorted(k.value for k in RETRYABLE_KINDS))});\n\n"
-        f"export const LAST_CHECKPOINT = {json.dumps(LAST_CHECKPOINT)};\n"
+        f"export const LAST_CHECKPOINT = {json.dumps(LAST_CHECKPOINT)};\n\n"
+        "// What every per-character number divides by (cpt_contract/text.py).\n"
+        f"export const CHARACTER_DEFINITION = {json.dumps(CHARACTER_DEFINITION)};\n"
+        f"export const CHARACTER_UNIT = {json.dumps(CHARACTER_UNIT)};\n"
     )
 
 

@@ -52,6 +52,12 @@ class EvalSetInfo(BaseModel):
     windows: int
     #: False only for the packed ``validation_split_percentage`` blocks (characters from decoding).
     exact: bool = True
+    #: The budget's cut, and sha256 of the scored documents: two runs with equal digests scored
+    #: exactly the same text (``characters``: ``cpt_contract/text.py``).
+    truncated: bool = False
+    text_sha256: str | None = None
+    max_documents: int | None = None
+    max_characters: int | None = None
 
 
 class SampleEvent(BaseModel):

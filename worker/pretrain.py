@@ -81,15 +81,12 @@ from worker.training.checkpoints import (  # noqa: E402
 from worker.training.data import (  # noqa: E402
     build_eval_sets,
     build_run_data,
+    choose_separator,
     group_blocks,
     read_texts,
     tokenizer_fingerprint,
 )
-from worker.training.evaluation import (  # noqa: E402
-    Evaluator,
-    default_windows,
-    eval_interval_steps,
-)
+from worker.training.evaluation import Evaluator  # noqa: E402
 from worker.training.failures import (  # noqa: E402
     DivergedError,
     InputError,
@@ -165,7 +162,9 @@ def train(
 
     # 3. Data before the model: bad data fails in seconds, not after loading weights.
     run.enter_phase("preparing_data", 0)
-    data, run.data_sources = build_run_data(data_args, args, tokenizer, block_size)
+    separator = choose_separator(tokenizer, config)
+    run.document_separator = separator.info()
+    data, run.data_sources = build_run_data(data_args, args, tokenizer, block_size, separator)
     train_ds = data.train
     tokens_per_step = (
         block_size
@@ -173,15 +172,8 @@ def train(
         * args.gradient_accumulation_steps
         * args.world_size
     )
-    # Held-out sets, each scored exactly (bits/char); the budget needs the steps between evals.
-    interval = eval_interval_steps(args, train_ds, tokens_per_step, block_size)
-    eval_sets = build_eval_sets(
-        data_args,
-        tokenizer,
-        block_size,
-        data.eval,
-        lambda n: default_windows(interval, tokens_per_step, block_size, n),
-    )
+    # Held-out sets, each scored exactly (bits/char) over a fixed prefix of its documents.
+    eval_sets = build_eval_sets(data_args, tokenizer, block_size, data.eval, separator.id)
     run.eval_sets = [w.info() for w in eval_sets]
     prompts = parse_eval_prompts(args.eval_prompts) if args.eval_prompts else None
 

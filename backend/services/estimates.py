@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from backend.models import Job, Run
+from backend.models import Job, Run, RunEvent
 from backend.services.model_estimates import ModelEstimate, model_estimate
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import RunStatus
@@ -43,9 +43,25 @@ class DataEstimate(BaseModel):
     seconds: float | None = None
 
 
+class EvalEstimate(BaseModel):
+    """Held-out evaluation time, scaled from a measured one: the seconds the last succeeded run
+    of the same model on the same queue spent per evaluation (scoring and samples), times this
+    run's characters per evaluation over that run's. None where either is not known."""
+
+    evaluations: int | None = None
+    #: Characters scored per evaluation (the sets' budgets; None: a set counted in documents
+    #: or packed blocks, whose characters are known only once read).
+    characters: int | None = None
+    seconds_each: float | None = None
+    measured_run: str | None = None
+    measured_seconds: float | None = None
+    measured_characters: int | None = None
+
+
 class Estimates(BaseModel):
     vocab: VocabEstimate
     data: DataEstimate
+    evaluation: EvalEstimate
     #: Parameters (total/trainable), tokens per step and memory per device by component.
     model: ModelEstimate
 
@@ -110,17 +126,30 @@ def _scan_for(session: Session, config: RunConfig) -> Job | None:
     return None
 
 
-def _measured_speed(session: Session, config: RunConfig) -> float | None:
-    run = session.exec(
+def _last_measured(session: Session, config: RunConfig, measured: Any) -> Run | None:
+    """The newest succeeded run of the same model (its path, not only its folder's name, the
+    runs table's label) on the same queue that has the ``measured`` column."""
+    path = config.model.model_name_or_path
+    label = Path(path).name if path else "scratch"
+    candidates = session.exec(
         select(Run)
         .where(
             Run.status == RunStatus.succeeded,
             Run.queue == config.launch.queue,
-            Run.model == (config.model.model_name_or_path or "scratch"),
-            col(Run.tokens_per_second).is_not(None),
+            Run.model == label,
+            col(measured).is_not(None),
         )
         .order_by(col(Run.finished_at).desc())
-    ).first()
+        .limit(50)
+    ).all()
+    for run in candidates:
+        if (run.config.get("model") or {}).get("model_name_or_path") == path:
+            return run
+    return None
+
+
+def _measured_speed(session: Session, config: RunConfig) -> float | None:
+    run = _last_measured(session, config, Run.tokens_per_second)
     return run.tokens_per_second if run is not None else None
 
 
@@ -162,10 +191,65 @@ def _fixed_steps(session: Session, config: RunConfig, out: DataEstimate, per_ste
         out.seconds = out.total_tokens / out.tokens_per_second
 
 
+def _eval_characters(config: RunConfig) -> int | None:
+    d = config.data
+    total = 0
+    budgets: list[int | None] = []
+    for spec in (d.eval_sets or {}).values():
+        if spec.max_characters is not None:
+            budgets.append(spec.max_characters)
+        elif spec.max_documents is not None:
+            budgets.append(None)
+        else:
+            budgets.append(d.eval_max_characters)
+    if d.validation_file:
+        budgets.append(None if d.max_eval_samples else d.eval_max_characters)
+    elif d.validation_split_percentage:
+        budgets.append(None)  # packed blocks: characters known once decoded
+    for b in budgets:
+        if b is None:
+            return None
+        total += b
+    return total or None
+
+
+def _evaluations(config: RunConfig, steps: int | None) -> int | None:
+    t = config.training
+    if steps is None:
+        return None
+    n = 1 if t.eval_at_start else 0
+    if t.eval_steps:
+        n += steps // t.eval_steps
+        n += 0 if steps % t.eval_steps == 0 else 1  # the final evaluation
+    else:
+        n += 1
+    return n
+
+
+def eval_estimate(session: Session, config: RunConfig, steps: int | None) -> EvalEstimate:
+    out = EvalEstimate(evaluations=_evaluations(config, steps), characters=_eval_characters(config))
+    run = _last_measured(session, config, Run.eval_seconds)
+    if run is None or not run.eval_seconds:
+        return out
+    start = session.exec(
+        select(RunEvent)
+        .where(RunEvent.run_id == run.id, RunEvent.kind == "start")
+        .order_by(col(RunEvent.seq).desc())
+    ).first()
+    sets = (start.data or {}).get("eval_sets") if start is not None else None
+    chars = sum(int(s.get("characters") or 0) for s in sets or [] if isinstance(s, dict))
+    out.measured_run, out.measured_seconds = run.id, run.eval_seconds
+    out.measured_characters = chars or None
+    if out.characters and chars:
+        out.seconds_each = run.eval_seconds * out.characters / chars
+    return out
+
+
 def estimates(session: Session, config: RunConfig) -> Estimates:
     vocab = vocab_estimate(config)
     data = data_estimate(session, config)
     model = model_estimate(config, vocab.tokenizer_vocab)
     if model.tokens_per_step:
         _fixed_steps(session, config, data, model.tokens_per_step)
-    return Estimates(vocab=vocab, data=data, model=model)
+    evaluation = eval_estimate(session, config, data.total_steps)
+    return Estimates(vocab=vocab, data=data, model=model, evaluation=evaluation)

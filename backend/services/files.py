@@ -4,6 +4,7 @@ at submit, so a path typed by hand is held to what the picker would have offered
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -89,6 +90,24 @@ def problem(
     return None
 
 
+#: The panel's own converted models say what they are here (``worker/demo_assets.py``).
+_ASSET_MARKER = ".cpt-assets.json"
+
+
+def _asset_label(current: Path, files: set[str]) -> str | None:
+    """A converted model's own description (SmolLM2-135M-Instruct dequantised from a Q4_1
+    GGUF), so the picker never offers it as something else."""
+    if _ASSET_MARKER not in files:
+        return None
+    try:
+        with open_regular(current / _ASSET_MARKER) as fh:
+            data = json.loads(fh.read(4096))
+    except (OSError, ValueError):
+        return None
+    label = data.get("label") if isinstance(data, dict) else None
+    return str(label)[:200] if isinstance(label, str) and label else None
+
+
 def find(roots: Roots, kind: FileKind) -> list[dict[str, str]]:
     """Breadth-first, bounded in depth and in directories visited (roots can be huge)."""
     found: list[dict[str, str]] = []
@@ -110,6 +129,9 @@ def find(roots: Roots, kind: FileKind) -> list[dict[str, str]]:
             files = regular_files(entries, roots)
             if problem(kind, current, files, roots) is None:
                 label = str(current.relative_to(root)) if current != root else current.name
+                said = _asset_label(current, files) if kind == "model" else None
+                if said:
+                    label = f"{label} · {said}"
                 found.append({"path": str(current), "label": label, "kind": kind})
             if depth >= MAX_DEPTH:
                 continue

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, func, or_, select
 from backend.models import (
     TAG_PATTERN,
     Checkpoint,
+    Job,
     Run,
     RunClone,
     RunCreate,
@@ -63,7 +64,7 @@ def output_dir(settings: Settings, run_id: str) -> Path:
 
 
 def launch_context(
-    settings: Settings, run_id: str, resume_path: str | None = None
+    settings: Settings, run_id: str, resume_path: str | None = None, use_cpu: bool = False
 ) -> LaunchContext:
     """Where the worker will put things for this run (the data dir as seen by the API)."""
     paths = run_paths(settings, run_id)
@@ -73,13 +74,25 @@ def launch_context(
         deepspeed_config=str(paths.ds_config),
         resume_from_checkpoint=resume_path,
         run_id=run_id,
+        use_cpu=use_cpu,
     )
 
 
+def cpu_only_queue(settings: Settings, session: Session, queue: str) -> bool:
+    """Every live worker of the queue is CPU-only: the worker will add ``--use_cpu``, so the
+    preview shows it too (none live: the command stays as for a GPU worker)."""
+    workers = preflight.live_workers(settings, session, queue)
+    return bool(workers) and all(w.cpu_only for w in workers)
+
+
 def command_for(
-    settings: Settings, run_id: str, config: RunConfig, resume: str | None = None
+    settings: Settings,
+    run_id: str,
+    config: RunConfig,
+    resume: str | None = None,
+    use_cpu: bool = False,
 ) -> dict[str, Any]:
-    argv = torchrun_argv(config, launch_context(settings, run_id, resume))
+    argv = torchrun_argv(config, launch_context(settings, run_id, resume, use_cpu))
     return {"argv": argv, "command": display_command(argv)}
 
 
@@ -129,6 +142,47 @@ def label_adapters(session: Session, found: list[dict[str, str]]) -> list[dict[s
     for run in session.exec(select(Run).where(col(Run.output_dir).in_(list(by_path)))).all():
         by_path[run.output_dir]["label"] = f"{run.name or run.id} · final (step {run.step})"
     return found
+
+
+def label_tokenizers(session: Session, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tokenizers by what they are: an extended tokenizer by its job's name with its base,
+    languages and size (``group`` "extended", ``base`` for the form's mismatch mark); a run's
+    output or checkpoint (it holds the run's tokenizer copy) in group "runs"; the rest, models'
+    own tokenizers, in group "tokenizers". Extended first, runs last."""
+    by_path = {f["path"]: f for f in found}
+    if not by_path:
+        return found
+    for f in found:
+        f["group"] = "tokenizers"
+    jobs = session.exec(
+        select(Job).where(Job.kind == "tokenizer", Job.status == RunStatus.succeeded)
+    ).all()
+    for job in jobs:
+        result = job.result or {}
+        entry = by_path.get(str(result.get("output", "")))
+        if entry is None:
+            continue
+        base = str(result.get("base", ""))
+        corpus = [Path(str(p)).stem for p in (job.params or {}).get("corpus", [])]
+        languages = ", ".join(corpus[:3]) + (" …" if len(corpus) > 3 else "")
+        name = (job.params or {}).get("name") or f"job {job.id}"
+        entry["label"] = (
+            f"{name} · {Path(base).name} + {result.get('added', '?')} tokens"
+            f"{f' ({languages})' if languages else ''} · {result.get('vocab_size', '?')} in all"
+        )
+        entry["group"], entry["base"] = "extended", base
+    outputs = [r for r in session.exec(select(Run.output_dir, Run.name, Run.id)).all() if r[0]]
+    for f in found:
+        if f["group"] != "tokenizers":
+            continue
+        for out, name, rid in outputs:
+            parent = str(Path(out).parent)
+            if f["path"] == parent or f["path"].startswith(parent + "/"):
+                rel = Path(f["path"]).relative_to(parent)
+                f["group"], f["label"] = "runs", f"{name or rid} · {rel}"
+                break
+    order = {"extended": 0, "tokenizers": 1, "runs": 2}
+    return sorted(found, key=lambda f: order[f["group"]])
 
 
 def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | int]) -> RunConfig:

@@ -26,6 +26,7 @@ from pydantic.config import JsonDict
 
 from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
 from cpt_contract.slurm import TIME_PATTERN
+from cpt_contract.text import DEFAULT_EVAL_CHARACTERS, TxtDocuments
 
 
 def _adv(**extra: Any) -> dict[str, Any]:
@@ -146,18 +147,31 @@ class EvalSet(_Section):
         description="retain: the base model's language (its change since step 0 is the "
         "forgetting); target: the language being learned.",
     )
-    max_eval_samples: int | None = Field(
+    max_documents: int | None = Field(
         default=None,
         ge=1,
-        le=1_000_000,
-        description="Windows of block_size tokens evaluated. Empty: a share of a budget that "
-        "keeps one evaluation under ~10% of the training time between evaluations.",
+        le=MAX_INT,
+        description="Score only the set's first N documents (the same text for every "
+        "tokenizer and run).",
+    )
+    max_characters: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_INT,
+        description="Score only the set's first N characters (Unicode code points; the last "
+        "document cut). Neither limit: data.eval_max_characters.",
     )
 
 
 def _path_is_a_set(value: Any) -> Any:
     """``"kn": "/data/kn.txt"`` is short for ``"kn": {"path": "/data/kn.txt"}``: one shape to
     validate, so a bad value gets one error at its field, not one per union branch."""
+    if isinstance(value, dict) and "max_eval_samples" in value:
+        # The old budget counted token windows: two tokenizers scored different text.
+        raise ValueError(
+            "max_eval_samples (token windows) is no longer a set's budget, as it scored "
+            "different text for different tokenizers: give max_documents or max_characters"
+        )
     return {"path": value} if isinstance(value, str) else value
 
 
@@ -226,12 +240,35 @@ class DataSection(_Section):
         "evaluation; a file that is also training data is left out of training.",
         json_schema_extra={ARGV: "json"},
     )
+    eval_max_characters: int = Field(
+        default=DEFAULT_EVAL_CHARACTERS,
+        ge=1,
+        le=MAX_INT,
+        title="Eval characters per set",
+        description="Each held-out set without its own max_documents/max_characters scores "
+        "this many characters (Unicode code points) from its start: the same text for every "
+        "tokenizer and run, so bits/char compare.",
+        json_schema_extra=_adv(),
+    )
     max_train_samples: int | None = Field(default=None, le=MAX_INT, ge=1, json_schema_extra=_adv())
-    max_eval_samples: int | None = Field(default=None, le=MAX_INT, ge=1, json_schema_extra=_adv())
+    max_eval_samples: int | None = Field(
+        default=None,
+        le=MAX_INT,
+        ge=1,
+        description="Blocks of the validation split, or documents of the validation file, "
+        "evaluated.",
+        json_schema_extra=_adv(),
+    )
     streaming: bool = Field(
         default=False,
         description="Stream the data (needs max_steps).",
         json_schema_extra=_adv(**SWITCH),
+    )
+    txt_documents: TxtDocuments = Field(
+        default="line",
+        title="Documents in .txt files",
+        description="How a .txt file is cut into documents (training, held-out sets, scan): "
+        "line: one per line; blank_line: one per paragraph; file: the whole file.",
     )
     keep_linebreaks: bool = Field(default=True, json_schema_extra=_adv(**NEGATABLE))
     preprocessing_num_workers: int | None = Field(

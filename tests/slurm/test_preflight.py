@@ -34,6 +34,9 @@ def test_workers_page_data_shows_partitions(slurm_panel: Panel) -> None:
     assert parts["debug"]["nodes_idle"] + parts["debug"]["nodes_allocated"] <= 2
     assert worker["cluster"]["default_partition"] == "debug"
     assert worker["gpus"] == []
+    # The local cluster's nodes have no GPU GRES, and the test worker asks for none.
+    assert parts["debug"]["gpus_per_node"] == 0
+    assert worker["cluster"]["requests_gpus"] is False
 
 
 @pytest.mark.parametrize(

@@ -168,6 +168,17 @@ def test_sinfo_report_and_time_formats() -> None:
     assert parts[0].max_time_minutes == 10 and parts[1].max_time_minutes == 7 * 1440
     assert parts[2].max_time_minutes is None
     assert (parts[1].nodes_allocated, parts[1].nodes_idle, parts[1].nodes_total) == (3, 1, 5)
+    assert parts[0].gpus_per_node is None  # the older 4-field format: not reported
+    # With %G: one line per partition and GRES, merged; GPUs per node the most any node has.
+    gres = parse_sinfo(
+        "gpu*|up|1:00:00|1/1/0/2|gpu:a100:8(S:0-1)\ngpu*|up|1:00:00|0/1/0/1|(null)\n"
+        "cpu|up|1:00:00|0/4/0/4|(null)\nmix|up|1:00:00|0/1/0/1|gpu:2,shard:4\n"
+    )
+    assert [(p.name, p.nodes_total, p.gpus_per_node) for p in gres] == [
+        ("gpu", 3, 8),
+        ("cpu", 4, 0),
+        ("mix", 1, 2),
+    ]
     assert parse_time_minutes("2:30:00") == 150 and parse_time_minutes("1-2") == 1560
     with pytest.raises(ValueError):
         parse_time_minutes("soon")

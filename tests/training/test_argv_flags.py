@@ -38,6 +38,8 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "block_size": 128,
         "max_train_samples": 100,
         "max_eval_samples": 10,
+        "eval_max_characters": 5000,
+        "txt_documents": "blank_line",
         "streaming": True,
         "keep_linebreaks": False,
         "preprocessing_num_workers": 2,
@@ -46,7 +48,8 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "data_sources": [{"path": "/data/en-replay", "weight": 0.25, "name": "en"}],
         "eval_sets": {
             "kn": "/data/kn-heldout.txt",
-            "en": {"path": "/data/en-heldout.txt", "role": "retain", "max_eval_samples": 8},
+            "en": {"path": "/data/en-heldout.txt", "role": "retain", "max_documents": 8},
+            "zh": {"path": "/data/zh-heldout.txt", "max_characters": 900},
         },
     },
     "method": {

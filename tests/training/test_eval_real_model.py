@@ -3,11 +3,13 @@
 
 - with the base tokenizer: the Chinese bits/char fall below step 0's, the English change is
   reported, and samples are stored at each evaluation;
-- with SmolLM2's tokenizer extended by Chinese merges: the same held-out text has the same
-  characters and bytes (fewer tokens), and its bits/char are of the base tokenizer's order, so
-  the two runs can be compared at all (per-token loss cannot: the token counts differ).
+- with SmolLM2's tokenizer extended by Chinese merges: each set's budget (a prefix of its
+  documents in characters) gives the very same held-out text — equal characters, bytes and
+  digest, different token counts — and its bits/char are of the base tokenizer's order, so the
+  two runs can be compared at all (per-token loss cannot: the token counts differ).
 
-Kept short for a 2-core box: 6 steps, evaluations at step 0 and at the end only, 3 + 2 windows.
+Kept short for a 2-core box: 6 steps, evaluations at step 0 and at the end only, 120 + 400
+characters.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from worker import demo_assets
 
 ZH_TRAIN_CHARS = 40_000
 ZH_HELD_CHARS = 160
+#: The budgets: a prefix of each held-out set, cut inside a document.
+ZH_EVAL_CHARS = 120
+EN_EVAL_CHARS = 400
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +44,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         kept.append(entry)
         size += len(entry)
     zh_held, size = [], 0
-    for entry in held:  # small enough to be scored whole by either tokenizer (3 windows)
+    for entry in held:  # a little more than the budget: the budget cuts it
         if size + len(entry) > ZH_HELD_CHARS:
             continue
         zh_held.append(entry)
@@ -70,8 +75,8 @@ def extended(smollm2: Path, corpus: dict[str, Path]) -> Path:
 
 def _run(smollm2: Path, corpus: dict[str, Path], out: Path, **flags: str) -> list[dict[str, Any]]:
     sets = {
-        "zh": {"path": str(corpus["zh"]), "role": "target", "max_eval_samples": 3},
-        "en": {"path": str(corpus["en"]), "role": "retain", "max_eval_samples": 2},
+        "zh": {"path": str(corpus["zh"]), "role": "target", "max_characters": ZH_EVAL_CHARS},
+        "en": {"path": str(corpus["en"]), "role": "retain", "max_characters": EN_EVAL_CHARS},
     }
     base = {
         "model_name_or_path": str(smollm2),
@@ -135,7 +140,7 @@ def test_lora_on_chinese_lowers_chinese_bits_per_char_and_reports_english(
     assert isinstance(en1, float)  # the forgetting figure exists (its sign is what it is)
     start = _start(base_run)
     info = {s["name"]: s for s in start["eval_sets"]}
-    assert info["en"]["role"] == "retain" and info["zh"]["windows"] == 3
+    assert info["en"]["role"] == "retain" and info["zh"]["characters"] == ZH_EVAL_CHARS
     samples = [e for e in base_run if e["kind"] == "sample"]
     assert sorted({e["step"] for e in samples}) == [0, 6]
     assert len(samples) == 2 * 2 * 2  # evals x prompts x modes
@@ -153,12 +158,22 @@ def test_an_extended_tokenizer_scores_the_same_characters(
     )  # fmt: skip
     base_info = {s["name"]: s for s in _start(base_run)["eval_sets"]}
     ext_info = {s["name"]: s for s in _start(events)["eval_sets"]}
-    # The same text gives the same characters and bytes whatever the tokenizer: zh is scored
-    # whole; en is cut by its window budget at the same place (English merges are unchanged).
-    assert not base_info["zh"]["truncated"] and not ext_info["zh"]["truncated"]
+    # The budget is text: both runs score the same prefix of each set (same characters, bytes
+    # and digest), the Chinese one in fewer tokens with the extended tokenizer.
+    assert base_info["zh"]["truncated"] and ext_info["zh"]["truncated"]
+    assert base_info["zh"]["characters"] == ZH_EVAL_CHARS
+    assert base_info["en"]["characters"] == EN_EVAL_CHARS
     for name in ("zh", "en"):
         b, x = base_info[name], ext_info[name]
-        assert (b["characters"], b["bytes"]) == (x["characters"], x["bytes"]), name
+        assert (b["characters"], b["bytes"], b["documents"], b["text_sha256"]) == (
+            x["characters"], x["bytes"], x["documents"], x["text_sha256"]
+        ), name  # fmt: skip
+    assert ext_info["zh"]["tokens"] < base_info["zh"]["tokens"]
+    print(
+        "\nstep 0, zh: base tokenizer "
+        f"{base_info['zh']['characters']} characters / {base_info['zh']['tokens']} tokens, "
+        f"extended {ext_info['zh']['characters']} characters / {ext_info['zh']['tokens']} tokens"
+    )
     evals = _evals(events)
     b0, x0 = _evals(base_run)[0], evals[0]
     zh_b, zh_x = b0["eval_zh_bits_per_char"], x0["eval_zh_bits_per_char"]

@@ -14,15 +14,16 @@ import pytest
 from transformers import AutoTokenizer
 
 from cpt_contract import events as contract_events
+from cpt_contract import text as contract_text
 from tests.support.panel import ROOT
 from tests.support.pretrain import events_of, output_of, run_pretrain, tiny_args, train_env
 from worker import events as worker_events
 from worker.data.documents import read_texts
 from worker.data.errors import DataError
-from worker.data.eval_sets import build_windows, parse_eval_sets
+from worker.data.eval_sets import Budget, build_windows, parse_eval_sets, select_documents
 from worker.training.arguments import parse_args
 from worker.training.data import build_run_data
-from worker.training.evaluation import Evaluator, default_windows, set_metrics
+from worker.training.evaluation import Evaluator, set_metrics
 
 
 def test_the_writer_knows_the_contract_s_event_kinds() -> None:
@@ -38,7 +39,7 @@ def test_windows_score_every_document_token_once(
     tok = AutoTokenizer.from_pretrained(str(tiny_assets[tok_key]))
     path = tiny_assets["corpus"] / "udhr_zh_Hans.txt"
     docs, _ = read_texts(path)
-    w = build_windows("zh", [path], tok, 32, None)
+    w = build_windows("zh", [path], tok, 32, Budget())
     ids = [tok(d, add_special_tokens=False)["input_ids"] for d in docs]
     assert w.documents == len(docs)
     assert w.characters == sum(len(d) for d in docs)
@@ -52,23 +53,44 @@ def test_windows_score_every_document_token_once(
     assert all(w.input_ids[k][0] == w.input_ids[k - 1][-1] for k in range(1, len(w.input_ids)))
 
 
-def test_a_budget_stops_at_a_token_and_counts_the_characters_up_to_it(
-    tiny_assets: dict[str, Path],
-) -> None:
-    tok = AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer_extended"]))
-    path = tiny_assets["corpus"] / "udhr_en_Latn.txt"
+def test_a_budget_is_the_same_text_for_every_tokenizer(tiny_assets: dict[str, Path]) -> None:
+    """A budget of characters or documents picks a prefix of the documents before any
+    tokenizer sees them: the base and the extended tokenizer score the same characters (same
+    digest) in different numbers of tokens; the last document is cut at a code point."""
+    path = tiny_assets["corpus"] / "udhr_zh_Hans.txt"
     docs, _ = read_texts(path)
-    w = build_windows("en", [path], tok, 16, 3)
-    assert len(w.input_ids) == 3 and w.truncated
-    assert w.tokens + w.documents == 3 * 15 + 1  # the stream (with separators) fills them
     text = "".join(docs)
-    assert 0 < w.characters < len(text)
-    # The counted characters are a prefix of the text whose tokens are the scored ones.
-    scored = [int(t) for row, m in zip(w.input_ids, w.scored, strict=True) for t in row[m]]
-    prefix_tokens = [t for d in docs for t in tok(d, add_special_tokens=False)["input_ids"]][
-        : len(scored)
+    tokenizers = [
+        AutoTokenizer.from_pretrained(str(tiny_assets[k]))
+        for k in ("tokenizer", "tokenizer_extended")
     ]
-    assert scored == prefix_tokens
+    for budget, chars, n_docs in (
+        (Budget(max_characters=500), 500, None),
+        (Budget(max_documents=3), sum(len(d) for d in docs[:3]), 3),
+        (Budget(max_documents=2, max_characters=10_000), sum(len(d) for d in docs[:2]), 2),
+    ):
+        base, ext = (build_windows("zh", [path], t, 16, budget) for t in tokenizers)
+        assert base.characters == ext.characters == chars < len(text)
+        assert base.documents == ext.documents
+        if n_docs is not None:
+            assert base.documents == n_docs
+        assert base.truncated and ext.truncated
+        assert base.text_sha256 == ext.text_sha256
+        assert base.tokens != ext.tokens  # the extension tokenizes the same text shorter
+        assert ext.info()["max_characters"] == budget.max_characters
+        # The scored tokens are exactly the tokens of the prefix's documents.
+        chosen, _ = select_documents([path], budget)
+        assert "".join(chosen) == text[:chars]
+        for w, tok in ((base, tokenizers[0]), (ext, tokenizers[1])):
+            scored = [int(t) for row, m in zip(w.input_ids, w.scored, strict=True) for t in row[m]]
+            assert scored == [
+                t for d in chosen for t in tok(d, add_special_tokens=False)["input_ids"]
+            ]
+    cut = build_windows("zh", [path], tokenizers[0], 16, Budget(max_characters=len(docs[0]) + 5))
+    assert cut.documents == 2 and cut.characters == len(docs[0]) + 5
+    whole = build_windows("zh", [path], tokenizers[0], 16, Budget(max_characters=10**9))
+    assert not whole.truncated and whole.characters == len(text)
+    assert whole.text_sha256 != cut.text_sha256
 
 
 def test_bits_per_char_is_the_summed_nll_over_characters() -> None:
@@ -79,16 +101,13 @@ def test_bits_per_char_is_the_summed_nll_over_characters() -> None:
     assert m["eval_kn_perplexity"] == pytest.approx(np.exp(m["eval_kn_loss"]))
 
 
-def test_default_budget_and_the_warning() -> None:
-    # 0.3 x 10 steps x 512 tokens = 1536 tokens ≈ 12 windows of 127, shared by 2 sets.
-    assert default_windows(10, 512, 128, 2) == 6
-    assert default_windows(1, 64, 128, 4) == 2  # never below the minimum
+def test_the_budget_warning() -> None:
     ev = Evaluator([], None, 8, 1)
     assert ev.check_budget(0.0, 30.0, 0) is None  # the first eval has no interval yet
     assert ev.check_budget(130.0, 133.0, 10) is None  # 3 s after 100 s of training: fine
     warning = ev.check_budget(233.0, 263.0, 20)  # 30 s after 100 s
     assert warning is not None and warning["code"] == contract_events.WARNING_EVAL_BUDGET
-    assert "max_eval_samples" in warning["message"]
+    assert "max_characters" in warning["message"]
     assert ev.check_budget(363.0, 400.0, 30) is None  # said once
 
 
@@ -97,7 +116,9 @@ def test_bad_eval_sets_name_the_flag_and_the_fix(tmp_path: Path) -> None:
         ("[1]", "JSON object"),
         ('{"a b": "/x"}', "set name"),
         ('{"kn": {"path": "/x", "role": "keep"}}', '"role"'),
-        ('{"kn": {"path": "/x", "max_eval_samples": 0}}', "max_eval_samples"),
+        ('{"kn": {"path": "/x", "max_documents": 0}}', "max_documents"),
+        ('{"kn": {"path": "/x", "max_characters": true}}', "max_characters"),
+        ('{"kn": {"path": "/x", "max_eval_samples": 3}}', "max_documents"),
         ('{"kn": {"file": "/x"}}', "unknown key"),
     ):
         with pytest.raises(DataError, match=words):
@@ -136,7 +157,7 @@ def test_a_run_reports_every_set_from_step_0_with_samples(
     data = tmp_path / "data"
     shutil.copytree(tiny_assets["corpus"], data)
     sets = {
-        "kn": {"path": str(data / "udhr_kn_Knda.txt"), "role": "target", "max_eval_samples": 3},
+        "kn": {"path": str(data / "udhr_kn_Knda.txt"), "role": "target", "max_documents": 3},
         "en": {"path": str(data / "udhr_en_Latn.txt"), "role": "retain"},
     }
     prompts = {"en": ["All human beings"], "kn": ["ಎಲ್ಲಾ"]}
@@ -155,7 +176,10 @@ def test_a_run_reports_every_set_from_step_0_with_samples(
     info = {s["name"]: s for s in start["eval_sets"]}
     assert list(info) == ["validation", "kn", "en"]
     assert info["kn"]["role"] == "target" and info["en"]["role"] == "retain"
-    assert info["kn"]["windows"] == 3 and info["kn"]["characters"] > 0
+    assert info["kn"]["documents"] == 3 and info["kn"]["characters"] > 0
+    kn_docs = read_texts(data / "udhr_kn_Knda.txt")[0][:3]
+    assert info["kn"]["characters"] == sum(len(d) for d in kn_docs)
+    assert info["en"]["max_characters"] == contract_text.DEFAULT_EVAL_CHARACTERS
     assert info["validation"]["exact"] is False and info["kn"]["exact"] is True
     evals = [e for e in events if e["kind"] == "eval"]
     assert [e["step"] for e in evals] == [0, 2, 4]
@@ -204,7 +228,8 @@ def test_zero3_two_processes_score_what_one_process_scores(
     config["zero_optimization"]["stage3_param_persistence_threshold"] = 0
     ds = tmp_path / "ds_zero3_tiny.json"
     ds.write_text(json.dumps(config))
-    sets = {"kn": {"path": str(tiny_assets["corpus"] / "udhr_kn_Knda.txt"), "max_eval_samples": 3}}
+    # 55 characters of Kannada make 3 windows of 64 tokens with the tiny model's tokenizer.
+    sets = {"kn": {"path": str(tiny_assets["corpus"] / "udhr_kn_Knda.txt"), "max_characters": 55}}
 
     def run(name: str, nproc: int | None, **flags: object) -> list[dict[str, object]]:
         out = tmp_path / name
@@ -220,6 +245,7 @@ def test_zero3_two_processes_score_what_one_process_scores(
         return events_of(out)
 
     one = run("one", None)
+    assert next(e for e in one if e["kind"] == "start")["eval_sets"][0]["windows"] == 3
     two = run("two", 2, deepspeed=ds)
     e1 = next(e for e in one if e["kind"] == "eval")
     e2 = next(e for e in two if e["kind"] == "eval")
@@ -241,19 +267,3 @@ def test_eval_batch_defaults_to_the_training_micro_batch(tmp_path: Path) -> None
     assert args.per_device_eval_batch_size == 3
     _, _, args = parse_args([*base, "--per_device_eval_batch_size", "5"])
     assert args.per_device_eval_batch_size == 5
-
-
-def test_the_budget_interval_is_the_steps_between_evaluations(tmp_path: Path) -> None:
-    from worker.training.evaluation import eval_interval_steps
-
-    base = ["--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]
-    _, _, a = parse_args(
-        [*base, "--max_steps", "100", "--eval_strategy", "steps", "--eval_steps", "10"]
-    )
-    assert eval_interval_steps(a, [], 512, 128) == 10
-    _, _, a = parse_args(
-        [*base, "--max_steps", "100", "--eval_strategy", "steps", "--eval_steps", "0.25"]
-    )
-    assert eval_interval_steps(a, [], 512, 128) == 25
-    _, _, a = parse_args([*base, "--max_steps", "100"])  # start and end only: the whole run
-    assert eval_interval_steps(a, [], 512, 128) == 100

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import re
 from pathlib import Path
 
 BUDGET = 200 * 1024
@@ -17,6 +19,20 @@ def test_bundle_under_200kb_gzipped(built_frontend: Path) -> None:
     # index.html must load the built assets with relative URLs, so any mount path works.
     html = (built_frontend / "index.html").read_text()
     assert "./assets/" in html and "/src/main.tsx" not in html
+
+
+def test_the_readme_states_the_measured_size(built_frontend: Path) -> None:
+    """The README's bundle size is what `npm run size` measured and wrote, not a typed number."""
+    assets = [p for p in (built_frontend / "assets").iterdir() if p.suffix in {".js", ".css"}]
+    total = sum(len(gzip.compress(p.read_bytes(), compresslevel=9)) for p in assets)
+    readme = (built_frontend.parents[1] / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- npm run size -->(\d+) KB<!-- /npm run size -->", readme)
+    assert found, "README.md lost its <!-- npm run size --> marker"
+    # Math.round in size.mjs: halves up.
+    assert int(found.group(1)) == math.floor(total / 1024 + 0.5), (
+        f"README says {found.group(1)} KB, the build is {total / 1024:.1f} KB: "
+        "run `cd frontend && npm run build && npm run size`"
+    )
 
 
 def test_fonts_for_non_latin_scripts_are_not_bundled(built_frontend: Path) -> None:

@@ -18,7 +18,7 @@ def _run(panel: Any, name: str, method: str, english: Path) -> str:
         "method": {"finetuning_type": method},
         "data": {
             "max_eval_samples": 8,  # a short eval: the CPU is shared with other tests
-            "eval_sets": {"en": {"path": str(english), "role": "retain", "max_eval_samples": 4}},
+            "eval_sets": {"en": {"path": str(english), "role": "retain", "max_documents": 4}},
         },
         "training": {
             "max_steps": 8,

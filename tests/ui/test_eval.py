@@ -27,8 +27,8 @@ def test_eval_sets_and_prompts_from_the_form(
     page.get_by_label("Evaluate every N steps").fill("4")
     corpus = tiny_assets["corpus"]
     sets = {
-        "kn": {"path": str(corpus / "udhr_kn_Knda.txt"), "role": "target", "max_eval_samples": 4},
-        "en": {"path": str(corpus / "udhr_en_Latn.txt"), "role": "retain", "max_eval_samples": 4},
+        "kn": {"path": str(corpus / "udhr_kn_Knda.txt"), "role": "target", "max_documents": 4},
+        "en": {"path": str(corpus / "udhr_en_Latn.txt"), "role": "retain", "max_documents": 4},
     }
     # Structured fields are JSON text areas generated from the schema; bad JSON is the
     # server's 422 at the field, not a silent drop.

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from worker.data.documents import find_files
+from worker.data.documents import TXT_DOCUMENTS, find_files
 from worker.data.encoding import PACKINGS, Encoder
 from worker.data.errors import DataError
 from worker.data.files import FileStats, PackOptions, cache_file, iter_file_blocks
@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--block_size", type=int, required=True)
         p.add_argument("--packing", choices=PACKINGS, default="eos")
         p.add_argument("--keep_linebreaks", type=_bool, default=True)
+        p.add_argument("--txt_documents", choices=TXT_DOCUMENTS, default="line",
+                       help="a .txt document is a line, a paragraph (blank_line) or the file")  # fmt: skip
         if name == "prepare":
             p.add_argument("--data_cache_dir", required=True)
             p.add_argument("--overwrite_cache", action="store_true")
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tokenizer")
     s.add_argument("--block_size", type=int)
     s.add_argument("--packing", choices=PACKINGS, default="eos")
+    s.add_argument("--txt_documents", choices=TXT_DOCUMENTS, default="line")
     s.add_argument("--json", help="write the report here (default: print it)")
     s.add_argument("--cache_dir", help="keep each file's row here, keyed like the data cache")
     return parser
@@ -114,7 +117,7 @@ def run_prepare(args: argparse.Namespace, write: bool) -> dict[str, Any]:
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     encoder = Encoder(tokenizer)
-    opts = PackOptions(args.block_size, args.packing, args.keep_linebreaks)
+    opts = PackOptions(args.block_size, args.packing, args.keep_linebreaks, args.txt_documents)
     if opts.packing == "eos":
         encoder.require_eos()
     todo = [(s, p) for s in sources for p in s.files]
@@ -174,7 +177,10 @@ def run_scan(args: argparse.Namespace) -> dict[str, Any]:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    report = scan(args.paths, tokenizer, args.block_size, args.packing, cache_dir=args.cache_dir)
+    report = scan(
+        args.paths, tokenizer, args.block_size, args.packing,
+        cache_dir=args.cache_dir, txt_documents=args.txt_documents,
+    )  # fmt: skip
     text = json.dumps(report, indent=1, ensure_ascii=False)
     if args.json:
         Path(args.json).write_text(text, encoding="utf-8")

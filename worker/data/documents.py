@@ -1,7 +1,11 @@
 """Training files: discovery, and their documents read in bounded chunks.
 
-A ``.txt`` file holds one document per line (``str.splitlines``, blank lines dropped, line breaks
-kept when ``keep_linebreaks``), as the seed's ``datasets`` "text" reading did. A ``.jsonl`` file
+A ``.txt`` file is cut into documents by ``txt_documents`` (``TXT_DOCUMENTS``): ``line`` — one
+document per line (``str.splitlines``, blank lines dropped, line breaks kept when
+``keep_linebreaks``), as the seed's ``datasets`` "text" reading did; ``blank_line`` — one per
+paragraph (lines up to a blank line, joined by ``\n`` with a final one, or by spaces without
+``keep_linebreaks``); ``file`` — the whole file is one document (as it is, or its non-blank
+lines joined by spaces without ``keep_linebreaks``). A ``.jsonl`` file
 holds one JSON object with a string ``"text"`` per line (split on ``\\n`` only, so a raw U+2028
 inside a JSON string stays in its document). Files are read ``CHUNK_BYTES`` at a time, cut after a
 ``\\n``: memory does not grow with the file, and the documents are the same as when the whole file
@@ -13,6 +17,8 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,10 @@ from worker.data.opening import open_data
 
 SUFFIXES = (".txt", ".jsonl")
 CHUNK_BYTES = 1 << 18
+#: How a ``.txt`` file is cut into documents (``--txt_documents``).
+TXT_DOCUMENTS = ("line", "blank_line", "file")
+_BLANK = re.compile(rb"\n[ \t\r\f\v]*\n")
+_BLANK_TEXT = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
 def find_files(root: Path, flag: str = "--dataset_dir") -> list[Path]:
@@ -69,13 +79,19 @@ def iter_document_batches(
     flag: str = "--dataset_dir",
     stats: ReadStats | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    txt_documents: str = "line",
 ) -> Iterator[list[str]]:
     """A file's documents, a list per chunk read. Raises DataError on unreadable, non-UTF-8 or
     empty input and on a JSONL line that is not an object with a string ``"text"``."""
     stats = stats if stats is not None else ReadStats()
     jsonl = path.suffix == ".jsonl"
+    if txt_documents not in TXT_DOCUMENTS:
+        raise DataError(f"--txt_documents must be one of {TXT_DOCUMENTS}, not {txt_documents!r}")
+    mode = "line" if jsonl else txt_documents
     try:
         fh = open_data(path)
+        if mode == "file":  # one document: one read, not a growing tail copied per chunk
+            chunk_bytes = max(chunk_bytes, os.fstat(fh.fileno()).st_size + 1)
     except OSError as exc:
         raise open_error(path, flag, exc) from exc
     with fh:
@@ -89,7 +105,7 @@ def iter_document_batches(
             stats.bytes += len(chunk)
             data = tail + chunk
             if chunk:
-                cut = data.rfind(b"\n") + 1
+                cut = _cut(data, mode)
                 if cut == 0:
                     tail = data
                     continue
@@ -98,7 +114,7 @@ def iter_document_batches(
                 break
             else:
                 tail = b""
-            docs = _documents(data, offset, path, flag, stats, jsonl, keep_linebreaks)
+            docs = _documents(data, offset, path, flag, stats, jsonl, keep_linebreaks, mode)
             offset += len(data)
             stats.lines += data.count(b"\n")
             if docs:
@@ -113,6 +129,30 @@ def iter_document_batches(
         raise DataError(f"{flag}: {path} {what}; remove it or add text")
 
 
+def _cut(data: bytes, mode: str) -> int:
+    """Where a chunk may end without cutting a document (0: read on)."""
+    if mode == "line":
+        return data.rfind(b"\n") + 1
+    if mode == "blank_line":
+        matches = list(_BLANK.finditer(data))
+        return matches[-1].end() if matches else 0
+    return 0  # file: the whole file is one document
+
+
+def _txt_documents(text: str, keep_linebreaks: bool, mode: str) -> list[str]:
+    if mode == "line":
+        return [ln for ln in text.splitlines(keepends=keep_linebreaks) if ln.strip()]
+    if mode == "file" and keep_linebreaks:
+        return [text] if text.strip() else []  # the file as it is, blank lines included
+    parts = _BLANK_TEXT.split(text) if mode == "blank_line" else [text]
+    docs = []
+    for part in parts:
+        lines = [ln for ln in part.splitlines() if ln.strip()]
+        if lines:
+            docs.append("\n".join(lines) + "\n" if keep_linebreaks else " ".join(lines))
+    return docs
+
+
 def _documents(
     data: bytes,
     offset: int,
@@ -121,6 +161,7 @@ def _documents(
     stats: ReadStats,
     jsonl: bool,
     keep_linebreaks: bool,
+    mode: str = "line",
 ) -> list[str]:
     try:
         text = data.decode("utf-8")
@@ -132,8 +173,11 @@ def _documents(
             "convert it, e.g. iconv -f <encoding> -t utf-8"
         ) from exc
     if not jsonl:
-        stats.characters += len(text)
-        return [ln for ln in text.splitlines(keepends=keep_linebreaks) if ln.strip()]
+        cut = _txt_documents(text, keep_linebreaks, mode)
+        # Characters of the documents as read (cpt_contract/text.py), not of the raw file:
+        # blank lines and dropped line breaks are not text any run scores or trains on.
+        stats.characters += sum(len(d) for d in cut)
+        return cut
     docs: list[str] = []
     for n, row in enumerate(text.split("\n"), stats.lines + 1):
         if not row.strip():
@@ -150,8 +194,15 @@ def _documents(
 
 
 def read_texts(
-    path: Path, keep_linebreaks: bool = True, flag: str = "--dataset_dir"
+    path: Path,
+    keep_linebreaks: bool = True,
+    flag: str = "--dataset_dir",
+    txt_documents: str = "line",
 ) -> tuple[list[str], str]:
     """All of a file's documents and the sha256 of its bytes (small files, tools and tests)."""
-    docs = [d for batch in iter_document_batches(path, keep_linebreaks, flag) for d in batch]
+    docs = [
+        d
+        for batch in iter_document_batches(path, keep_linebreaks, flag, txt_documents=txt_documents)
+        for d in batch
+    ]
     return docs, file_digest(path, flag)

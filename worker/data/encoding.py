@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -68,11 +70,76 @@ def _has_byte_level(node: Any) -> bool:
     return False
 
 
-class Encoder:
-    """A tokenizer bound to the engine: ids as numpy, the id dtype, EOS, clean block starts."""
+#: End-of-text tokens that pretraining corpora put between documents (GPT-2/SmolLM/Qwen,
+#: Llama 3, Llama 2/Mistral, Gemma).
+PRETRAINING_SEPARATORS = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>")
 
-    def __init__(self, tokenizer: Any) -> None:
+
+@dataclass(frozen=True)
+class Separator:
+    """The token put between documents when packing (and before each scored document)."""
+
+    id: int | None
+    token: str | None
+    reason: str
+
+    def info(self) -> dict[str, Any]:
+        return {"id": self.id, "token": self.token, "reason": self.reason}
+
+
+def _template_text(tokenizer: Any) -> str:
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        return "\n".join(str(v) for v in template.values())
+    return template if isinstance(template, str) else ""
+
+
+def document_separator(tokenizer: Any, config_eos_ids: Iterable[int] = ()) -> Separator:
+    """The base model's pretraining document separator. An instruct tokenizer's EOS often ends a
+    chat turn (SmolLM2-Instruct: ``<|im_end|>``, which its chat template writes after every
+    message) while the model was pretrained with documents separated by another token
+    (``<|endoftext|>``): packing with the chat EOS would teach the model that a document ends
+    like a chat turn. So when the EOS appears in the chat template, a token of the model
+    config's ``eos_token_id`` list, or else a known end-of-text token, that is in the vocabulary
+    and not in the template is chosen instead."""
+    eos_id = getattr(tokenizer, "eos_token_id", None)
+    eos = getattr(tokenizer, "eos_token", None)
+    if eos_id is None or not eos:
+        return Separator(None, None, "the tokenizer has no EOS token")
+    template = _template_text(tokenizer)
+    if template and eos in template:
+        vocab = tokenizer.get_vocab()
+        by_id = {int(i): t for t, i in vocab.items()}
+        candidates = [by_id[i] for i in config_eos_ids if i in by_id]
+        for token in [*candidates, *PRETRAINING_SEPARATORS]:
+            if token != eos and token in vocab and token not in template:
+                return Separator(
+                    int(vocab[token]),
+                    token,
+                    f"the tokenizer's EOS {eos} ends a chat turn (it is in the chat template); "
+                    f"{token} is the pretraining document separator",
+                )
+        return Separator(
+            int(eos_id), eos, f"the tokenizer's EOS {eos} (no other end-of-text token found)"
+        )
+    return Separator(int(eos_id), eos, f"the tokenizer's EOS {eos}")
+
+
+def config_eos_ids(config: Any) -> list[int]:
+    """A model config's ``eos_token_id`` as a list (it may be an int, a list or None)."""
+    value = getattr(config, "eos_token_id", None)
+    if value is None:
+        return []
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
+
+
+class Encoder:
+    """A tokenizer bound to the engine: ids as numpy, the id dtype, the document separator
+    (``eos_id``), clean block starts."""
+
+    def __init__(self, tokenizer: Any, separator: Separator | None = None) -> None:
         self.tokenizer = tokenizer
+        self.separator = separator if separator is not None else document_separator(tokenizer)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         self.backend = backend if getattr(tokenizer, "is_fast", False) else None
         if self.backend is not None:
@@ -86,15 +153,18 @@ class Encoder:
         self.dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]] = (
             np.uint16 if size <= np.iinfo(np.uint16).max else np.int32
         )
-        eos = getattr(tokenizer, "eos_token_id", None)
-        self.eos_id: int | None = int(eos) if eos is not None else None
+        self.eos_id: int | None = self.separator.id
         self._fingerprint: str | None = None
         self._unsafe: np.ndarray | None = None
 
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = tokenizer_fingerprint(self.tokenizer)
+            fingerprint = tokenizer_fingerprint(self.tokenizer)
+            if self.eos_id != getattr(self.tokenizer, "eos_token_id", None):
+                # Blocks packed with another separator are other blocks (a cache key part).
+                fingerprint += f"|separator={self.eos_id}"
+            self._fingerprint = fingerprint
         return self._fingerprint
 
     def encode(self, docs: list[str]) -> tuple[np.ndarray, np.ndarray]:

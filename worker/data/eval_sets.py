@@ -1,21 +1,28 @@
 """Held-out sets for evaluation: ``--eval_sets``/``--eval_prompts`` parsing and scoring windows.
 
 Bits per character must compare runs whose tokenizers differ, so a set is not packed into blocks
-that cut text and drop remainders. Its documents (whole, in file order) are tokenized without
-special tokens, each preceded by one separator (EOS, else BOS: the token the model sees between
-documents in training), and laid end to end into one stream. Windows of ``block_size`` tokens
+that cut text and drop remainders. Its documents (in file order) are tokenized without special
+tokens, each preceded by one separator (the packer's document separator, else BOS: the token
+the model sees between documents in training), and laid end to end into one stream. Windows of ``block_size`` tokens
 advance by ``block_size - 1``: a window's first token is the previous window's last, given as
 context only, so **every token of every evaluated document is scored exactly once** and the
 separators are never scored. The set's characters (bytes) are then exactly the characters
 (UTF-8 bytes) of its documents, whatever the tokenizer: the same text gives the same count.
 
-A budget of windows stops the set at a document boundary; only the first document that does not
-fit whole is cut, at a token, and its characters are counted up to that token's end offset
-(fast tokenizers' offsets; a slow tokenizer drops that document instead).
+**The budget is text, not tokens**: a set is scored over a fixed prefix of its documents, at most
+``max_documents`` documents and ``max_characters`` characters (the last document cut at a code
+point), chosen before any tokenizer sees it. Every run that evaluates a set with the same budget
+therefore scores exactly the same characters, whatever its tokenizer, block size or schedule,
+and ``text_sha256`` (of the scored documents) lets the panel prove it. A set with neither limit
+gets ``DEFAULT_EVAL_CHARACTERS``.
+
+A character is one Unicode code point of a document as read (``count_characters``; the panel's
+contract holds the same definition, and ``tests/contract/test_text.py`` proves the copies equal).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -25,12 +32,32 @@ from typing import Any
 import numpy as np
 
 from worker.data.documents import find_files, iter_document_batches
+from worker.data.encoding import document_separator
 from worker.data.errors import DataError
 
 FLAG = "--eval_sets"
 PROMPTS_FLAG = "--eval_prompts"
 ROLES = ("retain", "target")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+#: Copies of ``cpt_contract/text.py`` (the training script imports nothing of the panel).
+DEFAULT_EVAL_CHARACTERS = 20_000
+CHARACTER_DEFINITION = (
+    "one Unicode code point of a document as read (UTF-8 decoded, line breaks kept as the "
+    "document separator option leaves them)"
+)
+
+
+def count_characters(text: str) -> int:
+    """Characters of a text by ``CHARACTER_DEFINITION``: its Unicode code points."""
+    return len(text)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A prefix of a set's documents: at most so many documents and so many characters."""
+
+    max_documents: int | None = None
+    max_characters: int | None = None
 
 
 @dataclass
@@ -38,7 +65,7 @@ class EvalSpec:
     name: str
     path: Path
     role: str | None = None
-    max_eval_samples: int | None = None
+    budget: Budget = field(default_factory=Budget)
     flag: str = FLAG
 
 
@@ -59,6 +86,9 @@ class EvalWindows:
     truncated: bool = False
     #: False when the characters come from decoding packed blocks (validation split).
     exact: bool = True
+    #: sha256 of the scored documents (each UTF-8 encoded, then a NUL): equal text, equal digest.
+    text_sha256: str | None = None
+    budget: Budget = field(default_factory=Budget)
 
     @property
     def tokens(self) -> int:
@@ -76,6 +106,9 @@ class EvalWindows:
             "windows": len(self.input_ids),
             "truncated": self.truncated,
             "exact": self.exact,
+            "text_sha256": self.text_sha256,
+            "max_documents": self.budget.max_documents,
+            "max_characters": self.budget.max_characters,
         }
 
 
@@ -101,8 +134,19 @@ def _check_name(name: Any, flag: str) -> str:
     return name
 
 
+KEYS = {"path", "role", "max_documents", "max_characters"}
+
+
+def _limit(spec: dict[str, Any], key: str, where: str) -> int | None:
+    value = spec.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise DataError(f'{where}: "{key}" must be an integer >= 1, got {value!r}')
+    return value
+
+
 def parse_eval_sets(value: str) -> list[EvalSpec]:
-    """``{name: path | {"path", "role", "max_eval_samples"}}`` → specs (paths not yet checked)."""
+    """``{name: path | {"path", "role", "max_documents", "max_characters"}}`` → specs (paths
+    not yet checked)."""
     items = _load_json(value, FLAG)
     if not isinstance(items, dict) or not items:
         raise DataError(f'{FLAG}: expected a JSON object {{"name": "path", ...}}')
@@ -113,8 +157,15 @@ def parse_eval_sets(value: str) -> list[EvalSpec]:
         if isinstance(spec, str):
             spec = {"path": spec}
         if not isinstance(spec, dict):
-            raise DataError(f'{where}: expected a path or {{"path", "role", "max_eval_samples"}}')
-        unknown = set(spec) - {"path", "role", "max_eval_samples"}
+            raise DataError(
+                f'{where}: expected a path or {{"path", "role", "max_documents", "max_characters"}}'
+            )
+        if "max_eval_samples" in spec:
+            raise DataError(
+                f'{where}: "max_eval_samples" counted token windows, which differ between '
+                'tokenizers; give "max_documents" or "max_characters" (a prefix of the text)'
+            )
+        unknown = set(spec) - KEYS
         if unknown:
             raise DataError(f"{where}: unknown key(s) {sorted(unknown)}")
         path = spec.get("path")
@@ -123,10 +174,8 @@ def parse_eval_sets(value: str) -> list[EvalSpec]:
         role = spec.get("role")
         if role is not None and role not in ROLES:
             raise DataError(f'{where}: "role" must be one of {ROLES}, got {role!r}')
-        cap = spec.get("max_eval_samples")
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise DataError(f'{where}: "max_eval_samples" must be an integer >= 1, got {cap!r}')
-        out.append(EvalSpec(name, Path(path), role, cap, where))
+        budget = Budget(_limit(spec, "max_documents", where), _limit(spec, "max_characters", where))
+        out.append(EvalSpec(name, Path(path), role, budget, where))
     return out
 
 
@@ -149,24 +198,72 @@ def spec_files(spec: EvalSpec) -> list[Path]:
     return find_files(spec.path, spec.flag)
 
 
-def separator_id(tokenizer: Any) -> int:
-    for attr in ("eos_token_id", "bos_token_id"):
-        value = getattr(tokenizer, attr, None)
-        if value is not None:
-            return int(value)
+def separator_id(tokenizer: Any, separator: int | None = None) -> int:
+    """The token before each document: the packer's separator (the base model's pretraining
+    one, ``encoding.document_separator``), else BOS."""
+    if separator is not None:
+        return separator
+    chosen = document_separator(tokenizer).id
+    if chosen is not None:
+        return chosen
+    value = getattr(tokenizer, "bos_token_id", None)
+    if value is not None:
+        return int(value)
     raise DataError(
         f"{FLAG}: the tokenizer has neither an EOS nor a BOS token to separate documents"
     )
 
 
-def _encode(
-    tokenizer: Any, docs: list[str]
-) -> list[tuple[list[int], list[tuple[int, int]] | None]]:
+def _encode(tokenizer: Any, docs: list[str]) -> list[list[int]]:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if getattr(tokenizer, "is_fast", False) and backend is not None:
-        return [(e.ids, e.offsets) for e in backend.encode_batch(docs, add_special_tokens=False)]
+        return [e.ids for e in backend.encode_batch(docs, add_special_tokens=False)]
     ids = tokenizer(docs, add_special_tokens=False, return_attention_mask=False)["input_ids"]
-    return [(list(i), None) for i in ids]
+    return [list(i) for i in ids]
+
+
+def select_documents(
+    files: list[Path],
+    budget: Budget,
+    keep_linebreaks: bool = True,
+    flag: str = FLAG,
+    txt_documents: str = "line",
+) -> tuple[list[str], bool]:
+    """The budget's prefix of the files' documents (empty ones skipped), and whether text was
+    left out. Tokenizer-free: the same files and budget always give the same documents."""
+    docs: list[str] = []
+    chars = 0
+    for path in files:
+        for batch in iter_document_batches(
+            path, keep_linebreaks, flag, txt_documents=txt_documents
+        ):
+            for doc in batch:
+                if not doc:
+                    continue
+                if budget.max_documents is not None and len(docs) >= budget.max_documents:
+                    return docs, True
+                if budget.max_characters is not None:
+                    room = budget.max_characters - chars
+                    if room <= 0:
+                        return docs, True
+                    if count_characters(doc) > room:
+                        docs.append(doc[:room])
+                        return docs, True
+                docs.append(doc)
+                chars += count_characters(doc)
+    return docs, False
+
+
+def text_digest(docs: list[str]) -> str:
+    h = hashlib.sha256()
+    for doc in docs:
+        h.update(doc.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+#: Documents tokenized per call (the selected prefix is in memory already; this bounds the ids).
+ENCODE_BATCH = 256
 
 
 def build_windows(
@@ -174,45 +271,22 @@ def build_windows(
     files: list[Path],
     tokenizer: Any,
     block_size: int,
-    max_windows: int | None,
+    budget: Budget,
     keep_linebreaks: bool = True,
     flag: str = FLAG,
+    separator: int | None = None,
+    txt_documents: str = "line",
 ) -> EvalWindows:
-    """The set's scoring windows (see the module docstring); at most ``max_windows``."""
+    """The set's scoring windows over the budget's documents (see the module docstring)."""
+    docs, truncated = select_documents(files, budget, keep_linebreaks, flag, txt_documents)
     step = block_size - 1
-    # k windows hold a stream of 1 + k·step tokens (separators included).
-    capacity = None if max_windows is None else max_windows * step + 1
-    sep = separator_id(tokenizer)
+    sep = separator_id(tokenizer, separator)
     stream: list[int] = []
     scored: list[bool] = []
-    docs_n = chars = nbytes = 0
-    truncated = False
-    for path in files:
-        for docs in iter_document_batches(path, keep_linebreaks, flag):
-            for doc, (ids, offsets) in zip(docs, _encode(tokenizer, docs), strict=True):
-                if not ids:
-                    continue
-                room = None if capacity is None else capacity - len(stream)
-                if room is not None and len(ids) + 1 > room:
-                    truncated = True
-                    keep = room - 1
-                    if keep > 0 and offsets is not None:
-                        text = doc[: offsets[keep - 1][1]]
-                        stream += [sep, *ids[:keep]]
-                        scored += [False] + [True] * keep
-                        docs_n += 1
-                        chars += len(text)
-                        nbytes += len(text.encode("utf-8"))
-                    break
-                stream += [sep, *ids]
-                scored += [False] + [True] * len(ids)
-                docs_n += 1
-                chars += len(doc)
-                nbytes += len(doc.encode("utf-8"))
-            if truncated:
-                break
-        if truncated:
-            break
+    for i in range(0, len(docs), ENCODE_BATCH):
+        for ids in _encode(tokenizer, docs[i : i + ENCODE_BATCH]):
+            stream += [sep, *ids]
+            scored += [False] + [True] * len(ids)
     ids_arr = np.asarray(stream, dtype=np.int64)
     mask_arr = np.asarray(scored, dtype=bool)
     n = max(0, -(-(len(ids_arr) - 1) // step)) if len(ids_arr) > 1 else 0
@@ -229,11 +303,13 @@ def build_windows(
         input_ids,
         attention,
         target,
-        documents=docs_n,
-        characters=chars,
-        bytes=nbytes,
+        documents=len(docs),
+        characters=sum(count_characters(d) for d in docs),
+        bytes=sum(len(d.encode("utf-8")) for d in docs),
         files=[str(p) for p in files],
         truncated=truncated,
+        text_sha256=text_digest(docs),
+        budget=budget,
     )
 
 
@@ -252,7 +328,7 @@ def packed_windows(name: str, blocks: Any, tokenizer: Any) -> EvalWindows:
     for row in arr:
         ids = [int(t) for t in row[1:] if int(t) not in special]
         text = tokenizer.decode(ids, skip_special_tokens=True)
-        chars += len(text)
+        chars += count_characters(text)
         nbytes += len(text.encode("utf-8"))
     return EvalWindows(
         name, arr, attention, scored, documents=0, characters=chars, bytes=nbytes, exact=False

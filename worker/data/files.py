@@ -40,6 +40,8 @@ class PackOptions:
     block_size: int
     packing: str = "eos"
     keep_linebreaks: bool = True
+    #: How a .txt file is cut into documents (``documents.TXT_DOCUMENTS``).
+    txt_documents: str = "line"
 
     def __post_init__(self) -> None:
         if self.packing not in PACKINGS:
@@ -78,7 +80,9 @@ def iter_file_blocks(
     )
     started = time.perf_counter()
     seen = 0
-    for docs in iter_document_batches(path, opts.keep_linebreaks, flag, read):
+    for docs in iter_document_batches(
+        path, opts.keep_linebreaks, flag, read, txt_documents=opts.txt_documents
+    ):
         flat, lengths = encoder.encode(docs)
         if eos is not None:
             flat = with_eos(flat, lengths, eos)
@@ -104,6 +108,9 @@ def cache_key(digest: str, fingerprint: str, opts: PackOptions) -> str:
         f"{CACHE_FORMAT}|{digest}|{fingerprint}|{opts.block_size}|{opts.keep_linebreaks}"
         f"|{opts.packing}"
     )
+    # Other documents, other blocks; "line" keeps the keys caches were written under.
+    if opts.txt_documents != "line":
+        text += f"|{opts.txt_documents}"
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

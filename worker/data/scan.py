@@ -170,12 +170,13 @@ def _scan_file(
     try:
         row["bytes"] = path.stat().st_size
         for docs in iter_document_batches(
-            path, opts.keep_linebreaks if opts else True, "scan", read
-        ):
+            path, opts.keep_linebreaks if opts else True, "scan", read,
+            txt_documents=opts.txt_documents if opts else "line",
+        ):  # fmt: skip
             if len(first) < first_docs:
                 first.extend(d[:FIRST_CHARS] for d in docs[: first_docs - len(first)])
             scripts.update(script_counts("".join(docs)))
-        if encoder is not None and opts is not None:
+        if encoder is not None and opts is not None and opts.block_size:
             stats = FileStats(str(path))
             for _ in iter_file_blocks(path, encoder, opts, "scan", stats):
                 pass
@@ -190,7 +191,8 @@ def _scan_file(
     letters = {k: v for k, v in scripts.most_common() if k != "Common"}
     row["scripts"] = dict(scripts.most_common())
     row["main_script"] = next(iter(letters), None)
-    row["first_lines"] = first
+    # The first documents as the separator option cuts them (first_lines: older readers).
+    row["first_documents"] = row["first_lines"] = first
     row["skip"] = skip
     row["seconds"] = round(time.perf_counter() - started, 4)
     row["cached"] = False
@@ -204,16 +206,18 @@ def scan(
     packing: str = "eos",
     keep_linebreaks: bool = True,
     cache_dir: str | Path | None = None,
+    txt_documents: str = "line",
 ) -> dict[str, Any]:
     """Report on files and directories (see the module docstring)."""
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     files, ignored = _candidates([Path(p) for p in items])
     encoder = Encoder(tokenizer) if tokenizer is not None else None
-    opts = None
+    # Without a tokenizer only the document rules matter (block size 0).
+    opts = PackOptions(0, packing, keep_linebreaks, txt_documents)
     if encoder is not None:
         if block_size is None:
             raise DataError("scan: a tokenizer needs a block_size")
-        opts = PackOptions(block_size, packing, keep_linebreaks)
+        opts = PackOptions(block_size, packing, keep_linebreaks, txt_documents)
         if packing == "eos":
             encoder.require_eos()
     cache = Path(cache_dir) if cache_dir is not None else None
@@ -237,6 +241,7 @@ def scan(
     return {
         "block_size": block_size,
         "packing": packing if encoder is not None else None,
+        "txt_documents": txt_documents,
         "files": rows,
         "skipped": skipped,
         "ignored": ignored,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from worker.data.documents import ReadStats, iter_document_batches
-from worker.data.encoding import Encoder
+from worker.data.encoding import Encoder, Separator
 from worker.data.errors import DataError
 from worker.data.files import CachedFile, PackOptions, cache_file
 from worker.data.mixture import holdout, mix
@@ -44,6 +44,8 @@ class DataPlan:
     max_eval_samples: int | None = None
     #: A context manager factory: rank 0 first, then the others (``args.main_process_first``).
     main_process_first: Callable[[], Any] | None = None
+    #: The document separator (``encoding.document_separator``); None: from the tokenizer alone.
+    separator: Separator | None = None
 
 
 @dataclass
@@ -62,7 +64,7 @@ def _no_block_error(plan: DataPlan, what: str) -> DataError:
 
 def build(plan: DataPlan, tokenizer: Any) -> RunData:
     check_weights([s.weight for s in plan.sources])
-    encoder = Encoder(tokenizer)
+    encoder = Encoder(tokenizer, plan.separator)
     if plan.opts.packing == "eos":
         encoder.require_eos()
     if plan.streaming:
@@ -154,7 +156,10 @@ def _streaming(plan: DataPlan, encoder: Encoder) -> RunData:
         read = ReadStats()
         for p in s.files:
             one = ReadStats()
-            for _ in iter_document_batches(p, plan.opts.keep_linebreaks, s.flag_of(p), one):
+            for _ in iter_document_batches(
+                p, plan.opts.keep_linebreaks, s.flag_of(p), one,
+                txt_documents=plan.opts.txt_documents,
+            ):  # fmt: skip
                 pass
             read.bytes += one.bytes
             read.documents += one.documents
@@ -170,7 +175,10 @@ def _streaming(plan: DataPlan, encoder: Encoder) -> RunData:
             }
         )
     for p in plan.validation_files:
-        for _ in iter_document_batches(p, plan.opts.keep_linebreaks, plan.validation_flag):
+        for _ in iter_document_batches(
+            p, plan.opts.keep_linebreaks, plan.validation_flag,
+            txt_documents=plan.opts.txt_documents,
+        ):  # fmt: skip
             pass
     for s in plan.sources:
         if s.weight > 0 and not first_blocks([s], encoder, plan.opts, [1]):

@@ -58,5 +58,6 @@ def scancel(job_id: str) -> None:
 
 
 def sinfo_partitions() -> str:
-    """One line per partition: name (``*`` = default) | avail | timelimit | A/I/O/T nodes."""
-    return run(["sinfo", "-h", "-a", "-o", "%P|%a|%l|%F"])
+    """One line per partition and GRES: name (``*`` = default) | avail | timelimit | A/I/O/T
+    nodes | GRES (``gpu:4``, ``(null)``)."""
+    return run(["sinfo", "-h", "-a", "-o", "%P|%a|%l|%F|%G"])

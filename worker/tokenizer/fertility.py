@@ -1,8 +1,9 @@
 """Fertility of tokenizers on text (``python -m worker.tokenizer fertility``).
 
 Per text file (its stem is the language label), each tokenizer encodes the file line by line
-without special tokens. Words are whitespace-separated, characters are the non-whitespace
-characters, bytes are the UTF-8 bytes of the lines.
+without special tokens. Words are whitespace-separated; characters are every Unicode code point
+of the lines encoded, whitespace included (the one definition of ``cpt_contract/text.py``, which
+bits per character and the dataset scan use too); bytes are the UTF-8 bytes of the lines.
 
 - ``byte_fallback_rate``: share of tokens that are not whole characters: SentencePiece byte
   pieces (``<0xE0>``), or byte-level BPE tokens whose bytes are not complete UTF-8;
@@ -88,7 +89,7 @@ def measure(
     ids = [i for row in encoded for i in row]
     n = len(ids)
     words = sum(len(line.split()) for line in lines)
-    chars = sum(len("".join(line.split())) for line in lines)
+    chars = sum(len(line) for line in lines)
     n_bytes = sum(len(line.encode("utf-8")) for line in lines)
     tokens = tokenizer.convert_ids_to_tokens(sorted(set(ids)))
     by_id = dict(zip(sorted(set(ids)), tokens, strict=True))

@@ -11,8 +11,9 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
+from worker.data.documents import TXT_DOCUMENTS
 from worker.data.errors import DataError
-from worker.data.eval_sets import parse_eval_prompts, parse_eval_sets
+from worker.data.eval_sets import DEFAULT_EVAL_CHARACTERS, parse_eval_prompts, parse_eval_sets
 from worker.data.sources import parse_data_sources
 from worker.training.failures import InputError
 from worker.training.process import single_process_env
@@ -74,7 +75,13 @@ class DataTrainingArguments:
     train_file: str | None = field(default=None, metadata={"help": "A training text file."})
     validation_file: str | None = field(default=None, metadata={"help": "An evaluation file."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep N train blocks."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep N eval blocks."})
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Keep N eval samples: blocks of the validation split, documents of "
+            "--validation_file."
+        },
+    )
     streaming: bool = field(default=False, metadata={"help": "Stream the data (needs max_steps)."})
     block_size: int | None = field(default=None, metadata={"help": "Tokens per sequence."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Rebuild the data cache."})
@@ -86,6 +93,14 @@ class DataTrainingArguments:
         default=None, metadata={"help": "Processes for tokenization (capped at the CPU count)."}
     )
     keep_linebreaks: bool = field(default=True, metadata={"help": "Keep line breaks of .txt."})
+    txt_documents: str = field(
+        default="line",
+        metadata={
+            "help": "How a .txt file is cut into documents: line, blank_line (paragraphs) or "
+            "file (the whole file).",
+            "choices": list(TXT_DOCUMENTS),
+        },
+    )
     data_cache_dir: str | None = field(
         default="./", metadata={"help": "Where tokenized blocks are cached."}
     )
@@ -100,9 +115,17 @@ class DataTrainingArguments:
     eval_sets: str | None = field(
         default=None,
         metadata={
-            "help": 'JSON {name: path | {"path", "role": "retain"|"target", "max_eval_samples"}} '
-            "(or a .json file of it): held-out sets evaluated at every evaluation "
-            "(eval_<name>_loss/_perplexity/_bits_per_char/_bits_per_byte); never trained on."
+            "help": 'JSON {name: path | {"path", "role": "retain"|"target", "max_documents", '
+            '"max_characters"}} (or a .json file of it): held-out sets evaluated at every '
+            "evaluation (eval_<name>_loss/_perplexity/_bits_per_char/_bits_per_byte) over a "
+            "fixed prefix of their documents; never trained on."
+        },
+    )
+    eval_max_characters: int = field(
+        default=DEFAULT_EVAL_CHARACTERS,
+        metadata={
+            "help": "Characters scored of each held-out set that gives neither max_documents "
+            "nor max_characters (a prefix of its documents, the same for every tokenizer)."
         },
     )
     data_sources: str | None = field(

@@ -70,6 +70,7 @@ class EventsCallback(TrainerCallback):
             finetuning_type=args.finetuning_type,
             data_sources=run.data_sources,
             eval_sets=run.eval_sets,
+            document_separator=run.document_separator,
         )
         self._training = True
         run.enter_phase("training", state.global_step)

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from worker.data.documents import find_files
 from worker.data.documents import read_texts as _read_texts
-from worker.data.encoding import tokenizer_fingerprint
+from worker.data.encoding import (
+    Separator,
+    config_eos_ids,
+    document_separator,
+    tokenizer_fingerprint,
+)
 from worker.data.errors import DataError
 from worker.data.eval_sets import (
+    Budget,
     EvalWindows,
     build_windows,
     packed_windows,
@@ -111,6 +116,7 @@ def build_run_data(
     args: PretrainArguments,
     tokenizer: Any,
     block_size: int,
+    separator: Separator | None = None,
 ) -> tuple[RunData, list[dict[str, Any]]]:
     """The datasets and, per source, files/documents/tokens/blocks (for the ``start`` event)."""
     workers = data_args.preprocessing_num_workers
@@ -120,7 +126,9 @@ def build_run_data(
     sources = exclude_eval_files(data_sources(data_args), eval_files(data_args))
     plan = DataPlan(
         sources=sources,
-        opts=PackOptions(block_size, data_args.packing, data_args.keep_linebreaks),
+        opts=PackOptions(
+            block_size, data_args.packing, data_args.keep_linebreaks, data_args.txt_documents
+        ),
         # A validation file is scored as whole documents (build_eval_sets), not packed blocks;
         # a split still holds packed blocks out of the training text.
         validation_files=[],
@@ -136,6 +144,7 @@ def build_run_data(
         # local=False: the cache dir is shared by every node (the panel's data dir), so only
         # global rank 0 builds it; per-node rank 0s racing on it lost files on two nodes.
         main_process_first=lambda: args.main_process_first(local=False, desc="tokenize and cache"),
+        separator=separator,
     )
     if args.debug_mode:
         plan.max_train_samples = min(plan.max_train_samples or 64, 64)
@@ -160,6 +169,14 @@ def build_run_data(
             row["blocks"], row["train_blocks"], row["eval_blocks"],
         )  # fmt: skip
     return data, data.summary
+
+
+def choose_separator(tokenizer: Any, config: Any) -> Separator:
+    """The document separator for packing and scoring, from the tokenizer and the model config;
+    logged, and reported in the ``start`` event."""
+    sep = document_separator(tokenizer, config_eos_ids(config))
+    logger.info("document separator: %s (id %s): %s", sep.token, sep.id, sep.reason)
+    return sep
 
 
 def eval_files(data_args: DataTrainingArguments) -> dict[Path, str]:
@@ -197,6 +214,8 @@ def exclude_eval_files(sources: list[Source], held_out: dict[Path, str]) -> list
 
 #: The set made of ``--validation_file`` / ``--validation_split_percentage``.
 VALIDATION = "validation"
+#: Held-out blocks of a validation split scored without ``--max_eval_samples``.
+SPLIT_BLOCKS = 64
 
 
 def build_eval_sets(
@@ -204,36 +223,44 @@ def build_eval_sets(
     tokenizer: Any,
     block_size: int,
     held_out_blocks: Any,
-    default_cap: Callable[[int], int],
+    separator: int | None = None,
 ) -> list[EvalWindows]:
-    """The run's held-out sets, ``validation`` first. ``default_cap(n)``: windows per set for
-    the ``n`` sets that set no ``max_eval_samples`` (the evaluation budget)."""
+    """The run's held-out sets, ``validation`` first, each over a fixed prefix of its documents
+    (its own ``max_documents``/``max_characters``, else ``--eval_max_characters``)."""
+    default = Budget(max_characters=data_args.eval_max_characters)
     try:
         specs = parse_eval_sets(data_args.eval_sets) if data_args.eval_sets else []
         has_split = held_out_blocks is not None and len(held_out_blocks) > 0
-        budgeted = sum(1 for s in specs if s.max_eval_samples is None)
-        if data_args.validation_file or has_split:
-            budgeted += 0 if data_args.max_eval_samples else 1
-        cap = default_cap(budgeted)
         out: list[EvalWindows] = []
         if data_args.validation_file:
             path = Path(data_args.validation_file)
+            budget = (
+                Budget(max_documents=data_args.max_eval_samples)
+                if data_args.max_eval_samples
+                else default
+            )
             w = build_windows(
                 VALIDATION, [path], tokenizer, block_size,
-                data_args.max_eval_samples or cap, data_args.keep_linebreaks, "--validation_file",
+                budget, data_args.keep_linebreaks, "--validation_file", separator,
+                data_args.txt_documents,
             )  # fmt: skip
             w.path = str(path)
             out.append(w)
         elif has_split:
-            n = data_args.max_eval_samples or cap
+            # Packed blocks of the training text: tokenizer-made, so not comparable (exact False).
+            n = data_args.max_eval_samples or SPLIT_BLOCKS
             blocks = [held_out_blocks.block(i) for i in range(min(n, len(held_out_blocks)))]
             w = packed_windows(VALIDATION, blocks, tokenizer)
             w.truncated = len(held_out_blocks) > len(blocks)
             out.append(w)
         for spec in specs:
+            budget = spec.budget
+            if budget.max_documents is None and budget.max_characters is None:
+                budget = default
             w = build_windows(
                 spec.name, spec_files(spec), tokenizer, block_size,
-                spec.max_eval_samples or cap, data_args.keep_linebreaks, spec.flag,
+                budget, data_args.keep_linebreaks, spec.flag, separator,
+                data_args.txt_documents,
             )  # fmt: skip
             w.role, w.path = spec.role, str(spec.path)
             out.append(w)
@@ -245,6 +272,6 @@ def build_eval_sets(
         logger.info(
             "eval set %s: %d documents, %d characters, %d bytes, %d tokens in %d windows%s",
             w.name, w.documents, w.characters, w.bytes, w.tokens, len(w.input_ids),
-            " (cut at max_eval_samples)" if w.truncated else "",
+            " (a prefix: the budget cut the set)" if w.truncated else "",
         )  # fmt: skip
     return out

@@ -7,12 +7,11 @@ each set's summed next-token NLL (nats, float32) is all-reduced across ranks and
 (the sum / ln 2 / the set's characters or UTF-8 bytes; windows: ``worker/data/eval_sets.py``).
 ``eval_loss``/``perplexity`` stay those of the first set (``validation`` when there is one).
 
-Budget: a set without ``max_eval_samples`` gets a share of ``3 * BUDGET_FRACTION`` times the
-tokens trained between two evaluations (a forward costs about a third of a training step, so
-the evaluation takes ~10 % of the interval). The cap is fixed before the first evaluation, so every
-evaluation scores the same text and step 0 stays comparable; the measured durations are checked
-at every evaluation, and an evaluation longer than 10 % of the training time before it is a
-``warning`` event (once) and a log line naming the fix.
+Budget: each set scores a fixed prefix of its documents (``max_documents``/``max_characters``,
+chosen from the text alone: ``worker/data/eval_sets.py``), so every evaluation of every run on
+the set, whatever its tokenizer or schedule, scores the same characters. The measured durations
+are checked at every evaluation, and an evaluation longer than 10 % of the training time before
+it is a ``warning`` event (once) and a log line naming the fix.
 """
 
 from __future__ import annotations
@@ -29,37 +28,10 @@ from worker.data.eval_sets import EvalWindows
 logger = logging.getLogger("pretrain")
 
 BUDGET_FRACTION = 0.1
-#: Windows a budgeted set gets at least, so a tiny interval still gives a usable number.
-MIN_WINDOWS = 2
 #: An evaluation shorter than this is never worth a warning, whatever the ratio.
 MIN_WARN_SECONDS = 2.0
 SAMPLE_SEED = 1234
 LN2 = math.log(2.0)
-
-
-def default_windows(
-    interval_steps: float, tokens_per_step: int, block_size: int, budgeted_sets: int
-) -> int:
-    """Windows per set that keep one evaluation at about 10 % of the interval's training time."""
-    if budgeted_sets <= 0:
-        return MIN_WINDOWS
-    tokens = BUDGET_FRACTION * 3 * max(interval_steps, 1) * tokens_per_step
-    return max(MIN_WINDOWS, int(tokens // max(block_size - 1, 1)) // budgeted_sets)
-
-
-def eval_interval_steps(args: Any, train_ds: Any, tokens_per_step: int, block_size: int) -> float:
-    """Optimizer steps between two evaluations (the whole run when evaluating only at the end)."""
-    if args.max_steps > 0:
-        total = float(args.max_steps)
-    else:
-        try:
-            total = len(train_ds) * block_size / max(tokens_per_step, 1) * args.num_train_epochs
-        except TypeError:  # a stream has no length (and needs max_steps anyway)
-            total = 1.0
-    if getattr(args.eval_strategy, "value", args.eval_strategy) == "steps" and args.eval_steps:
-        steps = float(args.eval_steps)
-        return steps * total if steps < 1 else min(steps, max(total, 1.0))
-    return max(total, 1.0)
 
 
 def set_metrics(name: str, nll: float, tokens: int, chars: int, nbytes: int) -> dict[str, float]:
@@ -215,12 +187,17 @@ class Evaluator:
             return None
         self.warned = True
         biggest = max(self.sets, key=lambda s: len(s.input_ids)) if self.sets else None
-        largest = f" (largest: {biggest.name}, {len(biggest.input_ids)} windows)" if biggest else ""
+        largest = (
+            f" (largest: {biggest.name}, {biggest.characters} characters in "
+            f"{len(biggest.input_ids)} windows)"
+            if biggest
+            else ""
+        )
         message = (
             f"evaluation at step {step} took {took:.1f} s, {took / trained:.0%} of the "
             f"{trained:.1f} s of training since the previous one (budget: "
-            f"{BUDGET_FRACTION:.0%}): lower the eval sets' max_eval_samples{largest}, raise "
-            "eval_steps or lower sample_max_new_tokens"
+            f"{BUDGET_FRACTION:.0%}): lower the eval sets' max_characters{largest} (or "
+            "eval_max_characters), raise eval_steps or lower sample_max_new_tokens"
         )
         logger.warning(message)
         return {

@@ -33,6 +33,8 @@ class RunContext:
     data_sources: list[dict[str, Any]] = field(default_factory=list)
     #: Per held-out set: name, role, path, documents, characters, bytes, tokens, windows.
     eval_sets: list[dict[str, Any]] = field(default_factory=list)
+    #: The token between documents: id, token, why (``worker/data/encoding.document_separator``).
+    document_separator: dict[str, Any] | None = None
     #: The current phase (cpt_contract.events.PHASES) and when it began (time.time()).
     phase: str | None = None
     phase_since: float = 0.0

@@ -26,6 +26,10 @@ class FoundPath(BaseModel):
     path: str
     label: str
     kind: files.FileKind
+    #: Tokenizers: "extended" (a tokenizer job's output), "tokenizers" or "runs".
+    group: str | None = None
+    #: An extended tokenizer's base (the form marks one whose base is not the chosen model).
+    base: str | None = None
 
 
 @router.get("/schema/run-config", response_model=dict[str, Any])
@@ -69,4 +73,6 @@ def find_files(
     found = files.find(settings.roots, kind)
     if kind == "adapter":
         found = runs.label_adapters(session, found)
+    if kind == "tokenizer":
+        found = runs.label_tokenizers(session, found)
     return [FoundPath.model_validate(f) for f in found]

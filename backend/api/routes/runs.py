@@ -82,7 +82,8 @@ def create_run(body: RunCreate, settings: SettingsDep) -> RunPublic:
 @router.post("/runs/preview", response_model=Preview)
 def preview_run(body: RunCreate, settings: SettingsDep, session: SessionDep) -> Preview:
     config, warnings = runs.build_config(settings, body.preset, body.config, session)
-    cmd = runs.command_for(settings, "r-preview", config)
+    use_cpu = runs.cpu_only_queue(settings, session, config.launch.queue)
+    cmd = runs.command_for(settings, "r-preview", config, use_cpu=use_cpu)
     return Preview(
         **cmd,
         config=config.model_dump(mode="json"),
@@ -176,4 +177,6 @@ def run_command(run_id: str, session: SessionDep, settings: SettingsDep) -> RunC
         AttemptCommand(attempt=int(n), argv=argv, command=display_command(argv))
         for n, argv in sorted((run.attempt_argv or {}).items(), key=lambda kv: int(kv[0]))
     ]
-    return RunCommand(**runs.command_for(settings, run.id, config, resume), attempts=launched)
+    use_cpu = runs.cpu_only_queue(settings, session, config.launch.queue)
+    cmd = runs.command_for(settings, run.id, config, resume, use_cpu=use_cpu)
+    return RunCommand(**cmd, attempts=launched)

@@ -33,3 +33,7 @@ export type FailureKind = "bad_input" | "oom" | "diverged" | "error" | "crashed"
 export const RETRYABLE_KINDS: ReadonlySet<FailureKind> = new Set<FailureKind>(["crashed", "preempted", "stalled", "worker_lost", "worker_stopped"]);
 
 export const LAST_CHECKPOINT = "last";
+
+// What every per-character number divides by (cpt_contract/text.py).
+export const CHARACTER_DEFINITION = "one Unicode code point of a document as read (UTF-8 decoded, line breaks kept as the document separator option leaves them)";
+export const CHARACTER_UNIT = "characters (Unicode code points)";

@@ -77,6 +77,10 @@ export interface FileEntry {
   path: string;
   label: string;
   kind: string;
+  /** Tokenizers: "extended" (a tokenizer job's output), "tokenizers" or "runs". */
+  group?: string | null;
+  /** An extended tokenizer's base. */
+  base?: string | null;
 }
 
 /** Parameters and memory per device (bytes) from the model's config.json: backend/services/model_estimates.py. */
@@ -120,6 +124,15 @@ export interface Estimates {
     seconds: number | null;
   };
   model: ModelEstimate;
+  /** Held-out evaluation time scaled from a measured run (backend/services/estimates.py). */
+  evaluation?: {
+    evaluations: number | null;
+    characters: number | null;
+    seconds_each: number | null;
+    measured_run: string | null;
+    measured_seconds: number | null;
+    measured_characters: number | null;
+  };
 }
 
 export interface Preview {
@@ -261,6 +274,10 @@ export interface EvalSetInfo {
   windows: number;
   truncated?: boolean;
   exact?: boolean;
+  /** sha256 of the scored documents: equal digests, the very same text. */
+  text_sha256?: string | null;
+  max_documents?: number | null;
+  max_characters?: number | null;
 }
 
 /** GET /runs/{id}/samples: generations written at each evaluation. */

@@ -34,6 +34,8 @@ interface Props {
   y2Label?: string;
   /** Charts sharing a key share the cursor position. */
   syncKey?: string;
+  /** Where the x-axis ends at least (the run's last step, for points made every N steps). */
+  xEnd?: number | null;
   testId?: string;
 }
 
@@ -60,10 +62,22 @@ function clean(line: Line, logY: boolean): [number[], (number | null)[]] {
   return [xs, ys];
 }
 
-function joinLines(lines: Line[], logY: boolean): uPlot.AlignedData {
+function joinLines(lines: Line[], logY: boolean, xEnd?: number | null): uPlot.AlignedData {
   if (!lines.length) return [[]];
   const tables = lines.map((l) => clean(l, logY) as uPlot.AlignedData);
-  return tables.length === 1 ? tables[0] : uPlot.join(tables);
+  const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
+  const xs = data[0] as number[];
+  // The x-axis reaches xEnd (a run's last step) even where the series stop earlier.
+  if (xEnd != null && Number.isFinite(xEnd) && xs.length && xEnd > xs[xs.length - 1]) {
+    return [[...xs, xEnd], ...data.slice(1).map((col) => [...(col as (number | null)[]), null])] as uPlot.AlignedData;
+  }
+  return data;
+}
+
+/** The last x of the joined data (what the axis reaches), for tests and tools. */
+function xLast(data: uPlot.AlignedData): number | undefined {
+  const xs = data[0];
+  return xs.length ? (xs[xs.length - 1] as number) : undefined;
 }
 
 function cssVar(name: string, fallback: string): string {
@@ -123,7 +137,7 @@ function legendValue(u: uPlot, v: number | null, idx: number | null): string {
   return shownX != null && shownX !== idx ? `${text} @ ${compact(u.data[0][idx])}` : text;
 }
 
-export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Label, syncKey, testId, marks = [] }: Props) {
+export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Label, syncKey, testId, marks = [], xEnd }: Props) {
   const marksRef = useRef<Mark[]>(marks);
   marksRef.current = marks;
   const box = useRef<HTMLDivElement>(null);
@@ -131,7 +145,7 @@ export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Labe
   const zoomed = useRef(false);
   const internal = useRef(false);
   const [isZoomed, setIsZoomed] = useState(false);
-  const data = joinLines(lines, logY);
+  const data = joinLines(lines, logY, xEnd);
   const points = lines.reduce((n, l) => n + l.y.filter((v) => v !== null && Number.isFinite(v)).length, 0);
   // Rebuild only when the shape changes; values alone go through setData.
   const shape = JSON.stringify([lines.map((l) => [l.label, l.color, l.scale, l.dash]), logY, xLabel, y2Label]);
@@ -234,7 +248,7 @@ export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Labe
   };
 
   return (
-    <figure class="chart" data-testid={testId} data-points={points} data-marks={markKey}>
+    <figure class="chart" data-testid={testId} data-points={points} data-marks={markKey} data-x-end={xLast(data)}>
       <figcaption>
         <span>{title}</span>
         {isZoomed ? (

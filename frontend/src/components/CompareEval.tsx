@@ -1,12 +1,15 @@
 // Compare: the summary that answers "which learns the language better, and at what cost?" —
 // per run the method, trainable parameters, tokens seen, wall time, tokens/s and, per held-out
-// set, step-0 and final bits/char and the change; and the same prompt's samples side by side.
+// set, step-0 and final bits/char and the change, with the text each run scored (a warning
+// naming the difference when the runs did not score the same text); and the same prompt's
+// samples side by side.
 
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api/client";
 import type { EvalSetInfo, Run, RunEvent, Samples } from "../api/types";
-import { change, forgettingText, loadSetInfo, setKey, setNames, signed } from "../lib/evalsets";
-import { compact, duration, num, runSeconds } from "../lib/format";
+import { CHARACTER_DEFINITION } from "../api/contract";
+import { change, changeText, forgettingText, loadSetInfo, scoredText, setKey, setNames, textDifference } from "../lib/evalsets";
+import { compact, duration, num, totalSeconds } from "../lib/format";
 import type { Store } from "../lib/metrics";
 
 export interface Compared {
@@ -47,13 +50,27 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
     }
     return null;
   };
+  const label = (l: Compared) => l.run.name || l.run.id;
+  const infoOf = (id: string, n: string) => extra[id]?.sets.find((s) => s.name === n);
+  const ready = loaded.every((l) => extra[l.run.id]);
+  const differences = ready
+    ? sets
+        .map((n) => textDifference(n, loaded.map((l) => ({ label: label(l), info: infoOf(l.run.id, n) }))))
+        .filter((d): d is string => d !== null)
+    : [];
+  const seconds = (l: Compared) => totalSeconds(l.run);
   return (
     <>
       <section class="card">
         <div class="section-head">
           <h2>Summary</h2>
-          <span class="muted small">bits per character of each held-out set: step 0 → final (change)</span>
+          <span class="muted small">bits per character of each held-out set: step 0 → final (change), over the text shown</span>
         </div>
+        {differences.map((d) => (
+          <div key={d} class="banner banner-failed" role="alert" data-testid="compare-text-warning">
+            Not comparable: {d}
+          </div>
+        ))}
         <div class="table-wrap">
           <table class="table" data-testid="compare-summary">
             <thead>
@@ -62,12 +79,14 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
                 <th>Method</th>
                 <th class="num">Trainable params</th>
                 <th class="num">Tokens seen</th>
-                <th class="num">Wall time</th>
+                <th class="num" title="every attempt">Wall time</th>
+                <th class="num" title="wall time of every attempt × processes">Device-hours</th>
                 <th class="num">Tokens/s</th>
                 {sets.map((n) => (
-                  <th key={n} class="num" data-set={n}>
+                  <th key={n} class="num" data-set={n} title={`characters: ${CHARACTER_DEFINITION}`}>
                     {n}
                     {role(n) ? <span class="muted small"> ({role(n)})</span> : null}
+                    <div class="muted small">bits/char · text scored</div>
                   </th>
                 ))}
               </tr>
@@ -76,19 +95,35 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
               {loaded.map((l) => {
                 const start = extra[l.run.id]?.start;
                 const trainable = start?.data.trainable_params as number | undefined;
+                const world = start?.data.world_size as number | undefined;
+                const secs = seconds(l);
                 return (
                   <tr key={l.run.id} data-run={l.run.id}>
                     <td>{l.run.name || l.run.id}</td>
                     <td>{l.run.method === "lora" ? "LoRA" : "full"}</td>
                     <td class="num">{compact(trainable)}</td>
                     <td class="num">{compact(l.run.tokens_seen)}</td>
-                    <td class="num">{duration(runSeconds(l.run.started_at, l.run.finished_at))}</td>
+                    <td class="num" data-testid="compare-wall">{duration(secs)}</td>
+                    <td class="num" data-testid="compare-device-hours">
+                      {secs !== null && world ? num((secs * world) / 3600, 3) : "–"}
+                    </td>
                     <td class="num">{compact(l.run.tokens_per_second)}</td>
                     {sets.map((n) => {
                       const c = change(l.store[setKey(n, "bits_per_char")]);
+                      const i = infoOf(l.run.id, n);
                       return (
                         <td key={n} class="num" data-set={n}>
-                          {c ? `${num(c.first, 4)} → ${num(c.last, 4)} (${signed(c.delta)})` : "–"}
+                          <span data-testid="compare-bpc">
+                            {c
+                              ? c.lastStep === c.firstStep
+                                ? `${num(c.first, 4)} (${changeText(c)})`
+                                : `${num(c.first, 4)} → ${num(c.last, 4)} (${changeText(c)})`
+                              : "–"}
+                          </span>
+                          <div class="muted small" data-testid="compare-scored" data-characters={i?.characters} data-documents={i?.documents} data-tokens={i?.tokens}>
+                            {scoredText(i)}
+                            {i ? ` · ${i.tokens.toLocaleString("en-US")} tokens` : ""}
+                          </div>
                         </td>
                       );
                     })}
@@ -130,6 +165,10 @@ function CompareSamples({ loaded, extra }: { loaded: Compared[]; extra: Record<s
     return hit ? { step, text: hit.text } : null;
   };
   const firstRun = loaded[0]?.run.id;
+  // The baseline column only when some run has a later step: a step's sample appears once.
+  const lastSteps = loaded.map((l) => extra[l.run.id]?.samples?.steps.at(-1));
+  const firstStep = firstRun ? extra[firstRun]?.samples?.steps[0] : undefined;
+  const baseline = firstStep !== undefined && lastSteps.some((s) => s !== undefined && s !== firstStep);
   return (
     <section class="card">
       <div class="section-head">
@@ -141,7 +180,11 @@ function CompareSamples({ loaded, extra }: { loaded: Compared[]; extra: Record<s
           <thead>
             <tr>
               <th>Prompt</th>
-              <th>Step 0 ({loaded[0]?.run.name || firstRun})</th>
+              {baseline ? (
+                <th>
+                  Step {firstStep} ({loaded[0]?.run.name || firstRun})
+                </th>
+              ) : null}
               {loaded.map((l) => (
                 <th key={l.run.id}>{l.run.name || l.run.id}</th>
               ))}
@@ -153,7 +196,7 @@ function CompareSamples({ loaded, extra }: { loaded: Compared[]; extra: Record<s
                 <td>
                   <span class="muted small mono">{p.set}</span> {p.prompt}
                 </td>
-                <td class="sample-text">{firstRun ? (at(firstRun, p, "first")?.text ?? "–") : "–"}</td>
+                {baseline ? <td class="sample-text">{firstRun ? (at(firstRun, p, "first")?.text ?? "–") : "–"}</td> : null}
                 {loaded.map((l) => {
                   const s = at(l.run.id, p, "last");
                   return (

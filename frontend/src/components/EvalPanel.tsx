@@ -5,7 +5,8 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, qs } from "../api/client";
 import type { EvalSetInfo, RunEvent, Samples } from "../api/types";
-import { change, forgettingText, loadSetInfo, setKey, setNames, signed } from "../lib/evalsets";
+import { CHARACTER_DEFINITION, CHARACTER_UNIT } from "../api/contract";
+import { change, changeText, forgettingText, loadSetInfo, setKey, setNames } from "../lib/evalsets";
 import { int, num } from "../lib/format";
 import type { Store } from "../lib/metrics";
 
@@ -66,7 +67,10 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
               <th class="num">Bits/byte</th>
               <th class="num">Loss</th>
               <th class="num">Perplexity</th>
-              <th class="num">Characters</th>
+              <th class="num" title={CHARACTER_DEFINITION}>
+                Scored {CHARACTER_UNIT}
+              </th>
+              <th class="num">Documents</th>
               <th class="num">Tokens</th>
             </tr>
           </thead>
@@ -84,14 +88,19 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
                   <td>{i?.role ?? "–"}</td>
                   <td class="num">{c ? `${num(c.first, 4)} (step ${c.firstStep})` : "–"}</td>
                   <td class="num">{c ? `${num(c.last, 4)} (step ${c.lastStep})` : "–"}</td>
-                  <td class="num">{c && c.lastStep !== c.firstStep ? signed(c.delta) : "–"}</td>
+                  <td class="num" data-testid="eval-change">{changeText(c)}</td>
                   <td class="num">{num(last("bits_per_byte"), 4)}</td>
                   <td class="num">{num(last("loss"), 4)}</td>
                   <td class="num">{num(last("perplexity"), 4)}</td>
-                  <td class="num" title={i && i.exact === false ? "decoded from packed blocks: approximate" : undefined}>
+                  <td
+                    class="num"
+                    data-testid="eval-characters"
+                    title={i && i.exact === false ? "decoded from packed blocks: approximate" : i?.truncated ? "a prefix of the set (its budget)" : undefined}
+                  >
                     {int(i?.characters)}
                     {i && i.exact === false ? "≈" : ""}
                   </td>
+                  <td class="num" data-testid="eval-documents">{int(i?.documents)}</td>
                   <td class="num">{int(i?.tokens)}</td>
                 </tr>
               );
@@ -144,7 +153,7 @@ function SamplesPanel({ runId, count }: { runId: string; count: number }) {
           <tr>
             <th>Prompt</th>
             <th>Mode</th>
-            <th>Step {first}</th>
+            {step !== first ? <th>Step {first}</th> : null}
             <th>Step {step}</th>
           </tr>
         </thead>
@@ -155,9 +164,12 @@ function SamplesPanel({ runId, count }: { runId: string; count: number }) {
                 <span class="muted small mono">{x.set}</span> {x.prompt}
               </td>
               <td class="small">{x.mode}</td>
-              <td class="sample-text" data-testid="sample-base">
-                {base.get(keyOf(x)) ?? "–"}
-              </td>
+              {/* One step's sample appears once: no baseline column while the step is the baseline. */}
+              {step !== first ? (
+                <td class="sample-text" data-testid="sample-base">
+                  {base.get(keyOf(x)) ?? "–"}
+                </td>
+              ) : null}
               <td class="sample-text" data-testid="sample-text">
                 {x.text}
               </td>

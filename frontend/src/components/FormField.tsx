@@ -180,6 +180,30 @@ export function FormField({ field, value, errors, files, onChange }: Props) {
   );
 }
 
+const GROUP_LABELS: Record<string, string> = {
+  extended: "Extended tokenizers",
+  tokenizers: "Models' tokenizers",
+  runs: "Run outputs and checkpoints",
+};
+
+/** Entries in the API's order, split by group (none: one unnamed group). */
+function groups(files: FileEntry[]): [string | null, FileEntry[]][] {
+  const out: [string | null, FileEntry[]][] = [];
+  for (const f of files) {
+    const g = f.group ?? null;
+    const last = out[out.length - 1];
+    if (last && last[0] === g) last[1].push(f);
+    else out.push([g, [f]]);
+  }
+  return out;
+}
+
+const option = (f: FileEntry) => (
+  <option key={f.path} value={f.path}>
+    {f.label}
+  </option>
+);
+
 /** Offers the directories the API found under the allowed roots; the text box stays editable. */
 function Picker({ field, files, value, onChange }: { field: FieldSpec; files: FileEntry[]; value: unknown; onChange: (v: unknown) => void }) {
   const id = fieldId(field.path);
@@ -204,11 +228,15 @@ function Picker({ field, files, value, onChange }: { field: FieldSpec; files: Fi
         }}
       >
         <option value="">{files.length ? `${files.length} found…` : `none found`}</option>
-        {files.map((f) => (
-          <option key={f.path} value={f.path}>
-            {f.label}
-          </option>
-        ))}
+        {groups(files).map(([group, list]) =>
+          group ? (
+            <optgroup key={group} label={GROUP_LABELS[group] ?? group} data-group={group}>
+              {list.map(option)}
+            </optgroup>
+          ) : (
+            list.map(option)
+          ),
+        )}
       </select>
     </>
   );

@@ -5,12 +5,18 @@ import { useEffect, useState } from "preact/hooks";
 export interface Route {
   path: string[];
   query: URLSearchParams;
+  /** The hash could not be decoded (a stray "%"): the app shows its not-found page. */
+  malformed?: boolean;
 }
 
 export function parseHash(hash = location.hash): Route {
   const raw = hash.replace(/^#\/?/, "");
   const [p, q = ""] = raw.split("?", 2);
-  return { path: p.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(q) };
+  try {
+    return { path: p.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(q) };
+  } catch {
+    return { path: [], query: new URLSearchParams(), malformed: true };
+  }
 }
 
 export function useRoute(): Route {

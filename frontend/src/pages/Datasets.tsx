@@ -1,17 +1,29 @@
 // Datasets: scan a directory (or files) on a worker before training on it: files, documents,
-// characters, script, tokens and blocks for a tokenizer, the first lines, and what will be skipped.
+// characters, script, tokens and blocks for a tokenizer, the first documents as the .txt document
+// option cuts them, and what will be skipped.
 
+import { CHARACTER_DEFINITION } from "../api/contract";
 import type { Job } from "../api/types";
 import { bytes, int } from "../lib/format";
 import { navigate } from "../lib/router";
 import { JobsPage } from "./Jobs";
 
+const TXT_MODES: Record<string, string> = {
+  line: "one per line",
+  blank_line: "one per paragraph (up to a blank line)",
+  file: "the whole file",
+};
+
 function ScanResult({ job }: { job: Job }) {
   const r = job.result ?? {};
   const files: any[] = r.files ?? [];
   const t = r.totals ?? {};
+  const mode = String(r.txt_documents ?? job.params?.txt_documents ?? "line");
   return (
     <div class="scan-result">
+      <p class="small" data-testid="scan-txt-documents" data-mode={mode}>
+        Documents in .txt files: <strong>{TXT_MODES[mode] ?? mode}</strong>
+      </p>
       <p data-testid="scan-totals">
         {int(t.files ?? files.length)} files · {bytes(t.bytes)} · {int(t.documents)} documents · {int(t.characters)} characters
         {t.tokens != null ? ` · ${int(t.tokens)} tokens · ${int(t.blocks)} blocks` : ""}
@@ -22,10 +34,10 @@ function ScanResult({ job }: { job: Job }) {
             <th>File</th>
             <th>Script</th>
             <th>Documents</th>
-            <th>Characters</th>
+            <th title={CHARACTER_DEFINITION}>Characters (code points)</th>
             <th>Tokens</th>
             <th>Blocks</th>
-            <th>First line</th>
+            <th>First documents (as cut)</th>
           </tr>
         </thead>
         <tbody>
@@ -37,7 +49,19 @@ function ScanResult({ job }: { job: Job }) {
               <td>{int(f.characters)}</td>
               <td>{f.tokens != null ? int(f.tokens) : "–"}</td>
               <td>{f.blocks != null ? int(f.blocks) : "–"}</td>
-              <td class="small">{f.skip ? <span class="field-error">skipped: {f.skip}</span> : (f.first_lines ?? [])[0] ?? ""}</td>
+              <td class="small">
+                {f.skip ? (
+                  <span class="field-error">skipped: {f.skip}</span>
+                ) : (
+                  <ol class="first-docs" data-testid="first-docs">
+                    {((f.first_documents ?? f.first_lines ?? []) as string[]).map((d, i) => (
+                      <li key={i}>
+                        {d}
+                      </li>
+                    ))}
+                  </ol>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>

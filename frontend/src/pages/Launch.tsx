@@ -138,6 +138,13 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
   if (!sections) return <p class="page muted">Loading the run-config schema…</p>;
 
   const method = getIn(config, "method.finetuning_type");
+  // Extended tokenizers whose base is not the chosen model are marked in the picker.
+  const model = getIn(config, "model.model_name_or_path") as string | null | undefined;
+  const pickerFiles = (kind: string): FileEntry[] | undefined => {
+    const list = files[kind];
+    if (kind !== "tokenizer" || !list || !model) return list;
+    return list.map((f) => (f.base && f.base !== model ? { ...f, label: `${f.label} · ⚠ base differs from the model` } : f));
+  };
   const placed = new Set(sections.flatMap((s) => s.fields.map((f) => f.path)).concat(["name"]));
   const errorCount = Object.values(errors).reduce((n, e) => n + e.length, 0);
 
@@ -186,7 +193,7 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
                 field={f}
                 value={getIn(config, f.path)}
                 errors={errors[f.path] ?? []}
-                files={f.picker ? files[f.picker] : undefined}
+                files={f.picker ? pickerFiles(f.picker) : undefined}
                 onChange={(v) => setConfig((c) => setIn(c, f.path, v))}
               />
             );
@@ -312,6 +319,22 @@ function EstimatesView({ est, config }: { est: Estimates; config: RunConfig }) {
 }
 
 /** Parameters, tokens per step, memory per device by component and (when measured) time. */
+/** Per evaluation (scoring and samples) and in all, scaled from a measured run; or why not. */
+function evalText(est: Estimates): string {
+  const e = est.evaluation;
+  if (!e) return "–";
+  const n = e.evaluations != null ? `${e.evaluations} evaluation${e.evaluations === 1 ? "" : "s"}` : "evaluations";
+  if (e.seconds_each != null && e.measured_seconds != null)
+    return (
+      `about ${duration(e.seconds_each)} each × ${n}` +
+      (e.evaluations != null ? ` = ${duration(e.seconds_each * e.evaluations)}` : "") +
+      ` (run ${e.measured_run}: ${duration(e.measured_seconds)} for ${int(e.measured_characters)} characters; this run scores ${int(e.characters)})`
+    );
+  if (e.measured_seconds != null)
+    return `${n}; run ${e.measured_run} took ${duration(e.measured_seconds)} each (this run's characters are known once its sets are read)`;
+  return `${n}; time not known yet: no finished run of this model on this queue`;
+}
+
 function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
   const m = est.model;
   const p = m.params;
@@ -380,6 +403,10 @@ function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
               ? `about ${duration(d.seconds)} at the ${compact(d.tokens_per_second)} tokens/s measured last time`
               : "not known yet: no finished run of this model on this queue"}
           </td>
+        </tr>
+        <tr>
+          <th>Evaluation</th>
+          <td data-testid="est-eval">{evalText(est)}</td>
         </tr>
       </tbody>
     </table>

@@ -38,14 +38,18 @@ const SET_COLORS = ["#dc2626", "#2563eb", "#16a34a", "#9333ea", "#ea580c", "#089
 
 /** Held-out sets: bits/char per set (comparable across tokenizers), or their per-token loss.
  *  Perplexity is exp(loss), the same line again: it stays in the table and the stats. */
-function evalChart(store: Store, o: ChartOpts, metric: EvalMetric): { title: string; lines: Line[]; id: string } {
+function evalChart(store: Store, o: ChartOpts, metric: EvalMetric): { title: string; lines: Line[]; id: string; xEnd?: number | null } {
   const names = setNames(store);
+  // Evaluations come every N steps: the axis still ends where training is (the last logged step).
+  const trained = xOf(store, "loss", o.x).filter((v): v is number => v !== null);
+  const xEnd = trained.length ? Math.max(...trained) : null;
   if (!names.length) {
     const s = store.eval_loss;
-    return { id: "eval", title: "Eval loss", lines: [{ label: "eval loss", color: C.eval, x: xOf(store, "eval_loss", o.x), y: s?.value ?? [], points: true }] };
+    return { id: "eval", xEnd, title: "Eval loss", lines: [{ label: "eval loss", color: C.eval, x: xOf(store, "eval_loss", o.x), y: s?.value ?? [], points: true }] };
   }
   return {
     id: "eval",
+    xEnd,
     title: metric === "bits_per_char" ? "Held-out bits per character" : "Held-out loss (per token)",
     lines: names.map((n, i) => {
       const key = setKey(n, metric);
@@ -56,7 +60,7 @@ function evalChart(store: Store, o: ChartOpts, metric: EvalMetric): { title: str
 
 type EvalMetric = "bits_per_char" | "loss";
 
-function charts(store: Store, o: ChartOpts, evalMetric: EvalMetric): { title: string; lines: Line[]; y2Label?: string; id: string }[] {
+function charts(store: Store, o: ChartOpts, evalMetric: EvalMetric): { title: string; lines: Line[]; y2Label?: string; id: string; xEnd?: number | null }[] {
   const y = (k: string) => store[k]?.value ?? [];
   const line = (key: string, label: string, color: string, extra: Partial<Line> = {}): Line => ({
     label,
@@ -125,15 +129,9 @@ export function RunPage({ id }: { id: string }) {
             Cancel
           </button>
         ) : null}
-        {canResume(run) ? (
-          // The API refuses a resume without a checkpoint: say so before the click, not after.
-          <button
-            type="button"
-            class="btn"
-            onClick={() => actions.resume(run, "last", live.checkpoints)}
-            disabled={live.checkpoints !== null && !live.checkpoints.some((c) => c.exists)}
-            title={live.checkpoints !== null && !live.checkpoints.some((c) => c.exists) ? "no checkpoint to resume from" : undefined}
-          >
+        {canResume(run) && live.checkpoints?.some((c) => c.exists) ? (
+          // The API refuses a resume without a checkpoint: offered only when one is on disk.
+          <button type="button" class="btn" onClick={() => actions.resume(run, "last", live.checkpoints)}>
             Resume
           </button>
         ) : null}
@@ -191,7 +189,7 @@ export function RunPage({ id }: { id: string }) {
         ) : null}
         <div class="charts" hidden={Object.keys(live.metrics).length === 0}>
           {charts(live.metrics, opts, evalMetric).map((c) => (
-            <Chart key={c.id} testId={`chart-${c.id}`} title={c.title} lines={c.lines} xLabel={xLabel} logY={opts.logY} y2Label={c.y2Label} syncKey={`run-${run.id}`} marks={marks} />
+            <Chart key={c.id} testId={`chart-${c.id}`} title={c.title} lines={c.lines} xLabel={xLabel} logY={opts.logY} y2Label={c.y2Label} syncKey={`run-${run.id}`} marks={marks} xEnd={c.xEnd} />
           ))}
         </div>
       </section>
@@ -238,7 +236,7 @@ function LogSection({ run, live }: { run: Run; live: RunLive }) {
         <h2 id="logs-h">Log</h2>
         <span class="muted small">
           attempt {attempt}
-          {picked === null ? " · live" : ""}
+          {picked === null && ACTIVE_STATUSES.has(run.status) ? <span data-testid="log-live"> · live</span> : ""}
         </span>
         {run.attempt > 1 ? (
           <label class="small">
@@ -250,7 +248,7 @@ function LogSection({ run, live }: { run: Run; live: RunLive }) {
                 setPicked(v === "" ? null : Number(v));
               }}
             >
-              <option value="">latest (live)</option>
+              <option value="">{ACTIVE_STATUSES.has(run.status) ? "latest (live)" : "latest"}</option>
               {Array.from({ length: run.attempt }, (_, i) => i + 1).map((a) => (
                 <option key={a} value={a}>
                   attempt {a}

@@ -2,6 +2,7 @@
 // answer: fertility per language (base vs extended), a sentence tokenized by both, and how
 // many added tokens can never fire. "Use in a new run" opens the launch form with it.
 
+import { CHARACTER_DEFINITION } from "../api/contract";
 import type { Job } from "../api/types";
 import { int, num } from "../lib/format";
 import { navigate } from "../lib/router";
@@ -47,7 +48,7 @@ function TokenizerResult({ job }: { job: Job }) {
             <th>Text</th>
             <th>Tokens / word (base → extended)</th>
             <th>Change</th>
-            <th>Tokens / char</th>
+            <th title={CHARACTER_DEFINITION}>Tokens / character (code point)</th>
             <th>Bytes / token</th>
             <th>New-token share</th>
           </tr>
@@ -83,7 +84,7 @@ function TokenizerResult({ job }: { job: Job }) {
         </div>
       ))}
       <p class="mono small">{r.output}</p>
-      <button type="button" class="btn btn-primary" onClick={() => navigate(`/launch?tokenizer=${encodeURIComponent(r.output)}`)}>
+      <button type="button" class="btn btn-primary" onClick={() => navigate(`/launch?tokenizer=${encodeURIComponent(r.output)}${r.base ? `&base=${encodeURIComponent(r.base)}` : ""}`)}>
         Use in a new run
       </button>
     </div>
