@@ -137,7 +137,7 @@ EVEN_LEVELS = (8, 10, 12, 14, 16, 18, 20)
     "previous", ["0007_metric_segments", "0006_run_tags_notes", "0004_reliability"]
 )
 def test_migration_moves_a_previous_release_database(
-    db_url: str, tmp_path: Path, previous: str, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, previous: str
 ) -> None:
     """A database made by the previous release (segments, a level every other k), the one
     before it (one row per point) or an older one (events only) upgraded in place; then down to
@@ -184,9 +184,7 @@ def test_migration_moves_a_previous_release_database(
                     conn.execute(sa.text("INSERT INTO metric_points (series_id, attempt, step, "
                                          "value) VALUES (:s, 1, 1, 999.0)"), {"s": sid})  # fmt: skip
         if previous == "0007_metric_segments":
-            with monkeypatch.context() as m:
-                m.setattr(metric_store, "LEVELS", EVEN_LEVELS)
-                command.upgrade(cfg, previous)
+            command.upgrade(cfg, previous)  # its frozen write path folds that release's levels
             with engine.connect() as conn:
                 held = conn.execute(sa.text("SELECT DISTINCT level FROM metric_levels")).all()
                 assert sorted(k for (k,) in held) == list(EVEN_LEVELS)
@@ -341,3 +339,25 @@ def test_a_long_run_reads_a_few_level_rows(
             assert level < metric_store.TOP and max_points // 4 < rows <= max_points // 2
         else:
             assert level == metric_store.TOP and rows > max_points // 2
+
+
+def test_no_migration_imports_live_service_code() -> None:
+    """A migration does tomorrow what it did the day it was written: it may use its frozen
+    helpers (``backend/migrations/frozen/``), never the services or models that move on."""
+    import ast
+
+    versions = Path(__file__).resolve().parents[2] / "backend" / "migrations"
+    for path in sorted([*versions.glob("versions/*.py"), *versions.glob("frozen/*.py")]):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                assert not name.startswith(("backend.services", "backend.api", "backend.models")), (
+                    f"{path.name} imports {name}"
+                )

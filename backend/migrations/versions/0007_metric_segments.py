@@ -46,9 +46,13 @@ def upgrade() -> None:
     _replay_events(conn)
 
 
+#: The levels this release kept (a level every other k; 0008 adds the others).
+_LEVELS = (8, 10, 12, 14, 16, 18, 20)
+
+
 def _replay_events(conn: sa.Connection) -> None:
-    """Every run's stored events through the store's write path (the one ingest uses)."""
-    from backend.services import metric_store
+    """Every run's stored events through the store's write path as it was (frozen)."""
+    from backend.migrations.frozen import metric_store_0008 as metric_store
 
     events = sa.table(
         "run_events",
@@ -79,7 +83,7 @@ def _replay_events(conn: sa.Connection) -> None:
             if not rows:
                 break
             batch = [metric_store.Ev(r.attempt, r.kind, r.step, r.time, r.data) for r in rows]
-            carry = metric_store.add_events(conn, run_id, batch, carry)
+            carry = metric_store.add_events(conn, run_id, batch, carry, _LEVELS)
             after = (rows[-1].attempt, rows[-1].seq)
 
 

@@ -20,11 +20,15 @@ depends_on: str | Sequence[str] | None = None
 _PREVIOUS_LEVELS = (8, 10, 12, 14, 16, 18, 20)
 
 
-def upgrade() -> None:
-    from backend.services import metric_store
+#: The levels this release keeps: every k from 8 to 20.
+_LEVELS = tuple(range(8, 21))
 
-    # The levels are derived data: rebuilt from the segments with the store's own fold.
-    metric_store.rebuild_levels(op.get_bind())
+
+def upgrade() -> None:
+    from backend.migrations.frozen import metric_store_0008 as metric_store
+
+    # The levels are derived data: rebuilt from the segments with the fold (frozen) ingest used.
+    metric_store.rebuild_levels(op.get_bind(), _LEVELS)
 
 
 def downgrade() -> None:
