@@ -360,7 +360,7 @@ class JobPublic(SQLModel):
     duration_seconds: float | None = None
 
 
-# --- metrics store (backend/services/metric_store.py) ----------------------------------------
+# --- metrics store (backend/services/metrics/) ----------------------------------------
 
 
 class MetricSeries(SQLModel, table=True):

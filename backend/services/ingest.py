@@ -19,9 +19,11 @@ import orjson
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from backend.core.dbapi import execute, executemany, query
 from backend.models import Checkpoint, LogChunk, Run, Worker, utcnow
-from backend.services import autoresume, metric_store, state_machine, summary
+from backend.services import autoresume, state_machine, summary
 from backend.services.errors import Conflict
+from backend.services.metrics import write as metric_write
 from backend.services.validation import ConfigInvalid, error
 from cpt_contract.events import PAUSE_PHASES, PHASES
 from cpt_contract.outcomes import FailureKind
@@ -169,18 +171,16 @@ def store_events(
     # rest: SQLAlchemy's per-row parameter building cost more than the insert. The run's row
     # is locked (PostgreSQL) or the writer lock held (SQLite), so nobody inserts in between;
     # ON CONFLICT stays as the database's guarantee.
-    stored = metric_store.query(
-        session.connection(), _STORED_SEQS_SQL, (run.id, attempt, min(rows), max(rows))
-    )
+    stored = query(session.connection(), _STORED_SEQS_SQL, (run.id, attempt, min(rows), max(rows)))
     old = {int(x) for (x,) in stored}
     fresh = sorted((e for s, e in rows.items() if s not in old), key=lambda e: e.seq)
-    metric_store.executemany(
+    executemany(
         session.connection(),
         _EVENTS_SQL_PG if session.get_bind().dialect.name == "postgresql" else _EVENTS_SQL,
         [(e.run_id, e.attempt, e.seq, e.kind, e.step, e.time, _dumps(e.data)) for e in fresh],
     )
     # The chart's store: only what is new, so a resend writes nothing twice.
-    metric_store.add_events(
+    metric_write.add_events(
         session.connection(),
         run.id,
         fresh,
@@ -380,9 +380,9 @@ def _recent_logs(
     low = newest_seq - RECENT_SEQS
     if low > 0:
         bounded = sql.format(" AND seq > %s AND seq <= %s")
-        rows = metric_store.query(conn, bounded, (run.id, run.attempt, low, newest_seq, ETA_WINDOW))
+        rows = query(conn, bounded, (run.id, run.attempt, low, newest_seq, ETA_WINDOW))
     if len(rows) < ETA_WINDOW:  # a young run, or logs sparse among other events
-        rows = metric_store.query(conn, sql.format(""), (run.id, run.attempt, ETA_WINDOW))
+        rows = query(conn, sql.format(""), (run.id, run.attempt, ETA_WINDOW))
     # SQLite hands back the JSON text, PostgreSQL the decoded value.
     return [(s, t, _loads(d) if isinstance(d, str | bytes) else d) for s, t, d in rows]
 
@@ -417,7 +417,7 @@ def _pauses_left(run: Run) -> float:
 def log_end(session: Session, run_id: str, attempt: int) -> int:
     """Bytes stored so far: the end of the last chunk (an index lookup, not a scan; through
     the DB-API: the ORM's statement and row building cost ~50x SQLite's own 5 µs)."""
-    rows = metric_store.query(session.connection(), _LOG_END_SQL, (run_id, attempt))
+    rows = query(session.connection(), _LOG_END_SQL, (run_id, attempt))
     return int(rows[0][0] + rows[0][1]) if rows else 0
 
 
@@ -448,7 +448,7 @@ def store_log(
         offset = end
         text = data.decode("utf-8", errors="replace")
     row = (run.id, attempt, offset, len(data), text)
-    if not metric_store.execute(session.connection(), _LOG_INSERT_SQL, row):
+    if not execute(session.connection(), _LOG_INSERT_SQL, row):
         return log_end(session, run.id, attempt), None  # stored meanwhile (a concurrent resend)
     chunk = LogChunk(run_id=run.id, attempt=attempt, offset=offset, length=len(data), text=text)
     return offset + len(data), chunk

@@ -8,7 +8,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from backend.models import LogChunk, Run, RunEvent
-from backend.services import metric_store
+from backend.services.metrics import read as metric_read
 
 
 def metric_series(
@@ -20,8 +20,8 @@ def metric_series(
     max_points: int,
     attempt: int | None,
 ) -> dict[str, Any]:
-    """Read from the metrics store (metric_store.py): O(max_points) rows per key."""
-    out = metric_store.read(
+    """Read from the metrics store (metrics/): O(max_points) rows per key."""
+    out = metric_read.read(
         session.connection(), run.id, keys, step_min, step_max, max_points, attempt
     )
     out["attempts"] = attempt_starts(session, run)
@@ -34,7 +34,7 @@ def attempt_starts(session: Session, run: Run) -> list[dict[str, Any]]:
     per_step = run.tokens_per_step
     return [
         {"attempt": att, "step": step, "tokens_seen": step * per_step if per_step else None}
-        for att, step in metric_store.attempt_starts(session.connection(), run.id)
+        for att, step in metric_read.attempt_starts(session.connection(), run.id)
         if att > 1
     ]
 
@@ -55,7 +55,7 @@ def samples(session: Session, run: Run, step: int | None) -> dict[str, Any]:
     ``step`` (all steps when None). Across resumes, a step's samples from the latest attempt."""
     conn = session.connection()
     # Across resumes the metrics' cut: an attempt ends where the next one resumed.
-    tops = {att: top for att, _, top in metric_store.windows(conn, run.id, None, None, None)}
+    tops = {att: top for att, _, top in metric_read.windows(conn, run.id, None, None, None)}
     t = RunEvent.__table__.c  # type: ignore[attr-defined]
     stmt = sa_select(t.attempt, t.step, t.time, t.data).where(
         t.run_id == run.id, t.kind == "sample"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from backend.services.metric_store import NON_METRICS
+from backend.services.metrics.write import NON_METRICS
 
 #: Fields of a log/eval event that are counters or bookkeeping, not metrics to summarise.
 _NOT_SUMMARISED = NON_METRICS | {"epoch", "tokens_seen", "phase", "name", "path"}

@@ -18,7 +18,9 @@ from sqlmodel import Session
 
 from backend.core.db import alembic_config, get_engine, init_db
 from backend.models import Run
-from backend.services import ingest, metric_store
+from backend.services import ingest
+from backend.services.metrics import levels, segments
+from backend.services.metrics.read import read as metric_read
 from cpt_contract.settings import Settings
 from tests.api import legacy_metrics
 from tests.api.test_db import pg_url  # noqa: F401  (fixture)
@@ -78,7 +80,7 @@ def _check_downsampled(full: dict[str, list[Any]], got: dict[str, list[Any]], ma
 def _compare(conn: sa.Connection, run_id: str) -> None:
     def both(*args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         return (legacy_metrics.metric_series(conn, run_id, *args),
-                metric_store.read(conn, run_id, *args))  # fmt: skip
+                metric_read(conn, run_id, *args))  # fmt: skip
 
     old, new = both(None, None, None, FULL, None)
     assert new == old and set(new["keys"]) == {"loss", "learning_rate", "grad_norm", "tokens_seen",
@@ -99,7 +101,7 @@ def _compare(conn: sa.Connection, run_id: str) -> None:
             (20, 1234, 5678),
             (12, 777, None),
         ):
-            got = metric_store.read(conn, run_id, [key], lo, hi, mp, None)["series"][key]
+            got = metric_read(conn, run_id, [key], lo, hi, mp, None)["series"][key]
             _check_downsampled(full["series"][key], got, mp, lo, hi)
     assert old_full["keys"] == full["keys"]
 
@@ -194,10 +196,10 @@ def test_migration_moves_a_previous_release_database(
         command.upgrade(cfg, "head")
         with engine.connect() as conn:
             held = conn.execute(sa.text("SELECT DISTINCT level FROM metric_levels")).all()
-            assert sorted(k for (k,) in held) == list(metric_store.LEVELS)
+            assert sorted(k for (k,) in held) == list(levels.LEVELS)
         with engine.connect() as conn:
             for rid in ids:
-                assert metric_store.read(conn, rid, None, None, None, FULL, None) == before[rid]
+                assert metric_read(conn, rid, None, None, None, FULL, None) == before[rid]
                 _compare(conn, rid)
         # Ingest carries on where the moved history ends.
         with Session(engine, expire_on_commit=False) as session:
@@ -208,17 +210,17 @@ def test_migration_moves_a_previous_release_database(
             ingest.store_events(session, run, 2, more)
             session.commit()
             _compare(session.connection(), ids[0])
-            after = metric_store.read(session.connection(), ids[0], None, None, None, FULL, None)
+            after = metric_read(session.connection(), ids[0], None, None, None, FULL, None)
         assert 999.0 not in after["series"]["loss"]["value"]
         # Down to one row per point (every point unpacked), and up again: the same answers.
         command.downgrade(cfg, "0006_run_tags_notes")
         with engine.connect() as conn:
             n = conn.execute(sa.text("SELECT count(*) FROM metric_points")).scalar()
-            levels = conn.execute(sa.text("SELECT sum(n) FROM metric_levels WHERE level = 20"))
-            assert n == levels.scalar() and n > 20_000
+            level_20 = conn.execute(sa.text("SELECT sum(n) FROM metric_levels WHERE level = 20"))
+            assert n == level_20.scalar() and n > 20_000
         command.upgrade(cfg, "head")
         with engine.connect() as conn:
-            got = metric_store.read(conn, ids[0], None, None, None, FULL, None)
+            got = metric_read(conn, ids[0], None, None, None, FULL, None)
             assert got == after
     finally:
         engine.dispose()
@@ -260,7 +262,7 @@ def test_out_of_order_and_repeated_steps(db_url: str, tmp_path: Path) -> None:
             session.commit()
         conn = session.connection()
         want = sorted(first)
-        got = metric_store.read(conn, run.id, ["loss"], None, None, FULL, None)["series"]["loss"]
+        got = metric_read(conn, run.id, ["loss"], None, None, FULL, None)["series"]["loss"]
         assert got["step"] == want
         assert got["value"] == [first[x][0] for x in want]
         assert got["time"] == [first[x][1] for x in want]
@@ -269,7 +271,7 @@ def test_out_of_order_and_repeated_steps(db_url: str, tmp_path: Path) -> None:
                                     f"WHERE {mine} ORDER BY first_step"), {"r": run.id}).all()  # fmt: skip
         assert sum(n for _, _, n in segs) == len(want)
         assert all(a[1] < b[0] for a, b in itertools.pairwise(segs))  # no overlap
-        assert all(n <= metric_store.SEGMENT_POINTS for _, _, n in segs)
+        assert all(n <= segments.SEGMENT_POINTS for _, _, n in segs)
         top = conn.execute(
             sa.text(f"SELECT sum(n) FROM metric_levels WHERE level = 20 AND {mine}"), {"r": run.id}
         ).scalar()
@@ -277,7 +279,7 @@ def test_out_of_order_and_repeated_steps(db_url: str, tmp_path: Path) -> None:
         full = {"step": want, "value": got["value"], "time": got["time"],
                 "tokens_seen": got["tokens_seen"]}  # fmt: skip
         for mp, lo, hi in ((100, None, None), (60, 700, 2900), (20, 3000, None)):
-            part = metric_store.read(conn, run.id, ["loss"], lo, hi, mp, None)["series"]["loss"]
+            part = metric_read(conn, run.id, ["loss"], lo, hi, mp, None)["series"]["loss"]
             _check_downsampled(full, part, mp, lo, hi)
 
 
@@ -315,7 +317,7 @@ def test_a_long_run_reads_a_few_level_rows(
         session.commit()
         conn = session.connection()
         seen: list[str] = []
-        real = metric_store.query
+        real = levels.query
 
         def counting(c: sa.Connection, sql: str, params: Any) -> list[Any]:
             rows = real(c, sql, params)
@@ -323,8 +325,8 @@ def test_a_long_run_reads_a_few_level_rows(
                 seen.append(f"{params[2]}:{len(rows)}")
             return rows
 
-        monkeypatch.setattr(metric_store, "query", counting)
-        got = metric_store.read(conn, run.id, ["loss"], None, None, max_points, None)
+        monkeypatch.setattr(levels, "query", counting)  # the level reads
+        got = metric_read(conn, run.id, ["loss"], None, None, max_points, None)
         monkeypatch.undo()
         loss = got["series"]["loss"]
         full = {"step": steps, "value": values, "time": [1.7e9 + j for j in range(len(steps))],
@@ -333,12 +335,12 @@ def test_a_long_run_reads_a_few_level_rows(
         assert len(loss["step"]) >= max_points // 2
         # The widest level first (the run's extent), then one level's rows, at most half.
         (top, chosen) = seen
-        assert top.startswith(f"{metric_store.TOP}:")
+        assert top.startswith(f"{levels.TOP}:")
         level, rows = (int(x) for x in chosen.split(":"))
         if spacing == 1:
-            assert level < metric_store.TOP and max_points // 4 < rows <= max_points // 2
+            assert level < levels.TOP and max_points // 4 < rows <= max_points // 2
         else:
-            assert level == metric_store.TOP and rows > max_points // 2
+            assert level == levels.TOP and rows > max_points // 2
 
 
 def test_no_migration_imports_live_service_code() -> None:
