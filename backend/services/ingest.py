@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from backend.core.dbapi import execute, executemany, query
 from backend.models import Checkpoint, LogChunk, Run, Worker, utcnow
-from backend.services import autoresume, state_machine, summary
+from backend.services import autoresume, progress, state_machine, summary
 from backend.services.errors import Conflict
 from backend.services.metrics import write as metric_write
 from backend.services.validation import ConfigInvalid, error
@@ -29,18 +29,6 @@ from cpt_contract.events import PAUSE_PHASES, PHASES
 from cpt_contract.outcomes import FailureKind
 from cpt_contract.protocol import CHECKPOINT_NAME, INT32
 from cpt_contract.statuses import TERMINAL_STATUSES, WORKER_STATUSES, RunStatus
-
-#: Log events of the attempt in the speed window (tokens/s and seconds per step): a mean over
-#: this many intervals moves smoothly instead of jumping with each step.
-ETA_WINDOW = 20
-#: How far below a batch's newest event the speed window is looked for first (see _recent_logs).
-RECENT_SEQS = 50 * ETA_WINDOW
-#: Training seconds the window must hold before a speed is shown (unless it is full): one short
-#: interval right after a resume or a start is mostly timer noise on a busy box (a 2-step
-#: interval read 2.2x the run's median), so until then the speed is "not measured yet".
-MIN_SPEED_SECONDS = 2.0
-#: Weight of the newest measurement in the running mean of eval and save seconds.
-PAUSE_WEIGHT = 0.5
 
 
 def _insert(session: Session, model: type[Any]) -> Any:
@@ -77,13 +65,6 @@ def _dumps(data: dict[str, Any]) -> str:
         return orjson.dumps(data).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return json.dumps(data)
-
-
-def _loads(text: str | bytes) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits, which json reads
-        return json.loads(text)
 
 
 def _num(value: Any) -> float | None:
@@ -193,7 +174,7 @@ def store_events(
             run.metrics_summary = summary.fold_many(
                 run.metrics_summary or {}, ((e.data, e.step) for e in metric_events)
             )
-        _update_eta(session, run, max(rows))
+        progress.update_eta(session, run, max(rows))
     else:
         for event in fresh:
             if event.kind == "checkpoint":
@@ -237,7 +218,7 @@ def _apply_all(session: Session, run: Run, events: list[NewEvent]) -> None:
             previous, seconds = data.get("previous"), _num(data.get("previous_seconds"))
             if previous in PAUSE_PHASES and seconds is not None:
                 name = "eval_seconds" if previous == "evaluating" else "save_seconds"
-                upd[name] = _mean(now(name), seconds)
+                upd[name] = progress.running_mean(now(name), seconds)
         elif kind == "start":
             if event.step is not None:
                 upd["step"] = event.step
@@ -279,10 +260,6 @@ def _when(time: float | None) -> datetime:
     return datetime.fromtimestamp(time, UTC) if time else utcnow()
 
 
-def _mean(old: float | None, new: float) -> float:
-    return new if old is None else PAUSE_WEIGHT * new + (1 - PAUSE_WEIGHT) * old
-
-
 def _upsert_checkpoint(session: Session, run: Run, event: NewEvent) -> None:
     data = event.data
     path = str(data.get("path") or "")
@@ -310,105 +287,6 @@ def _upsert_checkpoint(session: Session, run: Run, event: NewEvent) -> None:
         )
     )
     session.exec(stmt)  # type: ignore[call-overload]
-
-
-def _update_eta(session: Session, run: Run, newest_seq: int) -> None:
-    """Speed and ETA from measured time only.
-
-    tokens/s and seconds per step are means over the attempt's last ``ETA_WINDOW`` log
-    intervals of *training* seconds (the script leaves evaluations and saves out), so neither
-    spikes after a resume or an evaluation; neither is shown before the window holds
-    ``MIN_SPEED_SECONDS`` of training. The ETA adds, to the remaining steps at that pace,
-    each evaluation and checkpoint still to come at its measured duration (and what is left of
-    the one under way), so it does not freeze during an evaluation nor drop after it.
-    """
-    # An ended attempt's window is all the measuring there will be: its speed is shown whatever
-    # its length (a run shorter than MIN_SPEED_SECONDS still has a tokens/s to compare).
-    ended = run.end_status is not None or run.status in TERMINAL_STATUSES
-    if not run.max_steps or run.step is None or (ended and not run.tokens_per_step):
-        run.eta_seconds = None
-        return
-    recent = _recent_logs(session, run, newest_seq)
-    steps = seconds = 0.0
-    for _, _, data in recent:
-        n, t = _num(data.get("interval_steps")), _num(data.get("train_seconds"))
-        if n and t and n > 0 and t > 0:
-            steps, seconds = steps + n, seconds + t
-    timed = steps > 0 and (seconds >= MIN_SPEED_SECONDS or len(recent) >= ETA_WINDOW or ended)
-    per_step: float | None = seconds / steps if timed else None
-    if steps and not timed:
-        # Timed intervals, but too few yet: no speed and no ETA rather than a noisy one (the
-        # log's own one-interval tokens/s stays in its chart, not in the run's figure).
-        run.tokens_per_second, run.eta_seconds, run.eta_at = None, None, None
-        return
-    if per_step is None:
-        # Events from a script that does not time its intervals: wall clock between logs.
-        points = [(s, t) for s, t, _ in recent if s is not None and t is not None]
-        if len(points) >= 2 and points[0][0] > points[-1][0] and points[0][1] > points[-1][1]:
-            (s1, t1), (s0, t0) = points[0], points[-1]
-            per_step = (t1 - t0) / (s1 - s0)
-    elif run.tokens_per_step:
-        run.tokens_per_second = run.tokens_per_step / per_step
-    if ended:
-        run.eta_seconds, run.eta_at = None, None
-        return
-    if per_step is None and run.tokens_per_second and run.tokens_per_step:
-        per_step = run.tokens_per_step / run.tokens_per_second
-    if per_step is None:
-        run.eta_seconds, run.eta_at = None, None
-        return
-    remaining = max(0, run.max_steps - run.step)
-    eta = remaining * per_step + _pauses_left(run)
-    run.eta_seconds = eta
-    run.eta_at = utcnow()
-
-
-def _recent_logs(
-    session: Session, run: Run, newest_seq: int
-) -> list[tuple[Any, Any, dict[str, Any]]]:
-    """(step, time, data) of the attempt's last ``ETA_WINDOW`` log events, newest first (a
-    DB-API read: once per batch, the ORM's statement and row building cost more than it).
-
-    Looked for among the ``RECENT_SEQS`` events up to the batch's newest first: PostgreSQL's
-    planner, before its statistics caught up with a table growing this fast, read every event
-    of the run and sorted them (54 ms a batch at 100 k events, and growing with the run)."""
-    sql = (
-        "SELECT step, time, data FROM run_events WHERE run_id = %s AND attempt = %s "
-        "AND kind = 'log'{} ORDER BY seq DESC LIMIT %s"
-    )
-    conn, rows = session.connection(), []
-    low = newest_seq - RECENT_SEQS
-    if low > 0:
-        bounded = sql.format(" AND seq > %s AND seq <= %s")
-        rows = query(conn, bounded, (run.id, run.attempt, low, newest_seq, ETA_WINDOW))
-    if len(rows) < ETA_WINDOW:  # a young run, or logs sparse among other events
-        rows = query(conn, sql.format(""), (run.id, run.attempt, ETA_WINDOW))
-    # SQLite hands back the JSON text, PostgreSQL the decoded value.
-    return [(s, t, _loads(d) if isinstance(d, str | bytes) else d) for s, t, d in rows]
-
-
-def _pauses_left(run: Run) -> float:
-    """Measured seconds of the evaluations and saves still to come (incl. the final ones)."""
-    training = run.config.get("training", {}) if isinstance(run.config, dict) else {}
-    step, last = run.step or 0, run.max_steps or 0
-    total = 0.0
-    for every, seconds, phase in (
-        (training.get("eval_steps"), run.eval_seconds, "evaluating"),
-        (training.get("save_steps"), run.save_seconds, "saving"),
-    ):
-        if not seconds:
-            continue
-        count = 1  # the final evaluation / the final save of the weights
-        if isinstance(every, int) and every > 0:
-            count = last // every - step // every
-            # pretrain.py saves the weights at the end, and evaluates unless it just did.
-            count += 1 if phase == "saving" or last % every else 0
-        if run.phase == phase and run.phase_since is not None:
-            # One is under way: what is left of it, not a whole one more.
-            spent = state_machine.seconds_between(run.phase_since, utcnow())
-            total += max(0.0, seconds - spent)
-        total += count * seconds
-    return total
 
 
 # --- logs --------------------------------------------------------------------------------------

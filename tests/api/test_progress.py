@@ -116,7 +116,7 @@ def test_phases_speed_eta_resume_duration_and_argv(client: TestClient) -> None:
     run = two.send("start", 10, max_steps=40, tokens_per_step=TOKENS_PER_STEP, resumed_from="x")
     assert run["step"] == 10
     run = two.logs(range(11, 12), 1.0)
-    # One 1-s interval is not yet a measured speed (ingest.MIN_SPEED_SECONDS): none is shown,
+    # One 1-s interval is not yet a measured speed (progress.MIN_SPEED_SECONDS): none is shown,
     # neither the last attempt's nor this interval's own.
     assert run["step"] == 11 and run["tokens_per_second"] is None and run["eta_seconds"] is None
     run = two.logs(range(12, 16), 1.0)
@@ -188,8 +188,8 @@ def test_a_run_shorter_than_the_speed_window_still_ends_with_its_measured_speed(
 
 def test_the_speed_window_is_found_past_many_other_events(client: TestClient) -> None:
     """The last log intervals are looked for just below the batch's newest event first
-    (ingest.RECENT_SEQS), then over the whole attempt when too few are there."""
-    from backend.services.ingest import RECENT_SEQS
+    (progress.RECENT_SEQS), then over the whole attempt when too few are there."""
+    from backend.services.progress import RECENT_SEQS
 
     training = {"max_steps": 100, "logging_steps": 1}
     r = client.post("/api/runs", json={"preset": "tiny-demo", "config": {"training": training}})
