@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from cpt_contract.limits import DEFAULT_QUEUE, QUEUE_MAX, REASON_MAX
 from cpt_contract.outcomes import FailureKind
 from cpt_contract.statuses import RunStatus
 
@@ -153,11 +154,11 @@ class Run(RunBase, _RunProgress, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     status: str = Field(default=RunStatus.queued, max_length=16, index=True)
-    status_reason: str | None = Field(default=None, max_length=2000)
+    status_reason: str | None = Field(default=None, max_length=REASON_MAX)
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     method: str = Field(default="lora", max_length=16)
     model: str = Field(default="scratch", max_length=200)
-    queue: str = Field(default="gpu", max_length=64)
+    queue: str = Field(default=DEFAULT_QUEUE, max_length=QUEUE_MAX)
     attempt: int = Field(default=1)
     worker: str | None = Field(default=None, max_length=200)
     pid: int | None = None
@@ -173,7 +174,7 @@ class Run(RunBase, _RunProgress, table=True):
     enqueued_at: datetime | None = Field(default=None, sa_type=_tz())
     #: Remembered from the ``end`` event; the final status comes from the worker's status call.
     end_status: str | None = Field(default=None, max_length=32)
-    end_reason: str | None = Field(default=None, max_length=2000)
+    end_reason: str | None = Field(default=None, max_length=REASON_MAX)
     #: Why the last attempt failed (``cpt_contract.outcomes.FailureKind``), as its worker (or the
     #: recovery loop) decided it; None while it runs and after a success.
     failure_kind: str | None = Field(default=None, max_length=32)
@@ -283,7 +284,7 @@ class Worker(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=200)
     host: str = Field(default="", max_length=200)
-    queue: str = Field(default="gpu", max_length=64)
+    queue: str = Field(default=DEFAULT_QUEUE, max_length=QUEUE_MAX)
     concurrency: int = 1
     cpu_only: bool = False
     gpus: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -306,10 +307,10 @@ class Job(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=32)
     kind: str = Field(max_length=32, index=True)
     status: str = Field(default=RunStatus.queued, max_length=16, index=True)
-    status_reason: str | None = Field(default=None, max_length=2000)
+    status_reason: str | None = Field(default=None, max_length=REASON_MAX)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    queue: str = Field(default="gpu", max_length=64)
+    queue: str = Field(default=DEFAULT_QUEUE, max_length=QUEUE_MAX)
     worker: str | None = Field(default=None, max_length=200)
     #: For a merge: the run it belongs to (listed on that run's page).
     run_id: str | None = Field(default=None, max_length=32, index=True)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cpt_contract.limits import INT32
 from cpt_contract.text import TxtDocuments
 
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
@@ -103,7 +104,7 @@ class GenerateParams(_Params):
     max_new_tokens: int = Field(default=64, ge=1, le=512, title="New tokens")
     mode: Literal["greedy", "sampled"] = Field(default="greedy", title="Decoding")
     temperature: float = Field(default=0.8, gt=0, le=5, title="Temperature (sampled)")
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, title="Seed (sampled)")
+    seed: int = Field(default=0, ge=0, le=INT32, title="Seed (sampled)")
 
 
 JOB_PARAMS: dict[str, type[_Params]] = {

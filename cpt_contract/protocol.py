@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 # pydantic needs typing_extensions' TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 
+from cpt_contract.limits import DEFAULT_QUEUE, INT32, QUEUE_MAX, REASON_MAX
 from cpt_contract.outcomes import FailureKind
 from cpt_contract.slurm import ClusterReport
 
 #: The largest value the database's integer columns hold (PostgreSQL ``integer``): a wild value
 #: is a 422 at the boundary, never a 500 from the database.
-INT32 = 2**31 - 1
 
 #: Routes under ``/api/internal``.
 HEARTBEAT = "/workers/heartbeat"
@@ -56,7 +56,7 @@ Attempt = Annotated[int, Field(ge=1, le=INT32)]
 class HeartbeatIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     host: str = Field(default="", max_length=200)
-    queue: str = Field(default="gpu", max_length=64)
+    queue: str = Field(default=DEFAULT_QUEUE, max_length=QUEUE_MAX)
     concurrency: int = Field(default=1, ge=0, le=1024)
     cpu_only: bool = False
     gpus: list[dict[str, Any]] = Field(default_factory=list, max_length=64)
@@ -97,7 +97,7 @@ class StatusIn(BaseModel):
     status: Literal[
         "starting", "running", "succeeded", "failed", "cancelled"
     ]  # REPORTABLE_STATUSES
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: str | None = Field(default=None, max_length=REASON_MAX)
     pid: int | None = Field(default=None, ge=0, le=INT32)
     #: Why the attempt failed (or was cancelled outside the panel): the API stores it with the
     #: attempt and restarts the kinds that are interruptions (``outcomes.RETRYABLE_KINDS``).
@@ -172,7 +172,7 @@ class JobClaimOut(BaseModel):
 
 class JobStatusIn(BaseModel):
     status: Literal["running", "succeeded", "failed", "cancelled"]
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: str | None = Field(default=None, max_length=REASON_MAX)
     #: The job's result document (only with ``succeeded``).
     result: dict[str, Any] | None = None
 

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cpt_contract.limits import DEFAULT_QUEUE, QUEUE_PATTERN
 from cpt_contract.roots import Roots
 from cpt_contract.slurm import TIME_PATTERN
 
@@ -87,7 +88,9 @@ class Settings(BaseSettings):
         description="Where workers and the CLI reach the API. Default: http://{host}:{port}.",
     )
     queue: str = Field(
-        default="gpu", description="Celery queue this worker consumes (one per GPU box)."
+        default=DEFAULT_QUEUE,
+        pattern=QUEUE_PATTERN,
+        description="Celery queue this worker consumes (one per GPU box).",
     )
     worker_concurrency: int = Field(
         default=1, ge=1, description="Runs one worker box takes at once."

@@ -12,6 +12,7 @@ from typing import Any
 
 from backend.models import Run
 from backend.services import state_machine
+from cpt_contract.limits import DEFAULT_MAX_RESTARTS, REASON_MAX
 from cpt_contract.outcomes import LAST_CHECKPOINT, RETRYABLE_KINDS, FailureKind
 from cpt_contract.statuses import RunStatus
 
@@ -23,7 +24,7 @@ def _record(
         "attempt": run.attempt,
         "status": status.value,
         "kind": kind.value if kind else None,
-        "reason": reason[:2000],
+        "reason": reason[:REASON_MAX],
         "step": run.step,
         "restarted": restarted,
     }
@@ -32,7 +33,7 @@ def _record(
 
 
 def restarts_left(run: Run) -> int:
-    limit = int((run.config.get("training") or {}).get("max_restarts", 3))
+    limit = int((run.config.get("training") or {}).get("max_restarts", DEFAULT_MAX_RESTARTS))
     used = sum(1 for e in run.attempt_log or [] if e.get("restarted"))
     return limit - used
 
@@ -75,5 +76,5 @@ def end_attempt(
     run.status_reason = (
         f"restarting automatically as attempt {run.attempt} from the newest checkpoint "
         f"(attempt {attempt}: {reason})"
-    )[:2000]
+    )[:REASON_MAX]
     return True

@@ -26,8 +26,9 @@ from backend.services.errors import Conflict
 from backend.services.metrics import write as metric_write
 from backend.services.validation import ConfigInvalid, error
 from cpt_contract.events import PAUSE_PHASES, PHASES
+from cpt_contract.limits import INT32, INT64, REASON_MAX
 from cpt_contract.outcomes import FailureKind
-from cpt_contract.protocol import CHECKPOINT_NAME, INT32
+from cpt_contract.protocol import CHECKPOINT_NAME
 from cpt_contract.statuses import TERMINAL_STATUSES, WORKER_STATUSES, RunStatus
 
 
@@ -71,9 +72,6 @@ def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-INT64 = 2**63 - 1
 
 
 def _int(value: Any, limit: int = INT32) -> int | None:
@@ -235,7 +233,7 @@ def _apply_all(session: Session, run: Run, events: list[NewEvent]) -> None:
             _upsert_checkpoint(session, run, event)
         elif kind == "end":
             upd["end_status"] = str(data.get("status") or "")[:32] or None
-            upd["end_reason"] = str(data.get("reason") or "")[:2000] or None
+            upd["end_reason"] = str(data.get("reason") or "")[:REASON_MAX] or None
             if _num(data.get("perplexity")) is not None:
                 upd["perplexity"] = _num(data.get("perplexity"))
     # The last log event that carries each field sets it: a batch of 200 needs only its end.
@@ -381,8 +379,8 @@ def report_status(
     if status == run.status:
         # A repeated report; with a new reason it updates what the run shows (a Slurm job
         # pending for "Resources", then running on its nodes).
-        if reason and reason[:2000] != run.status_reason and status not in TERMINAL_STATUSES:
-            run.status_reason = reason[:2000]
+        if reason and reason[:REASON_MAX] != run.status_reason and status not in TERMINAL_STATUSES:
+            run.status_reason = reason[:REASON_MAX]
             run.updated_at = utcnow()
             return True
         return argv_changed

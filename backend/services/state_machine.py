@@ -11,6 +11,7 @@ from datetime import datetime
 
 from backend.models import Run, utcnow
 from backend.services.errors import Conflict
+from cpt_contract.limits import REASON_MAX
 from cpt_contract.statuses import TERMINAL_STATUSES, RunStatus
 
 S = RunStatus
@@ -65,7 +66,7 @@ def transition(
     run.status = target
     run.updated_at = now
     if reason is not None:
-        run.status_reason = reason[:2000]
+        run.status_reason = reason[:REASON_MAX]
     if target == S.starting:
         run.started_at = now
         run.first_started_at = run.first_started_at or now

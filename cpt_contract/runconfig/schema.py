@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from cpt_contract.limits import DEFAULT_MAX_RESTARTS, DEFAULT_QUEUE, INT32, QUEUE_PATTERN
 from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
 from cpt_contract.slurm import TIME_PATTERN
 from cpt_contract.text import DEFAULT_EVAL_CHARACTERS, TxtDocuments
@@ -37,9 +38,8 @@ def _adv(**extra: Any) -> dict[str, Any]:
 # default is ``--<field name> <value>``, left out when the value is empty). Adding a training flag
 # is one field here: the argv, the form and the validation follow from it.
 ARGV = "argv"
-#: The largest integer the database's columns hold (PostgreSQL ``integer``): a wilder value is
-#: a 422 at its field, never a 500 from the database.
-MAX_INT = 2**31 - 1
+#: The largest integer the database's columns hold: a wilder value is a 422 at its field.
+MAX_INT = INT32
 #: ``--name`` when true, nothing when false (the flag's own default is false).
 SWITCH: JsonDict = {ARGV: "switch"}
 #: ``--name False`` when false, nothing when true (the flag's own default is true).
@@ -409,7 +409,7 @@ class TrainingSection(_Section):
     ddp_timeout: int = Field(default=30000, le=MAX_INT, ge=1, json_schema_extra=_adv())
     debug_mode: bool = Field(default=False, json_schema_extra=_adv(**SWITCH))
     max_restarts: int = Field(
-        default=3,
+        default=DEFAULT_MAX_RESTARTS,
         ge=0,
         le=100,
         title="Automatic restarts",
@@ -455,10 +455,10 @@ class LaunchSection(_Section):
         default=1, ge=1, le=16, title="Processes (GPUs) per node", json_schema_extra=NOT_A_FLAG
     )
     queue: str = Field(
-        default="gpu",
+        default=DEFAULT_QUEUE,
         title="Worker queue",
         description="The GPU box (worker queue) that takes this run.",
-        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        pattern=QUEUE_PATTERN,
         json_schema_extra=NOT_A_FLAG,
     )
     rdzv_endpoint: str | None = Field(

@@ -13,7 +13,7 @@ from backend.api.routes.common import AUTH, NOT_FOUND
 from backend.models import EventPublic
 from backend.services import queries, runs
 from cpt_contract.events import KINDS, SampleMode
-from cpt_contract.protocol import INT32
+from cpt_contract.limits import INT32
 
 router = APIRouter(
     tags=["metrics"], dependencies=[Depends(require_api_token)], responses={**AUTH, **NOT_FOUND}

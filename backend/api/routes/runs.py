@@ -15,7 +15,7 @@ from backend.services import enqueue, runs, waiting
 from backend.services.errors import Conflict
 from backend.services.estimates import Estimates, estimates
 from backend.services.notify import publish_run
-from cpt_contract.protocol import INT32
+from cpt_contract.limits import INT32
 from cpt_contract.runconfig.argv import display_command
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus

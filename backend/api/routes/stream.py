@@ -23,7 +23,7 @@ from backend.core.db import get_engine
 from backend.models import EventPublic
 from backend.services import queries, runs
 from backend.services.bus import RUNS_TOPIC, Subscription, bus, run_topic
-from cpt_contract.protocol import INT32
+from cpt_contract.limits import INT32
 
 router = APIRouter(
     tags=["stream"], dependencies=[Depends(require_api_token_or_query)], responses=AUTH

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from backend.core.dbapi import dialect_insert, query
 from backend.models import MetricSeries
 from backend.services.downsample import minmax_indices
+from cpt_contract.limits import INT32
 
 #: Points per full segment: a segment row stays a few pages (512 x 28 bytes), and a chart's
 #: zoomed edge or a range's first and last point read one or two of them.
@@ -114,7 +115,7 @@ def decode(seg: Sequence[Any]) -> list[Point]:
     return list(zip(*cols, strict=True))
 
 
-MIN_STEP = -(2**31)
+MIN_STEP = -INT32 - 1
 SEG_COLS = "first_step, last_step, n, steps, vals, times, tokens"
 TAIL_SQL = (
     f"SELECT {SEG_COLS} FROM metric_segments WHERE series_id = %s AND attempt = %s "
