@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import get_args
 
-from cpt_contract.events import PHASES
+from cpt_contract.events import EVAL_METRICS, PHASES
 from cpt_contract.jobs import GENERATE_MARKER, JobKind
 from cpt_contract.outcomes import LAST_CHECKPOINT, RETRYABLE_KINDS, FailureKind
 from cpt_contract.statuses import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, RunStatus
@@ -47,6 +47,9 @@ def render() -> str:
         f"export type FailureKind = {' | '.join(json.dumps(k.value) for k in FailureKind)};\n\n"
         f"export const RETRYABLE_KINDS: ReadonlySet<FailureKind> = new Set<FailureKind>({json.dumps(sorted(k.value for k in RETRYABLE_KINDS))});\n\n"
         f"export const LAST_CHECKPOINT = {json.dumps(LAST_CHECKPOINT)};\n\n"
+        "// What each held-out set reports, as eval_<set>_<what> (cpt_contract/events.py).\n"
+        f"export const EVAL_METRICS = {json.dumps(list(EVAL_METRICS))} as const;\n"
+        "export type EvalMetric = (typeof EVAL_METRICS)[number];\n\n"
         "// What every per-character number divides by (cpt_contract/text.py).\n"
         f"export const CHARACTER_DEFINITION = {json.dumps(CHARACTER_DEFINITION)};\n"
         f"export const CHARACTER_UNIT = {json.dumps(CHARACTER_UNIT)};\n"

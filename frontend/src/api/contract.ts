@@ -34,6 +34,10 @@ export const RETRYABLE_KINDS: ReadonlySet<FailureKind> = new Set<FailureKind>(["
 
 export const LAST_CHECKPOINT = "last";
 
+// What each held-out set reports, as eval_<set>_<what> (cpt_contract/events.py).
+export const EVAL_METRICS = ["loss", "perplexity", "bits_per_char", "bits_per_byte"] as const;
+export type EvalMetric = (typeof EVAL_METRICS)[number];
+
 // What every per-character number divides by (cpt_contract/text.py).
 export const CHARACTER_DEFINITION = "one Unicode code point of a document as read (UTF-8 decoded, line breaks kept as the document separator option leaves them)";
 export const CHARACTER_UNIT = "characters (Unicode code points)";

@@ -2,12 +2,13 @@
 // baseline and the change since, and the `start` event's description of each set.
 
 import { api, qs } from "../api/client";
+import { EVAL_METRICS, type EvalMetric } from "../api/contract";
 import type { EvalSetInfo, RunEvent } from "../api/types";
 import type { SeriesData, Store } from "./metrics";
 
-export const SET_METRICS = ["loss", "perplexity", "bits_per_char", "bits_per_byte"] as const;
-export type SetMetric = (typeof SET_METRICS)[number];
-const SET_KEY = /^eval_(.+)_(loss|perplexity|bits_per_char|bits_per_byte)$/;
+export const SET_METRICS = EVAL_METRICS;
+export type SetMetric = EvalMetric;
+const SET_KEY = new RegExp(`^eval_(.+)_(${EVAL_METRICS.join("|")})$`);
 
 export const setKey = (name: string, what: SetMetric): string => `eval_${name}_${what}`;
 

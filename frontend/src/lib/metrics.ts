@@ -1,6 +1,7 @@
 // Metric series for one run: loaded from GET /metrics, then extended by live `metric` events.
 
 import { api, qs } from "../api/client";
+import { EVAL_METRICS } from "../api/contract";
 import type { Metrics, RunEvent } from "../api/types";
 
 export const LOG_KEYS = ["loss", "learning_rate", "grad_norm", "tokens_per_second"] as const;
@@ -17,7 +18,7 @@ export interface SeriesData {
 export type Store = Record<string, SeriesData>;
 
 /** eval_<set>_<what>: the held-out sets' metrics (their names are only known from the data). */
-export const SET_KEY = /^eval_.+_(loss|perplexity|bits_per_char|bits_per_byte)$/;
+export const SET_KEY = new RegExp(`^eval_.+_(${EVAL_METRICS.join("|")})$`);
 
 /** Which keys GET /metrics returns: the fixed ones plus every set's (not eval_runtime, epoch...). */
 export function wantedKeys(all: string[]): string[] {
