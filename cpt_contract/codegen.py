@@ -14,7 +14,14 @@ from typing import get_args
 from cpt_contract.events import EVAL_METRICS, PHASES
 from cpt_contract.jobs import GENERATE_MARKER, JobKind
 from cpt_contract.outcomes import LAST_CHECKPOINT, RETRYABLE_KINDS, FailureKind
-from cpt_contract.statuses import ACTIVE_STATUSES, STATUS_RANK, TERMINAL_STATUSES, RunStatus
+from cpt_contract.statuses import (
+    ACTIVE_STATUSES,
+    RESUMABLE_STATUSES,
+    RESUME_LAST_STATUSES,
+    STATUS_RANK,
+    TERMINAL_STATUSES,
+    RunStatus,
+)
 from cpt_contract.text import CHARACTER_DEFINITION, CHARACTER_UNIT
 
 TARGET = Path(__file__).resolve().parents[1] / "frontend" / "src" / "api" / "contract.ts"
@@ -35,6 +42,9 @@ def render() -> str:
         f"export const ALL_STATUSES: readonly RunStatus[] = {json.dumps(names)};\n\n"
         f"export const ACTIVE_STATUSES: ReadonlySet<RunStatus> = {_set(ACTIVE_STATUSES)};\n\n"
         f"export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = {_set(TERMINAL_STATUSES)};\n\n"
+        "// Resume: from any checkpoint of a finished run; from the newest only if unfinished.\n"
+        f"export const RESUMABLE_STATUSES: ReadonlySet<RunStatus> = {_set(RESUMABLE_STATUSES)};\n\n"
+        f"export const RESUME_LAST_STATUSES: ReadonlySet<RunStatus> = {_set(RESUME_LAST_STATUSES)};\n\n"
         "// Order along one attempt: a client never moves a run's status backwards.\n"
         f"export const STATUS_RANK: Readonly<Record<RunStatus, number>> = {{ {rank} }};\n\n"
         f"export type JobKind = {' | '.join(json.dumps(k) for k in get_args(JobKind))};\n\n"

@@ -26,6 +26,11 @@ ACTIVE_STATUSES = frozenset(
 #: Statuses in which a worker process exists (the recovery loop watches these).
 WORKER_STATUSES = frozenset({RunStatus.starting, RunStatus.running, RunStatus.cancelling})
 TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+#: Resume rules, one place for the API and both of the run page's buttons: a finished run may
+#: resume from any of its checkpoints; from its newest ("last") only when it did not finish its
+#: training (a succeeded run's newest checkpoint is its end: clone it to train further).
+RESUMABLE_STATUSES = TERMINAL_STATUSES
+RESUME_LAST_STATUSES = frozenset({RunStatus.failed, RunStatus.cancelled})
 #: What a worker may report through ``/api/internal/runs/{id}/status``. ``starting`` only
 #: updates the reason of a run that is starting (e.g. a Slurm job pending: "Resources").
 REPORTABLE_STATUSES = (

@@ -28,12 +28,19 @@ from backend.services import files, preflight, sorting, state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
+from cpt_contract.outcomes import LAST_CHECKPOINT
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
 from cpt_contract.runconfig.schema import RunConfig, deep_merge
 from cpt_contract.settings import Settings
-from cpt_contract.statuses import ACTIVE_STATUSES, WORKER_STATUSES, RunStatus
+from cpt_contract.statuses import (
+    ACTIVE_STATUSES,
+    RESUMABLE_STATUSES,
+    RESUME_LAST_STATUSES,
+    WORKER_STATUSES,
+    RunStatus,
+)
 
 #: What each directory field must be usable as (``files.problem``), checked at submit.
 _USABLE: dict[tuple[str, ...], files.FileKind] = {
@@ -418,15 +425,20 @@ def resume_run(session: Session, run: Run, checkpoint: str) -> Run:
         .where(Checkpoint.run_id == run.id)
         .order_by(col(Checkpoint.step).desc(), col(Checkpoint.id).desc())
     ).all()
-    if run.status not in (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled):
+    if run.status not in RESUMABLE_STATUSES:
         raise state_machine.IllegalTransition(run.status, RunStatus.queued, "resume")
+    if checkpoint == LAST_CHECKPOINT and run.status not in RESUME_LAST_STATUSES:
+        raise Conflict(
+            f"run {run.id} is {run.status}: its newest checkpoint is its end; resume from an "
+            "earlier checkpoint, or clone it to train further"
+        )
     if not checkpoints:
         raise Conflict(
             f"run {run.id} has no checkpoint to resume from (it stopped before its first save "
             f"every {run.config.get('training', {}).get('save_steps', '?')} steps): "
             "clone it to start again from the beginning"
         )
-    if checkpoint != "last" and checkpoint not in {c.name for c in checkpoints}:
+    if checkpoint != LAST_CHECKPOINT and checkpoint not in {c.name for c in checkpoints}:
         names = ", ".join(c.name for c in checkpoints)
         raise ConfigInvalid(
             [
@@ -439,7 +451,7 @@ def resume_run(session: Session, run: Run, checkpoint: str) -> Run:
         )
     # The step the new attempt starts from: ``last`` is the newest checkpoint still on disk
     # (pretrain.py confirms it in its start event; a partial save may make it one older).
-    if checkpoint == "last":
+    if checkpoint == LAST_CHECKPOINT:
         on_disk = [c for c in checkpoints if Path(c.path).is_dir()]
         chosen = (on_disk or list(checkpoints))[0]
     else:

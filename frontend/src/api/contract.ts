@@ -15,6 +15,11 @@ export const ACTIVE_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(["queu
 
 export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(["succeeded", "failed", "cancelled"]);
 
+// Resume: from any checkpoint of a finished run; from the newest only if unfinished.
+export const RESUMABLE_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(["succeeded", "failed", "cancelled"]);
+
+export const RESUME_LAST_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(["failed", "cancelled"]);
+
 // Order along one attempt: a client never moves a run's status backwards.
 export const STATUS_RANK: Readonly<Record<RunStatus, number>> = { queued: 0, starting: 1, running: 2, cancelling: 3, succeeded: 4, failed: 4, cancelled: 4 };
 

@@ -4,6 +4,7 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, post } from "../api/client";
+import { LAST_CHECKPOINT, RESUMABLE_STATUSES, RESUME_LAST_STATUSES } from "../api/contract";
 import { ACTIVE_STATUSES, type Checkpoint, type Run } from "../api/types";
 import { ago, dateTime, num } from "../lib/format";
 import { navigate, runHref } from "../lib/router";
@@ -18,15 +19,17 @@ export interface RunActions {
 }
 
 export const canCancel = (r: Run) => ACTIVE_STATUSES.has(r.status) && r.status !== "cancelling";
-// A succeeded run is finished: resuming it would train past its own end (clone it instead).
-export const canResume = (r: Run) => r.status === "failed" || r.status === "cancelled";
+// From the newest checkpoint: only a run that did not finish (cpt_contract/statuses.py).
+export const canResume = (r: Run) => RESUME_LAST_STATUSES.has(r.status);
+// From a chosen checkpoint (the Checkpoints panel): any finished run.
+export const canResumeFrom = (r: Run) => RESUMABLE_STATUSES.has(r.status);
 export const canDelete = (r: Run) => !ACTIVE_STATUSES.has(r.status);
 
 const label = (r: Run) => r.name || r.id;
 
 /** The checkpoint a resume starts from: the named one, or for "last" the newest on disk. */
 export function resumeTarget(checkpoints: Checkpoint[], name: string): Checkpoint | null {
-  if (name !== "last") return checkpoints.find((c) => c.name === name) ?? null;
+  if (name !== LAST_CHECKPOINT) return checkpoints.find((c) => c.name === name) ?? null;
   const onDisk = checkpoints.filter((c) => c.exists);
   return [...onDisk].sort((a, b) => b.step - a.step)[0] ?? null;
 }

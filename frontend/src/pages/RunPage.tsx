@@ -14,7 +14,7 @@ import { LiveDot } from "../components/LiveDot";
 import { LogViewer } from "../components/LogViewer";
 import { Phase } from "../components/Phase";
 import { Progress } from "../components/Progress";
-import { canCancel, canDelete, canResume, useRunActions } from "../components/RunActions";
+import { canCancel, canDelete, canResume, canResumeFrom, useRunActions } from "../components/RunActions";
 import { RunNotes } from "../components/RunNotes";
 import { StatusBadge } from "../components/StatusBadge";
 import { bytes, compact, dateTime, duration, int, num, remaining, totalSeconds } from "../lib/format";
@@ -422,7 +422,7 @@ function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Ch
     return () => window.clearInterval(t);
   }, [mergeLive, run.id]);
   const mergeOf = (name: string) => merges.find((j) => j.params.checkpoint === name);
-  const terminal = !ACTIVE_STATUSES.has(run.status);
+  const resumable = canResumeFrom(run);
   const merge = (c: Checkpoint) =>
     ask({
       title: `Merge ${c.name} into a full model?`,
@@ -473,7 +473,7 @@ function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoints: Ch
                       Download
                     </a>
                   ) : null}
-                  {c.exists && terminal ? (
+                  {c.exists && resumable ? (
                     <button type="button" class="btn btn-small" onClick={() => onResume(c.name)}>
                       Resume from here
                     </button>
