@@ -41,21 +41,6 @@ def last_seq(path: Path) -> int:
     return best
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """All complete events of a file, in order (for tests and tools)."""
-    out: list[dict[str, Any]] = []
-    if not path.exists():
-        return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
-
-
 def _clean(value: Any) -> Any:
     """JSON has no NaN/inf: write them as null so every line stays parseable."""
     if isinstance(value, float) and not math.isfinite(value):

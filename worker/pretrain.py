@@ -59,10 +59,8 @@ from worker.events import EventWriter  # noqa: E402
 from worker.exit_codes import (  # noqa: E402
     EXIT_BAD_INPUT,
     EXIT_CANCELLED,
-    EXIT_DIVERGED,
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_OOM,
 )
 from worker.training import guards  # noqa: E402
 from worker.training.arguments import (  # noqa: E402
@@ -82,14 +80,10 @@ from worker.training.data import (  # noqa: E402
     build_eval_sets,
     build_run_data,
     choose_separator,
-    group_blocks,
-    read_texts,
-    tokenizer_fingerprint,
 )
 from worker.training.evaluation import Evaluator  # noqa: E402
 from worker.training.failures import (  # noqa: E402
     DivergedError,
-    InputError,
     classify,
     install_sigterm,
     write_failure_note,
@@ -108,31 +102,8 @@ from worker.training.process import (  # noqa: E402
 )
 from worker.training.run_state import RunContext  # noqa: E402
 from worker.training.tokenizer import (  # noqa: E402
-    load_sentencepiece,
     load_tokenizer,
-    train_sentencepiece,
 )
-
-# The script's public names before it was split into ``worker.training`` (tests use them).
-__all__ = [
-    "EXIT_BAD_INPUT",
-    "EXIT_CANCELLED",
-    "EXIT_DIVERGED",
-    "EXIT_FAILED",
-    "EXIT_OK",
-    "EXIT_OOM",
-    "DataTrainingArguments",
-    "InputError",
-    "classify",
-    "group_blocks",
-    "load_sentencepiece",
-    "main",
-    "read_texts",
-    "resolve_resume",
-    "tokenizer_fingerprint",
-    "train",
-    "train_sentencepiece",
-]
 
 logger = logging.getLogger("pretrain")
 

@@ -16,6 +16,7 @@ from tests.support.pretrain import events_of, tiny_args
 from worker import pretrain
 from worker.data.documents import iter_document_batches
 from worker.data.errors import DataError
+from worker.exit_codes import EXIT_BAD_INPUT
 
 GOOD = "ಎಲ್ಲಾ ಮಾನವರೂ ಸ್ವತಂತ್ರರಾಗಿಯೇ ಜನಿಸಿದ್ದಾರೆ. 人人生而自由。\n" * 40
 
@@ -39,7 +40,7 @@ def _fail(assets: dict[str, Path], tmp: Path, needles: list[str], **flags: Any) 
     out = tmp / "out"
     code = pretrain.main(tiny_args(assets, out, tmp / "cache", **flags))
     end = events_of(out)[-1]
-    assert code == pretrain.EXIT_BAD_INPUT, end
+    assert code == EXIT_BAD_INPUT, end
     assert end["kind"] == "end" and end["status"] == "failed"
     for needle in needles:
         assert needle in end["reason"], (needle, end["reason"])

@@ -31,6 +31,8 @@ from tests.support.pretrain import (
     tiny_args,
     train_env,
 )
+from worker.exit_codes import EXIT_BAD_INPUT
+from worker.training.checkpoints import resolve_resume
 
 
 def test_lora_plain_python(
@@ -259,13 +261,12 @@ def test_resume_by_checkpoint_name_and_missing(
     out = tmp_path / "out"
     out.mkdir()
     shutil.copytree(ref_out / "checkpoint-24", out / "checkpoint-24")
-    assert pretrain.resolve_resume("checkpoint-24", out) == (out / "checkpoint-24").resolve()
-    assert pretrain.resolve_resume("last", out) == out / "checkpoint-24"
+    assert resolve_resume("checkpoint-24", out) == (out / "checkpoint-24").resolve()
+    assert resolve_resume("last", out) == out / "checkpoint-24"
     assert (
-        pretrain.resolve_resume(str(ref_out / "checkpoint-16"), out)
-        == (ref_out / "checkpoint-16").resolve()
+        resolve_resume(str(ref_out / "checkpoint-16"), out) == (ref_out / "checkpoint-16").resolve()
     )
-    assert pretrain.resolve_resume("last", tmp_path / "empty") is None  # nothing yet: start fresh
+    assert resolve_resume("last", tmp_path / "empty") is None  # nothing yet: start fresh
     previous = signal.getsignal(signal.SIGTERM)
     try:
         code = pretrain.main(
@@ -273,7 +274,7 @@ def test_resume_by_checkpoint_name_and_missing(
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert code == pretrain.EXIT_BAD_INPUT
+    assert code == EXIT_BAD_INPUT
     end = events_of(out)[-1]
     assert end["kind"] == "end" and end["status"] == "failed"
     assert "--resume_from_checkpoint checkpoint-7" in end["reason"]

@@ -13,6 +13,11 @@ import pytest
 
 from tests.support.pretrain import assert_trained, events_of, output_of, run_pretrain, tiny_args
 from worker import pretrain
+from worker.exit_codes import EXIT_BAD_INPUT
+from worker.training.arguments import DataTrainingArguments
+from worker.training.data import group_blocks, read_texts, tokenizer_fingerprint
+from worker.training.failures import InputError
+from worker.training.tokenizer import load_sentencepiece, train_sentencepiece
 
 TINY_CONFIG = (
     "hidden_size=64,intermediate_size=128,num_hidden_layers=2,num_attention_heads=4,"
@@ -26,9 +31,9 @@ def test_sentencepiece_tokenizer_types(
     model_type: str, tiny_assets: dict[str, Path], tmp_path: Path
 ) -> None:
     """Each --model_type trains on the data and gives an HF tokenizer that round-trips."""
-    data_args = pretrain.DataTrainingArguments(dataset_dir=str(tiny_assets["corpus"]))
-    sp_dir = pretrain.train_sentencepiece(data_args, model_type, tmp_path / "sp", 600)
-    tok = pretrain.load_sentencepiece(sp_dir, model_type)
+    data_args = DataTrainingArguments(dataset_dir=str(tiny_assets["corpus"]))
+    sp_dir = train_sentencepiece(data_args, model_type, tmp_path / "sp", 600)
+    tok = load_sentencepiece(sp_dir, model_type)
     assert len(tok) >= 600 and tok.eos_token == "</s>" and tok.pad_token == "<pad>"
     ids = tok(SAMPLE)["input_ids"]
     assert ids and max(ids) < len(tok)
@@ -75,7 +80,7 @@ def test_streaming_needs_max_steps(tiny_assets: dict[str, Path], tmp_path: Path)
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert code == pretrain.EXIT_BAD_INPUT
+    assert code == EXIT_BAD_INPUT
     assert "--streaming needs --max_steps" in events_of(out)[-1]["reason"]
 
 
@@ -124,20 +129,20 @@ def test_text_reading_and_cache_keys(tiny_assets: dict[str, Path], tmp_path: Pat
 
     txt = tmp_path / "a.txt"
     txt.write_text("first line\n\nsecond line\n", encoding="utf-8")
-    kept, digest = pretrain.read_texts(txt, True, "--dataset_dir")
+    kept, digest = read_texts(txt, True, "--dataset_dir")
     assert kept == ["first line\n", "second line\n"]
-    assert pretrain.read_texts(txt, False, "--dataset_dir")[0] == ["first line", "second line"]
+    assert read_texts(txt, False, "--dataset_dir")[0] == ["first line", "second line"]
     jsonl = tmp_path / "b.jsonl"
     jsonl.write_text('{"text": "ಒಂದು"}\n\n{"text": "两个"}\n', encoding="utf-8")
-    assert pretrain.read_texts(jsonl, True, "--dataset_dir")[0] == ["ಒಂದು", "两个"]
+    assert read_texts(jsonl, True, "--dataset_dir")[0] == ["ಒಂದು", "两个"]
     jsonl.write_text('{"body": "no text"}\n', encoding="utf-8")
-    with pytest.raises(pretrain.InputError, match='line 1 has no string "text" field'):
-        pretrain.read_texts(jsonl, True, "--dataset_dir")
+    with pytest.raises(InputError, match='line 1 has no string "text" field'):
+        read_texts(jsonl, True, "--dataset_dir")
     base = AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer"]))
     extended = AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer_extended"]))
-    assert pretrain.tokenizer_fingerprint(base) == pretrain.tokenizer_fingerprint(
+    assert tokenizer_fingerprint(base) == tokenizer_fingerprint(
         AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer"]))
     )
-    assert pretrain.tokenizer_fingerprint(base) != pretrain.tokenizer_fingerprint(extended)
-    assert pretrain.group_blocks([[1, 2, 3], [4, 5], [6, 7, 8]], 3) == [[1, 2, 3], [4, 5, 6]]
+    assert tokenizer_fingerprint(base) != tokenizer_fingerprint(extended)
+    assert group_blocks([[1, 2, 3], [4, 5], [6, 7, 8]], 3) == [[1, 2, 3], [4, 5, 6]]
     assert len(digest) == 64

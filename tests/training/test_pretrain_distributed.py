@@ -27,6 +27,7 @@ from tests.support.pretrain import (
     train_env,
 )
 from worker import pretrain
+from worker.exit_codes import EXIT_BAD_INPUT
 
 ABORT_MARKERS = ("terminate called", "Aborted", "core dumped")
 
@@ -100,7 +101,7 @@ def test_resume_with_other_process_count_fails_before_training(
     code = pretrain.main(
         tiny_args(tiny_assets, out, data_cache, max_steps=16, resume_from_checkpoint="last")
     )
-    assert code == pretrain.EXIT_BAD_INPUT
+    assert code == EXIT_BAD_INPUT
     events = events_of(out)
     assert [e["kind"] for e in events] == ["end"]  # nothing started
     reason = events[0]["reason"]

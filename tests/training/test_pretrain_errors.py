@@ -17,6 +17,8 @@ import torch
 
 from tests.support.pretrain import events_of, output_of, run_pretrain, tiny_args
 from worker import demo_assets, pretrain
+from worker.exit_codes import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_OOM
+from worker.training.failures import classify
 
 
 @pytest.fixture
@@ -46,7 +48,7 @@ def test_no_text_files_subprocess(tiny_assets: dict[str, Path], tmp_path: Path) 
     (empty / "notes.md").write_text("not training data")
     out = tmp_path / "out"
     proc = run_pretrain(tiny_args(tiny_assets, out, tmp_path / "cache", dataset_dir=empty))
-    assert proc.returncode == pretrain.EXIT_BAD_INPUT, output_of(proc)[-3000:]
+    assert proc.returncode == EXIT_BAD_INPUT, output_of(proc)[-3000:]
     assert "--dataset_dir" in output_of(proc) and "no .txt or .jsonl files" in output_of(proc)
     assert_failed(out, proc.returncode, 2, "--dataset_dir", str(empty))
 
@@ -128,7 +130,7 @@ def test_nan_loss_stops_as_diverged(tiny_assets: dict[str, Path], tmp_path: Path
         validation_split_percentage=0,
     )
     proc = run_pretrain([*args, "--divergence_patience", "3"])
-    assert proc.returncode == pretrain.EXIT_DIVERGED, output_of(proc)[-3000:]
+    assert proc.returncode == EXIT_DIVERGED, output_of(proc)[-3000:]
     events = events_of(out)
     end = assert_failed(
         out,
@@ -156,7 +158,7 @@ def test_host_out_of_memory(tiny_assets: dict[str, Path], tmp_path: Path) -> Non
         config_overrides="hidden_size=262144,num_hidden_layers=1,num_attention_heads=4,num_key_value_heads=4,intermediate_size=128,max_position_embeddings=512",
     )
     proc = run_pretrain(args, timeout=150)
-    assert proc.returncode == pretrain.EXIT_OOM, output_of(proc)[-3000:]
+    assert proc.returncode == EXIT_OOM, output_of(proc)[-3000:]
     assert_failed(
         out,
         proc.returncode,
@@ -174,8 +176,8 @@ def test_cuda_oom_is_classified_as_oom() -> None:
     exc = torch.OutOfMemoryError(
         "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.1 GiB total)"
     )
-    status, reason, code = pretrain.classify(exc)
-    assert (status, code) == ("oom", pretrain.EXIT_OOM)
+    status, reason, code = classify(exc)
+    assert (status, code) == ("oom", EXIT_OOM)
     for hint in (
         "--per_device_train_batch_size",
         "--gradient_checkpointing",

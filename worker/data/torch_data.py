@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -167,7 +166,3 @@ def first_blocks(
 def stacked(blocks: list[np.ndarray], block_size: int, dtype: Any) -> BlockDataset:
     arr = np.stack(blocks) if blocks else np.zeros((0, block_size), dtype=dtype)
     return BlockDataset([arr])
-
-
-def paths_of(sources: Sequence[Source]) -> list[Path]:
-    return [p for s in sources for p in s.files]

@@ -35,8 +35,8 @@ export interface Run {
   output_dir: string | null;
   tags: string[];
   note: string;
-  /** Seconds trained over all attempts (server-measured); absent from older servers. */
-  duration_seconds?: number | null;
+  /** Seconds trained over all attempts (server-measured). */
+  duration_seconds: number | null;
   /** Seconds of the attempts that ended; the running one is counted from started_at. */
   attempts_seconds?: number;
   /** The first attempt's start (started_at is the current attempt's). */
