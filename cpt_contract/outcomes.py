@@ -109,3 +109,60 @@ END_EVENT_KINDS: dict[str, FailureKind] = {
     "oom": FailureKind.oom,
     "preempted": FailureKind.preempted,
 }
+
+
+# --- the retry policy, for every executor -------------------------------------------------------
+
+#: Attempts (or Slurm jobs) in a row that end without training past the step where the one
+#: before ended, after which the run is not tried again (``CPT_FUTILE_ATTEMPTS``).
+DEFAULT_FUTILE_ATTEMPTS = 2
+
+
+def made_progress(before: int | None, after: int | None) -> bool:
+    """Whether a try trained past the step the try before it ended at (``before``; None:
+    nothing was trained before it). ``after``: the last step it trained (None: none)."""
+    return after is not None and (before is None or after > before)
+
+
+@dataclass(frozen=True)
+class Try:
+    """One ended try of a run, as the retry policy sees it."""
+
+    kind: FailureKind | None
+    #: The last step it trained (a log or a checkpoint), None when it trained none.
+    trained_step: int | None
+
+
+def futile_streak(tries: list[Try]) -> int:
+    """How many tries at the end of ``tries`` trained nothing past their predecessor."""
+    streak = 0
+    before: int | None = None
+    for t in tries:
+        if made_progress(before, t.trained_step):
+            streak = 0
+        else:
+            streak += 1
+        if t.trained_step is not None:
+            before = t.trained_step if before is None else max(before, t.trained_step)
+    return streak
+
+
+def why_not_retry(tries: list[Try], max_futile: int = DEFAULT_FUTILE_ATTEMPTS) -> str | None:
+    """Why the run must not be tried again after its last try (None: it may be).
+
+    Two rules, the same for the API's automatic resume and the Slurm executor's resubmits:
+    ``max_futile`` tries in a row without progress, or the same failure kind twice in a row at
+    the same step (it would happen again)."""
+    if not tries:
+        return None
+    last = tries[-1]
+    if max_futile > 0 and futile_streak(tries) >= max_futile:
+        reached = max((t.trained_step for t in tries if t.trained_step is not None), default=None)
+        where = f"step {reached}" if reached is not None else "its first step"
+        return f"{max_futile} tries in a row ended without training past {where}"
+    if len(tries) >= 2 and last.kind is not None:
+        prev = tries[-2]
+        if prev.kind == last.kind and prev.trained_step == last.trained_step:
+            at = last.trained_step if last.trained_step is not None else 0
+            return f"the same failure ({last.kind.value}) happened twice at step {at}"
+    return None

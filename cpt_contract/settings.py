@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cpt_contract.limits import DEFAULT_QUEUE, QUEUE_PATTERN
+from cpt_contract.outcomes import DEFAULT_FUTILE_ATTEMPTS
 from cpt_contract.roots import Roots
 from cpt_contract.slurm import TIME_PATTERN
 
@@ -109,6 +110,14 @@ class Settings(BaseSettings):
         default=120.0,
         ge=0,
         description="Worker stop (SIGTERM): time the ranks get to save a checkpoint before SIGKILL.",
+    )
+    futile_attempts: int = Field(
+        default=DEFAULT_FUTILE_ATTEMPTS,
+        ge=0,
+        le=100,
+        description="Attempts (or Slurm jobs) in a row that end without training past the step "
+        "where the one before ended, after which a run is not restarted or resubmitted (0: no "
+        "limit but max_restarts / CPT_SLURM_MAX_REQUEUES).",
     )
     unrecorded_seconds: float = Field(
         default=120.0,

@@ -92,6 +92,8 @@ class RunShipper:
         self.end_event: dict[str, Any] | None = None
         #: Progress seen in the shipped events (the worker's stall detection reads these).
         self.last_step: int | None = None
+        #: The last step trained (a log or a checkpoint): what the retry policy calls progress.
+        self.trained_step: int | None = None
         self.progress_at = time.monotonic()
         self.step_seconds: list[float] = []
         self.events_shipped = 0
@@ -163,6 +165,8 @@ class RunShipper:
         ):
             return
         now = time.monotonic()
+        if event.get("kind") in ("log", "checkpoint") and step > 0:
+            self.trained_step = step if self.trained_step is None else max(self.trained_step, step)
         if self.last_step is not None and step > self.last_step and event.get("kind") == "log":
             self.step_seconds.append((now - self.progress_at) / (step - self.last_step))
             del self.step_seconds[:-200]

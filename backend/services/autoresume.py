@@ -13,7 +13,14 @@ from typing import Any
 from backend.models import Run
 from backend.services import state_machine
 from cpt_contract.limits import DEFAULT_MAX_RESTARTS, REASON_MAX
-from cpt_contract.outcomes import LAST_CHECKPOINT, RETRYABLE_KINDS, FailureKind
+from cpt_contract.outcomes import (
+    DEFAULT_FUTILE_ATTEMPTS,
+    LAST_CHECKPOINT,
+    RETRYABLE_KINDS,
+    FailureKind,
+    Try,
+    why_not_retry,
+)
 from cpt_contract.statuses import RunStatus
 
 
@@ -38,14 +45,19 @@ def restarts_left(run: Run) -> int:
     return limit - used
 
 
-def why_not(run: Run, kind: FailureKind) -> str | None:
-    """Why the run is *not* restarted, or None when it is."""
+def tries_of(run: Run) -> list[Try]:
+    """The run's ended attempts as the retry policy sees them (step 0: nothing trained yet)."""
+    return [
+        Try(FailureKind(e["kind"]) if e.get("kind") else None, e.get("step") or None)
+        for e in run.attempt_log or []
+    ]
+
+
+def why_not(run: Run, ended: Try, max_futile: int) -> str | None:
+    """Why the run is *not* restarted after the attempt that just ``ended``, or None."""
     if restarts_left(run) <= 0:
         return "no automatic restart left (training.max_restarts)"
-    for entry in run.attempt_log or []:
-        if entry.get("step") == run.step and entry.get("kind") == kind.value:
-            return f"the same failure ({kind.value}) happened twice at step {run.step}"
-    return None
+    return why_not_retry([*tries_of(run), ended], max_futile)
 
 
 def end_attempt(
@@ -55,6 +67,7 @@ def end_attempt(
     *,
     kind: FailureKind | None,
     may_restart: bool = True,
+    max_futile: int = DEFAULT_FUTILE_ATTEMPTS,
 ) -> bool:
     """End the current attempt with ``status`` and its failure ``kind``; restart it when the
     kind is an interruption and the rules allow. True if restarted.
@@ -62,7 +75,8 @@ def end_attempt(
     The caller commits; a restarted run is ``queued`` with ``enqueued_at`` None, so the
     recovery loop sends its message within a few seconds."""
     retryable = may_restart and kind in RETRYABLE_KINDS and status == RunStatus.failed
-    blocked = why_not(run, kind) if retryable and kind is not None else "final"
+    ended = Try(kind, run.step or None)
+    blocked = why_not(run, ended, max_futile) if retryable else "final"
     run.failure_kind = kind.value if kind else None
     _record(run, status, reason, kind, restarted=blocked is None)
     if blocked is not None:

@@ -27,7 +27,7 @@ from backend.services.metrics import write as metric_write
 from backend.services.validation import ConfigInvalid, error
 from cpt_contract.events import PAUSE_PHASES, PHASES
 from cpt_contract.limits import INT32, INT64, REASON_MAX
-from cpt_contract.outcomes import FailureKind
+from cpt_contract.outcomes import DEFAULT_FUTILE_ATTEMPTS, FailureKind
 from cpt_contract.protocol import CHECKPOINT_NAME
 from cpt_contract.statuses import TERMINAL_STATUSES, WORKER_STATUSES, RunStatus
 
@@ -366,6 +366,7 @@ def report_status(
     pid: int | None,
     kind: FailureKind | None = None,
     argv: list[str] | None = None,
+    max_futile: int = DEFAULT_FUTILE_ATTEMPTS,
 ) -> bool:
     """Apply the worker's status report; returns whether the run changed."""
     check_attempt(run, attempt)
@@ -390,7 +391,7 @@ def report_status(
         return argv_changed  # still stopping; the answer says cancel_requested
     if status in TERMINAL_STATUSES:
         reason = reason or run.end_reason or _DEFAULT_REASONS[status]
-        autoresume.end_attempt(run, status, reason, kind=kind)
+        autoresume.end_attempt(run, status, reason, kind=kind, max_futile=max_futile)
         return True
     state_machine.transition(run, status, reason)
     return True

@@ -116,6 +116,7 @@ def fail_lost_runs(settings: Settings, now: datetime | None = None) -> list[str]
                 reason,
                 kind=FailureKind.worker_lost,
                 may_restart=run.status != RunStatus.cancelling,
+                max_futile=settings.futile_attempts,
             )
             failed.append(run)
         session.commit()

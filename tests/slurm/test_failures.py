@@ -5,11 +5,12 @@ a node of the allocation failing (NODE_FAIL) and preemption by a higher-priority
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.slurm.conftest import config_with, slurm_job, the_job, wait_job_state
+from tests.slurm.conftest import config_with, slurm_job, submitted_jobs, the_job, wait_job_state
 from tests.support.e2e import api_events, api_log, submit, tiny_config, wait_final, wait_for
 from tests.support.panel import Panel
 
@@ -79,3 +80,45 @@ def test_preempted_run_saves_and_resumes(slurm_panel: Panel, tiny_assets: dict[s
     events = api_events(slurm_panel, run["id"])
     starts = [e for e in events if e["kind"] == "start"]
     assert len(starts) == 2 and starts[1]["data"]["resumed_from"], starts
+
+
+def test_jobs_terminated_before_their_first_step_are_not_resubmitted_forever(
+    tmp_path: Path, redis_url: str, tiny_assets: dict[str, Any]
+) -> None:
+    """The overnight case: a time limit that sends TERM before the first step, every time.
+    Before, the worker resubmitted 11 times over 339 s and then advised resuming from a
+    checkpoint that did not exist; now the retry policy stops after CPT_FUTILE_ATTEMPTS jobs
+    that trained nothing, and the reason says no checkpoint was saved."""
+    from tests.slurm.conftest import WORKER_ENV, slurm_up
+    from tests.support.panel import start_panel
+
+    slurm_up()
+    panel = start_panel(
+        tmp_path / "data", broker_url=redis_url, allowed_roots=[tiny_assets["root"]]
+    )
+    try:
+        # TERM 55 s before a 1-minute limit: a few seconds into each job, before its first step.
+        env = {**WORKER_ENV, "CPT_SLURM_SIGNAL_GRACE_SECONDS": "55", "CPT_FUTILE_ATTEMPTS": "2"}
+        panel.start_worker(concurrency=1, extra_env=env)
+        config = config_with(
+            tiny_config(tiny_assets, max_steps=200), partition="short", time_limit="1"
+        )
+        run = submit(panel, config, "TERM before the first step")
+        final = wait_final(panel, run["id"], timeout=400)
+        log = api_log(panel, run["id"], 1)
+        jobs = submitted_jobs(log)
+        assert final["status"] == "failed", final
+        assert len(jobs) == 2, (jobs, log[-3000:])
+        reason = final["status_reason"]
+        assert (
+            "not resubmitted: 2 tries in a row ended without training past its first step" in reason
+        )
+        assert (
+            "no checkpoint was saved to resume from" in reason
+            and "resume from checkpoint" not in reason
+        )
+        assert final["failure_kind"] == "slurm_time_limit", final
+    finally:
+        for job in submitted_jobs(api_log(panel, run["id"], 1)) if "run" in locals() else []:
+            subprocess.run(["scancel", job], check=False)
+        panel.stop()

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from cpt_contract.fit import fit_problems, slurm_problems
-from cpt_contract.outcomes import FailureKind, Outcome
+from cpt_contract.outcomes import LAST_CHECKPOINT, FailureKind, Outcome, Try, why_not_retry
 from cpt_contract.protocol import CancelAnswer, ClaimOut
 from cpt_contract.roots import Roots
 from cpt_contract.runconfig.argv import LaunchContext, display_command
@@ -235,6 +235,7 @@ class SlurmAttempt(RunAttempt):
         thread = ShipperThread(shipper, self.settings.ship_interval_seconds)
         thread.start()
         resume = claim.resume_from
+        tries: list[Try] = []
         try:
             for n in range(self.settings.slurm_max_requeues + 1):
                 if self._cancelled():
@@ -246,7 +247,15 @@ class SlurmAttempt(RunAttempt):
                 outcome, again = self._judge(job, info, shipper, n)
                 if not again:
                     return outcome
-                resume = "last"
+                # The same retry policy as the API's automatic resume: no futile resubmits.
+                tries.append(Try(outcome.kind, shipper.trained_step))
+                if why := why_not_retry(tries, self.settings.futile_attempts):
+                    self._note(f"not resubmitted: {why}")
+                    return Outcome.failed(
+                        outcome.kind or FailureKind.error,
+                        f"{outcome.reason}; not resubmitted: {why}{self._resume_hint()}",
+                    )
+                resume = LAST_CHECKPOINT
             raise AssertionError("unreachable")  # the last round never resubmits
         finally:
             thread.stop()
@@ -309,6 +318,22 @@ class SlurmAttempt(RunAttempt):
 
     _never: str | None = None
 
+    def _resume_hint(self) -> str:
+        """Where a resume would start, named only when there is a checkpoint to start from."""
+        saved = sorted(
+            (
+                p
+                for p in self.paths.output_dir.glob("checkpoint-*")
+                if (p / "trainer_state.json").exists()
+            ),
+            key=lambda p: (
+                int(p.name.rsplit("-", 1)[1]) if p.name.rsplit("-", 1)[1].isdigit() else -1
+            ),
+        )
+        if not saved:
+            return "; no checkpoint was saved to resume from"
+        return f"; resume from {saved[-1].name}"
+
     def _judge(
         self, job: SlurmJob, info: JobInfo | None, shipper: RunShipper, n: int
     ) -> tuple[Outcome, bool]:
@@ -354,9 +379,7 @@ class SlurmAttempt(RunAttempt):
                 self._note(f"{why}: resubmitting to resume from the last checkpoint")
                 return Outcome.failed(kind, why), True
             return Outcome.failed(
-                kind,
-                f"{why} ({n + 1} jobs); resume from the last checkpoint with a longer "
-                "launch.time_limit",
+                kind, f"{why} ({n + 1} jobs){self._resume_hint()}; or a longer launch.time_limit"
             ), False
         if state == "CANCELLED":
             outside = f"Slurm job {job.job_id} was cancelled outside the panel (scancel)"

@@ -109,6 +109,7 @@ def report_status(
             body.pid,
             body.kind,
             body.argv,
+            max_futile=settings.futile_attempts,
         )
         session.commit()
     if changed:
