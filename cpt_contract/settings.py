@@ -265,6 +265,11 @@ class Settings(BaseSettings):
         return self.resolved_data_dir / "cache"
 
     @property
+    def datasets_dir(self) -> Path:
+        """Where a clean job puts a new dataset when it names no other datasets root."""
+        return self.resolved_data_dir / "datasets"
+
+    @property
     def demo_dir(self) -> Path:
         return self.resolved_data_dir / "demo"
 
