@@ -31,6 +31,8 @@ class LanguageStep(_Step):
     """Identify each document's language; keep only the listed languages, each above its
     confidence threshold."""
 
+    model_config = ConfigDict(extra="forbid", title="Language identification")
+
     step: Literal["language"] = "language"
     keep: list[str] = Field(
         min_length=1,
@@ -71,12 +73,16 @@ class ExactDedupStep(_Step):
     """Drop a document whose normalised text (NFKC, lower case, punctuation and runs of
     whitespace removed) equals an earlier one's, across all sources."""
 
+    model_config = ConfigDict(extra="forbid", title="Exact duplicates")
+
     step: Literal["exact_dedup"] = "exact_dedup"
 
 
 class NearDedupStep(_Step):
     """Drop a document that is a near copy of an earlier one (MinHash LSH over word shingles):
     its estimated Jaccard similarity reaches the threshold."""
+
+    model_config = ConfigDict(extra="forbid", title="Near duplicates (MinHash)")
 
     step: Literal["near_dedup"] = "near_dedup"
     shingle_size: int = Field(default=5, ge=1, le=32, title="Shingle size (words)")
@@ -88,6 +94,8 @@ class NearDedupStep(_Step):
 class QualityStep(_Step):
     """Gopher/C4-style heuristics; a threshold left empty is not checked. Words are runs of
     non-space characters, each CJK, kana, Hangul or Thai character a word of its own."""
+
+    model_config = ConfigDict(extra="forbid", title="Quality filters")
 
     step: Literal["quality"] = "quality"
     min_words: int | None = Field(default=5, ge=0, le=10_000_000, title="Minimum words")
@@ -135,6 +143,8 @@ class QualityStep(_Step):
 
 class PiiStep(_Step):
     """Mask e-mail addresses, phone numbers and IP addresses (the document is kept)."""
+
+    model_config = ConfigDict(extra="forbid", title="PII masking")
 
     step: Literal["pii"] = "pii"
     emails: bool = Field(default=True, title="E-mail addresses")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from backend.services.files import problem
 from cpt_contract.clean import LANGUAGES, LINEAGE_FILE
 from cpt_contract.jobs import CleanParams
 from tests.support.clean_corpus import Corpus, build_corpus
@@ -76,7 +77,7 @@ def test_a_mixed_corpus_is_cleaned_as_configured(corpus: Corpus, tmp_path: Path)
     # Every planted duplicate went, each to its own step; no distinct document was taken for one.
     assert steps["exact_dedup"]["removed"]["documents"] == len(corpus.exact_copies)
     assert steps["near_dedup"]["removed"]["documents"] == len(corpus.near_copies)
-    planted_kept = {_norm(t) for t in _texts(out / "web")}
+    planted_kept = {_norm(t) for t in _texts(out / "web__crawl.jsonl")}
     for copy in corpus.exact_copies + corpus.near_copies:
         assert _norm(copy) not in planted_kept
     dup_examples = steps["exact_dedup"]["examples"] + steps["near_dedup"]["examples"]
@@ -116,6 +117,9 @@ def test_a_mixed_corpus_is_cleaned_as_configured(corpus: Corpus, tmp_path: Path)
     assert result["after"]["documents"] == previous["documents"] == len(_texts(out))
     assert result["after"]["characters"] == previous["characters"]
 
+    # A normal dataset: one flat directory of text files that the dataset picker offers.
+    assert problem("dataset", out) is None
+    assert (out / "udhr__udhr_kn_Knda.txt").is_file()
     # The lineage travels with the dataset; nothing else is left beside it.
     lineage = json.loads((out / LINEAGE_FILE).read_text())
     assert lineage["sources"] == [str(s) for s in corpus.sources]

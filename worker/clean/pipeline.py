@@ -42,8 +42,9 @@ STATE = "state.pickle"
 
 
 def plan_files(sources: list[str]) -> list[tuple[Path, str]]:
-    """Each input file and its path inside the new dataset (``<source dir name>/<relative>``,
-    or the file's own name for a file source; a repeated name gets ``-2``, ``-3``...)."""
+    """Each input file and its name in reports (``<source dir name>/<relative>``, or the file's
+    own name for a file source; a repeated source name gets ``-2``, ``-3``...). In the new dataset
+    it is ``output_name(rel)``: one flat directory, as the pickers and a scan expect."""
     out: list[tuple[Path, str]] = []
     used: set[str] = set()
     for raw in sources:
@@ -63,6 +64,10 @@ def plan_files(sources: list[str]) -> list[tuple[Path, str]]:
         used.add(label)
         out += [(p, label + rel[len(top) :]) for p, rel in pairs]
     return out
+
+
+def output_name(rel: str) -> str:
+    return rel.replace("/", "__")
 
 
 def work_key(params: CleanParams, files: list[tuple[Path, str]]) -> str:
@@ -162,8 +167,7 @@ class Cleaner:
         done_bytes: int,
         n_files: int,
     ) -> int:
-        out_path = target / rel
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path = target / output_name(rel)
         with contextlib.suppress(FileNotFoundError):
             out_path.unlink()  # a file the previous attempt had begun
         stats = ReadStats()
@@ -185,7 +189,13 @@ class Cleaner:
             if fh is not None:
                 fh.close()
         self.file_rows.append(
-            {"path": str(path), "output": rel if kept else None, "documents": read, "kept": kept}
+            {
+                "path": str(path),
+                "name": rel,
+                "output": output_name(rel) if kept else None,
+                "documents": read,
+                "kept": kept,
+            }
         )
         return stats.bytes
 

@@ -41,7 +41,9 @@ def _is_symbol_word(word: str) -> bool:
 
 
 def _top_ngram_chars(ws: list[str], n: int) -> int:
-    """Characters covered by the most frequent n-gram, only when it occurs more than once."""
+    """Characters covered by the most frequent n-gram, only when it occurs more than once.
+    (datatrove counts a short document's single n-gram too, dropping every document of under
+    ~2 / ratio words whatever its text; bench/clean.py measures what that changes.)"""
     if len(ws) < n:
         return 0
     counts = Counter(" ".join(ws[i : i + n]) for i in range(len(ws) - n + 1))
