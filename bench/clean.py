@@ -139,10 +139,22 @@ def run_ours(data: Path, out: Path) -> dict[str, Any]:
         return out_docs
 
     cleaner.process = process  # type: ignore[method-assign]
+    filtered: set[str] = set()  # what language + quality kept (before any dedup)
+    quality = cleaner.steps[1]
+    real_apply = quality.apply
+
+    def apply(docs: Any, locations: Any, files: list[str]) -> Any:
+        out_docs = real_apply(docs, locations, files)
+        filtered.update(
+            f"{int(files[d.file].split('-')[-1].split('.')[0])}:{d.line}" for d in out_docs
+        )
+        return out_docs
+
+    quality.apply = apply  # type: ignore[method-assign]
     started = time.perf_counter()
     result = cleaner.run(out, "ours")
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "kept": kept, "result": result}
+    return {"seconds": seconds, "kept": kept, "filtered": filtered, "result": result}
 
 
 def run_datatrove(data: Path, work: Path) -> dict[str, Any]:
@@ -263,23 +275,39 @@ def run_datatrove(data: Path, work: Path) -> dict[str, Any]:
         "6",
     )
     seconds = time.perf_counter() - started
-    kept: set[str] = set()
-    for f in (work / "out").glob("*.jsonl"):
-        for line in f.read_text(encoding="utf-8").splitlines():
-            kept.add(json.loads(line)["id"])
-    return {"seconds": seconds, "kept": kept}
+
+    def ids(folder: Path) -> set[str]:
+        return {
+            json.loads(line)["id"]
+            for f in folder.glob("*.jsonl")
+            for line in f.read_text(encoding="utf-8").splitlines()
+        }
+
+    return {"seconds": seconds, "kept": ids(work / "out"), "filtered": ids(work / "filtered")}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--docs", type=int, default=20_000)
     ap.add_argument("--files", type=int, default=4)
+    ap.add_argument(
+        "--index-memory", type=int, default=0, metavar="N",
+        help="only measure the dedup index's memory for N random documents",
+    )  # fmt: skip
     args = ap.parse_args()
+    if args.index_memory:
+        index_memory(args.index_memory)
+        return
     os.environ.setdefault("DATATROVE_COLORIZE_LOGS", "0")
     work = Path(tempfile.mkdtemp(prefix="bench-clean-"))
     try:
         data = build(work, args.docs, args.files)
-        n = sum(1 for f in data.glob("*.jsonl") for _ in f.open(encoding="utf-8"))
+        texts = {
+            json.loads(line)["id"]: json.loads(line)["text"]
+            for f in data.glob("*.jsonl")
+            for line in f.open(encoding="utf-8")
+        }
+        n = len(texts)
         ours = run_ours(data, work / "ours")
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         theirs = run_datatrove(data, work / "dt")
@@ -301,8 +329,81 @@ def main() -> None:
     print(f"same fate (both keep or both remove): {same_fate / n:.4f} ({n - same_fate} differ)")
     print(f"kept-set overlap (both keep / either keeps): {len(a & b) / max(1, len(a | b)):.4f}")
     print(f"only ours keeps: {len(a - b)}, only datatrove keeps: {len(b - a)}")
+    fa, fb = ours["filtered"], theirs["filtered"]
+    single = sum(1 for i in fa - fb if _single_ngram_rule(texts[i]))
+    print(
+        f"language + quality alone: same fate {(n - len(fa ^ fb)) / n:.4f} "
+        f"(ours keeps {len(fa):,}, datatrove {len(fb):,}; {len(fa - fb)} only ours, "
+        f"{len(fb - fa)} only datatrove; {single} of those only ours keeps fail datatrove's "
+        "top n-gram rule on an n-gram that occurs once)"
+    )
+    print(
+        f"dedup removed: ours {len(fa) - len(a):,}, datatrove {len(fb) - len(b):,} "
+        "(of a duplicate pair, ours keeps the first seen, datatrove its cluster's root)"
+    )
     print("ours per step removed:", {s["step"]: s["removed"]["documents"] for s in result["steps"]})
     print(f"ours: index entries {result['index_entries']:,}, peak RSS {rss / 2**20:.0f} MiB")
+
+
+def index_memory(n: int) -> None:
+    """Bytes per document of what grows with the corpus: the exact-dedup dict, the LSH bands
+    (0.8, 128 permutations) and the 8-byte location, filled with n random signatures."""
+    import tracemalloc
+
+    import numpy as np
+    import xxhash
+
+    from worker.clean.minhash import LshIndex
+    from worker.clean.steps import Locations
+
+    rng = np.random.default_rng(0)
+    tracemalloc.start()
+    lsh, seen, where = LshIndex(0.8, 128), {}, Locations()
+    for i in range(n):
+        sig = rng.integers(0, 2**32, size=128, dtype=np.uint64)
+        lsh.add(sig, i)
+        seen.setdefault(xxhash.xxh3_128_intdigest(sig.tobytes()), i)
+        where.packed.append(i)
+    total = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del lsh
+    tracemalloc.start()
+    seen2: dict[int, int] = {}
+    for i in range(n):
+        seen2.setdefault(xxhash.xxh3_128_intdigest(i.to_bytes(8, "little")), i)
+    exact_only = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    print(f"{n:,} documents, near dedup {lsh_shape(0.8, 128)}:")
+    print(
+        f"  exact + near + location: {total / n:.0f} B/document = {total / n * 1e6 / 2**30:.2f} GiB per million"
+    )
+    print(
+        f"  exact only:              {exact_only / n:.0f} B/document = {exact_only / n * 1e6 / 2**30:.2f} GiB per million"
+    )
+
+
+def lsh_shape(threshold: float, num_perm: int) -> str:
+    from worker.clean.minhash import optimal_bands
+
+    bands, rows = optimal_bands(threshold, num_perm)
+    return f"{bands} bands x {rows} rows"
+
+
+def _single_ngram_rule(text: str) -> bool:
+    """datatrove's top n-gram reading: the most common n-gram's characters times its count,
+    even when it occurs once (ours needs a repeat)."""
+    from collections import Counter
+
+    from worker.clean.text import words
+
+    ws = words(text)
+    for n, limit in ((2, 0.2), (3, 0.18), (4, 0.16)):
+        grams = [" ".join(ws[i : i + n]) for i in range(len(ws) - n + 1)]
+        if grams:
+            gram, count = Counter(grams).most_common(1)[0]
+            if len(gram) * count / len(text) > limit:
+                return True
+    return False
 
 
 def _git() -> str:
