@@ -140,19 +140,23 @@ def run_ours(data: Path, out: Path) -> dict[str, Any]:
 
     cleaner.process = process  # type: ignore[method-assign]
     filtered: set[str] = set()  # what language + quality kept (before any dedup)
-    quality = cleaner.steps[1]
-    real_apply = quality.apply
+    # Wrapped on the class, not the instance: the checkpoints pickle the steps.
+    quality_cls = type(cleaner.steps[1])
+    real_apply = quality_cls.apply
 
-    def apply(docs: Any, locations: Any, files: list[str]) -> Any:
-        out_docs = real_apply(docs, locations, files)
+    def apply(self: Any, docs: Any, locations: Any, files: list[str]) -> Any:
+        out_docs = real_apply(self, docs, locations, files)
         filtered.update(
             f"{int(files[d.file].split('-')[-1].split('.')[0])}:{d.line}" for d in out_docs
         )
         return out_docs
 
-    quality.apply = apply  # type: ignore[method-assign]
+    quality_cls.apply = apply  # type: ignore[method-assign]
     started = time.perf_counter()
-    result = cleaner.run(out, "ours")
+    try:
+        result = cleaner.run(out, "ours")
+    finally:
+        quality_cls.apply = real_apply  # type: ignore[method-assign]
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "kept": kept, "filtered": filtered, "result": result}
 
