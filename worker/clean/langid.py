@@ -6,8 +6,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-#: Characters of a document the detector reads (its features saturate long before).
-SAMPLE_CHARS = 3000
+#: Characters of a document the detector reads: its byte n-gram features settle within a few
+#: hundred characters, and the scoring costs time in proportion.
+SAMPLE_CHARS = 1000
 
 
 @lru_cache(maxsize=1)

@@ -36,8 +36,12 @@ def normalise(text: str) -> str:
     return _SPACE.sub(" ", _PUNCT.sub(" ", text)).strip()
 
 
+_SYMBOLS_ONLY = regex.compile(r"[\p{P}\p{S}]+")
+_LETTER = regex.compile(r"\p{L}")
+
+
 def _is_symbol_word(word: str) -> bool:
-    return all(unicodedata.category(c)[0] in "PS" for c in word)
+    return _SYMBOLS_ONLY.fullmatch(word) is not None
 
 
 def _top_ngram_chars(ws: list[str], n: int) -> int:
@@ -46,19 +50,19 @@ def _top_ngram_chars(ws: list[str], n: int) -> int:
     ~2 / ratio words whatever its text; bench/clean.py measures what that changes.)"""
     if len(ws) < n:
         return 0
-    counts = Counter(" ".join(ws[i : i + n]) for i in range(len(ws) - n + 1))
-    gram, count = counts.most_common(1)[0]
-    return len(gram) * count if count > 1 else 0
+    # Tuples, not joined strings: the same n-grams, hashed without building a string each.
+    gram, count = Counter(zip(*(ws[i:] for i in range(n)), strict=False)).most_common(1)[0]
+    return (sum(map(len, gram)) + n - 1) * count if count > 1 else 0
 
 
 def _duplicate_ngram_chars(ws: list[str], n: int) -> int:
     """Characters of n-grams seen before (Gopher; a repeat skips its n words, as datatrove)."""
-    seen: set[str] = set()
+    seen: set[tuple[str, ...]] = set()
     repeated, i = 0, 0
     while i < len(ws) - n + 1:
-        gram = "".join(ws[i : i + n])
+        gram = tuple(ws[i : i + n])
         if gram in seen:
-            repeated += len(gram)
+            repeated += sum(map(len, gram))
             i += n
         else:
             seen.add(gram)
@@ -89,11 +93,11 @@ def quality_problem(text: str, q: QualityStep) -> str | None:
             if count / n > q.max_symbol_word_ratio:
                 return f"max_symbol_word_ratio: {what} {count / n:.2f} > {q.max_symbol_word_ratio}"
     if n and q.min_alpha_word_ratio is not None:
-        alpha = sum(1 for w in ws if any(c.isalpha() for c in w)) / n
+        alpha = sum(1 for w in ws if _LETTER.search(w)) / n
         if alpha < q.min_alpha_word_ratio:
             return f"min_alpha_word_ratio: {alpha:.2f} < {q.min_alpha_word_ratio}"
     if text and q.max_digit_ratio is not None:
-        digits = sum(c.isdigit() for c in text) / len(text)
+        digits = sum(map(str.isdigit, text)) / len(text)
         if digits > q.max_digit_ratio:
             return f"max_digit_ratio: {digits:.2f} > {q.max_digit_ratio}"
     lines = [ln for ln in _LINES.split(text) if ln.strip()]

@@ -46,7 +46,13 @@ export function CleanSteps({ schema, value, errors, onChange }: Props) {
     [copy[i], copy[i + by]] = [copy[i + by], copy[i]];
     onChange(copy);
   };
-  const listErrors = errors["params.steps"] ?? [];
+  // Errors of the list itself (too few steps, an unknown kind); a step's field shows its own.
+  const placed = new Set(
+    Object.entries(errors)
+      .filter(([k]) => k.startsWith("params.steps."))
+      .flatMap(([, msgs]) => msgs),
+  );
+  const listErrors = (errors["params.steps"] ?? []).filter((m) => !placed.has(m));
   return (
     <fieldset class="clean-steps" aria-label="Steps">
       <legend>Steps, in order</legend>
