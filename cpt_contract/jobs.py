@@ -139,6 +139,11 @@ class CleanParams(_Params):
         json_schema_extra={"picker": "tokenizer"},
     )
     examples: int = Field(default=5, ge=0, le=50, title="Removed examples per step")
+    txt_documents: TxtDocuments = Field(
+        default="line",
+        title="Documents in .txt files",
+        description="line: one per line; blank_line: one per paragraph; file: the whole file.",
+    )
 
 
 JOB_PARAMS: dict[str, type[_Params]] = {

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_clean_from_the_cli(panel: Panel, tiny_assets: dict[str, Path]) -> None:
-    corpus = build_corpus(panel.data_dir / "corpora" / f"cli-{uuid.uuid4().hex[:6]}")
+    corpus = build_corpus(panel.data_dir / "datasets" / f"cli-{uuid.uuid4().hex[:6]}")
     name = f"cli-clean-{uuid.uuid4().hex[:6]}"
     sources = [str(s) for s in corpus.sources]
     bad = cli(panel, "data", "clean", *sources, "--name", name, "--step", "language keep=[en,xx]")
@@ -63,7 +63,7 @@ def test_a_cancelled_clean_leaves_nothing_visible_and_resumes(panel: Panel) -> N
     """Eight files of real licence text (repeated, numbered so none is a duplicate): cancelled
     after a checkpoint, no dataset appears (not in the picker, not under its name); the same job given
     again resumes after the files its checkpoint recorded and ends with every file."""
-    src = panel.data_dir / "corpora" / f"big-{uuid.uuid4().hex[:6]}"
+    src = panel.data_dir / "datasets" / f"big-{uuid.uuid4().hex[:6]}"
     src.mkdir(parents=True)
     paragraphs = [" ".join(p.split()) for p in LICENCE.read_text().split("\n\n") if p.strip()]
     for f in range(8):

@@ -20,7 +20,7 @@ def test_clean_a_mixed_corpus_then_train_on_it(
     ui: UI, panel: object, tiny_assets: dict[str, Path]
 ) -> None:
     data_dir: Path = panel.data_dir  # type: ignore[attr-defined]
-    corpus = build_corpus(data_dir / "corpora" / f"mixed-{uuid.uuid4().hex[:6]}")
+    corpus = build_corpus(data_dir / "datasets" / f"mixed-{uuid.uuid4().hex[:6]}")
     name = f"mixed-clean-{uuid.uuid4().hex[:6]}"
     page = ui.page
     ui.goto("/datasets/clean")

@@ -224,3 +224,27 @@ def test_memory_stays_flat_with_corpus_size(tmp_path: Path) -> None:
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
     assert peaks[1] < peaks[0] + 12_000 * 8 * 2 + 1_000_000, peaks
+
+
+def test_paragraph_documents_of_a_txt_file_stay_whole(tmp_path: Path) -> None:
+    """With ``txt_documents: blank_line`` a .txt document is a paragraph: its line breaks stay,
+    so the new dataset holds it as JSONL (a .txt line cannot)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    text = (Path("/usr/share/common-licenses/Apache-2.0")).read_text(encoding="utf-8")
+    (src / "apache.txt").write_text(text + "\n\n" + text.split("\n\n")[3] + "\n")
+    params = CleanParams.model_validate(
+        {
+            "sources": [str(src)],
+            "name": "p",
+            "output_root": str(tmp_path / "o"),
+            "steps": [{"step": "exact_dedup"}],
+            "txt_documents": "blank_line",
+        }
+    )
+    result = Cleaner(params).run(tmp_path / "o", "p")
+    out = tmp_path / "o" / "p" / "src__apache.jsonl"
+    docs = [d for batch in iter_document_batches(out, False) for d in batch]
+    paragraphs = [p for p in (text + "\n").split("\n\n") if p.strip()]
+    assert result["steps"][0]["removed"]["documents"] == 1  # the repeated paragraph
+    assert len(docs) == len(paragraphs) and any("\n" in d for d in docs)

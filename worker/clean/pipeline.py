@@ -66,8 +66,13 @@ def plan_files(sources: list[str]) -> list[tuple[Path, str]]:
     return out
 
 
-def output_name(rel: str) -> str:
-    return rel.replace("/", "__")
+def output_name(rel: str, txt_documents: str = "line") -> str:
+    """Flat, and JSONL for a .txt file cut other than by line: its documents hold line breaks,
+    which a .txt file of one document per line cannot."""
+    name = rel.replace("/", "__")
+    if name.endswith(".txt") and txt_documents != "line":
+        name = name[: -len(".txt")] + ".jsonl"
+    return name
 
 
 def work_key(params: CleanParams, files: list[tuple[Path, str]]) -> str:
@@ -167,15 +172,18 @@ class Cleaner:
         done_bytes: int,
         n_files: int,
     ) -> int:
-        out_path = target / output_name(rel)
+        out_path = target / output_name(rel, self.params.txt_documents)
         with contextlib.suppress(FileNotFoundError):
             out_path.unlink()  # a file the previous attempt had begun
         stats = ReadStats()
         fh: IO[str] | None = None
         kept = read = 0
-        jsonl = path.suffix == ".jsonl"
+        jsonl = out_path.suffix == ".jsonl"
         try:
-            for texts in iter_document_batches(path, False, FLAG, stats):
+            mode = self.params.txt_documents
+            # A line is a document without its break; a paragraph or a file keeps its breaks.
+            breaks = mode != "line"
+            for texts in iter_document_batches(path, breaks, FLAG, stats, txt_documents=mode):
                 docs = self.process(self._docs(texts, index, read + 1), rels)
                 read += len(texts)
                 if docs and fh is None:
@@ -192,7 +200,7 @@ class Cleaner:
             {
                 "path": str(path),
                 "name": rel,
-                "output": output_name(rel) if kept else None,
+                "output": output_name(rel, self.params.txt_documents) if kept else None,
                 "documents": read,
                 "kept": kept,
             }
