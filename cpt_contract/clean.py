@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cpt_contract.limits import INT32
+
 #: Language codes the detector knows (py3langid 0.4's model, ISO 639-1 where there is one).
 #: ``tests/worker/test_clean_engine.py`` checks this list equals the installed model's labels.
 _CODES = """ace af am an ar ary arz as az ba bcl be bg bn br bs ca crh cs cy da de dz el en eo es et
@@ -88,7 +90,7 @@ class NearDedupStep(_Step):
     shingle_size: int = Field(default=5, ge=1, le=32, title="Shingle size (words)")
     num_perm: int = Field(default=128, ge=16, le=1024, title="Permutations")
     threshold: float = Field(default=0.8, gt=0, lt=1, title="Jaccard threshold")
-    seed: int = Field(default=1, ge=0, le=2**31 - 1, title="Seed")
+    seed: int = Field(default=1, ge=0, le=INT32, title="Seed")
 
 
 class QualityStep(_Step):
