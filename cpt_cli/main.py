@@ -1,7 +1,7 @@
-"""Command line: ``cpt-panel serve | worker | up | runs ...``.
+"""Command line: ``cpt-panel serve | worker | up | runs ... | data clean ...``.
 
 ``serve`` runs the API, ``worker`` a Celery worker with its heartbeat, ``up`` both (``make run``),
-``runs`` is the HTTP client (cpt_cli/runs.py). Heavy imports stay inside the commands.
+``runs`` and ``data`` are HTTP clients (cpt_cli/runs.py, cpt_cli/data.py). Heavy imports stay inside the commands.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ import os
 
 import typer
 
+from cpt_cli.data import app as data_app
 from cpt_cli.runs import app as runs_app
 from cpt_contract.settings import get_settings
 
 app = typer.Typer(help="cpt-panel: continual-pretraining control panel.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(data_app, name="data")
 
 
 @app.callback()

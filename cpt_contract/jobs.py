@@ -1,6 +1,7 @@
 """Jobs: work a worker does that is not a training run (merge a LoRA checkpoint, extend a
-tokenizer, scan a dataset, generate from a checkpoint). Queued, claimed, logged, cancelled and shown like runs, each with its
-own kind and typed parameters; the result is a JSON document the job writes when it succeeds.
+tokenizer, scan a dataset, generate from a checkpoint, clean a corpus into a new dataset).
+Queued, claimed, logged, cancelled and shown like runs, each with its own kind and typed
+parameters; the result is a JSON document the job writes when it succeeds.
 
 Both sides use this module: the API validates a job's parameters with ``JOB_PARAMS`` and the
 worker turns them into the argv of ``python -m worker.<tool>`` (``worker/jobs.py``).
@@ -12,13 +13,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cpt_contract.clean import CleanStep
 from cpt_contract.limits import INT32
 from cpt_contract.text import TxtDocuments
 
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
 RUN_JOB_TASK = "worker.tasks.run_job"
 
-JobKind = Literal["merge", "tokenizer", "scan", "generate"]
+JobKind = Literal["merge", "tokenizer", "scan", "generate", "clean"]
 
 Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -107,11 +109,49 @@ class GenerateParams(_Params):
     seed: int = Field(default=0, ge=0, le=INT32, title="Seed (sampled)")
 
 
+class CleanParams(_Params):
+    """Clean one or more sources into a new dataset directory (steps in the order given)."""
+
+    sources: list[Path_] = Field(
+        min_length=1,
+        max_length=64,
+        title="Sources",
+        description="Files or directories of text (.txt, .jsonl).",
+        json_schema_extra={"picker": "dataset"},
+    )
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        title="New dataset name",
+        description="The directory made under the datasets root; it must not exist yet.",
+    )
+    output_root: Path_ | None = Field(
+        default=None,
+        title="Datasets root",
+        description="Where the new dataset goes; default: the datasets folder of the data dir.",
+    )
+    steps: list[CleanStep] = Field(min_length=1, max_length=16, title="Steps")
+    tokenizer: Path_ | None = Field(
+        default=None,
+        title="Tokenizer",
+        description="Count tokens with it before and after each step.",
+        json_schema_extra={"picker": "tokenizer"},
+    )
+    examples: int = Field(default=5, ge=0, le=50, title="Removed examples per step")
+    txt_documents: TxtDocuments = Field(
+        default="line",
+        title="Documents in .txt files",
+        description="line: one per line; blank_line: one per paragraph; file: the whole file.",
+    )
+
+
 JOB_PARAMS: dict[str, type[_Params]] = {
     "merge": MergeParams,
     "tokenizer": TokenizerParams,
     "scan": ScanParams,
     "generate": GenerateParams,
+    "clean": CleanParams,
 }
 #: Parameters that are paths a user chose (checked against the allowed roots by the API).
 PATH_PARAMS: dict[str, tuple[str, ...]] = {
@@ -119,6 +159,7 @@ PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "tokenizer": ("base", "corpus", "eval_text"),
     "scan": ("paths", "tokenizer"),
     "generate": (),
+    "clean": ("sources", "tokenizer"),
 }
 #: Kinds that act on one checkpoint of a run (the API checks that the checkpoint exists).
 CHECKPOINT_KINDS = ("merge", "generate")

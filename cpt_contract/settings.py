@@ -274,6 +274,11 @@ class Settings(BaseSettings):
         return self.resolved_data_dir / "cache"
 
     @property
+    def datasets_dir(self) -> Path:
+        """Where a clean job puts a new dataset when it names no other datasets root."""
+        return self.resolved_data_dir / "datasets"
+
+    @property
     def demo_dir(self) -> Path:
         return self.resolved_data_dir / "demo"
 
@@ -293,9 +298,9 @@ class Settings(BaseSettings):
     @property
     def roots(self) -> Roots:
         """Where user-supplied paths are accepted: what users made in the data dir (runs, job
-        outputs, the demo) and ``allowed_roots``; never the rest of the data dir (keys, tokens,
-        database, broker, caches), nor a SQLite database kept elsewhere."""
-        shared = (self.runs_dir, self.jobs_dir, self.demo_dir)
+        outputs, cleaned datasets, the demo) and ``allowed_roots``; never the rest of the data
+        dir (keys, tokens, database, broker, caches), nor a SQLite database kept elsewhere."""
+        shared = (self.runs_dir, self.jobs_dir, self.datasets_dir, self.demo_dir)
         state = [self.resolved_data_dir]
         url = self.sqlalchemy_url
         if url.startswith("sqlite:///"):

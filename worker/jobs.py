@@ -1,4 +1,4 @@
-"""One job (merge, tokenizer, scan, generate) on this box's job slot: claim, run the tool, ship its log,
+"""One job (merge, tokenizer, scan, generate, clean) on this box's job slot: claim, run the tool, ship its log,
 report the result.
 
 Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
@@ -17,7 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cpt_contract.jobs import PATH_PARAMS, GenerateParams, MergeParams, ScanParams, TokenizerParams
+from cpt_contract.jobs import (
+    PATH_PARAMS,
+    CleanParams,
+    GenerateParams,
+    MergeParams,
+    ScanParams,
+    TokenizerParams,
+)
 from cpt_contract.protocol import JobClaimOut
 from cpt_contract.roots import PathRefused, check_user_path
 from cpt_contract.run_paths import JobPaths, RunPaths
@@ -92,6 +99,8 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         return [*argv, "--txt_documents", s.txt_documents]
     if claim.kind == "generate":
         return generate_argv(settings, GenerateParams.model_validate(claim.params), paths)
+    if claim.kind == "clean":
+        return clean_argv(settings, CleanParams.model_validate(claim.params), paths)
     raise ValueError(f"unknown job kind {claim.kind!r}")
 
 
@@ -113,6 +122,18 @@ def generate_argv(settings: Settings, g: GenerateParams, paths: JobPaths) -> lis
     argv += [f"--prompt={g.prompt}", "--max_new_tokens", str(g.max_new_tokens), "--mode", g.mode]
     argv += ["--temperature", str(g.temperature), "--seed", str(g.seed)]
     return [*argv, "--json", str(paths.result)]
+
+
+def clean_argv(settings: Settings, c: CleanParams, paths: JobPaths) -> list[str]:
+    """The params go to the tool as a file (validated again there); the datasets root must be
+    under this box's roots, checked here as the API did, since the two may be different boxes."""
+    root = Path(c.output_root).expanduser().resolve() if c.output_root else settings.datasets_dir
+    if not settings.roots.admits(root):
+        raise ValueError(f"params.output_root: {settings.roots.why_not(root, root)}")
+    config = paths.job_dir / "clean.json"
+    config.write_text(c.model_dump_json(), encoding="utf-8")
+    argv = [sys.executable, "-m", "worker.clean", f"--config={config}"]
+    return [*argv, f"--output_root={root}", f"--json={paths.result}"]
 
 
 def result_of(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Jobs (merge, tokenizer, scan): create with validated parameters, claim, report, log, cancel.
+"""Jobs (merge, tokenizer, scan, generate, clean): create with validated parameters, claim, report, log, cancel.
 
 Like runs, the database is the truth and the broker only the doorbell: a worker claims a queued
 job (``queued → running``), so a repeated message is harmless; a lost one is resent by the
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, func, select
 
 from backend.models import Checkpoint, Job, JobCreate, JobLogChunk, JobPublic, Run, utcnow
-from backend.services import enqueue
+from backend.services import clean, enqueue
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
@@ -96,7 +96,10 @@ def validate(
             raise NotFound(f"run {run.id} has no checkpoint {params['checkpoint']}")
         if not Path(found.path).is_dir():
             raise Conflict(f"{params['checkpoint']} of run {run.id} was deleted (keep limit)")
-    return _validate_paths(settings, body.kind, params), run
+    params = _validate_paths(settings, body.kind, params)
+    if body.kind == "clean":
+        params = clean.validate(settings, params)
+    return params, run
 
 
 def create_job(settings: Settings, session: Session, body: JobCreate) -> Job:

@@ -84,11 +84,11 @@ function App() {
       <Launch
         key={route.query.toString()}
         from={route.query.get("from")}
-        prefill={{ tokenizer: route.query.get("tokenizer"), base: route.query.get("base") }}
+        prefill={{ tokenizer: route.query.get("tokenizer"), base: route.query.get("base"), dataset: route.query.get("dataset") }}
       />
     );
   else if (page === "tokenizers") body = <Tokenizers selected={route.path[1] ?? null} />;
-  else if (page === "datasets") body = <Datasets key={route.query.toString()} selected={route.path[1] ?? null} query={route.query} />;
+  else if (page === "datasets") body = <Datasets key={route.query.toString()} selected={route.path[1] ?? null} sub={route.path[2] ?? null} query={route.query} />;
   else if (page === "compare") body = <Compare ids={(route.query.get("ids") ?? "").split(",").filter(Boolean)} />;
   else if (page === "workers") body = <Workers />;
   else body = <Runs query={route.query} />;

@@ -21,6 +21,7 @@ def test_env_prefix_and_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert list(s.roots) == [
         data / "runs",
         data / "jobs",
+        data / "datasets",  # cleaned datasets
         data / "demo",
         (tmp_path / "models").resolve(),
         (tmp_path / "datasets").resolve(),

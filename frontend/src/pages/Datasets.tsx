@@ -1,9 +1,11 @@
 // Datasets: scan a directory (or files) on a worker before training on it: files, documents,
 // characters, script, tokens and blocks for a tokenizer, the first documents as the .txt document
-// option cuts them, and what will be skipped.
+// option cuts them, and what will be skipped; or clean sources into a new dataset (the Clean tab).
 
 import { CHARACTER_DEFINITION } from "../api/contract";
 import type { Job } from "../api/types";
+import { CleanResult } from "../components/CleanResult";
+import { CleanSteps } from "../components/CleanSteps";
 import { bytes, int } from "../lib/format";
 import { navigate } from "../lib/router";
 import { JobsPage } from "./Jobs";
@@ -70,13 +72,52 @@ function ScanResult({ job }: { job: Job }) {
   );
 }
 
-export function Datasets({ selected, query }: { selected: string | null; query?: URLSearchParams }) {
+function Tabs({ clean }: { clean: boolean }) {
+  return (
+    <nav class="tabs" aria-label="Dataset tools">
+      <a href="#/datasets" aria-current={clean ? undefined : "page"}>
+        Scan
+      </a>{" "}
+      ·{" "}
+      <a href="#/datasets/clean" aria-current={clean ? "page" : undefined}>
+        Clean
+      </a>
+    </nav>
+  );
+}
+
+/** Clean: sources → steps the user orders → a new dataset (#/datasets/clean/<job id>). */
+function Clean({ selected }: { selected: string | null }) {
+  return (
+    <>
+      <Tabs clean />
+      <JobsPage
+        key="clean"
+        kind="clean"
+        title="Clean a corpus"
+        intro="Make a new dataset from one or more sources: identify languages, remove exact and near duplicates, filter by quality and mask PII, in the order you give; see what each step removed before you train on it."
+        submitLabel="Clean"
+        selected={selected}
+        route="datasets/clean"
+        onSelect={(id) => navigate(`/datasets/clean/${id}`)}
+        renderResult={(job) => <CleanResult job={job} />}
+        custom={{ steps: (p) => <CleanSteps schema={p.schema} value={p.value} errors={p.errors} onChange={p.onChange} /> }}
+      />
+    </>
+  );
+}
+
+export function Datasets({ selected, sub, query }: { selected: string | null; sub?: string | null; query?: URLSearchParams }) {
+  if (selected === "clean") return <Clean selected={sub ?? null} />;
   const initial: Record<string, unknown> = {};
   if (query?.get("paths")) initial.paths = [query.get("paths")];
   if (query?.get("tokenizer")) initial.tokenizer = query.get("tokenizer");
   if (query?.get("block_size")) initial.block_size = Number(query.get("block_size"));
   return (
+    <>
+    <Tabs clean={false} />
     <JobsPage
+      key="scan"
       kind="scan"
       title="Datasets"
       intro="Scan a dataset on a worker: documents, characters, scripts, and the tokens and blocks a tokenizer makes of it, before any run is launched."
@@ -86,5 +127,6 @@ export function Datasets({ selected, query }: { selected: string | null; query?:
       renderResult={(job) => <ScanResult job={job} />}
       initial={initial}
     />
+    </>
   );
 }

@@ -21,6 +21,8 @@ function toErrors(err: unknown): Errors {
       // ["body", "params", "corpus", 0] -> "params.corpus"
       const path = item.loc.slice(1, 3).join(".");
       (out[path] ??= []).push(cleanMsg(item.msg));
+      // The whole path too, for a custom field that places errors inside a list of objects.
+      if (item.loc.length > 3) (out[item.loc.slice(1).join(".")] ??= []).push(cleanMsg(item.msg));
     }
   } else out[""] = [err instanceof Error ? err.message : String(err)];
   return out;
@@ -36,10 +38,22 @@ interface Props {
   onSelect: (id: string) => void;
   /** Parameters to start the form with (from a link), over the schema's defaults. */
   initial?: Record<string, unknown>;
+  /** Fields drawn by the page itself instead of a generated input (by parameter name). */
+  custom?: Record<string, CustomField>;
+  /** The hash route of a job of this page ("datasets/clean" -> #/datasets/clean/<id>). */
+  route?: string;
 }
 
-export function JobsPage({ kind, title, intro, submitLabel, renderResult, selected, onSelect, initial }: Props) {
+export type CustomField = (props: {
+  schema: Record<string, any>;
+  value: any;
+  errors: Errors;
+  onChange: (value: unknown) => void;
+}) => ComponentChildren;
+
+export function JobsPage({ kind, title, intro, submitLabel, renderResult, selected, onSelect, initial, custom, route }: Props) {
   const [fields, setFields] = useState<FieldSpec[]>([]);
+  const [schema, setSchema] = useState<Record<string, any>>({});
   const [params, setParams] = useState<Record<string, any>>({});
   const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
   const [errors, setErrors] = useState<Errors>({});
@@ -50,6 +64,7 @@ export function JobsPage({ kind, title, intro, submitLabel, renderResult, select
     api<Record<string, any>>("/schema/jobs").then((all) => {
       const fs = fieldsFromModel(all[kind], "params");
       setFields(fs);
+      setSchema(all[kind]);
       const init: Record<string, any> = {};
       for (const f of fs) if (f.default !== undefined) init[f.key] = f.default;
       setParams({ params: { ...init, ...(initial ?? {}) } });
@@ -93,7 +108,17 @@ export function JobsPage({ kind, title, intro, submitLabel, renderResult, select
       <h1>{title}</h1>
       <p class="muted">{intro}</p>
       <form class="card job-form" onSubmit={submit} aria-label={`New ${kind} job`}>
-        {fields.map((f) => (
+        {fields.map((f) =>
+          custom?.[f.key] ? (
+            <div key={f.path}>
+              {custom[f.key]({
+                schema,
+                value: getIn(params, f.path),
+                errors,
+                onChange: (v) => setParams((p) => setIn({ ...p }, f.path, v)),
+              })}
+            </div>
+          ) : (
           <FormField
             key={f.path}
             field={f}
@@ -102,7 +127,8 @@ export function JobsPage({ kind, title, intro, submitLabel, renderResult, select
             files={f.picker ? files[f.picker] : undefined}
             onChange={(v) => setParams((p) => setIn({ ...p }, f.path, v))}
           />
-        ))}
+          ),
+        )}
         {errors[""] ? (
           <div class="field-error" role="alert">
             {errors[""].join(" ")}
@@ -127,7 +153,7 @@ export function JobsPage({ kind, title, intro, submitLabel, renderResult, select
           {jobs.map((j) => (
             <tr key={j.id} data-job-id={j.id} data-status={j.status} class={j.id === selected ? "selected" : ""}>
               <td>
-                <a href={`#/${kind === "scan" ? "datasets" : "tokenizers"}/${j.id}`} onClick={() => onSelect(j.id)}>
+                <a href={`#/${route ?? (kind === "scan" ? "datasets" : "tokenizers")}/${j.id}`} onClick={() => onSelect(j.id)}>
                   {String(j.params.name || j.id)}
                 </a>
               </td>
@@ -162,6 +188,8 @@ function JobDetail({ job, renderResult }: { job: Job; renderResult: (job: Job) =
     });
   }, [job.id, job.log_size]);
   const cancel = () => post(`/jobs/${job.id}/cancel`);
+  // A tool that reports progress prints "progress: ..." lines (the worker measured them).
+  const progress = ACTIVE_STATUSES.has(job.status) ? lastProgress(log) : null;
   return (
     <div class="card job-detail" data-testid="job-detail">
       <h2>
@@ -172,6 +200,11 @@ function JobDetail({ job, renderResult }: { job: Job; renderResult: (job: Job) =
           Cancel
         </button>
       ) : null}
+      {progress ? (
+        <p class="small" data-testid="job-progress">
+          {progress}
+        </p>
+      ) : null}
       {job.status === "succeeded" && job.result ? renderResult(job) : null}
       <details open={job.status !== "succeeded"}>
         <summary>Log</summary>
@@ -179,4 +212,12 @@ function JobDetail({ job, renderResult }: { job: Job; renderResult: (job: Job) =
       </details>
     </div>
   );
+}
+
+function lastProgress(log: string): string | null {
+  const at = log.lastIndexOf("\nprogress: ");
+  if (at < 0 && !log.startsWith("progress: ")) return null;
+  const start = at < 0 ? 0 : at + 1;
+  const end = log.indexOf("\n", start);
+  return log.slice(start + "progress: ".length, end < 0 ? undefined : end);
 }

@@ -33,12 +33,15 @@ interface Prefill {
   tokenizer?: string | null;
   /** A base model (a merged checkpoint). */
   base?: string | null;
+  /** A dataset directory (a cleaned dataset). */
+  dataset?: string | null;
 }
 
 function withPrefill(config: RunConfig, prefill?: Prefill): RunConfig {
   let c = config;
   if (prefill?.tokenizer) c = setIn({ ...c }, "model.tokenizer_name_or_path", prefill.tokenizer);
   if (prefill?.base) c = setIn({ ...c }, "model.model_name_or_path", prefill.base);
+  if (prefill?.dataset) c = setIn({ ...c }, "data.dataset_dir", prefill.dataset);
   return c;
 }
 

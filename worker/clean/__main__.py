@@ -1,0 +1,5 @@
+import sys
+
+from worker.clean.cli import main
+
+sys.exit(main())
