@@ -97,14 +97,17 @@ def test_jobs_terminated_before_their_first_step_are_not_resubmitted_forever(
         tmp_path / "data", broker_url=redis_url, allowed_roots=[tiny_assets["root"]]
     )
     try:
-        # TERM 55 s before a 1-minute limit: a few seconds into each job, before its first step.
-        env = {**WORKER_ENV, "CPT_SLURM_SIGNAL_GRACE_SECONDS": "55", "CPT_FUTILE_ATTEMPTS": "2"}
-        panel.start_worker(concurrency=1, extra_env=env)
-        config = config_with(
-            tiny_config(tiny_assets, max_steps=200), partition="short", time_limit="1"
-        )
+        panel.start_worker(concurrency=1, extra_env={**WORKER_ENV, "CPT_FUTILE_ATTEMPTS": "2"})
+        # A step-0 evaluation longer than the 1-minute limit (tens of millions of characters,
+        # scored before any training): every job is ended before its first step.
+        big = tiny_assets["root"] / f"slow-heldout-{tmp_path.name}.txt"
+        line = "All human beings are born free and equal in dignity and rights. " * 8 + "\n"
+        big.write_text(line * 120_000)  # ~62 MB
+        training = tiny_config(tiny_assets, max_steps=5)
+        training["data"]["eval_sets"] = {"big": {"path": str(big), "max_characters": 60_000_000}}
+        config = config_with(training, partition="short", time_limit="1")
         run = submit(panel, config, "TERM before the first step")
-        final = wait_final(panel, run["id"], timeout=400)
+        final = wait_final(panel, run["id"], timeout=600)
         log = api_log(panel, run["id"], 1)
         jobs = submitted_jobs(log)
         assert final["status"] == "failed", final
@@ -122,3 +125,5 @@ def test_jobs_terminated_before_their_first_step_are_not_resubmitted_forever(
         for job in submitted_jobs(api_log(panel, run["id"], 1)) if "run" in locals() else []:
             subprocess.run(["scancel", job], check=False)
         panel.stop()
+        if "big" in locals():
+            big.unlink(missing_ok=True)
