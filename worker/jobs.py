@@ -96,7 +96,7 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
             argv.append(f"--tokenizer={s.tokenizer}")
         if s.block_size:
             argv += ["--block_size", str(s.block_size)]
-        return [*argv, "--txt_documents", s.txt_documents]
+        return [*argv, f"--txt_documents={s.txt_documents}"]
     if claim.kind == "generate":
         return generate_argv(settings, GenerateParams.model_validate(claim.params), paths)
     if claim.kind == "clean":

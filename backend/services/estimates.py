@@ -9,8 +9,10 @@ how to get it (scan the dataset).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from backend.models import Job, Run, RunEvent
-from backend.services.model_estimates import ModelEstimate, model_estimate
+from backend.services.model_estimates import BYTES, ModelEstimate, model_estimate
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import RunStatus
 
@@ -58,10 +60,26 @@ class EvalEstimate(BaseModel):
     measured_characters: int | None = None
 
 
+class DiskEstimate(BaseModel):
+    """Checkpoints against the space they need: one checkpoint's saved weights (LoRA: the
+    adapter and the modules_to_save, three copies of those with a resized vocabulary; full:
+    every weight) plus the optimizer state
+    (AdamW: 2 states per trainable weight at its dtype, 12 B with DeepSpeed's fp32 master),
+    times how many are kept at once, against the free space of the runs directory's volume as
+    the API sees it (the workers share it in the panel's deployments)."""
+
+    checkpoint_bytes: int | None = None
+    kept: int | None = None
+    total_bytes: int | None = None
+    free_bytes: int | None = None
+    path: str | None = None
+
+
 class Estimates(BaseModel):
     vocab: VocabEstimate
     data: DataEstimate
     evaluation: EvalEstimate
+    disk: DiskEstimate
     #: Parameters (total/trainable), tokens per step and memory per device by component.
     model: ModelEstimate
 
@@ -245,11 +263,51 @@ def eval_estimate(session: Session, config: RunConfig, steps: int | None) -> Eva
     return out
 
 
-def estimates(session: Session, config: RunConfig) -> Estimates:
+def disk_estimate(
+    config: RunConfig,
+    model: ModelEstimate,
+    steps: int | None,
+    runs_dir: Path | None,
+    resized: bool = False,
+) -> DiskEstimate:
+    out = DiskEstimate()
+    if runs_dir is not None:
+        target = runs_dir
+        while not target.exists() and target != target.parent:
+            target = target.parent  # the volume it will be made on
+        with contextlib.suppress(OSError):
+            out.free_bytes, out.path = shutil.disk_usage(target).free, str(runs_dir)
+    t = config.training
+    saves = steps // t.save_steps if steps is not None else None
+    if t.save_total_limit is not None:
+        out.kept = min(saves, t.save_total_limit) if saves is not None else t.save_total_limit
+    else:
+        out.kept = saves
+    p, mem = model.params, model.memory
+    if p is None or mem is None:
+        return out
+    wbytes = BYTES.get(mem.weight_dtype, 4)
+    if config.method.finetuning_type == "full":
+        saved = p.total * wbytes
+    else:
+        # With a resized vocabulary PEFT saves each modules_to_save layer three times (the
+        # trained copy, the original module, the resized base layer); otherwise once.
+        copies = 3 if resized else 1
+        saved = (p.lora + p.modules_to_save * copies) * wbytes
+    mixed = mem.zero_stage > 0 and wbytes == 2
+    optimizer = p.trainable * (12 if mixed else 2 * wbytes)
+    out.checkpoint_bytes = saved + optimizer
+    if out.kept is not None:
+        out.total_bytes = out.checkpoint_bytes * out.kept
+    return out
+
+
+def estimates(session: Session, config: RunConfig, runs_dir: Path | None = None) -> Estimates:
     vocab = vocab_estimate(config)
     data = data_estimate(session, config)
     model = model_estimate(config, vocab.tokenizer_vocab)
     if model.tokens_per_step:
         _fixed_steps(session, config, data, model.tokens_per_step)
     evaluation = eval_estimate(session, config, data.total_steps)
-    return Estimates(vocab=vocab, data=data, model=model, evaluation=evaluation)
+    disk = disk_estimate(config, model, data.total_steps, runs_dir, bool(vocab.new_rows))
+    return Estimates(vocab=vocab, data=data, model=model, evaluation=evaluation, disk=disk)

@@ -217,6 +217,15 @@ def test_runs_with_two_tokenizers_score_the_same_text(
     assert "3 evaluations" in est.inner_text()  # steps 0, 2 and 4
     # And the training time from the same run's measured tokens/s (same model path and queue).
     assert "measured last time" in page.get_by_test_id("est-time").inner_text()
+    # Checkpoint size (weights + optimizer state) x kept, against the runs volume's free space;
+    # one checkpoint's estimate is within 10 % of those files of the run's checkpoint-4 (the
+    # tokenizer and trainer-state files around them are small on a real model).
+    disk = page.get_by_test_id("est-disk")
+    assert "kept" in disk.inner_text() and "free on" in disk.inner_text(), disk.inner_text()
+    ckpt = Path(ext["output_dir"]) / "checkpoint-4"
+    measured = sum((ckpt / f).stat().st_size for f in ("adapter_model.safetensors", "optimizer.pt"))
+    estimated = int(disk.get_attribute("data-bytes") or 0)  # 1 kept: 4 steps, a save every 4
+    assert estimated == pytest.approx(measured, rel=0.10), (estimated, measured)
 
     # Run outputs and checkpoints hold tokenizers too, listed in their own group by run name.
     ui.goto("/launch")

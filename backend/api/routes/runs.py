@@ -87,7 +87,7 @@ def preview_run(body: RunCreate, settings: SettingsDep, session: SessionDep) -> 
     return Preview(
         **cmd,
         config=config.model_dump(mode="json"),
-        estimates=estimates(session, config),
+        estimates=estimates(session, config, settings.runs_dir),
         warnings=warnings,
     )
 

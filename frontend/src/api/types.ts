@@ -124,6 +124,8 @@ export interface Estimates {
     seconds: number | null;
   };
   model: ModelEstimate;
+  /** Checkpoints kept against the free space of the runs volume (backend/services/estimates.py). */
+  disk?: { checkpoint_bytes: number | null; kept: number | null; total_bytes: number | null; free_bytes: number | null; path: string | null };
   /** Held-out evaluation time scaled from a measured run (backend/services/estimates.py). */
   evaluation?: {
     evaluations: number | null;

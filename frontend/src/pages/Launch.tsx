@@ -322,6 +322,21 @@ function EstimatesView({ est, config }: { est: Estimates; config: RunConfig }) {
 }
 
 /** Parameters, tokens per step, memory per device by component and (when measured) time. */
+/** The checkpoints kept at once do not fit the free space of the runs volume. */
+function diskShort(est: Estimates): boolean {
+  const k = est.disk;
+  return !!k && k.total_bytes != null && k.free_bytes != null && k.total_bytes > k.free_bytes;
+}
+
+/** One checkpoint (weights + optimizer state) × how many are kept, against the free space. */
+function diskText(est: Estimates): string {
+  const k = est.disk;
+  if (!k || k.checkpoint_bytes == null) return "–";
+  const kept = k.kept != null ? `${k.kept} kept × ${bytes(k.checkpoint_bytes)} = ${bytes(k.total_bytes)}` : `${bytes(k.checkpoint_bytes)} each (every save kept)`;
+  const free = k.free_bytes != null ? `; ${bytes(k.free_bytes)} free on ${k.path}` : "";
+  return `${kept} (weights + optimizer state)${free}${diskShort(est) ? ": does not fit — lower save_total_limit or free space" : ""}`;
+}
+
 /** Per evaluation (scoring and samples) and in all, scaled from a measured run; or why not. */
 function evalText(est: Estimates): string {
   const e = est.evaluation;
@@ -410,6 +425,12 @@ function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
         <tr>
           <th>Evaluation</th>
           <td data-testid="est-eval">{evalText(est)}</td>
+        </tr>
+        <tr>
+          <th>Checkpoints</th>
+          <td data-testid="est-disk" data-bytes={est.disk?.total_bytes ?? undefined} class={diskShort(est) ? "field-error" : undefined}>
+            {diskText(est)}
+          </td>
         </tr>
       </tbody>
     </table>
