@@ -189,8 +189,10 @@ def train(
     raise_if_preempted()  # SIGTERM: checkpoint saved at a step boundary, stop here
     if run.diverged_at is not None:
         raise DivergedError(
-            f"loss was NaN/inf on {args.divergence_patience} consecutive steps (stopped at step "
-            f"{run.diverged_at}); lower --learning_rate, keep --max_grad_norm, or use bf16 instead of fp16"
+            run.diverged_reason
+            or f"loss was NaN/inf on {args.divergence_patience} consecutive steps (stopped at "
+            f"step {run.diverged_at}); lower --learning_rate, keep --max_grad_norm, or use bf16 "
+            "instead of fp16"
         )
     run.train_loss = result.training_loss
     run.enter_phase("saving", trainer.state.global_step)

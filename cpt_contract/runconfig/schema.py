@@ -408,6 +408,24 @@ class TrainingSection(_Section):
     seed: int = Field(default=42, ge=0, le=MAX_INT, title="Seed")
     ddp_timeout: int = Field(default=30000, le=MAX_INT, ge=1, json_schema_extra=_adv())
     debug_mode: bool = Field(default=False, json_schema_extra=_adv(**SWITCH))
+    divergence_factor: float = Field(
+        default=5.0,
+        ge=0,
+        le=1000,
+        title="Divergence factor",
+        description="Stop the run as diverged when its logged loss stays above this x its best "
+        "for divergence_logs logs in a row (0: off; NaN/inf is always caught).",
+        json_schema_extra=_adv(),
+    )
+    divergence_logs: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        title="Logs for divergence and dead training",
+        description="Logs in a row for the divergence factor, and for the warning that the "
+        "model stopped learning (a zero gradient norm or a constant loss).",
+        json_schema_extra=_adv(),
+    )
     max_restarts: int = Field(
         default=DEFAULT_MAX_RESTARTS,
         ge=0,
@@ -426,6 +444,13 @@ class TrainingSection(_Section):
         "(cpt_contract/runconfig/extra_args.py), each once.",
         json_schema_extra=_adv(**NOT_A_FLAG),
     )
+
+    @field_validator("divergence_factor")
+    @classmethod
+    def _factor(cls, value: float) -> float:
+        if value != 0 and value <= 1:
+            raise ValueError("must be above 1 (a loss above its best), or 0 to switch it off")
+        return value
 
     @field_validator("extra_args")
     @classmethod

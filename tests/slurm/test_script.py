@@ -32,7 +32,7 @@ def _config(**launch: object) -> RunConfig:
         {
             "model": {"model_name_or_path": "/models/llama", "tokenizer_name_or_path": HOSTILE},
             "data": {"dataset_dir": "/data/kn corpus", "block_size": 512},
-            "training": {"max_steps": 100, "extra_args": ["--optim", "adamw_torch; reboot"]},
+            "training": {"max_steps": 100, "extra_args": ["--optim", "adamw_torch"]},
             "launch": {"deepspeed": "zero2", **launch},
         }
     )
@@ -130,7 +130,8 @@ def test_user_values_reach_srun_as_single_words(tmp_path: Path) -> None:
     assert got[rdzv] == f"127.0.0.1:{20000 + 4242 % 20000}"  # cpt-n1's NodeAddr
     expected[expected.index("<rdzv>")] = got[rdzv]
     assert got[2:] == expected
-    assert HOSTILE in got and "adamw_torch; reboot" in got
+    # A hostile value is one argv item, glued to its flag: never split, expanded or run.
+    assert f"--tokenizer_name_or_path={HOSTILE}" in got and "adamw_torch" in got
     assert not Path("/tmp/pwned").exists()
 
 

@@ -84,6 +84,8 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "seed": 7,
         "ddp_timeout": 600,
         "debug_mode": True,
+        "divergence_factor": 3.0,
+        "divergence_logs": 4,
     },
 }
 CTX = LaunchContext(output_dir="/runs/r1/output", data_cache_dir="/cache", use_cpu=True)

@@ -157,6 +157,20 @@ class PretrainArguments(TrainingArguments):
     divergence_patience: int = field(
         default=3, metadata={"help": "Stop after K consecutive steps with NaN/inf loss."}
     )
+    divergence_factor: float = field(
+        default=5.0,
+        metadata={
+            "help": "Stop as diverged when the logged loss stays above this x its best for "
+            "--divergence_logs logs in a row (0: off)."
+        },
+    )
+    divergence_logs: int = field(
+        default=5,
+        metadata={
+            "help": "Logs in a row for --divergence_factor, and for the dead-training warning "
+            "(a zero gradient norm or a constant loss)."
+        },
+    )
     eval_at_start: bool = field(
         default=True, metadata={"help": "Evaluate before the first update (the step-0 baseline)."}
     )
@@ -272,6 +286,10 @@ def check_arguments(
         raise InputError("--sample_max_new_tokens must be at least 1")
     if args.divergence_patience < 1:
         raise InputError("--divergence_patience must be at least 1")
+    if args.divergence_logs < 1:
+        raise InputError("--divergence_logs must be at least 1")
+    if args.divergence_factor != 0 and args.divergence_factor <= 1:
+        raise InputError("--divergence_factor must be above 1 (or 0: off)")
     if args.finetuning_type == "lora" and not split_names(args.trainable):
         raise InputError("--trainable lists no module for LoRA")
     if not model_args.model_name_or_path and not (

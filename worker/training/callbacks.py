@@ -11,6 +11,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from worker.training.checkpoints import write_run_info
+from worker.training.divergence import LossWatch
 from worker.training.evaluation import Evaluator
 from worker.training.run_state import RunContext
 
@@ -51,6 +52,8 @@ class EventsCallback(TrainerCallback):
         self._anchored = False
         self._training = False
         self._flops = peak_flops()
+        #: Divergence beyond NaN and dead training, judged per log (made once args are known).
+        self._watch: LossWatch | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         run = self.run
@@ -160,6 +163,26 @@ class EventsCallback(TrainerCallback):
                 # 6·N FLOPs per token (forward + backward), per GPU.
                 fields["mfu"] = 6 * self.run.total_params * tps / args.world_size / self._flops
         self.run.events.emit("log", state.global_step, **fields)
+        self._judge(args, state, control, loss, logs.get("grad_norm"))
+
+    def _judge(self, args: Any, state: Any, control: Any, loss: Any, grad_norm: Any) -> None:
+        """Stop a run whose loss ran away; warn once about one that stopped learning."""
+        if self._watch is None:
+            self._watch = LossWatch(args.divergence_factor, args.divergence_logs)
+        finding = self._watch.observe(
+            float(loss) if isinstance(loss, int | float) else None,
+            float(grad_norm) if isinstance(grad_norm, int | float) else None,
+        )
+        if finding is None:
+            return
+        if finding.code == "diverged":
+            self.run.diverged_at, self.run.diverged_reason = state.global_step, finding.message
+            control.should_training_stop = True
+            control.should_save = False
+            return
+        self.run.events.emit(
+            "warning", state.global_step, code=finding.code, message=finding.message
+        )
 
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kw: Any

@@ -26,6 +26,8 @@ class RunContext:
     nonfinite_streak: int = 0
     nonfinite_since_log: bool = False
     diverged_at: int | None = None
+    #: Why it diverged, with the numbers (None: NaN/inf, the step rule's own message).
+    diverged_reason: str | None = None
     last_eval: tuple[float, float] | None = None
     last_eval_step: int | None = None
     train_loss: float | None = None
