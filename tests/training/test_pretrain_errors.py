@@ -113,6 +113,38 @@ def test_existing_checkpoints_need_resume_or_overwrite(
     assert_failed(out, code, 2, "--resume_from_checkpoint last", "--overwrite_output_dir")
 
 
+def test_a_finite_loss_that_runs_away_stops_as_diverged(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """Not NaN, just wrong: a learning rate of 0.5 sends the loss from ~6.7 to 11-21. With
+    divergence_factor 1.5 over 3 logs the run ends diverged, with the numbers, and saves
+    nothing (the old rule only knew NaN/inf, and such a run ended ``succeeded``)."""
+    out = tmp_path / "out"
+    args = tiny_args(
+        tiny_assets,
+        out,
+        tmp_path / "cache",
+        finetuning_type="full",
+        learning_rate=0.5,
+        warmup_ratio=0.0,
+        lr_scheduler_type="constant",
+        max_steps=40,
+        eval_strategy="no",
+        eval_steps=None,
+        save_steps=100,
+        validation_split_percentage=0,
+        divergence_factor=1.5,
+        divergence_logs=3,
+    )
+    proc = run_pretrain(args)
+    assert proc.returncode == EXIT_DIVERGED, output_of(proc)[-3000:]
+    events = events_of(out)
+    end = events[-1]
+    assert end["kind"] == "end" and end["status"] == "diverged", end
+    assert "above 1.5 x its best" in end["reason"] and "3 logs in a row" in end["reason"]
+    assert end["step"] < 40 and not list(out.glob("checkpoint-*"))
+
+
 def test_nan_loss_stops_as_diverged(tiny_assets: dict[str, Path], tmp_path: Path) -> None:
     """A learning rate of 1e30 blows the weights up: NaN loss on 3 consecutive steps → diverged."""
     out = tmp_path / "out"
