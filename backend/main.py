@@ -39,6 +39,7 @@ from backend.core.auth import Authenticator
 from backend.core.db import init_db
 from backend.core.headers import SecurityHeaders
 from backend.core.limits import RequestLimits
+from backend.core.writes import WritesGuard
 from backend.services.bus import bus
 from backend.services.errors import Conflict, NotFound
 from backend.services.recovery import loop_interval, recovery_loop
@@ -254,6 +255,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_error_handlers(app)
     app.state.settings = settings  # the body limits check tokens before the routes do
     app.state.auth = Authenticator()
+    app.add_middleware(WritesGuard)  # inside the limits (health tells anyone the same)
     app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.

@@ -10,14 +10,20 @@ taken for a lost worker.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+
+#: Less free space than this where the SQLite file lives: writes are about to fail, so health is
+#: ``degraded`` and user writes are refused up front (507) rather than accepted and lost.
+LOW_DISK_BYTES = 1024 * 1024
 
 #: Health stays ``degraded`` this long after the last failure even if a small write got
 #: through meanwhile (a few free pages are not a disk with room again).
@@ -120,3 +126,22 @@ def _executed(state: Any) -> None:
 def _committed(session: Session) -> None:
     if session.info.pop("wrote", False):
         record_write()
+
+
+def low_disk(where: Path | None) -> str | None:
+    """Why the database's volume is too full to take writes (None: it has room, or it is
+    not a local file)."""
+    if where is None:
+        return None
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return None
+    if free >= LOW_DISK_BYTES:
+        return None
+    return f"disk full: {free // 1024} KiB free where the database lives ({where})"
+
+
+def storage_problem(where: Path | None) -> str | None:
+    """What health reports and writes are refused for: a failed write, or a volume too full."""
+    return problem() or low_disk(where)

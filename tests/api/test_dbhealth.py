@@ -68,3 +68,59 @@ def test_no_worker_is_judged_lost_while_writes_fail(tmp_path: Path) -> None:
     assert fail_lost_runs(settings) == []  # silence the database could not record
     dbhealth.reset()
     assert fail_lost_runs(settings) == ["r-dbhealth1"]
+
+
+def test_writes_are_refused_up_front_while_the_database_volume_is_nearly_full(
+    tmp_path: Path,
+) -> None:
+    """Found: health said ``degraded`` (the volume nearly full) and ``POST /api/runs`` still
+    answered 201. On a real 8 MiB tmpfs holding the SQLite file, filled to under 1 MiB free:
+    every user write is a 507 before its route runs, reads and previews still answer, and
+    the first write after the disk has room again is taken."""
+    import contextlib
+    import os
+    import subprocess
+
+    from fastapi.testclient import TestClient
+
+    from backend.api.deps import app_settings
+    from backend.main import create_app
+    from cpt_contract.settings import Settings
+    from tests.support.api import make_demo
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
+    try:
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            database_url=f"sqlite:///{disk / 'cpt-panel.db'}",
+            api_token="writes-token-0123456789",
+            worker_token="writes-worker-0123456789",
+            build_demo=False,
+        )
+        make_demo(settings.resolved_data_dir)
+        app = create_app(settings)
+        app.dependency_overrides[app_settings] = lambda: settings
+        auth = {"Authorization": "Bearer writes-token-0123456789"}
+        with TestClient(app, headers=auth) as c:
+            assert c.post("/api/runs", json={"preset": "tiny-demo"}).status_code == 201
+            filler = disk / "filler"
+            with open(filler, "wb") as fh:  # leave ~512 KiB
+                fh.write(
+                    b"\0" * (os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize - 512 * 1024)
+                )
+            assert c.get("/api/health").status_code == 503
+            before = c.get("/api/runs").json()["total"]
+            r = c.post("/api/runs", json={"preset": "tiny-demo"})
+            assert r.status_code == 507, r.text
+            assert "nothing was saved" in r.json()["detail"] and "disk full" in r.json()["detail"]
+            assert c.delete("/api/runs/r-nope").status_code == 507
+            assert c.post("/api/runs/preview", json={"preset": "tiny-demo"}).status_code == 200
+            assert c.get("/api/runs").json()["total"] == before
+            filler.unlink()
+            assert c.post("/api/runs", json={"preset": "tiny-demo"}).status_code == 201
+    finally:
+        with contextlib.suppress(Exception):
+            app.dependency_overrides.clear()
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import Literal
 
 from fastapi import APIRouter
@@ -17,9 +16,6 @@ from backend.core.db import sqlite_dir
 
 router = APIRouter(tags=["health"])
 
-#: Less free space than this where the SQLite file lives: writes are about to fail.
-LOW_DISK_BYTES = 1024 * 1024
-
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
@@ -28,25 +24,12 @@ class Health(BaseModel):
     database: str
 
 
-def _low_disk(settings: SettingsDep) -> str | None:
-    where = sqlite_dir(settings)
-    if where is None:
-        return None
-    try:
-        free = shutil.disk_usage(where).free
-    except OSError:
-        return None
-    if free >= LOW_DISK_BYTES:
-        return None
-    return f"disk full: {free // 1024} KiB free where the database lives ({where})"
-
-
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 def health(session: SessionDep, settings: SettingsDep) -> Health | JSONResponse:
     try:
         session.exec(text("SELECT 1"))  # type: ignore[call-overload]
         # Reads may work while writes fail: a full disk is only seen by the writes.
-        problem = dbhealth.problem() or _low_disk(settings)
+        problem = dbhealth.storage_problem(sqlite_dir(settings))
     except Exception as exc:  # report, don't crash: this is what monitors poll
         problem = f"error: {exc}"
     if problem:
