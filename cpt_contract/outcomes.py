@@ -28,6 +28,8 @@ class FailureKind(StrEnum):
     bad_input = "bad_input"
     #: Out of accelerator memory.
     oom = "oom"
+    #: A volume the training writes to (a checkpoint, the output) ran out of space.
+    disk_full = "disk_full"
     #: The loss became NaN/inf (or diverged by the panel's rule).
     diverged = "diverged"
     #: An exception in the training (exit code != 0, no signal).
@@ -107,6 +109,7 @@ class Outcome:
 END_EVENT_KINDS: dict[str, FailureKind] = {
     "diverged": FailureKind.diverged,
     "oom": FailureKind.oom,
+    "disk_full": FailureKind.disk_full,
     "preempted": FailureKind.preempted,
 }
 

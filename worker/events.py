@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 EVENTS_FILE = "events.jsonl"
 #: Equal to ``cpt_contract.events.KINDS`` and ``PHASES`` (this script imports nothing of the
@@ -22,7 +22,15 @@ EVENTS_FILE = "events.jsonl"
 KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning", "phase")
 #: What a ``phase`` event's ``phase`` field says the script is doing from then on.
 PHASES = ("preparing_data", "loading_model", "training", "evaluating", "saving")
-END_STATUSES = ("succeeded", "failed", "diverged", "oom", "cancelled", "preempted")
+END_STATUSES = (
+    "succeeded",
+    "failed",
+    "diverged",
+    "oom",
+    "disk_full",
+    "cancelled",
+    "preempted",
+)
 
 
 def last_seq(path: Path) -> int:
@@ -60,16 +68,30 @@ class EventWriter:
         self.enabled = enabled
         # Re-entrant: the SIGTERM handler runs on the main thread, possibly inside emit().
         self._lock = threading.RLock()
-        self._fh: IO[str] | None = None
+        self._fd: int | None = None
         self._seq = 0
         self.ended = False
 
-    def _open(self) -> IO[str]:
-        if self._fh is None:
+    def _open(self) -> int:
+        if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._seq = last_seq(self.path)
-            self._fh = self.path.open("a", encoding="utf-8")
-        return self._fh
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            self._fd = os.open(self.path, flags, 0o644)
+        return self._fd
+
+    def _append(self, fd: int, line: bytes) -> None:
+        """The whole line or nothing: a write cut short (a full disk) is undone, so the file
+        never holds half a line that the next event would run into."""
+        start = os.lseek(fd, 0, os.SEEK_END)
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
 
     def emit(self, kind: str, step: int, **fields: Any) -> dict[str, Any] | None:
         if not self.enabled:
@@ -79,14 +101,13 @@ class EventWriter:
         with self._lock:
             if self.ended:
                 return None  # exactly one end event per process
-            fh = self._open()
-            self._seq += 1
-            event = {"seq": self._seq, "time": time.time(), "kind": kind, "step": int(step)}
+            fd = self._open()
+            event = {"seq": self._seq + 1, "time": time.time(), "kind": kind, "step": int(step)}
             event.update(_clean(fields))
-            fh.write(json.dumps(event, ensure_ascii=False) + "\n")
-            fh.flush()
+            self._append(fd, (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8"))
+            self._seq += 1
             with contextlib.suppress(OSError):
-                os.fsync(fh.fileno())
+                os.fsync(fd)
             if kind == "end":
                 self.ended = True
             return event
@@ -105,6 +126,6 @@ class EventWriter:
 
     def close(self) -> None:
         with self._lock:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

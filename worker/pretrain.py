@@ -85,7 +85,10 @@ from worker.training.evaluation import Evaluator  # noqa: E402
 from worker.training.failures import (  # noqa: E402
     DivergedError,
     classify,
+    disk_full_reason,
     install_sigterm,
+    is_disk_full,
+    volume_full,
     write_failure_note,
 )
 from worker.training.modeling import (  # noqa: E402
@@ -246,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except BaseException as exc:  # every way out writes an end event
         status, reason, code = classify(exc)
+        if is_disk_full(exc) or volume_full(output_dir):  # the partial checkpoint goes
+            status, reason = "disk_full", disk_full_reason(output_dir, run.step, rank == 0)
         if isinstance(exc, KeyboardInterrupt):
             status, reason, code = "cancelled", "interrupted", EXIT_CANCELLED
         logger.error("%s: %s", status, reason)
@@ -253,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             logger.exception("traceback")
         if rank != 0:
             write_failure_note(output_dir, rank, status, reason)
-        events.end(status, reason, run.step)
+        with contextlib.suppress(OSError):  # a disk still full: the exit code tells the rest
+            events.end(status, reason, run.step)
         print(f"ERROR [{status}] {reason}", file=sys.stderr, flush=True)
     finally:
         events.close()

@@ -166,7 +166,12 @@ def explain(
     """Name the first failing rank (torchrun's root cause), not the secondary error rank 0 saw."""
     if cancelled or returncode == 0 or outcome.status == EndStatus.succeeded:
         return outcome
-    if outcome.kind in (FailureKind.diverged, FailureKind.oom, FailureKind.preempted):
+    if outcome.kind in (
+        FailureKind.diverged,
+        FailureKind.oom,
+        FailureKind.disk_full,
+        FailureKind.preempted,
+    ):
         return outcome  # rank 0 knew exactly why
     root = rootcause.from_log(log_path)
     if root is None or (root.rank == 0 and root.signal is None and outcome.status == "failed"):

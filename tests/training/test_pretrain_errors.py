@@ -145,6 +145,43 @@ def test_a_finite_loss_that_runs_away_stops_as_diverged(
     assert end["step"] < 40 and not list(out.glob("checkpoint-*"))
 
 
+def test_a_checkpoint_that_fills_the_disk_is_removed_and_named(
+    tiny_assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """The output on a real 4 MiB tmpfs: checkpoint-4 (2.2 MB) fits, checkpoint-8 does not.
+    Found: a raw ``SafetensorError "No space left on device"`` (or torch's "unexpected pos")
+    naming neither the path nor the fix, and the partial checkpoint-N left behind."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    try:
+        out = disk / "out"
+        args = tiny_args(
+            tiny_assets,
+            out,
+            tmp_path / "cache",
+            finetuning_type="full",
+            max_steps=12,
+            save_steps=4,
+            save_total_limit=5,
+            eval_strategy="no",
+            eval_steps=None,
+            validation_split_percentage=0,
+        )
+        proc = run_pretrain(args)
+        assert proc.returncode != 0, output_of(proc)[-2000:]
+        end = events_of(out)[-1]
+        assert end["kind"] == "end" and end["status"] == "disk_full", end
+        assert end["reason"].startswith(f"disk full on {disk} ({out / 'checkpoint-8'})"), end
+        assert "lower --save_total_limit" in end["reason"] and "MB free" in end["reason"]
+        assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4"]
+        assert (out / "checkpoint-4" / "cpt_run.json").exists()  # the complete one stays
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
 def test_nan_loss_stops_as_diverged(tiny_assets: dict[str, Path], tmp_path: Path) -> None:
     """A learning rate of 1e30 blows the weights up: NaN loss on 3 consecutive steps → diverged."""
     out = tmp_path / "out"

@@ -67,6 +67,9 @@ def test_outcome_prefers_the_end_event_then_the_exit_code(tmp_path: Path) -> Non
         "exit 2": outcome_from(None, 2, False, log).kind,
         "bad input": outcome_from({"status": "failed", "reason": "--x"}, 2, False, log).kind,
         "preempted": outcome_from({"status": "preempted", "reason": "saved"}, 75, False, log).kind,
+        "disk full": outcome_from(
+            {"status": "disk_full", "reason": "disk full on /x"}, 1, False, log
+        ).kind,
     }
     assert kinds == {
         "diverged": FailureKind.diverged,
@@ -75,6 +78,7 @@ def test_outcome_prefers_the_end_event_then_the_exit_code(tmp_path: Path) -> Non
         "exit 2": FailureKind.bad_input,
         "bad input": FailureKind.bad_input,
         "preempted": FailureKind.preempted,
+        "disk full": FailureKind.disk_full,
     }
     assert [k for k, v in kinds.items() if v in RETRYABLE_KINDS] == ["killed", "preempted"]
 

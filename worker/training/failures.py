@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -50,8 +52,75 @@ def is_oom(exc: BaseException) -> bool:
     )
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC anywhere in the chain (an OSError, or safetensors' "No space left on device")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if (
+            getattr(seen, "errno", None) == errno.ENOSPC
+            or "no space left on device" in str(seen).lower()
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+#: Less room than this on the output's volume when a run fails: the failure was the full disk
+#: (torch's zip writer says only "unexpected pos", not ENOSPC).
+FULL_BYTES = 1 << 20
+
+
+def free_bytes(path: Path) -> int:
+    """What this process may still write there (root may use the blocks reserved for it)."""
+    st = os.statvfs(path)
+    return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+
+
+def volume_full(output_dir: Path) -> bool:
+    try:
+        return free_bytes(mount_point(output_dir)) < FULL_BYTES
+    except OSError:
+        return False
+
+
+def mount_point(path: Path) -> Path:
+    """The volume ``path`` lies on (its mount point)."""
+    here = path.resolve()
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    while not os.path.ismount(here) and here != here.parent:
+        here = here.parent
+    return here
+
+
+def disk_full_reason(output_dir: Path, step: int | None, remove: bool) -> str:
+    """Remove (``remove``: rank 0) the checkpoint a full disk cut short, and say where, how much
+    is free, and what to do. A checkpoint is complete once its run info is written
+    (``on_save``); one without it was being written."""
+    from worker.training.checkpoints import RUN_INFO  # checkpoints.py imports this module
+
+    partial = output_dir / f"checkpoint-{step}" if step is not None else None
+    where = output_dir
+    if partial is not None and partial.is_dir() and not (partial / RUN_INFO).exists():
+        if remove:
+            shutil.rmtree(partial, ignore_errors=True)
+        where = partial
+    volume = mount_point(output_dir)
+    try:
+        free = free_bytes(volume)
+    except OSError:
+        free = 0
+    room = f"{free / 2**30:.1f} GB" if free >= 2**30 else f"{free / 2**20:.1f} MB"
+    removed = " (the partial checkpoint was removed)" if where != output_dir else ""
+    return (
+        f"disk full on {volume} ({where}): {room} free; free space there or lower "
+        f"--save_total_limit{removed}"
+    )
+
+
 def classify(exc: BaseException) -> tuple[str, str, int]:
-    """(end status, one-line reason, exit code) for an exception that ended the run."""
+    """(end status, one-line reason, exit code) for an exception that ended the run (a full
+    disk is told apart by the caller, which knows where it writes: ``disk_full_reason``)."""
     if isinstance(exc, InputError | DataError):  # DataError: bad data met while streaming
         return "failed", str(exc), EXIT_BAD_INPUT
     if isinstance(exc, Preempted):
