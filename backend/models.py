@@ -294,6 +294,10 @@ class Worker(SQLModel, table=True):
     #: A Slurm worker's ``sinfo`` report (cpt_contract.slurm.ClusterReport as JSON).
     cluster: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     instance: str | None = Field(default=None, max_length=64)
+    #: Free space of the worker's volumes (``cpt_contract.protocol.Volume``) at its last beat.
+    volumes: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=True)
+    )
     first_seen: datetime = Field(default_factory=utcnow, sa_type=_tz())
     last_heartbeat: datetime = Field(default_factory=utcnow, sa_type=_tz())
 

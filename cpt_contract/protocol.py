@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # pydantic needs typing_extensions' TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 
-from cpt_contract.limits import DEFAULT_QUEUE, INT32, QUEUE_MAX, REASON_MAX
+from cpt_contract.limits import DEFAULT_QUEUE, INT32, INT64, QUEUE_MAX, REASON_MAX
 from cpt_contract.outcomes import FailureKind
 from cpt_contract.slurm import ClusterReport
 
@@ -53,6 +53,17 @@ RunId = Annotated[str, Field(max_length=32)]
 Attempt = Annotated[int, Field(ge=1, le=INT32)]
 
 
+class Volume(BaseModel):
+    """Free space of one of a worker's volumes, as it measured it at its heartbeat."""
+
+    #: ``data`` (the data dir), ``runs`` (checkpoints), ``cache`` (tokenized data), ``root``
+    #: (an allowed root: models and datasets).
+    name: Literal["data", "runs", "cache", "root"]
+    path: str = Field(max_length=4096)
+    free_bytes: int = Field(ge=0, le=INT64)
+    total_bytes: int = Field(ge=0, le=INT64)
+
+
 class HeartbeatIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     host: str = Field(default="", max_length=200)
@@ -67,6 +78,8 @@ class HeartbeatIn(BaseModel):
     cluster: ClusterReport | None = None
     #: The worker process's instance id (made at its start): a restarted worker is another one.
     instance: str | None = Field(default=None, max_length=64)
+    #: Free space of its data, runs and cache volumes and of each allowed root.
+    volumes: list[Volume] = Field(default_factory=list, max_length=64)
 
 
 class HeartbeatOut(BaseModel):

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Worker stop (SIGTERM): time the ranks get to save a checkpoint before SIGKILL.",
     )
+    low_disk_gb: float = Field(
+        default=1.0,
+        ge=0,
+        description="A worker's data, runs or cache volume with less free space than this makes "
+        "/api/health say degraded, naming the worker and the volume.",
+    )
     futile_attempts: int = Field(
         default=DEFAULT_FUTILE_ATTEMPTS,
         ge=0,

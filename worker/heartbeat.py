@@ -8,12 +8,14 @@ was requested; those get a cancel marker that the run's task polls.
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
 import threading
+from pathlib import Path
 
 import httpx
 
-from cpt_contract.protocol import HeartbeatIn
+from cpt_contract.protocol import HeartbeatIn, Volume
 from cpt_contract.settings import Settings
 from worker import gpu, instance
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi
@@ -24,6 +26,27 @@ log = logging.getLogger(__name__)
 
 def is_cpu_only(settings: Settings, gpus: list[gpu.GpuInfo]) -> bool:
     return bool(settings.use_cpu) or not gpus
+
+
+def volumes(settings: Settings) -> list[Volume]:
+    """Free space where this worker writes (data, runs, cache) and reads (each allowed root):
+    the API's health and its submit check read these, since the worker's disks are not the
+    API's."""
+    places: list[tuple[str, Path]] = [
+        ("data", settings.resolved_data_dir),
+        ("runs", settings.runs_dir),
+        ("cache", settings.data_cache_dir),
+        *(("root", r.expanduser().resolve()) for r in settings.allowed_roots),
+    ]
+    out = []
+    for name, path in places:
+        try:
+            usage = shutil.disk_usage(path)
+        except OSError:
+            continue  # not made yet, or gone: nothing to report
+        free, total = usage.free, usage.total
+        out.append(Volume(name=name, path=str(path), free_bytes=free, total_bytes=total))  # type: ignore[arg-type]
+    return out
 
 
 def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
@@ -44,6 +67,7 @@ def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
             executor="slurm",
             cluster=cluster_report(settings),
             instance=instance.current(),
+            volumes=volumes(settings),
         )
     gpus = gpu.holders(registry.gpu_lock_dir, gpu.list_gpus())
     return HeartbeatIn(
@@ -55,6 +79,7 @@ def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
         gpus=[g.to_dict() for g in gpus],
         current_runs=current,
         instance=instance.current(),
+        volumes=volumes(settings),
     )
 
 

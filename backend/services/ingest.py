@@ -409,7 +409,16 @@ def heartbeat(session: Session, payload: dict[str, Any]) -> list[str]:
     if worker is None:
         worker = Worker(name=name)
         session.add(worker)
-    keys = ("host", "queue", "concurrency", "cpu_only", "gpus", "current_runs", "executor")
+    keys = (
+        "host",
+        "queue",
+        "concurrency",
+        "cpu_only",
+        "gpus",
+        "current_runs",
+        "executor",
+        "volumes",
+    )
     for key in (*keys, "instance"):
         if key in payload and payload[key] is not None:
             setattr(worker, key, payload[key])

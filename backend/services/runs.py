@@ -24,7 +24,7 @@ from backend.models import (
     RunUpdate,
     utcnow,
 )
-from backend.services import files, preflight, sorting, state_machine
+from backend.services import disks, files, preflight, sorting, state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
@@ -306,12 +306,14 @@ def _new_run(
 
 def create_run(settings: Settings, session: Session, body: RunCreate) -> Run:
     config, _ = build_config(settings, body.preset, body.config, session)
+    disks.check_checkpoints_fit(session, settings, config)
     return _new_run(settings, session, body.name, body.preset, config)
 
 
 def clone_run(settings: Settings, session: Session, source: Run, body: RunClone) -> Run:
     merged = deep_merge(source.config, body.config)
     config, _ = checked_config(settings, merged, session)
+    disks.check_checkpoints_fit(session, settings, config)
     name = body.name or f"{source.name} (clone)"
     return _new_run(settings, session, name[:200], source.preset, config)
 

@@ -13,6 +13,7 @@ from backend import __version__
 from backend.api.deps import SessionDep, SettingsDep
 from backend.core import dbhealth
 from backend.core.db import sqlite_dir
+from backend.services import disks
 
 router = APIRouter(tags=["health"])
 
@@ -22,6 +23,8 @@ class Health(BaseModel):
     version: str
     #: ``ok``, or why the database cannot be read or written (disk full, a failed write).
     database: str
+    #: The live workers' volumes below ``CPT_LOW_DISK_GB``, in words (empty: all have room).
+    disks: list[str] = []
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
@@ -32,7 +35,13 @@ def health(session: SessionDep, settings: SettingsDep) -> Health | JSONResponse:
         problem = dbhealth.storage_problem(sqlite_dir(settings))
     except Exception as exc:  # report, don't crash: this is what monitors poll
         problem = f"error: {exc}"
-    if problem:
-        body = Health(status="degraded", version=__version__, database=problem[:300])
+    try:
+        low = disks.low_volumes(session, settings)
+    except Exception:  # the database already said what it could
+        low = []
+    if problem or low:
+        body = Health(
+            status="degraded", version=__version__, database=(problem or "ok")[:300], disks=low
+        )
         return JSONResponse(body.model_dump(), status_code=503)
     return Health(status="ok", version=__version__, database="ok")

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH
 from backend.models import UtcDatetime, Worker, utcnow
+from cpt_contract.protocol import Volume
 from cpt_contract.slurm import ClusterReport
 
 router = APIRouter(tags=["workers"], dependencies=[Depends(require_api_token)], responses=AUTH)
@@ -31,6 +32,8 @@ class WorkerPublic(BaseModel):
     executor: str = "local"
     #: A Slurm worker's partitions with idle/allocated nodes (``sinfo``), else None.
     cluster: ClusterReport | None = None
+    #: Free space of its volumes at its last heartbeat.
+    volumes: list[Volume] = []
 
 
 def _cluster(raw: dict[str, Any] | None) -> ClusterReport | None:
@@ -62,6 +65,7 @@ def list_workers(session: SessionDep, settings: SettingsDep) -> list[WorkerPubli
                 alive=now - beat <= limit,
                 executor=w.executor,
                 cluster=_cluster(w.cluster),
+                volumes=[Volume.model_validate(v) for v in w.volumes or []],
             )
         )
     return out
