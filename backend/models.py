@@ -123,6 +123,11 @@ class RunPublic(RunBase, _RunProgress):
     attempt_log: list[dict[str, Any]] | None = None
     #: The last attempt's failure kind (``FailureKind``): what the UI compares, never the reason.
     failure_kind: FailureKind | None = None
+    #: The last time the worker said anything about this run (its reports, its keep-alive every
+    #: second): the page says "no word for N s" when it grows, before the run is judged lost.
+    last_seen_at: UtcDatetime | None = None
+    #: After this many seconds of silence the run is judged lost (``CPT_WORKER_LOST_SECONDS``).
+    lost_after_seconds: float | None = None
     #: A queued run: why it waits (queue, position, what the queue's workers are busy with).
     waiting_reason: str | None = None
     tags: list[str] = []

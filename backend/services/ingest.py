@@ -358,6 +358,11 @@ def check_attempt(run: Run, attempt: int) -> None:
         raise Conflict(f"run {run.id} is at attempt {run.attempt}, not {attempt}: stop this one")
 
 
+#: A repeated report (a keep-alive) is published this often at most: the page learns that the
+#: worker still speaks well before it would show the silence (10 s).
+WORD_PUBLISH_SECONDS = 5.0
+
+
 def report_status(
     run: Run,
     attempt: int,
@@ -368,9 +373,15 @@ def report_status(
     argv: list[str] | None = None,
     max_futile: int = DEFAULT_FUTILE_ATTEMPTS,
 ) -> bool:
-    """Apply the worker's status report; returns whether the run changed."""
+    """Apply the worker's status report; returns whether the run changed (and so is published:
+    a quiet run's keep-alive at most every ``WORD_PUBLISH_SECONDS``, so the page's "no word
+    for N s" starts only when the worker really fell silent)."""
     check_attempt(run, attempt)
-    run.last_seen_at = utcnow()
+    now, previous = utcnow(), run.last_seen_at
+    run.last_seen_at = now
+    word_due = previous is None or state_machine.seconds_between(previous, now) >= (
+        WORD_PUBLISH_SECONDS
+    )
     if pid is not None:
         run.pid = pid
     argv_changed = argv is not None and (run.attempt_argv or {}).get(str(attempt)) != argv
@@ -384,7 +395,7 @@ def report_status(
             run.status_reason = reason[:REASON_MAX]
             run.updated_at = utcnow()
             return True
-        return argv_changed
+        return argv_changed or word_due
     if status == RunStatus.starting:
         return argv_changed  # only a reason update: the run already moved on
     if status == RunStatus.running and run.status == RunStatus.cancelling:

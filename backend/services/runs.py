@@ -33,7 +33,7 @@ from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
 from cpt_contract.runconfig.schema import RunConfig, deep_merge
-from cpt_contract.settings import Settings
+from cpt_contract.settings import Settings, get_settings
 from cpt_contract.statuses import (
     ACTIVE_STATUSES,
     RESUMABLE_STATUSES,
@@ -406,6 +406,8 @@ def to_public(run: Run, now: datetime | None = None) -> RunPublic:
     if run.started_at is not None and run.status in WORKER_STATUSES:
         seconds += state_machine.seconds_between(run.started_at, now or utcnow())
     public.duration_seconds = seconds if (seconds or run.first_started_at) else None
+    if run.status in WORKER_STATUSES:
+        public.lost_after_seconds = get_settings().worker_lost_seconds
     return public
 
 

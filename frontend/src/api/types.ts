@@ -46,6 +46,9 @@ export interface Run {
   phase_since?: string | null;
   /** When the ETA runs out: the page counts down to it between updates. */
   eta_until?: string | null;
+  /** The worker's last word about the run (server time), and when silence means lost. */
+  last_seen_at?: string | null;
+  lost_after_seconds?: number | null;
   /** Per metric: last value (and step), best value (and step) where a direction is known. */
   metrics_summary: Record<string, { last?: number | null; last_step?: number | null; best?: number | null; best_step?: number | null }>;
   /** One entry per ended attempt (why it ended, whether it was restarted automatically). */

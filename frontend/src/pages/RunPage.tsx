@@ -148,7 +148,7 @@ export function RunPage({ id }: { id: string }) {
         ) : null}
       </div>
 
-      <StatusBanner run={run} />
+      <StatusBanner run={run} now={now} />
       <AttemptLog run={run} />
 
       <div class="stats card">
@@ -300,7 +300,7 @@ function Stat({ label, children }: { label: string; children: preact.ComponentCh
 }
 
 /** The reason the server gave, prominent; nothing is shown for states that need no explanation. */
-function StatusBanner({ run }: { run: Run }) {
+function StatusBanner({ run, now }: { run: Run; now: number }) {
   if (run.status === "failed")
     return (
       <div class="banner banner-failed" role="alert" data-testid="failure-banner">
@@ -327,8 +327,28 @@ function StatusBanner({ run }: { run: Run }) {
       </div>
     );
   if (run.status === "queued") return <WaitingReason run={run} />;
+  // A worker-held run reports at least every second: silence is shown as soon as it is late,
+  // long before the run is judged lost (the server's clock: last_seen_at is its own).
+  const silent = silenceSeconds(run, now);
+  if (silent !== null)
+    return (
+      <div class="banner banner-cancelling" role="status" data-testid="silence-banner">
+        No word from {run.worker || "the worker"} for {Math.round(silent)} s
+        {run.lost_after_seconds ? ` (the run is judged lost after ${Math.round(run.lost_after_seconds)} s)` : ""}.
+      </div>
+    );
   return null;
 }
+
+/** Seconds since the worker's last word about a run it holds, once it is late (else null). */
+export function silenceSeconds(run: Run, now: number): number | null {
+  if (!["starting", "running", "cancelling"].includes(run.status) || !run.last_seen_at) return null;
+  const silent = (now - Date.parse(run.last_seen_at)) / 1000;
+  return silent >= SILENCE_SHOWN_SECONDS ? silent : null;
+}
+
+/** A quiet run's keep-alive comes every second and a heartbeat every few: ten is late. */
+const SILENCE_SHOWN_SECONDS = 10;
 
 interface SourceSummary {
   name: string;
