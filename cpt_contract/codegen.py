@@ -20,6 +20,7 @@ from cpt_contract.statuses import (
     RESUME_LAST_STATUSES,
     STATUS_RANK,
     TERMINAL_STATUSES,
+    WORKER_STATUSES,
     RunStatus,
 )
 from cpt_contract.text import CHARACTER_DEFINITION, CHARACTER_UNIT
@@ -42,6 +43,8 @@ def render() -> str:
         f"export const ALL_STATUSES: readonly RunStatus[] = {json.dumps(names)};\n\n"
         f"export const ACTIVE_STATUSES: ReadonlySet<RunStatus> = {_set(ACTIVE_STATUSES)};\n\n"
         f"export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = {_set(TERMINAL_STATUSES)};\n\n"
+        "// A worker holds the run: its silence means something.\n"
+        f"export const WORKER_STATUSES: ReadonlySet<RunStatus> = {_set(WORKER_STATUSES)};\n\n"
         "// Resume: from any checkpoint of a finished run; from the newest only if unfinished.\n"
         f"export const RESUMABLE_STATUSES: ReadonlySet<RunStatus> = {_set(RESUMABLE_STATUSES)};\n\n"
         f"export const RESUME_LAST_STATUSES: ReadonlySet<RunStatus> = {_set(RESUME_LAST_STATUSES)};\n\n"

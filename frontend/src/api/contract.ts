@@ -15,6 +15,9 @@ export const ACTIVE_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(["queu
 
 export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(["succeeded", "failed", "cancelled"]);
 
+// A worker holds the run: its silence means something.
+export const WORKER_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(["starting", "running", "cancelling"]);
+
 // Resume: from any checkpoint of a finished run; from the newest only if unfinished.
 export const RESUMABLE_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>(["succeeded", "failed", "cancelled"]);
 

@@ -2,6 +2,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { api, post, qs, saveText, tokenUrl } from "../api/client";
+import { WORKER_STATUSES } from "../api/contract";
 import { ACTIVE_STATUSES, type Checkpoint, type Job, type LogChunk, type Run, type RunEvent } from "../api/types";
 import { Chart, type Line, type Mark } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
@@ -342,7 +343,7 @@ function StatusBanner({ run, now }: { run: Run; now: number }) {
 
 /** Seconds since the worker's last word about a run it holds, once it is late (else null). */
 export function silenceSeconds(run: Run, now: number): number | null {
-  if (!["starting", "running", "cancelling"].includes(run.status) || !run.last_seen_at) return null;
+  if (!WORKER_STATUSES.has(run.status) || !run.last_seen_at) return null;
   const silent = (now - Date.parse(run.last_seen_at)) / 1000;
   return silent >= SILENCE_SHOWN_SECONDS ? silent : null;
 }
