@@ -40,8 +40,9 @@ def test_a_running_tokenizer_job_is_cancelled_and_its_process_is_gone(
     panel: Panel, tiny_assets: dict[str, Path]
 ) -> None:
     # ~12 MB of made-up words: SentencePiece needs far longer than the test waits to train on it.
-    corpus = panel.data_dir / "big-corpus"
-    corpus.mkdir(exist_ok=True)
+    # In the data dir's demo folder (users' files may live there; the rest is the panel's).
+    corpus = panel.data_dir / "demo" / "big-corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     letters = "ಅಆಇಈಉಊಋಎಏಐಒಓಔಕಖಗಘಙಚಛಜಝಞಟಠಡಢಣತಥದಧನಪಫಬಭಮಯರಲವಶಷಸಹಳ"
     words = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(20000)]
