@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cpt_contract.clean import CleanStep
+from cpt_contract.corpus import TextColumn
 from cpt_contract.limits import INT32
 from cpt_contract.text import TxtDocuments
 
@@ -89,6 +90,7 @@ class ScanParams(_Params):
         title="Documents in .txt files",
         description="line: one per line; blank_line: one per paragraph; file: the whole file.",
     )
+    text_column: TextColumn = "text"
 
     @model_validator(mode="after")
     def _tokenizer_needs_block_size(self) -> ScanParams:

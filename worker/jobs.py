@@ -96,7 +96,8 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
             argv.append(f"--tokenizer={s.tokenizer}")
         if s.block_size:
             argv += ["--block_size", str(s.block_size)]
-        return [*argv, f"--txt_documents={s.txt_documents}"]
+        # --flag=value: a user's value is never read as a flag.
+        return [*argv, f"--txt_documents={s.txt_documents}", f"--text_column={s.text_column}"]
     if claim.kind == "generate":
         return generate_argv(settings, GenerateParams.model_validate(claim.params), paths)
     if claim.kind == "clean":
