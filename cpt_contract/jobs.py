@@ -21,7 +21,7 @@ from cpt_contract.text import TxtDocuments
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
 RUN_JOB_TASK = "worker.tasks.run_job"
 
-JobKind = Literal["merge", "tokenizer", "scan", "generate", "clean"]
+JobKind = Literal["merge", "tokenizer", "scan", "generate", "clean", "download"]
 
 Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -148,12 +148,79 @@ class CleanParams(_Params):
     )
 
 
+#: A Hub repo id (``org/name``) as the Hub accepts it.
+HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$"
+
+
+class DownloadParams(_Params):
+    """Download a model (or a dataset's files) from the Hub into the models (datasets) root: a
+    temp dir renamed into place when complete; a rerun resumes a cancelled one."""
+
+    repo_id: str = Field(
+        pattern=HUB_ID_PATTERN,
+        max_length=200,
+        title="Hub id",
+        description="org/name, e.g. HuggingFaceTB/SmolLM2-135M.",
+    )
+    repo_type: Literal["model", "dataset"] = Field(default="model", title="Kind")
+    revision: str = Field(
+        default="main",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$",
+        title="Revision",
+        description="A branch, tag or commit.",
+    )
+    skip: list[Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^-\x00]")]] = Field(
+        default_factory=list,
+        max_length=32,
+        title="Files to skip",
+        description="Glob patterns, e.g. *.bin, original/*, *.gguf.",
+    )
+    config: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        title="Dataset config",
+        description="A dataset's subset (its files under <config>/ or data/<config>/).",
+    )
+    split: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        title="Dataset split",
+        description="Only the files of this split (e.g. train).",
+    )
+    text_column: TextColumn | None = Field(default=None, title="Dataset text column")
+
+    @model_validator(mode="after")
+    def _dataset_fields(self) -> DownloadParams:
+        if self.repo_type == "model" and (self.config or self.split or self.text_column):
+            raise ValueError("config: config, split and text_column are for datasets")
+        return self
+
+    def allow(self) -> list[str]:
+        """A dataset's config/split as file globs (the Hub's parquet and script-free layouts)."""
+        if self.repo_type != "dataset" or not (self.config or self.split):
+            return []
+        conf, split = self.config or "*", self.split or "*"
+        return [
+            f"{conf}/{split}*",
+            f"{conf}/{split}/*",
+            f"data/{conf}/{split}*",
+            f"data/{conf}/{split}/*",
+            *([f"data/{split}-*", f"data/{split}/*", f"{split}*"] if not self.config else []),
+            "README.md",
+        ]
+
+
 JOB_PARAMS: dict[str, type[_Params]] = {
     "merge": MergeParams,
     "tokenizer": TokenizerParams,
     "scan": ScanParams,
     "generate": GenerateParams,
     "clean": CleanParams,
+    "download": DownloadParams,
 }
 #: Parameters that are paths a user chose (checked against the allowed roots by the API).
 PATH_PARAMS: dict[str, tuple[str, ...]] = {
@@ -162,6 +229,7 @@ PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "scan": ("paths", "tokenizer"),
     "generate": (),
     "clean": ("sources", "tokenizer"),
+    "download": (),
 }
 #: Kinds that act on one checkpoint of a run (the API checks that the checkpoint exists).
 CHECKPOINT_KINDS = ("merge", "generate")

@@ -1,0 +1,1 @@
+"""Hub transfers run as jobs: ``python -m worker.hub download`` (``download.py``)."""

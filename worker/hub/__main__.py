@@ -1,0 +1,5 @@
+import sys
+
+from worker.hub.download import main
+
+sys.exit(main())
