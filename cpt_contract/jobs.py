@@ -21,7 +21,7 @@ from cpt_contract.text import TxtDocuments
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
 RUN_JOB_TASK = "worker.tasks.run_job"
 
-JobKind = Literal["merge", "tokenizer", "scan", "generate", "clean", "download"]
+JobKind = Literal["merge", "tokenizer", "scan", "generate", "clean", "download", "import"]
 
 Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -214,6 +214,25 @@ class DownloadParams(_Params):
         ]
 
 
+class ImportParams(_Params):
+    """Import a GGUF file (as Ollama or LM Studio keep models) as a plain HF model directory in
+    the models root (dequantized)."""
+
+    gguf: Path_ = Field(
+        title="GGUF file",
+        description="A .gguf file under the allowed roots.",
+        pattern=r"(?i)\.gguf$",
+    )
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        title="Name",
+        description="The model's directory name in the models root.",
+    )
+    dtype: Literal["float32", "bfloat16"] = Field(default="float32", title="Weights dtype")
+
+
 JOB_PARAMS: dict[str, type[_Params]] = {
     "merge": MergeParams,
     "tokenizer": TokenizerParams,
@@ -221,6 +240,7 @@ JOB_PARAMS: dict[str, type[_Params]] = {
     "generate": GenerateParams,
     "clean": CleanParams,
     "download": DownloadParams,
+    "import": ImportParams,
 }
 #: Parameters that are paths a user chose (checked against the allowed roots by the API).
 PATH_PARAMS: dict[str, tuple[str, ...]] = {
@@ -230,6 +250,7 @@ PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "generate": (),
     "clean": ("sources", "tokenizer"),
     "download": (),
+    "import": ("gguf",),
 }
 #: Kinds that act on one checkpoint of a run (the API checks that the checkpoint exists).
 CHECKPOINT_KINDS = ("merge", "generate")

@@ -22,6 +22,7 @@ from cpt_contract.jobs import (
     CleanParams,
     DownloadParams,
     GenerateParams,
+    ImportParams,
     MergeParams,
     ScanParams,
     TokenizerParams,
@@ -105,6 +106,12 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         return clean_argv(settings, CleanParams.model_validate(claim.params), paths)
     if claim.kind == "download":
         return download_argv(settings, DownloadParams.model_validate(claim.params), paths)
+    if claim.kind == "import":
+        i = ImportParams.model_validate(claim.params)
+        argv = [sys.executable, "-m", "worker.hub", "import-gguf", f"--gguf={i.gguf}"]
+        argv += [f"--dest_root={settings.models_dir}", f"--name={i.name}", f"--dtype={i.dtype}"]
+        argv.append(f"--reserve_bytes={settings.download_reserve_bytes}")
+        return [*argv, f"--json={paths.result}"]
     raise ValueError(f"unknown job kind {claim.kind!r}")
 
 

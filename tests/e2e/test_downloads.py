@@ -94,6 +94,14 @@ def test_a_model_downloads_with_progress_and_a_failure_says_what_to_do(
         assert progress["files"] == progress["total_files"] == job["result"]["files"]
         models = [m["path"] for m in c.get("/api/files", params={"kind": "model"}).json()]
         assert str(out) in models
+        # The Models page describes it from its files, with where it came from.
+        row = {m["path"]: m for m in c.get("/api/models").json()}[str(out)]
+        assert row["source"] == {
+            "kind": "hub", "hub_id": "org/e2e-llama", "revision": "main", "commit": commit,
+            "endpoint": local_hub.url, "downloaded_at": row["source"]["downloaded_at"],
+        }  # fmt: skip
+        assert row["architecture"] == "LlamaForCausalLM" and row["params"] > 0
+        assert row["vocab_size"] and row["size_bytes"] > 0 and row["tied_embeddings"] is False
         # A repo the Hub does not hold: failed, with the reason and the fix.
         r = c.post("/api/jobs", json={"kind": "download", "params": {"repo_id": "org/nothing"}})
         bad = _wait(hub_panel, r.json()["id"], lambda j: j["status"] in ("succeeded", "failed"))

@@ -1,5 +1,5 @@
 import sys
 
-from worker.hub.download import main
+from worker.hub.cli import main
 
 sys.exit(main())

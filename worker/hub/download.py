@@ -23,7 +23,6 @@ import fnmatch
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -90,12 +89,18 @@ def _explain(exc: Exception, repo_id: str, revision: str, repo_type: str) -> Dow
             EXIT_BAD_REQUEST,
         )
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return disk_error(exc)
+    return DownloadError(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+
+
+def disk_error(exc: OSError) -> DownloadError:
+    if exc.errno == errno.ENOSPC:
         return DownloadError(
             "the disk is full: free space on the models root or pick another, then run the "
-            "download again (it resumes)",
+            "job again (a download resumes)",
             EXIT_NO_SPACE,
         )
-    return DownloadError(f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    return DownloadError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
 
 
 def _status(exc: Exception) -> int | None:
@@ -261,26 +266,3 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reserve_bytes", type=int, default=0, help="keep this much disk free")
     p.add_argument("--text_column", default=None, help="a dataset's text column (recorded)")
     p.add_argument("--json", required=True, help="write the result here")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.hub")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_arguments(sub.add_parser("download", help="download a Hub repo into a root"))
-    args = parser.parse_args(argv)
-    try:
-        result = download(args)
-    except DownloadError as exc:
-        print(f"error: {exc}", flush=True)
-        return exc.code
-    except OSError as exc:
-        err = _explain(exc, args.repo_id, args.revision, args.repo_type)
-        print(f"error: {err}", flush=True)
-        return err.code
-    Path(args.json).write_text(json.dumps(result, indent=1))
-    print(f"saved {result['path']}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
