@@ -8,38 +8,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.support.hub import LocalHub
-from tests.support.panel import Panel, start_panel
+from tests.support.hub import HUB_TOKEN, LocalHub
+from tests.support.panel import Panel
 
 pytestmark = pytest.mark.slow
-
-HUB_TOKEN = "hf_paneltest_" + "s3cr3t" * 4
-
-
-@pytest.fixture(scope="module")
-def hub_panel(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_url: str,
-    tiny_assets: dict[str, Path],
-    local_hub: LocalHub,
-) -> Iterator[Panel]:
-    data_dir = tmp_path_factory.mktemp("hub-panel")
-    env = {"CPT_HUB_ENDPOINT": local_hub.url, "CPT_HUB_TOKEN": HUB_TOKEN}
-    p = start_panel(
-        data_dir, broker_url=redis_url, allowed_roots=[tiny_assets["root"]], extra_env=env
-    )
-    try:
-        p.start_worker(concurrency=1)
-        yield p
-    finally:
-        p.stop()
 
 
 def _wait(panel: Panel, job_id: str, done: Any, timeout: float = 180) -> dict[str, Any]:

@@ -23,9 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.panel import free_port, kill_tree
+from tests.support.panel import Panel, free_port, kill_tree, start_panel
 
 OLAH_VERSION = "0.5.4"
+#: The Hub token the hub panel's worker is given (the tests look for it in logs and answers).
+HUB_TOKEN = "hf_paneltest_" + "s3cr3t" * 4
 OLAH_VENV = Path(
     os.environ.get("CPT_TEST_OLAH_VENV", Path.home() / ".cache" / "cpt-panel-tests" / "olah-venv")
 )
@@ -127,3 +129,23 @@ offline = true
     finally:
         kill_tree(proc)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def hub_panel(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    tiny_assets: dict[str, Path],
+    local_hub: LocalHub,
+) -> Iterator[Panel]:
+    """API + one worker whose downloads go to ``local_hub`` with ``HUB_TOKEN`` set."""
+    data_dir = tmp_path_factory.mktemp("hub-panel")
+    env = {"CPT_HUB_ENDPOINT": local_hub.url, "CPT_HUB_TOKEN": HUB_TOKEN}
+    p = start_panel(
+        data_dir, broker_url=redis_url, allowed_roots=[tiny_assets["root"]], extra_env=env
+    )
+    try:
+        p.start_worker(concurrency=1)
+        yield p
+    finally:
+        p.stop()
