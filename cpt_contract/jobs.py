@@ -9,6 +9,7 @@ worker turns them into the argv of ``python -m worker.<tool>`` (``worker/jobs.py
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -152,6 +153,18 @@ class CleanParams(_Params):
 HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$"
 
 
+def download_dir_name(repo_id: str, revision: str) -> str:
+    """``org/name`` at ``main`` → ``org--name``; another revision is part of the name. The
+    directory a download lands in under the models (datasets) root, and how a run whose model is
+    a Hub id finds it."""
+    name = repo_id.replace("/", "--")
+    return name if revision == "main" else f"{name}--{revision.replace('/', '-')}"
+
+
+def is_hub_id(value: str) -> bool:
+    return re.fullmatch(HUB_ID_PATTERN, value) is not None
+
+
 class DownloadParams(_Params):
     """Download a model (or a dataset's files) from the Hub into the models (datasets) root: a
     temp dir renamed into place when complete; a rerun resumes a cancelled one."""
@@ -198,6 +211,9 @@ class DownloadParams(_Params):
         if self.repo_type == "model" and (self.config or self.split or self.text_column):
             raise ValueError("config: config, split and text_column are for datasets")
         return self
+
+    def dir_name(self) -> str:
+        return download_dir_name(self.repo_id, self.revision)
 
     def allow(self) -> list[str]:
         """A dataset's config/split as file globs (the Hub's parquet and script-free layouts)."""

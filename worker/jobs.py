@@ -120,6 +120,7 @@ def download_argv(settings: Settings, d: DownloadParams, paths: JobPaths) -> lis
     root = settings.models_dir if d.repo_type == "model" else settings.datasets_dir
     argv = [sys.executable, "-m", "worker.hub", "download", f"--repo_id={d.repo_id}"]
     argv += [f"--revision={d.revision}", f"--repo_type={d.repo_type}", f"--dest_root={root}"]
+    argv.append(f"--name={d.dir_name()}")
     argv += [f"--skip={g}" for g in d.skip] + [f"--allow={g}" for g in d.allow()]
     if d.text_column:
         argv.append(f"--text_column={d.text_column}")

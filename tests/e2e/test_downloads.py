@@ -14,6 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.support.e2e import submit, tiny_config, wait_final, wait_for
 from tests.support.hub import HUB_TOKEN, LocalHub
 from tests.support.panel import Panel
 
@@ -125,3 +126,39 @@ def test_a_cancelled_download_is_never_offered_and_the_next_resumes(
         assert "0.0 MB already here" not in _log(hub_panel, second)
         out = hub_panel.data_dir / "models" / "org--e2e-big" / "model.safetensors"
         assert out.read_bytes() == big
+
+
+def test_a_run_on_a_hub_id_waits_for_its_download_then_trains(
+    hub_panel: Panel, local_hub: LocalHub, tiny_assets: dict[str, Path]
+) -> None:
+    """The launch's base model given as a Hub id: the run waits ("waiting for download of ...
+    (N %)"), starts when the download ends and trains on the downloaded model; a download that
+    fails fails its run with the download's reason."""
+    files: dict[str, bytes | Path] = {
+        p.name: p for p in tiny_assets["model"].iterdir() if p.is_file()
+    }
+    files["extra.bin"] = os.urandom(48 * 1024 * 1024)  # long enough to see the run wait
+    local_hub.add_repo("org/run-llama", files)
+    config = tiny_config(tiny_assets)
+    config["model"]["model_name_or_path"] = "org/run-llama"
+    run = submit(hub_panel, config, "on a hub id")
+    target = hub_panel.data_dir / "models" / "org--run-llama"
+    assert run["status"] == "queued"
+    waiting = wait_for(
+        hub_panel, run["id"],
+        lambda r: "waiting for download of org/run-llama (" in (r.get("waiting_reason") or ""),
+        60, "waiting for its download",
+    )  # fmt: skip
+    assert waiting["status"] == "queued" and not target.exists()
+    done = wait_final(hub_panel, run["id"], timeout=300)
+    assert done["status"] == "succeeded", done
+    with hub_panel.client() as c:
+        stored = c.get(f"/api/runs/{run['id']}").json()["config"]["model"]["model_name_or_path"]
+        assert stored == str(target) and (target / "cpt_source.json").exists()
+        jobs = c.get("/api/jobs", params={"kind": "download"}).json()
+        assert [j["params"]["repo_id"] for j in jobs].count("org/run-llama") == 1
+
+    config["model"]["model_name_or_path"] = "org/not-there"
+    bad = wait_final(hub_panel, submit(hub_panel, config, "on a missing hub id")["id"], 120)
+    assert bad["status"] == "failed", bad
+    assert "model download" in bad["status_reason"] and "was not found" in bad["status_reason"]

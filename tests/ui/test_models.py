@@ -4,6 +4,7 @@ it downloads, then listed with where it came from; a bad id is an error at its f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,37 @@ def test_a_model_fetched_from_the_hub_by_id(
     text = row.inner_text()
     assert "Hub: org/ui-llama@main" in text and "LlamaForCausalLM" in text
     screenshot(page, "models")
+
+
+def test_the_launch_form_takes_a_hub_id(
+    hub_ui: UI, local_hub: LocalHub, tiny_assets: dict[str, Path]
+) -> None:
+    """A Hub id typed as the base model: the run page says it waits for the download (with the
+    percentage measured by the download), then the run starts on the downloaded model."""
+    files: dict[str, bytes | Path] = {
+        p.name: p for p in tiny_assets["model"].iterdir() if p.is_file()
+    }
+    files["extra.bin"] = b"\1" * (48 * 1024 * 1024)
+    local_hub.add_repo("org/form-llama", files)
+    page = hub_ui.page
+    hub_ui.goto("/launch")
+    base = page.get_by_label("Base model", exact=True)
+    base.wait_for(timeout=30_000)
+    base.fill("org/form-llama")
+    page.get_by_label("Run name").fill("from a hub id")
+    page.get_by_label("Max steps", exact=True).fill("4")
+    page.get_by_role("button", name="Launch run").click()
+    page.wait_for_url(re.compile(r"#/runs/[^/?]+$"), timeout=60_000)
+    banner = page.get_by_test_id("waiting-reason")
+    page.wait_for_function(
+        "() => /waiting for download of org\\/form-llama \\(\\d+ %\\)/"
+        ".test(document.querySelector('[data-testid=waiting-reason]')?.textContent ?? '')",
+        timeout=60_000,
+    )
+    screenshot(page, "run-waiting-for-download", docs=False)
+    page.wait_for_function(
+        "() => ['running', 'succeeded'].includes("
+        "document.querySelector('.page-head .badge')?.dataset.status)",
+        timeout=240_000,
+    )
+    assert banner.count() == 0 or "download" not in banner.inner_text()

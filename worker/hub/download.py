@@ -195,7 +195,7 @@ def download(args: argparse.Namespace) -> dict[str, Any]:
         )
     dest_root = Path(args.dest_root)
     dest_root.mkdir(parents=True, exist_ok=True)
-    name = target_name(args.repo_id, args.revision)
+    name = args.name or target_name(args.repo_id, args.revision)
     final = dest_root / name
     if final.exists():
         raise DownloadError(
@@ -261,6 +261,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", default="main")
     p.add_argument("--repo_type", choices=("model", "dataset"), default="model")
     p.add_argument("--dest_root", required=True)
+    p.add_argument("--name", default=None, help="directory name (default: org--name[--rev])")
     p.add_argument("--skip", action="append", default=[], help="glob of files not to fetch")
     p.add_argument("--allow", action="append", default=[], help="fetch only files matching")
     p.add_argument("--reserve_bytes", type=int, default=0, help="keep this much disk free")
