@@ -165,6 +165,19 @@ def is_hub_id(value: str) -> bool:
     return re.fullmatch(HUB_ID_PATTERN, value) is not None
 
 
+#: How a path field names a Hub repo instead (``hf:org/name``): a bare ``org/name`` is a
+#: relative path, which the roots refuse, so the two never mix.
+HUB_PREFIX = "hf:"
+
+
+def hub_id_of(value: str | None) -> str | None:
+    """``hf:org/name`` → ``org/name``; None for anything else."""
+    if not value or not value.startswith(HUB_PREFIX):
+        return None
+    repo = value[len(HUB_PREFIX) :]
+    return repo if is_hub_id(repo) else None
+
+
 class DownloadParams(_Params):
     """Download a model (or a dataset's files) from the Hub into the models (datasets) root: a
     temp dir renamed into place when complete; a rerun resumes a cancelled one."""

@@ -319,9 +319,11 @@ class Settings(BaseSettings):
     @property
     def roots(self) -> Roots:
         """Where user-supplied paths are accepted: what users made in the data dir (runs, job
-        outputs, cleaned datasets, the demo) and ``allowed_roots``; never the rest of the data
-        dir (keys, tokens, database, broker, caches), nor a SQLite database kept elsewhere."""
-        shared = (self.runs_dir, self.jobs_dir, self.datasets_dir, self.demo_dir)
+        outputs, cleaned datasets, the demo, the models and datasets downloads or imports
+        brought) and ``allowed_roots``; never the rest of the data dir (keys, tokens, database,
+        broker, caches, a download's ``.partial`` dir aside), nor a SQLite database kept
+        elsewhere."""
+        shared = (self.runs_dir, self.jobs_dir, self.datasets_dir, self.demo_dir, self.models_dir)
         state = [self.resolved_data_dir]
         url = self.sqlalchemy_url
         if url.startswith("sqlite:///"):

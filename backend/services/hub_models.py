@@ -1,7 +1,8 @@
 """A run whose base model is a Hub id: it waits for the model's download job, then starts.
 
-At submit (``runs.validate_config``) a ``model_name_or_path`` that is a Hub id (``org/name``, not
-an existing path) becomes the directory its download lands in (``<data dir>/models/org--name``,
+At submit (``runs.validate_config``) a ``model_name_or_path`` that is a Hub id (``hf:org/name``;
+a bare ``org/name`` is a relative path and refused as one) becomes the directory its download
+lands in (``<data dir>/models/org--name``,
 ``cpt_contract.jobs.download_dir_name``). If that directory is not there yet, ``create_run``
 starts a download job for it (or joins one already under way) and the run stays ``queued``
 without a Celery message: ``waiting_for`` finds the active download that targets the run's model
@@ -21,16 +22,15 @@ from sqlmodel import Session, col, select
 
 from backend.models import Job, Run
 from backend.services import job_progress, state_machine
-from cpt_contract.jobs import DownloadParams, download_dir_name, is_hub_id
+from cpt_contract.jobs import DownloadParams, download_dir_name, hub_id_of
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
 
 
 def hub_target(settings: Settings, value: str | None, revision: str) -> Path | None:
-    """Where a Hub id's download lands (None: the value is a path, not a Hub id)."""
-    if not value or not is_hub_id(value) or Path(value).exists():
-        return None
-    return settings.models_dir / download_dir_name(value, revision)
+    """Where a Hub id's (``hf:org/name``) download lands (None: the value is no Hub id)."""
+    repo = hub_id_of(value)
+    return None if repo is None else settings.models_dir / download_dir_name(repo, revision)
 
 
 def _target_of(settings: Settings, job: Job) -> Path | None:

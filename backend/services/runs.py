@@ -28,6 +28,7 @@ from backend.services import files, hub_models, preflight, sorting, state_machin
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
+from cpt_contract.jobs import HUB_PREFIX, hub_id_of, is_hub_id
 from cpt_contract.outcomes import LAST_CHECKPOINT
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
@@ -212,7 +213,10 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
         try:
             path = resolve_allowed(raw, settings.roots)
         except PathNotAllowed as exc:
-            errors.append(error(field_loc, str(exc), "path_not_allowed"))
+            msg = str(exc)
+            if key == ("model", "model_name_or_path") and is_hub_id(raw):
+                msg += f"; a Hub id is written {HUB_PREFIX}{raw}"
+            errors.append(error(field_loc, msg, "path_not_allowed"))
             continue
         if not path.exists():
             errors.append(
@@ -323,7 +327,9 @@ def model_download(settings: Settings, session: Session, body: RunCreate) -> Job
     target = hub_models.hub_target(settings, value, revision)
     if target is None or target.exists():
         return None
-    return hub_models.start_download(settings, session, str(value), str(revision))
+    repo = hub_id_of(value)
+    assert repo is not None  # hub_target answered for a Hub id only
+    return hub_models.start_download(settings, session, repo, str(revision))
 
 
 def clone_run(settings: Settings, session: Session, source: Run, body: RunClone) -> Run:

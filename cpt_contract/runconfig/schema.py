@@ -72,9 +72,9 @@ class ModelSection(_Section):
         max_length=1000,
         default=None,
         title="Base model",
-        description="Directory of an HF model to continue from, or a Hub id (org/name): it is "
-        "downloaded into the models root first and the run waits for it. Empty: train from "
-        "scratch.",
+        description="Directory of an HF model to continue from, or a Hub id written "
+        "hf:org/name: it is downloaded into the models root first and the run waits for it. "
+        "Empty: train from scratch.",
         json_schema_extra={"picker": "model"},
     )
     tokenizer_name_or_path: str | None = Field(

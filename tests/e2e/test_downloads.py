@@ -140,7 +140,12 @@ def test_a_run_on_a_hub_id_waits_for_its_download_then_trains(
     files["extra.bin"] = os.urandom(48 * 1024 * 1024)  # long enough to see the run wait
     local_hub.add_repo("org/run-llama", files)
     config = tiny_config(tiny_assets)
+    # A bare org/name is a relative path (refused), and the answer says how to write a Hub id.
     config["model"]["model_name_or_path"] = "org/run-llama"
+    with hub_panel.client() as c:
+        r = c.post("/api/runs/preview", json={"preset": "tiny-demo", "config": config})
+    assert r.status_code == 422 and "a Hub id is written hf:org/run-llama" in r.text, r.text
+    config["model"]["model_name_or_path"] = "hf:org/run-llama"
     run = submit(hub_panel, config, "on a hub id")
     target = hub_panel.data_dir / "models" / "org--run-llama"
     assert run["status"] == "queued"
@@ -158,7 +163,7 @@ def test_a_run_on_a_hub_id_waits_for_its_download_then_trains(
         jobs = c.get("/api/jobs", params={"kind": "download"}).json()
         assert [j["params"]["repo_id"] for j in jobs].count("org/run-llama") == 1
 
-    config["model"]["model_name_or_path"] = "org/not-there"
+    config["model"]["model_name_or_path"] = "hf:org/not-there"
     bad = wait_final(hub_panel, submit(hub_panel, config, "on a missing hub id")["id"], 120)
     assert bad["status"] == "failed", bad
     assert "model download" in bad["status_reason"] and "was not found" in bad["status_reason"]

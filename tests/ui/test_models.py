@@ -69,8 +69,9 @@ def test_a_model_fetched_from_the_hub_by_id(
 def test_the_launch_form_takes_a_hub_id(
     hub_ui: UI, local_hub: LocalHub, tiny_assets: dict[str, Path]
 ) -> None:
-    """A Hub id typed as the base model: the run page says it waits for the download (with the
-    percentage measured by the download), then the run starts on the downloaded model."""
+    """A Hub id typed as the base model: the run page says it waits for the download (its
+    percentage once the download has measured one), then the run starts on the downloaded
+    model."""
     files: dict[str, bytes | Path] = {
         p.name: p for p in tiny_assets["model"].iterdir() if p.is_file()
     }
@@ -80,14 +81,14 @@ def test_the_launch_form_takes_a_hub_id(
     hub_ui.goto("/launch")
     base = page.get_by_label("Base model", exact=True)
     base.wait_for(timeout=30_000)
-    base.fill("org/form-llama")
+    base.fill("hf:org/form-llama")
     page.get_by_label("Run name").fill("from a hub id")
     page.get_by_label("Max steps", exact=True).fill("4")
     page.get_by_role("button", name="Launch run").click()
     page.wait_for_url(re.compile(r"#/runs/[^/?]+$"), timeout=60_000)
     banner = page.get_by_test_id("waiting-reason")
     page.wait_for_function(
-        "() => /waiting for download of org\\/form-llama \\(\\d+ %\\)/"
+        "() => /waiting for download of org\\/form-llama \\(/"
         ".test(document.querySelector('[data-testid=waiting-reason]')?.textContent ?? '')",
         timeout=60_000,
     )

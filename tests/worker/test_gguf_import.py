@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from backend.api.deps import app_settings
 from backend.services.files import find
+from cpt_contract.roots import Roots
 from tests.api.test_inprocess import client as client
 from tests.support.panel import ASSET_CACHE
 from worker import demo_assets
@@ -51,7 +52,7 @@ def test_smollm2_gguf_imports_as_a_plain_model(client: TestClient, tmp_path: Pat
     out = dest / "smollm2-135m"
     answer = json.loads(result.read_text())
     assert answer["path"] == str(out) and answer["format"] == "gguf"
-    assert [m["path"] for m in find([dest], "model")] == [str(out)]
+    assert [m["path"] for m in find(Roots((dest,)), "model")] == [str(out)]
 
     described = {m["path"]: m for m in client.get("/api/models").json()}[str(out)]
     assert described["architecture"] == "LlamaForCausalLM"

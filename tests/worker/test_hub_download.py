@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from backend.services.files import find, problem
+from cpt_contract.roots import Roots
 from tests.support.hub import LocalHub
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def test_a_model_downloads_whole_with_its_provenance(
     assert answer["path"] == str(out) and answer["commit"] == commit
     assert not (out / "original").exists() and (out / "README.md").exists()
     assert problem("model", out) is None, "a complete download is a usable model"
-    assert [m["path"] for m in find([dest], "model")] == [str(out)]
+    assert [m["path"] for m in find(Roots((dest,)), "model")] == [str(out)]
     source = json.loads((out / "cpt_source.json").read_text())
     assert (source["hub_id"], source["revision"], source["commit"]) == (
         "org/tiny-llama",
@@ -94,7 +95,7 @@ def test_bad_requests_end_with_a_reason(local_hub: LocalHub, tmp_path: Path) -> 
             flags, done.stdout, done.stderr,
         )  # fmt: skip
         assert not result.exists()
-    assert find([dest], "model") == [] and not (dest / "org--small").exists()
+    assert find(Roots((dest,)), "model") == [] and not (dest / "org--small").exists()
 
 
 def test_a_cancelled_download_resumes(local_hub: LocalHub, tmp_path: Path) -> None:
@@ -117,7 +118,7 @@ def test_a_cancelled_download_resumes(local_hub: LocalHub, tmp_path: Path) -> No
     os.killpg(proc.pid, signal.SIGTERM)  # what a job cancel does to the tool's tree
     proc.wait(timeout=30)
     assert 0 < seen < len(big), seen
-    assert not (dest / "org--big").exists() and find([dest], "model") == []
+    assert not (dest / "org--big").exists() and find(Roots((dest,)), "model") == []
     partial = dest / ".partial" / "org--big"
     kept = sum(p.stat().st_size for p in partial.rglob("*") if p.is_file())
     assert kept > 0
@@ -154,4 +155,4 @@ def test_a_dataset_split_downloads_into_a_local_dataset(
         "data/kn/train-00000-of-00001.parquet"
     ]
     assert json.loads((out / "cpt_source.json").read_text())["text_column"] == "content"
-    assert str(out / "data" / "kn") in [d["path"] for d in find([dest], "dataset")]
+    assert str(out / "data" / "kn") in [d["path"] for d in find(Roots((dest,)), "dataset")]
