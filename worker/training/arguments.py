@@ -101,11 +101,11 @@ class DataTrainingArguments:
             "choices": list(TXT_DOCUMENTS),
         },
     )
-    text_column: str = field(
-        default="text",
+    text_column: str | None = field(
+        default=None,
         metadata={
             "help": "The field (.jsonl) or column (.parquet, a dataset saved by datasets) "
-            "holding the text of --dataset_dir/--train_file/--validation_file."
+            "holding the text of --dataset_dir/--train_file/--validation_file. Empty: text."
         },
     )
     data_cache_dir: str | None = field(
@@ -266,7 +266,9 @@ def check_arguments(
     if not (data_args.dataset_dir or data_args.train_file or data_args.data_sources):
         raise InputError("--dataset_dir (or --train_file, or --data_sources) is required")
     try:
-        check_column(data_args.text_column, "--text_column")
+        if data_args.text_column is not None:
+            check_column(data_args.text_column, "--text_column")
+        data_args.text_column = data_args.text_column or "text"
         if data_args.data_sources:
             parse_data_sources(data_args.data_sources)
     except DataError as exc:

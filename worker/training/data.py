@@ -66,7 +66,7 @@ def data_sources(data_args: DataTrainingArguments) -> list[Source]:
             sources.append(
                 Source(
                     name or "data", files, 1.0, "--dataset_dir", flags,
-                    text_column=data_args.text_column,
+                    text_column=data_args.text_column or "text",
                 )
             )  # fmt: skip
         if data_args.data_sources:
@@ -136,7 +136,7 @@ def build_run_data(
             data_args.packing,
             data_args.keep_linebreaks,
             data_args.txt_documents,
-            text_column=data_args.text_column,
+            text_column=data_args.text_column or "text",
         ),
         # A validation file is scored as whole documents (build_eval_sets), not packed blocks;
         # a split still holds packed blocks out of the training text.
@@ -252,7 +252,7 @@ def build_eval_sets(
                 VALIDATION, [path], tokenizer, block_size,
                 budget, data_args.keep_linebreaks, "--validation_file", separator,
                 data_args.txt_documents,
-                text_column=data_args.text_column,
+                text_column=data_args.text_column or "text",
             )  # fmt: skip
             w.path = str(path)
             out.append(w)
