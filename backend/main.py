@@ -30,6 +30,7 @@ from backend.api.routes import (
     jobs,
     meta,
     metrics,
+    models,
     runs,
     stream,
     workers,
@@ -259,7 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
-    routers = (health, stream, runs, metrics, checkpoints, jobs, workers, meta, internal)
+    routers = (health, stream, runs, metrics, checkpoints, jobs, workers, meta, models, internal)
     for module in (*routers, internal_jobs):
         app.include_router(module.router, prefix="/api")
     dist = settings.frontend_dist or ROOT / "frontend" / "dist"

@@ -9,18 +9,20 @@ worker turns them into the argv of ``python -m worker.<tool>`` (``worker/jobs.py
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cpt_contract.clean import CleanStep
+from cpt_contract.corpus import TextColumn
 from cpt_contract.limits import INT32
 from cpt_contract.text import TxtDocuments
 
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
 RUN_JOB_TASK = "worker.tasks.run_job"
 
-JobKind = Literal["merge", "tokenizer", "scan", "generate", "clean"]
+JobKind = Literal["merge", "tokenizer", "scan", "generate", "clean", "download", "import"]
 
 Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -89,6 +91,7 @@ class ScanParams(_Params):
         title="Documents in .txt files",
         description="line: one per line; blank_line: one per paragraph; file: the whole file.",
     )
+    text_column: TextColumn = "text"
 
     @model_validator(mode="after")
     def _tokenizer_needs_block_size(self) -> ScanParams:
@@ -146,12 +149,127 @@ class CleanParams(_Params):
     )
 
 
+#: A Hub repo id (``org/name``) as the Hub accepts it.
+HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$"
+
+
+def download_dir_name(repo_id: str, revision: str) -> str:
+    """``org/name`` at ``main`` → ``org--name``; another revision is part of the name. The
+    directory a download lands in under the models (datasets) root, and how a run whose model is
+    a Hub id finds it."""
+    name = repo_id.replace("/", "--")
+    return name if revision == "main" else f"{name}--{revision.replace('/', '-')}"
+
+
+def is_hub_id(value: str) -> bool:
+    return re.fullmatch(HUB_ID_PATTERN, value) is not None
+
+
+#: How a path field names a Hub repo instead (``hf:org/name``): a bare ``org/name`` is a
+#: relative path, which the roots refuse, so the two never mix.
+HUB_PREFIX = "hf:"
+
+
+def hub_id_of(value: str | None) -> str | None:
+    """``hf:org/name`` → ``org/name``; None for anything else."""
+    if not value or not value.startswith(HUB_PREFIX):
+        return None
+    repo = value[len(HUB_PREFIX) :]
+    return repo if is_hub_id(repo) else None
+
+
+class DownloadParams(_Params):
+    """Download a model (or a dataset's files) from the Hub into the models (datasets) root: a
+    temp dir renamed into place when complete; a rerun resumes a cancelled one."""
+
+    repo_id: str = Field(
+        pattern=HUB_ID_PATTERN,
+        max_length=200,
+        title="Hub id",
+        description="org/name, e.g. HuggingFaceTB/SmolLM2-135M.",
+    )
+    repo_type: Literal["model", "dataset"] = Field(default="model", title="Kind")
+    revision: str = Field(
+        default="main",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$",
+        title="Revision",
+        description="A branch, tag or commit.",
+    )
+    skip: list[Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^-\x00]")]] = Field(
+        default_factory=list,
+        max_length=32,
+        title="Files to skip",
+        description="Glob patterns, e.g. *.bin, original/*, *.gguf.",
+    )
+    config: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        title="Dataset config",
+        description="A dataset's subset (its files under <config>/ or data/<config>/).",
+    )
+    split: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        title="Dataset split",
+        description="Only the files of this split (e.g. train).",
+    )
+    text_column: TextColumn | None = Field(default=None, title="Dataset text column")
+
+    @model_validator(mode="after")
+    def _dataset_fields(self) -> DownloadParams:
+        if self.repo_type == "model" and (self.config or self.split or self.text_column):
+            raise ValueError("config: config, split and text_column are for datasets")
+        return self
+
+    def dir_name(self) -> str:
+        return download_dir_name(self.repo_id, self.revision)
+
+    def allow(self) -> list[str]:
+        """A dataset's config/split as file globs (the Hub's parquet and script-free layouts)."""
+        if self.repo_type != "dataset" or not (self.config or self.split):
+            return []
+        conf, split = self.config or "*", self.split or "*"
+        return [
+            f"{conf}/{split}*",
+            f"{conf}/{split}/*",
+            f"data/{conf}/{split}*",
+            f"data/{conf}/{split}/*",
+            *([f"data/{split}-*", f"data/{split}/*", f"{split}*"] if not self.config else []),
+            "README.md",
+        ]
+
+
+class ImportParams(_Params):
+    """Import a GGUF file (as Ollama or LM Studio keep models) as a plain HF model directory in
+    the models root (dequantized)."""
+
+    gguf: Path_ = Field(
+        title="GGUF file",
+        description="A .gguf file under the allowed roots.",
+        pattern=r"(?i)\.gguf$",
+    )
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        title="Name",
+        description="The model's directory name in the models root.",
+    )
+    dtype: Literal["float32", "bfloat16"] = Field(default="float32", title="Weights dtype")
+
+
 JOB_PARAMS: dict[str, type[_Params]] = {
     "merge": MergeParams,
     "tokenizer": TokenizerParams,
     "scan": ScanParams,
     "generate": GenerateParams,
     "clean": CleanParams,
+    "download": DownloadParams,
+    "import": ImportParams,
 }
 #: Parameters that are paths a user chose (checked against the allowed roots by the API).
 PATH_PARAMS: dict[str, tuple[str, ...]] = {
@@ -160,6 +278,8 @@ PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "scan": ("paths", "tokenizer"),
     "generate": (),
     "clean": ("sources", "tokenizer"),
+    "download": (),
+    "import": ("gguf",),
 }
 #: Kinds that act on one checkpoint of a run (the API checks that the checkpoint exists).
 CHECKPOINT_KINDS = ("merge", "generate")

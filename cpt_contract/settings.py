@@ -197,6 +197,21 @@ class Settings(BaseSettings):
     frontend_dist: Path | None = Field(
         default=None, description="Built frontend to serve at /. Default: frontend/dist."
     )
+    # --- the Hub (download jobs) -----------------------------------------
+    hub_endpoint: str | None = Field(
+        default=None,
+        description="Hugging Face Hub endpoint for downloads (a mirror). Default: huggingface.co.",
+    )
+    hub_token: str | None = Field(
+        default=None,
+        description="Hub token for gated/private repos: read by the worker, given to the "
+        "download tool in its environment only (never an argv, a log or an answer).",
+    )
+    download_reserve_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=0,
+        description="A download starts only if what it fetches leaves this much disk free.",
+    )
 
     @field_validator("api_token", "worker_token", mode="before")
     @classmethod
@@ -280,8 +295,14 @@ class Settings(BaseSettings):
         return self.resolved_data_dir / "cache"
 
     @property
+    def models_dir(self) -> Path:
+        """Where Hub downloads and GGUF imports of models land (``<data dir>/models``)."""
+        return self.resolved_data_dir / "models"
+
+    @property
     def datasets_dir(self) -> Path:
-        """Where a clean job puts a new dataset when it names no other datasets root."""
+        """Where a clean job puts a new dataset when it names no other datasets root, and where
+        Hub downloads of datasets land."""
         return self.resolved_data_dir / "datasets"
 
     @property
@@ -304,9 +325,11 @@ class Settings(BaseSettings):
     @property
     def roots(self) -> Roots:
         """Where user-supplied paths are accepted: what users made in the data dir (runs, job
-        outputs, cleaned datasets, the demo) and ``allowed_roots``; never the rest of the data
-        dir (keys, tokens, database, broker, caches), nor a SQLite database kept elsewhere."""
-        shared = (self.runs_dir, self.jobs_dir, self.datasets_dir, self.demo_dir)
+        outputs, cleaned datasets, the demo, the models and datasets downloads or imports
+        brought) and ``allowed_roots``; never the rest of the data dir (keys, tokens, database,
+        broker, caches, a download's ``.partial`` dir aside), nor a SQLite database kept
+        elsewhere."""
+        shared = (self.runs_dir, self.jobs_dir, self.datasets_dir, self.demo_dir, self.models_dir)
         state = [self.resolved_data_dir]
         url = self.sqlalchemy_url
         if url.startswith("sqlite:///"):

@@ -1,7 +1,7 @@
 """The test suite's shared fixtures, as plugins (no star imports): real Redis, a real API, a real
 Celery worker and a tiny local Llama (``support/panel.py``), one API server for the API tier
 (``support/api.py``), Chromium for the browser tier (``support/ui.py``), and real runs of the
-training script (``support/pretrain.py``).
+training script (``support/pretrain.py``), a local Hub endpoint (``support/hub.py``).
 """
 
 pytest_plugins = [
@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.support.api",
     "tests.support.ui",
     "tests.support.pretrain",
+    "tests.support.hub",
 ]

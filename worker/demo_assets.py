@@ -346,27 +346,9 @@ def smollm2_gguf() -> Path:
 
 
 def _convert_smollm2(tmp: Path) -> None:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from worker.hub.gguf import convert_gguf
 
-    gguf = smollm2_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-    )
-    # A model loaded from GGUF carries a quantization config and refuses save_pretrained:
-    # rebuild a plain model from the config without it and copy the dequantized weights.
-    config_dict = quantized.config.to_dict()
-    config_dict.pop("quantization_config", None)
-    config = AutoConfig.for_model(**config_dict)
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = plain.load_state_dict(quantized.state_dict(), strict=False)
-    # A tied lm_head is absent from the state dict; anything else missing is a real problem.
-    missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
-    if missing or unexpected:
-        raise RuntimeError(f"SmolLM2 conversion: missing {missing}, unexpected {unexpected}")
-    plain.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
+    convert_gguf(smollm2_gguf(), tmp)
 
 
 def ensure_smollm2(cache_dir: Path) -> Path:

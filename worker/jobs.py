@@ -20,7 +20,9 @@ from typing import Any
 from cpt_contract.jobs import (
     PATH_PARAMS,
     CleanParams,
+    DownloadParams,
     GenerateParams,
+    ImportParams,
     MergeParams,
     ScanParams,
     TokenizerParams,
@@ -96,12 +98,47 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
             argv.append(f"--tokenizer={s.tokenizer}")
         if s.block_size:
             argv += ["--block_size", str(s.block_size)]
-        return [*argv, f"--txt_documents={s.txt_documents}"]
+        # --flag=value: a user's value is never read as a flag.
+        return [*argv, f"--txt_documents={s.txt_documents}", f"--text_column={s.text_column}"]
     if claim.kind == "generate":
         return generate_argv(settings, GenerateParams.model_validate(claim.params), paths)
     if claim.kind == "clean":
         return clean_argv(settings, CleanParams.model_validate(claim.params), paths)
+    if claim.kind == "download":
+        return download_argv(settings, DownloadParams.model_validate(claim.params), paths)
+    if claim.kind == "import":
+        i = ImportParams.model_validate(claim.params)
+        argv = [sys.executable, "-m", "worker.hub", "import-gguf", f"--gguf={i.gguf}"]
+        argv += [f"--dest_root={settings.models_dir}", f"--name={i.name}", f"--dtype={i.dtype}"]
+        argv.append(f"--reserve_bytes={settings.download_reserve_bytes}")
+        return [*argv, f"--json={paths.result}"]
     raise ValueError(f"unknown job kind {claim.kind!r}")
+
+
+def download_argv(settings: Settings, d: DownloadParams, paths: JobPaths) -> list[str]:
+    """Every user value as ``--flag=value`` (never read as a flag); the token is not here."""
+    root = settings.models_dir if d.repo_type == "model" else settings.datasets_dir
+    argv = [sys.executable, "-m", "worker.hub", "download", f"--repo_id={d.repo_id}"]
+    argv += [f"--revision={d.revision}", f"--repo_type={d.repo_type}", f"--dest_root={root}"]
+    argv.append(f"--name={d.dir_name()}")
+    argv += [f"--skip={g}" for g in d.skip] + [f"--allow={g}" for g in d.allow()]
+    if d.text_column:
+        argv.append(f"--text_column={d.text_column}")
+    argv.append(f"--reserve_bytes={settings.download_reserve_bytes}")
+    return [*argv, f"--json={paths.result}"]
+
+
+def tool_env(settings: Settings, kind: str) -> dict[str, str]:
+    """What a kind's tool needs in its environment: the Hub endpoint and token for a download
+    (the token only there, and only in the environment)."""
+    if kind != "download":
+        return {}
+    env = {"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    if settings.hub_endpoint:
+        env["HF_ENDPOINT"] = settings.hub_endpoint
+    if settings.hub_token:
+        env["HF_TOKEN"] = settings.hub_token
+    return env
 
 
 def generate_argv(settings: Settings, g: GenerateParams, paths: JobPaths) -> list[str]:
@@ -195,6 +232,7 @@ def run_job(settings: Settings, job_id: str) -> str | None:
         argv = tool_argv(settings, claim, paths)
         _note(paths.log, f"job {job_id} ({claim.kind}) on {worker_name(settings)}")
         env = child_env(use_cpu=True, nproc=1, concurrency=1, lease=None, roots=settings.roots)
+        env.update(tool_env(settings, claim.kind))
         started = time.monotonic()
         proc = launcher.start(argv, paths.log, env, cwd=ROOT)
         # The tool's whole tree (its own children may leave its session): all of it ends.

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DS_CONFIG_DIR = ROOT / "worker" / "ds_configs"
 PRETRAIN = ROOT / "worker" / "pretrain.py"
 #: Environment variables the training process must not inherit (it needs no API access).
-SECRET_ENV = ("CPT_API_TOKEN", "CPT_WORKER_TOKEN")
+SECRET_ENV = ("CPT_API_TOKEN", "CPT_WORKER_TOKEN", "CPT_HUB_TOKEN", "HF_TOKEN")
 
 
 class Refused(Exception):

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from backend.core.db import get_engine, write_session
 from backend.models import Run, utcnow
+from backend.services import hub_models
 from cpt_contract.broker import RUN_TRAINING_TASK, celery_config, jobs_queue
 from cpt_contract.jobs import RUN_JOB_TASK
 from cpt_contract.settings import Settings
@@ -77,7 +78,10 @@ def send_pending(settings: Settings, *, all_queued: bool = False) -> list[str]:
                 | (col(Run.enqueued_at) < stale)
             )
         pending = [
-            (r.id, r.attempt, r.queue) for r in session.exec(stmt.order_by(col(Run.created_at)))
+            (r.id, r.attempt, r.queue)
+            for r in session.exec(stmt.order_by(col(Run.created_at)))
+            # A run whose model is still downloading is sent when the download ends.
+            if hub_models.waiting_for(settings, session, r) is None
         ]
     sent: list[str] = []
     for run_id, attempt, queue in pending:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from cpt_contract import corpus
 from cpt_contract.roots import PathRefused, Roots, open_regular
 
 FileKind = Literal["model", "adapter", "tokenizer", "dataset"]
@@ -85,8 +86,13 @@ def problem(
         return "is a run's or a model's folder, not a dataset: pick a directory of text files"
     if files & _TOKENIZER_FILES:
         return "is a tokenizer's folder, not a dataset: pick a directory of text files"
-    if not any(f.endswith((".txt", ".jsonl")) and f not in _NOT_TEXT for f in files):
-        return "holds no .txt or .jsonl files"
+    if not corpus.is_saved_dataset(files) and not any(
+        corpus.is_corpus_name(f) and f not in _NOT_TEXT for f in files
+    ):
+        return (
+            f"holds no corpus files ({', '.join(corpus.SUFFIXES)}) and is no dataset saved "
+            "by datasets (state.json + .arrow)"
+        )
     return None
 
 

@@ -24,10 +24,11 @@ from backend.models import (
     RunUpdate,
     utcnow,
 )
-from backend.services import disks, files, preflight, sorting, state_machine
+from backend.services import disks, files, hub_models, preflight, sorting, state_machine
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
+from cpt_contract.jobs import HUB_PREFIX, hub_id_of, is_hub_id
 from cpt_contract.outcomes import LAST_CHECKPOINT
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
@@ -202,10 +203,20 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
     resolved: dict[tuple[str, ...], str] = {}
     for key, raw in config.path_fields().items():
         field_loc = [*loc, *(int(k) if k.isdigit() else k for k in key)]
+        if key == ("model", "model_name_or_path"):
+            # A Hub id stands for where its download lands; not there yet: the run waits for it.
+            target = hub_models.hub_target(settings, raw, config.model.model_revision)
+            if target is not None and not target.exists():
+                resolved[key] = str(target)
+                continue
+            raw = str(target) if target is not None else raw
         try:
             path = resolve_allowed(raw, settings.roots)
         except PathNotAllowed as exc:
-            errors.append(error(field_loc, str(exc), "path_not_allowed"))
+            msg = str(exc)
+            if key == ("model", "model_name_or_path") and is_hub_id(raw):
+                msg += f"; a Hub id is written {HUB_PREFIX}{raw}"
+            errors.append(error(field_loc, msg, "path_not_allowed"))
             continue
         if not path.exists():
             errors.append(
@@ -308,6 +319,18 @@ def create_run(settings: Settings, session: Session, body: RunCreate) -> Run:
     config, _ = build_config(settings, body.preset, body.config, session)
     disks.check_checkpoints_fit(session, settings, config)
     return _new_run(settings, session, body.name, body.preset, config)
+
+
+def model_download(settings: Settings, session: Session, body: RunCreate) -> Job | None:
+    """The download job a new run's Hub-id model waits for (started or joined), if any."""
+    model = deep_merge(_preset_dict(settings, body.preset), body.config).get("model") or {}
+    value, revision = model.get("model_name_or_path"), model.get("model_revision") or "main"
+    target = hub_models.hub_target(settings, value, revision)
+    if target is None or target.exists():
+        return None
+    repo = hub_id_of(value)
+    assert repo is not None  # hub_target answered for a Hub id only
+    return hub_models.start_download(settings, session, repo, str(revision))
 
 
 def clone_run(settings: Settings, session: Session, source: Run, body: RunClone) -> Run:

@@ -2,7 +2,9 @@
 
 queued → starting → running → succeeded | failed | cancelled, with cancelling in between when a
 cancel is requested while a worker holds the run. A finished run can be resumed: it goes back to
-queued with ``attempt + 1``. Anything else raises ``IllegalTransition`` (the API answers 409).
+queued with ``attempt + 1``. A queued run that never started can fail: its model's download
+failed (``hub_models.after_download``). Anything else raises ``IllegalTransition`` (the API
+answers 409).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from cpt_contract.statuses import TERMINAL_STATUSES, RunStatus
 S = RunStatus
 
 ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
-    S.queued: frozenset({S.starting, S.cancelled}),
+    S.queued: frozenset({S.starting, S.cancelled, S.failed}),
     S.starting: frozenset({S.running, S.failed, S.cancelling, S.cancelled}),
     S.running: frozenset({S.succeeded, S.failed, S.cancelling, S.cancelled}),
     S.cancelling: frozenset({S.cancelled, S.failed, S.succeeded}),

@@ -10,6 +10,7 @@ from datetime import UTC, timedelta
 from sqlmodel import Session, col, func, select
 
 from backend.models import Run, Worker, utcnow
+from backend.services import hub_models
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import RunStatus
 
@@ -17,6 +18,9 @@ from cpt_contract.statuses import RunStatus
 def waiting_reason(settings: Settings, session: Session, run: Run) -> str | None:
     if run.status != RunStatus.queued:
         return None
+    download = hub_models.waiting_for(settings, session, run)
+    if download is not None:
+        return hub_models.reason(settings, session, download)
     ahead = session.exec(
         select(func.count())
         .select_from(Run)

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from cpt_contract.corpus import TextColumn
 from cpt_contract.limits import DEFAULT_MAX_RESTARTS, DEFAULT_QUEUE, INT32, QUEUE_PATTERN
 from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
 from cpt_contract.slurm import TIME_PATTERN
@@ -71,7 +72,9 @@ class ModelSection(_Section):
         max_length=1000,
         default=None,
         title="Base model",
-        description="Directory of an HF model to continue from. Empty: train from scratch.",
+        description="Directory of an HF model to continue from, or a Hub id written "
+        "hf:org/name: it is downloaded into the models root first and the run waits for it. "
+        "Empty: train from scratch.",
         json_schema_extra={"picker": "model"},
     )
     tokenizer_name_or_path: str | None = Field(
@@ -127,6 +130,8 @@ class DataSource(_Section):
     path: str = Field(min_length=1, max_length=1000, json_schema_extra={"picker": "dataset"})
     weight: float = Field(default=1.0, gt=0, le=1e6)
     name: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    #: None: the engine's default column, ``text`` (left out of the argv).
+    text_column: TextColumn | None = None
 
 
 #: A name that becomes part of a metric key (``eval_<name>_bits_per_char``).
@@ -139,9 +144,12 @@ class EvalSet(_Section):
     path: str = Field(
         min_length=1,
         max_length=1000,
-        description="A .txt/.jsonl file or a directory of them.",
+        description="A corpus file (.txt, .jsonl, .parquet, gzip/zstd compressed) or a "
+        "directory of them, or a dataset saved by datasets.",
         json_schema_extra={"picker": "dataset"},
     )
+    #: None: the engine's default column, ``text`` (left out of the argv).
+    text_column: TextColumn | None = None
     role: Literal["retain", "target"] | None = Field(
         default=None,
         description="retain: the base model's language (its change since step 0 is the "
@@ -185,8 +193,16 @@ class DataSection(_Section):
         max_length=1000,
         default=None,
         title="Dataset directory",
-        description='Directory of .txt and .jsonl ({"text": ...}) files.',
+        description='Directory of .txt and .jsonl ({"text": ...}) files, .parquet files, '
+        "any of them gzip or zstd compressed (.jsonl.zst …), or a dataset saved by datasets.",
         json_schema_extra={"picker": "dataset"},
+    )
+    text_column: TextColumn | None = Field(
+        default=None,
+        title="Text column",
+        description="The .jsonl field or .parquet/dataset column that holds the text of the "
+        "dataset directory, train file and validation file. Empty: text.",
+        json_schema_extra=_adv(),
     )
     train_file: str | None = Field(
         max_length=1000,

@@ -4,6 +4,7 @@ import { getToken, setToken, setUnauthorizedHandler } from "./api/client";
 import { navigate, useRoute } from "./lib/router";
 import { Compare } from "./pages/Compare";
 import { Datasets } from "./pages/Datasets";
+import { Models } from "./pages/Models";
 import { Launch } from "./pages/Launch";
 import { AFTER_LOGIN, Login } from "./pages/Login";
 import { RunPage } from "./pages/RunPage";
@@ -32,6 +33,7 @@ const NAV: [string, string][] = [
   ["launch", "Launch"],
   ["tokenizers", "Tokenizers"],
   ["datasets", "Datasets"],
+  ["models", "Models"],
   ["compare", "Compare"],
   ["workers", "Workers"],
 ];
@@ -89,6 +91,7 @@ function App() {
     );
   else if (page === "tokenizers") body = <Tokenizers selected={route.path[1] ?? null} />;
   else if (page === "datasets") body = <Datasets key={route.query.toString()} selected={route.path[1] ?? null} sub={route.path[2] ?? null} query={route.query} />;
+  else if (page === "models") body = <Models selected={route.path[1] ?? null} />;
   else if (page === "compare") body = <Compare ids={(route.query.get("ids") ?? "").split(",").filter(Boolean)} />;
   else if (page === "workers") body = <Workers />;
   else body = <Runs query={route.query} />;

@@ -21,8 +21,9 @@ def test_env_prefix_and_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert list(s.roots) == [
         data / "runs",
         data / "jobs",
-        data / "datasets",  # cleaned datasets
+        data / "datasets",  # cleaned datasets, downloaded datasets
         data / "demo",
+        data / "models",  # what download and import jobs bring
         (tmp_path / "models").resolve(),
         (tmp_path / "datasets").resolve(),
     ]

@@ -45,6 +45,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "preprocessing_num_workers": 2,
         "overwrite_cache": True,
         "packing": "classic",
+        "text_column": "content",
         "data_sources": [{"path": "/data/en-replay", "weight": 0.25, "name": "en"}],
         "eval_sets": {
             "kn": "/data/kn-heldout.txt",

@@ -18,7 +18,7 @@ from worker.data.documents import TXT_DOCUMENTS, find_files
 from worker.data.encoding import PACKINGS, Encoder
 from worker.data.errors import DataError
 from worker.data.files import FileStats, PackOptions, cache_file, iter_file_blocks
-from worker.data.sources import Source, load_sources, parse_data_sources
+from worker.data.sources import Source, check_column, load_sources, parse_data_sources
 
 
 def _bool(value: str) -> bool:
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--keep_linebreaks", type=_bool, default=True)
         p.add_argument("--txt_documents", choices=TXT_DOCUMENTS, default="line",
                        help="a .txt document is a line, a paragraph (blank_line) or the file")  # fmt: skip
+        p.add_argument("--text_column", default="text", help="field/column of the text")
         if name == "prepare":
             p.add_argument("--data_cache_dir", required=True)
             p.add_argument("--overwrite_cache", action="store_true")
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--txt_documents", choices=TXT_DOCUMENTS, default="line")
     s.add_argument("--json", help="write the report here (default: print it)")
     s.add_argument("--cache_dir", help="keep each file's row here, keyed like the data cache")
+    s.add_argument("--text_column", default="text", help="field/column of the text")
     return parser
 
 
@@ -72,9 +74,9 @@ def _sources(args: argparse.Namespace) -> list[Source]:
                 raise DataError(f"--train_file {path} does not exist")
             files.append(path)
         name = Path(args.dataset_dir or args.train_file).name
-        sources.append(
-            Source(name, files, 1.0, "--dataset_dir" if args.dataset_dir else "--train_file")
-        )
+        flag = "--dataset_dir" if args.dataset_dir else "--train_file"
+        column = check_column(args.text_column, "--text_column")
+        sources.append(Source(name, files, 1.0, flag, text_column=column))
     if args.data_sources:
         sources.extend(load_sources(parse_data_sources(args.data_sources)))
     if not sources:
@@ -117,7 +119,10 @@ def run_prepare(args: argparse.Namespace, write: bool) -> dict[str, Any]:
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     encoder = Encoder(tokenizer)
-    opts = PackOptions(args.block_size, args.packing, args.keep_linebreaks, args.txt_documents)
+    opts = PackOptions(
+        args.block_size, args.packing, args.keep_linebreaks, args.txt_documents,
+        text_column=args.text_column,
+    )  # fmt: skip
     if opts.packing == "eos":
         encoder.require_eos()
     todo = [(s, p) for s in sources for p in s.files]
@@ -128,13 +133,19 @@ def run_prepare(args: argparse.Namespace, write: bool) -> dict[str, Any]:
         for i, (source, path) in enumerate(todo, 1):
             if write:
                 stats = cache_file(
-                    path, encoder, opts, Path(args.data_cache_dir), source.flag_of(path),
+                    path, encoder, source.options(opts), Path(args.data_cache_dir),
+                    source.flag_of(path),
                     args.overwrite_cache, progress.update,
                 ).stats  # fmt: skip
             else:
                 stats = FileStats(str(path))
                 for _ in iter_file_blocks(
-                    path, encoder, opts, source.flag_of(path), stats, progress.update
+                    path,
+                    encoder,
+                    source.options(opts),
+                    source.flag_of(path),
+                    stats,
+                    progress.update,
                 ):
                     pass
             rows.append(stats)
@@ -177,9 +188,10 @@ def run_scan(args: argparse.Namespace) -> dict[str, Any]:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    column = check_column(args.text_column, "--text_column")
     report = scan(
         args.paths, tokenizer, args.block_size, args.packing,
-        cache_dir=args.cache_dir, txt_documents=args.txt_documents,
+        cache_dir=args.cache_dir, txt_documents=args.txt_documents, text_column=column,
     )  # fmt: skip
     text = json.dumps(report, indent=1, ensure_ascii=False)
     if args.json:

@@ -5,16 +5,17 @@ document per line (``str.splitlines``, blank lines dropped, line breaks kept whe
 ``keep_linebreaks``), as the seed's ``datasets`` "text" reading did; ``blank_line`` — one per
 paragraph (lines up to a blank line, joined by ``\n`` with a final one, or by spaces without
 ``keep_linebreaks``); ``file`` — the whole file is one document (as it is, or its non-blank
-lines joined by spaces without ``keep_linebreaks``). A ``.jsonl`` file
-holds one JSON object with a string ``"text"`` per line (split on ``\\n`` only, so a raw U+2028
-inside a JSON string stays in its document). Files are read ``CHUNK_BYTES`` at a time, cut after a
-``\\n``: memory does not grow with the file, and the documents are the same as when the whole file
-is split at once.
+lines joined by spaces without ``keep_linebreaks``). A ``.jsonl`` file holds one JSON object
+with a string text field (``"text"``, or the source's ``text_column``) per line (split on
+``\\n`` only, so a raw U+2028 inside a JSON string stays in its document). Files are read
+``CHUNK_BYTES`` at a time, cut after a ``\\n``: memory does not grow with the file, and the
+documents are the same as when the whole file is split at once. Both may be gzip or zstd
+compressed (decompressed as a stream); ``.parquet`` files and datasets saved by ``datasets``
+give a document per row of their text column (``worker/data/formats.py``).
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -24,9 +25,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from worker.data.errors import DataError
+from worker.data.formats import (
+    DEFAULT_TEXT_COLUMN,
+    SUFFIXES,
+    Format,
+    discover,
+    format_of,
+    iter_table,
+    open_lines,
+)
 from worker.data.opening import open_data
 
-SUFFIXES = (".txt", ".jsonl")
+__all__ = [
+    "SUFFIXES",
+    "TXT_DOCUMENTS",
+    "ReadStats",
+    "find_files",
+    "iter_document_batches",
+    "read_texts",
+]
+
 CHUNK_BYTES = 1 << 18
 #: How a ``.txt`` file is cut into documents (``--txt_documents``).
 TXT_DOCUMENTS = ("line", "blank_line", "file")
@@ -35,15 +53,17 @@ _BLANK_TEXT = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
 def find_files(root: Path, flag: str = "--dataset_dir") -> list[Path]:
-    """The ``.txt`` and ``.jsonl`` files under a directory, sorted; a file is itself."""
+    """The corpus files under a directory (``formats.discover``), sorted; a file is itself."""
     if root.is_file():
         return [root]
     if not root.is_dir():
         raise DataError(f"{flag}: {root} does not exist")
-    found = {Path(p) for ext in SUFFIXES for p in glob.glob(f"{root}/**/*{ext}", recursive=True)}
-    files = sorted(p for p in found if p.is_file())
+    files, _ = discover(root)
     if not files:
-        raise DataError(f"{flag} {root} holds no .txt or .jsonl files")
+        raise DataError(
+            f"{flag} {root} holds no corpus files ({', '.join(SUFFIXES)}, or a dataset "
+            "saved by datasets)"
+        )
     return files
 
 
@@ -71,6 +91,8 @@ class ReadStats:
     documents: int = 0
     characters: int = 0
     lines: int = 0
+    #: Bytes of the file itself read so far (compressed; a table's share): progress bars.
+    position: int = 0
 
 
 def iter_document_batches(
@@ -80,17 +102,22 @@ def iter_document_batches(
     stats: ReadStats | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     txt_documents: str = "line",
+    text_column: str = DEFAULT_TEXT_COLUMN,
 ) -> Iterator[list[str]]:
     """A file's documents, a list per chunk read. Raises DataError on unreadable, non-UTF-8 or
-    empty input and on a JSONL line that is not an object with a string ``"text"``."""
+    empty input and on a JSONL line that is not an object with a string ``text_column``."""
     stats = stats if stats is not None else ReadStats()
-    jsonl = path.suffix == ".jsonl"
+    fmt = format_of(path)
+    if fmt.table:
+        yield from _table_batches(path, fmt, text_column, flag, stats)
+        return
+    jsonl = fmt.kind == "jsonl"
     if txt_documents not in TXT_DOCUMENTS:
         raise DataError(f"--txt_documents must be one of {TXT_DOCUMENTS}, not {txt_documents!r}")
     mode = "line" if jsonl else txt_documents
     try:
-        fh = open_data(path)
-        if mode == "file":  # one document: one read, not a growing tail copied per chunk
+        fh = open_lines(path, fmt, flag)
+        if mode == "file" and fmt.compression is None:  # one document: one read
             chunk_bytes = max(chunk_bytes, os.fstat(fh.fileno()).st_size + 1)
     except OSError as exc:
         raise open_error(path, flag, exc) from exc
@@ -103,6 +130,7 @@ def iter_document_batches(
             except OSError as exc:
                 raise open_error(path, flag, exc) from exc
             stats.bytes += len(chunk)
+            stats.position = fh.position
             data = tail + chunk
             if chunk:
                 cut = _cut(data, mode)
@@ -114,7 +142,9 @@ def iter_document_batches(
                 break
             else:
                 tail = b""
-            docs = _documents(data, offset, path, flag, stats, jsonl, keep_linebreaks, mode)
+            docs = _documents(
+                data, offset, path, flag, stats, jsonl, keep_linebreaks, mode, text_column
+            )
             offset += len(data)
             stats.lines += data.count(b"\n")
             if docs:
@@ -162,6 +192,7 @@ def _documents(
     jsonl: bool,
     keep_linebreaks: bool,
     mode: str = "line",
+    column: str = DEFAULT_TEXT_COLUMN,
 ) -> list[str]:
     try:
         text = data.decode("utf-8")
@@ -186,11 +217,34 @@ def _documents(
             obj = json.loads(row)
         except json.JSONDecodeError as exc:
             raise DataError(f"{flag}: {path} line {n} is not JSON: {exc.msg}") from exc
-        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-            raise DataError(f'{flag}: {path} line {n} has no string "text" field')
-        docs.append(obj["text"])
-        stats.characters += len(obj["text"])
+        text_ = obj.get(column) if isinstance(obj, dict) else None
+        if not isinstance(text_, str):
+            hint = "" if column != DEFAULT_TEXT_COLUMN else " (or set the source's text_column)"
+            raise DataError(f'{flag}: {path} line {n} has no string "{column}" field{hint}')
+        docs.append(text_)
+        stats.characters += len(text_)
     return docs
+
+
+def _table_batches(
+    path: Path, fmt: Format, column: str, flag: str, stats: ReadStats
+) -> Iterator[list[str]]:
+    """A table's documents (a list per record batch), counted into ``stats``."""
+    try:
+        for batch in iter_table(path, fmt, column, flag):
+            stats.bytes += batch.bytes
+            stats.characters += batch.characters
+            stats.position = batch.position
+            stats.lines += len(batch.documents)
+            if batch.documents:
+                stats.documents += len(batch.documents)
+                yield batch.documents
+    except OSError as exc:
+        raise open_error(path, flag, exc) from exc
+    if stats.documents == 0:
+        raise DataError(
+            f"{flag}: {path} has no rows with text in {column!r}; remove it or add text"
+        )
 
 
 def read_texts(
@@ -198,11 +252,14 @@ def read_texts(
     keep_linebreaks: bool = True,
     flag: str = "--dataset_dir",
     txt_documents: str = "line",
+    text_column: str = DEFAULT_TEXT_COLUMN,
 ) -> tuple[list[str], str]:
     """All of a file's documents and the sha256 of its bytes (small files, tools and tests)."""
     docs = [
         d
-        for batch in iter_document_batches(path, keep_linebreaks, flag, txt_documents=txt_documents)
+        for batch in iter_document_batches(
+            path, keep_linebreaks, flag, txt_documents=txt_documents, text_column=text_column
+        )
         for d in batch
     ]
     return docs, file_digest(path, flag)

@@ -34,6 +34,8 @@ import numpy as np
 from worker.data.documents import find_files, iter_document_batches
 from worker.data.encoding import document_separator
 from worker.data.errors import DataError
+from worker.data.formats import DEFAULT_TEXT_COLUMN
+from worker.data.sources import check_column
 
 FLAG = "--eval_sets"
 PROMPTS_FLAG = "--eval_prompts"
@@ -67,6 +69,7 @@ class EvalSpec:
     role: str | None = None
     budget: Budget = field(default_factory=Budget)
     flag: str = FLAG
+    text_column: str = DEFAULT_TEXT_COLUMN
 
 
 @dataclass
@@ -134,7 +137,7 @@ def _check_name(name: Any, flag: str) -> str:
     return name
 
 
-KEYS = {"path", "role", "max_documents", "max_characters"}
+KEYS = {"path", "role", "max_documents", "max_characters", "text_column"}
 
 
 def _limit(spec: dict[str, Any], key: str, where: str) -> int | None:
@@ -158,7 +161,7 @@ def parse_eval_sets(value: str) -> list[EvalSpec]:
             spec = {"path": spec}
         if not isinstance(spec, dict):
             raise DataError(
-                f'{where}: expected a path or {{"path", "role", "max_documents", "max_characters"}}'
+                f'{where}: expected a path or {{"path", "role", "max_documents", "max_characters", "text_column"}}'
             )
         if "max_eval_samples" in spec:
             raise DataError(
@@ -175,7 +178,8 @@ def parse_eval_sets(value: str) -> list[EvalSpec]:
         if role is not None and role not in ROLES:
             raise DataError(f'{where}: "role" must be one of {ROLES}, got {role!r}')
         budget = Budget(_limit(spec, "max_documents", where), _limit(spec, "max_characters", where))
-        out.append(EvalSpec(name, Path(path), role, budget, where))
+        column = check_column(spec.get("text_column", DEFAULT_TEXT_COLUMN), where)
+        out.append(EvalSpec(name, Path(path), role, budget, where, column))
     return out
 
 
@@ -228,6 +232,7 @@ def select_documents(
     keep_linebreaks: bool = True,
     flag: str = FLAG,
     txt_documents: str = "line",
+    text_column: str = DEFAULT_TEXT_COLUMN,
 ) -> tuple[list[str], bool]:
     """The budget's prefix of the files' documents (empty ones skipped), and whether text was
     left out. Tokenizer-free: the same files and budget always give the same documents."""
@@ -235,7 +240,7 @@ def select_documents(
     chars = 0
     for path in files:
         for batch in iter_document_batches(
-            path, keep_linebreaks, flag, txt_documents=txt_documents
+            path, keep_linebreaks, flag, txt_documents=txt_documents, text_column=text_column
         ):
             for doc in batch:
                 if not doc:
@@ -276,9 +281,12 @@ def build_windows(
     flag: str = FLAG,
     separator: int | None = None,
     txt_documents: str = "line",
+    text_column: str = DEFAULT_TEXT_COLUMN,
 ) -> EvalWindows:
     """The set's scoring windows over the budget's documents (see the module docstring)."""
-    docs, truncated = select_documents(files, budget, keep_linebreaks, flag, txt_documents)
+    docs, truncated = select_documents(
+        files, budget, keep_linebreaks, flag, txt_documents, text_column
+    )
     step = block_size - 1
     sep = separator_id(tokenizer, separator)
     stream: list[int] = []

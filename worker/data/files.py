@@ -3,8 +3,9 @@
 The cache holds one directory per file, ``<stem>-<key>/`` with ``blocks.bin`` (the blocks, raw
 uint16 or int32, row after row: opened as a read-only ``numpy.memmap``) and ``meta.json`` (counts),
 written under a temporary name and renamed into place. ``key`` hashes the cache format, the file's
-bytes (sha256), the tokenizer (``tokenizer_fingerprint``), the block size, ``keep_linebreaks`` and
-the packing: a changed file, tokenizer or option gets a new entry, the others are reused.
+bytes (sha256), the tokenizer (``tokenizer_fingerprint``), the block size, ``keep_linebreaks``, the
+packing and a text column other than ``text``: a changed file, tokenizer or option gets a new
+entry, the others are reused.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 
 from worker.data.documents import ReadStats, file_digest, iter_document_batches
 from worker.data.encoding import PACKINGS, Encoder
+from worker.data.formats import DEFAULT_TEXT_COLUMN
 from worker.data.packing import Packer, with_eos
 
 logger = logging.getLogger("pretrain")
@@ -42,6 +44,8 @@ class PackOptions:
     keep_linebreaks: bool = True
     #: How a .txt file is cut into documents (``documents.TXT_DOCUMENTS``).
     txt_documents: str = "line"
+    #: The field (.jsonl) or column (.parquet, a saved dataset) that holds the text.
+    text_column: str = DEFAULT_TEXT_COLUMN
 
     def __post_init__(self) -> None:
         if self.packing not in PACKINGS:
@@ -81,8 +85,9 @@ def iter_file_blocks(
     started = time.perf_counter()
     seen = 0
     for docs in iter_document_batches(
-        path, opts.keep_linebreaks, flag, read, txt_documents=opts.txt_documents
-    ):
+        path, opts.keep_linebreaks, flag, read,
+        txt_documents=opts.txt_documents, text_column=opts.text_column,
+    ):  # fmt: skip
         flat, lengths = encoder.encode(docs)
         if eos is not None:
             flat = with_eos(flat, lengths, eos)
@@ -90,8 +95,8 @@ def iter_file_blocks(
         blocks = packer.feed(flat)
         stats.blocks += len(blocks)
         if progress is not None:
-            progress(read.bytes - seen)
-            seen = read.bytes
+            progress(read.position - seen)
+            seen = read.position
         if len(blocks):
             yield blocks
     last = packer.feed(np.zeros(0, dtype=encoder.dtype), final=True)
@@ -111,6 +116,8 @@ def cache_key(digest: str, fingerprint: str, opts: PackOptions) -> str:
     # Other documents, other blocks; "line" keeps the keys caches were written under.
     if opts.txt_documents != "line":
         text += f"|{opts.txt_documents}"
+    if opts.text_column != DEFAULT_TEXT_COLUMN:  # the default keeps the keys caches already use
+        text += f"|column={opts.text_column}"
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -156,7 +163,7 @@ def cache_file(
             stats.seconds = time.perf_counter() - started
             logger.info("data cache hit: %s -> %s (%d blocks)", path.name, target.name, len(blocks))
             if progress is not None:
-                progress(stats.bytes)
+                progress(path.stat().st_size)
             return CachedFile(path, target, blocks, stats)
     logger.info("tokenizing %s into %s", path.name, target.name)
     cache_root.mkdir(parents=True, exist_ok=True)
@@ -176,6 +183,7 @@ def cache_file(
             "block_size": opts.block_size,
             "packing": opts.packing,
             "keep_linebreaks": opts.keep_linebreaks,
+            "text_column": opts.text_column,
             "dtype": np.dtype(encoder.dtype).name,
             "blocks": stats.blocks,
             "stats": {k: v for k, v in asdict(stats).items() if k not in ("path", "cached")},

@@ -7,7 +7,8 @@ main script, the first documents, and with a tokenizer the tokens and blocks (sa
 packing as training). ``skipped`` lists the files training will not use, with the reason: empty,
 unreadable, not UTF-8, a bad JSONL line (these stop a training run with exit 2), or shorter than
 one block (training skips these with a warning). ``ignored``: files of a directory that are not
-``.txt``/``.jsonl``.
+corpus files (``worker/data/formats.py``: ``.txt``/``.jsonl``, gzip or zstd compressed,
+``.parquet``, a dataset saved by ``datasets``). Tables and ``.jsonl`` read their ``text_column``.
 
 With a ``cache_dir`` (the worker's data cache) each file's row is kept under ``scan/`` by the data
 cache's own key (content sha256, tokenizer fingerprint, block size, line breaks, packing), so a
@@ -28,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from worker.data.documents import SUFFIXES, ReadStats, file_digest, iter_document_batches
+from worker.data.documents import ReadStats, file_digest, iter_document_batches
 from worker.data.encoding import Encoder
 from worker.data.errors import DataError
 from worker.data.files import FileStats, PackOptions, cache_key, iter_file_blocks
+from worker.data.formats import DEFAULT_TEXT_COLUMN, discover
 
 FIRST_DOCS = 3
 FIRST_CHARS = 200
@@ -106,11 +108,9 @@ def _candidates(paths: list[Path]) -> tuple[list[Path], list[dict[str, str]]]:
     ignored: list[dict[str, str]] = []
     for root in paths:
         if root.is_dir():
-            for p in sorted(x for x in root.rglob("*") if x.is_file()):
-                if p.suffix in SUFFIXES:
-                    files.append(p)
-                else:
-                    ignored.append({"path": str(p), "reason": "not .txt or .jsonl"})
+            found, left = discover(root)
+            files.extend(found)
+            ignored.extend({"path": str(p), "reason": reason} for p, reason in left)
         else:
             files.append(root)  # a named file is scanned whatever its suffix
     return files, ignored
@@ -121,11 +121,9 @@ SCAN_CACHE = "scan"
 _NO_TOKENIZER = PackOptions(0, "eos", True)
 
 
-def _cache_path(
-    path: Path, cache_dir: Path, encoder: Encoder | None, opts: PackOptions | None
-) -> Path:
+def _cache_path(path: Path, cache_dir: Path, encoder: Encoder | None, opts: PackOptions) -> Path:
     fingerprint = encoder.fingerprint if encoder is not None else "none"
-    key = cache_key(file_digest(path, "scan"), fingerprint, opts or _NO_TOKENIZER)
+    key = cache_key(file_digest(path, "scan"), fingerprint, opts)
     return cache_dir / SCAN_CACHE / f"{path.stem}-{key}.json"
 
 
@@ -137,6 +135,7 @@ def scan_file(
     cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """One file's row; read from / written to ``cache_dir`` when given (see the module doc)."""
+    opts = opts if opts is not None else _NO_TOKENIZER
     cached: Path | None = None
     if cache_dir is not None:
         with contextlib.suppress(DataError, OSError):
@@ -158,10 +157,11 @@ def scan_file(
 def _scan_file(
     path: Path,
     encoder: Encoder | None,
-    opts: PackOptions | None,
+    opts: PackOptions,
     first_docs: int,
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    column = opts.text_column
     row: dict[str, Any] = {"path": str(path), "bytes": None, "documents": 0, "characters": 0}
     scripts: Counter[str] = Counter()
     first: list[str] = []
@@ -170,13 +170,13 @@ def _scan_file(
     try:
         row["bytes"] = path.stat().st_size
         for docs in iter_document_batches(
-            path, opts.keep_linebreaks if opts else True, "scan", read,
-            txt_documents=opts.txt_documents if opts else "line",
+            path, opts.keep_linebreaks, "scan", read,
+            txt_documents=opts.txt_documents, text_column=column,
         ):  # fmt: skip
             if len(first) < first_docs:
                 first.extend(d[:FIRST_CHARS] for d in docs[: first_docs - len(first)])
             scripts.update(script_counts("".join(docs)))
-        if encoder is not None and opts is not None and opts.block_size:
+        if encoder is not None and opts.block_size:
             stats = FileStats(str(path))
             for _ in iter_file_blocks(path, encoder, opts, "scan", stats):
                 pass
@@ -207,17 +207,18 @@ def scan(
     keep_linebreaks: bool = True,
     cache_dir: str | Path | None = None,
     txt_documents: str = "line",
+    text_column: str = DEFAULT_TEXT_COLUMN,
 ) -> dict[str, Any]:
     """Report on files and directories (see the module docstring)."""
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     files, ignored = _candidates([Path(p) for p in items])
     encoder = Encoder(tokenizer) if tokenizer is not None else None
-    # Without a tokenizer only the document rules matter (block size 0).
-    opts = PackOptions(0, packing, keep_linebreaks, txt_documents)
+    # Without a tokenizer only the reading options matter (block size 0; the row's cache key).
+    opts = PackOptions(0, packing, keep_linebreaks, txt_documents, text_column)
     if encoder is not None:
         if block_size is None:
             raise DataError("scan: a tokenizer needs a block_size")
-        opts = PackOptions(block_size, packing, keep_linebreaks, txt_documents)
+        opts = PackOptions(block_size, packing, keep_linebreaks, txt_documents, text_column)
         if packing == "eos":
             encoder.require_eos()
     cache = Path(cache_dir) if cache_dir is not None else None

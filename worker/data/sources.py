@@ -1,17 +1,23 @@
-"""Data sources: named sets of files with a sampling weight (``--data_sources``)."""
+"""Data sources: named sets of files with a sampling weight (``--data_sources``), each with the
+field or column that holds its text (``text_column``, ``text`` by default)."""
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from worker.data.documents import find_files
 from worker.data.errors import DataError
+from worker.data.files import PackOptions
+from worker.data.formats import DEFAULT_TEXT_COLUMN
 
 FLAG = "--data_sources"
+#: A column name as ``cpt_contract/corpus.py`` accepts it (letters, digits, ``_ . -``).
+COLUMN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass
@@ -23,13 +29,29 @@ class Source:
     weight: float = 1.0
     flag: str = "--dataset_dir"
     flags: dict[Path, str] = field(default_factory=dict)
+    text_column: str = DEFAULT_TEXT_COLUMN
 
     def flag_of(self, path: Path) -> str:
         return self.flags.get(path, self.flag)
 
+    def options(self, opts: PackOptions) -> PackOptions:
+        """The run's read/pack options with this source's text column."""
+        if opts.text_column == self.text_column:
+            return opts
+        return replace(opts, text_column=self.text_column)
+
+
+def check_column(value: object, where: str) -> str:
+    if not isinstance(value, str) or not COLUMN.match(value):
+        raise DataError(
+            f'{where}: "text_column" must be a column name (letters, digits, _ . -), got {value!r}'
+        )
+    return value
+
 
 def parse_data_sources(value: str) -> list[dict[str, Any]]:
-    """``--data_sources``: a JSON list of ``{"path", "weight", "name"}`` (or a .json file of it).
+    """``--data_sources``: a JSON list of ``{"path", "weight", "name", "text_column"}`` (or a .json
+    file of it).
     Checks the shape and the weights; the paths are resolved by ``load_sources``."""
     text = value
     if not value.lstrip().startswith("[") and Path(value).is_file():
@@ -52,7 +74,7 @@ def parse_data_sources(value: str) -> list[dict[str, Any]]:
         where = f"{FLAG} item {i}"
         if not isinstance(item, dict):
             raise DataError(f'{where}: expected an object {{"path", "weight", "name"}}')
-        unknown = set(item) - {"path", "weight", "name"}
+        unknown = set(item) - {"path", "weight", "name", "text_column"}
         if unknown:
             raise DataError(f"{where}: unknown key(s) {sorted(unknown)}")
         path = item.get("path")
@@ -69,7 +91,10 @@ def parse_data_sources(value: str) -> list[dict[str, Any]]:
         if name in names:
             raise DataError(f"{where}: name {name!r} is used twice; names must be unique")
         names.add(name)
-        out.append({"path": path, "weight": float(weight), "name": name})
+        parsed: dict[str, Any] = {"path": path, "weight": float(weight), "name": name}
+        if "text_column" in item:
+            parsed["text_column"] = check_column(item["text_column"], where)
+        out.append(parsed)
     check_weights([s["weight"] for s in out], FLAG)
     return out
 
@@ -91,5 +116,6 @@ def load_sources(items: list[dict[str, Any]]) -> list[Source]:
             raise DataError(f"{FLAG} item {i} ({item['name']}): {path} does not exist")
         files = find_files(path, f"{FLAG} item {i} ({item['name']})")
         flag = f"{FLAG} ({item['name']})"
-        sources.append(Source(item["name"], files, item["weight"], flag))
+        column = item.get("text_column", DEFAULT_TEXT_COLUMN)
+        sources.append(Source(item["name"], files, item["weight"], flag, text_column=column))
     return sources

@@ -81,6 +81,7 @@ class BlockDataset(torch.utils.data.Dataset):
 
 def iter_source_blocks(source: Source, encoder: Encoder, opts: PackOptions) -> Iterator[np.ndarray]:
     """A source's blocks one by one: its files in order, each file's blocks in order."""
+    opts = source.options(opts)
     for path in source.files:
         for blocks in iter_file_blocks(path, encoder, opts, source.flag_of(path)):
             yield from blocks

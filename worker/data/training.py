@@ -81,7 +81,9 @@ def _cached(plan: DataPlan, encoder: Encoder) -> RunData:
     try:
         per_source = [
             [
-                cache_file(p, encoder, plan.opts, root, s.flag_of(p), plan.overwrite_cache)
+                cache_file(
+                    p, encoder, s.options(plan.opts), root, s.flag_of(p), plan.overwrite_cache
+                )
                 for p in s.files
             ]
             for s in plan.sources
@@ -158,7 +160,7 @@ def _streaming(plan: DataPlan, encoder: Encoder) -> RunData:
             one = ReadStats()
             for _ in iter_document_batches(
                 p, plan.opts.keep_linebreaks, s.flag_of(p), one,
-                txt_documents=plan.opts.txt_documents,
+                txt_documents=plan.opts.txt_documents, text_column=s.text_column,
             ):  # fmt: skip
                 pass
             read.bytes += one.bytes
@@ -177,7 +179,7 @@ def _streaming(plan: DataPlan, encoder: Encoder) -> RunData:
     for p in plan.validation_files:
         for _ in iter_document_batches(
             p, plan.opts.keep_linebreaks, plan.validation_flag,
-            txt_documents=plan.opts.txt_documents,
+            txt_documents=plan.opts.txt_documents, text_column=plan.opts.text_column,
         ):  # fmt: skip
             pass
     for s in plan.sources:
@@ -188,7 +190,10 @@ def _streaming(plan: DataPlan, encoder: Encoder) -> RunData:
     eval_ds = None
     skip = [0] * len(plan.sources)
     if plan.validation_files:
-        valid = Source("validation", plan.validation_files, 1.0, plan.validation_flag)
+        valid = Source(
+            "validation", plan.validation_files, 1.0, plan.validation_flag,
+            text_column=plan.opts.text_column,
+        )  # fmt: skip
         eval_ds = stacked(
             first_blocks([valid], encoder, plan.opts, [n_eval]), plan.opts.block_size, encoder.dtype
         )

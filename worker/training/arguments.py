@@ -14,7 +14,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from worker.data.documents import TXT_DOCUMENTS
 from worker.data.errors import DataError
 from worker.data.eval_sets import DEFAULT_EVAL_CHARACTERS, parse_eval_prompts, parse_eval_sets
-from worker.data.sources import parse_data_sources
+from worker.data.sources import check_column, parse_data_sources
 from worker.training.failures import InputError
 from worker.training.process import single_process_env
 
@@ -99,6 +99,13 @@ class DataTrainingArguments:
             "help": "How a .txt file is cut into documents: line, blank_line (paragraphs) or "
             "file (the whole file).",
             "choices": list(TXT_DOCUMENTS),
+        },
+    )
+    text_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "The field (.jsonl) or column (.parquet, a dataset saved by datasets) "
+            "holding the text of --dataset_dir/--train_file/--validation_file. Empty: text."
         },
     )
     data_cache_dir: str | None = field(
@@ -258,11 +265,14 @@ def check_arguments(
         raise InputError("--streaming needs --max_steps > 0 (a stream has no known length)")
     if not (data_args.dataset_dir or data_args.train_file or data_args.data_sources):
         raise InputError("--dataset_dir (or --train_file, or --data_sources) is required")
-    if data_args.data_sources:
-        try:
+    try:
+        if data_args.text_column is not None:
+            check_column(data_args.text_column, "--text_column")
+        data_args.text_column = data_args.text_column or "text"
+        if data_args.data_sources:
             parse_data_sources(data_args.data_sources)
-        except DataError as exc:
-            raise InputError(str(exc)) from exc
+    except DataError as exc:
+        raise InputError(str(exc)) from exc
     if data_args.dataset_dir and not Path(data_args.dataset_dir).is_dir():
         raise InputError(f"--dataset_dir {data_args.dataset_dir} is not a directory")
     for flag in ("train_file", "validation_file"):

@@ -63,7 +63,12 @@ def data_sources(data_args: DataTrainingArguments) -> list[Source]:
                 files.append(Path(data_args.train_file))
                 flags[Path(data_args.train_file)] = "--train_file"
             name = Path(data_args.dataset_dir or data_args.train_file or "data").name
-            sources.append(Source(name or "data", files, 1.0, "--dataset_dir", flags))
+            sources.append(
+                Source(
+                    name or "data", files, 1.0, "--dataset_dir", flags,
+                    text_column=data_args.text_column or "text",
+                )
+            )  # fmt: skip
         if data_args.data_sources:
             extra = load_sources(parse_data_sources(data_args.data_sources))
             taken = {s.name for s in sources}
@@ -127,7 +132,11 @@ def build_run_data(
     plan = DataPlan(
         sources=sources,
         opts=PackOptions(
-            block_size, data_args.packing, data_args.keep_linebreaks, data_args.txt_documents
+            block_size,
+            data_args.packing,
+            data_args.keep_linebreaks,
+            data_args.txt_documents,
+            text_column=data_args.text_column or "text",
         ),
         # A validation file is scored as whole documents (build_eval_sets), not packed blocks;
         # a split still holds packed blocks out of the training text.
@@ -243,6 +252,7 @@ def build_eval_sets(
                 VALIDATION, [path], tokenizer, block_size,
                 budget, data_args.keep_linebreaks, "--validation_file", separator,
                 data_args.txt_documents,
+                text_column=data_args.text_column or "text",
             )  # fmt: skip
             w.path = str(path)
             out.append(w)
@@ -261,6 +271,7 @@ def build_eval_sets(
                 spec.name, spec_files(spec), tokenizer, block_size,
                 budget, data_args.keep_linebreaks, spec.flag, separator,
                 data_args.txt_documents,
+                text_column=spec.text_column,
             )  # fmt: skip
             w.role, w.path = spec.role, str(spec.path)
             out.append(w)

@@ -10,7 +10,7 @@ from backend.api.deps import SettingsDep, require_worker_token
 from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import job_lease_for, job_lease_matches
-from backend.services import jobs
+from backend.services import enqueue, hub_models, jobs
 from cpt_contract.protocol import (
     LEASE_HEADER,
     CancelAnswer,
@@ -68,8 +68,12 @@ def report_job(
         job = jobs.get_job(session, job_id, for_update=True)
         _check_lease(settings, job.id, lease)
         jobs.report(job, RunStatus(body.status), body.reason, body.result)
+        hub_models.after_download(settings, session, job)
         session.commit()
-        return CancelAnswer(cancel_requested=jobs.cancel_requested(job))
+        answer = CancelAnswer(cancel_requested=jobs.cancel_requested(job))
+    if job.kind == "download" and job.status == RunStatus.succeeded:
+        enqueue.send_pending(settings)  # the runs that waited for this model start now
+    return answer
 
 
 @router.post("/jobs/{job_id}/log", response_model=JobLogOut, responses=FORBIDDEN)

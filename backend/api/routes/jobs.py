@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
@@ -11,7 +11,7 @@ from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
 from backend.models import JobCreate, JobPublic
-from backend.services import jobs
+from backend.services import job_progress, jobs
 from cpt_contract.jobs import JOB_PARAMS, JobKind
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(require_api_token)], responses=AUTH)
@@ -20,6 +20,8 @@ router = APIRouter(tags=["jobs"], dependencies=[Depends(require_api_token)], res
 class JobDetail(JobPublic):
     #: 1 = next to run on its queue's job slot (only while queued).
     queue_position: int | None = None
+    #: A download's last measured progress (bytes, files, rate, ETA), from its log.
+    progress: dict[str, Any] | None = None
 
 
 class JobLog(BaseModel):
@@ -66,7 +68,9 @@ def create_job(body: JobCreate, settings: SettingsDep) -> JobDetail:
 def get_job(job_id: str, session: SessionDep) -> JobDetail:
     job = jobs.get_job(session, job_id)
     return JobDetail(
-        **jobs.public(job).model_dump(), queue_position=jobs.queue_position(session, job)
+        **jobs.public(job).model_dump(),
+        queue_position=jobs.queue_position(session, job),
+        progress=job_progress.last_progress(session, job),
     )
 
 

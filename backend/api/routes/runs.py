@@ -11,7 +11,7 @@ from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
 from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume, RunUpdate
-from backend.services import enqueue, runs, waiting
+from backend.services import enqueue, jobs, runs, waiting
 from backend.services.errors import Conflict
 from backend.services.estimates import Estimates, estimates
 from backend.services.notify import publish_run
@@ -73,8 +73,13 @@ def list_runs(
 def create_run(body: RunCreate, settings: SettingsDep) -> RunPublic:
     with write_session(settings) as session:
         run = runs.create_run(settings, session, body)
+        download = runs.model_download(settings, session, body)
         session.commit()
-    enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
+        if download is not None and download.enqueued_at is None and jobs.send(settings, download):
+            download.enqueued_at = download.updated_at
+            session.commit()
+    if download is None:  # else it is sent once its model is downloaded (send_pending)
+        enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
     return runs.to_public(run)
 

@@ -265,6 +265,32 @@ export interface Job {
   finished_at: string | null;
   duration_seconds: number | null;
   queue_position?: number | null;
+  /** A download's last progress as its tool measured it (GET /jobs/{id} only). */
+  progress?: DownloadProgress | null;
+}
+
+export interface DownloadProgress {
+  bytes: number;
+  total_bytes: number;
+  files: number;
+  total_files: number;
+  bytes_per_second: number | null;
+  eta_seconds: number | null;
+}
+
+/** GET /api/models: backend/services/models.py::ModelInfo. */
+export interface ModelInfo {
+  path: string;
+  label: string;
+  architecture: string | null;
+  model_type: string | null;
+  params: number | null;
+  vocab_size: number | null;
+  tokenizer_vocab_size: number | null;
+  tied_embeddings: boolean | null;
+  dtypes: string[];
+  size_bytes: number;
+  source: Record<string, any>;
 }
 
 /** One entry of the `start` event's `eval_sets` (cpt_contract/events.py: EvalSetInfo). */

@@ -42,6 +42,10 @@ interface Props {
   custom?: Record<string, CustomField>;
   /** The hash route of a job of this page ("datasets/clean" -> #/datasets/clean/<id>). */
   route?: string;
+  /** What to show while a job runs (a download's progress). */
+  renderLive?: (job: Job) => ComponentChildren;
+  /** The name a job is listed by (default: its ``name`` parameter, else its id). */
+  label?: (job: Job) => string;
 }
 
 export type CustomField = (props: {
@@ -51,7 +55,10 @@ export type CustomField = (props: {
   onChange: (value: unknown) => void;
 }) => ComponentChildren;
 
-export function JobsPage({ kind, title, intro, submitLabel, renderResult, selected, onSelect, initial, custom, route }: Props) {
+export function JobsPage(props: Props) {
+  const { kind, title, intro, submitLabel, renderResult, selected, onSelect, initial, custom } = props;
+  const route = props.route ?? (kind === "scan" ? "datasets" : "tokenizers");
+  const label = props.label ?? ((j: Job) => String(j.params.name || j.id));
   const [fields, setFields] = useState<FieldSpec[]>([]);
   const [schema, setSchema] = useState<Record<string, any>>({});
   const [params, setParams] = useState<Record<string, any>>({});
@@ -153,8 +160,8 @@ export function JobsPage({ kind, title, intro, submitLabel, renderResult, select
           {jobs.map((j) => (
             <tr key={j.id} data-job-id={j.id} data-status={j.status} class={j.id === selected ? "selected" : ""}>
               <td>
-                <a href={`#/${route ?? (kind === "scan" ? "datasets" : "tokenizers")}/${j.id}`} onClick={() => onSelect(j.id)}>
-                  {String(j.params.name || j.id)}
+                <a href={`#/${route}/${j.id}`} onClick={() => onSelect(j.id)}>
+                  {label(j)}
                 </a>
               </td>
               <td>
@@ -167,12 +174,19 @@ export function JobsPage({ kind, title, intro, submitLabel, renderResult, select
           ))}
         </tbody>
       </table>
-      {current ? <JobDetail job={current} renderResult={renderResult} /> : null}
+      {current ? <JobDetail job={current} renderResult={renderResult} renderLive={props.renderLive} label={label} /> : null}
     </section>
   );
 }
 
-function JobDetail({ job, renderResult }: { job: Job; renderResult: (job: Job) => ComponentChildren }) {
+interface DetailProps {
+  job: Job;
+  renderResult: (job: Job) => ComponentChildren;
+  renderLive?: (job: Job) => ComponentChildren;
+  label: (job: Job) => string;
+}
+
+function JobDetail({ job, renderResult, renderLive, label }: DetailProps) {
   const [log, setLog] = useState("");
   const next = useRef(0);
   useEffect(() => {
@@ -193,8 +207,9 @@ function JobDetail({ job, renderResult }: { job: Job; renderResult: (job: Job) =
   return (
     <div class="card job-detail" data-testid="job-detail">
       <h2>
-        {String(job.params.name || job.id)} <StatusBadge status={job.status} />
+        {label(job)} <StatusBadge status={job.status} />
       </h2>
+      {renderLive ? renderLive(job) : null}
       {ACTIVE_STATUSES.has(job.status) && job.status !== "cancelling" ? (
         <button type="button" class="btn btn-small" onClick={cancel}>
           Cancel
