@@ -52,6 +52,8 @@ class FailureKind(StrEnum):
     slurm_time_limit = "slurm_time_limit"
     #: Slurm: the job was preempted or its node failed (resubmitted while requeues are left).
     slurm_preempted = "slurm_preempted"
+    #: Slurm: a node of the job failed (NODE_FAIL): the run fails with the state; resume it.
+    slurm_node_fail = "slurm_node_fail"
     #: Slurm: the job never started (sbatch refused, held, or an impossible request).
     slurm_never_started = "slurm_never_started"
     #: Slurm: the job left the queue without a result the worker could read.

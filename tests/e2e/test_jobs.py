@@ -40,8 +40,8 @@ def test_a_running_tokenizer_job_is_cancelled_and_its_process_is_gone(
     panel: Panel, tiny_assets: dict[str, Path]
 ) -> None:
     # ~12 MB of made-up words: SentencePiece needs far longer than the test waits to train on it.
-    # In the data dir's demo folder (users' files may live there; the rest is the panel's).
-    corpus = panel.data_dir / "demo" / "big-corpus"
+    # In the data dir's datasets folder (users' files live there; the rest is the panel's).
+    corpus = panel.data_dir / "datasets" / "big-corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
     letters = "ಅಆಇಈಉಊಋಎಏಐಒಓಔಕಖಗಘಙಚಛಜಝಞಟಠಡಢಣತಥದಧನಪಫಬಭಮಯರಲವಶಷಸಹಳ"

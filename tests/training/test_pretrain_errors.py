@@ -49,7 +49,7 @@ def test_no_text_files_subprocess(tiny_assets: dict[str, Path], tmp_path: Path) 
     out = tmp_path / "out"
     proc = run_pretrain(tiny_args(tiny_assets, out, tmp_path / "cache", dataset_dir=empty))
     assert proc.returncode == EXIT_BAD_INPUT, output_of(proc)[-3000:]
-    assert "--dataset_dir" in output_of(proc) and "no .txt or .jsonl files" in output_of(proc)
+    assert "--dataset_dir" in output_of(proc) and "no corpus files (.txt, .jsonl" in output_of(proc)
     assert_failed(out, proc.returncode, 2, "--dataset_dir", str(empty))
 
 

@@ -187,7 +187,7 @@ _FINAL_KINDS = {
     "TIMEOUT": FailureKind.slurm_time_limit,
     "DEADLINE": FailureKind.slurm_time_limit,
     "PREEMPTED": FailureKind.slurm_preempted,
-    "NODE_FAIL": FailureKind.crashed,
+    "NODE_FAIL": FailureKind.slurm_node_fail,
     "OUT_OF_MEMORY": FailureKind.oom,
     "BOOT_FAIL": FailureKind.slurm_never_started,
 }

@@ -109,7 +109,10 @@ class DataTrainingArguments:
         },
     )
     data_cache_dir: str | None = field(
-        default="./", metadata={"help": "Where tokenized blocks are cached."}
+        default="./",
+        # The seed's example command spells it --data_cache (argparse's prefix matching, which
+        # this parser does not do: the one abbreviation it accepts is named here).
+        metadata={"help": "Where tokenized blocks are cached.", "aliases": ["--data_cache"]},
     )
     packing: str = field(
         default="eos",

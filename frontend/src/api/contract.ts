@@ -36,7 +36,7 @@ export const PHASES = ["preparing_data", "loading_model", "training", "evaluatin
 export type Phase = (typeof PHASES)[number];
 
 // Why an attempt failed (cpt_contract/outcomes.py); the reason's text is for people.
-export type FailureKind = "bad_input" | "oom" | "disk_full" | "diverged" | "error" | "crashed" | "stalled" | "preempted" | "worker_stopped" | "worker_lost" | "unrecorded" | "refused" | "slurm_time_limit" | "slurm_preempted" | "slurm_never_started" | "slurm_vanished" | "slurm_cancelled";
+export type FailureKind = "bad_input" | "oom" | "disk_full" | "diverged" | "error" | "crashed" | "stalled" | "preempted" | "worker_stopped" | "worker_lost" | "unrecorded" | "refused" | "slurm_time_limit" | "slurm_preempted" | "slurm_node_fail" | "slurm_never_started" | "slurm_vanished" | "slurm_cancelled";
 
 export const RETRYABLE_KINDS: ReadonlySet<FailureKind> = new Set<FailureKind>(["crashed", "preempted", "stalled", "worker_lost", "worker_stopped"]);
 
