@@ -163,7 +163,7 @@ def test_a_job_whose_worker_is_lost_is_tried_once_more_and_the_lost_worker_is_re
     from tests.support.e2e import embedded_panel
 
     with embedded_panel(tmp_path / "panel", tiny_assets, CPT_WORKER_LOST_SECONDS="4") as panel:
-        corpus = panel.data_dir / "demo" / "scan-corpus"
+        corpus = panel.data_dir / "datasets" / "scan-corpus"
         corpus.mkdir(parents=True, exist_ok=True)
         rng = random.Random(1)
         words = ["".join(rng.choice("abcdefghij") for _ in range(6)) for _ in range(5000)]
