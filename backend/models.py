@@ -330,6 +330,8 @@ class Job(SQLModel, table=True):
     updated_at: datetime | None = Field(default_factory=utcnow, sa_type=_tz())
     last_seen_at: datetime | None = Field(default=None, sa_type=_tz())
     enqueued_at: datetime | None = Field(default=None, sa_type=_tz())
+    #: 2 once a job of an idempotent kind was tried again after its worker was lost.
+    attempt: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class JobLogChunk(SQLModel, table=True):
@@ -368,6 +370,8 @@ class JobPublic(SQLModel):
     finished_at: UtcDatetime | None
     #: Seconds the job ran (or has been running), measured by the server.
     duration_seconds: float | None = None
+    #: 2 when it was tried again after a lost worker (``cpt_contract.jobs.RETRIED_KINDS``).
+    attempt: int = 1
 
 
 # --- metrics store (backend/services/metrics/) ----------------------------------------

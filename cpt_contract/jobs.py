@@ -281,6 +281,9 @@ PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "download": (),
     "import": ("gguf",),
 }
+#: Kinds tried once more when their worker is lost: running them again gives the same result
+#: (a scan, a tokenizer into a fresh output, a download or a clean that resume, an import).
+RETRIED_KINDS = frozenset({"scan", "tokenizer", "download", "clean", "import"})
 #: Kinds that act on one checkpoint of a run (the API checks that the checkpoint exists).
 CHECKPOINT_KINDS = ("merge", "generate")
 #: The line a generate job prints before the continuation, so a reader of its log can stream it.

@@ -181,6 +181,8 @@ class JobClaimOut(BaseModel):
     #: Where the job writes (``<data_dir>/jobs/<id>``; the worker creates it).
     job_dir: str
     lease: str = Field(description=f"Send it as {LEASE_HEADER} on this job's status and log")
+    #: 2 when the job is tried again after a lost worker (its output starts fresh).
+    attempt: int = Field(default=1, ge=1, le=INT32)
 
 
 class JobStatusIn(BaseModel):

@@ -7,6 +7,7 @@
         output/                         --output_dir: checkpoint-N/, events.jsonl, the final model
         logs/attempt-N.log              stdout + stderr of attempt N
         logs/.shipped-attempt-N.json    the shipper's acknowledged offsets for attempt N
+        logs/.fence-attempt-N           touched by the worker while it watches attempt N
         logs/merge-<checkpoint>.log     a merge job's log
         merged/<checkpoint>/            a merged (plain HF) model
 """
@@ -53,6 +54,10 @@ class RunPaths:
 
     def log(self, attempt: int) -> Path:
         return self.logs_dir / f"attempt-{attempt}.log"
+
+    def fence(self, attempt: int) -> Path:
+        """Touched by the worker while it watches attempt N (``worker/fence.py``)."""
+        return self.logs_dir / f".fence-attempt-{attempt}"
 
     def shipped_state(self, attempt: int) -> Path:
         return self.logs_dir / f".shipped-attempt-{attempt}.json"

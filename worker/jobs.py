@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -226,6 +227,12 @@ def run_job(settings: Settings, job_id: str) -> str | None:
         return None
     paths = JobPaths(Path(claim.job_dir))
     paths.job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if claim.attempt > 1:
+        # Tried again after a lost worker: what the last attempt left is not trusted.
+        _note(paths.log, f"attempt {claim.attempt}: tried again after its worker was lost")
+        paths.result.unlink(missing_ok=True)
+        if claim.kind == "tokenizer":
+            shutil.rmtree(paths.output, ignore_errors=True)  # a fresh output
     shipper = JobShipper(api, job_id, paths.log)
     status, reason, result = "failed", None, None
     try:

@@ -91,6 +91,7 @@ from worker.training.failures import (  # noqa: E402
     volume_full,
     write_failure_note,
 )
+from worker.training.fencing import FenceCallback  # noqa: E402
 from worker.training.modeling import (  # noqa: E402
     apply_config_overrides,
     build_model,
@@ -179,7 +180,7 @@ def train(
         eval_dataset=eval_sets or None,
         processing_class=tokenizer,
         data_collator=default_data_collator,
-        callbacks=[EventsCallback(run), PreemptionCallback()],
+        callbacks=[EventsCallback(run), PreemptionCallback(), FenceCallback()],
     )
     trainer.run = run
     if eval_sets or prompts:

@@ -30,7 +30,7 @@ from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.schema import DEEPSPEED_FILES, RunConfig
 from cpt_contract.settings import Settings
-from worker import gpu, instance, launcher, rootcause
+from worker import fence, gpu, instance, launcher, rootcause
 from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
 from worker.exit_codes import EXIT_BAD_INPUT
 from worker.proctree import ProcessTree
@@ -404,6 +404,10 @@ class RunAttempt:
             return None
         # torchrun's own failure lands here (errors.record); one file per attempt.
         env["TORCHELASTIC_ERROR_FILE"] = str(self.log_path.with_suffix(".error.json"))
+        # The ranks stop, saving nothing, if this worker stops watching them (frozen).
+        fence.touch(self.paths.fence(self.attempt))
+        env[fence.FILE_ENV] = str(self.paths.fence(self.attempt))
+        env[fence.SECONDS_ENV] = str(self.settings.worker_lost_seconds * fence.SHARE_OF_LOST_WINDOW)
         self.started = time.time()
         proc = self.proc = launcher.start(argv, self.log_path, env, cwd=paths.run_dir)
         self.tree = ProcessTree(proc.pid)
@@ -474,6 +478,7 @@ class RunAttempt:
         while proc.poll() is None:
             if time.monotonic() >= next_track:
                 self._track()
+                fence.touch(self.paths.fence(self.attempt))  # still watching
                 next_track = time.monotonic() + 0.5
                 stall = stalled_reason(shipper, self.settings.stall_seconds)
                 if stall is not None:
@@ -488,7 +493,8 @@ class RunAttempt:
                     # checkpoint at the next step (SIGTERM) and end the attempt.
                     log.warning("run %s: %s; stopping the training", self.run_id, unrecorded)
                     self._note(f"{unrecorded}: stopping the training (checkpoint first)")
-                    tree.stop(self.settings.stop_grace_seconds, signal.SIGTERM)
+                    with fence.kept(self.paths.fence(self.attempt)):
+                        tree.stop(self.settings.stop_grace_seconds, signal.SIGTERM)
                     break
             if self.registry.stop_requested(self.run_id):
                 self.stopping.set()
@@ -499,12 +505,13 @@ class RunAttempt:
                 log.info("run %s: %s; stopping %d process(es)", self.run_id, why, len(tree.alive()))
                 # A cancel stops at once (SIGUSR2); a worker stop gives the ranks time to save
                 # a checkpoint at the next step boundary (SIGTERM, worker.training.preemption).
-                took = tree.stop(
-                    self.settings.cancel_grace_seconds
-                    if cancelled
-                    else self.settings.stop_grace_seconds,
-                    signal.SIGUSR2 if cancelled else signal.SIGTERM,
-                )
+                with fence.kept(self.paths.fence(self.attempt)):  # a save may take a while
+                    took = tree.stop(
+                        self.settings.cancel_grace_seconds
+                        if cancelled
+                        else self.settings.stop_grace_seconds,
+                        signal.SIGUSR2 if cancelled else signal.SIGTERM,
+                    )
                 log.info("run %s: every process gone after %.2fs", self.run_id, took)
                 break
             # Until the next tracking tick, the training's exit or a wake-up (cancel, stop):

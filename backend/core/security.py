@@ -47,8 +47,9 @@ def lease_for(settings: Settings, run_id: str, attempt: int) -> str:
     return _lease(settings, f"run:{run_id}:{attempt}")
 
 
-def job_lease_for(settings: Settings, job_id: str) -> str:
-    return _lease(settings, f"job:{job_id}")
+def job_lease_for(settings: Settings, job_id: str, attempt: int = 1) -> str:
+    """A job's lease, per attempt: a lost worker that comes back holds a stale one."""
+    return _lease(settings, f"job:{job_id}" if attempt == 1 else f"job:{job_id}:{attempt}")
 
 
 def _lease(settings: Settings, subject: str) -> str:
@@ -66,5 +67,7 @@ def lease_matches(settings: Settings, run_id: str, attempt: int, presented: str 
     return _same(presented, lease_for(settings, run_id, attempt))
 
 
-def job_lease_matches(settings: Settings, job_id: str, presented: str | None) -> bool:
-    return _same(presented, job_lease_for(settings, job_id))
+def job_lease_matches(
+    settings: Settings, job_id: str, presented: str | None, attempt: int = 1
+) -> bool:
+    return _same(presented, job_lease_for(settings, job_id, attempt))

@@ -9,12 +9,11 @@ heartbeat carries its data, runs and cache volumes (``worker/heartbeat.py::volum
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from backend.models import Worker, utcnow
+from backend.services import workers
 from backend.services.estimates import estimates
 from backend.services.validation import ConfigInvalid, error
 from cpt_contract.runconfig.schema import RunConfig
@@ -28,24 +27,11 @@ def _gb(n: float) -> str:
     return f"{n / 2**30:.1f} GB"
 
 
-def live_workers(session: Session, settings: Settings, queue: str | None = None) -> list[Worker]:
-    since = utcnow() - timedelta(seconds=settings.worker_lost_seconds)
-    stmt = select(Worker).order_by(col(Worker.name))
-    if queue is not None:
-        stmt = stmt.where(Worker.queue == queue)
-    out = []
-    for w in session.exec(stmt):
-        beat = w.last_heartbeat if w.last_heartbeat.tzinfo else w.last_heartbeat.replace(tzinfo=UTC)
-        if beat >= since:
-            out.append(w)
-    return out
-
-
 def low_volumes(session: Session, settings: Settings) -> list[str]:
     """Each live worker's written volume below ``low_disk_gb``, in words."""
     floor = settings.low_disk_gb * 2**30
     out = []
-    for w in live_workers(session, settings):
+    for w in workers.live_workers(session, settings):
         for v in w.volumes or []:
             if v.get("name") in WRITTEN and int(v.get("free_bytes", 0)) < floor:
                 out.append(
@@ -59,7 +45,7 @@ def runs_room(session: Session, settings: Settings, queue: str) -> tuple[int, st
     """The most room a live worker of the queue has where it writes checkpoints (its ``runs``
     volume), and where; without a report, the API's own runs directory (a one-box panel)."""
     best: tuple[int, str] | None = None
-    for w in live_workers(session, settings, queue):
+    for w in workers.live_workers(session, settings, queue):
         for v in w.volumes or []:
             if v.get("name") == "runs":
                 room = (int(v["free_bytes"]), f"worker {w.name}'s runs volume ({v.get('path')})")

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from backend.core.db import get_engine, write_session
 from backend.models import Run, utcnow
-from backend.services import hub_models
+from backend.services import hub_models, workers
 from cpt_contract.broker import RUN_TRAINING_TASK, celery_config, jobs_queue
 from cpt_contract.jobs import RUN_JOB_TASK
 from cpt_contract.settings import Settings
@@ -65,8 +65,8 @@ def send_job(settings: Settings, job_id: str, queue: str) -> None:
 
 def send_pending(settings: Settings, *, all_queued: bool = False) -> list[str]:
     """Send the Celery message of queued runs that have none yet, or whose message was sent
-    ``resend_seconds`` ago and never claimed (a flushed or lost broker; the claim dedups
-    repeats); all queued at startup."""
+    ``resend_seconds`` ago and never claimed although a live worker of the queue had room (a
+    flushed or lost broker; the claim dedups repeats); all queued at startup."""
     with Session(get_engine(settings)) as session:
         stmt = select(Run).where(Run.status == RunStatus.queued)
         if not all_queued:
@@ -77,11 +77,25 @@ def send_pending(settings: Settings, *, all_queued: bool = False) -> list[str]:
                 (col(Run.enqueued_at).is_(None) & (col(Run.updated_at) < settled))
                 | (col(Run.enqueued_at) < stale)
             )
+        room: dict[str, bool] = {}
+
+        def worth_resending(run: Run) -> bool:
+            # One outstanding message per queued run: a sent one is sent again only when a
+            # live worker of its queue has room and still has not claimed it (so it was lost);
+            # while the queue's workers are busy or gone, it waits in the broker as it is.
+            if run.enqueued_at is None or all_queued:
+                return True
+            if run.queue not in room:
+                room[run.queue] = any(
+                    workers.has_room(w) for w in workers.live_workers(session, settings, run.queue)
+                )
+            return room[run.queue]
+
         pending = [
             (r.id, r.attempt, r.queue)
             for r in session.exec(stmt.order_by(col(Run.created_at)))
             # A run whose model is still downloading is sent when the download ends.
-            if hub_models.waiting_for(settings, session, r) is None
+            if hub_models.waiting_for(settings, session, r) is None and worth_resending(r)
         ]
     sent: list[str] = []
     for run_id, attempt, queue in pending:

@@ -22,7 +22,7 @@ from backend.services import clean, enqueue
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
-from cpt_contract.jobs import CHECKPOINT_KINDS, JOB_PARAMS, PATH_PARAMS
+from cpt_contract.jobs import CHECKPOINT_KINDS, JOB_PARAMS, PATH_PARAMS, RETRIED_KINDS
 from cpt_contract.run_paths import JobPaths
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES, RunStatus
@@ -143,6 +143,13 @@ def list_jobs(session: Session, kind: str | None, run_id: str | None, limit: int
     return list(session.exec(stmt.order_by(col(Job.created_at).desc()).limit(limit)))
 
 
+def _retry(job: Job, reason: str) -> None:
+    """Back to the queue as its next attempt; the recovery loop sends its message."""
+    job.attempt += 1
+    job.status, job.status_reason, job.updated_at = RunStatus.queued, reason, utcnow()
+    job.worker = job.started_at = job.enqueued_at = job.last_seen_at = None
+
+
 def _finish(job: Job, status: RunStatus, reason: str | None) -> None:
     now = utcnow()
     job.status, job.status_reason, job.finished_at, job.updated_at = status, reason, now, now
@@ -251,7 +258,19 @@ def recover(settings: Settings, session: Session, lost_after: float) -> list[str
             seen = seen.replace(tzinfo=now.tzinfo)
         if job.status in (RunStatus.running, RunStatus.cancelling):
             if seen is not None and now - seen > timedelta(seconds=lost_after):
-                _finish(job, RunStatus.failed, f"worker lost: {job.worker} went silent")
+                silent = (now - seen).total_seconds()
+                lost = f"worker lost: no word from {job.worker} for {silent:.0f} s"
+                if (
+                    job.status == RunStatus.running
+                    and job.kind in RETRIED_KINDS
+                    and job.attempt == 1
+                ):
+                    _retry(
+                        job,
+                        f"{lost}; tried again as attempt 2 (the same job gives the same result)",
+                    )
+                else:
+                    _finish(job, RunStatus.failed, lost)
                 changed.append(job.id)
         elif job.status == RunStatus.queued:
             sent = job.enqueued_at

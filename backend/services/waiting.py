@@ -5,12 +5,10 @@ Measured from the database only (heartbeats and run rows), so the UI never shows
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
-
 from sqlmodel import Session, col, func, select
 
-from backend.models import Run, Worker, utcnow
-from backend.services import hub_models
+from backend.models import Run
+from backend.services import hub_models, workers
 from cpt_contract.settings import Settings
 from cpt_contract.statuses import RunStatus
 
@@ -31,16 +29,10 @@ def waiting_reason(settings: Settings, session: Session, run: Run) -> str | None
         )
     ).one()
     position = f"position {int(ahead) + 1} in queue {run.queue}"
-    now = utcnow()
-    limit = timedelta(seconds=settings.worker_lost_seconds)
-    live = []
-    for w in session.exec(select(Worker).where(Worker.queue == run.queue)):
-        beat = w.last_heartbeat if w.last_heartbeat.tzinfo else w.last_heartbeat.replace(tzinfo=UTC)
-        if now - beat <= limit:
-            live.append(w)
+    live = workers.live_workers(session, settings, run.queue)
     if not live:
         return f"waiting for a worker on queue {run.queue}: none is alive ({position})"
-    busy = [w for w in live if len(w.current_runs or []) >= max(1, w.concurrency)]
+    busy = [w for w in live if not workers.has_room(w)]
     if len(busy) == len(live):
         doing = "; ".join(f"{w.name} busy with {', '.join(w.current_runs)}" for w in busy)
         return f"waiting for a worker on queue {run.queue}: {doing} ({position})"

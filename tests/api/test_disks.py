@@ -50,7 +50,9 @@ def test_a_worker_reports_its_volumes_and_health_names_the_low_one(
             "queue": "gpu",
             "volumes": [v.model_dump() for v in reported.values()],
         }
-        assert c.post("/api/internal/workers/heartbeat", json=beat, headers=WORKER).status_code == 200
+        assert (
+            c.post("/api/internal/workers/heartbeat", json=beat, headers=WORKER).status_code == 200
+        )
         r = c.get("/api/health")
         assert r.status_code == 503, r.text
         body = r.json()
@@ -96,7 +98,9 @@ def test_a_run_whose_checkpoints_cannot_fit_is_refused_at_submit(
     with client_for(settings) as c:
         beat = {"name": "gpu-box-1", "queue": "gpu", "cpu_only": True,
                 "volumes": [v.model_dump() for v in volumes(worker_settings)]}  # fmt: skip
-        assert c.post("/api/internal/workers/heartbeat", json=beat, headers=WORKER).status_code == 200
+        assert (
+            c.post("/api/internal/workers/heartbeat", json=beat, headers=WORKER).status_code == 200
+        )
         r = c.post("/api/runs", json={"preset": "seed-lora", "config": config})
         assert r.status_code == 422, r.text
         (err,) = r.json()["detail"]

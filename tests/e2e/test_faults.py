@@ -238,3 +238,56 @@ def test_hung_rank_without_cancel_fails_stalled_with_stacks(
         assert not alive(procs)
     finally:
         panel.stop()
+
+
+def test_a_frozen_worker_is_fenced_before_its_run_moves_to_another(
+    faults: Panel, tiny_assets: dict[str, Any]
+) -> None:
+    """The worker that holds a run is frozen (SIGSTOP of its process group; its ranks live in
+    sessions of their own and go on) past the lost window, with a second worker on the queue.
+    Found: the ranks trained 62 more steps and wrote a checkpoint after their attempt had been
+    declared lost. Now they stop, saving nothing, once the worker has been silent for half
+    the window; the run moves to the other worker; two attempts never train at once."""
+    other = faults.start_worker(concurrency=1, extra_env={"CPT_WORKER_NAME": "faults-box-2"})
+    frozen: Any = None
+    try:
+        config = tiny_config(tiny_assets, max_steps=400, save_steps=4)
+        rid = submit(faults, config, "frozen worker")["id"]
+        first = wait_for(faults, rid, lambda r: (r["step"] or 0) >= 5, 180, "past step 5")
+        holder = first["worker"]
+        frozen = other if holder == "faults-box-2" else faults.procs[-2]
+        attempt1 = training_processes(run_dir(faults, rid))
+        assert attempt1
+        os.killpg(frozen.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        overlap = []
+        with faults.client() as c:
+            while alive(attempt1) and time.monotonic() - t0 < 60:
+                r = c.get(f"/api/runs/{rid}").json()
+                if r["attempt"] == 2 and r["status"] in ("starting", "running"):
+                    overlap.append(round(time.monotonic() - t0, 1))
+                time.sleep(0.1)
+        fenced = time.monotonic() - t0
+        assert not alive(attempt1), "the ranks of the frozen worker kept training"
+        assert not overlap, f"attempt 2 started while attempt 1 still ran (at {overlap} s)"
+        second = wait_for(
+            faults,
+            rid,
+            lambda r: r["attempt"] == 2 and r["status"] == "running",
+            LOST_SECONDS + 60,
+            "attempt 2 running on the other worker",
+        )
+        moved = time.monotonic() - t0
+        print(
+            f"frozen worker: ranks fenced after {fenced:.1f}s, attempt 2 running after {moved:.1f}s"
+        )
+        # Attempt 1 was gone before another attempt could start, so it wrote nothing after.
+        assert second["worker"] != holder, second
+        final = wait_final(faults, rid, timeout=240)
+        assert final["status"] == "succeeded" and final["attempt"] == 2, final
+        assert final["attempt_log"][0]["reason"].startswith("worker lost"), final["attempt_log"]
+    finally:
+        if frozen is not None:
+            os.killpg(frozen.pid, signal.SIGCONT)
+        os.killpg(other.pid, signal.SIGTERM)
+        other.wait(timeout=60)

@@ -3,6 +3,7 @@ the job ends ``cancelled`` with its log kept, and the slot takes the next job.""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from pathlib import Path
@@ -146,3 +147,68 @@ def test_try_it_generates_from_a_checkpoint_as_a_queued_job(
         out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=True
     )
     assert result["text"] == expected
+
+
+def test_a_job_whose_worker_is_lost_is_tried_once_more_and_the_lost_worker_is_refused(
+    tmp_path: Path, tiny_assets: dict[str, Path]
+) -> None:
+    """A scan job's worker is killed with kill -9 (and its tool with it) while the job runs; a
+    worker is started again under the same name. Found: the job said "went silent" and was
+    never tried again. Now the recovery loop queues it as attempt 2, which the worker runs to
+    the end; a report with attempt 1's lease is refused."""
+    import os
+    import signal
+
+    from cpt_contract.protocol import LEASE_HEADER
+    from tests.support.e2e import embedded_panel
+
+    with embedded_panel(tmp_path / "panel", tiny_assets, CPT_WORKER_LOST_SECONDS="4") as panel:
+        corpus = panel.data_dir / "datasets" / "scan-corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
+        rng = random.Random(1)
+        words = ["".join(rng.choice("abcdefghij") for _ in range(6)) for _ in range(5000)]
+        with open(corpus / "big.txt", "w", encoding="utf-8") as fh:
+            for _ in range(400_000):
+                fh.write(" ".join(rng.choices(words, k=10)) + "\n")
+        params = {
+            "paths": [str(corpus)],
+            "tokenizer": str(tiny_assets["tokenizer_extended"]),
+            "block_size": 64,
+        }
+        with panel.client() as c:
+            r = c.post("/api/jobs", json={"kind": "scan", "params": params})
+            assert r.status_code == 201, r.text
+            job_id = r.json()["id"]
+        _wait_job(panel, job_id, lambda j: j["status"] == "running", 120)
+        deadline = time.monotonic() + 60
+        while not (tool := _tool_processes(job_id)):
+            assert time.monotonic() < deadline, "the scan tool never started"
+            time.sleep(0.1)
+        worker = panel.procs[-1]
+        os.killpg(worker.pid, signal.SIGKILL)
+        for p in tool:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        worker.wait(timeout=10)
+        t0 = time.monotonic()
+        panel.start_worker(concurrency=1)
+        retried = _wait_job(panel, job_id, lambda j: j["attempt"] == 2, 60)
+        assert "tried again as attempt 2" in retried["status_reason"], retried
+        done = _wait_job(panel, job_id, lambda j: j["status"] in TERMINAL, 300)
+        took = time.monotonic() - t0
+        print(f"lost job worker: retried and {done['status']} {took:.1f}s after the kill")
+        assert done["status"] == "succeeded" and done["attempt"] == 2, done
+        assert done["result"]["totals"]["documents"] == 400_000, done["result"]["totals"]
+        # The first attempt's lease no longer reports on the job.
+        from backend.core.security import job_lease_for
+        from cpt_contract.settings import Settings
+
+        settings = Settings(data_dir=panel.data_dir, build_demo=False, _env_file=None)  # type: ignore[call-arg]
+        stale = job_lease_for(settings, job_id, 1)
+        with panel.client(token=panel.worker_token) as w:
+            r = w.post(
+                f"/api/internal/jobs/{job_id}/status",
+                json={"status": "failed", "reason": "a late report"},
+                headers={LEASE_HEADER: stale},
+            )
+        assert r.status_code == 403, r.text

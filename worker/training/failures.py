@@ -24,6 +24,7 @@ from worker.exit_codes import (
     EXIT_OOM,
 )
 from worker.training import preemption
+from worker.training.fencing import Fenced
 from worker.training.preemption import EXIT_PREEMPTED, Preempted
 from worker.training.run_state import RunContext
 
@@ -125,6 +126,8 @@ def classify(exc: BaseException) -> tuple[str, str, int]:
         return "failed", str(exc), EXIT_BAD_INPUT
     if isinstance(exc, Preempted):
         return "preempted", str(exc), EXIT_PREEMPTED
+    if isinstance(exc, Fenced):
+        return "cancelled", str(exc), EXIT_CANCELLED
     if isinstance(exc, DivergedError):
         return "diverged", str(exc), EXIT_DIVERGED
     if is_oom(exc):

@@ -34,9 +34,10 @@ Lease = Annotated[
 ]
 
 
-def _check_lease(settings: SettingsDep, job_id: str, lease: str | None) -> None:
-    """Only the worker that claimed a job reports on it (and so sets what gets downloaded)."""
-    if not job_lease_matches(settings, job_id, lease):
+def _check_lease(settings: SettingsDep, job_id: str, lease: str | None, attempt: int) -> None:
+    """Only the worker that claimed a job's current attempt reports on it (and so sets what
+    gets downloaded): a lost worker that comes back after the job was tried again is refused."""
+    if not job_lease_matches(settings, job_id, lease, attempt):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             f"no valid {LEASE_HEADER} for job {job_id}: only the worker that claimed it may "
@@ -54,7 +55,8 @@ def claim_job(job_id: str, body: JobClaimIn, settings: SettingsDep) -> JobClaimO
             kind=job.kind,
             params=job.params,
             job_dir=str(jobs.paths(settings, job.id).job_dir),
-            lease=job_lease_for(settings, job.id),
+            lease=job_lease_for(settings, job.id, job.attempt),
+            attempt=job.attempt,
         )
 
 
@@ -66,7 +68,7 @@ def report_job(
 ) -> CancelAnswer:
     with write_session(settings) as session:
         job = jobs.get_job(session, job_id, for_update=True)
-        _check_lease(settings, job.id, lease)
+        _check_lease(settings, job.id, lease, job.attempt)
         jobs.report(job, RunStatus(body.status), body.reason, body.result)
         hub_models.after_download(settings, session, job)
         session.commit()
@@ -82,7 +84,7 @@ def ship_job_log(
 ) -> JobLogOut:
     with write_session(settings) as session:
         job = jobs.get_job(session, job_id, for_update=True)
-        _check_lease(settings, job.id, lease)
+        _check_lease(settings, job.id, lease, job.attempt)
         until = jobs.store_log(session, job, body.offset, body.text)
         session.commit()
         return JobLogOut(accepted_until=until, cancel_requested=jobs.cancel_requested(job))

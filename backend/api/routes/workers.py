@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -12,6 +11,7 @@ from sqlmodel import col, select
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH
 from backend.models import UtcDatetime, Worker, utcnow
+from backend.services import workers
 from cpt_contract.protocol import Volume
 from cpt_contract.slurm import ClusterReport
 
@@ -48,10 +48,8 @@ def _cluster(raw: dict[str, Any] | None) -> ClusterReport | None:
 @router.get("/workers", response_model=list[WorkerPublic])
 def list_workers(session: SessionDep, settings: SettingsDep) -> list[WorkerPublic]:
     now = utcnow()
-    limit = timedelta(seconds=settings.worker_lost_seconds)
     out = []
     for w in session.exec(select(Worker).order_by(col(Worker.name))):
-        beat = w.last_heartbeat if w.last_heartbeat.tzinfo else w.last_heartbeat.replace(tzinfo=UTC)
         out.append(
             WorkerPublic(
                 name=w.name,
@@ -61,8 +59,8 @@ def list_workers(session: SessionDep, settings: SettingsDep) -> list[WorkerPubli
                 gpus=w.gpus,
                 cpu_only=w.cpu_only,
                 current_runs=w.current_runs,
-                last_heartbeat=beat,
-                alive=now - beat <= limit,
+                last_heartbeat=workers.last_beat(w),
+                alive=workers.is_alive(w, settings, now),
                 executor=w.executor,
                 cluster=_cluster(w.cluster),
                 volumes=[Volume.model_validate(v) for v in w.volumes or []],
