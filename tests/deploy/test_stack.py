@@ -133,13 +133,16 @@ def git(*args: str) -> str:
 def old_tree(workdir: Path, commit: str) -> Path:
     """That commit's files (git archive). A release older than the base-image build args cannot
     be built without a registry: it gets this tree's packaging (docker/, the compose files,
-    .dockerignore) and keeps its own code, lock and migrations."""
+    .dockerignore, pyproject.toml's extras (the worker image's demo corpus packages) and the
+    lock (it pins what the Debian base's Python 3.11.2 needs beyond the dev venv's)) and keeps
+    its own code and migrations."""
     dest = workdir / f"release-{commit[:8]}"
     dest.mkdir()
     archive = subprocess.run(["git", "archive", commit], cwd=ROOT, check=True, capture_output=True)
     tarfile.open(fileobj=io.BytesIO(archive.stdout)).extractall(dest, filter="data")
     if "ARG PYTHON_IMAGE" not in (dest / "docker" / "api.Dockerfile").read_text():
-        for rel in ("docker", "docker-compose.yml", "docker-compose.worker.yml", ".dockerignore"):
+        packaging = ("docker", "docker-compose.yml", "docker-compose.worker.yml", ".dockerignore")
+        for rel in (*packaging, "pyproject.toml", "requirements.lock"):
             src, dst = ROOT / rel, dest / rel
             if src.is_dir():
                 subprocess.run(["rm", "-rf", str(dst)], check=True)
@@ -422,6 +425,15 @@ def finished_runs(stack: Stack) -> dict[str, dict[str, Any]]:
     return {r["id"]: snapshot(stack, r["id"]) for r in items if r["status"] in TERMINAL}
 
 
+def on_this_box(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A succeeded run whose newest checkpoint is on the API's volume (not on box 2's)."""
+    return next(
+        s
+        for s in runs.values()
+        if s["run"]["status"] == "succeeded" and s["checkpoints"] and s["checkpoints"][-1][3]
+    )
+
+
 def test_down_and_up_keep_runs_metrics_logs_checkpoints(stack: Stack) -> None:
     before = finished_runs(stack)
     assert len(before) >= 4
@@ -429,9 +441,7 @@ def test_down_and_up_keep_runs_metrics_logs_checkpoints(stack: Stack) -> None:
     assert stack.compose("ps", "-q").stdout.strip() == ""
     up(stack, "restart")
     assert finished_runs(stack) == before
-    demo = next(
-        s for s in before.values() if s["run"]["status"] == "succeeded" and s["checkpoints"]
-    )
+    demo = on_this_box(before)
     assert download(stack, demo["run"]["id"], demo["checkpoints"][-1][0])
 
 
@@ -448,7 +458,5 @@ def test_backup_and_restore_with_the_documented_commands(stack: Stack, workdir: 
     stack.shell(doc_block("restore"), cwd=backups)
     stack.wait_healthy(SERVICES)
     assert finished_runs(stack) == before
-    demo = next(
-        s for s in before.values() if s["run"]["status"] == "succeeded" and s["checkpoints"]
-    )
+    demo = on_this_box(before)
     assert download(stack, demo["run"]["id"], demo["checkpoints"][-1][0])
