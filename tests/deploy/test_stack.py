@@ -119,8 +119,8 @@ def stack(engine: str, workdir: Path, values: dict[str, str]) -> Iterator[Stack]
 
 
 def previous_release() -> str:
-    """The commit before the newest migration: upgrading from it must run that migration."""
-    newest = git("log", "-1", "--format=%H", "--", "backend/migrations/versions")
+    """The commit before the newest migration was added: upgrading from it must run it."""
+    newest = git("log", "-1", "--diff-filter=A", "--format=%H", "--", "backend/migrations/versions")
     return git("rev-parse", f"{newest}~1")
 
 
