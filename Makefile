@@ -6,12 +6,18 @@ BIN := $(VENV)/bin
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast prepare lint format typecheck pytest install frontend lock bench clean
+.PHONY: run test test-compose test-fast prepare lint format typecheck pytest install frontend lock bench clean
 
 run: install frontend ## Start API + UI + one worker on http://127.0.0.1:8000 (embedded broker, SQLite)
 	$(BIN)/cpt-panel up
 
 test: prepare install frontend lint pytest ## Prepare the machine, lint, type-check and run every test
+
+# The Docker images built and the stack run on a real engine (tests/deploy/test_stack.py): starts
+# its own dockerd when none answers at $$DOCKER_HOST and makes the base images once (cached under
+# ~/.cache/cpt-panel-docker, see scripts/docker-local.sh).
+test-compose: install
+	eval "$$(bash scripts/docker-local.sh)" && $(BIN)/python -m pytest -m compose tests/deploy/test_stack.py $(PYTEST_ARGS)
 
 # The inner loop (< 90 s): the contract, the in-process API tier (with its security tests) and
 # the worker's units.

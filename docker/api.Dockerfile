@@ -1,9 +1,13 @@
-# syntax=docker/dockerfile:1
 # The API image: FastAPI + the built frontend on slim Python. No torch, no CUDA.
 # Build context: the repository root (see docker-compose.yml).
+# The base images are build args (defaults: the official images), so a machine with its own
+# mirror, or the tests' locally made Debian base (make test-compose), can swap them:
+#   docker compose build --build-arg PYTHON_IMAGE=... --build-arg NODE_IMAGE=... api
+ARG NODE_IMAGE=node:22-bookworm-slim
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- stage 1: the frontend (Vite) ---------------------------------------------------------
-FROM node:22-bookworm-slim AS frontend
+FROM ${NODE_IMAGE} AS frontend
 WORKDIR /src/frontend
 # package*.json first, so the npm layer is cached until the dependencies change.
 COPY frontend/package.json frontend/package-lock.json ./
@@ -11,8 +15,18 @@ RUN npm ci --no-audit --no-fund
 COPY frontend/ ./
 RUN npm run build
 
+# --- the sources: a scratch stage, so its layers hold only these files and the image below
+# gets them in one layer (a change of the code rebuilds only the last two layers) ----------
+FROM scratch AS sources
+COPY pyproject.toml README.md /src/app/
+COPY backend/ /src/app/backend/
+COPY worker/ /src/app/worker/
+COPY cpt_contract/ /src/app/cpt_contract/
+COPY cpt_cli/ /src/app/cpt_cli/
+COPY docker/check_image.py docker/healthcheck.py /src/usr/local/lib/cpt-panel/
+
 # --- stage 2: the API -----------------------------------------------------------------------
-FROM python:3.11-slim-bookworm AS api
+FROM ${PYTHON_IMAGE} AS api
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -34,19 +48,21 @@ WORKDIR /app
 COPY requirements.lock /tmp/requirements.lock
 RUN grep -E '^[A-Za-z0-9][A-Za-z0-9._-]*==' /tmp/requirements.lock \
       | grep -viE '^(cpt-panel|torch|triton|nvidia-)' > /tmp/constraints.txt
-COPY pyproject.toml README.md ./
-COPY backend/ backend/
-COPY worker/ worker/
-COPY docker/check_image.py docker/healthcheck.py /usr/local/lib/cpt-panel/
-# The check fails the build when an installed package differs from the lock or torch got in.
-RUN pip install --no-cache-dir -c /tmp/constraints.txt ".[api]" \
- && python /usr/local/lib/cpt-panel/check_image.py --lock /tmp/requirements.lock \
-      --extras api --no-torch
-
+COPY pyproject.toml ./
+# The dependencies first, in a layer of their own that only pyproject.toml and the lock key:
+# empty package dirs and README stand in for the sources (the project itself is uninstalled).
+RUN mkdir -p backend worker cpt_contract cpt_cli && touch README.md \
+ && pip install --no-cache-dir -c /tmp/constraints.txt ".[api]" \
+ && pip uninstall -y -q cpt-panel && rm -r README.md backend worker cpt_contract cpt_cli
+# /src/ is laid out as the image's root: /app and /usr/local/lib/cpt-panel.
+COPY --from=sources /src/ /
 COPY --from=frontend /src/frontend/dist /app/frontend/dist
-
+# The check fails the build when an installed package differs from the lock or torch got in.
 # /data belongs to cpt, so a fresh named volume mounted there is writable by cpt.
-RUN mkdir -p /data && chown cpt:cpt /data
+RUN pip install --no-cache-dir --no-deps -c /tmp/constraints.txt ".[api]" \
+ && python /usr/local/lib/cpt-panel/check_image.py --lock /tmp/requirements.lock \
+      --extras api --no-torch \
+ && mkdir -p /data && chown cpt:cpt /data
 USER ${CPT_UID}:${CPT_GID}
 ENV CPT_DATA_DIR=/data \
     CPT_HOST=0.0.0.0 \

@@ -2,13 +2,15 @@
 """Build-time check that an image holds exactly the locked Python packages.
 
     check_image.py --lock /tmp/requirements.lock --project cpt-panel --extras api
-    check_image.py --lock /tmp/requirements.lock --project cpt-panel --extras api,train --cuda
+    check_image.py --lock /tmp/requirements.lock --project cpt-panel --extras api,train --torch-build cuda
 
 Walks the installed project's dependency closure (its requirements with the given extras,
 recursively) and fails if any installed member's version differs from the lock's
 ``name==version`` line. Local version labels are ignored (the base image's
 ``torch 2.13.0+cu128`` matches a lock's ``torch==2.13.0+cpu``: same release, other build).
-``--cuda`` also requires a CUDA build of torch; ``--no-torch`` requires torch to be absent.
+``--torch-build cuda`` (or ``--cuda``) also requires a CUDA build of torch, ``--torch-build cpu``
+a CPU build (the base that ``make test-compose`` makes); ``--no-torch`` requires torch to be
+absent.
 Standard library only; run by the Dockerfiles and by tests/test_dockerfiles.py.
 """
 
@@ -84,7 +86,9 @@ def closure(project: str, extras: set[str]) -> dict[str, str]:
     return seen
 
 
-def check(lock: Path, project: str, extras: set[str], cuda: bool, no_torch: bool) -> list[str]:
+def check(
+    lock: Path, project: str, extras: set[str], torch_build: str | None, no_torch: bool
+) -> list[str]:
     pins = read_lock(lock)
     problems = []
     members = closure(project, extras)
@@ -102,14 +106,15 @@ def check(lock: Path, project: str, extras: set[str], cuda: bool, no_torch: bool
     torch = _installed("torch")
     if no_torch and torch is not None:
         problems.append(f"torch {torch.version} is installed in an image that must not have it")
-    if cuda:
+    if torch_build:
         if torch is None:
             problems.append("torch is not installed")
         else:
             import torch as t  # only in the worker image
 
-            if not t.version.cuda:
-                problems.append(f"torch {t.__version__} is not a CUDA build")
+            built = "cuda" if t.version.cuda else "cpu"
+            if built != torch_build:
+                problems.append(f"torch {t.__version__} is a {built} build, not {torch_build}")
     return problems
 
 
@@ -118,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lock", type=Path, required=True)
     ap.add_argument("--project", default="cpt-panel")
     ap.add_argument("--extras", default="")
-    ap.add_argument("--cuda", action="store_true", help="torch must be a CUDA build")
+    ap.add_argument("--torch-build", choices=("cuda", "cpu"), help="torch must be this build")
+    ap.add_argument("--cuda", action="store_true", help="the same as --torch-build cuda")
     ap.add_argument("--no-torch", action="store_true", help="torch must be absent")
     args = ap.parse_args(argv)
     extras = {e.strip() for e in args.extras.split(",") if e.strip()}
-    problems = check(args.lock, args.project, extras, args.cuda, args.no_torch)
+    torch_build = "cuda" if args.cuda else args.torch_build
+    problems = check(args.lock, args.project, extras, torch_build, args.no_torch)
     for p in problems:
         print(f"check_image: {p}", file=sys.stderr)
     if problems:

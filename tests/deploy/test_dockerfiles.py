@@ -68,7 +68,8 @@ class Stage:
 
 
 def parse(path: Path) -> list[Stage]:
-    """Stages with their (INSTRUCTION, arguments) pairs; continuation lines joined."""
+    """Stages with their (INSTRUCTION, arguments) pairs; continuation lines joined. A FROM that
+    names a global ARG (a base image as a build arg) reads as that ARG's default."""
     logical: list[str] = []
     buf = ""
     for raw in path.read_text().splitlines():
@@ -83,13 +84,18 @@ def parse(path: Path) -> list[Stage]:
         logical.append(buf + line)
         buf = ""
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}
     for line in logical:
         op, _, rest = line.partition(" ")
         op = op.upper()
-        if op == "FROM":
+        if op == "ARG" and not stages and "=" in rest:
+            name, _, default = rest.strip().partition("=")
+            global_args[name] = default.strip('"')
+        elif op == "FROM":
             m = re.match(r"^(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?$", rest.strip(), re.I)
             assert m, line
-            stages.append(Stage(m.group(1), m.group(2)))
+            base = re.sub(r"\$\{(\w+)\}", lambda v: global_args[v.group(1)], m.group(1))
+            stages.append(Stage(base, m.group(2)))
         elif stages:
             stages[-1].instructions.append((op, rest.strip()))
     return stages
@@ -182,7 +188,7 @@ def test_api_image_is_slim_python_without_torch() -> None:
     assert not any("pytorch" in s.base or "cuda" in s.base for s in stages)
     runs = " ".join(final.args("RUN"))
     extras = re.findall(r'"\.\[([^\]]*)\]"', runs)
-    assert extras == ["api"], extras  # no `train` extra: no torch, no CUDA
+    assert set(extras) == {"api"}, extras  # no `train` extra: no torch, no CUDA
     assert "check_image.py" in runs and "--no-torch" in runs
     # The frontend is built in an earlier stage and only its dist/ is copied in.
     front = next(s for s in stages if s.name == "frontend")
@@ -306,12 +312,16 @@ def test_health_check_scripts_are_where_the_images_put_them() -> None:
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     for path, service, mode in ((API, "api", "api"), (WORKER, "worker", "worker")):
-        final = parse(path)[-1]
+        stages = parse(path)
+        final = stages[-1]
+        # Copied into the `sources` stage under /src/, which the final stage copies to /.
+        sources = next(s for s in stages if s.name == "sources")
+        assert "--from=sources /src/ /" in final.args("COPY")
         copied = [
-            shlex.split(a) for a in final.args("COPY") if "docker/healthcheck.py" in a.split()
+            shlex.split(a) for a in sources.args("COPY") if "docker/healthcheck.py" in a.split()
         ]
         assert copied, path.name
-        dest = copied[0][-1]
+        dest = copied[0][-1].removeprefix("/src")
         script = dest + "healthcheck.py" if dest.endswith("/") else dest
         (image_hc,) = final.args("HEALTHCHECK")
         assert image_hc.split("CMD", 1)[1].strip() == json.dumps(["python", script, mode])
