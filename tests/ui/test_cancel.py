@@ -69,13 +69,11 @@ def test_cancel_running_and_queued_runs_from_the_ui(ui: UI, panel: Any) -> None:
     assert seen[-2:] == ["cancelling", "cancelled"] or seen[-1] == "cancelled", seen
     assert "cancelling" in seen, seen
     assert _status(panel, long_run) == "cancelled"
-    assert page.get_by_role("button", name="Resume").count() == 1
     screenshot(page, "run-cancelled")
 
-    # Nothing was saved before the cancel, so there is nothing to resume from: the page says so
-    # up front, and the server's refusal (asked from the runs list) is shown as it came.
-    resume = page.locator(".page-head").get_by_role("button", name="Resume")
-    assert resume.is_disabled() and resume.get_attribute("title") == "no checkpoint to resume from"
+    # Nothing was saved before the cancel, so there is nothing to resume from: the run page does
+    # not offer it, and the server's refusal (asked from the runs list) is shown as it came.
+    assert page.locator(".page-head").get_by_role("button", name="Resume").count() == 0
     ui.goto("/runs")
     page.locator(f"tr[data-run-id='{long_run}']").get_by_role("button", name="Resume").click()
     dialog = page.get_by_role("dialog")

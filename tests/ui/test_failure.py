@@ -57,7 +57,7 @@ def test_failed_run_banner_first_error_and_clone(ui: UI, panel: Any) -> None:
     target.fill("q_proj,v_proj")
     preview = page.get_by_test_id("command-preview")
     wait_until(
-        lambda: "--trainable q_proj,v_proj" in preview.inner_text(), 10, what="fixed preview"
+        lambda: "--trainable=q_proj,v_proj" in preview.inner_text(), 10, what="fixed preview"
     )
     page.go_back()
     page.locator(".page-head .badge[data-status=failed]").wait_for()
