@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     )
     allowed_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated roots for models, tokenizers, datasets and outputs (of the data dir, only runs, jobs and the demo: never its keys, tokens or database).",
+        description="Comma-separated roots for models, tokenizers, datasets and outputs (of the data dir, only runs, jobs, models, datasets and the demo: never its keys, tokens or database).",
     )
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
