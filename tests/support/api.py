@@ -86,10 +86,18 @@ def create_run(client: httpx.Client, **config: Any) -> dict[str, Any]:
     return r.json()
 
 
-def claimed_run(panel: Panel, worker: str = "w1") -> dict[str, Any]:
-    """A run a (pretend) worker has claimed and reported running; ``lease`` is its claim's."""
+def claimed_run(
+    panel: Panel, worker: str = "w1", queue: str | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """A run a (pretend) worker has claimed and reported running; ``lease`` is its claim's.
+    ``queue``: one no real worker serves, so none races the pretend one to the claim."""
     with panel.client() as c, worker_client(panel) as w:
-        run = create_run(c, training={"max_steps": 40})
+        config: dict[str, Any] = {"training": {"max_steps": 40}}
+        if queue is not None:
+            config["launch"] = {"queue": queue}
+        r = c.post("/api/runs", json={"preset": "tiny-demo", "config": config, "name": name})
+        assert r.status_code == 201, r.text
+        run = r.json()
         r = w.post(f"/api/internal/runs/{run['id']}/claim", json={"attempt": 1, "worker": worker})
         assert r.status_code == 200, r.text
         lease = r.json()["lease"]

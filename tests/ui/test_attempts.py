@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from cpt_contract.protocol import LEASE_HEADER
+from tests.support.api import claimed_run, worker_client
 from tests.support.ui import UI, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -21,28 +21,13 @@ REASON = "stalled: no step for 612 s at step 0"
 
 
 def test_run_page_shows_attempts_and_waiting_reason(ui: UI, panel: Any) -> None:
-    config = {"training": {"max_steps": 4}, "launch": {"queue": QUEUE}}
-    with panel.client() as c:
-        r = c.post(
-            "/api/runs", json={"name": "ui attempts", "preset": "tiny-demo", "config": config}
-        )
-        assert r.status_code == 201, r.text
-        run_id = r.json()["id"]
-    internal = httpx.Client(
-        base_url=panel.url + "/api/internal",
-        headers={"Authorization": f"Bearer {panel.worker_token}"},
-        timeout=30,
-    )
+    run = claimed_run(panel, worker="ui-box", queue=QUEUE, name="ui attempts")
+    run_id, lease = run["id"], {LEASE_HEADER: run["lease"]}
+    internal = worker_client(panel)
     try:
-        r = internal.post(f"/runs/{run_id}/claim", json={"attempt": 1, "worker": "ui-box"})
+        body = {"attempt": 1, "status": "failed", "reason": REASON, "kind": "worker_stopped"}
+        r = internal.post(f"/api/internal/runs/{run_id}/status", json=body, headers=lease)
         assert r.status_code == 200, r.text
-        lease = {LEASE_HEADER: r.json()["lease"]}
-        for body in (
-            {"attempt": 1, "status": "running"},
-            {"attempt": 1, "status": "failed", "reason": REASON, "kind": "worker_stopped"},
-        ):
-            r = internal.post(f"/runs/{run_id}/status", json=body, headers=lease)
-            assert r.status_code == 200, r.text
         with panel.client() as c:
             run = c.get(f"/api/runs/{run_id}").json()
         assert (run["status"], run["attempt"]) == ("queued", 2), run

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 import pytest
 
 from cpt_contract.protocol import LEASE_HEADER
+from tests.support.api import claimed_run, worker_client
 from tests.support.ui import UI, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser]
@@ -21,26 +21,10 @@ QUEUE = "ui-silence-nobody"
 
 
 def test_a_silent_worker_is_shown_before_the_run_is_judged_lost(ui: UI, panel: Any) -> None:
-    config = {"training": {"max_steps": 4}, "launch": {"queue": QUEUE}}
-    with panel.client() as c:
-        r = c.post(
-            "/api/runs", json={"name": "ui silence", "preset": "tiny-demo", "config": config}
-        )
-        assert r.status_code == 201, r.text
-        run_id = r.json()["id"]
-    internal = httpx.Client(
-        base_url=panel.url + "/api/internal",
-        headers={"Authorization": f"Bearer {panel.worker_token}"},
-        timeout=30,
-    )
+    run = claimed_run(panel, worker="quiet-box", queue=QUEUE, name="ui silence")
+    run_id, lease = run["id"], {LEASE_HEADER: run["lease"]}
+    internal = worker_client(panel)
     try:
-        r = internal.post(f"/runs/{run_id}/claim", json={"attempt": 1, "worker": "quiet-box"})
-        assert r.status_code == 200, r.text
-        lease = {LEASE_HEADER: r.json()["lease"]}
-        r = internal.post(
-            f"/runs/{run_id}/status", json={"attempt": 1, "status": "running"}, headers=lease
-        )
-        assert r.status_code == 200, r.text
         page = ui.goto(f"/runs/{run_id}")
         banner = page.get_by_test_id("silence-banner")
         banner.wait_for(timeout=30_000)  # shown once the word is 10 s late
@@ -56,7 +40,9 @@ def test_a_silent_worker_is_shown_before_the_run_is_judged_lost(ui: UI, panel: A
         screenshot(page, "run-silent-worker", docs=False)
         # A word from the worker clears it at once (its next report).
         internal.post(
-            f"/runs/{run_id}/status", json={"attempt": 1, "status": "running"}, headers=lease
+            f"/api/internal/runs/{run_id}/status",
+            json={"attempt": 1, "status": "running"},
+            headers=lease,
         )
         wait_until(lambda: banner.count() == 0, 15, what="the banner gone after a report")
     finally:
