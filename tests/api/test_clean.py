@@ -10,28 +10,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.api.deps import app_settings
-from backend.main import create_app
 from cpt_contract.settings import Settings
-from tests.support.api import make_assets, make_demo
-
-TOKEN, WORKER_TOKEN = "clean-token-0123456789", "clean-worker-0123456789"
+from tests.support.api import client_for, make_assets, settings_for
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[TestClient, Settings, dict[str, Path]]]:
     assets = make_assets(tmp_path / "assets")
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        api_token=TOKEN,
-        worker_token=WORKER_TOKEN,
-        allowed_roots=[assets["root"]],
-        build_demo=False,
-    )
-    make_demo(settings.resolved_data_dir)
-    app = create_app(settings)
-    app.dependency_overrides[app_settings] = lambda: settings
-    with TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+    settings = settings_for(tmp_path, assets["root"])
+    with client_for(settings) as c:
         yield c, settings, assets
 
 

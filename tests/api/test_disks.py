@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from cpt_contract.settings import Settings
-from tests.security.conftest import WORKER, client_for, settings_for
+from tests.support.api import INPROC_WORKER as WORKER
+from tests.support.api import client_for, settings_for
 
 
 @pytest.fixture

@@ -9,14 +9,19 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.api.deps import app_settings
-from backend.main import create_app
 from cpt_contract.settings import Settings
-from tests.support.api import make_assets, make_demo
+from tests.support.api import (
+    INPROC_AUTH,
+    INPROC_TOKEN,
+    INPROC_WORKER,
+    INPROC_WORKER_TOKEN,
+    client_for,
+    make_assets,
+    settings_for,
+)
 
-TOKEN, WORKER_TOKEN = "security-token-0123456789", "security-worker-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-WORKER = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+TOKEN, WORKER_TOKEN = INPROC_TOKEN, INPROC_WORKER_TOKEN
+AUTH, WORKER = INPROC_AUTH, INPROC_WORKER
 
 
 @pytest.fixture
@@ -24,26 +29,9 @@ def assets(tmp_path: Path) -> dict[str, Path]:
     return make_assets(tmp_path / "assets")
 
 
-def settings_for(tmp_path: Path, *roots: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        api_token=TOKEN,
-        worker_token=WORKER_TOKEN,
-        allowed_roots=list(roots),
-        build_demo=False,
-    )
-
-
 @pytest.fixture
 def settings(tmp_path: Path, assets: dict[str, Path]) -> Settings:
     return settings_for(tmp_path, assets["root"])
-
-
-def client_for(settings: Settings) -> TestClient:
-    make_demo(settings.resolved_data_dir)
-    app = create_app(settings)
-    app.dependency_overrides[app_settings] = lambda: settings
-    return TestClient(app, headers=AUTH)
 
 
 @pytest.fixture

@@ -136,3 +136,37 @@ class SSEReader:
                 if len(out) >= want:
                     break
         return out
+
+
+# --- an in-process panel (the real app through TestClient, a real SQLite database) -----------
+
+INPROC_TOKEN, INPROC_WORKER_TOKEN = "inproc-token-0123456789", "inproc-worker-0123456789"
+INPROC_AUTH = {"Authorization": f"Bearer {INPROC_TOKEN}"}
+INPROC_WORKER = {"Authorization": f"Bearer {INPROC_WORKER_TOKEN}"}
+
+
+def settings_for(tmp_path: Path, *roots: Path) -> Any:
+    """Settings of an in-process panel whose data dir is ``tmp_path/data``, ``roots`` allowed."""
+    from cpt_contract.settings import Settings
+
+    return Settings(
+        data_dir=tmp_path / "data",
+        api_token=INPROC_TOKEN,
+        worker_token=INPROC_WORKER_TOKEN,
+        allowed_roots=list(roots),
+        build_demo=False,
+    )
+
+
+def client_for(settings: Any) -> Any:
+    """The real app on ``settings`` (a ``TestClient``: enter it, the lifespan runs the
+    migrations). Imported here, not at the top: this plugin loads for every tier."""
+    from fastapi.testclient import TestClient
+
+    from backend.api.deps import app_settings
+    from backend.main import create_app
+
+    make_demo(settings.resolved_data_dir)
+    app = create_app(settings)
+    app.dependency_overrides[app_settings] = lambda: settings
+    return TestClient(app, headers=INPROC_AUTH)
