@@ -32,6 +32,7 @@ from backend.api.routes import (
     metrics,
     models,
     runs,
+    scores,
     stream,
     workers,
 )
@@ -260,8 +261,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
-    routers = (health, stream, runs, metrics, checkpoints, jobs, workers, meta, models, internal)
-    for module in (*routers, internal_jobs):
+    routers = (health, stream, runs, metrics, checkpoints, jobs, scores, workers, meta, models)
+    for module in (*routers, internal, internal_jobs):
         app.include_router(module.router, prefix="/api")
     dist = settings.frontend_dist or ROOT / "frontend" / "dist"
     if (dist / "index.html").is_file():

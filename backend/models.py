@@ -450,3 +450,42 @@ class MetricAttempt(SQLModel, table=True):
     run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=32)
     attempt: int = Field(primary_key=True, sa_type=Integer)
     first_step: int
+
+
+# --- benchmark scores (backend/services/benchmarks.py) -----------------------------------
+
+
+class CheckpointScore(SQLModel, table=True):
+    """One metric of one lm-evaluation-harness task on one checkpoint of a run, as its latest
+    evaluate job scored it (a later job of the same task replaces the row)."""
+
+    __tablename__ = "checkpoint_scores"
+    __table_args__ = (
+        UniqueConstraint("run_id", "checkpoint", "task", "metric", name="uq_checkpoint_scores_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", max_length=32, index=True)
+    checkpoint: str = Field(max_length=200)
+    step: int | None = None
+    task: str = Field(max_length=200)
+    metric: str = Field(max_length=200)
+    value: float | None = None
+    stderr: float | None = None
+    samples: int | None = None
+    num_fewshot: int | None = None
+    job_id: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+class ScorePublic(SQLModel):
+    checkpoint: str
+    step: int | None
+    task: str
+    metric: str
+    value: float | None
+    stderr: float | None
+    samples: int | None
+    num_fewshot: int | None
+    job_id: str
+    created_at: UtcDatetime

@@ -10,7 +10,7 @@ from backend.api.deps import SettingsDep, require_worker_token
 from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import job_lease_for, job_lease_matches
-from backend.services import enqueue, hub_models, jobs
+from backend.services import benchmarks, enqueue, hub_models, jobs
 from cpt_contract.protocol import (
     LEASE_HEADER,
     CancelAnswer,
@@ -71,6 +71,7 @@ def report_job(
         _check_lease(settings, job.id, lease, job.attempt)
         jobs.report(job, RunStatus(body.status), body.reason, body.result)
         hub_models.after_download(settings, session, job)
+        benchmarks.after_job(session, job)
         session.commit()
         answer = CancelAnswer(cancel_requested=jobs.cancel_requested(job))
     if job.kind == "download" and job.status == RunStatus.succeeded:
