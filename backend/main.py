@@ -31,6 +31,7 @@ from backend.api.routes import (
     meta,
     metrics,
     models,
+    notifications,
     panel_settings,
     runs,
     scores,
@@ -45,6 +46,8 @@ from backend.core.limits import RequestLimits
 from backend.core.writes import WritesGuard
 from backend.services.bus import bus
 from backend.services.errors import Conflict, NotFound
+from backend.services.notifications import outbox  # noqa: F401  (the ORM hooks that queue them)
+from backend.services.notifications.drain import drain_loop
 from backend.services.recovery import loop_interval, recovery_loop
 from backend.services.validation import ConfigInvalid, friendlier, safe_errors
 from cpt_contract.settings import Settings, get_settings
@@ -154,13 +157,15 @@ def _lifespan(
         _private_database(settings)
         bus.attach(asyncio.get_running_loop())
         task = asyncio.create_task(recovery_loop(settings, loop_interval(settings)))
+        drain = asyncio.create_task(drain_loop(settings))  # notifications' outbox
         _freeze_startup_objects()
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for t in (task, drain):
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
 
     return lifespan
 
@@ -269,7 +274,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
     routers = (
         health, stream, runs, metrics, checkpoints, jobs, scores, workers, meta, models,
-        panel_settings, internal,
+        panel_settings, notifications, internal,
     )  # fmt: skip
     for module in (*routers, internal_jobs):
         app.include_router(module.router, prefix="/api")

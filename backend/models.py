@@ -515,3 +515,75 @@ class ScorePublic(SQLModel):
     num_fewshot: int | None
     job_id: str
     created_at: UtcDatetime
+
+
+# --- notifications (backend/services/notifications/) -------------------------------------
+
+
+class NotificationChannel(SQLModel, table=True):
+    """Where to tell someone that a run ended: a webhook (its URL kept in the secret store,
+    ``notify.<id>.url``) or e-mail addresses; the user's (``run_id`` None: every run) or one
+    run's."""
+
+    __tablename__ = "notification_channels"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=16)
+    format: str = Field(default="generic", max_length=16)
+    #: The webhook's host, what may be shown (the URL itself often carries a token).
+    host: str | None = Field(default=None, max_length=300)
+    to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    run_id: str | None = Field(
+        default=None, foreign_key="runs.id", ondelete="CASCADE", max_length=32, index=True
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """The outbox: one message for one channel, queued in the status change's transaction and
+    delivered by the API's background task (``notifications/drain.py``), retried with backoff."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (Index("ix_notification_deliveries_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(
+        foreign_key="notification_channels.id", ondelete="CASCADE", max_length=32, index=True
+    )
+    event: str = Field(max_length=32)
+    run_id: str | None = Field(default=None, max_length=32)
+    #: The run's summary as it was when the event happened (what every body is made from).
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    last_error: str | None = Field(default=None, max_length=REASON_MAX)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    delivered_at: datetime | None = Field(default=None, sa_type=_tz())
+
+
+class ChannelPublic(SQLModel):
+    id: str
+    name: str
+    kind: str
+    format: str
+    host: str | None
+    to: list[str]
+    events: list[str]
+    run_id: str | None
+    created_at: UtcDatetime
+
+
+class DeliveryPublic(SQLModel):
+    id: int
+    channel_id: str
+    event: str
+    run_id: str | None
+    status: str
+    attempts: int
+    next_attempt_at: UtcDatetime
+    last_error: str | None
+    created_at: UtcDatetime
+    delivered_at: UtcDatetime | None
