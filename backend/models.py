@@ -374,6 +374,15 @@ class JobPublic(SQLModel):
     attempt: int = 1
 
 
+class JobDetail(JobPublic):
+    """One job as its page and its stream show it (``backend/services/job_stream.py``)."""
+
+    #: 1 = next to run on its queue's job slot (only while queued).
+    queue_position: int | None = None
+    #: A download's last measured progress (bytes, files, rate, ETA), from its log.
+    progress: dict[str, Any] | None = None
+
+
 # --- metrics store (backend/services/metrics/) ----------------------------------------
 
 
