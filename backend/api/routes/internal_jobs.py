@@ -10,7 +10,7 @@ from backend.api.deps import SettingsDep, require_worker_token
 from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import job_lease_for, job_lease_matches
-from backend.services import enqueue, hub_models, job_stream, jobs
+from backend.services import enqueue, hub_models, hub_token, job_stream, jobs
 from cpt_contract.protocol import (
     LEASE_HEADER,
     CancelAnswer,
@@ -58,6 +58,7 @@ def claim_job(job_id: str, body: JobClaimIn, settings: SettingsDep) -> JobClaimO
             job_dir=str(jobs.paths(settings, job.id).job_dir),
             lease=job_lease_for(settings, job.id, job.attempt),
             attempt=job.attempt,
+            hub_token=hub_token.for_job(settings, session, job.kind),
         )
 
 
