@@ -1,8 +1,8 @@
 """experiments: a base config + axes expanded into runs; runs point back to theirs, with their
 axis values and the reason the server asked them to stop (early stopping)
 
-Revision ID: 0012_experiments
-Revises: 0011_job_attempts
+Revision ID: 0013_experiments
+Revises: 0012_secrets
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_experiments"
-down_revision: str | None = "0011_job_attempts"
+revision: str = "0013_experiments"
+down_revision: str | None = "0012_secrets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
