@@ -24,6 +24,7 @@ from starlette.routing import Match
 from backend import __version__
 from backend.api.routes import (
     checkpoints,
+    experiments,
     health,
     internal,
     internal_jobs,
@@ -267,9 +268,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
     routers = (
-        health, stream, runs, metrics, checkpoints, jobs, workers, meta, models, panel_settings,
+        health,
+        stream,
+        runs,
+        experiments,
+        metrics,
+        checkpoints,
+        jobs,
+        workers,
+        meta,
+        models,
+        panel_settings,
         internal,
-    )  # fmt: skip
+    )
     for module in (*routers, internal_jobs):
         app.include_router(module.router, prefix="/api")
     dist = settings.frontend_dist or ROOT / "frontend" / "dist"
