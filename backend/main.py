@@ -24,6 +24,7 @@ from starlette.routing import Match
 from backend import __version__
 from backend.api.routes import (
     checkpoints,
+    experiments,
     health,
     internal,
     internal_jobs,
@@ -273,9 +274,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
     routers = (
-        health, stream, runs, metrics, checkpoints, jobs, scores, workers, meta, models,
-        panel_settings, notifications, internal,
-    )  # fmt: skip
+        health,
+        stream,
+        runs,
+        experiments,
+        metrics,
+        checkpoints,
+        jobs,
+        scores,
+        workers,
+        meta,
+        models,
+        panel_settings,
+        notifications,
+        internal,
+    )
     for module in (*routers, internal_jobs):
         app.include_router(module.router, prefix="/api")
     dist = settings.frontend_dist or ROOT / "frontend" / "dist"

@@ -132,6 +132,9 @@ class RunPublic(RunBase, _RunProgress):
     waiting_reason: str | None = None
     tags: list[str] = []
     note: str = ""
+    #: The experiment this run belongs to, and its values of the experiment's axes.
+    experiment_id: str | None = None
+    experiment_values: dict[str, Any] | None = None
     #: What the training script said it is doing (its last ``phase`` event) and since when.
     phase: str | None = None
     phase_since: UtcDatetime | None = None
@@ -208,6 +211,31 @@ class Run(RunBase, _RunProgress, table=True):
     attempt_argv: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+    #: The experiment this run belongs to (``experiments.id``), and its values of the axes.
+    experiment_id: str | None = Field(default=None, max_length=32, index=True)
+    experiment_values: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    #: Why the server asked this run to stop (early stopping): the reason it ends with.
+    stop_reason: str | None = Field(default=None, max_length=REASON_MAX)
+
+
+# --- experiments (backend/services/experiments/) ------------------------------------------
+
+
+class Experiment(SQLModel, table=True):
+    """A question asked once: ``spec`` (``cpt_contract.experiments.ExperimentSpec``) expanded
+    into runs that point back here (``runs.experiment_id``). Its status is its runs'."""
+
+    __tablename__ = "experiments"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(default="", max_length=200)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    updated_at: datetime | None = Field(default_factory=utcnow, sa_type=_tz())
+    launched_at: datetime | None = Field(default=None, sa_type=_tz())
+    #: Successive halving: per rung (``"1"``…) per run id the target bits/char and step, and
+    #: per stopped run its rung, value and cut-off (``backend/services/experiments/halving.py``).
+    rungs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 # --- events, logs, checkpoints -------------------------------------------------------------

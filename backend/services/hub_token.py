@@ -1,6 +1,6 @@
 """The Hub token set once for the panel: stored encrypted (``secrets``), checked on save against
 the Hub endpoint, never answered, and handed to the jobs that talk to the Hub in the claim their
-worker makes (the worker puts it in the tool's environment only: ``worker/jobs.py::tool_env``).
+worker makes (the worker puts it in the tool's environment only: ``worker/agent/jobs.py::tool_env``).
 
 Which token: the one set in Settings (``secrets`` name ``hub_token``), else the API's
 ``CPT_HUB_TOKEN``; a worker whose claim carries none uses its own ``CPT_HUB_TOKEN``.
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 NAME = "hub_token"
 #: The job kinds whose tool talks to the Hub (the claim hands them the token).
-HUB_JOB_KINDS = frozenset({"download"})
+HUB_JOB_KINDS = frozenset({"download", "evaluate"})
 CHECK_TIMEOUT_SECONDS = 10.0
 TOKEN_MAX_CHARS = 512
 

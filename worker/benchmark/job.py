@@ -34,12 +34,12 @@ def evaluate_argv(settings: Settings, e: EvaluateParams, paths: JobPaths) -> lis
     return [*argv, f"--batch_size={e.batch_size}", f"--json={paths.result}"]
 
 
-def evaluate_env(settings: Settings) -> dict[str, str]:
-    """The harness's own tasks download their data from the Hub (the panel's endpoint and token,
-    only in the environment); local task files read local files only."""
+def evaluate_env(settings: Settings, hub_token: str | None) -> dict[str, str]:
+    """The harness's own tasks download their data from the Hub (the panel's endpoint and the
+    token the claim carried, only in the environment); local task files read local files only."""
     env = {"HF_HUB_DISABLE_TELEMETRY": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
     if settings.hub_endpoint:
         env["HF_ENDPOINT"] = settings.hub_endpoint
-    if settings.hub_token:
-        env["HF_TOKEN"] = settings.hub_token
+    if hub_token:
+        env["HF_TOKEN"] = hub_token
     return env

@@ -1,7 +1,7 @@
 """notification_channels and notification_deliveries (the outbox drained by the API)
 
-Revision ID: 0014_notifications
-Revises: 0013_checkpoint_scores
+Revision ID: 0015_notifications
+Revises: 0014_checkpoint_scores
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014_notifications"
-down_revision: str | None = "0013_checkpoint_scores"
+revision: str = "0015_notifications"
+down_revision: str | None = "0014_checkpoint_scores"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
-"""One job (merge, tokenizer, scan, generate, clean) on this box's job slot: claim, run the tool, ship its log,
+"""One job (merge, tokenizer, scan, generate, clean, evaluate, ...) on this box's job slot: claim, run the tool, ship its log,
 report the result.
 
 Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
-session; its whole process tree is tracked (``worker.proctree``), so a cancel ends all of it,
+session; its whole process tree is tracked (``worker.attempt.proctree``), so a cancel ends all of it,
 SIGTERM then SIGKILL after the grace, even a child that left the session. The tool writes
 ``result.json`` in the job dir; a merge's result is the merged directory itself.
 """
@@ -22,6 +22,7 @@ from cpt_contract.jobs import (
     PATH_PARAMS,
     CleanParams,
     DownloadParams,
+    EvaluateParams,
     GenerateParams,
     ImportParams,
     MergeParams,
@@ -32,11 +33,12 @@ from cpt_contract.protocol import JobClaimOut
 from cpt_contract.roots import PathRefused, check_user_path
 from cpt_contract.run_paths import JobPaths, RunPaths
 from cpt_contract.settings import Settings
-from worker import launcher
-from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
-from worker.proctree import ProcessTree
-from worker.registry import worker_name
-from worker.runner import ROOT, child_env, last_error_line
+from worker.attempt import launcher
+from worker.attempt.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
+from worker.attempt.proctree import ProcessTree
+from worker.attempt.registry import worker_name
+from worker.attempt.runner import ROOT, child_env, last_error_line
+from worker.benchmark.job import evaluate_argv, evaluate_env
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,8 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         return clean_argv(settings, CleanParams.model_validate(claim.params), paths)
     if claim.kind == "download":
         return download_argv(settings, DownloadParams.model_validate(claim.params), paths)
+    if claim.kind == "evaluate":
+        return evaluate_argv(settings, EvaluateParams.model_validate(claim.params), paths)
     if claim.kind == "import":
         i = ImportParams.model_validate(claim.params)
         argv = [sys.executable, "-m", "worker.hub", "import-gguf", f"--gguf={i.gguf}"]
@@ -133,6 +137,8 @@ def tool_env(settings: Settings, kind: str, hub_token: str | None = None) -> dic
     """What a kind's tool needs in its environment: the Hub endpoint and token for a download
     (the token only there, and only in the environment). The token is the one the claim
     carried (the panel's, set in Settings), else this worker's own ``CPT_HUB_TOKEN``."""
+    if kind == "evaluate":
+        return evaluate_env(settings, hub_token or settings.hub_token)
     if kind != "download":
         return {}
     env = {"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
