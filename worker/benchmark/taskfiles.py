@@ -38,7 +38,7 @@ class _Loader(yaml.SafeLoader):
 
 def _refuse_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
     raise TaskFileError(
-        f"{loader.name}: the tag {suffix!r} runs Python from the task's folder, which the panel "
+        f"{loader.name}: the tag !{suffix} runs Python from the task's folder, which the panel "
         "does not do; write the prompt, choices and target as Jinja templates "
         "(doc_to_text, doc_to_choice, doc_to_target)"
     )
