@@ -7,6 +7,7 @@ worker over the internal API (the worker's side is not what is tested).
   always down is given up after ``CPT_NOTIFY_ATTEMPTS`` with the reason;
 - a slow receiver never holds up the worker's reports;
 - stalled (restarted automatically), cancelled, a per-run channel that hears only its run;
+- an experiment whose runs have all ended, once;
 - the webhook URL is kept encrypted (not in the database file, never answered); the test button.
 """
 
@@ -39,7 +40,8 @@ def panel_(tmp_path: Path, mailbox: Mailbox) -> Iterator[Panel]:  # noqa: F811
         "CPT_SMTP_FROM": "panel@example.org",
         "CPT_PUBLIC_URL": PUBLIC,
     }
-    panel, _ = launch(tmp_path, extra_env=env)
+    panel, assets = launch(tmp_path, extra_env=env)
+    panel.assets = assets  # type: ignore[attr-defined]
     try:
         yield panel
     finally:
@@ -207,3 +209,28 @@ def test_the_test_button_and_bad_channels(
         r = c.put("/api/settings/smtp/password", json={"password": "hunter2-secret"})
         assert r.status_code == 200 and r.json()["password_set"] is True
         assert "hunter2" not in r.text and "hunter2" not in c.get("/api/settings/smtp").text
+
+
+def test_an_experiment_whose_runs_all_ended_is_told_once(
+    panel_: Panel,
+    receiver: Receiver,  # noqa: F811
+) -> None:
+    from tests.api.test_experiments import _spec
+
+    panel = panel_
+    _channel(
+        panel, name="exp", kind="webhook", url=f"{receiver.url}/exp", events=["experiment_finished"]
+    )
+    with panel.client() as c:
+        r = c.post("/api/experiments", json=_spec(panel.assets, "nobody-serves-this"))  # type: ignore[attr-defined]
+        assert r.status_code == 201, r.text
+        exp = r.json()
+        assert c.post(f"/api/experiments/{exp['id']}/launch").status_code == 200
+        assert c.post(f"/api/experiments/{exp['id']}/cancel").status_code == 200
+    body = receiver.wait("/exp", 1)[0]
+    assert body["event"] == "experiment_finished" and body["experiment"]["id"] == exp["id"]
+    assert body["experiment"]["status"] == "incomplete"
+    assert body["experiment"]["runs"] == {"cancelled": 4}
+    assert body["link"] == f"{PUBLIC}/#/experiments/{exp['id']}"
+    time.sleep(2)  # the drain runs every 0.25 s: a second message would be here by now
+    assert len(receiver.got["/exp"]) == 1

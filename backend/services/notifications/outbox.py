@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
-from backend.models import NotificationChannel, NotificationDelivery, Run, utcnow
+from backend.models import Experiment, NotificationChannel, NotificationDelivery, Run, utcnow
 from backend.services.notifications import payloads
 from cpt_contract.outcomes import FailureKind
 from cpt_contract.settings import Settings, get_settings
-from cpt_contract.statuses import RunStatus
+from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,22 @@ def queue(
     return len(channels)
 
 
+def _experiment_at_rest(session: Session, settings: Settings, run: Run) -> None:
+    """The run that ended was its experiment's last one going: tell the user's channels."""
+    from backend.services.experiments import lifecycle
+
+    exp = session.get(Experiment, run.experiment_id)
+    if exp is None:
+        return
+    members = lifecycle.runs_of(session, exp.id)
+    if any(m.status in ACTIVE_STATUSES for m in members):
+        return
+    summary = payloads.experiment_summary(
+        settings, exp, lifecycle.status(exp, members), lifecycle.counts(members)
+    )
+    queue(session, "experiment_finished", summary, None)
+
+
 @event.listens_for(Run.status, "set")
 def _status_set(run: Run, value: Any, old: Any, _initiator: Any) -> None:
     if value == old or value not in (*_ENDS, RunStatus.queued.value):
@@ -89,6 +105,7 @@ def _before_flush(session: OrmSession, _ctx: Any, _instances: Any) -> None:
     if not noted:
         return
     settings: Settings = session.info.get("settings") or get_settings()
+    experiments: dict[str, Run] = {}
     with session.no_autoflush:
         for run, reached in noted.values():
             name = event_of(run, reached)
@@ -100,3 +117,7 @@ def _before_flush(session: OrmSession, _ctx: Any, _instances: Any) -> None:
                 log.exception("notification summary of run %s failed", run.id)
                 summary = {"event": name, "text": f"Run {run.id} {name}", "run": {"id": run.id}}
             queue(session, name, summary, run.id)  # type: ignore[arg-type]
+            if run.experiment_id and run.status in _ENDS:
+                experiments.setdefault(run.experiment_id, run)
+        for run in experiments.values():  # once per experiment, however many runs ended
+            _experiment_at_rest(session, settings, run)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from backend.models import Run
+from backend.models import Experiment, Run
 from cpt_contract.settings import Settings
 
 #: Metric keys a summary names when the run has them (last value), in this order.
@@ -111,4 +111,20 @@ def test_summary(settings: Settings, channel_name: str) -> dict[str, Any]:
         "text": f"Test message from cpt-panel to {channel_name}",
         "link": panel_url(settings),
         "run": None,
+    }
+
+
+def experiment_summary(
+    settings: Settings, exp: Experiment, status: str, counts: dict[str, int]
+) -> dict[str, Any]:
+    """An experiment whose runs have all ended (``finished``, or ``incomplete`` when some
+    failed or were cancelled), with its runs counted by outcome."""
+    name = exp.name or exp.id
+    tally = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items()))
+    return {
+        "event": "experiment_finished",
+        "text": f"Experiment {name} {status}: {sum(counts.values())} runs ({tally})"[:500],
+        "link": f"{panel_url(settings)}/#/experiments/{exp.id}",
+        "run": None,
+        "experiment": {"id": exp.id, "name": exp.name, "status": status, "runs": counts},
     }
