@@ -2,8 +2,8 @@
 an owner on every run and job. The first admin (``admin``, no password yet: the API gives it a
 one-time one at start) owns what was made before, and the panel's single API token acts as it.
 
-Revision ID: 0012_teams
-Revises: 0011_job_attempts
+Revision ID: 0014_teams
+Revises: 0013_experiments
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_teams"
-down_revision: str | None = "0011_job_attempts"
+revision: str = "0014_teams"
+down_revision: str | None = "0013_experiments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
