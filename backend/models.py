@@ -132,6 +132,9 @@ class RunPublic(RunBase, _RunProgress):
     waiting_reason: str | None = None
     tags: list[str] = []
     note: str = ""
+    #: The experiment this run belongs to, and its values of the experiment's axes.
+    experiment_id: str | None = None
+    experiment_values: dict[str, Any] | None = None
     #: What the training script said it is doing (its last ``phase`` event) and since when.
     phase: str | None = None
     phase_since: UtcDatetime | None = None
@@ -212,6 +215,33 @@ class Run(RunBase, _RunProgress, table=True):
     attempt_argv: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+    #: The experiment this run belongs to (``experiments.id``), and its values of the axes.
+    experiment_id: str | None = Field(default=None, max_length=32, index=True)
+    experiment_values: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    #: Why the server asked this run to stop (early stopping): the reason it ends with.
+    stop_reason: str | None = Field(default=None, max_length=REASON_MAX)
+
+
+# --- experiments (backend/services/experiments/) ------------------------------------------
+
+
+class Experiment(SQLModel, table=True):
+    """A question asked once: ``spec`` (``cpt_contract.experiments.ExperimentSpec``) expanded
+    into runs that point back here (``runs.experiment_id``). Its status is its runs'."""
+
+    __tablename__ = "experiments"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(default="", max_length=200)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    updated_at: datetime | None = Field(default_factory=utcnow, sa_type=_tz())
+    launched_at: datetime | None = Field(default=None, sa_type=_tz())
+    #: Successive halving: per rung (``"1"``…) per run id the target bits/char and step, and
+    #: per stopped run its rung, value and cut-off (``backend/services/experiments/halving.py``).
+    rungs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    #: Who made it (its runs are the launcher's).
+    owner: str | None = Field(default=None, max_length=32)
 
 
 # --- events, logs, checkpoints -------------------------------------------------------------
@@ -381,6 +411,15 @@ class JobPublic(SQLModel):
     owner: str | None = None
 
 
+class JobDetail(JobPublic):
+    """One job as its page and its stream show it (``backend/services/job_stream.py``)."""
+
+    #: 1 = next to run on its queue's job slot (only while queued).
+    queue_position: int | None = None
+    #: A download's last measured progress (bytes, files, rate, ETA), from its log.
+    progress: dict[str, Any] | None = None
+
+
 # --- metrics store (backend/services/metrics/) ----------------------------------------
 
 
@@ -457,6 +496,23 @@ class MetricAttempt(SQLModel, table=True):
     run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=32)
     attempt: int = Field(primary_key=True, sa_type=Integer)
     first_step: int
+
+
+# --- stored secrets (backend/services/secrets.py; values sealed by backend/core/crypto.py) -----
+
+
+class StoredSecret(SQLModel, table=True):
+    __tablename__ = "secrets"
+
+    #: e.g. ``hub_token`` (``secrets.NAME_PATTERN``).
+    name: str = Field(primary_key=True, max_length=64)
+    #: ``crypto.seal(key, value, context=name)``: never the value itself.
+    sealed: str = Field(sa_type=Text)
+    #: ``crypto.key_id`` of the key it was sealed under.
+    key_id: str = Field(max_length=16)
+    #: Public facts about the secret (e.g. its last check), safe to show.
+    meta: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
 
 
 # --- users, sessions, personal tokens, audit log (backend/services/users.py, audit.py) ---------

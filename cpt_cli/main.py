@@ -11,6 +11,7 @@ import os
 import typer
 
 from cpt_cli.data import app as data_app
+from cpt_cli.experiments import app as experiments_app
 from cpt_cli.runs import app as runs_app
 from cpt_cli.users import app as users_app
 from cpt_contract.settings import get_settings
@@ -19,6 +20,7 @@ app = typer.Typer(help="cpt-panel: continual-pretraining control panel.", no_arg
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
 app.add_typer(users_app, name="users")
+app.add_typer(experiments_app, name="experiments")
 
 
 @app.callback()

@@ -103,8 +103,8 @@ class OverQuota(Exception):
     """A 429 saying the limit and what is using it."""
 
 
-def check_quota(db: Session, owner: str | None) -> None:
-    """Refuses one more live (and queued) run for ``owner`` over its admin-set quotas."""
+def check_quota(db: Session, owner: str | None, adding: int = 1) -> None:
+    """Refuses ``adding`` more live (and queued) runs for ``owner`` over its admin-set quotas."""
     if owner is None:
         return
     user = db.exec(select(User).where(User.name == owner)).first()
@@ -122,12 +122,13 @@ def check_quota(db: Session, owner: str | None) -> None:
         (user.max_live_runs, [rid for rid, _ in live], "live (queued or running) runs"),
         (user.max_queued_runs, queued, "queued runs"),
     ):
-        if limit is not None and len(using) >= limit:
+        if limit is not None and len(using) + adding > limit:
             shown = ", ".join(using[:10]) + (" ..." if len(using) > 10 else "")
+            asked = "" if adding == 1 else f" (this would add {adding})"
             raise OverQuota(
                 f"{owner} may have {limit} {what} at once (quota set by an admin) and has "
-                f"{len(using)}: {shown or 'none'}. Cancel or wait for one, or ask an admin "
-                "to raise the quota"
+                f"{len(using)}{asked}: {shown or 'none'}. Cancel or wait for one, or ask an "
+                "admin to raise the quota"
             )
 
 

@@ -9,16 +9,24 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from backend.core.db import alembic_config, get_engine
 from tests.support.api import client_for, make_assets, settings_for
 
-BEFORE = "0011_job_attempts"
+TEAMS = "0014_teams"
+
+
+def _before(url: str) -> str:
+    """The revision before the teams migration: what a database of the release before is at."""
+    down = ScriptDirectory.from_config(alembic_config(url)).get_revision(TEAMS).down_revision
+    assert isinstance(down, str)
+    return down
 
 
 def _old_database(settings: object) -> None:
     url = settings.sqlalchemy_url  # type: ignore[attr-defined]
-    command.upgrade(alembic_config(url), BEFORE)
+    command.upgrade(alembic_config(url), _before(url))
     engine = get_engine(settings)  # type: ignore[arg-type]
     now = "2026-01-01 00:00:00"
     with engine.begin() as conn:
@@ -46,6 +54,13 @@ def _old_database(settings: object) -> None:
             ),
             {"now": now},
         )
+        conn.execute(
+            sa.text(
+                "INSERT INTO experiments (id, name, spec, created_at, rungs)"
+                " VALUES ('e-old001', 'old sweep', '{}', :now, '{}')"
+            ),
+            {"now": now},
+        )
 
 
 def test_upgrade_from_the_single_token_database(tmp_path: Path) -> None:
@@ -58,6 +73,9 @@ def test_upgrade_from_the_single_token_database(tmp_path: Path) -> None:
         runs = admin.get("/api/runs").json()["items"]
         assert {r["id"]: r["owner"] for r in runs} == {"r-old001": "admin", "r-old002": "admin"}
         assert admin.get("/api/jobs/j-old00001").json()["owner"] == "admin"
+        with get_engine(settings).connect() as conn:
+            owner = conn.execute(sa.text("SELECT owner FROM experiments")).scalar_one()
+        assert owner == "admin"
         # The first admin got a one-time password, in a 0600 file only.
         secret_file = settings.resolved_data_dir / ".admin_password"
         assert secret_file.stat().st_mode & 0o077 == 0

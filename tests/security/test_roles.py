@@ -74,7 +74,23 @@ def test_every_route_has_a_row_in_the_permission_table(teams: dict[str, Any]) ->
     assert not stale, f"rows of docs/security.md for routes that no longer exist: {stale}"
 
 
+def _experiment(assets: dict[str, Path]) -> dict[str, Any]:
+    held = assets["root"] / "heldout"
+    held.mkdir(exist_ok=True)
+    (held / "kn.txt").write_text("ಕನ್ನಡ ಪಠ್ಯ ಒಂದು\n" * 5)
+    return {
+        "name": "matrix sweep",
+        "preset": "tiny-demo",
+        "base": {"data": {"eval_sets": {"kn": str(held / "kn.txt")}}, "launch": {"queue": "mx"}},
+        "axes": {"training.learning_rate": [1e-4, 2e-4]},
+        "target": "kn",
+        "budget": {"steps": 20},
+    }
+
+
 def _body(method: str, path: str, who: str, assets: dict[str, Path]) -> Any:
+    if method == "POST" and path in ("/api/experiments", "/api/experiments/preview"):
+        return _experiment(assets)
     if method == "POST" and path == "/api/runs":
         return {"preset": "tiny-demo", "config": {"launch": {"queue": "matrix-nobody"}}}
     if path == "/api/runs/preview":
@@ -130,7 +146,17 @@ def test_each_role_gets_what_the_table_says_and_every_change_is_audited(
         r = admin.post("/api/tokens", json={"name": "the admin's own"})
         assert r.status_code == 201, r.text
         admins_token = str(r.json()["id"])  # others: 404 (not theirs); the admin revokes it
-    values = {"run_id": run["id"], "job_id": job, "name": "vi1", "token_id": admins_token}
+        r = admin.post("/api/experiments", json=_experiment(assets))
+        assert r.status_code == 201, r.text
+        assert r.json()["owner"] == "admin"
+        experiment = r.json()["id"]
+    values = {
+        "run_id": run["id"],
+        "job_id": job,
+        "name": "vi1",
+        "token_id": admins_token,
+        "exp_id": experiment,
+    }
 
     def concrete(path: str) -> str:
         out = path

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
@@ -11,18 +11,11 @@ from backend.api.deps import CurrentUser, SessionDep, SettingsDep, require_api_t
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.permissions import ensure_owner
-from backend.models import JobCreate, JobPublic
-from backend.services import audit, job_progress, jobs
+from backend.models import JobCreate, JobDetail, JobPublic
+from backend.services import audit, job_stream, jobs
 from cpt_contract.jobs import JOB_PARAMS, JobKind
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(require_api_token)], responses=AUTH)
-
-
-class JobDetail(JobPublic):
-    #: 1 = next to run on its queue's job slot (only while queued).
-    queue_position: int | None = None
-    #: A download's last measured progress (bytes, files, rate, ETA), from its log.
-    progress: dict[str, Any] | None = None
 
 
 class JobLog(BaseModel):
@@ -70,12 +63,7 @@ def create_job(me: CurrentUser, body: JobCreate, settings: SettingsDep) -> JobDe
 
 @router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
 def get_job(job_id: str, session: SessionDep) -> JobDetail:
-    job = jobs.get_job(session, job_id)
-    return JobDetail(
-        **jobs.public(job).model_dump(),
-        queue_position=jobs.queue_position(session, job),
-        progress=job_progress.last_progress(session, job),
-    )
+    return job_stream.detail(session, jobs.get_job(session, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic, responses={**NOT_FOUND, **CONFLICT})
@@ -87,6 +75,7 @@ def cancel_job(me: CurrentUser, job_id: str, settings: SettingsDep) -> JobPublic
         job = jobs.cancel(job)
         audit.record(session, me, "job.cancel", f"job/{job_id}", {"status": {"from": was}})
         session.commit()
+        job_stream.push(session, job)
         return jobs.public(job)
 
 

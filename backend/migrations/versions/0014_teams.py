@@ -1,5 +1,5 @@
 """teams: users with roles and quotas, browser sessions, personal API tokens, the audit log, and
-an owner on every run and job. The first admin (``admin``, no password yet: the API gives it a
+an owner on every run, job and experiment. The first admin (``admin``, no password yet: the API gives it a
 one-time one at start) owns what was made before, and the panel's single API token acts as it.
 
 Revision ID: 0014_teams
@@ -80,6 +80,7 @@ def upgrade() -> None:
     op.add_column("runs", sa.Column("owner", sa.String(32), nullable=True))
     op.create_index("ix_runs_owner", "runs", ["owner"])
     op.add_column("jobs", sa.Column("owner", sa.String(32), nullable=True))
+    op.add_column("experiments", sa.Column("owner", sa.String(32), nullable=True))
     op.bulk_insert(
         users,
         [
@@ -94,9 +95,11 @@ def upgrade() -> None:
     )
     op.execute(sa.text("UPDATE runs SET owner = :o").bindparams(o=FIRST_ADMIN))
     op.execute(sa.text("UPDATE jobs SET owner = :o").bindparams(o=FIRST_ADMIN))
+    op.execute(sa.text("UPDATE experiments SET owner = :o").bindparams(o=FIRST_ADMIN))
 
 
 def downgrade() -> None:
+    op.drop_column("experiments", "owner")
     op.drop_column("jobs", "owner")
     op.drop_index("ix_runs_owner", "runs")
     op.drop_column("runs", "owner")
