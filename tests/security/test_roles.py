@@ -138,6 +138,12 @@ def test_each_role_gets_what_the_table_says_and_every_change_is_audited(
     table = permission_table()
     run = claimed_run(panel, queue="matrix-nobody", name="admin's run")  # owned by the admin
     doomed = claimed_run(panel, queue="matrix-nobody", name="admin's run to delete")
+    with panel.client() as admin:  # the worker's claim and status report are recorded too
+        rows = admin.get("/api/audit", params={"target": f"run/{run['id']}"}).json()
+    assert {(r["actor"], r["via"], r["action"]) for r in rows} >= {
+        ("w1", "worker", "run.claim"),
+        ("w1", "worker", "run.status"),
+    }, rows
     with panel.client() as admin:
         r = admin.post("/api/jobs", json=_body("POST", "/api/jobs", "setup", assets))
         assert r.status_code == 201, r.text
