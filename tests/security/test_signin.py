@@ -161,3 +161,41 @@ def test_personal_tokens_are_shown_once_hashed_and_revocable(client: TestClient)
     assert cli.get("/api/me").status_code == 401
     actions = [r["action"] for r in client.get("/api/audit", params={"user": "hank"}).json()]
     assert {"token.create", "token.revoke", "session.sign_in"} <= set(actions)
+
+
+def test_a_route_added_without_a_thought_is_safe_and_audited(client: TestClient) -> None:
+    """A router as a colleague would add it (the usual token dependency, no role, no audit
+    row): its write needs an operator, and the write is still recorded."""
+    from fastapi import APIRouter, Depends
+
+    from backend.api.deps import require_api_token
+
+    router = APIRouter(dependencies=[Depends(require_api_token)])
+
+    @router.get("/gadgets")
+    def list_gadgets() -> list[str]:
+        return []
+
+    @router.post("/gadgets")
+    def make_gadget() -> dict[str, str]:
+        return {"made": "yes"}
+
+    routes = client.app.router.routes
+    before = len(routes)
+    client.app.include_router(router, prefix="/api")
+    added = routes[before:]
+    del routes[before:]
+    routes[0:0] = added  # ahead of the built UI's catch-all, as if listed with the others
+    _user(client, "ivan", "viewer")
+    _user(client, "jane", "operator")
+    viewer, operator = _browser(client), _browser(client)
+    v = {CSRF_HEADER: _sign_in(viewer, "ivan").json()["csrf_token"]}
+    o = {CSRF_HEADER: _sign_in(operator, "jane").json()["csrf_token"]}
+    assert viewer.get("/api/gadgets").status_code == 200
+    refused = viewer.post("/api/gadgets", headers=v)
+    assert refused.status_code == 403 and "operator" in refused.json()["detail"]
+    assert operator.post("/api/gadgets", headers=o).status_code == 200
+    rows = client.get("/api/audit", params={"target": "/api/gadgets"}).json()
+    assert [(r["actor"], r["action"], r["changes"]) for r in rows] == [
+        ("jane", "request", {"method": "POST"})
+    ]
