@@ -57,7 +57,7 @@ def serve(reload: bool = typer.Option(False, help="Reload on code changes (devel
 @app.command()
 def worker() -> None:
     """Run a Celery worker on CPT_QUEUE (CPT_WORKER_CONCURRENCY runs at once) with its heartbeat."""
-    from worker.boot import run_worker
+    from worker.agent.boot import run_worker
 
     _private_files()
     run_worker(get_settings())

@@ -59,7 +59,7 @@ def run_up(settings: Settings) -> int:
     stops the worker first (its runs report "worker stopped" to a still-running API) and the
     API last. Should this process die, the children get SIGTERM (PR_SET_PDEATHSIG).
     """
-    from worker.launcher import _die_with_parent
+    from worker.attempt.launcher import _die_with_parent
 
     # Create the tokens once, before two processes could race to generate different ones.
     token = (
