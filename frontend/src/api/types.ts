@@ -253,6 +253,8 @@ export interface ValidationItem {
 
 export interface Job {
   id: string;
+  /** Who queued it (null: the panel itself); an operator cancels only its own. */
+  owner?: string | null;
   kind: JobKind;
   status: RunStatus;
   status_reason: string | null;
