@@ -9,14 +9,17 @@ from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from backend.api.deps import SessionDep, SettingsDep, require_api_token
+from backend.api.deps import Admin, CurrentUser, SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, NOT_FOUND
 from backend.core.db import write_session
+from backend.core.identity import Principal
+from backend.core.permissions import ensure_owner
 from backend.models import ChannelPublic, DeliveryPublic, NotificationDelivery
-from backend.services import secrets
+from backend.services import audit, secrets
 from backend.services.notifications import channels
 from backend.services.notifications.deliver import SMTP_PASSWORD
 from cpt_contract.notifications import ChannelIn
+from cpt_contract.roles import Role
 
 router = APIRouter(
     tags=["notifications"], dependencies=[Depends(require_api_token)], responses=AUTH
@@ -43,11 +46,19 @@ class SmtpState(BaseModel):
     password_set: bool
 
 
+def _mine(me: Principal, owner: str | None) -> bool:
+    return me.role == Role.admin or owner is None or owner == me.name
+
+
 @router.get("/notifications/channels", response_model=list[ChannelPublic])
 def list_channels(
-    session: SessionDep, run_id: Annotated[str | None, Query(max_length=32)] = None
+    me: CurrentUser,
+    session: SessionDep,
+    run_id: Annotated[str | None, Query(max_length=32)] = None,
 ) -> list[ChannelPublic]:
-    return [channels.public(c) for c in channels.list_channels(session, run_id)]
+    """One's own channels (an admin: everyone's)."""
+    found = channels.list_channels(session, run_id)
+    return [channels.public(c) for c in found if _mine(me, c.owner)]
 
 
 @router.post(
@@ -56,9 +67,12 @@ def list_channels(
     status_code=status.HTTP_201_CREATED,
     responses=NOT_FOUND,
 )
-def create_channel(body: ChannelIn, settings: SettingsDep) -> ChannelPublic:
+def create_channel(me: CurrentUser, body: ChannelIn, settings: SettingsDep) -> ChannelPublic:
     with write_session(settings) as session:
         channel = channels.create(settings, session, body)
+        channel.owner = me.name
+        fields = {"kind": body.kind, "events": body.events, "run_id": body.run_id}
+        audit.record(session, me, "notification.channel.create", f"channel/{channel.id}", fields)
         session.commit()
         return channels.public(channel)
 
@@ -68,17 +82,22 @@ def create_channel(body: ChannelIn, settings: SettingsDep) -> ChannelPublic:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=NOT_FOUND,
 )
-def delete_channel(channel_id: str, settings: SettingsDep) -> None:
+def delete_channel(me: CurrentUser, channel_id: str, settings: SettingsDep) -> None:
     with write_session(settings) as session:
+        ensure_owner(me, channels.get(session, channel_id).owner, f"channel {channel_id}")
         channels.delete(session, channel_id)
+        audit.record(session, me, "notification.channel.delete", f"channel/{channel_id}")
         session.commit()
 
 
 @router.post(
     "/notifications/channels/{channel_id}/test", response_model=TestResult, responses=NOT_FOUND
 )
-def test_channel(channel_id: str, settings: SettingsDep, session: SessionDep) -> TestResult:
+def test_channel(
+    me: CurrentUser, channel_id: str, settings: SettingsDep, session: SessionDep
+) -> TestResult:
     """Send a test message now, once; the answer says whether the receiver took it."""
+    ensure_owner(me, channels.get(session, channel_id).owner, f"channel {channel_id}")
     error = channels.test(settings, session, channel_id)
     return TestResult(delivered=error is None, error=error)
 
@@ -113,9 +132,10 @@ def smtp_state(settings: SettingsDep, session: SessionDep) -> SmtpState:
 
 
 @router.put("/settings/smtp/password", response_model=SmtpState)
-def set_smtp_password(body: SmtpPasswordIn, settings: SettingsDep) -> SmtpState:
-    """Stored encrypted; never answered."""
+def set_smtp_password(me: Admin, body: SmtpPasswordIn, settings: SettingsDep) -> SmtpState:
+    """Stored encrypted; never answered (an admin's)."""
     with write_session(settings) as session:
         secrets.put(settings, session, SMTP_PASSWORD, body.password)
+        audit.record(session, me, "settings.smtp_password.set", "settings/smtp")
         session.commit()
         return _smtp_state(settings, session)

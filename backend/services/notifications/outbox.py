@@ -43,10 +43,20 @@ def event_of(run: Run, reached: set[tuple[str, str | None]]) -> str | None:
 
 
 def channels_for(
-    session: Session, event_name: str, run_id: str | None
+    session: Session, event_name: str, run_id: str | None, owner: str | None
 ) -> list[NotificationChannel]:
+    """A run's own channels, and its owner's channels that name no run (a run or experiment
+    from before there were users, owner None, is every such channel's)."""
     rows = session.exec(select(NotificationChannel))
-    return [c for c in rows if event_name in c.events and (c.run_id is None or c.run_id == run_id)]
+    return [
+        c
+        for c in rows
+        if event_name in c.events
+        and (
+            (run_id is not None and c.run_id == run_id)
+            or (c.run_id is None and (owner is None or c.owner is None or c.owner == owner))
+        )
+    ]
 
 
 def queue(
@@ -54,10 +64,11 @@ def queue(
     event_name: str,
     summary: dict[str, Any],
     run_id: str | None,
+    owner: str | None,
 ) -> int:
     """Add one delivery per channel that wants ``event_name`` (the caller's transaction)."""
     now = utcnow()
-    channels = channels_for(session, event_name, run_id)
+    channels = channels_for(session, event_name, run_id, owner)
     for channel in channels:
         session.add(
             NotificationDelivery(
@@ -85,7 +96,7 @@ def _experiment_at_rest(session: Session, settings: Settings, run: Run) -> None:
     summary = payloads.experiment_summary(
         settings, exp, lifecycle.status(exp, members), lifecycle.counts(members)
     )
-    queue(session, "experiment_finished", summary, None)
+    queue(session, "experiment_finished", summary, None, exp.owner)
 
 
 @event.listens_for(Run.status, "set")
@@ -116,7 +127,7 @@ def _before_flush(session: OrmSession, _ctx: Any, _instances: Any) -> None:
             except Exception:  # a summary must never cost the status change itself
                 log.exception("notification summary of run %s failed", run.id)
                 summary = {"event": name, "text": f"Run {run.id} {name}", "run": {"id": run.id}}
-            queue(session, name, summary, run.id)  # type: ignore[arg-type]
+            queue(session, name, summary, run.id, run.owner)  # type: ignore[arg-type]
             if run.experiment_id and run.status in _ENDS:
                 experiments.setdefault(run.experiment_id, run)
         for run in experiments.values():  # once per experiment, however many runs ended

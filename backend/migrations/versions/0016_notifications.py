@@ -1,7 +1,7 @@
 """notification_channels and notification_deliveries (the outbox drained by the API)
 
-Revision ID: 0015_notifications
-Revises: 0014_checkpoint_scores
+Revision ID: 0016_notifications
+Revises: 0015_checkpoint_scores
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_notifications"
-down_revision: str | None = "0014_checkpoint_scores"
+revision: str = "0016_notifications"
+down_revision: str | None = "0015_checkpoint_scores"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -31,6 +31,7 @@ def upgrade() -> None:
             sa.ForeignKey("runs.id", ondelete="CASCADE"),
             nullable=True,
         ),
+        sa.Column("owner", sa.String(length=32), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_notification_channels_run_id", "notification_channels", ["run_id"])

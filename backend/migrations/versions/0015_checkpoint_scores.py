@@ -1,7 +1,7 @@
 """checkpoint_scores: lm-evaluation-harness results per run, checkpoint, task and metric
 
-Revision ID: 0014_checkpoint_scores
-Revises: 0013_experiments
+Revision ID: 0015_checkpoint_scores
+Revises: 0014_teams
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014_checkpoint_scores"
-down_revision: str | None = "0013_experiments"
+revision: str = "0015_checkpoint_scores"
+down_revision: str | None = "0014_teams"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
