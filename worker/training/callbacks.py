@@ -69,6 +69,7 @@ class EventsCallback(TrainerCallback):
             total_params=run.total_params,
             trainable_params=run.trainable_params,
             vocab_size=run.vocab_size,
+            vocabulary=run.vocabulary,
             resumed_from=str(run.resumed_from) if run.resumed_from else None,
             finetuning_type=args.finetuning_type,
             data_sources=run.data_sources,
