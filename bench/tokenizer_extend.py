@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -103,14 +104,20 @@ def write_texts(root: Path, megabytes: float) -> tuple[Path, Path]:
     return corpus, held_out
 
 
-def timed(argv: list[str]) -> tuple[float, str]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (all threads, user + system) and stdout of a process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
+    cpu, started = _children_cpu(), time.perf_counter()
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
-    took = time.perf_counter() - started
+    took, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if proc.returncode != 0:
         sys.exit(f"{argv[:4]} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return took, proc.stdout
+    return took, cpu, proc.stdout
 
 
 def main() -> int:
@@ -126,26 +133,30 @@ def main() -> int:
         corpus, held = write_texts(tmp, args.mb)
         n_bytes = corpus.stat().st_size
         times: dict[str, list[float]] = {"ours": [], "BpeTrainer": [], "SentencePieceTrainer": []}
+        cpus: dict[str, list[float]] = {name: [] for name in times}
         result: dict[str, object] = {}
         sizes: dict[str, int] = {}
         for rep in range(args.reps):
             out = tmp / f"ext{rep}"
-            took, _ = timed(
+            took, cpu, _ = timed(
                 [py, "-m", "worker.tokenizer", "extend", f"--base={base}", "--input", str(corpus),
                  "--max_new", str(args.new), "--text", str(held), "--output", str(out),
                  "--json", str(tmp / "result.json")]
             )  # fmt: skip
             times["ours"].append(took)
+            cpus["ours"].append(cpu)
             result = json.loads((tmp / "result.json").read_text(encoding="utf-8"))
-            took, stdout = timed(
+            took, cpu, stdout = timed(
                 [py, "-c", BPE_TRAINER, str(corpus), str(args.new), str(tmp / f"bpe{rep}.json")]
             )
             times["BpeTrainer"].append(took)
+            cpus["BpeTrainer"].append(cpu)
             sizes["BpeTrainer"] = int(stdout.split()[-1])
-            took, stdout = timed(
+            took, cpu, stdout = timed(
                 [py, "-c", SP_TRAINER, str(corpus), str(args.new), str(tmp / f"sp{rep}")]
             )
             times["SentencePieceTrainer"].append(took)
+            cpus["SentencePieceTrainer"].append(cpu)
             sizes["SentencePieceTrainer"] = int(stdout.split()[-1])
             print(f"rep {rep + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
     ref = min(times["BpeTrainer"])
@@ -161,12 +172,17 @@ def main() -> int:
         f"\n{n_bytes / 1e6:.2f} MB of Russian ({n_bytes:,} bytes), {args.new:,} new tokens, "
         f"{args.reps} repetitions, {os.cpu_count()} CPUs\n"
     )
-    print("| row | best s | median s | ratio to BpeTrainer (best) | vocabulary |")
-    print("|---|--:|--:|--:|---|")
+    ref_cpu = min(cpus["BpeTrainer"])
+    print(
+        "| row | wall s, best | wall s, median | wall / BpeTrainer | CPU s, best "
+        "| CPU / BpeTrainer | vocabulary |"
+    )
+    print("|---|--:|--:|--:|--:|--:|---|")
     for name, values in times.items():
         print(
             f"| {name} | {min(values):.2f} | {statistics.median(values):.2f} | "
-            f"{min(values) / ref:.2f} | {rows[name]} |"
+            f"{min(values) / ref:.2f} | {min(cpus[name]):.2f} | {min(cpus[name]) / ref_cpu:.2f} "
+            f"| {rows[name]} |"
         )
     fert = {r["label"]: r for r in result.get("fertility", [])}  # type: ignore[attr-defined]
     if "ru" in fert:

@@ -13,7 +13,7 @@ from tokenizers import Regex, Tokenizer, pre_tokenizers
 from transformers import AutoTokenizer
 
 from tests.support.panel import ROOT
-from worker.tokenizer.merge_bpe import pretokenized_counts, segments_agree, word_counts
+from worker.tokenizer.bpe_count import pretokenized_counts, segments_agree, word_counts
 
 
 def _lines(*paths: Path) -> list[str]:

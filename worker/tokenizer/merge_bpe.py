@@ -12,25 +12,22 @@ it. Text the base already segments completely keeps its tokens.
 Only ``tokenizer.json`` changes; the base's ``tokenizer_config.json``, special tokens and chat
 template are copied unchanged.
 
-Speed (the job runs this on the whole corpus): words are counted once, through the base's own
-pre-tokenizer run on each distinct segment of the text (a whitespace run and the non-space
-text after it; checked against whole lines on a sample, any difference falls back to whole
-lines), each distinct word is segmented by the base model once, and the merge loop is
-tokenizers' BpeTrainer (Rust) run over those segmentations (each base token one character),
-whose merges are read back as pairs of the base's tokens. Nothing here imports transformers.
+Speed (the job runs this on the whole corpus): words are counted and segmented by the base
+once per distinct segment of the text, one chunk per CPU (``bpe_count.py``), and the merge
+loop is tokenizers' BpeTrainer (Rust) over those segmentations (each base token one
+character), whose merges are read back as pairs of the base's tokens. Nothing here imports
+transformers.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from worker.tokenizer.bpe_count import token_id_of, trainer_feed
 from worker.tokenizer.corpus import read_corpus
 from worker.tokenizer.errors import TokenizerInputError
 from worker.tokenizer.fast import FastTokenizer, load_fast, side_differences
@@ -40,106 +37,46 @@ from worker.tokenizer.output import atomic_output_dir
 
 Pair = tuple[str, str]
 
-#: A line cut before each whitespace run: the first segment, then whitespace + non-space.
-_SEGMENT = re.compile(r"[^\S\n]*\S+")
-#: Lines compared whole against their segments before the segments are trusted.
-CHECK_LINES = 400
-#: Base tokens stand for themselves to BpeTrainer as one character each, from plane 15 on.
-_SYMBOL_BASE = 0xF0000
 
-
-def pretokenized_counts(backend: Any, lines: Iterable[str]) -> Counter[str]:
-    """How often each pre-token (in the base's byte-level alphabet) occurs in ``lines``."""
-    normalizer, pre = backend.normalizer, backend.pre_tokenizer
-    counts: Counter[str] = Counter()
-    for line in lines:
-        text = normalizer.normalize_str(line) if normalizer is not None else line
-        if pre is None:
-            counts[text] += 1
-            continue
-        for piece, _ in pre.pre_tokenize_str(text):
-            counts[piece] += 1
-    return counts
-
-
-def _pieces(pre: Any, text: str) -> list[str]:
-    return [piece for piece, _ in pre.pre_tokenize_str(text)]
-
-
-def segments_agree(pre: Any, lines: Iterable[str]) -> bool:
-    """Pre-tokenizing each segment of these lines gives the words of the whole lines."""
-    for line in lines:
-        cut = [p for seg in _SEGMENT.findall(line) for p in _pieces(pre, seg)]
-        if cut != _pieces(pre, line):
-            return False
-    return True
-
-
-def word_counts(backend: Any, lines: Sequence[str]) -> Counter[str]:
-    """``pretokenized_counts`` in a fraction of the time: the pre-tokenizer runs once per
-    distinct segment (a whitespace run and the non-space text after it) instead of once per
-    line. The byte-level patterns (GPT-2's, Llama-3's, Qwen's) never put a non-space character
-    and the whitespace after it in one pre-token, so every such place is a pre-token boundary
-    and the words are the same; a sample of whole lines is compared to make sure, and on any
-    difference (another pre-tokenizer) every line is pre-tokenized whole."""
-    normalizer, pre = backend.normalizer, backend.pre_tokenizer
-    if pre is None:
-        return pretokenized_counts(backend, lines)
-    if normalizer is not None:
-        lines = [normalizer.normalize_str(line) for line in lines]
-    if any("\n" in line for line in lines):
-        return pretokenized_counts(backend, lines)
-    if not segments_agree(pre, lines[:: max(1, len(lines) // CHECK_LINES)]):
-        return pretokenized_counts(backend, lines)
-    segments = Counter(_SEGMENT.findall("\n".join(lines)))
-    counts: Counter[str] = Counter()
-    for segment, n in segments.items():
-        for piece, _ in pre.pre_tokenize_str(segment):
-            counts[piece] += n
-    return counts
-
-
-def segment_words(model: Any, words: Sequence[str]) -> list[list[str]]:
-    """Each word as the base model segments it (the model's own call: a batch through a
-    Tokenizer is slower here, its encodings carry offsets and no token strings)."""
-    return [[t.value for t in model.tokenize(word)] for word in words]
-
-
-def learn_merges_trainer(
-    segmented: Sequence[tuple[list[str], int]],
+def learn_merges(
+    feed: Sequence[str],
+    used: Iterable[int],
+    token_of: Callable[[int], str | None],
     vocab: set[str],
     max_new: int,
     min_frequency: int = 2,
 ) -> list[Pair]:
-    """Continue BPE training on (base segmentation, count) words: up to ``max_new`` merges,
-    most frequent first, each of two tokens (the base's or learned before it); a merge whose
-    text is already a token is never taken.
+    """Continue BPE training on the base's segmentations: up to ``max_new`` merges, most
+    frequent first, each of two tokens (the base's or learned before it); a merge whose text
+    is already a token is never taken.
 
-    The loop is tokenizers' BpeTrainer: each base token becomes one character, each
-    word its string of characters fed as often as it occurs, and the trainer's merges are read
-    back as pairs of tokens. A merge whose text is already a token (the base builds it another
-    way) is not taken; the trainer is asked for a few more merges than wanted to make up for
-    those, and again with more when that was not enough."""
+    The loop is tokenizers' BpeTrainer over ``feed`` (``bpe_count.trainer_feed``: each word a
+    string of one character per base token, as often as it occurs); its merges are read back
+    as pairs of tokens. A merge whose text is already a token (the base builds it another way)
+    is not taken; the trainer is asked for a few more merges than wanted to make up for those,
+    and again with more when that was not enough."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    # A word of one token has no pair to merge.
-    words = [(symbols, count) for symbols, count in segmented if len(symbols) > 1]
-    if not words:
+    alphabet = len(set(used))
+    if not feed:
         return []
-    distinct = sorted({s for symbols, _ in words for s in symbols})
-    symbol = {s: chr(_SYMBOL_BASE + k) for k, s in enumerate(distinct)}
-    text_of = dict(zip(symbol.values(), symbol.keys(), strict=True))
-    to_char = symbol.__getitem__
-    feed = [" ".join(itertools.repeat("".join(map(to_char, symbols)), n)) for symbols, n in words]
+    text_of: dict[str, str] = {}
+
+    def text(chars: str) -> str:
+        for c in chars:
+            if c not in text_of:
+                text_of[c] = token_of(token_id_of(c)) or ""
+        return "".join(text_of[c] for c in chars)
+
     extra = max(100, max_new // 10)
     while True:
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         trainer = trainers.BpeTrainer(
-            vocab_size=len(symbol) + max_new + extra,
+            vocab_size=alphabet + max_new + extra,
             min_frequency=min_frequency,
             show_progress=False,
-            limit_alphabet=len(symbol),
+            limit_alphabet=alphabet,
         )
         tok.train_from_iterator(feed, trainer, length=len(feed))
         raw = json.loads(tok.to_str())["model"]["merges"]
@@ -147,8 +84,7 @@ def learn_merges_trainer(
         known = set(vocab)
         for item in raw:
             x, y = item.split(" ") if isinstance(item, str) else item
-            a = "".join(text_of[c] for c in x)
-            b = "".join(text_of[c] for c in y)
+            a, b = text(x), text(y)
             if a + b in known:
                 continue
             known.add(a + b)
@@ -227,15 +163,13 @@ def merge_byte_level_bpe(
             raise TokenizerInputError(
                 "--base", f"its ids are not contiguous (largest {_max_id(spec)}, {n_base} tokens)"
             )
-        counts = word_counts(backend, corpus.lines)
-        words = list(counts)
-        segmented = list(zip(segment_words(backend.model, words), counts.values(), strict=True))
+        feed, used, distinct = trainer_feed(backend, corpus.lines)
         say(
             f"merge: base {base_dir} (byte-level BPE, {n_base} tokens); learning up to {max_new} "
-            f"merges from {len(corpus.lines)} lines ({len(counts)} distinct pre-tokens) ..."
+            f"merges from {len(corpus.lines)} lines ({distinct} distinct pre-tokens) ..."
         )
         vocab = set(spec["model"]["vocab"]) | {t["content"] for t in spec.get("added_tokens", [])}
-        merges = learn_merges_trainer(segmented, vocab, max_new, min_frequency)
+        merges = learn_merges(feed, used, backend.id_to_token, vocab, max_new, min_frequency)
         dropped = 0
         while True:
             extended, new_tokens = extend_spec(spec, merges)
