@@ -13,7 +13,7 @@ from backend.core.db import write_session
 from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume, RunUpdate
 from backend.services import enqueue, jobs, runs, waiting
 from backend.services.errors import Conflict
-from backend.services.estimates import Estimates, estimates
+from backend.services.estimates import Estimates, estimates, sampling_warning
 from backend.services.notify import publish_run
 from cpt_contract.limits import INT32
 from cpt_contract.runconfig.argv import display_command
@@ -89,11 +89,13 @@ def preview_run(body: RunCreate, settings: SettingsDep, session: SessionDep) -> 
     config, warnings = runs.build_config(settings, body.preset, body.config, session)
     use_cpu = runs.cpu_only_queue(settings, session, config.launch.queue)
     cmd = runs.command_for(settings, "r-preview", config, use_cpu=use_cpu)
+    est = estimates(session, config, settings.runs_dir, cpu_only=use_cpu)
+    slow_samples = sampling_warning(est.evaluation)
     return Preview(
         **cmd,
         config=config.model_dump(mode="json"),
-        estimates=estimates(session, config, settings.runs_dir),
-        warnings=warnings,
+        estimates=est,
+        warnings=[*warnings, slow_samples] if slow_samples else warnings,
     )
 
 
