@@ -105,18 +105,29 @@ def word_counts(backend: Any, lines: Sequence[str]) -> Counter[str]:
 
 # --- BpeTrainer's input, one chunk per process --------------------------------------------------
 
-_JOB: tuple[Any, list[str], bool] | None = None  # (backend, lines, by segments): read after fork
+#: What the forked processes read (set before the fork, so nothing is pickled to them).
+_JOB: dict[str, Any] = {}
 
 
-def _feed_chunk(bounds: tuple[int, int]) -> tuple[list[str], set[int], Counter[str]]:
-    assert _JOB is not None
-    backend, lines, by_segments = _JOB
-    chunk = lines[bounds[0] : bounds[1]]
-    counts = (
-        _by_segments(backend.pre_tokenizer, chunk)
-        if by_segments
-        else pretokenized_counts(backend, chunk)
-    )
+def _count_chunk(bounds: tuple[int, int]) -> Counter[str]:
+    """Phase 1: segments (or, without them, words) of a slice of the lines."""
+    backend, lines = _JOB["backend"], _JOB["lines"][bounds[0] : bounds[1]]
+    if _JOB["by_segments"]:
+        return Counter(_SEGMENT.findall("\n".join(lines)))
+    return pretokenized_counts(backend, lines)
+
+
+def _feed_chunk(bounds: tuple[int, int]) -> tuple[list[str], set[int], set[str]]:
+    """Phase 2: a slice of the distinct segments (or words), as words of the base's tokens."""
+    backend, items = _JOB["backend"], _JOB["items"][bounds[0] : bounds[1]]
+    counts: Counter[str] = Counter()
+    if _JOB["by_segments"]:
+        pre = backend.pre_tokenizer
+        for segment, n in items:
+            for piece, _ in pre.pre_tokenize_str(segment):
+                counts[piece] += n
+    else:
+        counts.update(dict(items))
     model = backend.model
     feed: list[str] = []
     used: set[int] = set()
@@ -126,32 +137,40 @@ def _feed_chunk(bounds: tuple[int, int]) -> tuple[list[str], set[int], Counter[s
             continue  # a word of one token has no pair to merge
         used.update(ids)
         feed.append(" ".join(itertools.repeat("".join(map(symbol, ids)), n)))
-    return feed, used, counts
+    return feed, used, set(counts)
+
+
+def _slices(n_items: int, parts: int) -> list[tuple[int, int]]:
+    step = max(1, -(-n_items // parts))
+    return [(i, min(i + step, n_items)) for i in range(0, n_items, step)] or [(0, 0)]
 
 
 def trainer_feed(backend: Any, lines: Sequence[str]) -> tuple[list[str], set[int], int]:
     """BpeTrainer's input for ``lines``: the words of two tokens or more, each a string of
     ``symbol`` characters repeated as often as it occurs; the token ids they use; and the
-    number of distinct words."""
-    global _JOB
+    number of distinct words. Counting the text, then pre-tokenizing and segmenting its
+    distinct segments, are each shared out over the CPUs."""
     ready = _segmentable(backend, lines)
     work = list(ready if ready is not None else lines)
-    chars = sum(map(len, work))
-    n = max(1, min(os.cpu_count() or 1, 8, chars // PARALLEL_CHARS))
-    step = -(-len(work) // n)
-    bounds = [(i, min(i + step, len(work))) for i in range(0, len(work), step)] or [(0, 0)]
-    _JOB = (backend, work, ready is not None)
+    n = max(1, min(os.cpu_count() or 1, 8, sum(map(len, work)) // PARALLEL_CHARS))
+    forked = n > 1 and "fork" in multiprocessing.get_all_start_methods()
+    _JOB.update(backend=backend, lines=work, by_segments=ready is not None)
     try:
-        if len(bounds) == 1 or "fork" not in multiprocessing.get_all_start_methods():
-            parts = [_feed_chunk(b) for b in bounds]
+        if not forked:
+            _JOB["items"] = list(_count_chunk((0, len(work))).items())
+            parts = [_feed_chunk((0, len(_JOB["items"])))]
         else:
-            with multiprocessing.get_context("fork").Pool(len(bounds)) as pool:
-                parts = pool.map(_feed_chunk, bounds)
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(n) as pool:
+                counted = pool.map(_count_chunk, _slices(len(work), n))
+            total = counted[0]
+            for more in counted[1:]:
+                total.update(more)
+            _JOB["items"] = list(total.items())
+            with ctx.Pool(n) as pool:  # forked again: the merged counts are read, not sent
+                parts = pool.map(_feed_chunk, _slices(len(_JOB["items"]), n))
     finally:
-        _JOB = None
+        _JOB.clear()
     feed = [s for part, _, _ in parts for s in part]
     used = set().union(*(u for _, u, _ in parts))
-    distinct = (
-        len(set().union(*(c.keys() for _, _, c in parts))) if len(parts) > 1 else len(parts[0][2])
-    )
-    return feed, used, distinct
+    return feed, used, len(set().union(*(w for _, _, w in parts)))
