@@ -108,6 +108,8 @@ class ModelEstimate(BaseModel):
     block_size: int | None
     params: ParamEstimate | None
     memory: MemoryEstimate | None
+    #: Decoder layers (the per-layer overhead of generating a token: eval_time.py).
+    layers: int | None = None
     note: str | None = None
 
 
@@ -328,4 +330,5 @@ def model_estimate(config: RunConfig, tokenizer_vocab: int | None) -> ModelEstim
         block_size=block,
         params=params,
         memory=memory(shape, params, config, block),
+        layers=shape.layers,
     )

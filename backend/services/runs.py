@@ -431,8 +431,31 @@ def update_run(run: Run, body: RunUpdate) -> Run:
     return run
 
 
-def to_public(run: Run, now: datetime | None = None) -> RunPublic:
+def _has_checkpoint(run: Run) -> bool:
+    """A checkpoint of ``run`` on disk, read in the run's own session or a short new one."""
+    from sqlalchemy.orm import object_session
+
+    from backend.core.db import get_engine
+    from backend.services.checkpoints import runs_with_checkpoint
+
+    settings = get_settings()
+    session = object_session(run)
+    if isinstance(session, Session):
+        return run.id in runs_with_checkpoint(settings, session, [run.id])
+    with Session(get_engine(settings)) as fresh:
+        return run.id in runs_with_checkpoint(settings, fresh, [run.id])
+
+
+def to_public(
+    run: Run, now: datetime | None = None, has_checkpoint: bool | None = None
+) -> RunPublic:
+    """The API's view of a run; ``has_checkpoint`` where the caller looked already (a page of
+    runs in one query), else looked up for a run "Resume" depends on."""
     public = RunPublic.model_validate(run, from_attributes=True)
+    if run.status in RESUME_LAST_STATUSES:
+        public.has_checkpoint = (
+            has_checkpoint if has_checkpoint is not None else _has_checkpoint(run)
+        )
     # The stored ETA was computed at ingest time; count down since then.
     if run.eta_seconds is not None and run.eta_at is not None and run.status in WORKER_STATUSES:
         now = now or utcnow()
