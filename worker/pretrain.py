@@ -108,6 +108,7 @@ from worker.training.run_state import RunContext  # noqa: E402
 from worker.training.tokenizer import (  # noqa: E402
     load_tokenizer,
 )
+from worker.training.trackers import keep_one_mlflow_run  # noqa: E402
 
 logger = logging.getLogger("pretrain")
 
@@ -208,6 +209,7 @@ def train(
     # 7. The final evaluation, unless one just ran.
     if eval_sets and run.last_eval_step != trainer.state.global_step:
         run.enter_phase("evaluating", trainer.state.global_step)
+        keep_one_mlflow_run(args.report_to)
         trainer.evaluate()
 
 

@@ -29,6 +29,7 @@ from cpt_contract.limits import DEFAULT_MAX_RESTARTS, DEFAULT_QUEUE, INT32, QUEU
 from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
 from cpt_contract.slurm import TIME_PATTERN
 from cpt_contract.text import DEFAULT_EVAL_CHARACTERS, TxtDocuments
+from cpt_contract.trackers import TRACKERS, Tracker
 
 
 def _adv(**extra: Any) -> dict[str, Any]:
@@ -385,6 +386,14 @@ class TrainingSection(_Section):
     logging_steps: int = Field(default=10, le=MAX_INT, ge=1, title="Log every N steps")
     save_steps: int = Field(default=200, le=MAX_INT, ge=1, title="Checkpoint every N steps")
     save_total_limit: int | None = Field(default=3, le=MAX_INT, ge=1, title="Checkpoints kept")
+    report_to: list[Tracker] = Field(
+        default_factory=list,
+        max_length=len(TRACKERS),
+        title="Also report to",
+        description="Experiment trackers (mlflow, wandb, tensorboard, trackio), with the "
+        "settings kept in the panel's Settings; the panel's own charts work either way.",
+        json_schema_extra={ARGV: "csv"},
+    )
     eval_steps: int | None = Field(
         default=None,
         le=MAX_INT,
@@ -460,6 +469,13 @@ class TrainingSection(_Section):
         "(cpt_contract/runconfig/extra_args.py), each once.",
         json_schema_extra=_adv(**NOT_A_FLAG),
     )
+
+    @field_validator("report_to")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each tracker once")
+        return value
 
     @field_validator("divergence_factor")
     @classmethod

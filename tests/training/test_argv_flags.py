@@ -78,6 +78,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "logging_steps": 3,
         "save_steps": 5,
         "save_total_limit": 2,
+        "report_to": ["tensorboard", "mlflow"],
         "eval_steps": 4,
         "eval_at_start": False,
         "eval_prompts": {"kn": ["ಕನ್ನಡ"], "en": ["The capital of"]},

@@ -184,6 +184,15 @@ def explain(
     return Outcome.failed(outcome.kind or FailureKind.error, reason)
 
 
+def tracker_env(claim: ClaimOut, config: RunConfig, output_dir: Path) -> dict[str, str]:
+    """What the claim carried for the run's trackers, plus where W&B writes its run directory
+    (the run's output dir, unless set otherwise)."""
+    env = dict(claim.tracker_env)
+    if "wandb" in config.training.report_to:
+        env.setdefault("WANDB_DIR", str(output_dir))
+    return env
+
+
 def child_env(
     use_cpu: bool, nproc: int, concurrency: int, lease: gpu.GpuLease | None, roots: Roots
 ) -> dict[str, str]:
@@ -402,6 +411,8 @@ class RunAttempt:
             self.lease,
             self.settings.roots,
         )
+        # The trackers' settings (keys included) reach the ranks only here, in the environment.
+        env.update(tracker_env(claim, config, paths.output_dir))
         if self._cancelled():
             return None
         # torchrun's own failure lands here (errors.record); one file per attempt.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +223,12 @@ def parse_args(
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])  # type: ignore[return-value]
     namespace = parser.parse_args(argv)
+    # Several trackers in one value (``--report_to=mlflow,tensorboard``): HF takes one string.
+    if isinstance(namespace.report_to, str) and "," in namespace.report_to:
+        namespace.report_to = split_names(namespace.report_to)
+    # Trackio's project is a TrainingArguments field; the panel hands it over in the environment.
+    if os.environ.get("TRACKIO_PROJECT") and namespace.project == "huggingface":
+        namespace.project = os.environ["TRACKIO_PROJECT"]
     # Before the dataclasses: TrainingArguments sets up DeepSpeed's process group as it is built.
     single_process_env(bool(namespace.deepspeed))
     built = []

@@ -34,6 +34,7 @@ from worker.attempt.runner import (
     Refused,
     RunAttempt,
     outcome_from,
+    tracker_env,
 )
 from worker.attempt.shipper import RunShipper, ShipperThread
 from worker.attempt.slurm import commands, script, states
@@ -193,7 +194,8 @@ class SlurmAttempt(RunAttempt):
             *script.training_argv(config, ctx, spec),
         ]
         try:
-            job_id = commands.sbatch(options, path, job_env(use_cpu, self.settings.roots))
+            env = {**job_env(use_cpu, self.settings.roots), **getattr(self, "_tracker_env", {})}
+            job_id = commands.sbatch(options, path, env)
         except commands.SlurmError as exc:
             raise Refused(f"sbatch refused the job: {exc}") from exc
         self._note(f"submitted Slurm job {job_id} (attempt {self.attempt}, job {n + 1})")
@@ -231,6 +233,8 @@ class SlurmAttempt(RunAttempt):
     # --- the attempt -------------------------------------------------------------------
     def _launch_and_watch(self, claim: ClaimOut, shipper: RunShipper) -> Outcome:
         config, use_cpu, ds_config = self._prepare(claim)
+        # The trackers' settings: in the environment sbatch exports into the job, only there.
+        self._tracker_env = tracker_env(claim, config, self.paths.output_dir)
         self._note(f"attempt {self.attempt} on {worker_name(self.settings)} (Slurm executor)")
         thread = ShipperThread(shipper, self.settings.ship_interval_seconds)
         thread.start()
