@@ -130,6 +130,10 @@ class RunPublic(RunBase, _RunProgress):
     lost_after_seconds: float | None = None
     #: A queued run: why it waits (queue, position, what the queue's workers are busy with).
     waiting_reason: str | None = None
+    #: A checkpoint of the run is on disk (the checkpoint list's ``exists``), looked at for runs
+    #: that stopped unfinished (``RESUME_LAST_STATUSES``), where "Resume" (from the last
+    #: checkpoint) needs one; None: not looked at (other statuses, or an answer that does not).
+    has_checkpoint: bool | None = None
     tags: list[str] = []
     note: str = ""
     #: The experiment this run belongs to, and its values of the experiment's axes.
