@@ -10,7 +10,7 @@ from backend.api.deps import SettingsDep, client_address, require_worker_token
 from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import job_lease_for, job_lease_matches
-from backend.services import audit, enqueue, hub_models, hub_token, job_stream, jobs
+from backend.services import audit, enqueue, hub_models, hub_token, job_stream, jobs, model_card
 from cpt_contract.protocol import (
     LEASE_HEADER,
     CancelAnswer,
@@ -70,6 +70,7 @@ def claim_job(
             lease=job_lease_for(settings, job.id, job.attempt),
             attempt=job.attempt,
             hub_token=hub_token.for_job(settings, session, job.kind),
+            files=model_card.files_for(session, job),
         )
 
 
