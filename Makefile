@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-compose test-fast prepare lint format typecheck pytest install frontend lock bench clean
+.PHONY: run test test-compose test-fast prepare lint format typecheck pytest install frontend codegen lock bench clean
 
 run: install frontend ## Start API + UI + one worker on http://127.0.0.1:8000 (embedded broker, SQLite)
 	$(BIN)/cpt-panel up
@@ -48,6 +48,12 @@ frontend: ## Build the web UI into frontend/dist (skipped until frontend/package
 	@if [ -f frontend/package.json ]; then \
 	  cd frontend && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent; \
 	fi
+
+# The TypeScript generated from Python: the contract's constants (contract.ts) and the API's
+# OpenAPI schema (schema.ts); tests/contract/test_codegen.py fails while either is stale.
+codegen: install
+	$(BIN)/python -m cpt_contract.codegen
+	$(BIN)/python -m backend.api.schema_ts
 
 lint: install
 	$(BIN)/ruff check .

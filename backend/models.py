@@ -102,6 +102,18 @@ class _RunProgress(SQLModel):
     perplexity: float | None = None
 
 
+class AttemptEntry(SQLModel):
+    """One ended attempt of ``RunPublic.attempt_log`` (``backend/services/autoresume.py`` writes it)."""
+
+    attempt: int
+    status: str
+    kind: FailureKind | None = None
+    reason: str = ""
+    step: int | None = None
+    #: Whether the panel restarted the run automatically after this attempt.
+    restarted: bool = False
+
+
 class RunPublic(RunBase, _RunProgress):
     id: str
     status: RunStatus
@@ -120,7 +132,7 @@ class RunPublic(RunBase, _RunProgress):
     eta_seconds: float | None = None
     output_dir: str
     #: Why each earlier attempt ended, and whether it was restarted automatically.
-    attempt_log: list[dict[str, Any]] | None = None
+    attempt_log: list[AttemptEntry] | None = None
     #: The last attempt's failure kind (``FailureKind``): what the UI compares, never the reason.
     failure_kind: FailureKind | None = None
     #: The last time the worker said anything about this run (its reports, its keep-alive every

@@ -7,7 +7,7 @@ import { Datasets } from "./pages/Datasets";
 import { Models } from "./pages/Models";
 import { Launch } from "./pages/Launch";
 import { AFTER_LOGIN, Login } from "./pages/Login";
-import { RunPage } from "./pages/RunPage";
+import { RunPage } from "./pages/run/RunPage";
 import { Runs } from "./pages/Runs";
 import { Tokenizers } from "./pages/Tokenizers";
 import { Workers } from "./pages/Workers";

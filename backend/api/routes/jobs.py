@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
@@ -21,7 +21,7 @@ class JobDetail(JobPublic):
     #: 1 = next to run on its queue's job slot (only while queued).
     queue_position: int | None = None
     #: A download's last measured progress (bytes, files, rate, ETA), from its log.
-    progress: dict[str, Any] | None = None
+    progress: job_progress.DownloadProgress | None = None
 
 
 class JobLog(BaseModel):

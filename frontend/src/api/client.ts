@@ -1,4 +1,5 @@
-// Thin fetch wrapper: adds the bearer token, turns non-2xx answers into ApiError.
+// The API client, the one place the UI calls fetch: adds the bearer token, turns non-2xx answers
+// into ApiError. Components read through api/usePoll.ts (useApi) and act through `api`/`post`.
 
 import type { ValidationItem } from "./types";
 
@@ -31,6 +32,11 @@ function describeDetail(status: number, detail: unknown): string {
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) return detail.map((d: ValidationItem) => `${d.loc.join(".")}: ${d.msg}`).join("; ");
   return `HTTP ${status}`;
+}
+
+/** A read aborted on purpose (an unmount, a newer read): not an error to show. */
+export function isAbort(err: unknown): boolean {
+  return err instanceof DOMException && err.name === "AbortError";
 }
 
 /** Called on any 401 so the app can send the user to the login page. */

@@ -31,7 +31,7 @@ const label = (r: Run) => r.name || r.id;
 export function resumeTarget(checkpoints: Checkpoint[], name: string): Checkpoint | null {
   if (name !== LAST_CHECKPOINT) return checkpoints.find((c) => c.name === name) ?? null;
   const onDisk = checkpoints.filter((c) => c.exists);
-  return [...onDisk].sort((a, b) => b.step - a.step)[0] ?? null;
+  return [...onDisk].sort((a, b) => (b.step ?? 0) - (a.step ?? 0))[0] ?? null;
 }
 
 /** Names the checkpoint, its step, its evaluation and its age (fetched when not given). */

@@ -1,9 +1,10 @@
 // Two or more runs side by side: overlaid curves (by step or tokens seen) and the config keys
 // whose values differ.
 
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { api } from "../api/client";
 import { ACTIVE_STATUSES, type Run, type RunPage } from "../api/types";
+import { POLL, useApi, usePoll } from "../api/usePoll";
 import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { StatusBadge } from "../components/StatusBadge";
@@ -52,34 +53,29 @@ export function Compare({ ids }: { ids: string[] }) {
   const loadedRef = useRef<Loaded[]>([]);
   loadedRef.current = loaded;
 
-  useEffect(() => {
-    let alive = true;
-    const load = async () => {
+  // Read once, then again now and then while any of the runs is active (their curves grow).
+  usePoll(
+    ids.join(","),
+    async (signal) => {
+      const current = loadedRef.current;
+      const same = current.map((l) => l.run.id).join(",") === ids.join(",");
+      if (same && !current.some((l) => ACTIVE_STATUSES.has(l.run.status))) return;
       try {
         const out = await Promise.all(
           ids.map(async (id) => {
-            const run = await api<Run>(`/runs/${encodeURIComponent(id)}`);
+            const run = await api<Run>(`/runs/${encodeURIComponent(id)}`, { signal });
             return { run, store: await loadStore(id, run.attempt) };
           }),
         );
-        if (alive) {
-          setLoaded(out);
-          setError(null);
-        }
+        if (signal.aborted) return;
+        setLoaded(out);
+        setError(null);
       } catch (err) {
-        if (alive) setError(String(err));
+        if (!signal.aborted) setError(String(err));
       }
-    };
-    load();
-    // Active runs keep growing: refresh their curves every few seconds.
-    const t = window.setInterval(() => {
-      if (loadedRef.current.some((l) => ACTIVE_STATUSES.has(l.run.status))) load();
-    }, 5000);
-    return () => {
-      alive = false;
-      window.clearInterval(t);
-    };
-  }, [ids.join(",")]);
+    },
+    { every: POLL.idle },
+  );
 
   if (ids.length < 2) return <ComparePicker initial={ids} />;
 
@@ -177,11 +173,8 @@ export function Compare({ ids }: { ids: string[] }) {
 
 /** Choose runs to compare from the most recent ones. */
 function ComparePicker({ initial }: { initial: string[] }) {
-  const [runs, setRuns] = useState<Run[] | null>(null);
   const [picked, setPicked] = useState<string[]>(initial);
-  useEffect(() => {
-    api<RunPage>("/runs?limit=200").then((p) => setRuns(p.items));
-  }, []);
+  const runs = useApi<RunPage>("/runs?limit=200").data?.items ?? null;
   const toggle = (id: string) => setPicked((p) => (p.includes(id) ? p.filter((x) => x !== id) : [...p, id]));
   return (
     <section class="page">

@@ -6,7 +6,8 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, post } from "../api/client";
-import { ACTIVE_STATUSES, type FileEntry, type Job, type JobKind } from "../api/types";
+import { ACTIVE_STATUSES, type FileEntry, type Job, type JobKind, type JobLog } from "../api/types";
+import { POLL, useApi } from "../api/usePoll";
 import { FormField } from "../components/FormField";
 import { StatusBadge } from "../components/StatusBadge";
 import { ago, duration } from "../lib/format";
@@ -64,7 +65,6 @@ export function JobsPage(props: Props) {
   const [params, setParams] = useState<Record<string, any>>({});
   const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
   const [errors, setErrors] = useState<Errors>({});
-  const [jobs, setJobs] = useState<Job[]>([]);
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
@@ -83,16 +83,12 @@ export function JobsPage(props: Props) {
     }
   }, [kind]);
 
-  const load = () => api<Job[]>(`/jobs?kind=${kind}`).then(setJobs);
-  useEffect(() => {
-    load();
-  }, [kind]);
-  const live = jobs.some((j) => ACTIVE_STATUSES.has(j.status));
-  useEffect(() => {
-    if (!live) return;
-    const t = window.setInterval(load, 1000);
-    return () => window.clearInterval(t);
-  }, [live, kind]);
+  // Read while any job of the kind is queued or running; once more when the last one ends.
+  const [live, setLive] = useState(true);
+  const list = useApi<Job[]>(`/jobs?kind=${kind}`, { every: live ? POLL.live : null });
+  const jobs = list.data ?? [];
+  const anyActive = jobs.some((j) => ACTIVE_STATUSES.has(j.status));
+  useEffect(() => setLive(anyActive), [anyActive]);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -100,7 +96,7 @@ export function JobsPage(props: Props) {
     try {
       const job = await post<Job>("/jobs", { kind, params: params.params ?? {} });
       setErrors({});
-      await load();
+      list.reload();
       onSelect(job.id);
     } catch (err) {
       setErrors(toErrors(err));
@@ -195,7 +191,7 @@ function JobDetail({ job, renderResult, renderLive, label }: DetailProps) {
   }, [job.id]);
   useEffect(() => {
     if (next.current >= job.log_size && job.log_size > 0) return;
-    api<{ text: string; next: number }>(`/jobs/${job.id}/log?after=${next.current}`).then((r) => {
+    api<JobLog>(`/jobs/${job.id}/log?after=${next.current}`).then((r) => {
       if (!r.text) return;
       next.current = r.next;
       setLog((l) => l + r.text);

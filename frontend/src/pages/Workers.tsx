@@ -1,8 +1,7 @@
 // GPU boxes and what runs on each GPU. Heartbeats arrive every few seconds, so polling at the
 // same pace is as fresh as a stream would be.
 
-import { useEffect, useState } from "preact/hooks";
-import { api } from "../api/client";
+import { POLL, useApi } from "../api/usePoll";
 import type { Gpu, SlurmCluster, Worker } from "../api/types";
 import { ago } from "../lib/format";
 import { runHref } from "../lib/router";
@@ -86,22 +85,8 @@ function Cluster({ c }: { c: SlurmCluster }) {
 }
 
 export function Workers() {
-  const [workers, setWorkers] = useState<Worker[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { data: workers, error } = useApi<Worker[]>("/workers", { every: POLL.idle });
   const now = useNow();
-  useEffect(() => {
-    let alive = true;
-    const load = () =>
-      api<Worker[]>("/workers")
-        .then((w) => alive && (setWorkers(w), setError(null)))
-        .catch((e) => alive && setError(String(e)));
-    load();
-    const t = window.setInterval(load, 3000);
-    return () => {
-      alive = false;
-      window.clearInterval(t);
-    };
-  }, []);
 
   return (
     <section class="page">

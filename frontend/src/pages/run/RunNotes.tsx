@@ -2,8 +2,8 @@
 // a save is what the server answered, so a refused tag never looks stored.
 
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError } from "../api/client";
-import type { Run } from "../api/types";
+import { api, ApiError } from "../../api/client";
+import type { Run } from "../../api/types";
 
 export function RunNotes({ run, onSaved }: { run: Run; onSaved: (run: Run) => void }) {
   const [tagText, setTagText] = useState("");

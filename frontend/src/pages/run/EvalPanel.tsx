@@ -2,13 +2,14 @@
 // a chart), the forgetting line of the retain sets, budget warnings, and the generation samples
 // of a chosen step beside step 0's.
 
-import { useEffect, useState } from "preact/hooks";
-import { api, qs } from "../api/client";
-import type { EvalSetInfo, RunEvent, Samples } from "../api/types";
-import { CHARACTER_DEFINITION, CHARACTER_UNIT } from "../api/contract";
-import { change, changeText, forgettingText, loadSetInfo, setKey, setNames } from "../lib/evalsets";
-import { int, num } from "../lib/format";
-import type { Store } from "../lib/metrics";
+import { useState } from "preact/hooks";
+import { qs } from "../../api/client";
+import { useApi, usePoll } from "../../api/usePoll";
+import type { EvalSetInfo, RunEvent, Samples } from "../../api/types";
+import { CHARACTER_DEFINITION, CHARACTER_UNIT } from "../../api/contract";
+import { change, changeText, forgettingText, loadSetInfo, setKey, setNames } from "../../lib/evalsets";
+import { int, num } from "../../lib/format";
+import type { Store } from "../../lib/metrics";
 
 /** The number of evaluations seen so far: what makes the panel re-read samples and warnings. */
 function evalCount(store: Store): number {
@@ -17,20 +18,13 @@ function evalCount(store: Store): number {
 
 export function EvalPanel({ runId, store, events }: { runId: string; store: Store; events: number }) {
   const [sets, setSets] = useState<EvalSetInfo[]>([]);
-  const [warnings, setWarnings] = useState<RunEvent[]>([]);
   const count = evalCount(store) + events;
-  useEffect(() => {
-    let alive = true;
-    loadSetInfo(runId)
-      .then((r) => alive && setSets(r.sets))
-      .catch(() => undefined);
-    api<RunEvent[]>(`/runs/${encodeURIComponent(runId)}/events${qs({ kind: "warning", limit: 20 })}`)
-      .then((w) => alive && setWarnings(w))
-      .catch(() => undefined);
-    return () => {
-      alive = false;
-    };
-  }, [runId, count]);
+  // Each new evaluation (or sample, or warning) may bring sets and warnings: read them again.
+  usePoll(`eval-sets-${runId}`, async (signal) => {
+    const r = await loadSetInfo(runId);
+    if (!signal.aborted) setSets(r.sets);
+  }, { refresh: count });
+  const warnings = useApi<RunEvent[]>(`/runs/${encodeURIComponent(runId)}/events${qs({ kind: "warning", limit: 20 })}`, { refresh: count }).data ?? [];
 
   const names = setNames(store);
   if (!names.length && !sets.length) return null;
@@ -115,17 +109,8 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
 
 /** Pick a step; every prompt's continuation at that step beside its step-0 one. */
 function SamplesPanel({ runId, count }: { runId: string; count: number }) {
-  const [data, setData] = useState<Samples | null>(null);
+  const data = useApi<Samples>(`/runs/${encodeURIComponent(runId)}/samples`, { refresh: count }).data;
   const [picked, setPicked] = useState<number | null>(null);
-  useEffect(() => {
-    let alive = true;
-    api<Samples>(`/runs/${encodeURIComponent(runId)}/samples`)
-      .then((s) => alive && setData(s))
-      .catch(() => undefined);
-    return () => {
-      alive = false;
-    };
-  }, [runId, count]);
   if (!data || !data.steps.length) return null;
   const first = data.steps[0];
   const step = picked !== null && data.steps.includes(picked) ? picked : data.steps[data.steps.length - 1];
