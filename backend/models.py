@@ -386,6 +386,26 @@ class JobPublic(SQLModel):
     attempt: int = 1
 
 
+class DownloadProgress(SQLModel):
+    """The last ``progress`` line of a download's log, as its tool measured it."""
+
+    bytes: float | None = None
+    total_bytes: float | None = None
+    files: float | None = None
+    total_files: float | None = None
+    bytes_per_second: float | None = None
+    eta_seconds: float | None = None
+
+
+class JobDetail(JobPublic):
+    """One job as its page and its stream show it (``backend/services/job_stream.py``)."""
+
+    #: 1 = next to run on its queue's job slot (only while queued).
+    queue_position: int | None = None
+    #: A download's last measured progress (bytes, files, rate, ETA), from its log.
+    progress: DownloadProgress | None = None
+
+
 # --- metrics store (backend/services/metrics/) ----------------------------------------
 
 

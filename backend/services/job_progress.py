@@ -9,23 +9,11 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from backend.models import Job, JobLogChunk
+from backend.models import DownloadProgress, Job, JobLogChunk
 
 PREFIX = "progress "
-
-
-class DownloadProgress(BaseModel):
-    """The last ``progress`` line of a download's log, as its tool measured it."""
-
-    bytes: float | None = None
-    total_bytes: float | None = None
-    files: float | None = None
-    total_files: float | None = None
-    bytes_per_second: float | None = None
-    eta_seconds: float | None = None
 
 
 def last_progress(session: Session, job: Job) -> DownloadProgress | None:

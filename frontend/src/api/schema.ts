@@ -163,6 +163,7 @@ export interface JobCreate {
   queue?: string | null;
 }
 
+/** One job as its page and its stream show it (``backend/services/job_stream.py``). */
 export interface JobDetail {
   id: string;
   kind: string;
