@@ -2,11 +2,21 @@
 // where a Slurm job is, why a queued run waits, a worker gone quiet.
 
 import { WORKER_STATUSES } from "../../api/contract";
-import type { Run } from "../../api/types";
+import type { Run, Worker } from "../../api/types";
+import { useApi } from "../../api/usePoll";
 import { WaitingReason } from "./Attempts";
+
+/** How the worker holding the run executes it ("local" or "slurm", its heartbeat says), or null
+ *  while no worker holds it (or its heartbeat is not known). */
+function useExecutor(run: Run): string | null {
+  const held = run.worker !== null && WORKER_STATUSES.has(run.status);
+  const workers = useApi<Worker[]>(held ? "/workers" : null, { refresh: run.worker }).data;
+  return workers?.find((w) => w.name === run.worker)?.executor ?? null;
+}
 
 /** The reason the server gave, prominent; nothing is shown for states that need no explanation. */
 export function StatusBanner({ run, now }: { run: Run; now: number }) {
+  const executor = useExecutor(run);
   if (run.status === "failed")
     return (
       <div class="banner banner-failed" role="alert" data-testid="failure-banner">
@@ -25,8 +35,9 @@ export function StatusBanner({ run, now }: { run: Run; now: number }) {
         <strong>Cancelled.</strong> {run.status_reason ?? ""}
       </div>
     );
-  // A Slurm queue's run says where its job is: pending with Slurm's reason, or on its nodes.
-  if ((run.status === "starting" || run.status === "running") && run.status_reason?.startsWith("Slurm job"))
+  // A run on a Slurm worker says where its job is: pending with Slurm's reason, or on its nodes.
+  // Judged by the worker's executor, never by the reason's words (a local run's reads "claimed by").
+  if ((run.status === "starting" || run.status === "running") && executor === "slurm" && run.status_reason)
     return (
       <div class="banner banner-queued" role="status" data-testid="scheduler-banner">
         {run.status_reason}
@@ -39,8 +50,7 @@ export function StatusBanner({ run, now }: { run: Run; now: number }) {
   if (silent !== null)
     return (
       <div class="banner banner-cancelling" role="status" data-testid="silence-banner">
-        No word from {run.worker || "the worker"} for {Math.round(silent)} s
-        {run.lost_after_seconds ? ` (the run is judged lost after ${Math.round(run.lost_after_seconds)} s)` : ""}.
+        No word from {run.worker || "the worker"} for {Math.round(silent)} s{run.lost_after_seconds ? ` (the run is judged lost after ${Math.round(run.lost_after_seconds)} s)` : ""}.
       </div>
     );
   return null;
