@@ -75,8 +75,9 @@ export function qs(params: Record<string, string | number | string[] | null | un
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v === null || v === undefined || v === "") continue;
-    if (Array.isArray(v)) v.forEach((item) => q.append(k, item));
-    else q.set(k, String(v));
+    if (Array.isArray(v)) {
+      for (const item of v) q.append(k, item);
+    } else q.set(k, String(v));
   }
   const s = q.toString();
   return s ? `?${s}` : "";

@@ -13,7 +13,6 @@ export type { RunStatus };
 export type RunConfig = Record<string, Record<string, unknown>>;
 
 /** What each job kind writes as its result: free JSON of the worker's job (no model in the API). */
-// biome-ignore lint/suspicious/noExplicitAny: read field by field by each kind's result view
 export type JobResult = Record<string, any>;
 
 /** The open JSON fields narrowed: a config is sectioned (RunConfig). */

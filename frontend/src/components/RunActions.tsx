@@ -44,10 +44,7 @@ function ResumeBody({ run, name, given }: { run: Run; name: string; given?: Chec
       .catch(() => setList([]));
   }, [run.id]);
   const c = list ? resumeTarget(list, name) : null;
-  const evalText =
-    c && (c.eval_loss !== null || c.eval_perplexity !== null)
-      ? `eval loss ${num(c.eval_loss, 4)} · perplexity ${num(c.eval_perplexity, 4)}`
-      : "no evaluation at this step";
+  const evalText = c && (c.eval_loss !== null || c.eval_perplexity !== null) ? `eval loss ${num(c.eval_loss, 4)} · perplexity ${num(c.eval_perplexity, 4)}` : "no evaluation at this step";
   return (
     <div data-testid="resume-target" data-checkpoint={c?.name ?? ""}>
       <p>

@@ -45,8 +45,7 @@ export function fromApi(m: Metrics, attempt: number): Store {
  */
 export function addEvent(store: Store, ev: RunEvent): boolean {
   // An eval event also carries every held-out set's eval_<set>_<what> (lib/evalsets.ts).
-  const keys: readonly string[] | null =
-    ev.kind === "log" ? LOG_KEYS : ev.kind === "eval" ? [...EVAL_KEYS, ...Object.keys(ev.data).filter((k) => SET_KEY.test(k))] : null;
+  const keys: readonly string[] | null = ev.kind === "log" ? LOG_KEYS : ev.kind === "eval" ? [...EVAL_KEYS, ...Object.keys(ev.data).filter((k) => SET_KEY.test(k))] : null;
   const step = ev.step;
   if (!keys || step === null) return false;
   const tokens = typeof ev.data.tokens_seen === "number" ? ev.data.tokens_seen : null;
@@ -76,7 +75,7 @@ export function tokensAxis(store: Store, s: SeriesData): (number | null)[] {
   return s.step.map((step, i) => {
     if (s.tokens[i] !== null && s.tokens[i] !== undefined) return s.tokens[i];
     if (step === 0) return 0; // the step-0 evaluation: before any token was trained on
-    if (!ref || !ref.step.length) return null;
+    if (!ref?.step.length) return null;
     // last train point at or before this step (binary search: steps rise)
     let lo = 0;
     let hi = ref.step.length - 1;

@@ -11,7 +11,6 @@ import type { Checkpoint, LogChunk, LogEvent, Metrics, Run, RunEvent } from "../
 import { LogBuffer } from "./logbuffer";
 import { addEvent, loadRunMetrics, type Store } from "./metrics";
 
-
 export interface RunLive {
   run: Run | null;
   error: string | null;

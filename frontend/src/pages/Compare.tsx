@@ -33,9 +33,7 @@ const CHARTS: [string, string][] = [
  *  without sets. Perplexity is exp(loss): it stays in the tables. */
 function chartList(loaded: Loaded[]): [string, string][] {
   const sets = [...new Set(loaded.flatMap((l) => setNames(l.store)))];
-  const evals: [string, string][] = sets.length
-    ? sets.map((n) => [setKey(n, "bits_per_char"), `${n}: held-out bits per character`])
-    : [["eval_loss", "Eval loss"]];
+  const evals: [string, string][] = sets.length ? sets.map((n) => [setKey(n, "bits_per_char"), `${n}: held-out bits per character`]) : [["eval_loss", "Eval loss"]];
   return [CHARTS[0], ...evals, ...CHARTS.slice(1)];
 }
 
@@ -134,8 +132,7 @@ export function Compare({ ids }: { ids: string[] }) {
         <div class="section-head">
           <h2>Config differences</h2>
           <label class="check">
-            <input type="checkbox" checked={showAll} onChange={(e) => setShowAll((e.target as HTMLInputElement).checked)} /> show all
-            keys
+            <input type="checkbox" checked={showAll} onChange={(e) => setShowAll((e.target as HTMLInputElement).checked)} /> show all keys
           </label>
         </div>
         {rows.length === 0 ? (
@@ -196,8 +193,8 @@ function ComparePicker({ initial }: { initial: string[] }) {
             {runs?.map((r) => (
               <li key={r.id}>
                 <label class="check">
-                  <input type="checkbox" checked={picked.includes(r.id)} onChange={() => toggle(r.id)} /> {r.name || r.id}{" "}
-                  <span class="muted small mono">{r.id}</span> <StatusBadge status={r.status} />{" "}
+                  <input type="checkbox" checked={picked.includes(r.id)} onChange={() => toggle(r.id)} /> {r.name || r.id} <span class="muted small mono">{r.id}</span>{" "}
+                  <StatusBadge status={r.status} />{" "}
                   <span class="muted small">
                     {r.method === "lora" ? "LoRA" : "full"} · {r.model}
                   </span>

@@ -49,12 +49,7 @@ interface Props {
   label?: (job: Job) => string;
 }
 
-export type CustomField = (props: {
-  schema: Record<string, any>;
-  value: any;
-  errors: Errors;
-  onChange: (value: unknown) => void;
-}) => ComponentChildren;
+export type CustomField = (props: { schema: Record<string, any>; value: any; errors: Errors; onChange: (value: unknown) => void }) => ComponentChildren;
 
 export function JobsPage(props: Props) {
   const { kind, title, intro, submitLabel, renderResult, selected, onSelect, initial, custom } = props;
@@ -122,14 +117,14 @@ export function JobsPage(props: Props) {
               })}
             </div>
           ) : (
-          <FormField
-            key={f.path}
-            field={f}
-            value={getIn(params, f.path)}
-            errors={errors[f.path] ?? []}
-            files={f.picker ? files[f.picker] : undefined}
-            onChange={(v) => setParams((p) => setIn({ ...p }, f.path, v))}
-          />
+            <FormField
+              key={f.path}
+              field={f}
+              value={getIn(params, f.path)}
+              errors={errors[f.path] ?? []}
+              files={f.picker ? files[f.picker] : undefined}
+              onChange={(v) => setParams((p) => setIn({ ...p }, f.path, v))}
+            />
           ),
         )}
         {errors[""] ? (

@@ -47,9 +47,7 @@ function ModelsTable({ refresh }: { refresh: number }) {
             <td>{m.params != null ? int(m.params) : "–"}</td>
             <td>
               {m.vocab_size != null ? int(m.vocab_size) : "–"}
-              {m.tokenizer_vocab_size != null && m.tokenizer_vocab_size !== m.vocab_size
-                ? ` (tokenizer ${int(m.tokenizer_vocab_size)})`
-                : ""}
+              {m.tokenizer_vocab_size != null && m.tokenizer_vocab_size !== m.vocab_size ? ` (tokenizer ${int(m.tokenizer_vocab_size)})` : ""}
             </td>
             <td>{m.tied_embeddings == null ? "–" : m.tied_embeddings ? "tied" : "untied"}</td>
             <td>{m.dtypes.join(", ") || "–"}</td>
@@ -102,10 +100,7 @@ export function Models({ selected }: { selected: string | null }) {
     <>
       <section class="page">
         <h1>Models</h1>
-        <p class="muted">
-          Every model under the allowed roots, as its files describe it: parameters and dtype from the weights' headers,
-          the vocabulary from its config and tokenizer.
-        </p>
+        <p class="muted">Every model under the allowed roots, as its files describe it: parameters and dtype from the weights' headers, the vocabulary from its config and tokenizer.</p>
         <ModelsTable refresh={refresh} />
       </section>
       <JobsPage
@@ -116,7 +111,7 @@ export function Models({ selected }: { selected: string | null }) {
         submitLabel="Download"
         selected={selected}
         onSelect={select}
-        label={(j) => `${j.params.repo_id}${j.params.revision && j.params.revision !== "main" ? "@" + j.params.revision : ""}`}
+        label={(j) => `${j.params.repo_id}${j.params.revision && j.params.revision !== "main" ? `@${j.params.revision}` : ""}`}
         renderLive={(job) => <DownloadProgress job={job} />}
         renderResult={done}
       />

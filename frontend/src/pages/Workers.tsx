@@ -12,7 +12,7 @@ function Meter({ value, max, label, text }: { value: number | null; max: number;
   return (
     <div class="meter" title={text}>
       <div class="meter-bar" role="meter" aria-label={label} aria-valuemin={0} aria-valuemax={max} aria-valuenow={value ?? undefined}>
-        <div class={"meter-fill" + (pct > 90 ? " hot" : "")} style={{ width: `${pct}%` }} />
+        <div class={`meter-fill${pct > 90 ? " hot" : ""}`} style={{ width: `${pct}%` }} />
       </div>
       <span class="small mono">{text}</span>
     </div>
@@ -107,7 +107,7 @@ export function Workers() {
         {workers?.map((w) => (
           <article key={w.name} class="card worker" data-worker={w.name}>
             <header class="worker-head">
-              <span class={"dot " + (w.alive ? "dot-ok" : "dot-bad")} aria-hidden="true" />
+              <span class={`dot ${w.alive ? "dot-ok" : "dot-bad"}`} aria-hidden="true" />
               <h2>{w.name}</h2>
               <span class="muted small">
                 {w.alive ? "online" : "offline"} · heartbeat {ago(w.last_heartbeat, now)}
@@ -122,13 +122,15 @@ export function Workers() {
               <dd>{w.concurrency}</dd>
               <dt>Runs</dt>
               <dd>
-                {w.current_runs.length
-                  ? w.current_runs.map((id) => (
-                      <a key={id} href={runHref(id)} class="mono">
-                        {id}{" "}
-                      </a>
-                    ))
-                  : <span class="muted">none</span>}
+                {w.current_runs.length ? (
+                  w.current_runs.map((id) => (
+                    <a key={id} href={runHref(id)} class="mono">
+                      {id}{" "}
+                    </a>
+                  ))
+                ) : (
+                  <span class="muted">none</span>
+                )}
               </dd>
             </dl>
             {w.executor === "slurm" ? (

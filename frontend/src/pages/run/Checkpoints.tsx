@@ -79,36 +79,38 @@ export function Checkpoints({ run, checkpoints, onResume }: { run: Run; checkpoi
             </tr>
           </thead>
           <tbody>
-            {checkpoints.filter((c) => c.exists).map((c) => (
-              <tr key={c.name}>
-                <td class="mono">
-                  {c.name}
-                  {c.attempt > 1 ? <span class="muted small"> (attempt {c.attempt})</span> : null}
-                </td>
-                <td class="num">{int(c.step)}</td>
-                <td>{dateTime(c.created_at)}</td>
-                <td class="num">{bytes(c.size_bytes)}</td>
-                <td class="num">{num(c.eval_perplexity, 4)}</td>
-                <td class="actions">
-                  {c.exists ? (
-                    <a class="btn btn-small" href={tokenUrl(`/runs/${run.id}/checkpoints/${c.name}/download`)} download={`${run.id}-${c.name}.tar`}>
-                      Download
-                    </a>
-                  ) : null}
-                  {c.exists && resumable ? (
-                    <button type="button" class="btn btn-small" onClick={() => onResume(c.name)}>
-                      Resume from here
-                    </button>
-                  ) : null}
-                  {c.exists && run.method === "lora" ? (
-                    <button type="button" class="btn btn-small" onClick={() => merge(c)}>
-                      Merge &amp; export
-                    </button>
-                  ) : null}
-                  <MergeState job={mergeOf(c.name)} />
-                </td>
-              </tr>
-            ))}
+            {checkpoints
+              .filter((c) => c.exists)
+              .map((c) => (
+                <tr key={c.name}>
+                  <td class="mono">
+                    {c.name}
+                    {c.attempt > 1 ? <span class="muted small"> (attempt {c.attempt})</span> : null}
+                  </td>
+                  <td class="num">{int(c.step)}</td>
+                  <td>{dateTime(c.created_at)}</td>
+                  <td class="num">{bytes(c.size_bytes)}</td>
+                  <td class="num">{num(c.eval_perplexity, 4)}</td>
+                  <td class="actions">
+                    {c.exists ? (
+                      <a class="btn btn-small" href={tokenUrl(`/runs/${run.id}/checkpoints/${c.name}/download`)} download={`${run.id}-${c.name}.tar`}>
+                        Download
+                      </a>
+                    ) : null}
+                    {c.exists && resumable ? (
+                      <button type="button" class="btn btn-small" onClick={() => onResume(c.name)}>
+                        Resume from here
+                      </button>
+                    ) : null}
+                    {c.exists && run.method === "lora" ? (
+                      <button type="button" class="btn btn-small" onClick={() => merge(c)}>
+                        Merge &amp; export
+                      </button>
+                    ) : null}
+                    <MergeState job={mergeOf(c.name)} />
+                  </td>
+                </tr>
+              ))}
             {checkpoints.some((c) => !c.exists) ? (
               <tr class="folded" data-testid="deleted-checkpoints">
                 <td colSpan={6}>

@@ -30,7 +30,9 @@ export function ConfigPanel({ run }: { run: Run }) {
       ) : command ? (
         <div class="attempt-command">
           <h3>Will run</h3>
-          <pre class="command" data-testid="run-command">{command}</pre>
+          <pre class="command" data-testid="run-command">
+            {command}
+          </pre>
         </div>
       ) : null}
       <details>

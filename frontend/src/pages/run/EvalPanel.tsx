@@ -20,10 +20,14 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
   const [sets, setSets] = useState<EvalSetInfo[]>([]);
   const count = evalCount(store) + events;
   // Each new evaluation (or sample, or warning) may bring sets and warnings: read them again.
-  usePoll(`eval-sets-${runId}`, async (signal) => {
-    const r = await loadSetInfo(runId);
-    if (!signal.aborted) setSets(r.sets);
-  }, { refresh: count });
+  usePoll(
+    `eval-sets-${runId}`,
+    async (signal) => {
+      const r = await loadSetInfo(runId);
+      if (!signal.aborted) setSets(r.sets);
+    },
+    { refresh: count },
+  );
   const warnings = useApi<RunEvent[]>(`/runs/${encodeURIComponent(runId)}/events${qs({ kind: "warning", limit: 20 })}`, { refresh: count }).data ?? [];
 
   const names = setNames(store);
@@ -82,7 +86,9 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
                   <td>{i?.role ?? "–"}</td>
                   <td class="num">{c ? `${num(c.first, 4)} (step ${c.firstStep})` : "–"}</td>
                   <td class="num">{c ? `${num(c.last, 4)} (step ${c.lastStep})` : "–"}</td>
-                  <td class="num" data-testid="eval-change">{changeText(c)}</td>
+                  <td class="num" data-testid="eval-change">
+                    {changeText(c)}
+                  </td>
                   <td class="num">{num(last("bits_per_byte"), 4)}</td>
                   <td class="num">{num(last("loss"), 4)}</td>
                   <td class="num">{num(last("perplexity"), 4)}</td>
@@ -94,7 +100,9 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
                     {int(i?.characters)}
                     {i && i.exact === false ? "≈" : ""}
                   </td>
-                  <td class="num" data-testid="eval-documents">{int(i?.documents)}</td>
+                  <td class="num" data-testid="eval-documents">
+                    {int(i?.documents)}
+                  </td>
                   <td class="num">{int(i?.tokens)}</td>
                 </tr>
               );
@@ -111,7 +119,7 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
 function SamplesPanel({ runId, count }: { runId: string; count: number }) {
   const data = useApi<Samples>(`/runs/${encodeURIComponent(runId)}/samples`, { refresh: count }).data;
   const [picked, setPicked] = useState<number | null>(null);
-  if (!data || !data.steps.length) return null;
+  if (!data?.steps.length) return null;
   const first = data.steps[0];
   const step = picked !== null && data.steps.includes(picked) ? picked : data.steps[data.steps.length - 1];
   const at = (s: number) => data.samples.filter((x) => x.step === s);

@@ -58,10 +58,7 @@ function charts(store: Store, o: ChartOpts, evalMetric: EvalMetric): { title: st
     {
       id: "loss",
       title: "Training loss",
-      lines: [
-        line("loss", "loss", C.raw, { width: 1 }),
-        { ...line("loss", `smoothed (${o.smoothing.toFixed(2)})`, C.smooth, { width: 2 }), y: ema(y("loss"), o.smoothing) },
-      ],
+      lines: [line("loss", "loss", C.raw, { width: 1 }), { ...line("loss", `smoothed (${o.smoothing.toFixed(2)})`, C.smooth, { width: 2 }), y: ema(y("loss"), o.smoothing) }],
     },
     evalChart(store, o, evalMetric),
     { id: "lr", title: "Learning rate", lines: [line("learning_rate", "learning rate", C.lr)] },

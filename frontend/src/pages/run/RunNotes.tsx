@@ -39,7 +39,11 @@ export function RunNotes({ run, onSaved }: { run: Run; onSaved: (run: Run) => vo
     <section class="card run-notes" aria-labelledby="notes-h" data-testid="run-notes">
       <div class="section-head">
         <h2 id="notes-h">Tags &amp; note</h2>
-        {saved ? <span class="muted small" role="status">saved</span> : null}
+        {saved ? (
+          <span class="muted small" role="status">
+            saved
+          </span>
+        ) : null}
       </div>
       <div class="tag-editor">
         {(run.tags ?? []).map((t) => (
