@@ -1,6 +1,6 @@
 """The worker ↔ API wire protocol (``/api/internal``): one definition of each request and answer.
 
-The API's routes declare these as their bodies and response models; ``worker/api_client.py``
+The API's routes declare these as their bodies and response models; ``worker/attempt/api_client.py``
 builds its requests from them and reads the answers through them, so the two sides cannot drift.
 Every call is idempotent (claim keyed by attempt, events by seq, logs by byte offset).
 """
@@ -183,6 +183,9 @@ class JobClaimOut(BaseModel):
     lease: str = Field(description=f"Send it as {LEASE_HEADER} on this job's status and log")
     #: 2 when the job is tried again after a lost worker (its output starts fresh).
     attempt: int = Field(default=1, ge=1, le=INT32)
+    #: For a job whose tool talks to the Hub: the panel's Hub token, for the tool's environment
+    #: only (the worker never writes, logs or passes it on otherwise). None: the worker's own.
+    hub_token: str | None = Field(default=None, repr=False)
 
 
 class JobStatusIn(BaseModel):

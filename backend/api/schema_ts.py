@@ -29,7 +29,7 @@ TARGET = Path(__file__).resolve().parents[2] / "frontend" / "src" / "api" / "sch
 EXTRA_MODELS: tuple[type[BaseModel], ...] = (EvalSetInfo, LogMessage)
 
 #: Enums that ``contract.ts`` already declares (``cpt_contract/codegen.py``): imported, not restated.
-FROM_CONTRACT = ("FailureKind", "RunStatus")
+FROM_CONTRACT = ("FailureKind", "Role", "RunStatus")
 
 _REF = "#/components/schemas/"
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")

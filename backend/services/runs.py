@@ -107,7 +107,7 @@ def command_for(
 # --- config validation -----------------------------------------------------------------------
 
 
-def _preset_dict(settings: Settings, preset: str | None) -> dict[str, Any]:
+def preset_dict(settings: Settings, preset: str | None) -> dict[str, Any]:
     base: dict[str, Any] = {"launch": {"queue": settings.queue}}
     if preset is None:
         return base
@@ -262,7 +262,7 @@ def build_config(
 ) -> tuple[RunConfig, list[str]]:
     """The validated config and the warnings. With a session, also the preflight against the
     queue's live workers; its errors come together with the schema's and the paths' errors."""
-    merged = deep_merge(_preset_dict(settings, preset), override)
+    merged = deep_merge(preset_dict(settings, preset), override)
     return checked_config(settings, merged, session)
 
 
@@ -295,7 +295,7 @@ def _model_label(config: RunConfig) -> str:
     return Path(path).name if path else "scratch"
 
 
-def _new_run(
+def new_run(
     settings: Settings, session: Session, name: str | None, preset: str | None, config: RunConfig
 ) -> Run:
     run_id = _new_id(session)
@@ -318,12 +318,12 @@ def _new_run(
 def create_run(settings: Settings, session: Session, body: RunCreate) -> Run:
     config, _ = build_config(settings, body.preset, body.config, session)
     disks.check_checkpoints_fit(session, settings, config)
-    return _new_run(settings, session, body.name, body.preset, config)
+    return new_run(settings, session, body.name, body.preset, config)
 
 
 def model_download(settings: Settings, session: Session, body: RunCreate) -> Job | None:
     """The download job a new run's Hub-id model waits for (started or joined), if any."""
-    model = deep_merge(_preset_dict(settings, body.preset), body.config).get("model") or {}
+    model = deep_merge(preset_dict(settings, body.preset), body.config).get("model") or {}
     value, revision = model.get("model_name_or_path"), model.get("model_revision") or "main"
     target = hub_models.hub_target(settings, value, revision)
     if target is None or target.exists():
@@ -338,7 +338,7 @@ def clone_run(settings: Settings, session: Session, source: Run, body: RunClone)
     config, _ = checked_config(settings, merged, session)
     disks.check_checkpoints_fit(session, settings, config)
     name = body.name or f"{source.name} (clone)"
-    return _new_run(settings, session, name[:200], source.preset, config)
+    return new_run(settings, session, name[:200], source.preset, config)
 
 
 # --- lookups -----------------------------------------------------------------------------------

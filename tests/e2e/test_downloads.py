@@ -128,6 +128,40 @@ def test_a_cancelled_download_is_never_offered_and_the_next_resumes(
             assert (out / name).read_bytes() == body, name
 
 
+def test_the_token_set_in_settings_reaches_the_tool_environment_only(
+    hub_panel: Panel, local_hub: LocalHub
+) -> None:
+    """The panel's token (Settings, stored encrypted) wins over the worker's CPT_HUB_TOKEN and
+    reaches the download tool through its claim and environment, nowhere else. olah answers no
+    whoami (504): the token is stored unchecked, saying so."""
+    panel_token = "hf_settings_" + "t0ken" * 5
+    shards = {f"s-{i:05d}.safetensors": os.urandom(1024 * 1024) for i in range(30)}
+    local_hub.add_repo("org/e2e-token", {"config.json": b'{"model_type": "llama"}', **shards})
+    with hub_panel.client() as c:
+        r = c.put("/api/settings/hub/token", json={"token": panel_token})
+        assert r.status_code == 200, r.text
+        assert r.json()["check"]["result"] == "unchecked" and "HTTP 504" in r.text
+        try:
+            params = {"kind": "download", "params": {"repo_id": "org/e2e-token"}}
+            job = c.post("/api/jobs", json=params).json()["id"]
+            _wait(hub_panel, job, lambda j: (j.get("progress") or {}).get("files", 0) >= 1)
+            tools = [
+                p for p in psutil.process_iter(["cmdline", "environ"])
+                if "worker.hub" in (p.info["cmdline"] or [])
+            ]  # fmt: skip
+            assert tools and all(panel_token not in " ".join(p.info["cmdline"]) for p in tools)
+            envs = [(p.info["environ"] or {}).get("HF_TOKEN") for p in tools]
+            assert panel_token in envs and HUB_TOKEN not in envs, envs
+            c.post(f"/api/jobs/{job}/cancel")
+            _wait(hub_panel, job, lambda j: j["status"] == "cancelled", 60)
+            for path in ("/api/settings/hub", "/api/jobs", f"/api/jobs/{job}/log"):
+                assert panel_token not in c.get(path).text
+        finally:
+            assert c.delete("/api/settings/hub/token").json()["source"] == "env"
+    for log in hub_panel.data_dir.rglob("*.log"):
+        assert panel_token.encode() not in log.read_bytes(), log
+
+
 def test_a_run_on_a_hub_id_waits_for_its_download_then_trains(
     hub_panel: Panel, local_hub: LocalHub, tiny_assets: dict[str, Path]
 ) -> None:

@@ -50,4 +50,13 @@ export type MergeQueued = S.MergeQueued;
 export type ModelInfo = S.ModelInfo;
 export type EvalSetInfo = S.EvalSetInfo;
 export type Sample = S.Sample;
+/** Who is signed in (GET /api/me). */
+export type Me = S.Me;
+export type User = S.UserPublic;
+/** A user as created or changed: its one-time password, when one was made. */
+export type UserCreated = S.UserCreated;
+export type Token = S.TokenPublic;
+/** A token as created: the secret, shown this once. */
+export type TokenCreated = S.TokenCreated;
+export type AuditRow = S.AuditRow;
 export type Samples = S.Samples;
