@@ -68,6 +68,17 @@ export function setUnauthorizedHandler(fn: () => void): void {
 }
 
 export async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}, token = getToken()): Promise<T> {
+  const res = await request(path, init, token);
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+/** The answer's body as text (an export), with the same headers and errors as `api`. */
+export async function apiText(path: string, init: RequestInit = {}): Promise<string> {
+  return (await request(path, init, getToken())).text();
+}
+
+async function request(path: string, init: RequestInit & { json?: unknown }, token: string | null): Promise<Response> {
   const headers = new Headers(init.headers);
   if (token) headers.set("Authorization", `Bearer ${token}`);
   else if (UNSAFE.has((init.method ?? "GET").toUpperCase())) {
@@ -90,8 +101,7 @@ export async function api<T>(path: string, init: RequestInit & { json?: unknown 
     }
     throw new ApiError(res.status, detail);
   }
-  if (res.status === 204) return undefined as T;
-  return (await res.json()) as T;
+  return res;
 }
 
 export const post = <T>(path: string, json: unknown = {}) => api<T>(path, { method: "POST", json });

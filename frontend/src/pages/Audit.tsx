@@ -1,8 +1,9 @@
 // The audit log (admins): every change, who made it, from where. Filters by user, action (or
 // its prefix, "run."), target and time; exported as JSON Lines with the same filters.
 
-import { useEffect, useState } from "preact/hooks";
-import { api, getToken, qs, saveText } from "../api/client";
+import { useState } from "preact/hooks";
+import { ApiError, apiText, qs, saveText } from "../api/client";
+import { useApi } from "../api/usePoll";
 import type { AuditRow } from "../api/types";
 import { dateTime } from "../lib/format";
 
@@ -17,14 +18,10 @@ function query(f: Filters): string {
 export function Audit() {
   const [draft, setDraft] = useState<Filters>(EMPTY);
   const [filters, setFilters] = useState<Filters>(EMPTY);
-  const [rows, setRows] = useState<AuditRow[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    setError(null);
-    api<AuditRow[]>(`/audit${query(filters)}`)
-      .then(setRows)
-      .catch((err) => setError(String(err)));
-  }, [filters]);
+  const list = useApi<AuditRow[]>(`/audit${query(filters)}`);
+  const rows = list.data;
+  const [exportError, setError] = useState<string | null>(null);
+  const error = exportError ?? list.error;
 
   const onInput = (key: keyof Filters) => (e: Event) => setDraft({ ...draft, [key]: (e.target as HTMLInputElement).value });
   const field = (key: keyof Filters, label: string, time = false) => (
@@ -35,12 +32,12 @@ export function Audit() {
     </label>
   );
   const exportLines = async () => {
-    const headers: Record<string, string> = {};
-    const token = getToken();
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const res = await fetch(`/api/audit/export${query(filters)}`, { headers });
-    if (res.ok) saveText(await res.text(), "audit.jsonl");
-    else setError(`export failed: HTTP ${res.status}`);
+    try {
+      setError(null);
+      saveText(await apiText(`/audit/export${query(filters)}`), "audit.jsonl");
+    } catch (err) {
+      setError(`export failed: ${err instanceof ApiError ? `HTTP ${err.status}` : String(err)}`);
+    }
   };
 
   return (

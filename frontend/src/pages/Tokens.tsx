@@ -1,23 +1,20 @@
 // Personal API tokens (each user's own; an admin sees everyone's): for the CLI and scripts.
 // A new token is shown once; only its hash is kept.
 
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { ApiError, api, post } from "../api/client";
 import type { Token, TokenCreated } from "../api/types";
+import { useApi } from "../api/usePoll";
 import { dateTime } from "../lib/format";
 import { CopyButton } from "../components/CopyButton";
 
 export function Tokens() {
-  const [tokens, setTokens] = useState<Token[] | null>(null);
+  const list = useApi<Token[]>("/tokens");
+  const tokens = list.data;
   const [name, setName] = useState("");
   const [days, setDays] = useState("90");
   const [made, setMade] = useState<TokenCreated | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const load = () =>
-    api<Token[]>("/tokens")
-      .then(setTokens)
-      .catch((err) => setError(String(err)));
-  useEffect(() => void load(), []);
 
   const create = async (e: Event) => {
     e.preventDefault();
@@ -25,7 +22,7 @@ export function Tokens() {
     try {
       setMade(await post<TokenCreated>("/tokens", { name: name.trim(), expires_in_days: Number(days) }));
       setName("");
-      await load();
+      list.reload();
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     }
@@ -33,7 +30,7 @@ export function Tokens() {
   const revoke = async (t: Token) => {
     try {
       await api(`/tokens/${t.id}`, { method: "DELETE" });
-      await load();
+      list.reload();
     } catch (err) {
       setError(String(err));
     }
@@ -56,9 +53,9 @@ export function Tokens() {
           <span>Expires in (days)</span>
           <input type="number" min={1} max={366} value={days} onInput={(e) => setDays((e.target as HTMLInputElement).value)} />
         </label>
-        {error ? (
+        {(error ?? list.error) ? (
           <p class="field-error" role="alert">
-            {error}
+            {error ?? list.error}
           </p>
         ) : null}
         <button type="submit" class="btn btn-primary" disabled={!name.trim()}>

@@ -1,10 +1,11 @@
 // Users (admins): create one (a generated password is shown once), change a role or quotas,
 // reset a password, disable or enable. Users are never deleted: runs and the audit name them.
 
-import { useEffect, useState } from "preact/hooks";
-import { ApiError, api, patch, post } from "../api/client";
+import { useState } from "preact/hooks";
+import { ApiError, patch, post } from "../api/client";
 import type { Role } from "../api/contract";
 import type { User, UserCreated } from "../api/types";
+import { useApi } from "../api/usePoll";
 import { dateTime } from "../lib/format";
 
 const ROLES: Role[] = ["viewer", "operator", "admin"];
@@ -88,16 +89,13 @@ function Row({ user, onChanged, onSecret }: { user: User; onChanged: () => void;
 }
 
 export function Users() {
-  const [users, setUsers] = useState<User[] | null>(null);
+  const list = useApi<User[]>("/users");
+  const users = list.data;
+  const load = list.reload;
   const [name, setName] = useState("");
   const [role, setRole] = useState<Role>("operator");
   const [error, setError] = useState<string | null>(null);
   const [secret, setSecret] = useState<UserCreated | null>(null);
-  const load = () =>
-    api<User[]>("/users")
-      .then(setUsers)
-      .catch((err) => setError(String(err)));
-  useEffect(() => void load(), []);
 
   const create = async (e: Event) => {
     e.preventDefault();
@@ -106,7 +104,7 @@ export function Users() {
       const made = await post<UserCreated>("/users", { name: name.trim(), role });
       setSecret(made);
       setName("");
-      await load();
+      load();
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     }
@@ -134,9 +132,9 @@ export function Users() {
           </select>
         </label>
         <p class="muted small">Viewers read; operators also launch and change their own runs and jobs; admins do everything.</p>
-        {error ? (
+        {(error ?? list.error) ? (
           <p class="field-error" role="alert">
-            {error}
+            {error ?? list.error}
           </p>
         ) : null}
         <button type="submit" class="btn btn-primary" disabled={!name.trim()}>
