@@ -1,4 +1,4 @@
-"""One job (merge, tokenizer, scan, generate, clean) on this box's job slot: claim, run the tool, ship its log,
+"""One job (merge, tokenizer, scan, generate, clean, evaluate, ...) on this box's job slot: claim, run the tool, ship its log,
 report the result.
 
 Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
@@ -22,6 +22,7 @@ from cpt_contract.jobs import (
     PATH_PARAMS,
     CleanParams,
     DownloadParams,
+    EvaluateParams,
     GenerateParams,
     ImportParams,
     MergeParams,
@@ -37,6 +38,7 @@ from worker.attempt.api_client import ApiUnavailable, Conflict, WorkerApi, share
 from worker.attempt.proctree import ProcessTree
 from worker.attempt.registry import worker_name
 from worker.attempt.runner import ROOT, child_env, last_error_line
+from worker.benchmark.job import evaluate_argv, evaluate_env
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,8 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         return clean_argv(settings, CleanParams.model_validate(claim.params), paths)
     if claim.kind == "download":
         return download_argv(settings, DownloadParams.model_validate(claim.params), paths)
+    if claim.kind == "evaluate":
+        return evaluate_argv(settings, EvaluateParams.model_validate(claim.params), paths)
     if claim.kind == "import":
         i = ImportParams.model_validate(claim.params)
         argv = [sys.executable, "-m", "worker.hub", "import-gguf", f"--gguf={i.gguf}"]
@@ -133,6 +137,8 @@ def tool_env(settings: Settings, kind: str, hub_token: str | None = None) -> dic
     """What a kind's tool needs in its environment: the Hub endpoint and token for a download
     (the token only there, and only in the environment). The token is the one the claim
     carried (the panel's, set in Settings), else this worker's own ``CPT_HUB_TOKEN``."""
+    if kind == "evaluate":
+        return evaluate_env(settings, hub_token or settings.hub_token)
     if kind != "download":
         return {}
     env = {"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
