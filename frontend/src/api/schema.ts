@@ -44,6 +44,32 @@ export interface Budget {
   steps?: number | null;
 }
 
+/** Body of ``POST /api/notifications/channels``. */
+export interface ChannelIn {
+  name: string;
+  kind: "webhook" | "email";
+  /** Kept encrypted; shown only as its host. */
+  url?: string | null;
+  format?: "slack" | "discord" | "generic";
+  to?: string[];
+  events?: ("succeeded" | "failed" | "stalled" | "cancelled" | "experiment_finished")[];
+  /** Empty: every run. */
+  run_id?: string | null;
+}
+
+export interface ChannelPublic {
+  id: string;
+  name: string;
+  kind: string;
+  format: string;
+  host: string | null;
+  to: string[];
+  events: string[];
+  run_id: string | null;
+  owner: string | null;
+  created_at: string;
+}
+
 export interface CheckpointPublic {
   name: string;
   step: number | null;
@@ -80,6 +106,19 @@ export interface DataEstimate {
   total_tokens: number | null;
   tokens_per_second: number | null;
   seconds: number | null;
+}
+
+export interface DeliveryPublic {
+  id: number;
+  channel_id: string;
+  event: string;
+  run_id: string | null;
+  status: string;
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+  created_at: string;
+  delivered_at: string | null;
 }
 
 /** Checkpoints against the space they need: one checkpoint's saved weights (LoRA: the adapter and the modules_to_save, three copies of those with a resized vocabulary; full: every weight) plus the optimizer state (AdamW: 2 states per trainable weight at its dtype, 12 B with DeepSpeed's fp32 master), times how many are kept at once, against the free space of the runs directory's volume as the API sees it (the workers share it in the panel's deployments). */
@@ -121,11 +160,20 @@ export interface Estimates {
   model: ModelEstimate;
 }
 
-/** Held-out evaluation time, scaled from a measured one: the seconds the last succeeded run of the same model on the same queue spent per evaluation (scoring and samples), times this run's characters per evaluation over that run's. None where either is not known. */
+/** Held-out evaluation time per evaluation, scoring and sampling apart (``eval_time.py``): from the last run of the same model on the same queue that measured them, else from the queue's measured training speed, else from the model's size and the budget. None where not enough is known. */
 export interface EvalEstimate {
   evaluations: number | null;
   characters: number | null;
   seconds_each: number | null;
+  scoring_seconds: number | null;
+  sampling_seconds: number | null;
+  scoring_basis: string | null;
+  sampling_basis: string | null;
+  samples: number;
+  sample_tokens: number;
+  tokens_per_char: number | null;
+  tokens_per_char_measured: boolean;
+  sampling_exceeds_scoring: boolean;
   measured_run: string | null;
   measured_seconds: number | null;
   measured_characters: number | null;
@@ -378,6 +426,7 @@ export interface ModelEstimate {
   block_size: number | null;
   params: ParamEstimate | null;
   memory: MemoryEstimate | null;
+  layers: number | null;
   note: string | null;
 }
 
@@ -491,6 +540,7 @@ export interface RunPublic {
   last_seen_at: string | null;
   lost_after_seconds: number | null;
   waiting_reason: string | null;
+  has_checkpoint: boolean | null;
   tags: string[];
   note: string;
   experiment_id: string | null;
@@ -536,6 +586,19 @@ export interface Samples {
   samples: Sample[];
 }
 
+export interface ScorePublic {
+  checkpoint: string;
+  step: number | null;
+  task: string;
+  metric: string;
+  value: number | null;
+  stderr: number | null;
+  samples: number | null;
+  num_fewshot: number | null;
+  job_id: string;
+  created_at: string;
+}
+
 export interface Series {
   step: number[];
   value: number[];
@@ -555,6 +618,25 @@ export interface SignedIn {
   max_live_runs: number | null;
   max_queued_runs: number | null;
   csrf_token: string;
+}
+
+export interface SmtpPasswordIn {
+  /** write-only */
+  password: string;
+}
+
+export interface SmtpState {
+  host: string | null;
+  port: number;
+  user: string | null;
+  sender: string | null;
+  security: string;
+  password_set: boolean;
+}
+
+export interface TestResult {
+  delivered: boolean;
+  error: string | null;
 }
 
 export interface TokenCreate {
@@ -632,6 +714,7 @@ export interface VocabEstimate {
   tokenizer_vocab: number | null;
   new_rows: number | null;
   init: string | null;
+  reused_rows: number | null;
 }
 
 /** Free space of one of a worker's volumes, as it measured it at its heartbeat. */
