@@ -182,6 +182,17 @@ def clean_argv(settings: Settings, c: CleanParams, paths: JobPaths) -> list[str]
     return [*argv, f"--output_root={root}", f"--json={paths.result}"]
 
 
+def write_files(settings: Settings, claim: JobClaimOut) -> None:
+    """The text files the claim carried (a merge's model card) into the job's output."""
+    if claim.kind != "merge" or not claim.files:
+        return
+    out = merge_argv(settings, MergeParams.model_validate(claim.params))[1]
+    for name, text in claim.files.items():
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"files: {name!r} is not a plain file name")
+        (out / name).write_text(text, encoding="utf-8")
+
+
 def result_of(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> dict[str, Any]:
     if claim.kind == "merge":
         out = merge_argv(settings, MergeParams.model_validate(claim.params))[1]
@@ -266,6 +277,7 @@ def run_job(settings: Settings, job_id: str) -> str | None:
         if shipper.cancel_requested:
             status, reason = "cancelled", "cancelled on request"
         elif code == 0:
+            write_files(settings, claim)
             result = result_of(settings, claim, paths)
             status, reason = "succeeded", f"done in {elapsed:.1f} s"
         else:
