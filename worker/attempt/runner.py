@@ -8,13 +8,16 @@ while the shipper sends its events and log → drain the shipper → report the 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import threading
 from types import FrameType
 
+import httpx
+
 from cpt_contract.outcomes import FailureKind, Outcome
-from cpt_contract.protocol import CancelAnswer
+from cpt_contract.protocol import CancelAnswer, ClaimOut
 from cpt_contract.run_paths import RunPaths
 from cpt_contract.settings import Settings
 from worker.attempt import instance
@@ -22,7 +25,7 @@ from worker.attempt.api_client import ApiUnavailable, Conflict, WorkerApi, share
 from worker.attempt.context import AttemptContext, Refused
 from worker.attempt.executors import Executor, executor_for
 from worker.attempt.registry import Registry, check_run_id, worker_name
-from worker.attempt.shipper import RunShipper, ship_leftovers
+from worker.attempt.shipper import RunShipper, offset_after_seq, ship_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +78,66 @@ class RunAttempt:
         ctx.registry.register(ctx.run_id, ctx.attempt)
         self._ship_leftovers()
         events = ctx.paths.events
+        start = events.stat().st_size if events.exists() else 0
+        return self._run(claim, self._shipper(start, 0))
+
+    def adopt(self, job: str) -> Outcome | None:
+        """Take back the attempt's Slurm job after this worker restarted: re-take the lease,
+        ship on from where the API has the events and log, watch the job to its end. None
+        when the attempt is not ours to take (superseded: its job is cancelled)."""
+        from worker.attempt.slurm.executor import SlurmExecutor
+
+        ctx, executor = self.ctx, self.executor
+        if not isinstance(executor, SlurmExecutor):
+            raise TypeError("only a Slurm job outlives its worker to be adopted")
+        name = worker_name(ctx.settings)
+        try:
+            answer = ctx.api.adopt(ctx.run_id, ctx.attempt, name, instance.current(), job)
+        except Conflict as exc:
+            log.warning(
+                "run %s: Slurm job %s is not adopted (%s); cancelling it", ctx.run_id, job, exc
+            )
+            executor.abort_job(job)
+            return None
+        except httpx.HTTPStatusError as exc:  # another worker's run, or unknown here
+            log.warning("run %s: Slurm job %s left alone (%s)", ctx.run_id, job, exc)
+            return None
+        ctx.registry.register(ctx.run_id, ctx.attempt, slurm_job=job)
+        try:
+            start = int(
+                json.loads(ctx.paths.shipped_state(ctx.attempt).read_text())["events_offset"]
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            start = 0
+        events_offset = offset_after_seq(ctx.paths.events, start, answer.events_seq)
+        shipper = self._shipper(events_offset, answer.log_bytes)
+        ctx.note(f"worker restarted: adopted Slurm job {job} (attempt {ctx.attempt})")
+        log.info("run %s: adopted Slurm job %s (attempt %s)", ctx.run_id, job, ctx.attempt)
+        executor.adopted = job
+        return self._run(answer, shipper)
+
+    def _shipper(self, events_offset: int, log_offset: int) -> RunShipper:
+        ctx = self.ctx
         shipper = RunShipper(
             ctx.api,
             ctx.run_id,
             ctx.attempt,
-            events,
+            ctx.paths.events,
             ctx.log_path,
-            events_offset=events.stat().st_size if events.exists() else 0,
+            events_offset=events_offset,
+            log_offset=log_offset,
             state_path=ctx.paths.shipped_state(ctx.attempt),
             on_cancel=ctx.request_cancel,
             keepalive=self._keepalive,
         )
+        # Where this attempt's data starts, saved at once: a worker that takes the attempt
+        # back after a crash ships on from there (``adopt``), not from an earlier attempt's.
+        ctx.paths.shipped_state(ctx.attempt).parent.mkdir(parents=True, exist_ok=True)
+        shipper.save_state()
+        return shipper
+
+    def _run(self, claim: ClaimOut, shipper: RunShipper) -> Outcome:
+        ctx = self.ctx
         try:
             try:
                 outcome = self.executor.run(ctx, claim, shipper)
@@ -149,3 +201,21 @@ def run_attempt(settings: Settings, run_id: str, attempt: int) -> Outcome | None
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def adopt_attempt(settings: Settings, run_id: str, attempt: int, job: str) -> Outcome | None:
+    """A restarted Slurm worker's process for one of its jobs still in the queue (``worker.agent
+    .boot.adopt_jobs``): take the attempt back and watch it, as ``run_attempt`` would have."""
+    from worker.attempt.slurm.executor import SlurmExecutor
+
+    api = shared_api(settings.effective_api_url, settings.secret("worker_token"))
+    runner = RunAttempt(settings, api, run_id, attempt, SlurmExecutor())
+
+    def _on_term(signum: int, frame: FrameType | None) -> None:
+        runner.stop()
+
+    previous = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        return runner.adopt(job)
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

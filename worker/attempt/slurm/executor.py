@@ -102,6 +102,8 @@ class SlurmExecutor:
         self.argv: list[str] | None = None
         #: Why the job can never start (a pending reason that never clears), once seen.
         self.never: str | None = None
+        #: A job of this attempt submitted before the worker restarted: watched, not submitted.
+        self.adopted: str | None = None
 
     # --- the protocol ----------------------------------------------------------------------
     def run(self, ctx: AttemptContext, claim: ClaimOut, shipper: RunShipper) -> Outcome:
@@ -111,12 +113,19 @@ class SlurmExecutor:
         thread.start()
         resume = claim.resume_from
         tries: list[Try] = []
+        # An adopted job is the attempt's newest: the count of its job scripts goes on from it.
+        first = len(list(slurm_dir(ctx).glob(f"attempt-{ctx.attempt}-job-*.sbatch"))) - 1
+        first = max(0, first) if self.adopted else 0
         try:
-            for n in range(ctx.settings.slurm_max_requeues + 1):
+            for n in range(first, ctx.settings.slurm_max_requeues + 1):
                 if ctx.cancelled():
                     return Outcome.cancelled()
                 shipper.end_event = None  # the verdict is this job's own end event
-                job = self._submit(ctx, config, use_cpu, ds_config, resume, n)
+                if self.adopted is not None and n == first:
+                    job = self.job = SlurmJob(self.adopted)
+                    resume = LAST_CHECKPOINT  # if it is resubmitted
+                else:
+                    job = self._submit(ctx, config, use_cpu, ds_config, resume, n)
                 info = self._watch_job(ctx, job)
                 shipper.drain()
                 decision = self._judge(ctx, job, info, shipper, n)
@@ -152,6 +161,13 @@ class SlurmExecutor:
 
     def release(self, ctx: AttemptContext) -> None:
         """Nothing to free on this box: the job's processes are Slurm's."""
+
+    def abort_job(self, job_id: str) -> None:
+        """Cancel a job of a superseded attempt (found after a restart)."""
+        try:
+            commands.scancel(job_id)
+        except commands.SlurmError as exc:
+            log.error("scancel %s failed: %s", job_id, exc)
 
     # --- preparation -----------------------------------------------------------------------
     def _prepare(self, ctx: AttemptContext, claim: ClaimOut) -> tuple[RunConfig, bool, str | None]:
