@@ -207,6 +207,9 @@ class JobClaimOut(BaseModel):
     #: For a job whose tool talks to the Hub: the panel's Hub token, for the tool's environment
     #: only (the worker never writes, logs or passes it on otherwise). None: the worker's own.
     hub_token: str | None = Field(default=None, repr=False)
+    #: Text files the job's output gets once the tool succeeded (a merge: the run's model card
+    #: as ``README.md``), by file name.
+    files: dict[str, str] = Field(default_factory=dict)
 
 
 class JobStatusIn(BaseModel):

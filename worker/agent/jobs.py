@@ -1,4 +1,4 @@
-"""One job (merge, tokenizer, scan, generate, clean) on this box's job slot: claim, run the tool, ship its log,
+"""One job (merge, tokenizer, scan, generate, clean, evaluate, ...) on this box's job slot: claim, run the tool, ship its log,
 report the result.
 
 Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
@@ -22,6 +22,7 @@ from cpt_contract.jobs import (
     PATH_PARAMS,
     CleanParams,
     DownloadParams,
+    EvaluateParams,
     GenerateParams,
     ImportParams,
     MergeParams,
@@ -37,6 +38,7 @@ from worker.attempt.environment import ROOT, child_env, refused_path
 from worker.attempt.files import last_error_line, note
 from worker.attempt.proctree import ProcessTree
 from worker.attempt.registry import worker_name
+from worker.benchmark.job import evaluate_argv, evaluate_env
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,8 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         return clean_argv(settings, CleanParams.model_validate(claim.params), paths)
     if claim.kind == "download":
         return download_argv(settings, DownloadParams.model_validate(claim.params), paths)
+    if claim.kind == "evaluate":
+        return evaluate_argv(settings, EvaluateParams.model_validate(claim.params), paths)
     if claim.kind == "import":
         i = ImportParams.model_validate(claim.params)
         argv = [sys.executable, "-m", "worker.hub", "import-gguf", f"--gguf={i.gguf}"]
@@ -133,6 +137,8 @@ def tool_env(settings: Settings, kind: str, hub_token: str | None = None) -> dic
     """What a kind's tool needs in its environment: the Hub endpoint and token for a download
     (the token only there, and only in the environment). The token is the one the claim
     carried (the panel's, set in Settings), else this worker's own ``CPT_HUB_TOKEN``."""
+    if kind == "evaluate":
+        return evaluate_env(settings, hub_token or settings.hub_token)
     if kind != "download":
         return {}
     env = {"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
@@ -174,6 +180,17 @@ def clean_argv(settings: Settings, c: CleanParams, paths: JobPaths) -> list[str]
     config.write_text(c.model_dump_json(), encoding="utf-8")
     argv = [sys.executable, "-m", "worker.clean", f"--config={config}"]
     return [*argv, f"--output_root={root}", f"--json={paths.result}"]
+
+
+def write_files(settings: Settings, claim: JobClaimOut) -> None:
+    """The text files the claim carried (a merge's model card) into the job's output."""
+    if claim.kind != "merge" or not claim.files:
+        return
+    out = merge_argv(settings, MergeParams.model_validate(claim.params))[1]
+    for name, text in claim.files.items():
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"files: {name!r} is not a plain file name")
+        (out / name).write_text(text, encoding="utf-8")
 
 
 def result_of(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> dict[str, Any]:
@@ -255,6 +272,7 @@ def run_job(settings: Settings, job_id: str) -> str | None:
         if shipper.cancel_requested:
             status, reason = "cancelled", "cancelled on request"
         elif code == 0:
+            write_files(settings, claim)
             result = result_of(settings, claim, paths)
             status, reason = "succeeded", f"done in {elapsed:.1f} s"
         else:

@@ -43,6 +43,8 @@ function cell(c: ColumnId, r: Run, now: number, onTag: (t: string) => void): Com
           <TagList tags={r.tags} onPick={onTag} />
         </>
       );
+    case "owner":
+      return r.owner ?? DASH;
     case "method":
       return <span class={`method method-${r.method}`}>{r.method === "lora" ? "LoRA" : "full"}</span>;
     case "model":
