@@ -65,7 +65,11 @@ function cell(c: ColumnId, r: Run, now: number, onTag: (t: string) => void): Com
     case "duration":
       return duration(totalSeconds(r, now));
     case "note":
-      return <span class="note-cell" title={r.note}>{r.note || DASH}</span>;
+      return (
+        <span class="note-cell" title={r.note}>
+          {r.note || DASH}
+        </span>
+      );
     default:
       return show(extraValue(r, c.id));
   }
