@@ -102,6 +102,18 @@ class _RunProgress(SQLModel):
     perplexity: float | None = None
 
 
+class AttemptEntry(SQLModel):
+    """One ended attempt of ``RunPublic.attempt_log`` (``backend/services/autoresume.py`` writes it)."""
+
+    attempt: int
+    status: str
+    kind: FailureKind | None = None
+    reason: str = ""
+    step: int | None = None
+    #: Whether the panel restarted the run automatically after this attempt.
+    restarted: bool = False
+
+
 class RunPublic(RunBase, _RunProgress):
     id: str
     status: RunStatus
@@ -120,7 +132,7 @@ class RunPublic(RunBase, _RunProgress):
     eta_seconds: float | None = None
     output_dir: str
     #: Why each earlier attempt ended, and whether it was restarted automatically.
-    attempt_log: list[dict[str, Any]] | None = None
+    attempt_log: list[AttemptEntry] | None = None
     #: The last attempt's failure kind (``FailureKind``): what the UI compares, never the reason.
     failure_kind: FailureKind | None = None
     #: The last time the worker said anything about this run (its reports, its keep-alive every
@@ -415,13 +427,24 @@ class JobPublic(SQLModel):
     owner: str | None = None
 
 
+class DownloadProgress(SQLModel):
+    """The last ``progress`` line of a download's log, as its tool measured it."""
+
+    bytes: float | None = None
+    total_bytes: float | None = None
+    files: float | None = None
+    total_files: float | None = None
+    bytes_per_second: float | None = None
+    eta_seconds: float | None = None
+
+
 class JobDetail(JobPublic):
     """One job as its page and its stream show it (``backend/services/job_stream.py``)."""
 
     #: 1 = next to run on its queue's job slot (only while queued).
     queue_position: int | None = None
     #: A download's last measured progress (bytes, files, rate, ETA), from its log.
-    progress: dict[str, Any] | None = None
+    progress: DownloadProgress | None = None
 
 
 # --- metrics store (backend/services/metrics/) ----------------------------------------

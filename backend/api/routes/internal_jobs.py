@@ -18,6 +18,7 @@ from backend.services import (
     hub_token,
     job_stream,
     jobs,
+    model_card,
 )
 from cpt_contract.protocol import (
     LEASE_HEADER,
@@ -78,6 +79,7 @@ def claim_job(
             lease=job_lease_for(settings, job.id, job.attempt),
             attempt=job.attempt,
             hub_token=hub_token.for_job(settings, session, job.kind),
+            files=model_card.files_for(session, job),
         )
 
 
