@@ -47,9 +47,9 @@ def validate(tracker: str, values: dict[str, Any]) -> dict[str, str]:
         if key not in fields:
             known = ", ".join(fields) or "none"
             errors.append(error(loc, f"{tracker} has no setting {key!r} (it has: {known})"))
-        elif not isinstance(value, str) or not 0 < len(value) <= MAX_VALUE or "\x00" in value:
-            errors.append(error(loc, f"a text of 1 to {MAX_VALUE} characters"))
-        elif key == "mode" and value not in WANDB_MODES:
+        elif not isinstance(value, str) or len(value) > MAX_VALUE or "\x00" in value:
+            errors.append(error(loc, f"a text of at most {MAX_VALUE} characters ('': unset it)"))
+        elif key == "mode" and value and value not in WANDB_MODES:
             errors.append(error(loc, f"one of {', '.join(WANDB_MODES)}"))
         else:
             out[key] = value
@@ -59,12 +59,23 @@ def validate(tracker: str, values: dict[str, Any]) -> dict[str, str]:
 
 
 def save(settings: Settings, session: Session, tracker: str, values: dict[str, Any]) -> None:
-    """Replace the tracker's settings (none given: forget them)."""
+    """Set the given settings of a tracker (an empty value unsets one; the others are kept, so
+    a key need not be typed again to change a project)."""
     clean = validate(tracker, values)
-    if clean:
-        secrets.put(settings, session, _name(tracker), json.dumps(clean))
+    try:
+        stored = _stored(settings, session, tracker)
+    except secrets.SecretUnreadable:
+        stored = {}  # sealed under another key: what is given now replaces it
+    merged = {k: v for k, v in {**stored, **clean}.items() if v}
+    if merged:
+        secrets.put(settings, session, _name(tracker), json.dumps(merged))
     else:
         secrets.delete(session, _name(tracker))
+
+
+def forget(session: Session, tracker: str) -> None:
+    validate(tracker, {})
+    secrets.delete(session, _name(tracker))
 
 
 def state(settings: Settings, session: Session) -> list[TrackerState]:

@@ -51,6 +51,14 @@ def test_a_run_reports_to_mlflow_tensorboard_and_wandb(
         assert state["wandb"]["set"]["api_key"] and state["wandb"]["plain"]["mode"] == "offline"
         bad = c.put("/api/settings/trackers/wandb", json={"values": {"mode": "sometimes"}})
         assert bad.status_code == 422 and "mode" in str(bad.json()["detail"][0]["loc"])
+        # Setting one keeps the others (the key need not be typed again).
+        r = c.put("/api/settings/trackers/wandb", json={"values": {"entity": "lab"}})
+        wandb = next(t for t in r.json() if t["tracker"] == "wandb")
+        assert wandb["set"]["api_key"] and wandb["plain"] == {
+            "project": "cpt-test",
+            "entity": "lab",
+            "mode": "offline",
+        }
     try:
         config = tiny_config(tiny_assets, max_steps=6, logging_steps=1)
         config["training"]["report_to"] = ["mlflow", "tensorboard", "wandb"]
@@ -102,4 +110,4 @@ def test_a_run_reports_to_mlflow_tensorboard_and_wandb(
     finally:
         with panel.client() as c:
             for tracker in settings:
-                c.put(f"/api/settings/trackers/{tracker}", json={"values": {}})
+                c.delete(f"/api/settings/trackers/{tracker}")

@@ -72,7 +72,8 @@ def delete_hub_token(me: Admin, settings: SettingsDep) -> hub_token.HubTokenStat
 
 
 class TrackerIn(BaseModel):
-    #: The tracker's settings (``cpt_contract/trackers.py``): replaced whole; stored encrypted.
+    #: Settings of the tracker (``cpt_contract/trackers.py``) to set ('' unsets one; those not
+    #: named are kept); stored encrypted.
     values: dict[str, Any] = Field(default_factory=dict)
 
     model_config = {"extra": "forbid"}
@@ -88,7 +89,7 @@ def tracker_states(settings: SettingsDep, session: SessionDep) -> list[trackers.
 def set_tracker(
     me: Admin, tracker: str, body: TrackerIn, settings: SettingsDep
 ) -> list[trackers.TrackerState]:
-    """Replace a tracker's settings (an empty ``values`` forgets them)."""
+    """Set some of a tracker's settings (the others kept)."""
     with write_session(settings) as session:
         trackers.save(settings, session, tracker, body.values)
         # The names of the settings only: their values may be keys.
@@ -96,5 +97,15 @@ def set_tracker(
             session, me, "settings.tracker.set", f"settings/trackers/{tracker}",
             {"set": sorted(body.values)},
         )  # fmt: skip
+        session.commit()
+        return trackers.state(settings, session)
+
+
+@router.delete("/settings/trackers/{tracker}", response_model=list[trackers.TrackerState])
+def forget_tracker(me: Admin, tracker: str, settings: SettingsDep) -> list[trackers.TrackerState]:
+    """Forget every setting of a tracker."""
+    with write_session(settings) as session:
+        trackers.forget(session, tracker)
+        audit.record(session, me, "settings.tracker.delete", f"settings/trackers/{tracker}")
         session.commit()
         return trackers.state(settings, session)
