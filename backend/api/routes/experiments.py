@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, attachment
+from backend.api.routes.verdict_models import Verdict
 from backend.core.db import write_session
 from backend.models import Experiment, Run, RunPublic
 from backend.services import enqueue, runs
@@ -218,7 +219,7 @@ def delete_experiment(exp_id: str, settings: SettingsDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/experiments/{exp_id}/verdict", responses=NOT_FOUND)
+@router.get("/experiments/{exp_id}/verdict", response_model=Verdict, responses=NOT_FOUND)
 def get_verdict(exp_id: str, session: SessionDep) -> dict[str, Any]:
     """One row per run, the winner under the forgetting cap, Pareto front, rungs, samples."""
     return verdict(session, lifecycle.get(session, exp_id))
