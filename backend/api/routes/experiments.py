@@ -69,7 +69,9 @@ def _public(
         status=lifecycle.status(exp, members),
         created_at=exp.created_at,
         launched_at=exp.launched_at,
-        run_count=len(members) if exp.launched_at else (planned or 0),
+        run_count=len(members)
+        if exp.launched_at
+        else (planned or len(grid.combinations(lifecycle.spec_of(exp)))),
         counts=lifecycle.counts(members),
         runs=[runs.to_public(r) for r in members] if with_runs else [],
     )
