@@ -1,6 +1,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { getToken, setToken, setUnauthorizedHandler } from "./api/client";
+import { api, forgetSession, getToken, isSignedIn, setToken, setUnauthorizedHandler } from "./api/client";
+import { atLeast, forgetMe, useMe } from "./lib/me";
 import { navigate, useRoute } from "./lib/router";
 import { Compare } from "./pages/Compare";
 import { Datasets } from "./pages/Datasets";
@@ -8,10 +9,13 @@ import { ExperimentPage } from "./pages/ExperimentPage";
 import { Experiments } from "./pages/Experiments";
 import { Models } from "./pages/Models";
 import { Launch } from "./pages/Launch";
+import { Audit } from "./pages/Audit";
 import { AFTER_LOGIN, Login } from "./pages/Login";
 import { RunPage } from "./pages/RunPage";
 import { Runs } from "./pages/Runs";
 import { Tokenizers } from "./pages/Tokenizers";
+import { Tokens } from "./pages/Tokens";
+import { Users } from "./pages/Users";
 import { Workers } from "./pages/Workers";
 import "./styles.css";
 
@@ -24,9 +28,14 @@ function toLogin(): void {
 }
 
 setUnauthorizedHandler(() => {
-  if (!getToken()) return;
-  setToken(null);
-  loginReason = "The server rejected the saved token; sign in again.";
+  if (getToken()) {
+    setToken(null);
+    loginReason = "The server rejected the saved token; sign in again.";
+  } else if (isSignedIn()) {
+    forgetSession();
+    loginReason = "Your sign-in has ended; sign in again.";
+  } else return;
+  forgetMe();
   toLogin();
 });
 
@@ -41,8 +50,14 @@ const NAV: [string, string][] = [
   ["workers", "Workers"],
 ];
 
+/** Pages of the admins (the API refuses the others anyway). */
+const ADMIN_NAV: [string, string][] = [
+  ["users", "Users"],
+  ["audit", "Audit"],
+];
+
 /** Every first path segment the app answers; anything else is the not-found page. */
-const KNOWN_PAGES = new Set([...NAV.map(([p]) => p), "login"]);
+const KNOWN_PAGES = new Set([...NAV.map(([p]) => p), ...ADMIN_NAV.map(([p]) => p), "tokens", "login"]);
 
 function NotFound({ hash }: { hash: string }) {
   return (
@@ -62,7 +77,8 @@ function App() {
   const [menuOpen, setMenuOpen] = useState(false);
   useEffect(() => setMenuOpen(false), [route.path.join("/")]);
   const page = route.path[0] ?? "runs";
-  const authed = !!getToken();
+  const authed = isSignedIn();
+  const me = useMe();
 
   useEffect(() => {
     if (!authed && page !== "login") toLogin();
@@ -75,6 +91,9 @@ function App() {
   }
 
   const logout = () => {
+    if (!getToken()) void api("/session", { method: "DELETE" }).catch(() => undefined);
+    forgetSession();
+    forgetMe();
     setToken(null);
     sessionStorage.removeItem(AFTER_LOGIN);
     force((n) => n + 1);
@@ -99,6 +118,9 @@ function App() {
   else if (page === "workers") body = <Workers />;
   else if (page === "experiments" && route.path[1]) body = <ExperimentPage key={route.path[1]} id={route.path[1]} />;
   else if (page === "experiments") body = <Experiments />;
+  else if (page === "users") body = <Users />;
+  else if (page === "audit") body = <Audit />;
+  else if (page === "tokens") body = <Tokens />;
   else body = <Runs query={route.query} />;
 
   return (
@@ -129,12 +151,17 @@ function App() {
         </button>
         <div id="main-nav" class={"nav-area" + (menuOpen ? " open" : "")}>
           <nav aria-label="Main">
-            {NAV.map(([key, label]) => (
+            {[...NAV, ...(atLeast(me, "admin") ? ADMIN_NAV : [])].map(([key, label]) => (
               <a key={key} href={`#/${key}`} aria-current={page === key ? "page" : undefined}>
                 {label}
               </a>
             ))}
           </nav>
+          {me ? (
+            <a class="whoami muted small" href="#/tokens" title="Your API tokens" data-testid="whoami">
+              {me.name} · {me.role}
+            </a>
+          ) : null}
           <button type="button" class="btn btn-small btn-ghost" onClick={logout}>
             Log out
           </button>

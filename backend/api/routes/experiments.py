@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from backend.api.deps import SessionDep, SettingsDep, require_api_token
-from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, attachment
+from backend.api.deps import CurrentUser, SessionDep, SettingsDep, Viewer, require_api_token
+from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, OVER_QUOTA, attachment
 from backend.api.routes.verdict_models import Verdict
 from backend.core.db import write_session
+from backend.core.permissions import ensure_owner
 from backend.models import Experiment, Run, RunPublic
-from backend.services import enqueue, runs
+from backend.services import audit, enqueue, runs, users
 from backend.services.experiments import export, grid, lifecycle
 from backend.services.experiments.verdict import verdict
 from backend.services.notify import publish_run
@@ -53,6 +54,8 @@ class ExperimentPublic(BaseModel):
     #: Runs by status (``stopped_early`` apart from other cancelled runs).
     counts: dict[str, int] = {}
     runs: list[RunPublic] = []
+    #: Who made it: an operator launches, cancels, resumes and deletes only its own.
+    owner: str | None = None
 
 
 class ExperimentList(BaseModel):
@@ -74,6 +77,7 @@ def _public(
         else (planned or len(grid.combinations(lifecycle.spec_of(exp)))),
         counts=lifecycle.counts(members),
         runs=[runs.to_public(r) for r in members] if with_runs else [],
+        owner=exp.owner,
     )
 
 
@@ -107,7 +111,11 @@ PresetQuery = Annotated[
 
 @router.post("/experiments/preview", response_model=ExperimentPreview)
 def preview(
-    body: ExperimentSpec, settings: SettingsDep, session: SessionDep, preset: PresetQuery = None
+    _me: Viewer,
+    body: ExperimentSpec,
+    settings: SettingsDep,
+    session: SessionDep,
+    preset: PresetQuery = None,
 ) -> ExperimentPreview:
     """Every run the experiment would queue, each config validated like ``POST /runs``."""
     children = grid.expand(settings, session, _spec(settings, body, preset))
@@ -118,8 +126,14 @@ def preview(
     )
 
 
-@router.post("/experiments", response_model=ExperimentPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/experiments",
+    response_model=ExperimentPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=OVER_QUOTA,
+)
 def create(
+    me: CurrentUser,
     body: ExperimentSpec,
     settings: SettingsDep,
     preset: PresetQuery = None,
@@ -128,10 +142,24 @@ def create(
     spec = _spec(settings, body, preset)
     with write_session(settings) as session:
         exp, planned = lifecycle.create(settings, session, spec)
-        made = lifecycle.launch(settings, session, exp) if launch else []
+        exp.owner = me.name
+        audit.record(session, me, "experiment.create", f"experiment/{exp.id}", {"name": exp.name})
+        made = _launch(session, settings, me, exp) if launch else []
         session.commit()
     _send(settings, made)
     return _public(exp, made, planned)
+
+
+def _launch(session: Any, settings: Any, me: CurrentUser, exp: Experiment) -> list[Run]:
+    """Its runs, the launcher's (within the launcher's quota), recorded."""
+    made = lifecycle.launch(settings, session, exp)
+    users.check_quota(session, me.name, adding=len(made))
+    for run in made:
+        run.owner = me.name
+    audit.record(
+        session, me, "experiment.launch", f"experiment/{exp.id}", {"runs": [r.id for r in made]}
+    )
+    return made
 
 
 def _send(settings: Any, made: list[Run]) -> None:
@@ -163,10 +191,11 @@ def get_experiment(exp_id: str, session: SessionDep) -> ExperimentPublic:
     response_model=ExperimentPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
-def launch_experiment(exp_id: str, settings: SettingsDep) -> ExperimentPublic:
+def launch_experiment(me: CurrentUser, exp_id: str, settings: SettingsDep) -> ExperimentPublic:
     with write_session(settings) as session:
         exp = lifecycle.get(session, exp_id, for_update=True)
-        made = lifecycle.launch(settings, session, exp)
+        ensure_owner(me, exp.owner, f"experiment {exp_id}")
+        made = _launch(session, settings, me, exp)
         session.commit()
     _send(settings, made)
     return _public(exp, made)
@@ -177,10 +206,18 @@ def launch_experiment(exp_id: str, settings: SettingsDep) -> ExperimentPublic:
     response_model=ExperimentPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
-def cancel_experiment(exp_id: str, settings: SettingsDep) -> ExperimentPublic:
+def cancel_experiment(me: CurrentUser, exp_id: str, settings: SettingsDep) -> ExperimentPublic:
     with write_session(settings) as session:
         exp = lifecycle.get(session, exp_id, for_update=True)
+        ensure_owner(me, exp.owner, f"experiment {exp_id}")
         changed = lifecycle.cancel(session, exp)
+        audit.record(
+            session,
+            me,
+            "experiment.cancel",
+            f"experiment/{exp_id}",
+            {"runs": [r.id for r in changed]},
+        )
         session.commit()
         members = lifecycle.runs_of(session, exp.id)
         answer = _public(exp, members)
@@ -194,11 +231,19 @@ def cancel_experiment(exp_id: str, settings: SettingsDep) -> ExperimentPublic:
     response_model=ExperimentPublic,
     responses={**NOT_FOUND, **CONFLICT},
 )
-def resume_experiment(exp_id: str, settings: SettingsDep) -> ExperimentPublic:
+def resume_experiment(me: CurrentUser, exp_id: str, settings: SettingsDep) -> ExperimentPublic:
     """Queue again what did not finish (failed, or cancelled other than by early stopping)."""
     with write_session(settings) as session:
         exp = lifecycle.get(session, exp_id, for_update=True)
+        ensure_owner(me, exp.owner, f"experiment {exp_id}")
         resumed = lifecycle.resume(session, exp)
+        audit.record(
+            session,
+            me,
+            "experiment.resume",
+            f"experiment/{exp_id}",
+            {"runs": [r.id for r in resumed]},
+        )
         session.commit()
         members = lifecycle.runs_of(session, exp.id)
         answer = _public(exp, members)
@@ -212,11 +257,13 @@ def resume_experiment(exp_id: str, settings: SettingsDep) -> ExperimentPublic:
     response_class=Response,
     responses={**NOT_FOUND, **CONFLICT},
 )
-def delete_experiment(exp_id: str, settings: SettingsDep) -> Response:
+def delete_experiment(me: CurrentUser, exp_id: str, settings: SettingsDep) -> Response:
     """Delete a draft, or an experiment whose runs all ended (the runs stay, unlinked)."""
     with write_session(settings) as session:
         exp = lifecycle.get(session, exp_id, for_update=True)
+        ensure_owner(me, exp.owner, f"experiment {exp_id}")
         lifecycle.delete(session, exp)
+        audit.record(session, me, "experiment.delete", f"experiment/{exp_id}", {"name": exp.name})
         session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

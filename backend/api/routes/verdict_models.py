@@ -17,6 +17,7 @@ class VerdictExperiment(BaseModel):
     counts: dict[str, int]
     created_at: UtcDatetime
     launched_at: UtcDatetime | None = None
+    owner: str | None = None
 
 
 class SetFigures(BaseModel):

@@ -25,6 +25,7 @@ export interface Experiment {
   run_count: number;
   counts: Record<string, number>;
   runs: Run[];
+  owner: string | null;
 }
 
 export interface ExperimentPreset {
@@ -66,7 +67,7 @@ export interface VerdictRow {
 }
 
 export interface Verdict {
-  experiment: { id: string; name: string; status: Experiment["status"]; counts: Record<string, number> };
+  experiment: { id: string; name: string; status: Experiment["status"]; counts: Record<string, number>; owner: string | null };
   spec: ExperimentSpec;
   axes: string[];
   target: string;

@@ -12,6 +12,7 @@ import type { RunStatus } from "../api/types";
 import { compact, duration, num } from "../lib/format";
 import { signed } from "../lib/evalsets";
 import { axisLabel, shortValue, type Verdict, type VerdictRow } from "../lib/experiments";
+import { useMe, whyNot } from "../lib/me";
 import { runHref } from "../lib/router";
 
 const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
@@ -24,6 +25,7 @@ export function ExperimentPage({ id }: { id: string }) {
   const [error, setError] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
   const [busy, setBusy] = useState(false);
+  const me = useMe();
 
   useEffect(() => {
     let alive = true;
@@ -72,6 +74,7 @@ export function ExperimentPage({ id }: { id: string }) {
   const color = (rid: string) => PALETTE[v.rows.findIndex((r) => r.run_id === rid) % PALETTE.length];
   const label = (r: VerdictRow) => v.axes.map((a) => shortValue(r.values[a])).join(" · ") || r.name || r.run_id;
   const status = v.experiment.status;
+  const refused = whyNot(me, v.experiment.owner, "experiment");
   return (
     <section class="page experiment-page">
       <div class="page-head">
@@ -81,17 +84,17 @@ export function ExperimentPage({ id }: { id: string }) {
         </span>
         <div class="spacer" />
         {status === "draft" ? (
-          <button class="btn btn-primary" disabled={busy} onClick={() => act("launch")}>
+          <button class="btn btn-primary" disabled={busy || !!refused} title={refused ?? undefined} onClick={() => act("launch")}>
             Launch
           </button>
         ) : null}
         {status === "running" ? (
-          <button class="btn" disabled={busy} onClick={() => act("cancel")}>
+          <button class="btn" disabled={busy || !!refused} title={refused ?? undefined} onClick={() => act("cancel")}>
             Cancel all
           </button>
         ) : null}
         {status === "incomplete" ? (
-          <button class="btn" disabled={busy} onClick={() => act("resume")}>
+          <button class="btn" disabled={busy || !!refused} title={refused ?? undefined} onClick={() => act("resume")}>
             Resume what did not finish
           </button>
         ) : null}
@@ -340,7 +343,7 @@ function Samples({ v, label }: { v: Verdict; label: (r: VerdictRow) => string })
 function Exports({ id }: { id: string }) {
   const save = async (format: "md" | "csv" | "json") => {
     const res = await fetch(`/api/experiments/${encodeURIComponent(id)}/verdict/export?format=${format}`, {
-      headers: { Authorization: `Bearer ${getToken() ?? ""}` },
+      headers: getToken() ? { Authorization: `Bearer ${getToken()}` } : {},
     });
     const url = URL.createObjectURL(await res.blob());
     const a = document.createElement("a");

@@ -5,6 +5,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, ApiError } from "../api/client";
 import { dateTime } from "../lib/format";
 import { experimentHref, type Experiment, type ExperimentPreset, type ExperimentSpec } from "../lib/experiments";
+import { useMe, whyNotLaunch } from "../lib/me";
 import { navigate } from "../lib/router";
 
 export function Experiments() {
@@ -68,6 +69,7 @@ function NewExperiment() {
   const [preview, setPreview] = useState<{ values: Record<string, unknown> }[] | null>(null);
   const [errors, setErrors] = useState<string[]>([]);
   const [busy, setBusy] = useState(false);
+  const refused = whyNotLaunch(useMe());
 
   const load = (p: ExperimentPreset) => {
     setText(JSON.stringify(p.spec, null, 2));
@@ -179,7 +181,7 @@ function NewExperiment() {
         <button type="button" class="btn" disabled={busy} onClick={() => run(false)}>
           Preview runs
         </button>
-        <button type="submit" class="btn btn-primary" disabled={busy} data-testid="experiment-launch">
+        <button type="submit" class="btn btn-primary" disabled={busy || !!refused} title={refused ?? undefined} data-testid="experiment-launch">
           Launch
         </button>
       </div>
