@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,23 @@ def local_dir(settings: Settings, ckpt: Checkpoint) -> Path | None:
     if path.parent != output or path.name != ckpt.name or not path.is_dir():
         return None
     return path
+
+
+def runs_with_checkpoint(settings: Settings, session: Session, run_ids: list[str]) -> set[str]:
+    """Of these runs, those with a checkpoint on this machine (the checkpoint list's
+    ``exists``: what "Resume" needs)."""
+    if not run_ids:
+        return set()
+    rows = session.exec(
+        select(Checkpoint)
+        .where(col(Checkpoint.run_id).in_(run_ids))
+        .order_by(col(Checkpoint.step).desc())
+    ).all()
+    found: set[str] = set()
+    for c in rows:
+        if c.run_id not in found and local_dir(settings, c) is not None:
+            found.add(c.run_id)
+    return found
 
 
 def list_checkpoints(settings: Settings, session: Session, run: Run) -> list[CheckpointPublic]:
@@ -110,10 +128,11 @@ def get_checkpoint(session: Session, run_id: str, name: str) -> Checkpoint:
     return ckpt
 
 
-def tar_stream(root: Path, arcroot: str) -> Iterator[bytes]:
+def tar_stream(root: Path, arcroot: str, extra: dict[str, str] | None = None) -> Iterator[bytes]:
     """A tar of ``root`` produced file by file in 1 MiB pieces (never the whole archive in memory).
 
-    Symlinks are stored as links, not followed, so nothing outside ``root`` leaks.
+    Symlinks are stored as links, not followed, so nothing outside ``root`` leaks. ``extra``:
+    text files added at the archive's root (the model card), unless ``root`` has one so named.
     """
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -129,6 +148,14 @@ def tar_stream(root: Path, arcroot: str) -> Iterator[bytes]:
             yield header.tobuf(format=tarfile.PAX_FORMAT)
             if header.isfile():
                 yield from _file_blocks(path, header.size)
+    for name, text in (extra or {}).items():
+        if (root / name).exists():
+            continue
+        body = text.encode("utf-8")
+        info = tarfile.TarInfo(f"{arcroot}/{name}")
+        info.size, info.mode, info.mtime = len(body), 0o644, int(time.time())
+        yield info.tobuf(format=tarfile.PAX_FORMAT)
+        yield body + b"\0" * (-len(body) % BLOCK)
     yield b"\0" * (BLOCK * 2)
 
 

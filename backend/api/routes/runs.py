@@ -13,13 +13,14 @@ from backend.core.db import write_session
 from backend.core.permissions import ensure_owner
 from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume, RunUpdate
 from backend.services import audit, enqueue, jobs, runs, users, waiting
+from backend.services.checkpoints import runs_with_checkpoint
 from backend.services.errors import Conflict
-from backend.services.estimates import Estimates, estimates
+from backend.services.estimates import Estimates, estimates, sampling_warning
 from backend.services.notify import publish_run
 from cpt_contract.limits import INT32
 from cpt_contract.runconfig.argv import display_command
 from cpt_contract.runconfig.schema import RunConfig
-from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
+from cpt_contract.statuses import ACTIVE_STATUSES, RESUME_LAST_STATUSES, RunStatus
 
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_token)], responses=AUTH)
 
@@ -50,6 +51,7 @@ class Preview(Command):
 @router.get("/runs", response_model=RunList)
 def list_runs(
     session: SessionDep,
+    settings: SettingsDep,
     status_: Annotated[list[RunStatus] | None, Query(alias="status")] = None,
     q: Annotated[
         str | None, Query(max_length=200, description="Text in name, id, model, tags, note")
@@ -67,7 +69,12 @@ def list_runs(
     offset: Annotated[int, Query(ge=0, le=INT32)] = 0,
 ) -> RunList:
     items, total = runs.list_runs(session, status_, q, limit, offset, tag, sort)
-    return RunList(items=[runs.to_public(r) for r in items], total=total)
+    # One query for the page: which runs "Resume" (from the last checkpoint) may be offered for.
+    stopped = [r.id for r in items if r.status in RESUME_LAST_STATUSES]
+    saved = runs_with_checkpoint(settings, session, stopped)
+    return RunList(
+        items=[runs.to_public(r, has_checkpoint=r.id in saved) for r in items], total=total
+    )
 
 
 @router.post(
@@ -82,13 +89,14 @@ def create_run(me: CurrentUser, body: RunCreate, settings: SettingsDep) -> RunPu
         fields = {"name": run.name, "preset": body.preset, "queue": run.queue, "model": run.model}
         audit.record(session, me, "run.create", f"run/{run.id}", fields)
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
         if download is not None and download.enqueued_at is None and jobs.send(settings, download):
             download.enqueued_at = download.updated_at
             session.commit()
     if download is None:  # else it is sent once its model is downloaded (send_pending)
         enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.post("/runs/preview", response_model=Preview)
@@ -99,18 +107,22 @@ def preview_run(
     config, warnings = runs.build_config(settings, body.preset, body.config, session)
     use_cpu = runs.cpu_only_queue(settings, session, config.launch.queue)
     cmd = runs.command_for(settings, "r-preview", config, use_cpu=use_cpu)
+    est = estimates(session, config, settings.runs_dir, cpu_only=use_cpu)
+    slow_samples = sampling_warning(est.evaluation)
     return Preview(
         **cmd,
         config=config.model_dump(mode="json"),
-        estimates=estimates(session, config, settings.runs_dir),
-        warnings=warnings,
+        estimates=est,
+        warnings=[*warnings, slow_samples] if slow_samples else warnings,
     )
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
 def get_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunPublic:
     run = runs.get_run(session, run_id)
-    public = runs.to_public(run)
+    public = runs.to_public(
+        run, has_checkpoint=run.id in runs_with_checkpoint(settings, session, [run.id])
+    )
     public.waiting_reason = waiting.waiting_reason(settings, session, run)
     return public
 
@@ -128,8 +140,9 @@ def update_run(me: CurrentUser, run_id: str, body: RunUpdate, settings: Settings
         }
         audit.record(session, me, "run.edit", f"run/{run_id}", changed)
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.delete(
@@ -158,8 +171,9 @@ def cancel_run(me: CurrentUser, run_id: str, settings: SettingsDep) -> RunPublic
         runs.cancel_run(run)
         audit.record(session, me, "run.cancel", f"run/{run_id}", {"status": {"from": was}})
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.post(
@@ -184,9 +198,10 @@ def resume_run(
             {"checkpoint": checkpoint, "attempt": run.attempt},
         )
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
     enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.post(
@@ -206,9 +221,10 @@ def clone_run(
         run.owner = me.name
         audit.record(session, me, "run.clone", f"run/{run.id}", {"from": run_id, "name": run.name})
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
     enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.get(

@@ -11,7 +11,6 @@ import type { Checkpoint, LogChunk, LogEvent, Metrics, Run, RunEvent } from "../
 import { LogBuffer } from "./logbuffer";
 import { addEvent, loadRunMetrics, type Store } from "./metrics";
 
-
 export interface RunLive {
   run: Run | null;
   error: string | null;
@@ -151,8 +150,9 @@ export function useRunLive(id: string): RunLive {
       if (ev.kind === "checkpoint" || ev.kind === "end") loadCheckpoints();
       if (ev.kind === "start" && ev.attempt > 1 && !starts.current.some((s) => s.attempt === ev.attempt)) {
         const perStep = ev.data.tokens_per_step;
-        const tokens = typeof perStep === "number" ? ev.step * perStep : null;
-        starts.current = [...starts.current, { attempt: ev.attempt, step: ev.step, tokens_seen: tokens }];
+        const step = ev.step ?? 0;
+        const tokens = typeof perStep === "number" ? step * perStep : null;
+        starts.current = [...starts.current, { attempt: ev.attempt, step, tokens_seen: tokens }];
         bump();
         return;
       }

@@ -5,7 +5,8 @@
 // while a run is going.
 
 import { useEffect, useState } from "preact/hooks";
-import { api, getToken } from "../api/client";
+import { apiText, post, saveText } from "../api/client";
+import { POLL, useApi } from "../api/usePoll";
 import { Chart, type Line } from "../components/Chart";
 import { StatusBadge } from "../components/StatusBadge";
 import type { RunStatus } from "../api/types";
@@ -21,36 +22,27 @@ const DASH = "–";
 const bpc = (v: number | null | undefined) => (v === null || v === undefined ? DASH : v.toFixed(4));
 
 export function ExperimentPage({ id }: { id: string }) {
-  const [v, setV] = useState<Verdict | null>(null);
+  const [running, setRunning] = useState(true);
+  const {
+    data: v,
+    error: readError,
+    reload,
+  } = useApi<Verdict>(`/experiments/${encodeURIComponent(id)}/verdict`, {
+    every: running ? POLL.idle : null,
+  });
   const [error, setError] = useState<string | null>(null);
-  const [tick, setTick] = useState(0);
   const [busy, setBusy] = useState(false);
   const me = useMe();
-
   useEffect(() => {
-    let alive = true;
-    api<Verdict>(`/experiments/${encodeURIComponent(id)}/verdict`)
-      .then((x) => {
-        if (!alive) return;
-        setV(x);
-        setError(null);
-      })
-      .catch((e) => alive && setError(String(e)));
-    return () => {
-      alive = false;
-    };
-  }, [id, tick]);
-  useEffect(() => {
-    if (v && v.experiment.status !== "running") return;
-    const t = window.setTimeout(() => setTick((n) => n + 1), 3000);
-    return () => window.clearTimeout(t);
-  }, [v, tick]);
+    if (v) setRunning(v.experiment.status === "running");
+  }, [v?.experiment.status]);
 
   const act = async (verb: "cancel" | "resume" | "launch") => {
     setBusy(true);
     try {
-      await api(`/experiments/${encodeURIComponent(id)}/${verb}`, { method: "POST" });
-      setTick((n) => n + 1);
+      await post(`/experiments/${encodeURIComponent(id)}/${verb}`);
+      setRunning(true);
+      reload();
     } catch (e) {
       setError(String(e));
     } finally {
@@ -61,9 +53,9 @@ export function ExperimentPage({ id }: { id: string }) {
   if (!v)
     return (
       <section class="page">
-        {error ? (
+        {error || readError ? (
           <p class="error" role="alert">
-            {error}
+            {error || readError}
           </p>
         ) : (
           <p class="muted">Loading…</p>
@@ -84,17 +76,17 @@ export function ExperimentPage({ id }: { id: string }) {
         </span>
         <div class="spacer" />
         {status === "draft" ? (
-          <button class="btn btn-primary" disabled={busy || !!refused} title={refused ?? undefined} onClick={() => act("launch")}>
+          <button type="button" class="btn btn-primary" disabled={busy || !!refused} title={refused ?? undefined} onClick={() => act("launch")}>
             Launch
           </button>
         ) : null}
         {status === "running" ? (
-          <button class="btn" disabled={busy || !!refused} title={refused ?? undefined} onClick={() => act("cancel")}>
+          <button type="button" class="btn" disabled={busy || !!refused} title={refused ?? undefined} onClick={() => act("cancel")}>
             Cancel all
           </button>
         ) : null}
         {status === "incomplete" ? (
-          <button class="btn" disabled={busy || !!refused} title={refused ?? undefined} onClick={() => act("resume")}>
+          <button type="button" class="btn" disabled={busy || !!refused} title={refused ?? undefined} onClick={() => act("resume")}>
             Resume what did not finish
           </button>
         ) : null}
@@ -129,8 +121,7 @@ export function ExperimentPage({ id }: { id: string }) {
             : {v.target} <strong data-testid="winner-bpc">{bpc(v.winner.target_bits_per_char)}</strong> bits/char
             {v.winner.runner_up && v.winner.margin !== null ? (
               <span data-testid="winner-margin">
-                , {bpc(v.winner.margin)} better than the runner-up (
-                <a href={runHref(v.winner.runner_up)}>{label(v.rows.find((r) => r.run_id === v.winner!.runner_up)!)}</a>)
+                , {bpc(v.winner.margin)} better than the runner-up (<a href={runHref(v.winner.runner_up)}>{label(v.rows.find((r) => r.run_id === v.winner!.runner_up)!)}</a>)
               </span>
             ) : (
               <span> (the only finished run within the cap)</span>
@@ -178,11 +169,8 @@ function paretoLines(v: Verdict, retain: string, color: (id: string) => string, 
     y: [r.sets[retain].end],
     points: true,
   }));
-  const front = done
-    .filter((r) => (v.pareto[retain] ?? []).includes(r.run_id))
-    .sort((a, b) => a.sets[v.target].end - b.sets[v.target].end);
-  if (front.length)
-    lines.push({ label: "Pareto front", color: "#6b7280", dash: [6, 4], x: front.map((r) => r.sets[v.target].end), y: front.map((r) => r.sets[retain].end), points: false });
+  const front = done.filter((r) => (v.pareto[retain] ?? []).includes(r.run_id)).sort((a, b) => a.sets[v.target].end - b.sets[v.target].end);
+  if (front.length) lines.push({ label: "Pareto front", color: "#6b7280", dash: [6, 4], x: front.map((r) => r.sets[v.target].end), y: front.map((r) => r.sets[retain].end), points: false });
   return lines;
 }
 
@@ -206,8 +194,12 @@ function VerdictTable({ v, color }: { v: Verdict; color: (id: string) => string 
               <th>Status</th>
               <th class="num">Trainable params</th>
               <th class="num">Tokens seen</th>
-              <th class="num" title="every attempt">Wall time</th>
-              <th class="num" title="wall time of every attempt × processes">Device-hours</th>
+              <th class="num" title="every attempt">
+                Wall time
+              </th>
+              <th class="num" title="wall time of every attempt × processes">
+                Device-hours
+              </th>
               {v.sets.map((n) => (
                 <th key={n} class="num" data-set={n}>
                   {n}
@@ -242,10 +234,18 @@ function VerdictTable({ v, color }: { v: Verdict; color: (id: string) => string 
                     <StatusBadge status={r.status as RunStatus} />
                   )}
                 </td>
-                <td class="num" data-label="Trainable params">{compact(r.trainable_params)}</td>
-                <td class="num" data-label="Tokens seen">{compact(r.tokens_seen)}</td>
-                <td class="num" data-label="Wall time">{duration(r.wall_seconds)}</td>
-                <td class="num" data-label="Device-hours">{r.device_hours === null ? DASH : num(r.device_hours, 4)}</td>
+                <td class="num" data-label="Trainable params">
+                  {compact(r.trainable_params)}
+                </td>
+                <td class="num" data-label="Tokens seen">
+                  {compact(r.tokens_seen)}
+                </td>
+                <td class="num" data-label="Wall time">
+                  {duration(r.wall_seconds)}
+                </td>
+                <td class="num" data-label="Device-hours">
+                  {r.device_hours === null ? DASH : num(r.device_hours, 4)}
+                </td>
                 {v.sets.map((n) => {
                   const f = r.sets[n];
                   return (
@@ -342,15 +342,7 @@ function Samples({ v, label }: { v: Verdict; label: (r: VerdictRow) => string })
 /** Markdown, CSV and JSON: fetched with the token, saved as a file. */
 function Exports({ id }: { id: string }) {
   const save = async (format: "md" | "csv" | "json") => {
-    const res = await fetch(`/api/experiments/${encodeURIComponent(id)}/verdict/export?format=${format}`, {
-      headers: getToken() ? { Authorization: `Bearer ${getToken()}` } : {},
-    });
-    const url = URL.createObjectURL(await res.blob());
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = `verdict-${id}.${format}`;
-    a.click();
-    URL.revokeObjectURL(url);
+    saveText(await apiText(`/experiments/${encodeURIComponent(id)}/verdict/export?format=${format}`), `verdict-${id}.${format}`);
   };
   return (
     <span class="exports">

@@ -2,20 +2,16 @@
 // inputs), previewed run by run and launched. A bad axis value comes back as a 422 naming it.
 
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError } from "../api/client";
+import { ApiError, post } from "../api/client";
+import { useApi } from "../api/usePoll";
 import { dateTime } from "../lib/format";
 import { experimentHref, type Experiment, type ExperimentPreset, type ExperimentSpec } from "../lib/experiments";
 import { useMe, whyNotLaunch } from "../lib/me";
 import { navigate } from "../lib/router";
 
 export function Experiments() {
-  const [items, setItems] = useState<Experiment[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    api<{ items: Experiment[] }>("/experiments")
-      .then((r) => setItems(r.items))
-      .catch((e) => setError(String(e)));
-  }, []);
+  const { data, error } = useApi<{ items: Experiment[] }>("/experiments");
+  const items = data?.items ?? null;
   return (
     <section class="page">
       <div class="page-head">
@@ -29,7 +25,7 @@ export function Experiments() {
         {error ? <p class="error">{error}</p> : null}
         {items === null ? <p class="muted">Loading…</p> : null}
         {items && !items.length ? <p class="empty">No experiment yet.</p> : null}
-        {items && items.length ? (
+        {items?.length ? (
           <div class="table-wrap">
             <table class="table" data-testid="experiments-table">
               <thead>
@@ -78,12 +74,12 @@ function NewExperiment() {
     setHalving(!!p.spec.early_stopping);
     setPreview(null);
   };
+  const { data: found } = useApi<ExperimentPreset[]>("/experiments/presets");
   useEffect(() => {
-    api<ExperimentPreset[]>("/experiments/presets").then((ps) => {
-      setPresets(ps);
-      if (ps.length) load(ps[0]);
-    });
-  }, []);
+    if (!found) return;
+    setPresets(found);
+    if (found.length) load(found[0]);
+  }, [found]);
 
   const spec = (): ExperimentSpec => {
     const s = JSON.parse(text) as ExperimentSpec;
@@ -98,14 +94,13 @@ function NewExperiment() {
     try {
       const body = spec();
       if (!launch) {
-        setPreview((await api<{ runs: { values: Record<string, unknown> }[] }>("/experiments/preview", { method: "POST", json: body })).runs);
+        setPreview((await post<{ runs: { values: Record<string, unknown> }[] }>("/experiments/preview", body)).runs);
       } else {
-        const x = await api<Experiment>("/experiments?launch=true", { method: "POST", json: body });
+        const x = await post<Experiment>("/experiments?launch=true", body);
         navigate(experimentHref(x.id));
       }
     } catch (e) {
-      if (e instanceof ApiError && e.validation.length)
-        setErrors(e.validation.map((v) => `${v.loc.filter((p) => p !== "body").join(".")}: ${v.msg}`));
+      if (e instanceof ApiError && e.validation.length) setErrors(e.validation.map((v) => `${v.loc.filter((p) => p !== "body").join(".")}: ${v.msg}`));
       else setErrors([e instanceof SyntaxError ? `The spec is not JSON: ${e.message}` : String(e)]);
     } finally {
       setBusy(false);
@@ -143,16 +138,14 @@ function NewExperiment() {
           </select>
         </label>
         <label>
-          Steps per run{" "}
-          <input type="number" min={1} value={steps} data-testid="experiment-steps" onInput={(e) => setSteps((e.target as HTMLInputElement).value)} />
+          Steps per run <input type="number" min={1} value={steps} data-testid="experiment-steps" onInput={(e) => setSteps((e.target as HTMLInputElement).value)} />
         </label>
         <label>
-          Forgetting cap (bits/char){" "}
-          <input type="number" step="any" min={0} value={cap} data-testid="experiment-cap" onInput={(e) => setCap((e.target as HTMLInputElement).value)} />
+          Forgetting cap (bits/char) <input type="number" step="any" min={0} value={cap} data-testid="experiment-cap" onInput={(e) => setCap((e.target as HTMLInputElement).value)} />
         </label>
         <label class="check">
-          <input type="checkbox" checked={halving} data-testid="experiment-halving" onChange={(e) => setHalving((e.target as HTMLInputElement).checked)} /> early
-          stopping (keep the best half at each evaluation)
+          <input type="checkbox" checked={halving} data-testid="experiment-halving" onChange={(e) => setHalving((e.target as HTMLInputElement).checked)} /> early stopping (keep the best half at each
+          evaluation)
         </label>
       </div>
       <label class="block">
