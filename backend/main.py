@@ -31,6 +31,7 @@ from backend.api.routes import (
     meta,
     metrics,
     models,
+    panel_settings,
     runs,
     stream,
     workers,
@@ -49,6 +50,8 @@ from cpt_contract.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("cpt_panel.api")
+#: Routes whose bodies carry secrets: their 422s echo nothing of the input.
+SECRET_BODY_PATHS = ("/api/settings/",)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -187,10 +190,13 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(RequestValidationError)
-    async def request_invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
+    async def request_invalid(req: Request, exc: RequestValidationError) -> JSONResponse:
         # Whatever the request held (bytes that are not UTF-8, lone surrogates, huge inputs),
-        # the echo is made safe first: a 422 must never turn into a 500.
-        return JSONResponse({"detail": safe_errors(friendlier(exc.errors()))}, status_code=422)
+        # the echo is made safe first: a 422 must never turn into a 500. A body that carries a
+        # secret (the settings routes) is never echoed at all.
+        echo = not req.url.path.startswith(SECRET_BODY_PATHS)
+        detail = safe_errors(friendlier(exc.errors()), echo=echo)
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(DataError)
     async def unstorable(_req: Request, exc: DataError) -> JSONResponse:
@@ -260,7 +266,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
-    routers = (health, stream, runs, metrics, checkpoints, jobs, workers, meta, models, internal)
+    routers = (
+        health, stream, runs, metrics, checkpoints, jobs, workers, meta, models, panel_settings,
+        internal,
+    )  # fmt: skip
     for module in (*routers, internal_jobs):
         app.include_router(module.router, prefix="/api")
     dist = settings.frontend_dist or ROOT / "frontend" / "dist"

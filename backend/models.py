@@ -374,6 +374,15 @@ class JobPublic(SQLModel):
     attempt: int = 1
 
 
+class JobDetail(JobPublic):
+    """One job as its page and its stream show it (``backend/services/job_stream.py``)."""
+
+    #: 1 = next to run on its queue's job slot (only while queued).
+    queue_position: int | None = None
+    #: A download's last measured progress (bytes, files, rate, ETA), from its log.
+    progress: dict[str, Any] | None = None
+
+
 # --- metrics store (backend/services/metrics/) ----------------------------------------
 
 
@@ -450,3 +459,20 @@ class MetricAttempt(SQLModel, table=True):
     run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", primary_key=True, max_length=32)
     attempt: int = Field(primary_key=True, sa_type=Integer)
     first_step: int
+
+
+# --- stored secrets (backend/services/secrets.py; values sealed by backend/core/crypto.py) -----
+
+
+class StoredSecret(SQLModel, table=True):
+    __tablename__ = "secrets"
+
+    #: e.g. ``hub_token`` (``secrets.NAME_PATTERN``).
+    name: str = Field(primary_key=True, max_length=64)
+    #: ``crypto.seal(key, value, context=name)``: never the value itself.
+    sealed: str = Field(sa_type=Text)
+    #: ``crypto.key_id`` of the key it was sealed under.
+    key_id: str = Field(max_length=16)
+    #: Public facts about the secret (e.g. its last check), safe to show.
+    meta: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz())

@@ -183,6 +183,9 @@ class JobClaimOut(BaseModel):
     lease: str = Field(description=f"Send it as {LEASE_HEADER} on this job's status and log")
     #: 2 when the job is tried again after a lost worker (its output starts fresh).
     attempt: int = Field(default=1, ge=1, le=INT32)
+    #: For a job whose tool talks to the Hub: the panel's Hub token, for the tool's environment
+    #: only (the worker never writes, logs or passes it on otherwise). None: the worker's own.
+    hub_token: str | None = Field(default=None, repr=False)
 
 
 class JobStatusIn(BaseModel):

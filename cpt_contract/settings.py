@@ -26,6 +26,8 @@ from cpt_contract.slurm import TIME_PATTERN
 MIN_TOKEN_LENGTH = 16
 #: A token may be given as its SHA-256 instead (``sha256:<64 hex>``): the API compares hashes.
 TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: ``CPT_SECRET_KEY``: 32 bytes as hex (the stored secrets' key, ``backend/core/crypto.py``).
+SECRET_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def token_digest(token: str) -> bytes:
@@ -204,8 +206,17 @@ class Settings(BaseSettings):
     )
     hub_token: str | None = Field(
         default=None,
-        description="Hub token for gated/private repos: read by the worker, given to the "
-        "download tool in its environment only (never an argv, a log or an answer).",
+        description="Hub token for gated/private repos, given to the download tool in its "
+        "environment only (never an argv, a log or an answer). A token set in the panel's "
+        "Settings (stored encrypted) comes first; the API checks this one, a worker uses its "
+        "own when the panel has none.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Key that encrypts the secrets the panel stores (the Hub token set in "
+        "Settings): 32 random bytes as 64 hex digits ($(openssl rand -hex 32)). Default: "
+        "generated once into the data dir (.secret_key); set it to keep the key off the "
+        "database's disk. Changing it makes stored secrets unreadable: set them again.",
     )
     download_reserve_bytes: int = Field(
         default=2 * 1024**3,
@@ -231,6 +242,17 @@ class Settings(BaseSettings):
                 "e.g. $(openssl rand -hex 24)"
             )
         return value
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _key_form(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None  # empty in .env: generated into the data dir
+        if isinstance(value, str) and not SECRET_KEY.match(value.strip()):
+            raise ValueError(
+                "the secret key is 64 hex digits (32 random bytes): $(openssl rand -hex 32)"
+            )
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -129,16 +129,18 @@ def download_argv(settings: Settings, d: DownloadParams, paths: JobPaths) -> lis
     return [*argv, f"--json={paths.result}"]
 
 
-def tool_env(settings: Settings, kind: str) -> dict[str, str]:
+def tool_env(settings: Settings, kind: str, hub_token: str | None = None) -> dict[str, str]:
     """What a kind's tool needs in its environment: the Hub endpoint and token for a download
-    (the token only there, and only in the environment)."""
+    (the token only there, and only in the environment). The token is the one the claim
+    carried (the panel's, set in Settings), else this worker's own ``CPT_HUB_TOKEN``."""
     if kind != "download":
         return {}
     env = {"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
     if settings.hub_endpoint:
         env["HF_ENDPOINT"] = settings.hub_endpoint
-    if settings.hub_token:
-        env["HF_TOKEN"] = settings.hub_token
+    token = hub_token or settings.hub_token
+    if token:
+        env["HF_TOKEN"] = token
     return env
 
 
@@ -239,7 +241,7 @@ def run_job(settings: Settings, job_id: str) -> str | None:
         argv = tool_argv(settings, claim, paths)
         _note(paths.log, f"job {job_id} ({claim.kind}) on {worker_name(settings)}")
         env = child_env(use_cpu=True, nproc=1, concurrency=1, lease=None, roots=settings.roots)
-        env.update(tool_env(settings, claim.kind))
+        env.update(tool_env(settings, claim.kind, claim.hub_token))
         started = time.monotonic()
         proc = launcher.start(argv, paths.log, env, cwd=ROOT)
         # The tool's whole tree (its own children may leave its session): all of it ends.

@@ -95,4 +95,8 @@ def run_topic(run_id: str) -> str:
     return f"run:{run_id}"
 
 
+def job_topic(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
 RUNS_TOPIC = "runs"

@@ -193,8 +193,13 @@ def _safe(value: Any, depth: int = 0) -> Any:
     return _safe(repr(value)[:200])
 
 
-def safe_errors(errors: Sequence[Any]) -> ErrorList:
-    """Request errors as FastAPI shapes them, each field made safe to serialise."""
+#: Fields whose value a 422 never echoes, whatever the route (a secret a user typed).
+SECRET_FIELD = re.compile(r"token|password|secret|api_key", re.IGNORECASE)
+
+
+def safe_errors(errors: Sequence[Any], echo: bool = True) -> ErrorList:
+    """Request errors as FastAPI shapes them, each field made safe to serialise; the input is
+    left out with ``echo=False`` (a body that carries a secret) and for a secret's field."""
     out: ErrorList = []
     for err in list(errors)[:100]:
         err = dict(err)
@@ -203,6 +208,10 @@ def safe_errors(errors: Sequence[Any]) -> ErrorList:
             "msg": _safe(str(err.get("msg", ""))),
             "type": _safe(str(err.get("type", ""))),
         }
+        secret = any(isinstance(x, str) and SECRET_FIELD.search(x) for x in err.get("loc", ()))
+        if not echo or secret:
+            out.append(item)
+            continue
         if "input" in err:
             item["input"] = _safe(err["input"])
         if err.get("ctx"):

@@ -6,6 +6,7 @@ cancelled download leaves nothing in the pickers and the next job resumes it; ba
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -127,6 +128,40 @@ def test_a_cancelled_download_is_never_offered_and_the_next_resumes(
             assert (out / name).read_bytes() == body, name
 
 
+def test_the_token_set_in_settings_reaches_the_tool_environment_only(
+    hub_panel: Panel, local_hub: LocalHub
+) -> None:
+    """The panel's token (Settings, stored encrypted) wins over the worker's CPT_HUB_TOKEN and
+    reaches the download tool through its claim and environment, nowhere else. olah answers no
+    whoami (504): the token is stored unchecked, saying so."""
+    panel_token = "hf_settings_" + "t0ken" * 5
+    shards = {f"s-{i:05d}.safetensors": os.urandom(1024 * 1024) for i in range(30)}
+    local_hub.add_repo("org/e2e-token", {"config.json": b'{"model_type": "llama"}', **shards})
+    with hub_panel.client() as c:
+        r = c.put("/api/settings/hub/token", json={"token": panel_token})
+        assert r.status_code == 200, r.text
+        assert r.json()["check"]["result"] == "unchecked" and "HTTP 504" in r.text
+        try:
+            params = {"kind": "download", "params": {"repo_id": "org/e2e-token"}}
+            job = c.post("/api/jobs", json=params).json()["id"]
+            _wait(hub_panel, job, lambda j: (j.get("progress") or {}).get("files", 0) >= 1)
+            tools = [
+                p for p in psutil.process_iter(["cmdline", "environ"])
+                if "worker.hub" in (p.info["cmdline"] or [])
+            ]  # fmt: skip
+            assert tools and all(panel_token not in " ".join(p.info["cmdline"]) for p in tools)
+            envs = [(p.info["environ"] or {}).get("HF_TOKEN") for p in tools]
+            assert panel_token in envs and HUB_TOKEN not in envs, envs
+            c.post(f"/api/jobs/{job}/cancel")
+            _wait(hub_panel, job, lambda j: j["status"] == "cancelled", 60)
+            for path in ("/api/settings/hub", "/api/jobs", f"/api/jobs/{job}/log"):
+                assert panel_token not in c.get(path).text
+        finally:
+            assert c.delete("/api/settings/hub/token").json()["source"] == "env"
+    for log in hub_panel.data_dir.rglob("*.log"):
+        assert panel_token.encode() not in log.read_bytes(), log
+
+
 def test_a_run_on_a_hub_id_waits_for_its_download_then_trains(
     hub_panel: Panel, local_hub: LocalHub, tiny_assets: dict[str, Path]
 ) -> None:
@@ -166,3 +201,47 @@ def test_a_run_on_a_hub_id_waits_for_its_download_then_trains(
     bad = wait_final(hub_panel, submit(hub_panel, config, "on a missing hub id")["id"], 120)
     assert bad["status"] == "failed", bad
     assert "model download" in bad["status_reason"] and "was not found" in bad["status_reason"]
+
+
+def _job_events(
+    panel: Panel, job_id: str, until: Any, timeout: float = 180
+) -> list[dict[str, Any]]:
+    """The ``job`` events of the job's stream, read as a browser's EventSource would."""
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    with panel.client() as c, c.stream("GET", f"/api/jobs/{job_id}/stream", timeout=30) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in r.iter_lines():
+            assert time.monotonic() < deadline, events[-1:] or "no event"
+            if line.startswith("event:"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and name == "job":
+                events.append(json.loads(line.split(":", 1)[1]))
+                if until(events[-1]):
+                    return events
+    raise AssertionError(f"the stream ended before the job did: {events[-1:]}")
+
+
+def test_a_downloads_progress_is_pushed_over_its_stream(
+    hub_panel: Panel, local_hub: LocalHub
+) -> None:
+    shards = {f"model-{i:05d}-of-00024.safetensors": os.urandom(1024 * 1024) for i in range(24)}
+    local_hub.add_repo("org/e2e-streamed", {"config.json": b'{"model_type": "llama"}', **shards})
+    with hub_panel.client() as c:
+        r = c.post(
+            "/api/jobs", json={"kind": "download", "params": {"repo_id": "org/e2e-streamed"}}
+        )
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        assert c.get("/api/jobs/nosuchjob/stream").status_code == 404
+    events = _job_events(hub_panel, job_id, lambda j: j["status"] in ("succeeded", "failed"))
+    last = events[-1]
+    assert last["status"] == "succeeded", last
+    # Pushed as the tool measured it: bytes only grow, and the last report is the whole repo.
+    seen = [e["progress"]["bytes"] for e in events if e.get("progress")]
+    assert len(set(seen)) >= 2 and seen == sorted(seen), seen
+    assert last["progress"]["bytes"] == last["progress"]["total_bytes"] == last["result"]["bytes"]
+    # The stream says what GET says (one view of a job).
+    with hub_panel.client() as c:
+        assert c.get(f"/api/jobs/{job_id}").json()["progress"] == last["progress"]

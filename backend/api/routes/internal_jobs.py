@@ -10,7 +10,7 @@ from backend.api.deps import SettingsDep, require_worker_token
 from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import job_lease_for, job_lease_matches
-from backend.services import enqueue, hub_models, jobs
+from backend.services import enqueue, hub_models, hub_token, job_stream, jobs
 from cpt_contract.protocol import (
     LEASE_HEADER,
     CancelAnswer,
@@ -51,12 +51,14 @@ def claim_job(job_id: str, body: JobClaimIn, settings: SettingsDep) -> JobClaimO
         job = jobs.get_job(session, job_id, for_update=True)
         jobs.claim(job, body.worker)
         session.commit()
+        job_stream.push(session, job)
         return JobClaimOut(
             kind=job.kind,
             params=job.params,
             job_dir=str(jobs.paths(settings, job.id).job_dir),
             lease=job_lease_for(settings, job.id, job.attempt),
             attempt=job.attempt,
+            hub_token=hub_token.for_job(settings, session, job.kind),
         )
 
 
@@ -72,6 +74,7 @@ def report_job(
         jobs.report(job, RunStatus(body.status), body.reason, body.result)
         hub_models.after_download(settings, session, job)
         session.commit()
+        job_stream.push(session, job)
         answer = CancelAnswer(cancel_requested=jobs.cancel_requested(job))
     if job.kind == "download" and job.status == RunStatus.succeeded:
         enqueue.send_pending(settings)  # the runs that waited for this model start now
@@ -87,4 +90,5 @@ def ship_job_log(
         _check_lease(settings, job.id, lease, job.attempt)
         until = jobs.store_log(session, job, body.offset, body.text)
         session.commit()
+        job_stream.push(session, job)
         return JobLogOut(accepted_until=until, cancel_requested=jobs.cancel_requested(job))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
@@ -10,18 +10,11 @@ from pydantic import BaseModel
 from backend.api.deps import SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
-from backend.models import JobCreate, JobPublic
-from backend.services import job_progress, jobs
+from backend.models import JobCreate, JobDetail, JobPublic
+from backend.services import job_stream, jobs
 from cpt_contract.jobs import JOB_PARAMS, JobKind
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(require_api_token)], responses=AUTH)
-
-
-class JobDetail(JobPublic):
-    #: 1 = next to run on its queue's job slot (only while queued).
-    queue_position: int | None = None
-    #: A download's last measured progress (bytes, files, rate, ETA), from its log.
-    progress: dict[str, Any] | None = None
 
 
 class JobLog(BaseModel):
@@ -66,12 +59,7 @@ def create_job(body: JobCreate, settings: SettingsDep) -> JobDetail:
 
 @router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
 def get_job(job_id: str, session: SessionDep) -> JobDetail:
-    job = jobs.get_job(session, job_id)
-    return JobDetail(
-        **jobs.public(job).model_dump(),
-        queue_position=jobs.queue_position(session, job),
-        progress=job_progress.last_progress(session, job),
-    )
+    return job_stream.detail(session, jobs.get_job(session, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic, responses={**NOT_FOUND, **CONFLICT})
@@ -79,6 +67,7 @@ def cancel_job(job_id: str, settings: SettingsDep) -> JobPublic:
     with write_session(settings) as session:
         job = jobs.cancel(jobs.get_job(session, job_id, for_update=True))
         session.commit()
+        job_stream.push(session, job)
         return jobs.public(job)
 
 

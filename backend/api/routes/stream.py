@@ -1,4 +1,5 @@
-"""Server-sent events: one run's status/metrics/logs, and every run's changes.
+"""Server-sent events: one run's status/metrics/logs, every run's changes, and one job's view
+(status, queue position and a download's measured progress: ``backend/services/job_stream.py``).
 
 ``?token=`` is accepted because ``EventSource`` cannot send headers. The stream subscribes to the
 bus *before* reading the snapshot, so nothing published in between is lost. ``after_seq`` (or
@@ -21,8 +22,8 @@ from backend.api.deps import require_api_token_or_query
 from backend.api.routes.common import AUTH, NOT_FOUND
 from backend.core.db import get_engine
 from backend.models import EventPublic
-from backend.services import queries, runs
-from backend.services.bus import RUNS_TOPIC, Subscription, bus, run_topic
+from backend.services import job_stream, jobs, queries, runs
+from backend.services.bus import RUNS_TOPIC, Subscription, bus, job_topic, run_topic
 from cpt_contract.limits import INT32
 
 router = APIRouter(
@@ -39,6 +40,11 @@ _SEQ = re.compile(r"^[0-9]{1,9}$")
 def _snapshot(run_id: str) -> dict[str, Any]:
     with Session(get_engine()) as session:
         return runs.to_public(runs.get_run(session, run_id)).model_dump(mode="json")
+
+
+def _job_snapshot(job_id: str) -> dict[str, Any]:
+    with Session(get_engine()) as session:
+        return job_stream.detail(session, jobs.get_job(session, job_id)).model_dump(mode="json")
 
 
 def _replay(run_id: str, after_seq: int) -> list[dict[str, Any]]:
@@ -114,6 +120,27 @@ async def stream_run(
             async for item in _drain(sub):
                 if item.event == "metric" and last is not None and item.id and int(item.id) <= last:
                     continue  # already sent by the replay
+                yield item
+
+    return EventSourceResponse(events(), ping=ping)
+
+
+@router.get(
+    "/jobs/{job_id}/stream",
+    response_class=EventSourceResponse,
+    responses={**SSE_RESPONSE, **NOT_FOUND},
+)
+async def stream_job(
+    job_id: str,
+    ping: Annotated[float, Query(ge=1, le=300, description="Keep-alive period, seconds")] = 15,
+) -> EventSourceResponse:
+    """``job`` events: the job as ``GET /jobs/{id}`` answers it, first now, then at each change."""
+    await asyncio.to_thread(_job_snapshot, job_id)  # 404 before the stream starts
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        async with bus.subscribe(job_topic(job_id)) as sub:
+            yield _sse("job", await asyncio.to_thread(_job_snapshot, job_id))
+            async for item in _drain(sub):
                 yield item
 
     return EventSourceResponse(events(), ping=ping)

@@ -1,0 +1,64 @@
+"""The panel's settings that users set in the browser (``/api/settings``): the Hub token.
+
+The token is write-only: no answer carries it, only whether one is set, from where and what its
+last check said (``backend/services/hub_token.py``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from backend.api.deps import SessionDep, SettingsDep, require_api_token
+from backend.api.routes.common import AUTH
+from backend.core.db import write_session
+from backend.services import hub_token
+
+router = APIRouter(tags=["settings"], dependencies=[Depends(require_api_token)], responses=AUTH)
+
+
+class HubTokenIn(BaseModel):
+    #: Checked and stored encrypted; never answered (a 422 does not echo it either).
+    token: str = Field(description="A Hub access token (hf_...); write-only")
+    #: Optional: a repo the token must be able to read (checked, not stored as a rule).
+    repo: str | None = Field(default=None, description="org/name to check access to")
+
+    model_config = {"extra": "forbid"}
+
+
+class HubCheckIn(BaseModel):
+    repo: str | None = Field(default=None, description="org/name to check access to")
+
+    model_config = {"extra": "forbid"}
+
+
+@router.get("/settings/hub", response_model=hub_token.HubTokenState)
+def hub_state(settings: SettingsDep, session: SessionDep) -> hub_token.HubTokenState:
+    return hub_token.state(settings, session)
+
+
+@router.put("/settings/hub/token", response_model=hub_token.HubTokenState)
+def set_hub_token(body: HubTokenIn, settings: SettingsDep) -> hub_token.HubTokenState:
+    """Check the token against the Hub endpoint, then store it encrypted (an invalid one: 422
+    at ``token``, nothing stored)."""
+    with write_session(settings) as session:
+        answer = hub_token.save(settings, session, body.token, body.repo)
+        session.commit()
+        return answer
+
+
+@router.post("/settings/hub/check", response_model=hub_token.HubTokenState)
+def check_hub_token(body: HubCheckIn, settings: SettingsDep) -> hub_token.HubTokenState:
+    """Check the token in force again (and a repo's access); the result is kept with it."""
+    with write_session(settings) as session:
+        answer = hub_token.recheck(settings, session, body.repo)
+        session.commit()
+        return answer
+
+
+@router.delete("/settings/hub/token", response_model=hub_token.HubTokenState)
+def delete_hub_token(settings: SettingsDep) -> hub_token.HubTokenState:
+    """Forget the stored token (the API's CPT_HUB_TOKEN, if any, is then the one in force)."""
+    with write_session(settings) as session:
+        hub_token.delete(session)
+        session.commit()
+        return hub_token.state(settings, session)

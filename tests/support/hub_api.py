@@ -1,0 +1,97 @@
+"""A small local endpoint for the Hub's *account* side, which no server from the registries
+provides offline: olah (``tests/support/hub.py``) is a read-only mirror that answers no
+``whoami`` and checks no token. This one knows accounts by token and what each may read, and
+answers the routes the Hub answers for them, in the Hub's shapes:
+
+- ``GET /api/whoami-v2``: 200 ``{"name": ..., "type": "user"}`` for a known token, else 401;
+- ``GET /api/models/{org}/{name}``: 200 when the token's account may read it; 401 without a
+  known token, 403 for a gated repo the account has not accepted, 404 for a repo it does not
+  hold.
+
+Every request is recorded (method, path, the presented token) so a test can assert what a real
+client sent. It runs in a thread of the test process (uvicorn on a free port).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.support.panel import free_port
+
+
+@dataclass
+class HubAccounts:
+    """Tokens → account names; repos → who may read them (``gated``: only ``readers``)."""
+
+    users: dict[str, str] = field(default_factory=dict)
+    repos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def user_of(self, request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+        self.requests.append({"method": request.method, "path": request.url.path, "token": token})
+        return self.users.get(token) if token else None
+
+
+def _app(accounts: HubAccounts) -> Starlette:
+    async def whoami(request: Request) -> JSONResponse:
+        user = accounts.user_of(request)
+        if user is None:
+            return JSONResponse({"error": "Invalid credentials in Authorization header"}, 401)
+        return JSONResponse({"type": "user", "name": user, "auth": {"type": "access_token"}})
+
+    async def model_info(request: Request) -> JSONResponse:
+        user = accounts.user_of(request)
+        repo_id = f"{request.path_params['org']}/{request.path_params['name']}"
+        repo = accounts.repos.get(repo_id)
+        if user is None:
+            return JSONResponse({"error": "Invalid username or password."}, 401)
+        if repo is None:
+            return JSONResponse({"error": "Repository not found"}, 404)
+        if repo.get("gated") and user not in repo.get("readers", ()):
+            return JSONResponse({"error": f"Access to model {repo_id} is restricted."}, 403)
+        return JSONResponse({"id": repo_id, "modelId": repo_id, "private": False, "sha": "0" * 40})
+
+    return Starlette(
+        routes=[
+            Route("/api/whoami-v2", whoami),
+            Route("/api/models/{org}/{name}", model_info),
+        ]
+    )
+
+
+@dataclass
+class HubApi:
+    url: str
+    accounts: HubAccounts
+
+
+@pytest.fixture(scope="session")
+def hub_api() -> Iterator[HubApi]:
+    accounts = HubAccounts()
+    port = free_port()
+    config = uvicorn.Config(_app(accounts), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the Hub API did not start"
+        time.sleep(0.05)
+    try:
+        yield HubApi(f"http://127.0.0.1:{port}", accounts)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
