@@ -105,7 +105,7 @@ from worker.training.process import (  # noqa: E402
     setup_logging,
 )
 from worker.training.run_state import RunContext  # noqa: E402
-from worker.training.stages import StageController, parse_stages  # noqa: E402
+from worker.training.stages import StageController, is_distributed, parse_stages  # noqa: E402
 from worker.training.tokenizer import (  # noqa: E402
     load_tokenizer,
 )
@@ -175,7 +175,12 @@ def train(
     callbacks: list[Any] = [EventsCallback(run), PreemptionCallback(), FenceCallback()]
     if stages:
         controller = StageController(
-            stages, model, old_vocab, run, distributed=args.world_size > 1, evaluates=bool(eval_sets)
+            stages,
+            model,
+            old_vocab,
+            run,
+            distributed=is_distributed(args),
+            evaluates=bool(eval_sets),
         )
         run.stages = controller.plan()
         callbacks.insert(0, controller)  # decides a stage end's save/eval before the events do

@@ -643,8 +643,10 @@ class RunConfig(_Section):
                     "model.tokenizer_name_or_path to an extended tokenizer of "
                     "model.model_name_or_path, or give the stage method lora or full"
                 )
-            if stage.method == "new_embeddings" and method == "lora" and not (
-                self.method.modules_to_save
+            if (
+                stage.method == "new_embeddings"
+                and method == "lora"
+                and not (self.method.modules_to_save)
             ):
                 raise ValueError(
                     f"training.stages.{i}.method: new_embeddings with LoRA trains the "

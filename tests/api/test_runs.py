@@ -226,13 +226,16 @@ def test_meta_endpoints(api: Api) -> None:
 def test_staged_runs_are_checked_at_their_field(api: Api) -> None:
     """training.stages: the steps make max_steps, and a stage of new embedding rows needs an
     extended tokenizer (a 422 that names the stage's field, nothing stored)."""
-    panel, assets = api
+    panel, _ = api
     stages = [{"method": "new_embeddings", "max_steps": 5, "learning_rate": 1e-3}, {"max_steps": 7}]
     with panel.client() as c:
         before = c.get("/api/runs").json()["total"]
         ok = c.post(
             "/api/runs/preview",
-            json={"preset": "tiny-demo", "config": {"training": {"max_steps": -1, "stages": stages}}},
+            json={
+                "preset": "tiny-demo",
+                "config": {"training": {"max_steps": -1, "stages": stages}},
+            },
         )
         base_tok = _post(
             c,

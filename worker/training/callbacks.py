@@ -259,7 +259,8 @@ class PretrainTrainer(Trainer):
             str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type)),
             float(getattr(self.args, "warmup_ratio", 0.0) or 0.0),
         )
-        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
+        target: Any = optimizer or self.optimizer
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(target, factor)
         self._created_lr_scheduler = True
         return self.lr_scheduler
 

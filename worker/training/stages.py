@@ -12,9 +12,10 @@ written in. What a stage does:
 - ``lora`` / ``full``: what ``--finetuning_type`` trains (LoRA adapters and modules_to_save, or
   every weight).
 
-Parameters outside the stage get no gradient (``requires_grad`` off in one process; under DDP,
-whose reducer is fixed at wrap time, their gradients are zeroed in backward and dropped before
-the optimizer step), so AdamW skips them: their moments start fresh when their stage begins.
+Parameters outside the stage get no gradient (``requires_grad`` off in a plain process; under
+torchrun, even with one process, the Trainer wraps the model in DDP, whose reducer is fixed at
+wrap time: there their gradients are zeroed in backward and dropped before the optimizer
+step), so AdamW skips them: their moments start fresh when their stage begins.
 The learning rate follows ``--lr_scheduler_type`` with ``--warmup_ratio`` inside each stage.
 A checkpoint and an evaluation are forced at each stage's end; a ``stage`` event marks each
 stage's beginning (again after a resume), carrying the stage's ``start`` step for the charts.
@@ -75,7 +76,12 @@ def parse_stages(text: str, finetuning_type: str, learning_rate: float) -> list[
     stages: list[Stage] = []
     start = 0
     for i, item in enumerate(items):
-        if not isinstance(item, dict) or set(item) - {"method", "max_steps", "learning_rate", "name"}:
+        if not isinstance(item, dict) or set(item) - {
+            "method",
+            "max_steps",
+            "learning_rate",
+            "name",
+        }:
             raise InputError(
                 f"--stages[{i}]: an object with method, max_steps, learning_rate, name"
             )
@@ -133,6 +139,12 @@ def lr_lambda(stages: list[Stage], base_lr: float, kind: str, warmup_ratio: floa
         return stage.learning_rate / base_lr * inside
 
     return factor
+
+
+def is_distributed(args: Any) -> bool:
+    """Whether the Trainer wraps the model in DDP (also under torchrun with one process)."""
+    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return bool(args.world_size > 1 or initialized)
 
 
 def _trainable_weights(module: Any) -> list[Any]:
@@ -217,7 +229,9 @@ class StageController(TrainerCallback):
     def trainable_of(self, stage: Stage) -> int:
         """Parameters the stage updates (for new_embeddings: the new rows only)."""
         if stage.method == "new_embeddings":
-            return sum((int(w.shape[0]) - self.base_rows) * int(w.shape[1]) for w in self.embeddings)
+            return sum(
+                (int(w.shape[0]) - self.base_rows) * int(w.shape[1]) for w in self.embeddings
+            )
         return _numel(self.method_params)
 
     def plan(self) -> list[dict[str, Any]]:

@@ -160,6 +160,8 @@ export interface Metrics {
   keys: string[];
   /** Where each resumed attempt started: drawn as vertical lines on every chart. */
   attempts?: { attempt: number; step: number; tokens_seen: number | null }[];
+  /** Where each stage of a staged run after the first begins: vertical lines too. */
+  stages?: { index: number; name: string; method: string; step: number; tokens_seen: number | null }[];
 }
 
 /** One stored event (events.jsonl line plus the attempt it came from). */

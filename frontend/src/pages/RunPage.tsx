@@ -112,6 +112,11 @@ export function RunPage({ id }: { id: string }) {
     const x = opts.x === "step" ? a.step : a.tokens_seen;
     return x === null ? [] : [{ x, label: `attempt ${a.attempt}` }];
   });
+  // Where each stage of a staged run begins (training.stages).
+  for (const s of live.stageStarts) {
+    const x = opts.x === "step" ? s.step : s.tokens_seen;
+    if (x !== null) marks.push({ x, label: `stage ${s.index + 1}: ${s.name || s.method}` });
+  }
   const xLabel = opts.x === "step" ? "step" : "tokens seen";
 
   return (
