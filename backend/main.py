@@ -23,7 +23,9 @@ from starlette.routing import Match
 
 from backend import __version__
 from backend.api.routes import (
+    audit,
     checkpoints,
+    experiments,
     health,
     internal,
     internal_jobs,
@@ -33,10 +35,14 @@ from backend.api.routes import (
     models,
     panel_settings,
     runs,
+    session,
     stream,
+    tokens,
+    users,
     workers,
 )
 from backend.core import dbhealth
+from backend.core.auditguard import AuditFallback
 from backend.core.auth import Authenticator
 from backend.core.db import init_db
 from backend.core.headers import SecurityHeaders
@@ -45,6 +51,7 @@ from backend.core.writes import WritesGuard
 from backend.services.bus import bus
 from backend.services.errors import Conflict, NotFound
 from backend.services.recovery import loop_interval, recovery_loop
+from backend.services.users import OverQuota, ensure_first_admin
 from backend.services.validation import ConfigInvalid, friendlier, safe_errors
 from cpt_contract.settings import Settings, get_settings
 
@@ -123,6 +130,14 @@ def _private_database(settings: Settings) -> None:
             path.chmod(0o600)
 
 
+def _ensure_first_admin(settings: Settings) -> None:
+    """A one-time password for the first admin while no admin can sign in: in a 0600 file
+    for ``cpt-panel up`` to print to a terminal; the log names the file only."""
+    path = ensure_first_admin(settings)
+    if path is not None:
+        log.info("first admin 'admin': one-time password kept in %s", path)
+
+
 def _ensure_tokens(settings: Settings) -> None:
     """Generate missing tokens now (not on the first request), so workers and people find them.
     Only the file's path is logged, never a token."""
@@ -150,6 +165,7 @@ def _lifespan(
         _ensure_dirs(settings)
         _ensure_tokens(settings)
         await asyncio.to_thread(init_db, settings)
+        await asyncio.to_thread(_ensure_first_admin, settings)
         _private_database(settings)
         bus.attach(asyncio.get_running_loop())
         task = asyncio.create_task(recovery_loop(settings, loop_interval(settings)))
@@ -184,6 +200,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(_req: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(OverQuota)
+    async def over_quota(_req: Request, exc: OverQuota) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429)
 
     @app.exception_handler(Conflict)
     async def conflict(_req: Request, exc: Conflict) -> JSONResponse:
@@ -262,14 +282,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_error_handlers(app)
     app.state.settings = settings  # the body limits check tokens before the routes do
     app.state.auth = Authenticator()
+    app.add_middleware(AuditFallback)  # innermost: sees who the routes found and the status
     app.add_middleware(WritesGuard)  # inside the limits (health tells anyone the same)
     app.add_middleware(RequestLimits)
     app.add_middleware(SecurityHeaders)  # outermost: the limits' own 413/422 get them too
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
     routers = (
-        health, stream, runs, metrics, checkpoints, jobs, workers, meta, models, panel_settings,
-        internal,
-    )  # fmt: skip
+        *(health, session, users, tokens, audit, stream, runs, experiments, metrics),
+        *(checkpoints, jobs, workers, meta, models, panel_settings, internal),
+    )
     for module in (*routers, internal_jobs):
         app.include_router(module.router, prefix="/api")
     dist = settings.frontend_dist or ROOT / "frontend" / "dist"

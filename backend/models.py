@@ -130,8 +130,15 @@ class RunPublic(RunBase, _RunProgress):
     lost_after_seconds: float | None = None
     #: A queued run: why it waits (queue, position, what the queue's workers are busy with).
     waiting_reason: str | None = None
+    #: A checkpoint of the run is on disk (the checkpoint list's ``exists``), looked at for runs
+    #: that stopped unfinished (``RESUME_LAST_STATUSES``), where "Resume" (from the last
+    #: checkpoint) needs one; None: not looked at (other statuses, or an answer that does not).
+    has_checkpoint: bool | None = None
     tags: list[str] = []
     note: str = ""
+    #: The experiment this run belongs to, and its values of the experiment's axes.
+    experiment_id: str | None = None
+    experiment_values: dict[str, Any] | None = None
     #: What the training script said it is doing (its last ``phase`` event) and since when.
     phase: str | None = None
     phase_since: UtcDatetime | None = None
@@ -147,6 +154,8 @@ class RunPublic(RunBase, _RunProgress):
     #: Per metric key: ``{"last", "best", "best_step"}`` over the run's log/eval events
     #: (``best`` only where lower or higher is known to be better).
     metrics_summary: dict[str, dict[str, float | int | None]] = {}
+    #: The user who launched it: an operator changes only its own runs.
+    owner: str | None = None
 
 
 class RunList(SQLModel):
@@ -198,6 +207,8 @@ class Run(RunBase, _RunProgress, table=True):
     )
     phase: str | None = Field(default=None, max_length=32)
     phase_since: datetime | None = Field(default=None, sa_type=_tz())
+    #: The user who launched it (runs made before users existed: the first admin).
+    owner: str | None = Field(default=None, max_length=32, index=True)
     first_started_at: datetime | None = Field(default=None, sa_type=_tz())
     #: Seconds of the attempts that ended (the running one is added by ``to_public``).
     attempts_seconds: float = Field(default=0.0)
@@ -208,6 +219,33 @@ class Run(RunBase, _RunProgress, table=True):
     attempt_argv: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
+    #: The experiment this run belongs to (``experiments.id``), and its values of the axes.
+    experiment_id: str | None = Field(default=None, max_length=32, index=True)
+    experiment_values: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    #: Why the server asked this run to stop (early stopping): the reason it ends with.
+    stop_reason: str | None = Field(default=None, max_length=REASON_MAX)
+
+
+# --- experiments (backend/services/experiments/) ------------------------------------------
+
+
+class Experiment(SQLModel, table=True):
+    """A question asked once: ``spec`` (``cpt_contract.experiments.ExperimentSpec``) expanded
+    into runs that point back here (``runs.experiment_id``). Its status is its runs'."""
+
+    __tablename__ = "experiments"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(default="", max_length=200)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    updated_at: datetime | None = Field(default_factory=utcnow, sa_type=_tz())
+    launched_at: datetime | None = Field(default=None, sa_type=_tz())
+    #: Successive halving: per rung (``"1"``…) per run id the target bits/char and step, and
+    #: per stopped run its rung, value and cut-off (``backend/services/experiments/halving.py``).
+    rungs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    #: Who made it (its runs are the launcher's).
+    owner: str | None = Field(default=None, max_length=32)
 
 
 # --- events, logs, checkpoints -------------------------------------------------------------
@@ -332,6 +370,8 @@ class Job(SQLModel, table=True):
     enqueued_at: datetime | None = Field(default=None, sa_type=_tz())
     #: 2 once a job of an idempotent kind was tried again after its worker was lost.
     attempt: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    #: The user who queued it (None: the panel itself, e.g. a run's model download).
+    owner: str | None = Field(default=None, max_length=32)
 
 
 class JobLogChunk(SQLModel, table=True):
@@ -372,6 +412,7 @@ class JobPublic(SQLModel):
     duration_seconds: float | None = None
     #: 2 when it was tried again after a lost worker (``cpt_contract.jobs.RETRIED_KINDS``).
     attempt: int = 1
+    owner: str | None = None
 
 
 class JobDetail(JobPublic):
@@ -476,3 +517,66 @@ class StoredSecret(SQLModel, table=True):
     #: Public facts about the secret (e.g. its last check), safe to show.
     meta: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+# --- users, sessions, personal tokens, audit log (backend/services/users.py, audit.py) ---------
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=32, unique=True)
+    role: str = Field(max_length=16)
+    #: Argon2id (``backend/core/passwords.py``); None: may not sign in with a password yet.
+    password_hash: str | None = Field(default=None, max_length=200)
+    active: bool = Field(default=True)
+    #: Quotas (None: no limit): runs live at once (queued or running), runs waiting in a queue.
+    max_live_runs: int | None = None
+    max_queued_runs: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+class UserSession(SQLModel, table=True):
+    """A browser's sign-in: only hashes are stored (the cookie and the CSRF token)."""
+
+    __tablename__ = "user_sessions"
+
+    id: str = Field(primary_key=True, max_length=64)  # sha256 of the cookie
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    csrf_digest: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    expires_at: datetime = Field(sa_type=_tz())
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=64)
+    digest: str = Field(max_length=64, unique=True)  # sha256 of the token, never the token
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    expires_at: datetime = Field(sa_type=_tz())
+    revoked_at: datetime | None = Field(default=None, sa_type=_tz())
+    last_used_at: datetime | None = Field(default=None, sa_type=_tz())
+
+
+class AuditEntry(SQLModel, table=True):
+    """One state-changing request. Appended in the change's own transaction; no route edits or
+    deletes a row."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_actor_at", "actor", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=_tz(), index=True)
+    #: A user's name, ``worker`` or, for a failed sign-in, the name that was tried.
+    actor: str = Field(max_length=64)
+    #: ``session``, ``token`` (personal), ``api-token`` (the panel's single token), ``worker``.
+    via: str = Field(max_length=16)
+    client: str = Field(max_length=64)
+    action: str = Field(max_length=48, index=True)
+    target: str = Field(default="", max_length=200, index=True)
+    #: Changed fields (never a secret: ``backend/services/audit.py::_clean``).
+    changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

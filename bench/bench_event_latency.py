@@ -25,8 +25,8 @@ import httpx
 from _panel import Panel, percentile, start_panel, tiny_assets
 
 from cpt_cli.follow import sse_events
-from worker.api_client import WorkerApi
-from worker.shipper import RunShipper, ShipperThread
+from worker.attempt.api_client import WorkerApi
+from worker.attempt.shipper import RunShipper, ShipperThread
 
 TARGET_P95_MS = 300.0
 

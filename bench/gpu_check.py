@@ -10,7 +10,7 @@ of 2048 tokens, DeepSpeed ZeRO-2, one GPU):
   full_zero2  pretrain.py full weights: loss falls; tokens/s; MFU = 6*N*tokens/s / peak;
               peak memory against the launch form's estimate
   lora_zero2  the same with LoRA (goal: tokens/s >= 1.3x full)
-  gpu_stats   worker.gpu (what the Workers page shows) read while full_zero2 trains agrees with
+  gpu_stats   worker.attempt.gpu (what the Workers page shows) read while full_zero2 trains agrees with
               torch: name, total memory, used memory >= the training's peak, utilisation > 0
   fp16        --fp16 is accepted on a GPU (it is refused on CPU)
   oom         an impossible micro-batch ends with status "oom" and the suggestion
@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = "--smoke" in sys.argv
 sys.path.insert(0, str(ROOT))
 
-from worker import demo_assets, gpu, launcher, proctree  # noqa: E402
+from worker import demo_assets  # noqa: E402
+from worker.attempt import gpu, launcher, proctree  # noqa: E402
 
 
 def nvidia_used_mb() -> int:
@@ -263,7 +264,7 @@ def check_cancel(base: list[str], work: Path, block: int, mb: int) -> dict[str, 
 
 
 def sample_gpus(stop: threading.Event, out: list[list[dict[str, Any]]]) -> None:
-    """What the worker's heartbeat would report (worker.gpu), once a second."""
+    """What the worker's heartbeat would report (worker.attempt.gpu), once a second."""
     while not stop.wait(1.0):
         out.append([g.to_dict() for g in gpu.list_gpus()])
 

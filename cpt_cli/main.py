@@ -1,4 +1,4 @@
-"""Command line: ``cpt-panel serve | worker | up | runs ... | data clean ...``.
+"""Command line: ``cpt-panel serve | worker | up | runs ... | data clean ... | users ...``.
 
 ``serve`` runs the API, ``worker`` a Celery worker with its heartbeat, ``up`` both (``make run``),
 ``runs`` and ``data`` are HTTP clients (cpt_cli/runs.py, cpt_cli/data.py). Heavy imports stay inside the commands.
@@ -11,12 +11,16 @@ import os
 import typer
 
 from cpt_cli.data import app as data_app
+from cpt_cli.experiments import app as experiments_app
 from cpt_cli.runs import app as runs_app
+from cpt_cli.users import app as users_app
 from cpt_contract.settings import get_settings
 
 app = typer.Typer(help="cpt-panel: continual-pretraining control panel.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
+app.add_typer(users_app, name="users")
+app.add_typer(experiments_app, name="experiments")
 
 
 @app.callback()
@@ -53,7 +57,7 @@ def serve(reload: bool = typer.Option(False, help="Reload on code changes (devel
 @app.command()
 def worker() -> None:
     """Run a Celery worker on CPT_QUEUE (CPT_WORKER_CONCURRENCY runs at once) with its heartbeat."""
-    from worker.boot import run_worker
+    from worker.agent.boot import run_worker
 
     _private_files()
     run_worker(get_settings())

@@ -40,6 +40,18 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
         proc.wait()
 
 
+def _print_first_password(settings: Settings) -> None:
+    """The first admin's one-time password (made by the API at its first start), to a terminal
+    only; the file goes once the admin sets its own password."""
+    path = settings.resolved_data_dir / ".admin_password"
+    if not path.exists():
+        return
+    if sys.stdout.isatty():
+        print(f"           sign in as admin, password {path.read_text().strip()} (one-time)")
+    else:
+        print(f"           admin's one-time password: not printed, it is in {path}")
+
+
 def run_up(settings: Settings) -> int:
     """API and one worker as children of this process; Ctrl-C (or SIGTERM) stops both.
 
@@ -47,7 +59,7 @@ def run_up(settings: Settings) -> int:
     stops the worker first (its runs report "worker stopped" to a still-running API) and the
     API last. Should this process die, the children get SIGTERM (PR_SET_PDEATHSIG).
     """
-    from worker.launcher import _die_with_parent
+    from worker.attempt.launcher import _die_with_parent
 
     # Create the tokens once, before two processes could race to generate different ones.
     token = (
@@ -75,6 +87,7 @@ def run_up(settings: Settings) -> int:
     else:
         print(f"cpt-panel: {url}/  (access token: not printed, output is not a terminal)")
     print(f"           token file: {settings.resolved_data_dir / '.api_token'}", flush=True)
+    _print_first_password(settings)
     print("           Ctrl-C stops the API and the worker.", flush=True)
 
     def _interrupt(signum: int, frame: object) -> None:

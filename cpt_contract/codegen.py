@@ -14,6 +14,7 @@ from typing import get_args
 from cpt_contract.events import EVAL_METRICS, PHASES
 from cpt_contract.jobs import GENERATE_MARKER, JobKind
 from cpt_contract.outcomes import LAST_CHECKPOINT, RETRYABLE_KINDS, FailureKind
+from cpt_contract.roles import CSRF_COOKIE, CSRF_HEADER, ROLE_RANK, Role
 from cpt_contract.statuses import (
     ACTIVE_STATUSES,
     RESUMABLE_STATUSES,
@@ -65,7 +66,14 @@ def render() -> str:
         "export type EvalMetric = (typeof EVAL_METRICS)[number];\n\n"
         "// What every per-character number divides by (cpt_contract/text.py).\n"
         f"export const CHARACTER_DEFINITION = {json.dumps(CHARACTER_DEFINITION)};\n"
-        f"export const CHARACTER_UNIT = {json.dumps(CHARACTER_UNIT)};\n"
+        f"export const CHARACTER_UNIT = {json.dumps(CHARACTER_UNIT)};\n\n"
+        "// Who may do what (cpt_contract/roles.py): higher ranks may what lower ones may.\n"
+        f"export type Role = {' | '.join(json.dumps(r.value) for r in Role)};\n"
+        "export const ROLE_RANK: Readonly<Record<Role, number>> = "
+        f"{{ {', '.join(f'{r.value}: {ROLE_RANK[r]}' for r in Role)} }};\n"
+        "// A signed-in browser echoes this cookie's value in this header on every write.\n"
+        f"export const CSRF_COOKIE = {json.dumps(CSRF_COOKIE)};\n"
+        f"export const CSRF_HEADER = {json.dumps(CSRF_HEADER)};\n"
     )
 
 

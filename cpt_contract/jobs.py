@@ -4,7 +4,7 @@ Queued, claimed, logged, cancelled and shown like runs, each with its own kind a
 parameters; the result is a JSON document the job writes when it succeeds.
 
 Both sides use this module: the API validates a job's parameters with ``JOB_PARAMS`` and the
-worker turns them into the argv of ``python -m worker.<tool>`` (``worker/jobs.py``).
+worker turns them into the argv of ``python -m worker.<tool>`` (``worker/agent/jobs.py``).
 """
 
 from __future__ import annotations

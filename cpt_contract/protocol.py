@@ -1,6 +1,6 @@
 """The worker ↔ API wire protocol (``/api/internal``): one definition of each request and answer.
 
-The API's routes declare these as their bodies and response models; ``worker/api_client.py``
+The API's routes declare these as their bodies and response models; ``worker/attempt/api_client.py``
 builds its requests from them and reads the answers through them, so the two sides cannot drift.
 Every call is idempotent (claim keyed by attempt, events by seq, logs by byte offset).
 """

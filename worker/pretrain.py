@@ -155,7 +155,7 @@ def train(
 
     # 4. Model: load or build, resize the vocabulary to the tokenizer, wrap in LoRA.
     run.enter_phase("loading_model", 0)
-    model, old_vocab = build_model(model_args, args, tokenizer, config)
+    model, old_vocab, run.vocabulary = build_model(model_args, args, tokenizer, config)
     run.total_params, run.trainable_params = count_parameters(model)
     run.vocab_size = max(len(tokenizer), old_vocab)
     run.tokens_per_step = tokens_per_step

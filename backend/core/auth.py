@@ -1,5 +1,9 @@
-"""Who may call: the API token (browser, CLI) and the worker token (``/api/internal``), each with
-its own limiter, so that one kind of caller can never lock out the other.
+"""Who may call: people (the panel's single API token, personal tokens, browser sessions; see
+``backend/core/identity.py``) and the worker token (``/api/internal``), each with its own
+limiter, so that one kind of caller can never lock out the other.
+
+- **Sign-in** with a name and password: wrong ones fill a bucket per client address and one
+  per user name (a guesser spreading over many addresses still stops at the name's bucket).
 
 - **User tokens**: wrong ones fill a leaky bucket per client address (``FailureLimiter``); a full
   bucket answers 429 to that address, the right token too (a guesser learns nothing).
@@ -19,8 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from backend.core import identity
+from backend.core.identity import Principal
 from backend.core.ratelimit import FailureLimiter
 from backend.core.security import token_digest, token_matches
+from cpt_contract.roles import TOKEN_PREFIX
 from cpt_contract.settings import Settings
 
 
@@ -36,7 +43,7 @@ class Refusal(Exception):
 def _unauthorized(what: str) -> Refusal:
     return Refusal(
         401,
-        f"missing or invalid {what}: send 'Authorization: Bearer <token>'",
+        f"missing or invalid {what}: send 'Authorization: Bearer <token>' or sign in",
         {"WWW-Authenticate": "Bearer"},
     )
 
@@ -52,15 +59,50 @@ class Authenticator:
     worker_requests: FailureLimiter = field(
         default_factory=lambda: FailureLimiter(burst=20_000, rate=5_000.0, max_clients=64)
     )
+    #: Wrong passwords: 10 at once per address then one per 6 s; 5 per name then one per 30 s.
+    signin_clients: FailureLimiter = field(
+        default_factory=lambda: FailureLimiter(burst=10, rate=1 / 6)
+    )
+    signin_names: FailureLimiter = field(
+        default_factory=lambda: FailureLimiter(burst=5, rate=1 / 30)
+    )
 
-    def check_user(self, settings: Settings, client: str, presented: str | None, what: str) -> None:
-        """Raises ``Refusal`` unless ``presented`` is the API token and ``client`` may try."""
+    def identify(
+        self,
+        settings: Settings,
+        client: str,
+        presented: str | None,
+        cookie: str | None,
+        what: str,
+    ) -> Principal:
+        """Who presents this token (or, without one, this session cookie); raises ``Refusal``
+        (401, or 429 while ``client`` has guessed too often)."""
         if (wait := self.user_failures.retry_after(client)) is not None:
             raise _too_many(wait, f"wrong tokens from {client}")
-        if not token_matches(settings, "api_token", presented):
-            if presented:  # a missing token is not a guess (a browser that lost it)
-                self.user_failures.failed(client)
-            raise _unauthorized(what)
+        try:
+            if presented:
+                if token_matches(settings, "api_token", presented):
+                    return identity.legacy_principal(settings, client)
+                if presented.startswith(TOKEN_PREFIX):
+                    return identity.token_principal(settings, presented, client)
+                raise identity.Unknown("token")
+            if cookie:
+                return identity.session_principal(settings, cookie, client)
+        except identity.Unknown:
+            self.user_failures.failed(client)
+            raise _unauthorized(what if presented else "session (sign in again)") from None
+        raise _unauthorized(what)
+
+    def check_signin(self, client: str, name: str) -> None:
+        """Raises a 429 while this address or this name has failed too often."""
+        if (wait := self.signin_clients.retry_after(client)) is not None:
+            raise _too_many(wait, f"failed sign-ins from {client}")
+        if (wait := self.signin_names.retry_after(name)) is not None:
+            raise _too_many(wait, f"failed sign-ins as {name}")
+
+    def signin_failed(self, client: str, name: str) -> None:
+        self.signin_clients.failed(client)
+        self.signin_names.failed(name)
 
     def check_worker(self, settings: Settings, client: str, presented: str | None) -> None:
         """Raises ``Refusal`` unless ``presented`` is the worker token and within its rate."""

@@ -12,20 +12,23 @@
 - **Query strings** with a NUL (``%00``) are a 422 too.
 - **Who sends a large body**: a body over ``OPEN_BODY_LIMIT`` (4 KiB) is read only after the
   ``Authorization`` header carries the right token for the route (the worker token on
-  ``/api/internal``, the API token elsewhere): a caller without it is answered 401 (or 429)
-  at once. 16 MiB without a token cost ~1.6 s of CPU and ~400 MB before the route said 401.
+  ``/api/internal``, a person's token or session cookie elsewhere): a caller without it is
+  answered 401 (or 429) at once. 16 MiB without a token cost ~1.6 s of CPU and ~400 MB before the route said 401.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.core.auth import Refusal, authenticator
 from backend.core.security import bearer_token
+from cpt_contract.roles import SESSION_COOKIE
 
 USER_BODY_LIMIT = 1024 * 1024
 #: What anyone may send before the token is checked (every config, claim and report is larger
@@ -119,8 +122,17 @@ def _too_large(limit: int) -> str:
     )
 
 
+def _session_cookie(headers: dict[bytes, bytes]) -> str | None:
+    try:
+        jar = SimpleCookie(headers.get(b"cookie", b"").decode("latin-1"))
+    except CookieError:
+        return None
+    morsel = jar.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None else None
+
+
 def _refusal(scope: Scope, headers: dict[bytes, bytes], path: str) -> Refusal | None:
-    """The token check of ``backend/core/auth.py`` on the header alone (None: it passed)."""
+    """The token check of ``backend/core/auth.py`` on the headers alone (None: it passed)."""
     app = scope.get("app")
     settings = getattr(getattr(app, "state", None), "settings", None)
     if app is None or settings is None:  # an app built without create_app: the routes check
@@ -133,7 +145,8 @@ def _refusal(scope: Scope, headers: dict[bytes, bytes], path: str) -> Refusal | 
         if path.startswith(INTERNAL_PREFIX):
             auth.check_worker(settings, address, presented)
         else:
-            auth.check_user(settings, address, presented, "API token")
+            cookie = _session_cookie(headers)
+            auth.identify(settings, address, presented, cookie, "API token")
     except Refusal as refusal:
         return refusal
     return None
@@ -176,7 +189,16 @@ class RequestLimits:
             else b"transfer-encoding" in headers  # chunked: of unknown size
         )
         # A large body: the token first, before a byte of it is read.
-        if large and path != HEALTH and (refusal := _refusal(scope, headers, path)):
+        if (
+            large
+            and path != HEALTH
+            and (
+                refusal := _refusal(scope, headers, path)
+                if path.startswith(INTERNAL_PREFIX)
+                # a thread: a person's token or session is looked up in the database
+                else await anyio.to_thread.run_sync(_refusal, scope, headers, path)
+            )
+        ):
             extra = [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
             await _answer(send, refusal.status, refusal.detail, [*extra, *close])
             return

@@ -49,6 +49,23 @@ def local_dir(settings: Settings, ckpt: Checkpoint) -> Path | None:
     return path
 
 
+def runs_with_checkpoint(settings: Settings, session: Session, run_ids: list[str]) -> set[str]:
+    """Of these runs, those with a checkpoint on this machine (the checkpoint list's
+    ``exists``: what "Resume" needs)."""
+    if not run_ids:
+        return set()
+    rows = session.exec(
+        select(Checkpoint)
+        .where(col(Checkpoint.run_id).in_(run_ids))
+        .order_by(col(Checkpoint.step).desc())
+    ).all()
+    found: set[str] = set()
+    for c in rows:
+        if c.run_id not in found and local_dir(settings, c) is not None:
+            found.add(c.run_id)
+    return found
+
+
 def list_checkpoints(settings: Settings, session: Session, run: Run) -> list[CheckpointPublic]:
     ckpts = session.exec(
         select(Checkpoint)

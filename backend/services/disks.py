@@ -3,7 +3,7 @@ a submit whose checkpoints cannot fit refused before anything is queued.
 
 Found overnight: with the runs volume full, health stayed "ok", new runs were accepted, and
 they failed at their first save. The space that matters is the worker's, not the API's: each
-heartbeat carries its data, runs and cache volumes (``worker/heartbeat.py::volumes``).
+heartbeat carries its data, runs and cache volumes (``worker/agent/heartbeat.py::volumes``).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from backend.models import Job, Run, RunEvent
+from backend.services.eval_time import Measured, eval_time
 from backend.services.model_estimates import BYTES, ModelEstimate, model_estimate
 from cpt_contract.runconfig.schema import RunConfig
 from cpt_contract.statuses import RunStatus
@@ -28,8 +29,11 @@ from cpt_contract.statuses import RunStatus
 class VocabEstimate(BaseModel):
     model_vocab: int | None
     tokenizer_vocab: int | None
+    #: Rows the matrix grows by (past its padding, if any).
     new_rows: int | None
     init: str | None
+    #: Padded rows (past the base tokenizer, e.g. Qwen's) the extension's tokens take first.
+    reused_rows: int | None = None
 
 
 class DataEstimate(BaseModel):
@@ -46,15 +50,30 @@ class DataEstimate(BaseModel):
 
 
 class EvalEstimate(BaseModel):
-    """Held-out evaluation time, scaled from a measured one: the seconds the last succeeded run
-    of the same model on the same queue spent per evaluation (scoring and samples), times this
-    run's characters per evaluation over that run's. None where either is not known."""
+    """Held-out evaluation time per evaluation, scoring and sampling apart
+    (``eval_time.py``): from the last run of the same model on the same queue that measured
+    them, else from the queue's measured training speed, else from the model's size and the
+    budget. None where not enough is known."""
 
     evaluations: int | None = None
     #: Characters scored per evaluation (the sets' budgets; None: a set counted in documents
     #: or packed blocks, whose characters are known only once read).
     characters: int | None = None
+    #: Scoring + sampling, one evaluation.
     seconds_each: float | None = None
+    scoring_seconds: float | None = None
+    sampling_seconds: float | None = None
+    #: measured_eval | measured_training | model_size (eval_time.Basis).
+    scoring_basis: str | None = None
+    sampling_basis: str | None = None
+    #: Generations per evaluation (each prompt greedy and sampled) and their tokens at most.
+    samples: int = 0
+    sample_tokens: int = 0
+    tokens_per_char: float | None = None
+    #: From a scan of the run's data with its tokenizer (else an assumed ratio).
+    tokens_per_char_measured: bool = False
+    #: Sampling would take longer than scoring the held-out text (the preview warns).
+    sampling_exceeds_scoring: bool = False
     measured_run: str | None = None
     measured_seconds: float | None = None
     measured_characters: int | None = None
@@ -119,8 +138,14 @@ def vocab_estimate(config: RunConfig) -> VocabEstimate:
     base = model_vocab(m.model_name_or_path)
     tok = tokenizer_vocab(m.tokenizer_name_or_path or m.model_name_or_path)
     new_rows = max(0, tok - base) if base is not None and tok is not None else None
-    init = getattr(m, "new_embeddings_init", None) if new_rows else None
-    return VocabEstimate(model_vocab=base, tokenizer_vocab=tok, new_rows=new_rows, init=init)
+    reused = None
+    own = tokenizer_vocab(m.model_name_or_path) if m.tokenizer_name_or_path else None
+    if base is not None and tok is not None and own is not None and own < min(tok, base):
+        reused = min(tok, base) - own  # worker/training/modeling.py::extend_vocabulary
+    init = getattr(m, "new_embeddings_init", None) if new_rows or reused else None
+    return VocabEstimate(
+        model_vocab=base, tokenizer_vocab=tok, new_rows=new_rows, init=init, reused_rows=reused
+    )
 
 
 def _scan_for(session: Session, config: RunConfig) -> Job | None:
@@ -244,11 +269,14 @@ def _evaluations(config: RunConfig, steps: int | None) -> int | None:
     return n
 
 
-def eval_estimate(session: Session, config: RunConfig, steps: int | None) -> EvalEstimate:
-    out = EvalEstimate(evaluations=_evaluations(config, steps), characters=_eval_characters(config))
-    run = _last_measured(session, config, Run.eval_seconds)
-    if run is None or not run.eval_seconds:
-        return out
+def _sample_count(config: RunConfig) -> int:
+    prompts = config.training.eval_prompts or {}
+    return 2 * sum(len(group) for group in prompts.values())  # greedy and sampled
+
+
+def _measured_eval(session: Session, run: Run) -> tuple[Measured | None, int | None]:
+    """The run's last evaluation split into scoring and sampling (None: an older run that did
+    not split it), and the characters its evaluations scored."""
     start = session.exec(
         select(RunEvent)
         .where(RunEvent.run_id == run.id, RunEvent.kind == "start")
@@ -256,11 +284,86 @@ def eval_estimate(session: Session, config: RunConfig, steps: int | None) -> Eva
     ).first()
     sets = (start.data or {}).get("eval_sets") if start is not None else None
     chars = sum(int(s.get("characters") or 0) for s in sets or [] if isinstance(s, dict))
-    out.measured_run, out.measured_seconds = run.id, run.eval_seconds
-    out.measured_characters = chars or None
-    if out.characters and chars:
-        out.seconds_each = run.eval_seconds * out.characters / chars
+    evals = session.exec(
+        select(RunEvent)
+        .where(RunEvent.run_id == run.id, RunEvent.kind == "eval")
+        .order_by(col(RunEvent.seq).desc())
+        .limit(20)
+    ).all()
+    for event in evals:
+        d = event.data or {}
+        score, sample = d.get("eval_score_seconds"), d.get("eval_sample_seconds")
+        tokens = d.get("eval_sample_tokens")
+        if isinstance(score, int | float) and isinstance(sample, int | float) and chars:
+            return Measured(float(score), chars, float(sample), int(tokens or 0)), chars
+    return None, chars or None
+
+
+def _scan_tokens_per_char(session: Session, config: RunConfig) -> float | None:
+    job = _scan_for(session, config)
+    totals = (job.result or {}).get("totals") or {} if job is not None else {}
+    tokens, chars = totals.get("tokens"), totals.get("characters")
+    if isinstance(tokens, int) and isinstance(chars, int) and tokens > 0 and chars > 0:
+        return tokens / chars
+    return None
+
+
+def eval_estimate(
+    session: Session,
+    config: RunConfig,
+    steps: int | None,
+    model: ModelEstimate | None = None,
+    cpu_only: bool = False,
+) -> EvalEstimate:
+    t = config.training
+    samples = _sample_count(config)
+    out = EvalEstimate(
+        evaluations=_evaluations(config, steps),
+        characters=_eval_characters(config),
+        samples=samples,
+        sample_tokens=samples * t.sample_max_new_tokens,
+    )
+    measured: Measured | None = None
+    run = _last_measured(session, config, Run.eval_seconds)
+    if run is not None and run.eval_seconds:
+        measured, chars = _measured_eval(session, run)
+        out.measured_run, out.measured_seconds = run.id, run.eval_seconds
+        out.measured_characters = chars
+    params = model.params.total if model is not None and model.params else None
+    dtype = model.memory.weight_dtype if model is not None and model.memory else "float32"
+    est = eval_time(
+        characters=out.characters,
+        sample_tokens=out.sample_tokens,
+        params=params,
+        layers=model.layers if model is not None else None,
+        weight_bytes=BYTES.get(dtype, 4),
+        cpu_only=cpu_only,
+        measured=measured,
+        training_tokens_per_second=_measured_speed(session, config),
+        tokens_per_char=_scan_tokens_per_char(session, config),
+    )
+    if est is None:
+        return out
+    out.scoring_seconds, out.sampling_seconds = est.scoring_seconds, est.sampling_seconds
+    out.scoring_basis, out.sampling_basis = est.scoring_basis, est.sampling_basis
+    out.tokens_per_char = round(est.tokens_per_char, 4)
+    out.tokens_per_char_measured = est.tokens_per_char_measured
+    if est.scoring_seconds is not None and est.sampling_seconds is not None:
+        out.seconds_each = est.scoring_seconds + est.sampling_seconds
+        out.sampling_exceeds_scoring = est.sampling_seconds > est.scoring_seconds
     return out
+
+
+def sampling_warning(e: EvalEstimate) -> str | None:
+    """The preview's warning when the samples would take longer than the scoring."""
+    if not e.sampling_exceeds_scoring or e.sampling_seconds is None:
+        return None
+    return (
+        f"sampling ({e.samples} generations of up to {e.sample_tokens // max(1, e.samples)} "
+        f"tokens, about {e.sampling_seconds:.0f} s) would take longer than scoring the held-out "
+        f"text (about {e.scoring_seconds or 0:.0f} s) at every evaluation: lower "
+        "training.sample_max_new_tokens or give fewer training.eval_prompts"
+    )
 
 
 def disk_estimate(
@@ -302,12 +405,14 @@ def disk_estimate(
     return out
 
 
-def estimates(session: Session, config: RunConfig, runs_dir: Path | None = None) -> Estimates:
+def estimates(
+    session: Session, config: RunConfig, runs_dir: Path | None = None, cpu_only: bool = False
+) -> Estimates:
     vocab = vocab_estimate(config)
     data = data_estimate(session, config)
     model = model_estimate(config, vocab.tokenizer_vocab)
     if model.tokens_per_step:
         _fixed_steps(session, config, data, model.tokens_per_step)
-    evaluation = eval_estimate(session, config, data.total_steps)
+    evaluation = eval_estimate(session, config, data.total_steps, model, cpu_only)
     disk = disk_estimate(config, model, data.total_steps, runs_dir, bool(vocab.new_rows))
     return Estimates(vocab=vocab, data=data, model=model, evaluation=evaluation, disk=disk)

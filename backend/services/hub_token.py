@@ -1,6 +1,6 @@
 """The Hub token set once for the panel: stored encrypted (``secrets``), checked on save against
 the Hub endpoint, never answered, and handed to the jobs that talk to the Hub in the claim their
-worker makes (the worker puts it in the tool's environment only: ``worker/jobs.py::tool_env``).
+worker makes (the worker puts it in the tool's environment only: ``worker/agent/jobs.py::tool_env``).
 
 Which token: the one set in Settings (``secrets`` name ``hub_token``), else the API's
 ``CPT_HUB_TOKEN``; a worker whose claim carries none uses its own ``CPT_HUB_TOKEN``.

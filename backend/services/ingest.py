@@ -23,6 +23,7 @@ from backend.core.dbapi import execute, executemany, query
 from backend.models import Checkpoint, LogChunk, Run, Worker, utcnow
 from backend.services import autoresume, progress, state_machine, summary
 from backend.services.errors import Conflict
+from backend.services.experiments import halving
 from backend.services.metrics import write as metric_write
 from backend.services.validation import ConfigInvalid, error
 from cpt_contract.events import PAUSE_PHASES, PHASES
@@ -167,6 +168,11 @@ def store_events(
     )
     if attempt == run.attempt:
         _apply_all(session, run, fresh)
+        if run.experiment_id is not None:
+            # Early stopping is decided here, on the stored evaluation, never on log text.
+            evals = [(e.step, e.data) for e in fresh if e.kind == "eval"]
+            if evals:
+                halving.on_evals(session, run, evals)
         metric_events = [e for e in fresh if e.kind in ("log", "eval")]
         if metric_events:
             run.metrics_summary = summary.fold_many(
@@ -402,6 +408,10 @@ def report_status(
         return argv_changed  # still stopping; the answer says cancel_requested
     if status in TERMINAL_STATUSES:
         reason = reason or run.end_reason or _DEFAULT_REASONS[status]
+        if run.stop_reason and status == RunStatus.cancelled:
+            reason = run.stop_reason  # the server stopped it (early stopping): say why
+        elif run.stop_reason:
+            run.stop_reason = None  # it ended on its own before the stop reached it
         autoresume.end_attempt(run, status, reason, kind=kind, max_futile=max_futile)
         return True
     state_machine.transition(run, status, reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
@@ -28,6 +29,7 @@ from backend.services import disks, files, hub_models, preflight, sorting, state
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
+from cpt_contract.architectures import unsupported
 from cpt_contract.jobs import HUB_PREFIX, hub_id_of, is_hub_id
 from cpt_contract.outcomes import LAST_CHECKPOINT
 from cpt_contract.run_paths import RunPaths
@@ -107,7 +109,7 @@ def command_for(
 # --- config validation -----------------------------------------------------------------------
 
 
-def _preset_dict(settings: Settings, preset: str | None) -> dict[str, Any]:
+def preset_dict(settings: Settings, preset: str | None) -> dict[str, Any]:
     base: dict[str, Any] = {"launch": {"queue": settings.queue}}
     if preset is None:
         return base
@@ -193,6 +195,20 @@ def label_tokenizers(session: Session, found: list[dict[str, Any]]) -> list[dict
     return sorted(found, key=lambda f: order[f["group"]])
 
 
+#: The fields whose directory's config.json decides the architecture trained.
+_MODEL_CONFIG_FIELDS = {("model", "model_name_or_path"), ("model", "config_name")}
+
+
+def architecture_problem(path: Path) -> str | None:
+    """Why the model (or config) directory's architecture is not trained here (None: it is, or
+    there is no readable config.json, which the model check reports itself)."""
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return unsupported(data) if isinstance(data, dict) else None
+
+
 def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | int]) -> RunConfig:
     """Schema validation, then the allowed-roots and existence checks of every path."""
     try:
@@ -239,6 +255,8 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
             errors.append(
                 error(field_loc, f"'{raw}' {unusable}", f"not_a_{kind}"),
             )
+        elif key in _MODEL_CONFIG_FIELDS and (why := architecture_problem(path)):
+            errors.append(error(field_loc, f"'{raw}': {why}", "unsupported_architecture"))
         else:
             resolved[key] = str(path)
     if errors:
@@ -262,7 +280,7 @@ def build_config(
 ) -> tuple[RunConfig, list[str]]:
     """The validated config and the warnings. With a session, also the preflight against the
     queue's live workers; its errors come together with the schema's and the paths' errors."""
-    merged = deep_merge(_preset_dict(settings, preset), override)
+    merged = deep_merge(preset_dict(settings, preset), override)
     return checked_config(settings, merged, session)
 
 
@@ -295,7 +313,7 @@ def _model_label(config: RunConfig) -> str:
     return Path(path).name if path else "scratch"
 
 
-def _new_run(
+def new_run(
     settings: Settings, session: Session, name: str | None, preset: str | None, config: RunConfig
 ) -> Run:
     run_id = _new_id(session)
@@ -318,12 +336,12 @@ def _new_run(
 def create_run(settings: Settings, session: Session, body: RunCreate) -> Run:
     config, _ = build_config(settings, body.preset, body.config, session)
     disks.check_checkpoints_fit(session, settings, config)
-    return _new_run(settings, session, body.name, body.preset, config)
+    return new_run(settings, session, body.name, body.preset, config)
 
 
 def model_download(settings: Settings, session: Session, body: RunCreate) -> Job | None:
     """The download job a new run's Hub-id model waits for (started or joined), if any."""
-    model = deep_merge(_preset_dict(settings, body.preset), body.config).get("model") or {}
+    model = deep_merge(preset_dict(settings, body.preset), body.config).get("model") or {}
     value, revision = model.get("model_name_or_path"), model.get("model_revision") or "main"
     target = hub_models.hub_target(settings, value, revision)
     if target is None or target.exists():
@@ -338,7 +356,7 @@ def clone_run(settings: Settings, session: Session, source: Run, body: RunClone)
     config, _ = checked_config(settings, merged, session)
     disks.check_checkpoints_fit(session, settings, config)
     name = body.name or f"{source.name} (clone)"
-    return _new_run(settings, session, name[:200], source.preset, config)
+    return new_run(settings, session, name[:200], source.preset, config)
 
 
 # --- lookups -----------------------------------------------------------------------------------
@@ -413,8 +431,31 @@ def update_run(run: Run, body: RunUpdate) -> Run:
     return run
 
 
-def to_public(run: Run, now: datetime | None = None) -> RunPublic:
+def _has_checkpoint(run: Run) -> bool:
+    """A checkpoint of ``run`` on disk, read in the run's own session or a short new one."""
+    from sqlalchemy.orm import object_session
+
+    from backend.core.db import get_engine
+    from backend.services.checkpoints import runs_with_checkpoint
+
+    settings = get_settings()
+    session = object_session(run)
+    if isinstance(session, Session):
+        return run.id in runs_with_checkpoint(settings, session, [run.id])
+    with Session(get_engine(settings)) as fresh:
+        return run.id in runs_with_checkpoint(settings, fresh, [run.id])
+
+
+def to_public(
+    run: Run, now: datetime | None = None, has_checkpoint: bool | None = None
+) -> RunPublic:
+    """The API's view of a run; ``has_checkpoint`` where the caller looked already (a page of
+    runs in one query), else looked up for a run "Resume" depends on."""
     public = RunPublic.model_validate(run, from_attributes=True)
+    if run.status in RESUME_LAST_STATUSES:
+        public.has_checkpoint = (
+            has_checkpoint if has_checkpoint is not None else _has_checkpoint(run)
+        )
     # The stored ETA was computed at ingest time; count down since then.
     if run.eta_seconds is not None and run.eta_at is not None and run.status in WORKER_STATUSES:
         now = now or utcnow()

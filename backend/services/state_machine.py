@@ -109,6 +109,7 @@ def resume(
     run.end_status = None
     run.end_reason = None
     run.failure_kind = None
+    run.stop_reason = None
     run.eta_seconds = None
     # Progress restarts where the checkpoint is, at once, not where the last attempt stopped
     # (the new attempt's start event confirms it); the speed is unknown until it is measured.

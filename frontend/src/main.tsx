@@ -1,15 +1,19 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { getToken, setToken, setUnauthorizedHandler } from "./api/client";
+import { api, forgetSession, getToken, isSignedIn, setToken, setUnauthorizedHandler } from "./api/client";
+import { atLeast, forgetMe, useMe } from "./lib/me";
 import { navigate, useRoute } from "./lib/router";
 import { Compare } from "./pages/Compare";
 import { Datasets } from "./pages/Datasets";
 import { Models } from "./pages/Models";
 import { Launch } from "./pages/Launch";
+import { Audit } from "./pages/Audit";
 import { AFTER_LOGIN, Login } from "./pages/Login";
 import { RunPage } from "./pages/RunPage";
 import { Runs } from "./pages/Runs";
 import { Tokenizers } from "./pages/Tokenizers";
+import { Tokens } from "./pages/Tokens";
+import { Users } from "./pages/Users";
 import { Workers } from "./pages/Workers";
 import "./styles.css";
 
@@ -22,9 +26,14 @@ function toLogin(): void {
 }
 
 setUnauthorizedHandler(() => {
-  if (!getToken()) return;
-  setToken(null);
-  loginReason = "The server rejected the saved token; sign in again.";
+  if (getToken()) {
+    setToken(null);
+    loginReason = "The server rejected the saved token; sign in again.";
+  } else if (isSignedIn()) {
+    forgetSession();
+    loginReason = "Your sign-in has ended; sign in again.";
+  } else return;
+  forgetMe();
   toLogin();
 });
 
@@ -38,8 +47,14 @@ const NAV: [string, string][] = [
   ["workers", "Workers"],
 ];
 
+/** Pages of the admins (the API refuses the others anyway). */
+const ADMIN_NAV: [string, string][] = [
+  ["users", "Users"],
+  ["audit", "Audit"],
+];
+
 /** Every first path segment the app answers; anything else is the not-found page. */
-const KNOWN_PAGES = new Set([...NAV.map(([p]) => p), "login"]);
+const KNOWN_PAGES = new Set([...NAV.map(([p]) => p), ...ADMIN_NAV.map(([p]) => p), "tokens", "login"]);
 
 function NotFound({ hash }: { hash: string }) {
   return (
@@ -59,7 +74,8 @@ function App() {
   const [menuOpen, setMenuOpen] = useState(false);
   useEffect(() => setMenuOpen(false), [route.path.join("/")]);
   const page = route.path[0] ?? "runs";
-  const authed = !!getToken();
+  const authed = isSignedIn();
+  const me = useMe();
 
   useEffect(() => {
     if (!authed && page !== "login") toLogin();
@@ -72,6 +88,9 @@ function App() {
   }
 
   const logout = () => {
+    if (!getToken()) void api("/session", { method: "DELETE" }).catch(() => undefined);
+    forgetSession();
+    forgetMe();
     setToken(null);
     sessionStorage.removeItem(AFTER_LOGIN);
     force((n) => n + 1);
@@ -94,6 +113,9 @@ function App() {
   else if (page === "models") body = <Models selected={route.path[1] ?? null} />;
   else if (page === "compare") body = <Compare ids={(route.query.get("ids") ?? "").split(",").filter(Boolean)} />;
   else if (page === "workers") body = <Workers />;
+  else if (page === "users") body = <Users />;
+  else if (page === "audit") body = <Audit />;
+  else if (page === "tokens") body = <Tokens />;
   else body = <Runs query={route.query} />;
 
   return (
@@ -124,12 +146,17 @@ function App() {
         </button>
         <div id="main-nav" class={"nav-area" + (menuOpen ? " open" : "")}>
           <nav aria-label="Main">
-            {NAV.map(([key, label]) => (
+            {[...NAV, ...(atLeast(me, "admin") ? ADMIN_NAV : [])].map(([key, label]) => (
               <a key={key} href={`#/${key}`} aria-current={page === key ? "page" : undefined}>
                 {label}
               </a>
             ))}
           </nav>
+          {me ? (
+            <a class="whoami muted small" href="#/tokens" title="Your API tokens" data-testid="whoami">
+              {me.name} · {me.role}
+            </a>
+          ) : null}
           <button type="button" class="btn btn-small btn-ghost" onClick={logout}>
             Log out
           </button>

@@ -19,7 +19,7 @@ from cpt_contract.run_paths import JobPaths
 from cpt_contract.settings import Settings
 from tests.api.test_inprocess import client as client
 from tests.api.test_pickers import _assets_root, _error_at, _paths
-from worker.jobs import tool_argv
+from worker.agent.jobs import tool_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 

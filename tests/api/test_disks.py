@@ -34,7 +34,7 @@ def small_runs(tmp_path: Path) -> Iterator[Path]:
 def test_a_worker_reports_its_volumes_and_health_names_the_low_one(
     tmp_path: Path, small_runs: Path
 ) -> None:
-    from worker.heartbeat import volumes
+    from worker.agent.heartbeat import volumes
 
     worker_settings = Settings(data_dir=tmp_path / "wdata", build_demo=False, _env_file=None)  # type: ignore[call-arg]
     reported = {v.name: v for v in volumes(worker_settings)}
@@ -69,7 +69,7 @@ def test_a_run_whose_checkpoints_cannot_fit_is_refused_at_submit(
 ) -> None:
     """A Llama-shaped 1B config, full weights: ~15 GB a checkpoint with AdamW state, 3 kept,
     against the queue's worker with 1 MiB free on its runs volume."""
-    from worker.heartbeat import volumes
+    from worker.agent.heartbeat import volumes
 
     assets = tmp_path / "assets"
     model = assets / "llama-1b"

@@ -384,8 +384,8 @@ def test_runs_stream_announces_changes(api: Api) -> None:
 def test_the_shipper_sends_waiting_log_bytes_with_its_events(api: Api, tmp_path: Path) -> None:
     """The worker's real shipper against the real API: log bytes that the log interval would
     hold back go out with the events of the same tick; alone, they wait for the interval."""
-    from worker.api_client import WorkerApi
-    from worker.shipper import RunShipper
+    from worker.attempt.api_client import WorkerApi
+    from worker.attempt.shipper import RunShipper
 
     panel, _ = api
     run = claimed_run(panel)
@@ -416,8 +416,8 @@ def test_the_shipped_record_lags_at_most_a_second_and_drain_completes_it(
     """The acknowledged offsets go to disk at most once a second while shipping (a rename per
     request cost the worker more than the request's own I/O) and always at ``drain``; what a
     crash leaves unrecorded is re-shipped by the next attempt and stored once."""
-    from worker.api_client import WorkerApi
-    from worker.shipper import STATE_SAVE_SECONDS, RunShipper
+    from worker.attempt.api_client import WorkerApi
+    from worker.attempt.shipper import STATE_SAVE_SECONDS, RunShipper
 
     panel, _ = api
     run = claimed_run(panel)

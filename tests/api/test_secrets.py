@@ -24,7 +24,7 @@ from cpt_contract.protocol import JobClaimOut
 from cpt_contract.settings import Settings
 from tests.support.api import INPROC_WORKER, client_for, settings_for
 from tests.support.hub_api import HubApi
-from worker.jobs import tool_env
+from worker.agent.jobs import tool_env
 
 TOKEN = "hf_" + "ValidPanelToken" * 2
 OTHER = "hf_" + "SomeoneElses" * 3

@@ -199,8 +199,8 @@ def test_a_jobs_values_stay_values(tmp_path: Path) -> None:
     from cpt_contract.jobs import GenerateParams
     from cpt_contract.run_paths import JobPaths, RunPaths
     from cpt_contract.settings import Settings
+    from worker.agent.jobs import generate_argv
     from worker.generate import build_parser
-    from worker.jobs import generate_argv
 
     settings = Settings(data_dir=tmp_path / "data", build_demo=False)
     run = RunPaths.of(settings.runs_dir, "r-1")

@@ -20,8 +20,8 @@ from cpt_contract.runconfig.argv import LaunchContext
 from cpt_contract.runconfig.schema import LaunchSection, RunConfig
 from cpt_contract.settings import Settings
 from cpt_contract.slurm import ClusterReport, Partition, parse_time_minutes
-from worker.slurm import script, states
-from worker.slurm.cluster import parse_sinfo
+from worker.attempt.slurm import script, states
+from worker.attempt.slurm.cluster import parse_sinfo
 
 GOLDEN = Path(__file__).parent / "golden"
 HOSTILE = '/data/it\'s a $(touch /tmp/pwned) `x` ; rm -rf / "q"'

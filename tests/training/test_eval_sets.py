@@ -187,6 +187,10 @@ def test_a_run_reports_every_set_from_step_0_with_samples(
         for name in info:
             for what in contract_events.EVAL_METRICS:
                 assert isinstance(e[contract_events.eval_metric(name, what)], float), (name, what)
+    # Scoring and sampling timed apart, with the tokens generated (the launch estimate's speed).
+    for e in evals:
+        assert e["eval_score_seconds"] > 0 and e["eval_sample_seconds"] > 0
+        assert 2 * 2 <= e["eval_sample_tokens"] <= 2 * 2 * 6  # prompts x modes x max new
     samples = [e for e in events if e["kind"] == "sample"]
     assert sorted({e["step"] for e in samples}) == [0, 2, 4]
     assert len(samples) == 3 * 2 * 2  # evals x prompts x (greedy, sampled)

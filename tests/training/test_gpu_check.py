@@ -1,5 +1,5 @@
 """The GPU check's CPU dry run: ``bash bench/gpu_check.sh --smoke`` trains full and LoRA with the
-same plumbing as on a GPU (peak measurement, pretrain.py, MFU, worker.gpu sampling, cancel), so
+same plumbing as on a GPU (peak measurement, pretrain.py, MFU, worker.attempt.gpu sampling, cancel), so
 the script a lent GPU machine runs once is known to work before that day."""
 
 from __future__ import annotations

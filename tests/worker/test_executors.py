@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from cpt_contract.settings import Settings
-from worker.executors import Execution, LocalProcess, attempt_class
-from worker.runner import RunAttempt
-from worker.slurm.attempt import SlurmAttempt, SlurmJob
+from worker.attempt.executors import Execution, LocalProcess, attempt_class
+from worker.attempt.runner import RunAttempt
+from worker.attempt.slurm.attempt import SlurmAttempt, SlurmJob
 
 
 def test_local_process_start_poll_cancel_exit(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from worker import proctree
-from worker.proctree import ProcessTree
+from worker.attempt import proctree
+from worker.attempt.proctree import ProcessTree
 
 # A launcher that starts a "rank" in its own session, which starts one more process.
 LAUNCHER = """

@@ -15,9 +15,9 @@ from cpt_cli.runs import parse_set
 from cpt_contract.outcomes import RETRYABLE_KINDS, FailureKind
 from cpt_contract.roots import Roots
 from cpt_contract.runconfig.schema import RunConfig
-from worker import gpu
-from worker.runner import Refused, check_fits, last_error_line, outcome_from
-from worker.shipper import _complete_utf8
+from worker.attempt import gpu
+from worker.attempt.runner import Refused, check_fits, last_error_line, outcome_from
+from worker.attempt.shipper import _complete_utf8
 
 
 def _config(**training: object) -> RunConfig:
@@ -172,7 +172,7 @@ def test_nvidia_smi_parsing_and_gpu_leases(tmp_path: Path) -> None:
     assert first is not None and first.cuda_visible_devices == "0"
     # flock is per open file: a second process must see GPU 0 taken (as pool processes do).
     probe = (
-        "import sys; from pathlib import Path; from worker import gpu;"
+        "import sys; from pathlib import Path; from worker.attempt import gpu;"
         f"g = gpu.parse_nvidia_smi({'0, a, 1, 0, 0'!r} + chr(10) + {'1, b, 1, 0, 0'!r});"
         f"lease = gpu.try_allocate(Path({str(tmp_path)!r}), g, 2, 'r-b'); print('none' if lease is None else lease.cuda_visible_devices);"
         f"one = gpu.try_allocate(Path({str(tmp_path)!r}), g, 1, 'r-b'); print(one.cuda_visible_devices)"
@@ -193,7 +193,7 @@ def test_nvidia_smi_parsing_and_gpu_leases(tmp_path: Path) -> None:
 def test_the_worker_checks_the_paths_again_before_launching(tmp_path: Path) -> None:
     """A link that appears after the API's check: the worker refuses to launch."""
     from tests.support.api import make_assets
-    from worker.runner import check_paths
+    from worker.attempt.runner import check_paths
 
     assets = make_assets(tmp_path / "assets")
     config = RunConfig.model_validate(

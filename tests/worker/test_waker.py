@@ -1,4 +1,4 @@
-"""The watch loop's sleep (worker/waker.py) on real processes: it ends at the process's exit
+"""The watch loop's sleep (worker/attempt/waker.py) on real processes: it ends at the process's exit
 and at a wake-up (from a thread or a signal handler) long before its timeout."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 
-from worker.waker import Waker
+from worker.attempt.waker import Waker
 
 
 def _sleeper(seconds: float) -> subprocess.Popen[bytes]:

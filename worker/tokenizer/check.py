@@ -179,11 +179,19 @@ def check_extension(
     extended: str | Path,
     texts: Sequence[str | Path] = (),
     tolerance: float = 0.02,
+    *,
+    files_only: bool = False,
 ) -> CheckReport:
-    """Run every check; ``texts`` are files in the base's languages (each file one label)."""
+    """Run every check; ``texts`` are files in the base's languages (each file one label).
+
+    ``files_only`` (byte-level BPE directories): read both with ``tokenizers`` alone and check
+    the behaviour from the files (``fast.side_differences``) instead of loading transformers."""
+    from worker.tokenizer.fast import load_fast, side_differences
+
     started = time.monotonic()
-    base_tok = load_tokenizer(base, "--base")
-    ext_tok = load_tokenizer(extended, "--extended")
+    load = load_fast if files_only else load_tokenizer
+    base_tok = load(base, "--base")
+    ext_tok = load(extended, "--extended")
     n_base, n_ext = len(base_tok), len(ext_tok)
     report = CheckReport(
         base=str(base),
@@ -200,7 +208,11 @@ def check_extension(
     else:
         report.changed_base_ids = changed_base_ids(base_tok, ext_tok)
     report.unreachable = unreachable_tokens(ext_tok, n_base)
-    report.behaviour.extend(behaviour_differences(base_tok, ext_tok))
+    report.behaviour.extend(
+        side_differences(base, extended, base_tok, ext_tok)
+        if files_only
+        else behaviour_differences(base_tok, ext_tok)
+    )
     if texts:
         base_rows = measure_files(base_tok, str(base), texts, n_base)
         ext_rows = measure_files(ext_tok, str(extended), texts, n_base)

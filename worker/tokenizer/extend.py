@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.tokenizer.check import check_extension
+from worker.tokenizer.fast import load_fast
 from worker.tokenizer.fertility import byte_level_bytes, fertility, read_labelled_texts
 from worker.tokenizer.loading import detect_family, load_tokenizer
 from worker.tokenizer.output import check_new_output
@@ -74,9 +75,13 @@ def extend(
     say(merged.summary())
 
     measured_on = list(texts) or list(inputs)
-    report = fertility([base, out], measured_on)
-    check = check_extension(base, out)
-    base_tok, ext_tok = load_tokenizer(base, "--base"), load_tokenizer(out, "--output")
+    # A byte-level BPE extension is measured and checked with tokenizers alone: importing
+    # transformers and building its tokenizers would take longer than the merge itself.
+    files_only = family == "byte_level_bpe"
+    load = load_fast if files_only else load_tokenizer
+    report = fertility([base, out], measured_on, load)
+    check = check_extension(base, out, files_only=files_only)
+    base_tok, ext_tok = load(base, "--base"), load(out, "--output")
     rows: dict[str, dict[str, Any]] = {}
     for row in report.rows:
         side = "base" if row.tokenizer == str(base) else "extended"

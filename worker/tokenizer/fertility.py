@@ -14,7 +14,7 @@ bits per character and the dataset scan use too); bytes are the UTF-8 bytes of t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -166,9 +166,16 @@ class FertilityReport:
         return "\n".join(out)
 
 
-def fertility(tokenizers: Sequence[str | Path], texts: Sequence[str | Path]) -> FertilityReport:
-    """Measure every tokenizer on every text file; the first tokenizer is the base."""
-    loaded = [load_tokenizer(t, "--tokenizer") for t in tokenizers]
+def fertility(
+    tokenizers: Sequence[str | Path],
+    texts: Sequence[str | Path],
+    load: Callable[[str | Path, str], Any] = load_tokenizer,
+) -> FertilityReport:
+    """Measure every tokenizer on every text file; the first tokenizer is the base.
+
+    ``load``: how a directory is read (``fast.load_fast`` for byte-level BPE without
+    transformers)."""
+    loaded = [load(t, "--tokenizer") for t in tokenizers]
     labelled = read_labelled_texts(texts)
     base_size = len(loaded[0])
     report = FertilityReport(

@@ -24,15 +24,15 @@ SIDE_FILES = (
 )
 
 
-def _types(node: Any) -> list[str]:
+def types_in(node: Any) -> list[str]:
     """Every ``type`` in a tokenizer.json component (Sequences included)."""
     if isinstance(node, dict):
         found = [str(node["type"])] if "type" in node else []
         for value in node.values():
-            found.extend(_types(value))
+            found.extend(types_in(value))
         return found
     if isinstance(node, list):
-        return [t for item in node for t in _types(item)]
+        return [t for item in node for t in types_in(item)]
     return []
 
 
@@ -47,7 +47,7 @@ def read_tokenizer_json(path: Path, argument: str) -> dict[str, Any]:
 
 
 def is_byte_level(spec: dict[str, Any]) -> bool:
-    return spec["model"].get("type") == "BPE" and "ByteLevel" in _types(spec.get("pre_tokenizer"))
+    return spec["model"].get("type") == "BPE" and "ByteLevel" in types_in(spec.get("pre_tokenizer"))
 
 
 def detect_family(path: Path, argument: str) -> Family:
@@ -127,6 +127,9 @@ def backend_of(tokenizer: Any) -> Any | None:
 
 
 def tokenizer_is_byte_level(tokenizer: Any) -> bool:
+    known = getattr(tokenizer, "is_byte_level", None)  # fast.FastTokenizer knows
+    if isinstance(known, bool):
+        return known
     backend = backend_of(tokenizer)
     if backend is None:
         return False

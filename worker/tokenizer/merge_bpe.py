@@ -11,117 +11,89 @@ it. Text the base already segments completely keeps its tokens.
 
 Only ``tokenizer.json`` changes; the base's ``tokenizer_config.json``, special tokens and chat
 template are copied unchanged.
+
+Speed (the job runs this on the whole corpus): words are counted and segmented by the base
+once per distinct segment of the text, one chunk per CPU (``bpe_count.py``), and the merge
+loop is tokenizers' BpeTrainer (Rust) over those segmentations (each base token one
+character), whose merges are read back as pairs of the base's tokens. Nothing here imports
+transformers.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import json
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from worker.tokenizer.check import behaviour_differences, changed_base_ids
+from worker.tokenizer.bpe_count import token_id_of, trainer_feed
 from worker.tokenizer.corpus import read_corpus
 from worker.tokenizer.errors import TokenizerInputError
-from worker.tokenizer.loading import copy_side_files, load_tokenizer, read_tokenizer_json
+from worker.tokenizer.fast import FastTokenizer, load_fast, side_differences
+from worker.tokenizer.loading import copy_side_files, read_tokenizer_json
 from worker.tokenizer.merge_result import SUMMARY_NAME, MergeResult
 from worker.tokenizer.output import atomic_output_dir
 
 Pair = tuple[str, str]
 
 
-def pretokenized_counts(backend: Any, lines: Iterable[str]) -> Counter[str]:
-    """How often each pre-token (in the base's byte-level alphabet) occurs in ``lines``."""
-    normalizer, pre = backend.normalizer, backend.pre_tokenizer
-    counts: Counter[str] = Counter()
-    for line in lines:
-        text = normalizer.normalize_str(line) if normalizer is not None else line
-        if pre is None:
-            counts[text] += 1
-            continue
-        for piece, _ in pre.pre_tokenize_str(text):
-            counts[piece] += 1
-    return counts
-
-
-def _merge_word(symbols: list[str], a: str, b: str, new: str) -> list[str]:
-    out: list[str] = []
-    i, n = 0, len(symbols)
-    while i < n:
-        if i + 1 < n and symbols[i] == a and symbols[i + 1] == b:
-            out.append(new)
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
-
-
 def learn_merges(
-    segmented: Sequence[tuple[list[str], int]],
+    feed: Sequence[str],
+    used: Iterable[int],
+    token_of: Callable[[int], str | None],
     vocab: set[str],
     max_new: int,
     min_frequency: int = 2,
 ) -> list[Pair]:
-    """Continue BPE training on (base segmentation, count) words.
+    """Continue BPE training on the base's segmentations: up to ``max_new`` merges, most
+    frequent first, each of two tokens (the base's or learned before it); a merge whose text
+    is already a token is never taken.
 
-    Returns up to ``max_new`` merges, most frequent first (ties broken by the pair's text, so
-    the result is deterministic); a merge whose result is already a token is never taken.
-    """
-    words = [list(symbols) for symbols, _ in segmented]
-    freqs = [count for _, count in segmented]
-    counts: dict[Pair, int] = defaultdict(int)
-    where: dict[Pair, set[int]] = defaultdict(set)
-    for wi, symbols in enumerate(words):
-        for pair in itertools.pairwise(symbols):
-            counts[pair] += freqs[wi]
-            where[pair].add(wi)
-    heap = [(-c, a, b) for (a, b), c in counts.items()]
-    heapq.heapify(heap)
-    known = set(vocab)
-    merges: list[Pair] = []
-    while heap and len(merges) < max_new:
-        neg, a, b = heapq.heappop(heap)
-        pair = (a, b)
-        if counts.get(pair, 0) != -neg:
-            continue  # stale entry; the current count was pushed when it changed
-        if -neg < min_frequency:
-            break
-        new = a + b
-        if new in known:
-            counts[pair] = 0  # never again: the token exists (the base builds it differently)
-            continue
-        merges.append(pair)
-        known.add(new)
-        changed: dict[Pair, int] = defaultdict(int)
-        for wi in where.pop(pair, set()):
-            old = words[wi]
-            if len(old) < 2:
+    The loop is tokenizers' BpeTrainer over ``feed`` (``bpe_count.trainer_feed``: each word a
+    string of one character per base token, as often as it occurs); its merges are read back
+    as pairs of tokens. A merge whose text is already a token (the base builds it another way)
+    is not taken; the trainer is asked for a few more merges than wanted to make up for those,
+    and again with more when that was not enough."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    alphabet = len(set(used))
+    if not feed:
+        return []
+    text_of: dict[str, str] = {}
+
+    def text(chars: str) -> str:
+        for c in chars:
+            if c not in text_of:
+                text_of[c] = token_of(token_id_of(c)) or ""
+        return "".join(text_of[c] for c in chars)
+
+    extra = max(100, max_new // 10)
+    while True:
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        trainer = trainers.BpeTrainer(
+            vocab_size=alphabet + max_new + extra,
+            min_frequency=min_frequency,
+            show_progress=False,
+            limit_alphabet=alphabet,
+        )
+        tok.train_from_iterator(feed, trainer, length=len(feed))
+        raw = json.loads(tok.to_str())["model"]["merges"]
+        merges: list[Pair] = []
+        known = set(vocab)
+        for item in raw:
+            x, y = item.split(" ") if isinstance(item, str) else item
+            a, b = text(x), text(y)
+            if a + b in known:
                 continue
-            merged = _merge_word(old, a, b, new)
-            if len(merged) == len(old):
-                continue
-            f = freqs[wi]
-            for p in itertools.pairwise(old):
-                changed[p] -= f
-            for p in itertools.pairwise(merged):
-                changed[p] += f
-                where[p].add(wi)
-            words[wi] = merged
-        counts.pop(pair, None)
-        for p, delta in changed.items():
-            if delta == 0 or p == pair:
-                continue
-            counts[p] += delta
-            if counts[p] > 0:
-                heapq.heappush(heap, (-counts[p], p[0], p[1]))
-            else:
-                counts.pop(p, None)
-    return merges
+            known.add(a + b)
+            merges.append((a, b))
+            if len(merges) == max_new:
+                return merges
+        if len(raw) < max_new + extra or extra >= max_new * 4:
+            return merges  # the text has no more pairs of min_frequency
+        extra *= 2
 
 
 def _max_id(spec: dict[str, Any]) -> int:
@@ -131,9 +103,12 @@ def _max_id(spec: dict[str, Any]) -> int:
 
 def extend_spec(spec: dict[str, Any], merges: Sequence[Pair]) -> tuple[dict[str, Any], list[str]]:
     """A copy of ``spec`` with ``merges`` appended; the new tokens in id order."""
-    out = json.loads(json.dumps(spec))
-    vocab: dict[str, int] = out["model"]["vocab"]
-    base_merges: list[Any] = out["model"]["merges"]
+    # Only the model's vocabulary and merges change: copy those, share the rest.
+    out = dict(spec)
+    out["model"] = dict(spec["model"])
+    vocab: dict[str, int] = dict(spec["model"]["vocab"])
+    base_merges: list[Any] = list(spec["model"]["merges"])
+    out["model"]["vocab"], out["model"]["merges"] = vocab, base_merges
     as_text = bool(base_merges) and isinstance(base_merges[0], str)
     next_id = _max_id(spec) + 1
     new_tokens = []
@@ -145,11 +120,8 @@ def extend_spec(spec: dict[str, Any], merges: Sequence[Pair]) -> tuple[dict[str,
     return out, new_tokens
 
 
-def unreachable_new(spec: dict[str, Any], new_tokens: Sequence[str]) -> set[str]:
-    from tokenizers import Tokenizer
-
-    model = Tokenizer.from_str(json.dumps(spec)).model
-    vocab = spec["model"]["vocab"]
+def unreachable_new(model: Any, vocab: dict[str, int], new_tokens: Sequence[str]) -> set[str]:
+    """New tokens that the extended ``model`` does not produce from their own text."""
     bad = set()
     for token in new_tokens:
         pieces = model.tokenize(token)
@@ -178,32 +150,37 @@ def merge_byte_level_bpe(
     min_frequency: int = 2,
     progress: Callable[[str], None] | None = None,
 ) -> MergeResult:
+
     say = progress or (lambda _msg: None)
     started = time.monotonic()
     base_dir = Path(base)
     with atomic_output_dir(Path(output)) as tmp:
         spec = read_tokenizer_json(base_dir / "tokenizer.json", "--base")
         corpus = read_corpus(inputs, "--input")  # bad text fails before the base loads
-        base_tok = load_tokenizer(base_dir, "--base")
-        n_base = len(base_tok)
+        backend = load_fast(base_dir, "--base").backend_tokenizer
+        n_base = backend.get_vocab_size(with_added_tokens=True)
         if _max_id(spec) + 1 != n_base:
             raise TokenizerInputError(
                 "--base", f"its ids are not contiguous (largest {_max_id(spec)}, {n_base} tokens)"
             )
-        backend = base_tok.backend_tokenizer
-        counts = pretokenized_counts(backend, corpus.lines)
-        model = backend.model
-        segmented = [([t.value for t in model.tokenize(w)], c) for w, c in counts.items()]
+        feed, used, distinct = trainer_feed(backend, corpus.lines)
         say(
             f"merge: base {base_dir} (byte-level BPE, {n_base} tokens); learning up to {max_new} "
-            f"merges from {len(corpus.lines)} lines ({len(counts)} distinct pre-tokens) ..."
+            f"merges from {len(corpus.lines)} lines ({distinct} distinct pre-tokens) ..."
         )
         vocab = set(spec["model"]["vocab"]) | {t["content"] for t in spec.get("added_tokens", [])}
-        merges = learn_merges(segmented, vocab, max_new, min_frequency)
+        merges = learn_merges(feed, used, backend.id_to_token, vocab, max_new, min_frequency)
         dropped = 0
         while True:
             extended, new_tokens = extend_spec(spec, merges)
-            bad = unreachable_new(extended, new_tokens)
+            # No indent: json's C encoder (an indented 50k-token file takes a second).
+            (tmp / "tokenizer.json").write_text(
+                json.dumps(extended, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+            final = load_fast(tmp, "--output")
+            bad = unreachable_new(
+                final.backend_tokenizer.model, extended["model"]["vocab"], new_tokens
+            )
             if not bad:
                 break
             kept = drop(merges, bad)
@@ -212,11 +189,8 @@ def merge_byte_level_bpe(
                 f"merge: {len(merges) - len(kept)} merges unreachable in the extended model, dropped"
             )
             merges = kept
-        (tmp / "tokenizer.json").write_text(
-            json.dumps(extended, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
         copied = copy_side_files(base_dir, tmp)
-        _verify(base_tok, tmp, n_base + len(merges))
+        _verify(base_dir, load_fast(base_dir, "--base"), spec, tmp, final, n_base + len(merges))
         result = MergeResult(
             output=str(Path(output).absolute()),
             family="byte-level-bpe",
@@ -234,12 +208,20 @@ def merge_byte_level_bpe(
     return result
 
 
-def _verify(base_tok: Any, out: Path, size: int) -> None:
-    final = load_tokenizer(out, "--output")
-    problems = behaviour_differences(base_tok, final)
-    if len(final) != size:
-        problems.append(f"{len(final)} tokens instead of {size}")
-    elif changed_base_ids(base_tok, final):
+def _verify(
+    base: Path, base_tok: FastTokenizer, spec: dict[str, Any], out: Path, final: FastTokenizer,
+    size: int,
+) -> None:  # fmt: skip
+    """The written tokenizer has ``size`` tokens, keeps every base id and behaves as the base
+    apart from the new merges (same side files, same components)."""
+    problems = side_differences(base, out, base_tok, final)
+    got = len(final)
+    if got != size:
+        problems.append(f"{got} tokens instead of {size}")
+    vocab = final.backend_tokenizer.get_vocab(with_added_tokens=True)
+    base_ids = dict(spec["model"]["vocab"])
+    base_ids.update({t["content"]: t["id"] for t in spec.get("added_tokens", [])})
+    if any(vocab.get(token) != i for token, i in base_ids.items()):
         problems.append("base ids changed")
     if problems:
         raise RuntimeError("merge produced a wrong tokenizer: " + "; ".join(problems))

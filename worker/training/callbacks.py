@@ -70,6 +70,7 @@ class EventsCallback(TrainerCallback):
             total_params=run.total_params,
             trainable_params=run.trainable_params,
             vocab_size=run.vocab_size,
+            vocabulary=run.vocabulary,
             resumed_from=str(run.resumed_from) if run.resumed_from else None,
             finetuning_type=args.finetuning_type,
             data_sources=run.data_sources,
@@ -277,9 +278,14 @@ class PretrainTrainer(Trainer):
             self.run.enter_phase("evaluating", self.state.global_step)
         started = time.time()
         metrics = self.evaluator.score(self)
+        scored = time.time()
         samples = self.evaluator.samples(self)
         ended = time.time()
         metrics["eval_runtime"] = ended - started
+        # Scoring and sampling apart: the launch form estimates each (backend eval_time.py).
+        metrics["eval_score_seconds"] = round(scored - started, 3)
+        metrics["eval_sample_seconds"] = round(ended - scored, 3)
+        metrics["eval_sample_tokens"] = self.evaluator.sample_tokens
         step = self.state.global_step
         if metrics.get("eval_loss") is not None:
             self.log(dict(metrics))

@@ -67,6 +67,8 @@ class Evaluator:
         self.max_new_tokens = max_new_tokens
         self.batch_size = max(1, batch_size)
         self.last_end: float | None = None  # when the previous evaluation ended
+        #: Tokens the last ``samples`` call generated (its speed, for the launch estimate).
+        self.sample_tokens = 0
         self.warned = False
 
     # --- scoring ---------------------------------------------------------------------------
@@ -130,6 +132,7 @@ class Evaluator:
     def samples(self, trainer: Any) -> list[dict[str, Any]]:
         """Greedy and seeded-sampled continuations of every prompt (rank 0's list; the other
         ranks take part only under ZeRO-3, where generating needs every rank's shard)."""
+        self.sample_tokens = 0
         if not self.prompts:
             return []
         args = trainer.args
@@ -166,6 +169,7 @@ class Evaluator:
                                     **kwargs,
                                 )
                         new = gen[0, enc["input_ids"].shape[1] :]
+                        self.sample_tokens += int(new.shape[0])
                         text = tok.decode(new, skip_special_tokens=True)
                         out.append({"set": group, "prompt": prompt, "text": text, "mode": mode})
         finally:

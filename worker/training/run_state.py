@@ -21,6 +21,8 @@ class RunContext:
     total_params: int = 0
     trainable_params: int = 0
     vocab_size: int = 0
+    #: How the tokenizer's new tokens got rows (``modeling.extend_vocabulary``), or None.
+    vocabulary: dict[str, Any] | None = None
     resumed_from: Path | None = None
     nonfinite_in_step: bool = False
     nonfinite_streak: int = 0

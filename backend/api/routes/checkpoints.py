@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from backend.api.deps import SessionDep, SettingsDep, require_api_token_or_query
+from backend.api.deps import SessionDep, SettingsDep, StreamUser, require_api_token_or_query
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, ErrorDetail, attachment
 from backend.core.db import write_session
 from backend.models import CheckpointPublic, JobCreate
-from backend.services import checkpoints, jobs, runs
+from backend.services import audit, checkpoints, jobs, runs
 from backend.services.errors import NotFound
 
 # ?token= as well as the header: the browser downloads a checkpoint with a plain link
@@ -47,7 +47,7 @@ def list_checkpoints(
     },
 )
 def download_checkpoint(
-    run_id: str, name: str, session: SessionDep, settings: SettingsDep
+    me: StreamUser, run_id: str, name: str, session: SessionDep, settings: SettingsDep
 ) -> StreamingResponse:
     ckpt = checkpoints.get_checkpoint(session, run_id, name)
     path = checkpoints.local_dir(settings, ckpt)
@@ -56,6 +56,9 @@ def download_checkpoint(
             f"checkpoint {name} is not on the API's disk ({ckpt.path}): "
             "it lives on the worker box, or it was rotated away by save_total_limit"
         )
+    with write_session(settings) as db:  # recorded before a byte leaves
+        audit.record(db, me, "checkpoint.download", f"run/{run_id}/checkpoints/{name}")
+        db.commit()
     filename = f"{run_id}-{name}.tar"
     return StreamingResponse(
         checkpoints.tar_stream(path, name),
@@ -70,11 +73,19 @@ def download_checkpoint(
     status_code=status.HTTP_202_ACCEPTED,
     responses=CONFLICT,
 )
-def merge_checkpoint(run_id: str, name: str, settings: SettingsDep) -> MergeQueued:
+def merge_checkpoint(me: StreamUser, run_id: str, name: str, settings: SettingsDep) -> MergeQueued:
     """Queue a tracked merge job on the run's box (its job slot: never behind training)."""
     body = JobCreate(kind="merge", params={"run_id": run_id, "checkpoint": name})
     with write_session(settings) as session:
         job = jobs.create_job(settings, session, body)
+        job.owner = me.name
+        audit.record(
+            session,
+            me,
+            "job.create",
+            f"job/{job.id}",
+            {"kind": "merge", "run_id": run_id, "checkpoint": name},
+        )
         session.commit()
         if jobs.send(settings, job):
             job.enqueued_at = job.updated_at
@@ -92,13 +103,16 @@ def merge_checkpoint(run_id: str, name: str, settings: SettingsDep) -> MergeQueu
     },
 )
 def download_job_output(
-    job_id: str, session: SessionDep, settings: SettingsDep
+    me: StreamUser, job_id: str, session: SessionDep, settings: SettingsDep
 ) -> StreamingResponse:
     """A finished job's output (a merged model, an extended tokenizer) as a streamed tar."""
     job = jobs.get_job(session, job_id)
     path = jobs.output_dir(settings, job)
     if path is None:
         raise NotFound(f"job {job_id} has no output on the API's disk")
+    with write_session(settings) as db:  # recorded before a byte leaves
+        audit.record(db, me, "job.download", f"job/{job_id}", {"kind": job.kind})
+        db.commit()
     return StreamingResponse(
         checkpoints.tar_stream(path, path.name),
         media_type="application/x-tar",

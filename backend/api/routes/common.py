@@ -15,6 +15,7 @@ class ErrorDetail(BaseModel):
 
 AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorDetail, "description": "No or bad token"},
+    403: {"model": ErrorDetail, "description": "The caller's role may not (or not on this run)"},
     429: {
         "model": ErrorDetail,
         "description": "Too many wrong tokens from this client: wait Retry-After seconds",
@@ -26,6 +27,18 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 FORBIDDEN: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorDetail, "description": "No valid lease: this attempt is not yours"}
+}
+OVER_QUOTA: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorDetail,
+        "description": "Over the user's quota: says the limit and what uses it",
+    }
+}
+OWNER: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorDetail,
+        "description": "Not the caller's role, or not its run: names the owner",
+    }
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorDetail, "description": "Not allowed in the run's current status"}

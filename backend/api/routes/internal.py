@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 
-from backend.api.deps import SettingsDep, require_worker_token
+from backend.api.deps import SettingsDep, client_address, require_worker_token
 from backend.api.json_route import OrjsonRoute
 from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import lease_for, lease_matches
 from backend.models import Run
-from backend.services import ingest, runs
+from backend.services import audit, ingest, runs
 from backend.services.notify import publish_events, publish_log, publish_run
 from cpt_contract.protocol import (
     HEARTBEAT,
@@ -73,10 +73,19 @@ def heartbeat(body: HeartbeatIn, settings: SettingsDep) -> HeartbeatOut:
 
 
 @router.post("/runs/{run_id}/claim", response_model=ClaimOut, responses={**NOT_FOUND, **CONFLICT})
-def claim(run_id: str, body: ClaimIn, settings: SettingsDep) -> ClaimOut:
+def claim(run_id: str, body: ClaimIn, settings: SettingsDep, request: Request) -> ClaimOut:
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
         ingest.claim(run, body.attempt, body.worker, body.instance)
+        audit.append(
+            session,
+            actor=body.worker,
+            via="worker",
+            client=client_address(request),
+            action="run.claim",
+            target=f"run/{run_id}",
+            changes={"attempt": body.attempt},
+        )
         session.commit()
     publish_run(run)
     return ClaimOut(
@@ -95,7 +104,7 @@ def claim(run_id: str, body: ClaimIn, settings: SettingsDep) -> ClaimOut:
     responses={**NOT_FOUND, **CONFLICT, **FORBIDDEN},
 )
 def report_status(
-    run_id: str, body: StatusIn, settings: SettingsDep, lease: Lease = None
+    run_id: str, body: StatusIn, settings: SettingsDep, request: Request, lease: Lease = None
 ) -> CancelAnswer:
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
@@ -111,6 +120,16 @@ def report_status(
             body.argv,
             max_futile=settings.futile_attempts,
         )
+        if changed:
+            audit.append(
+                session,
+                actor=run.worker or "worker",
+                via="worker",
+                client=client_address(request),
+                action="run.status",
+                target=f"run/{run_id}",
+                changes={"status": run.status, "attempt": body.attempt, "kind": body.kind},
+            )
         session.commit()
     if changed:
         publish_run(run)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 
-from backend.api.deps import SettingsDep, require_worker_token
+from backend.api.deps import SettingsDep, client_address, require_worker_token
 from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import job_lease_for, job_lease_matches
-from backend.services import enqueue, hub_models, hub_token, job_stream, jobs
+from backend.services import audit, enqueue, hub_models, hub_token, job_stream, jobs
 from cpt_contract.protocol import (
     LEASE_HEADER,
     CancelAnswer,
@@ -46,10 +46,21 @@ def _check_lease(settings: SettingsDep, job_id: str, lease: str | None, attempt:
 
 
 @router.post("/jobs/{job_id}/claim", response_model=JobClaimOut, responses=CONFLICT)
-def claim_job(job_id: str, body: JobClaimIn, settings: SettingsDep) -> JobClaimOut:
+def claim_job(
+    job_id: str, body: JobClaimIn, settings: SettingsDep, request: Request
+) -> JobClaimOut:
     with write_session(settings) as session:
         job = jobs.get_job(session, job_id, for_update=True)
         jobs.claim(job, body.worker)
+        audit.append(
+            session,
+            actor=body.worker,
+            via="worker",
+            client=client_address(request),
+            action="job.claim",
+            target=f"job/{job_id}",
+            changes={"attempt": job.attempt},
+        )
         session.commit()
         job_stream.push(session, job)
         return JobClaimOut(
@@ -66,12 +77,23 @@ def claim_job(job_id: str, body: JobClaimIn, settings: SettingsDep) -> JobClaimO
     "/jobs/{job_id}/status", response_model=CancelAnswer, responses={**CONFLICT, **FORBIDDEN}
 )
 def report_job(
-    job_id: str, body: JobStatusIn, settings: SettingsDep, lease: Lease = None
+    job_id: str, body: JobStatusIn, settings: SettingsDep, request: Request, lease: Lease = None
 ) -> CancelAnswer:
     with write_session(settings) as session:
         job = jobs.get_job(session, job_id, for_update=True)
         _check_lease(settings, job.id, lease, job.attempt)
+        was = job.status
         jobs.report(job, RunStatus(body.status), body.reason, body.result)
+        if job.status != was:
+            audit.append(
+                session,
+                actor=job.worker or "worker",
+                via="worker",
+                client=client_address(request),
+                action="job.status",
+                target=f"job/{job_id}",
+                changes={"status": job.status, "attempt": job.attempt},
+            )
         hub_models.after_download(settings, session, job)
         session.commit()
         job_stream.push(session, job)

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
 
-from backend.api.deps import SessionDep, SettingsDep, require_api_token
+from backend.api.deps import CurrentUser, SessionDep, SettingsDep, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
 from backend.core.db import write_session
+from backend.core.permissions import ensure_owner
 from backend.models import JobCreate, JobDetail, JobPublic
-from backend.services import job_stream, jobs
+from backend.services import audit, job_stream, jobs
 from cpt_contract.jobs import JOB_PARAMS, JobKind
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(require_api_token)], responses=AUTH)
@@ -45,9 +46,12 @@ def job_schemas() -> dict[str, object]:
     status_code=status.HTTP_201_CREATED,
     responses={**NOT_FOUND, **CONFLICT},
 )
-def create_job(body: JobCreate, settings: SettingsDep) -> JobDetail:
+def create_job(me: CurrentUser, body: JobCreate, settings: SettingsDep) -> JobDetail:
     with write_session(settings) as session:
         job = jobs.create_job(settings, session, body)
+        job.owner = me.name
+        fields = {"kind": job.kind, "queue": job.queue, "run_id": job.run_id, "params": job.params}
+        audit.record(session, me, "job.create", f"job/{job.id}", fields)
         session.commit()
         if jobs.send(settings, job):
             job.enqueued_at = job.updated_at
@@ -63,9 +67,13 @@ def get_job(job_id: str, session: SessionDep) -> JobDetail:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobPublic, responses={**NOT_FOUND, **CONFLICT})
-def cancel_job(job_id: str, settings: SettingsDep) -> JobPublic:
+def cancel_job(me: CurrentUser, job_id: str, settings: SettingsDep) -> JobPublic:
     with write_session(settings) as session:
-        job = jobs.cancel(jobs.get_job(session, job_id, for_update=True))
+        job = jobs.get_job(session, job_id, for_update=True)
+        ensure_owner(me, job.owner, f"job {job_id}")
+        was = job.status
+        job = jobs.cancel(job)
+        audit.record(session, me, "job.cancel", f"job/{job_id}", {"status": {"from": was}})
         session.commit()
         job_stream.push(session, job)
         return jobs.public(job)

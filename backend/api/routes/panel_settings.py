@@ -8,12 +8,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from backend.api.deps import SessionDep, SettingsDep, require_api_token
+from backend.api.deps import Admin, SessionDep, SettingsDep, admin_role
 from backend.api.routes.common import AUTH
 from backend.core.db import write_session
-from backend.services import hub_token
+from backend.services import audit, hub_token
 
-router = APIRouter(tags=["settings"], dependencies=[Depends(require_api_token)], responses=AUTH)
+# Settings are the admins' (reading them too: they say which token is in force).
+router = APIRouter(tags=["settings"], dependencies=[Depends(admin_role)], responses=AUTH)
 
 
 class HubTokenIn(BaseModel):
@@ -37,28 +38,31 @@ def hub_state(settings: SettingsDep, session: SessionDep) -> hub_token.HubTokenS
 
 
 @router.put("/settings/hub/token", response_model=hub_token.HubTokenState)
-def set_hub_token(body: HubTokenIn, settings: SettingsDep) -> hub_token.HubTokenState:
+def set_hub_token(me: Admin, body: HubTokenIn, settings: SettingsDep) -> hub_token.HubTokenState:
     """Check the token against the Hub endpoint, then store it encrypted (an invalid one: 422
     at ``token``, nothing stored)."""
     with write_session(settings) as session:
         answer = hub_token.save(settings, session, body.token, body.repo)
+        audit.record(session, me, "settings.hub_token.set", "settings/hub", {"repo": body.repo})
         session.commit()
         return answer
 
 
 @router.post("/settings/hub/check", response_model=hub_token.HubTokenState)
-def check_hub_token(body: HubCheckIn, settings: SettingsDep) -> hub_token.HubTokenState:
+def check_hub_token(me: Admin, body: HubCheckIn, settings: SettingsDep) -> hub_token.HubTokenState:
     """Check the token in force again (and a repo's access); the result is kept with it."""
     with write_session(settings) as session:
         answer = hub_token.recheck(settings, session, body.repo)
+        audit.record(session, me, "settings.hub_token.check", "settings/hub", {"repo": body.repo})
         session.commit()
         return answer
 
 
 @router.delete("/settings/hub/token", response_model=hub_token.HubTokenState)
-def delete_hub_token(settings: SettingsDep) -> hub_token.HubTokenState:
+def delete_hub_token(me: Admin, settings: SettingsDep) -> hub_token.HubTokenState:
     """Forget the stored token (the API's CPT_HUB_TOKEN, if any, is then the one in force)."""
     with write_session(settings) as session:
         hub_token.delete(session)
+        audit.record(session, me, "settings.hub_token.delete", "settings/hub")
         session.commit()
         return hub_token.state(settings, session)

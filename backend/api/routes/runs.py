@@ -7,18 +7,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ValidationError
 
-from backend.api.deps import SessionDep, SettingsDep, require_api_token
-from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND
+from backend.api.deps import CurrentUser, SessionDep, SettingsDep, Viewer, require_api_token
+from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, OVER_QUOTA
 from backend.core.db import write_session
+from backend.core.permissions import ensure_owner
 from backend.models import RunClone, RunCreate, RunList, RunPublic, RunResume, RunUpdate
-from backend.services import enqueue, jobs, runs, waiting
+from backend.services import audit, enqueue, jobs, runs, users, waiting
+from backend.services.checkpoints import runs_with_checkpoint
 from backend.services.errors import Conflict
-from backend.services.estimates import Estimates, estimates
+from backend.services.estimates import Estimates, estimates, sampling_warning
 from backend.services.notify import publish_run
 from cpt_contract.limits import INT32
 from cpt_contract.runconfig.argv import display_command
 from cpt_contract.runconfig.schema import RunConfig
-from cpt_contract.statuses import ACTIVE_STATUSES, RunStatus
+from cpt_contract.statuses import ACTIVE_STATUSES, RESUME_LAST_STATUSES, RunStatus
 
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_token)], responses=AUTH)
 
@@ -49,6 +51,7 @@ class Preview(Command):
 @router.get("/runs", response_model=RunList)
 def list_runs(
     session: SessionDep,
+    settings: SettingsDep,
     status_: Annotated[list[RunStatus] | None, Query(alias="status")] = None,
     q: Annotated[
         str | None, Query(max_length=200, description="Text in name, id, model, tags, note")
@@ -66,14 +69,25 @@ def list_runs(
     offset: Annotated[int, Query(ge=0, le=INT32)] = 0,
 ) -> RunList:
     items, total = runs.list_runs(session, status_, q, limit, offset, tag, sort)
-    return RunList(items=[runs.to_public(r) for r in items], total=total)
+    # One query for the page: which runs "Resume" (from the last checkpoint) may be offered for.
+    stopped = [r.id for r in items if r.status in RESUME_LAST_STATUSES]
+    saved = runs_with_checkpoint(settings, session, stopped)
+    return RunList(
+        items=[runs.to_public(r, has_checkpoint=r.id in saved) for r in items], total=total
+    )
 
 
-@router.post("/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
-def create_run(body: RunCreate, settings: SettingsDep) -> RunPublic:
+@router.post(
+    "/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED, responses=OVER_QUOTA
+)
+def create_run(me: CurrentUser, body: RunCreate, settings: SettingsDep) -> RunPublic:
     with write_session(settings) as session:
+        users.check_quota(session, me.name)
         run = runs.create_run(settings, session, body)
+        run.owner = me.name
         download = runs.model_download(settings, session, body)
+        fields = {"name": run.name, "preset": body.preset, "queue": run.queue, "model": run.model}
+        audit.record(session, me, "run.create", f"run/{run.id}", fields)
         session.commit()
         if download is not None and download.enqueued_at is None and jobs.send(settings, download):
             download.enqueued_at = download.updated_at
@@ -85,32 +99,45 @@ def create_run(body: RunCreate, settings: SettingsDep) -> RunPublic:
 
 
 @router.post("/runs/preview", response_model=Preview)
-def preview_run(body: RunCreate, settings: SettingsDep, session: SessionDep) -> Preview:
+def preview_run(
+    _me: Viewer, body: RunCreate, settings: SettingsDep, session: SessionDep
+) -> Preview:
+    """What a launch would run (nothing is stored: a viewer may ask)."""
     config, warnings = runs.build_config(settings, body.preset, body.config, session)
     use_cpu = runs.cpu_only_queue(settings, session, config.launch.queue)
     cmd = runs.command_for(settings, "r-preview", config, use_cpu=use_cpu)
+    est = estimates(session, config, settings.runs_dir, cpu_only=use_cpu)
+    slow_samples = sampling_warning(est.evaluation)
     return Preview(
         **cmd,
         config=config.model_dump(mode="json"),
-        estimates=estimates(session, config, settings.runs_dir),
-        warnings=warnings,
+        estimates=est,
+        warnings=[*warnings, slow_samples] if slow_samples else warnings,
     )
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
 def get_run(run_id: str, session: SessionDep, settings: SettingsDep) -> RunPublic:
     run = runs.get_run(session, run_id)
-    public = runs.to_public(run)
+    public = runs.to_public(
+        run, has_checkpoint=run.id in runs_with_checkpoint(settings, session, [run.id])
+    )
     public.waiting_reason = waiting.waiting_reason(settings, session, run)
     return public
 
 
 @router.patch("/runs/{run_id}", response_model=RunPublic, responses=NOT_FOUND)
-def update_run(run_id: str, body: RunUpdate, settings: SettingsDep) -> RunPublic:
+def update_run(me: CurrentUser, run_id: str, body: RunUpdate, settings: SettingsDep) -> RunPublic:
     """Rename, tag or annotate a run (any status)."""
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
+        ensure_owner(me, run.owner, f"run {run_id}")
+        before = {k: getattr(run, k) for k in body.model_fields_set}
         runs.update_run(run, body)
+        changed = {
+            k: {"from": v, "to": getattr(run, k)} for k, v in before.items() if v != getattr(run, k)
+        }
+        audit.record(session, me, "run.edit", f"run/{run_id}", changed)
         session.commit()
     publish_run(run)
     return runs.to_public(run)
@@ -122,30 +149,51 @@ def update_run(run_id: str, body: RunUpdate, settings: SettingsDep) -> RunPublic
     response_class=Response,
     responses={**NOT_FOUND, **CONFLICT},
 )
-def delete_run(run_id: str, settings: SettingsDep) -> Response:
+def delete_run(me: CurrentUser, run_id: str, settings: SettingsDep) -> Response:
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
+        ensure_owner(me, run.owner, f"run {run_id}")
         runs.delete_run(settings, session, run)
+        audit.record(session, me, "run.delete", f"run/{run_id}", {"name": run.name})
         session.commit()
     runs.remove_run_dir(settings, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunPublic, responses={**NOT_FOUND, **CONFLICT})
-def cancel_run(run_id: str, settings: SettingsDep) -> RunPublic:
+def cancel_run(me: CurrentUser, run_id: str, settings: SettingsDep) -> RunPublic:
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
+        ensure_owner(me, run.owner, f"run {run_id}")
+        was = run.status
         runs.cancel_run(run)
+        audit.record(session, me, "run.cancel", f"run/{run_id}", {"status": {"from": was}})
         session.commit()
     publish_run(run)
     return runs.to_public(run)
 
 
-@router.post("/runs/{run_id}/resume", response_model=RunPublic, responses={**NOT_FOUND, **CONFLICT})
-def resume_run(run_id: str, settings: SettingsDep, body: RunResume | None = None) -> RunPublic:
+@router.post(
+    "/runs/{run_id}/resume",
+    response_model=RunPublic,
+    responses={**NOT_FOUND, **CONFLICT, **OVER_QUOTA},
+)
+def resume_run(
+    me: CurrentUser, run_id: str, settings: SettingsDep, body: RunResume | None = None
+) -> RunPublic:
     with write_session(settings) as session:
         run = runs.get_run(session, run_id, for_update=True)
-        runs.resume_run(session, run, (body or RunResume()).checkpoint)
+        ensure_owner(me, run.owner, f"run {run_id}")
+        users.check_quota(session, run.owner)
+        checkpoint = (body or RunResume()).checkpoint
+        runs.resume_run(session, run, checkpoint)
+        audit.record(
+            session,
+            me,
+            "run.resume",
+            f"run/{run_id}",
+            {"checkpoint": checkpoint, "attempt": run.attempt},
+        )
         session.commit()
     enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
@@ -156,12 +204,18 @@ def resume_run(run_id: str, settings: SettingsDep, body: RunResume | None = None
     "/runs/{run_id}/clone",
     response_model=RunPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **OVER_QUOTA},
 )
-def clone_run(run_id: str, settings: SettingsDep, body: RunClone | None = None) -> RunPublic:
+def clone_run(
+    me: CurrentUser, run_id: str, settings: SettingsDep, body: RunClone | None = None
+) -> RunPublic:
+    """A new run (the caller's) from another's config: anyone who may launch may clone."""
     with write_session(settings) as session:
+        users.check_quota(session, me.name)
         source = runs.get_run(session, run_id)
         run = runs.clone_run(settings, session, source, body or RunClone())
+        run.owner = me.name
+        audit.record(session, me, "run.clone", f"run/{run.id}", {"from": run_id, "name": run.name})
         session.commit()
     enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)

@@ -1,5 +1,7 @@
-// Thin fetch wrapper: adds the bearer token, turns non-2xx answers into ApiError.
+// Thin fetch wrapper: adds the bearer token (or, for a signed-in browser session, the CSRF
+// header on writes), turns non-2xx answers into ApiError.
 
+import { CSRF_COOKIE, CSRF_HEADER } from "./contract";
 import type { ValidationItem } from "./types";
 
 const TOKEN_KEY = "cpt-panel-token";
@@ -12,6 +14,25 @@ export function setToken(token: string | null): void {
   if (token) localStorage.setItem(TOKEN_KEY, token);
   else localStorage.removeItem(TOKEN_KEY);
 }
+
+/** The session's CSRF token (a readable cookie, set at sign-in): present while signed in. */
+export function csrfToken(): string | null {
+  for (const part of document.cookie.split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === CSRF_COOKIE) return decodeURIComponent(v.join("="));
+  }
+  return null;
+}
+
+/** Signed in by a token (kept in localStorage) or by name and password (a session cookie). */
+export const isSignedIn = (): boolean => !!getToken() || !!csrfToken();
+
+/** Forget the browser's session cookies we can reach (the HttpOnly one dies server-side). */
+export function forgetSession(): void {
+  document.cookie = `${CSRF_COOKIE}=; Max-Age=0; Path=/; SameSite=Strict`;
+}
+
+const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 export class ApiError extends Error {
   constructor(
@@ -42,6 +63,10 @@ export function setUnauthorizedHandler(fn: () => void): void {
 export async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}, token = getToken()): Promise<T> {
   const headers = new Headers(init.headers);
   if (token) headers.set("Authorization", `Bearer ${token}`);
+  else if (UNSAFE.has((init.method ?? "GET").toUpperCase())) {
+    const csrf = csrfToken();
+    if (csrf) headers.set(CSRF_HEADER, csrf);
+  }
   let body = init.body;
   if (init.json !== undefined) {
     headers.set("Content-Type", "application/json");
@@ -63,6 +88,7 @@ export async function api<T>(path: string, init: RequestInit & { json?: unknown 
 }
 
 export const post = <T>(path: string, json: unknown = {}) => api<T>(path, { method: "POST", json });
+export const patch = <T>(path: string, json: unknown = {}) => api<T>(path, { method: "PATCH", json });
 
 /** Query string from a record, skipping empty values; arrays repeat the key. */
 export function qs(params: Record<string, string | number | string[] | null | undefined>): string {
@@ -76,8 +102,10 @@ export function qs(params: Record<string, string | number | string[] | null | un
   return s ? `?${s}` : "";
 }
 
-/** A URL the browser opens itself (downloads, EventSource), which cannot carry headers. */
+/** A URL the browser opens itself (downloads, EventSource), which cannot carry headers (a
+ *  signed-in session's cookie goes along by itself). */
 export function tokenUrl(path: string): string {
+  if (!getToken()) return `/api${path}`;
   const sep = path.includes("?") ? "&" : "?";
   return `/api${path}${sep}token=${encodeURIComponent(getToken() ?? "")}`;
 }

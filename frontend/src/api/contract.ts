@@ -49,3 +49,10 @@ export type EvalMetric = (typeof EVAL_METRICS)[number];
 // What every per-character number divides by (cpt_contract/text.py).
 export const CHARACTER_DEFINITION = "one Unicode code point of a document as read (UTF-8 decoded, line breaks kept as the document separator option leaves them)";
 export const CHARACTER_UNIT = "characters (Unicode code points)";
+
+// Who may do what (cpt_contract/roles.py): higher ranks may what lower ones may.
+export type Role = "viewer" | "operator" | "admin";
+export const ROLE_RANK: Readonly<Record<Role, number>> = { viewer: 0, operator: 1, admin: 2 };
+// A signed-in browser echoes this cookie's value in this header on every write.
+export const CSRF_COOKIE = "cpt_csrf";
+export const CSRF_HEADER = "X-CSRF-Token";

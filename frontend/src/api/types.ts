@@ -35,6 +35,8 @@ export interface Run {
   output_dir: string | null;
   tags: string[];
   note: string;
+  /** Who launched it: an operator changes only its own runs. */
+  owner?: string | null;
   /** Seconds trained over all attempts (server-measured). */
   duration_seconds: number | null;
   /** Seconds of the attempts that ended; the running one is counted from started_at. */
@@ -253,6 +255,8 @@ export interface ValidationItem {
 
 export interface Job {
   id: string;
+  /** Who queued it (null: the panel itself); an operator cancels only its own. */
+  owner?: string | null;
   kind: JobKind;
   status: RunStatus;
   status_reason: string | null;

@@ -4,6 +4,7 @@
 import type { ComponentChildren } from "preact";
 import { ACTIVE_STATUSES, type Run } from "../api/types";
 import { compact, dateTime, DASH, duration, num, remaining, totalSeconds } from "../lib/format";
+import { useMe, whyNot, whyNotLaunch } from "../lib/me";
 import { columnOf, extraValue, nextSort, type ColumnId } from "../lib/runColumns";
 import { runHref } from "../lib/router";
 import { Progress } from "./Progress";
@@ -72,6 +73,7 @@ const CELL_CLASS: Record<string, string> = { run: "run-name", model: "ellipsis",
 
 export function RunsTable({ items, columns, sort, onSort, selected, onSelect, actions, now, onTag }: Props) {
   const cols = columns.map(columnOf).filter((c): c is ColumnId => c !== null);
+  const me = useMe();
   const pageIds = items.map((r) => r.id);
   const allOnPage = pageIds.length > 0 && pageIds.every((id) => selected.includes(id));
   const toggle = (id: string) => onSelect(selected.includes(id) ? selected.filter((x) => x !== id) : [...selected, id]);
@@ -122,20 +124,27 @@ export function RunsTable({ items, columns, sort, onSort, selected, onSelect, ac
             ))}
             <td class="actions">
               {canCancel(r) ? (
-                <button type="button" class="btn btn-small" onClick={() => actions.cancel(r)}>
+                <button type="button" class="btn btn-small" disabled={!!whyNot(me, r.owner)} title={whyNot(me, r.owner) ?? undefined} onClick={() => actions.cancel(r)}>
                   Cancel
                 </button>
               ) : null}
               {canResume(r) ? (
-                <button type="button" class="btn btn-small" onClick={() => actions.resume(r)}>
+                <button type="button" class="btn btn-small" disabled={!!whyNot(me, r.owner)} title={whyNot(me, r.owner) ?? undefined} onClick={() => actions.resume(r)}>
                   Resume
                 </button>
               ) : null}
-              <button type="button" class="btn btn-small" onClick={() => actions.clone(r)}>
+              <button type="button" class="btn btn-small" disabled={!!whyNotLaunch(me)} title={whyNotLaunch(me) ?? undefined} onClick={() => actions.clone(r)}>
                 Clone
               </button>
               {canDelete(r) ? (
-                <button type="button" class="btn btn-small btn-ghost" onClick={() => actions.remove(r)} aria-label={`Delete ${r.name || r.id}`}>
+                <button
+                  type="button"
+                  class="btn btn-small btn-ghost"
+                  disabled={!!whyNot(me, r.owner)}
+                  title={whyNot(me, r.owner) ?? undefined}
+                  onClick={() => actions.remove(r)}
+                  aria-label={`Delete ${r.name || r.id}`}
+                >
                   Delete
                 </button>
               ) : null}

@@ -9,6 +9,7 @@ import { ApiError, api, post } from "../api/client";
 import { ACTIVE_STATUSES, type FileEntry, type Job, type JobKind } from "../api/types";
 import { FormField } from "../components/FormField";
 import { StatusBadge } from "../components/StatusBadge";
+import { useMe, whyNot } from "../lib/me";
 import { ago, duration } from "../lib/format";
 import { cleanMsg, fieldsFromModel, getIn, setIn, type FieldSpec } from "../lib/schema";
 
@@ -202,6 +203,7 @@ function JobDetail({ job, renderResult, renderLive, label }: DetailProps) {
     });
   }, [job.id, job.log_size]);
   const cancel = () => post(`/jobs/${job.id}/cancel`);
+  const denied = whyNot(useMe(), job.owner, "job");
   // A tool that reports progress prints "progress: ..." lines (the worker measured them).
   const progress = ACTIVE_STATUSES.has(job.status) ? lastProgress(log) : null;
   return (
@@ -211,10 +213,11 @@ function JobDetail({ job, renderResult, renderLive, label }: DetailProps) {
       </h2>
       {renderLive ? renderLive(job) : null}
       {ACTIVE_STATUSES.has(job.status) && job.status !== "cancelling" ? (
-        <button type="button" class="btn btn-small" onClick={cancel}>
+        <button type="button" class="btn btn-small" disabled={!!denied} title={denied ?? undefined} onClick={cancel}>
           Cancel
         </button>
       ) : null}
+      {job.owner ? <p class="muted small">owner: {job.owner}</p> : null}
       {progress ? (
         <p class="small" data-testid="job-progress">
           {progress}

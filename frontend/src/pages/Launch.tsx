@@ -4,6 +4,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, api, post } from "../api/client";
 import type { Estimates, FileEntry, Preset, Preview, Run, RunConfig } from "../api/types";
+import { useMe, whyNotLaunch } from "../lib/me";
 import { bytes, compact, duration, int } from "../lib/format";
 import { CopyButton } from "../components/CopyButton";
 import { FormField, fieldId } from "../components/FormField";
@@ -47,6 +48,7 @@ function withPrefill(config: RunConfig, prefill?: Prefill): RunConfig {
 
 export function Launch({ from, prefill }: { from: string | null; prefill?: Prefill }) {
   const [sections, setSections] = useState<SectionSpec[] | null>(null);
+  const noLaunch = whyNotLaunch(useMe());
   const [presets, setPresets] = useState<Preset[]>([]);
   const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
   const [preset, setPreset] = useState<string>("");
@@ -274,9 +276,10 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
             ) : (
               <p class="ok small">Config is valid.</p>
             )}
-            <button type="submit" class="btn btn-primary btn-wide" disabled={submitting}>
+            <button type="submit" class="btn btn-primary btn-wide" disabled={submitting || !!noLaunch} title={noLaunch ?? undefined}>
               {submitting ? "Queuing…" : "Launch run"}
             </button>
+            {noLaunch ? <p class="muted small">{noLaunch}</p> : null}
           </div>
         </aside>
       </form>

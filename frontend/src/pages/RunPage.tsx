@@ -16,6 +16,7 @@ import { LogViewer } from "../components/LogViewer";
 import { Phase } from "../components/Phase";
 import { Progress } from "../components/Progress";
 import { canCancel, canDelete, canResume, canResumeFrom, useRunActions } from "../components/RunActions";
+import { useMe, whyNot, whyNotLaunch } from "../lib/me";
 import { RunNotes } from "../components/RunNotes";
 import { StatusBadge } from "../components/StatusBadge";
 import { bytes, compact, dateTime, duration, int, num, remaining, totalSeconds } from "../lib/format";
@@ -93,6 +94,7 @@ export function RunPage({ id }: { id: string }) {
   const [opts, setOpts] = useState<ChartOpts>({ x: "step", logY: false, smoothing: 0.6 });
   const [evalMetric, setEvalMetric] = useState<EvalMetric>("bits_per_char");
   const actions = useRunActions(live.setRun, () => navigate("/runs"));
+  const me = useMe();
 
   if (live.error && !run) {
     return (
@@ -107,6 +109,9 @@ export function RunPage({ id }: { id: string }) {
   if (!run) return <p class="page muted">Loading run {id}…</p>;
 
   const active = ACTIVE_STATUSES.has(run.status);
+  // What this user may not do to the run, and why (the API refuses it anyway).
+  const denied = whyNot(me, run.owner);
+  const noLaunch = whyNotLaunch(me);
   // Where each resumed attempt started, on the chart's own x axis.
   const marks: Mark[] = live.attemptStarts.flatMap((a) => {
     const x = opts.x === "step" ? a.step : a.tokens_seen;
@@ -130,29 +135,39 @@ export function RunPage({ id }: { id: string }) {
         <StatusBadge status={run.status} />
         {ACTIVE_STATUSES.has(run.status) ? <LiveDot state={live.live} /> : null}
         <div class="spacer" />
+        {run.owner ? (
+          <span class="muted small" data-testid="run-owner">
+            owner: {run.owner}
+          </span>
+        ) : null}
         {canCancel(run) ? (
-          <button type="button" class="btn btn-danger" onClick={() => actions.cancel(run)}>
+          <button type="button" class="btn btn-danger" disabled={!!denied} title={denied ?? undefined} onClick={() => actions.cancel(run)}>
             Cancel
           </button>
         ) : null}
         {canResume(run) && live.checkpoints?.some((c) => c.exists) ? (
           // The API refuses a resume without a checkpoint: offered only when one is on disk.
-          <button type="button" class="btn" onClick={() => actions.resume(run, "last", live.checkpoints)}>
+          <button type="button" class="btn" disabled={!!denied} title={denied ?? undefined} onClick={() => actions.resume(run, "last", live.checkpoints)}>
             Resume
           </button>
         ) : null}
-        <button type="button" class="btn" onClick={() => actions.clone(run)}>
+        <button type="button" class="btn" disabled={!!noLaunch} title={noLaunch ?? undefined} onClick={() => actions.clone(run)}>
           Clone
         </button>
         <a class="btn" href={`#/launch?from=${encodeURIComponent(run.id)}`}>
           Edit &amp; relaunch
         </a>
         {canDelete(run) ? (
-          <button type="button" class="btn btn-ghost" onClick={() => actions.remove(run)}>
+          <button type="button" class="btn btn-ghost" disabled={!!denied} title={denied ?? undefined} onClick={() => actions.remove(run)}>
             Delete
           </button>
         ) : null}
       </div>
+      {denied ? (
+        <p class="muted small" data-testid="run-actions-reason">
+          {denied}
+        </p>
+      ) : null}
 
       <StatusBanner run={run} now={now} />
       <AttemptLog run={run} />

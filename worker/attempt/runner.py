@@ -30,18 +30,20 @@ from cpt_contract.run_paths import RunPaths
 from cpt_contract.runconfig.argv import LaunchContext, display_command, torchrun_argv
 from cpt_contract.runconfig.schema import DEEPSPEED_FILES, RunConfig
 from cpt_contract.settings import Settings
-from worker import fence, gpu, instance, launcher, rootcause
-from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
+from worker import fence
+from worker.attempt import gpu, instance, launcher, rootcause
+from worker.attempt.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
+from worker.attempt.proctree import ProcessTree
+from worker.attempt.registry import Registry, check_run_id, worker_name
+from worker.attempt.shipper import RunShipper, ShipperThread, ship_leftovers
+from worker.attempt.stall import dump_stacks, stalled_reason
+from worker.attempt.waker import Waker
 from worker.exit_codes import EXIT_BAD_INPUT
-from worker.proctree import ProcessTree
-from worker.registry import Registry, check_run_id, worker_name
-from worker.shipper import RunShipper, ShipperThread, ship_leftovers
-from worker.stall import dump_stacks, stalled_reason
-from worker.waker import Waker
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The repository root (this file is worker/attempt/runner.py).
+ROOT = Path(__file__).resolve().parents[2]
 DS_CONFIG_DIR = ROOT / "worker" / "ds_configs"
 PRETRAIN = ROOT / "worker" / "pretrain.py"
 #: Environment variables the training process must not inherit (it needs no API access).
@@ -305,7 +307,7 @@ class RunAttempt:
             self.registry.unregister(self.run_id)
 
     def _launch_and_watch(self, claim: ClaimOut, shipper: RunShipper) -> Outcome:
-        """The executor's part of the attempt (``worker.executors``): here, torchrun on this box."""
+        """The executor's part of the attempt (``worker.attempt.executors``): here, torchrun on this box."""
         proc = self._prepare_and_launch(claim)
         if proc is None:  # cancelled before the launch (e.g. while waiting for GPUs)
             return Outcome.cancelled()
@@ -550,7 +552,7 @@ class RunAttempt:
 
 def run_attempt(settings: Settings, run_id: str, attempt: int) -> Outcome | None:
     """Entry point of the task: SIGTERM to the pool process (worker shutdown) stops the run cleanly."""
-    from worker.executors import attempt_class  # CPT_EXECUTOR: local or slurm
+    from worker.attempt.executors import attempt_class  # CPT_EXECUTOR: local or slurm
 
     api = shared_api(settings.effective_api_url, settings.secret("worker_token"))
     runner = attempt_class(settings)(settings, api, run_id, attempt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cpt_contract.settings import Settings
 from cpt_contract.slurm import ClusterReport, Partition, parse_time_minutes
-from worker.slurm import commands
+from worker.attempt.slurm import commands
 
 
 def gres_gpus(gres: str) -> int:

@@ -18,7 +18,7 @@ import httpx
 
 from cpt_contract.protocol import CancelAnswer
 from cpt_contract.run_paths import RunPaths
-from worker.api_client import ApiUnavailable, Conflict, WorkerApi
+from worker.attempt.api_client import ApiUnavailable, Conflict, WorkerApi
 
 log = logging.getLogger(__name__)
 

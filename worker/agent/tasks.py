@@ -1,14 +1,14 @@
-"""Celery tasks of the worker. Thin: a run's lifecycle lives in ``worker.runner``, a job's
-(merge, tokenizer, scan) in ``worker.jobs``."""
+"""Celery tasks of the worker. Thin: a run's lifecycle lives in ``worker.attempt.runner``, a job's
+(merge, tokenizer, scan) in ``worker.agent.jobs``."""
 
 from __future__ import annotations
 
 from cpt_contract.broker import RUN_TRAINING_TASK
 from cpt_contract.jobs import RUN_JOB_TASK
 from cpt_contract.settings import get_settings
-from worker.celery_app import app
-from worker.jobs import run_job as _run_job
-from worker.runner import run_attempt
+from worker.agent.celery_app import app
+from worker.agent.jobs import run_job as _run_job
+from worker.attempt.runner import run_attempt
 
 
 @app.task(name=RUN_TRAINING_TASK)

@@ -1,6 +1,6 @@
 """Start torchrun (or a job's tool) in its own session, dying with its parent.
 
-Stopping is ``worker.proctree``'s: torch 2.13 starts each rank in a session of its own, so a
+Stopping is ``worker.attempt.proctree``'s: torch 2.13 starts each rank in a session of its own, so a
 signal to this group no longer reaches them. ``kill_stale_group`` remains for records a worker
 without process trees left behind.
 """

@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import psutil
 
-from worker.proctree import ProcessTree
-from worker.shipper import RunShipper
+from worker.attempt.proctree import ProcessTree
+from worker.attempt.shipper import RunShipper
 
 DEFAULT_FLOOR_SECONDS = 600.0
 

@@ -13,7 +13,7 @@ import sys
 
 from cpt_contract.broker import jobs_queue
 from cpt_contract.settings import Settings
-from worker.registry import worker_name
+from worker.attempt.registry import worker_name
 
 log = logging.getLogger("cpt.worker")
 
@@ -24,9 +24,9 @@ def reap_stale_runs(settings: Settings) -> list[str]:
     A record is left alone only while its task process (same pid *and* start time) still runs:
     a second live worker with the same name keeps its runs; a zombie or a reused pid does not.
     """
-    from worker import instance, launcher
-    from worker.proctree import ProcessTree
-    from worker.registry import Registry
+    from worker.attempt import instance, launcher
+    from worker.attempt.proctree import ProcessTree
+    from worker.attempt.registry import Registry
 
     registry = Registry.for_settings(settings)
     reaped = []
@@ -45,7 +45,7 @@ def reap_stale_runs(settings: Settings) -> list[str]:
         job = record.get("slurm_job")
         if isinstance(job, str) and job.isdigit():
             # Nobody ships its events any more: the run is marked lost and can be resumed.
-            from worker.slurm import commands
+            from worker.attempt.slurm import commands
 
             with contextlib.suppress(commands.SlurmError):
                 commands.scancel(job)
@@ -58,17 +58,17 @@ def reap_stale_runs(settings: Settings) -> list[str]:
 def start_job_slot() -> subprocess.Popen[bytes]:
     """The box's job slot: a one-at-a-time consumer of ``<queue>.jobs`` beside the training pool,
     so a merge or a tokenizer job never waits behind a days-long run. It dies with the worker."""
-    from worker.launcher import _die_with_parent
+    from worker.attempt.launcher import _die_with_parent
 
     return subprocess.Popen(
-        [sys.executable, "-m", "worker.boot", "job-slot"],
+        [sys.executable, "-m", "worker.agent.boot", "job-slot"],
         preexec_fn=_die_with_parent,  # safe: called before any thread starts
     )
 
 
 def run_job_slot(settings: Settings) -> None:
-    from worker import tasks  # noqa: F401  (registers the tasks on the app)
-    from worker.celery_app import app
+    from worker.agent import tasks  # noqa: F401  (registers the tasks on the app)
+    from worker.agent.celery_app import app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -97,10 +97,10 @@ def run_worker(settings: Settings) -> None:
     """Build the demo assets if asked, then consume ``settings.queue`` until stopped."""
     from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
-    from worker import instance
-    from worker.api_client import WorkerApi
-    from worker.heartbeat import HeartbeatThread
-    from worker.registry import Registry, worker_name
+    from worker.agent.heartbeat import HeartbeatThread
+    from worker.attempt import instance
+    from worker.attempt.api_client import WorkerApi
+    from worker.attempt.registry import Registry, worker_name
 
     # Before the pool forks: every task process inherits this instance's id.
     instance.new_instance()
@@ -117,8 +117,8 @@ def run_worker(settings: Settings) -> None:
         log.info("building the tiny-demo assets in %s (first start only)", settings.demo_dir)
         ensure_demo_assets(settings.demo_dir)
 
-    from worker import tasks  # noqa: F401  (registers the tasks on the app)
-    from worker.celery_app import app
+    from worker.agent import tasks  # noqa: F401  (registers the tasks on the app)
+    from worker.agent.celery_app import app
 
     api = WorkerApi(settings.effective_api_url, settings.secret("worker_token"))
     heartbeat = HeartbeatThread(settings, api, Registry.for_settings(settings))
@@ -185,4 +185,4 @@ if __name__ == "__main__":
 
         run_job_slot(get_settings())
     else:
-        sys.exit("usage: python -m worker.boot job-slot")
+        sys.exit("usage: python -m worker.agent.boot job-slot")

@@ -3,9 +3,9 @@
 An ``Execution`` is a started training job: ``poll`` (its state), ``cancel``, ``exit_status``
 and ``log_path`` (where its output lands, shipped by the worker like any run's log).
 
-- ``LocalProcess``: torchrun started on this box in its own session (``worker.launcher``, the
-  code ``worker.runner.RunAttempt`` uses; nothing of it is duplicated here).
-- ``worker.slurm.attempt.SlurmJob``: a batch job submitted with ``sbatch`` from a login node.
+- ``LocalProcess``: torchrun started on this box in its own session (``worker.attempt.launcher``, the
+  code ``worker.attempt.runner.RunAttempt`` uses; nothing of it is duplicated here).
+- ``worker.attempt.slurm.attempt.SlurmJob``: a batch job submitted with ``sbatch`` from a login node.
 
 ``CPT_EXECUTOR=local|slurm`` picks the attempt class per worker (``attempt_class``); both share
 the claim, the shipper and the status reports of ``RunAttempt``.
@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from worker import launcher
-from worker.proctree import ProcessTree
+from worker.attempt import launcher
+from worker.attempt.proctree import ProcessTree
 
 if TYPE_CHECKING:
     from cpt_contract.settings import Settings
-    from worker.runner import RunAttempt
+    from worker.attempt.runner import RunAttempt
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Execution(Protocol):
 
 
 class LocalProcess:
-    """The local launch behind the interface: a ``worker.launcher`` process group."""
+    """The local launch behind the interface: a ``worker.attempt.launcher`` process group."""
 
     def __init__(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
         self.proc, self.log_path = proc, log_path
@@ -73,7 +73,7 @@ class LocalProcess:
         return ExecState("running" if self.proc.poll() is None else "done")
 
     def cancel(self, grace: float) -> None:
-        # The whole tree, even children that left the session (worker.proctree).
+        # The whole tree, even children that left the session (worker.attempt.proctree).
         self.tree.stop(grace, signal.SIGTERM, launcher=False)
         self.proc.wait(timeout=5)
 
@@ -84,9 +84,9 @@ class LocalProcess:
 def attempt_class(settings: Settings) -> type[RunAttempt]:
     """The attempt for this worker's executor (imported lazily: a local worker needs no Slurm)."""
     if settings.executor == "slurm":
-        from worker.slurm.attempt import SlurmAttempt
+        from worker.attempt.slurm.attempt import SlurmAttempt
 
         return SlurmAttempt
-    from worker.runner import RunAttempt
+    from worker.attempt.runner import RunAttempt
 
     return RunAttempt

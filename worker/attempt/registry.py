@@ -7,7 +7,7 @@ directory is the simplest channel between them that also survives a crash of eit
   "task_started"} while a run is active (plus "slurm_job", the job id, on a Slurm worker)
 - ``cancel/<run_id>`` — the heartbeat saw a cancel request; the task polls for it
 - ``stop/<run_id>`` — the worker is shutting down: the task stops its run and reports it
-- ``../gpus/gpu-N.lock`` — GPU leases of the box (see ``worker.gpu``)
+- ``../gpus/gpu-N.lock`` — GPU leases of the box (see ``worker.attempt.gpu``)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from cpt_contract.run_paths import RUN_ID
 from cpt_contract.settings import Settings
-from worker import instance
+from worker.attempt import instance
 
 
 def worker_name(settings: Settings) -> str:

@@ -2,7 +2,7 @@
 report the result.
 
 Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
-session; its whole process tree is tracked (``worker.proctree``), so a cancel ends all of it,
+session; its whole process tree is tracked (``worker.attempt.proctree``), so a cancel ends all of it,
 SIGTERM then SIGKILL after the grace, even a child that left the session. The tool writes
 ``result.json`` in the job dir; a merge's result is the merged directory itself.
 """
@@ -32,11 +32,11 @@ from cpt_contract.protocol import JobClaimOut
 from cpt_contract.roots import PathRefused, check_user_path
 from cpt_contract.run_paths import JobPaths, RunPaths
 from cpt_contract.settings import Settings
-from worker import launcher
-from worker.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
-from worker.proctree import ProcessTree
-from worker.registry import worker_name
-from worker.runner import ROOT, child_env, last_error_line
+from worker.attempt import launcher
+from worker.attempt.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
+from worker.attempt.proctree import ProcessTree
+from worker.attempt.registry import worker_name
+from worker.attempt.runner import ROOT, child_env, last_error_line
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         worker_send_task_events=False,
         task_ignore_result=True,
     )
-    app.conf.include = ["worker.tasks"]
+    app.conf.include = ["worker.agent.tasks"]
     return app
 
 

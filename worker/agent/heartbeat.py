@@ -17,9 +17,9 @@ import httpx
 
 from cpt_contract.protocol import HeartbeatIn, Volume
 from cpt_contract.settings import Settings
-from worker import gpu, instance
-from worker.api_client import ApiUnavailable, Conflict, WorkerApi
-from worker.registry import Registry, worker_name
+from worker.attempt import gpu, instance
+from worker.attempt.api_client import ApiUnavailable, Conflict, WorkerApi
+from worker.attempt.registry import Registry, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def heartbeat_body(settings: Settings, registry: Registry) -> HeartbeatIn:
     current = [r["run_id"] for r in registry.active() if instance.is_mine(r)]
     if settings.executor == "slurm":
         # A login node: its own GPUs do not matter; the cluster's partitions do (sinfo).
-        from worker.slurm.cluster import cluster_report
+        from worker.attempt.slurm.cluster import cluster_report
 
         return HeartbeatIn(
             name=worker_name(settings),

@@ -24,10 +24,10 @@ from cpt_contract.protocol import CancelAnswer, ClaimOut
 from cpt_contract.roots import Roots
 from cpt_contract.runconfig.argv import LaunchContext, display_command
 from cpt_contract.runconfig.schema import RunConfig
-from worker.api_client import ApiUnavailable, Conflict
-from worker.executors import ExecState
-from worker.registry import worker_name
-from worker.runner import (
+from worker.attempt.api_client import ApiUnavailable, Conflict
+from worker.attempt.executors import ExecState
+from worker.attempt.registry import worker_name
+from worker.attempt.runner import (
     PRETRAIN,
     ROOT,
     SECRET_ENV,
@@ -35,10 +35,10 @@ from worker.runner import (
     RunAttempt,
     outcome_from,
 )
-from worker.shipper import RunShipper, ShipperThread
-from worker.slurm import commands, script, states
-from worker.slurm.cluster import cluster_report
-from worker.slurm.states import JobInfo, Phase
+from worker.attempt.shipper import RunShipper, ShipperThread
+from worker.attempt.slurm import commands, script, states
+from worker.attempt.slurm.cluster import cluster_report
+from worker.attempt.slurm.states import JobInfo, Phase
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ CANCEL_WAIT_SECONDS = 120.0
 
 
 class SlurmJob:
-    """A submitted batch job behind ``worker.executors.Execution``."""
+    """A submitted batch job behind ``worker.attempt.executors.Execution``."""
 
     def __init__(self, job_id: str, log_path: Path) -> None:
         self.job_id, self.log_path = job_id, log_path
