@@ -105,7 +105,12 @@ from worker.training.process import (  # noqa: E402
     setup_logging,
 )
 from worker.training.run_state import RunContext  # noqa: E402
-from worker.training.stages import StageController, is_distributed, parse_stages  # noqa: E402
+from worker.training.stages import (  # noqa: E402
+    StageController,
+    is_distributed,
+    new_rows,
+    parse_stages,
+)
 from worker.training.tokenizer import (  # noqa: E402
     load_tokenizer,
 )
@@ -177,7 +182,7 @@ def train(
         controller = StageController(
             stages,
             model,
-            old_vocab,
+            new_rows(run.vocabulary),
             run,
             distributed=is_distributed(args),
             evaluates=bool(eval_sets),

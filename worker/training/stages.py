@@ -6,8 +6,8 @@ the stage in force is a function of it, so a checkpoint resumes inside whichever
 written in. What a stage does:
 
 - ``new_embeddings``: only the input and output embedding matrices train (one matrix when they
-  are tied, so it is masked once), and a gradient hook zeroes the rows the base model already
-  had. Zero gradient rows keep Adam's moments at zero there, so those rows move by exactly 0;
+  are tied, so it is masked once), and a gradient hook zeroes every row but the new tokens'
+  (the base tokenizer's rows, and a padded matrix's rows past the new tokens). Zero gradient rows keep Adam's moments at zero there, so those rows move by exactly 0;
   weight decay (which would shrink them) is off for the stage. The base rows stay bit-identical.
 - ``lora`` / ``full``: what ``--finetuning_type`` trains (LoRA adapters and modules_to_save, or
   every weight).
@@ -147,6 +147,15 @@ def is_distributed(args: Any) -> bool:
     return bool(args.world_size > 1 or initialized)
 
 
+def new_rows(vocabulary: dict[str, Any] | None) -> tuple[int, int] | None:
+    """The embedding rows of the tokens an extended tokenizer added: from the base tokenizer's
+    size to the new one (``extend_vocabulary``'s record; a padded matrix's rows past the new
+    tokens stay frozen too). None: the vocabulary did not grow."""
+    if not vocabulary or not vocabulary.get("new_tokens"):
+        return None
+    return int(vocabulary["base_tokenizer"]), int(vocabulary["tokenizer"])
+
+
 def _trainable_weights(module: Any) -> list[Any]:
     """An embedding's weight, or under PEFT the trained copies of ``modules_to_save``."""
     copies = getattr(module, "modules_to_save", None)
@@ -178,14 +187,15 @@ class StageController(TrainerCallback):
         self,
         stages: list[Stage],
         model: Any,
-        base_rows: int,
+        rows: tuple[int, int] | None,
         run: RunContext,
         distributed: bool,
         evaluates: bool,
     ) -> None:
         self.stages = stages
         self.run = run
-        self.base_rows = base_rows
+        #: The rows a new_embeddings stage trains (the new tokens'); the others are masked.
+        self.rows = rows
         self.distributed = distributed
         self.evaluates = evaluates
         #: What the run's method trains (requires_grad as built: LoRA's or every weight).
@@ -215,12 +225,11 @@ class StageController(TrainerCallback):
                 "this LoRA run does not train them; list them in --modules_to_save "
                 "(e.g. embed_tokens,lm_head)"
             )
-        rows = min(int(w.shape[0]) for w in self.embeddings)
-        if rows <= self.base_rows:
+        if self.rows is None:
             raise InputError(
                 "--stages: a new_embeddings stage trains only the rows an extended tokenizer "
-                f"adds, and the vocabulary did not grow ({rows} rows, the base has "
-                f"{self.base_rows}); give --tokenizer_name_or_path an extended tokenizer"
+                "adds, and this tokenizer adds none to the base model's; give "
+                "--tokenizer_name_or_path an extended tokenizer"
             )
 
     def params_of(self, stage: Stage) -> list[Any]:
@@ -228,10 +237,9 @@ class StageController(TrainerCallback):
 
     def trainable_of(self, stage: Stage) -> int:
         """Parameters the stage updates (for new_embeddings: the new rows only)."""
-        if stage.method == "new_embeddings":
-            return sum(
-                (int(w.shape[0]) - self.base_rows) * int(w.shape[1]) for w in self.embeddings
-            )
+        if stage.method == "new_embeddings" and self.rows is not None:
+            first, end = self.rows
+            return sum((end - first) * int(w.shape[1]) for w in self.embeddings)
         return _numel(self.method_params)
 
     def plan(self) -> list[dict[str, Any]]:
@@ -240,10 +248,12 @@ class StageController(TrainerCallback):
     # --- hooks (run in backward) ---
 
     def _mask_base_rows(self, grad: torch.Tensor) -> torch.Tensor:
-        if self.current is None or self.current.method != "new_embeddings":
+        if self.current is None or self.current.method != "new_embeddings" or self.rows is None:
             return grad
+        first, end = self.rows
         grad = grad.clone()
-        grad[: self.base_rows] = 0
+        grad[:first] = 0
+        grad[end:] = 0
         return grad
 
     def _hook_for(self, param: Any) -> Any:
