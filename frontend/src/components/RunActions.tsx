@@ -31,7 +31,7 @@ const label = (r: Run) => r.name || r.id;
 export function resumeTarget(checkpoints: Checkpoint[], name: string): Checkpoint | null {
   if (name !== LAST_CHECKPOINT) return checkpoints.find((c) => c.name === name) ?? null;
   const onDisk = checkpoints.filter((c) => c.exists);
-  return [...onDisk].sort((a, b) => b.step - a.step)[0] ?? null;
+  return [...onDisk].sort((a, b) => (b.step ?? 0) - (a.step ?? 0))[0] ?? null;
 }
 
 /** Names the checkpoint, its step, its evaluation and its age (fetched when not given). */
@@ -44,10 +44,7 @@ function ResumeBody({ run, name, given }: { run: Run; name: string; given?: Chec
       .catch(() => setList([]));
   }, [run.id]);
   const c = list ? resumeTarget(list, name) : null;
-  const evalText =
-    c && (c.eval_loss !== null || c.eval_perplexity !== null)
-      ? `eval loss ${num(c.eval_loss, 4)} · perplexity ${num(c.eval_perplexity, 4)}`
-      : "no evaluation at this step";
+  const evalText = c && (c.eval_loss !== null || c.eval_perplexity !== null) ? `eval loss ${num(c.eval_loss, 4)} · perplexity ${num(c.eval_perplexity, 4)}` : "no evaluation at this step";
   return (
     <div data-testid="resume-target" data-checkpoint={c?.name ?? ""}>
       <p>

@@ -11,7 +11,6 @@ import type { Checkpoint, LogChunk, LogEvent, Metrics, Run, RunEvent } from "../
 import { LogBuffer } from "./logbuffer";
 import { addEvent, loadRunMetrics, type Store } from "./metrics";
 
-
 export interface RunLive {
   run: Run | null;
   error: string | null;
@@ -158,8 +157,9 @@ export function useRunLive(id: string): RunLive {
       if (ev.kind === "start" && typeof ev.data.tokens_per_step === "number") tokensPerStep.current = ev.data.tokens_per_step;
       if (ev.kind === "start" && ev.attempt > 1 && !starts.current.some((s) => s.attempt === ev.attempt)) {
         const perStep = ev.data.tokens_per_step;
-        const tokens = typeof perStep === "number" ? ev.step * perStep : null;
-        starts.current = [...starts.current, { attempt: ev.attempt, step: ev.step, tokens_seen: tokens }];
+        const step = ev.step ?? 0;
+        const tokens = typeof perStep === "number" ? step * perStep : null;
+        starts.current = [...starts.current, { attempt: ev.attempt, step, tokens_seen: tokens }];
         bump();
         return;
       }

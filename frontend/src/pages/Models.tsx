@@ -5,8 +5,8 @@
 // until it is complete.
 
 import { useEffect, useState } from "preact/hooks";
-import { api } from "../api/client";
-import { ACTIVE_STATUSES, type Job, type ModelInfo } from "../api/types";
+import { POLL, useApi } from "../api/usePoll";
+import { ACTIVE_STATUSES, type Job, type JobDetail, type ModelInfo } from "../api/types";
 import { bytes, duration, int } from "../lib/format";
 import { navigate } from "../lib/router";
 import { JobsPage } from "./Jobs";
@@ -20,10 +20,7 @@ function source(m: ModelInfo): string {
 }
 
 function ModelsTable({ refresh }: { refresh: number }) {
-  const [models, setModels] = useState<ModelInfo[] | null>(null);
-  useEffect(() => {
-    api<ModelInfo[]>("/models").then(setModels);
-  }, [refresh]);
+  const models = useApi<ModelInfo[]>("/models", { refresh }).data;
   if (models === null) return <p class="muted">Loading…</p>;
   if (!models.length) return <p class="muted">No model under the allowed roots yet.</p>;
   return (
@@ -50,9 +47,7 @@ function ModelsTable({ refresh }: { refresh: number }) {
             <td>{m.params != null ? int(m.params) : "–"}</td>
             <td>
               {m.vocab_size != null ? int(m.vocab_size) : "–"}
-              {m.tokenizer_vocab_size != null && m.tokenizer_vocab_size !== m.vocab_size
-                ? ` (tokenizer ${int(m.tokenizer_vocab_size)})`
-                : ""}
+              {m.tokenizer_vocab_size != null && m.tokenizer_vocab_size !== m.vocab_size ? ` (tokenizer ${int(m.tokenizer_vocab_size)})` : ""}
             </td>
             <td>{m.tied_embeddings == null ? "–" : m.tied_embeddings ? "tied" : "untied"}</td>
             <td>{m.dtypes.join(", ") || "–"}</td>
@@ -66,18 +61,10 @@ function ModelsTable({ refresh }: { refresh: number }) {
 }
 
 function DownloadProgress({ job }: { job: Job }) {
-  const [detail, setDetail] = useState<Job>(job);
   const live = ACTIVE_STATUSES.has(job.status);
-  useEffect(() => {
-    const read = () => api<Job>(`/jobs/${job.id}`).then(setDetail);
-    read();
-    if (!live) return;
-    const t = window.setInterval(read, 1000);
-    return () => window.clearInterval(t);
-  }, [job.id, live]);
-  const p = detail.progress;
+  const p = useApi<JobDetail>(`/jobs/${job.id}`, { every: live ? POLL.live : null }).data?.progress;
   if (!p) return live ? <p class="muted">Waiting for the first progress report…</p> : null;
-  const pct = p.total_bytes > 0 ? Math.floor((100 * p.bytes) / p.total_bytes) : 0;
+  const pct = p.total_bytes ? Math.floor((100 * (p.bytes ?? 0)) / p.total_bytes) : 0;
   return (
     <div class="download-progress" data-testid="download-progress">
       <progress max={100} value={pct} />
@@ -113,10 +100,7 @@ export function Models({ selected }: { selected: string | null }) {
     <>
       <section class="page">
         <h1>Models</h1>
-        <p class="muted">
-          Every model under the allowed roots, as its files describe it: parameters and dtype from the weights' headers,
-          the vocabulary from its config and tokenizer.
-        </p>
+        <p class="muted">Every model under the allowed roots, as its files describe it: parameters and dtype from the weights' headers, the vocabulary from its config and tokenizer.</p>
         <ModelsTable refresh={refresh} />
       </section>
       <JobsPage
@@ -127,7 +111,7 @@ export function Models({ selected }: { selected: string | null }) {
         submitLabel="Download"
         selected={selected}
         onSelect={select}
-        label={(j) => `${j.params.repo_id}${j.params.revision && j.params.revision !== "main" ? "@" + j.params.revision : ""}`}
+        label={(j) => `${j.params.repo_id}${j.params.revision && j.params.revision !== "main" ? `@${j.params.revision}` : ""}`}
         renderLive={(job) => <DownloadProgress job={job} />}
         renderResult={done}
       />
