@@ -23,7 +23,7 @@ from cpt_contract.text import TxtDocuments
 RUN_JOB_TASK = "worker.tasks.run_job"
 
 JobKind = Literal[
-    "merge", "tokenizer", "scan", "generate", "clean", "download", "import", "evaluate"
+    "merge", "tokenizer", "scan", "generate", "clean", "download", "import", "evaluate", "export"
 ]
 
 Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
@@ -38,6 +38,22 @@ class MergeParams(_Params):
 
     run_id: str = Field(max_length=32)
     checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+
+
+class ExportParams(_Params):
+    """Export a run's merged model (or full-weight checkpoint) for serving: safetensors shards
+    with their index, generation_config.json, the tokenizer and the model card; then score the
+    export and its source on the run's evaluation sets (``worker/export.py``)."""
+
+    run_id: str = Field(max_length=32)
+    checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+    dtype: Literal["bfloat16", "float16", "float32"] = Field(default="bfloat16", title="Dtype")
+    max_shard_size: str = Field(
+        default="2GB",
+        pattern=r"^[1-9][0-9]{0,5}(KB|MB|GB)$",
+        title="Largest shard",
+        description="e.g. 2GB, 500MB",
+    )
 
 
 class TokenizerParams(_Params):
@@ -309,6 +325,7 @@ JOB_PARAMS: dict[str, type[_Params]] = {
     "download": DownloadParams,
     "import": ImportParams,
     "evaluate": EvaluateParams,
+    "export": ExportParams,
 }
 #: Parameters that are paths a user chose (checked against the allowed roots by the API).
 PATH_PARAMS: dict[str, tuple[str, ...]] = {
@@ -320,11 +337,12 @@ PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "download": (),
     "import": ("gguf",),
     "evaluate": ("task_files",),
+    "export": (),
 }
 #: Kinds tried once more when their worker is lost: running them again gives the same result
 #: (a scan, a tokenizer into a fresh output, a download or a clean that resume, an import).
 RETRIED_KINDS = frozenset({"scan", "tokenizer", "download", "clean", "import"})
 #: Kinds that act on one checkpoint of a run (the API checks that the checkpoint exists).
-CHECKPOINT_KINDS = ("merge", "generate", "evaluate")
+CHECKPOINT_KINDS = ("merge", "generate", "evaluate", "export")
 #: The line a generate job prints before the continuation, so a reader of its log can stream it.
 GENERATE_MARKER = "--- continuation ---"

@@ -12,6 +12,7 @@ import { AFTER_LOGIN, Login } from "./pages/Login";
 import { RunPage } from "./pages/run/RunPage";
 import { Runs } from "./pages/Runs";
 import { Tokenizers } from "./pages/Tokenizers";
+import { Settings } from "./pages/Settings";
 import { Tokens } from "./pages/Tokens";
 import { Users } from "./pages/Users";
 import { Workers } from "./pages/Workers";
@@ -51,6 +52,7 @@ const NAV: [string, string][] = [
 const ADMIN_NAV: [string, string][] = [
   ["users", "Users"],
   ["audit", "Audit"],
+  ["settings", "Settings"],
 ];
 
 /** Every first path segment the app answers; anything else is the not-found page. */
@@ -112,6 +114,7 @@ function App() {
   else if (page === "users") body = <Users />;
   else if (page === "audit") body = <Audit />;
   else if (page === "tokens") body = <Tokens />;
+  else if (page === "settings") body = <Settings />;
   else body = <Runs query={route.query} />;
 
   return (

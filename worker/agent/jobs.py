@@ -23,6 +23,7 @@ from cpt_contract.jobs import (
     CleanParams,
     DownloadParams,
     EvaluateParams,
+    ExportParams,
     GenerateParams,
     ImportParams,
     MergeParams,
@@ -107,6 +108,8 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         return generate_argv(settings, GenerateParams.model_validate(claim.params), paths)
     if claim.kind == "clean":
         return clean_argv(settings, CleanParams.model_validate(claim.params), paths)
+    if claim.kind == "export":
+        return export_argv(settings, ExportParams.model_validate(claim.params), paths)
     if claim.kind == "download":
         return download_argv(settings, DownloadParams.model_validate(claim.params), paths)
     if claim.kind == "evaluate":
@@ -118,6 +121,24 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         argv.append(f"--reserve_bytes={settings.download_reserve_bytes}")
         return [*argv, f"--json={paths.result}"]
     raise ValueError(f"unknown job kind {claim.kind!r}")
+
+
+def export_argv(settings: Settings, e: ExportParams, paths: JobPaths) -> list[str]:
+    """The run's merged model of the checkpoint, else the checkpoint itself (full weights);
+    scored on the run's evaluation sets as its config names them."""
+    run = RunPaths.of(settings.runs_dir, e.run_id)
+    merged = run.merged(e.checkpoint)
+    source = merged if (merged / "config.json").is_file() else run.checkpoint(e.checkpoint)
+    config = json.loads(run.config.read_text())
+    data = config.get("data") or {}
+    argv = [sys.executable, "-m", "worker.export", f"--source={source}"]
+    argv += [f"--output={run.exported(e.checkpoint, e.dtype)}", f"--dtype={e.dtype}"]
+    argv.append(f"--max_shard_size={e.max_shard_size}")
+    if data.get("eval_sets"):
+        argv.append(f"--eval_sets={json.dumps(data['eval_sets'])}")
+    if data.get("block_size"):
+        argv.append(f"--block_size={data['block_size']}")
+    return [*argv, f"--json={paths.result}"]
 
 
 def download_argv(settings: Settings, d: DownloadParams, paths: JobPaths) -> list[str]:

@@ -60,3 +60,6 @@ export type Token = S.TokenPublic;
 export type TokenCreated = S.TokenCreated;
 export type AuditRow = S.AuditRow;
 export type Samples = S.Samples;
+/** GET /api/settings/hub: whether a Hub token is set, from where, and its last check (never the token). */
+export type HubTokenState = S.HubTokenState;
+export type HubCheck = S.HubCheck;

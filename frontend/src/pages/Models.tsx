@@ -1,12 +1,14 @@
 // Models: every model under the allowed roots as the server describes it from its files
 // (architecture, parameters, vocabulary, tied head, dtype, size, where it came from), and the two
-// ways to add one: a download from the Hub (live progress as the download tool measured it) and
+// ways to add one: a download from the Hub (live progress as the download tool measured it, pushed
+// over the job's stream) and
 // the import of a GGUF file. A half-done download is never listed: it lives in a dot directory
 // until it is complete.
 
 import { useEffect, useState } from "preact/hooks";
-import { POLL, useApi } from "../api/usePoll";
-import { ACTIVE_STATUSES, type Job, type JobDetail, type ModelInfo } from "../api/types";
+import { useJobStream } from "../api/useJobStream";
+import { useApi } from "../api/usePoll";
+import { ACTIVE_STATUSES, type Job, type ModelInfo } from "../api/types";
 import { bytes, duration, int } from "../lib/format";
 import { navigate } from "../lib/router";
 import { JobsPage } from "./Jobs";
@@ -62,7 +64,7 @@ function ModelsTable({ refresh }: { refresh: number }) {
 
 function DownloadProgress({ job }: { job: Job }) {
   const live = ACTIVE_STATUSES.has(job.status);
-  const p = useApi<JobDetail>(`/jobs/${job.id}`, { every: live ? POLL.live : null }).data?.progress;
+  const p = useJobStream(job.id, live)?.progress;
   if (!p) return live ? <p class="muted">Waiting for the first progress report…</p> : null;
   const pct = p.total_bytes ? Math.floor((100 * (p.bytes ?? 0)) / p.total_bytes) : 0;
   return (
