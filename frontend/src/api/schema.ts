@@ -425,6 +425,7 @@ export interface Metrics {
   series: Record<string, Series>;
   keys: string[];
   attempts: AttemptStart[];
+  stages: StageStart[];
 }
 
 export interface ModelEstimate {
@@ -668,6 +669,14 @@ export interface SmtpState {
   sender: string | null;
   security: string;
   password_set: boolean;
+}
+
+export interface StageStart {
+  index: number;
+  name: string;
+  method: string;
+  step: number;
+  tokens_seen: number | null;
 }
 
 export interface StoppedEarly {
