@@ -11,7 +11,7 @@ describe("metrics", () => {
   });
 
   it("copies the API's series (tokens missing: nulls)", () => {
-    const m: Metrics = { keys: ["loss"], attempts: [], series: { loss: { step: [1, 2], value: [3, 2], tokens_seen: [10, 20], time: [0, 1] } } };
+    const m: Metrics = { keys: ["loss"], attempts: [], stages: [], series: { loss: { step: [1, 2], value: [3, 2], tokens_seen: [10, 20], time: [0, 1] } } };
     const store = fromApi(m, 2);
     expect(store.loss).toEqual({ step: [1, 2], value: [3, 2], tokens: [10, 20], attempt: 2 });
     m.series.loss.step.push(3);

@@ -101,10 +101,10 @@ export async function loadStore(runId: string, attempt: number): Promise<Store> 
 }
 
 /** The chart store and where each resumed attempt started (the charts mark those steps). */
-export async function loadRunMetrics(runId: string, attempt: number): Promise<{ store: Store; attempts: NonNullable<Metrics["attempts"]> }> {
+export async function loadRunMetrics(runId: string, attempt: number): Promise<{ store: Store; attempts: NonNullable<Metrics["attempts"]>; stages: NonNullable<Metrics["stages"]> }> {
   const base = `/runs/${encodeURIComponent(runId)}/metrics`;
   let m = await api<Metrics>(`${base}${qs({ keys: ALL_KEYS.join(","), max_points: 2000 })}`);
   const more = wantedKeys(m.keys);
   if (more.length > ALL_KEYS.length) m = await api<Metrics>(`${base}${qs({ keys: more.join(","), max_points: 2000 })}`);
-  return { store: fromApi(m, attempt), attempts: m.attempts ?? [] };
+  return { store: fromApi(m, attempt), attempts: m.attempts ?? [], stages: m.stages ?? [] };
 }

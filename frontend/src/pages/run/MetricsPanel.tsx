@@ -9,7 +9,7 @@ import { ChartControls, type ChartOpts } from "../../components/ChartControls";
 import { setKey, setNames } from "../../lib/evalsets";
 import { tokensAxis, type Store } from "../../lib/metrics";
 import { ema } from "../../lib/smooth";
-import type { AttemptStart } from "../../lib/useRunLive";
+import type { AttemptStart, StageStart } from "../../lib/useRunLive";
 
 const C = { raw: "#9db7e0", smooth: "#2563eb", eval: "#dc2626", lr: "#0891b2", grad: "#ea580c", tps: "#16a34a" };
 
@@ -67,7 +67,7 @@ function charts(store: Store, o: ChartOpts, evalMetric: EvalMetric): { title: st
   ];
 }
 
-export function MetricsPanel({ run, store, attemptStarts, active }: { run: Run; store: Store; attemptStarts: AttemptStart[]; active: boolean }) {
+export function MetricsPanel({ run, store, attemptStarts, stageStarts = [], active }: { run: Run; store: Store; attemptStarts: AttemptStart[]; stageStarts?: StageStart[]; active: boolean }) {
   const [opts, setOpts] = useState<ChartOpts>({ x: "step", logY: false, smoothing: 0.6 });
   const [evalMetric, setEvalMetric] = useState<EvalMetric>("bits_per_char");
   // Where each resumed attempt started, on the chart's own x axis.
@@ -75,6 +75,11 @@ export function MetricsPanel({ run, store, attemptStarts, active }: { run: Run; 
     const x = opts.x === "step" ? a.step : a.tokens_seen;
     return x === null ? [] : [{ x, label: `attempt ${a.attempt}` }];
   });
+  // Where each stage of a staged run begins (training.stages).
+  for (const s of stageStarts) {
+    const x = opts.x === "step" ? s.step : s.tokens_seen;
+    if (x !== null) marks.push({ x, label: `stage ${s.index + 1}: ${s.name || s.method}` });
+  }
   const xLabel = opts.x === "step" ? "step" : "tokens seen";
   const empty = Object.keys(store).length === 0;
   return (

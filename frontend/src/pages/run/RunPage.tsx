@@ -45,7 +45,7 @@ export function RunPage({ id }: { id: string }) {
       <StatusBanner run={run} now={now} />
       <AttemptLog run={run} />
       <Stats run={run} now={now} active={active} />
-      <MetricsPanel run={run} store={live.metrics} attemptStarts={live.attemptStarts} active={active} />
+      <MetricsPanel run={run} store={live.metrics} attemptStarts={live.attemptStarts} stageStarts={live.stageStarts} active={active} />
       <EvalPanel runId={run.id} store={live.metrics} events={live.evalEvents + (active ? 0 : 1)} />
       <LogPanel run={run} live={live} />
       <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name, live.checkpoints)} />
