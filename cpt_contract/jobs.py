@@ -23,7 +23,16 @@ from cpt_contract.text import TxtDocuments
 RUN_JOB_TASK = "worker.tasks.run_job"
 
 JobKind = Literal[
-    "merge", "tokenizer", "scan", "generate", "clean", "download", "import", "evaluate", "export"
+    "merge",
+    "tokenizer",
+    "scan",
+    "generate",
+    "clean",
+    "download",
+    "import",
+    "evaluate",
+    "export",
+    "publish",
 ]
 
 Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
@@ -316,6 +325,18 @@ class ImportParams(_Params):
     dtype: Literal["float32", "bfloat16"] = Field(default="float32", title="Weights dtype")
 
 
+class PublishParams(_Params):
+    """Publish a run's merged model of a checkpoint (else the checkpoint's full weights) with
+    its tokenizer and model card to a Hub repo (``worker/hub/publish.py``)."""
+
+    run_id: str = Field(max_length=32)
+    checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+    repo_id: str = Field(
+        pattern=HUB_ID_PATTERN, title="Repo", description="org/name on the Hub (created if new)"
+    )
+    private: bool = Field(default=True, title="Private")
+
+
 JOB_PARAMS: dict[str, type[_Params]] = {
     "merge": MergeParams,
     "tokenizer": TokenizerParams,
@@ -326,6 +347,7 @@ JOB_PARAMS: dict[str, type[_Params]] = {
     "import": ImportParams,
     "evaluate": EvaluateParams,
     "export": ExportParams,
+    "publish": PublishParams,
 }
 #: Parameters that are paths a user chose (checked against the allowed roots by the API).
 PATH_PARAMS: dict[str, tuple[str, ...]] = {
@@ -338,11 +360,12 @@ PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "import": ("gguf",),
     "evaluate": ("task_files",),
     "export": (),
+    "publish": (),
 }
 #: Kinds tried once more when their worker is lost: running them again gives the same result
 #: (a scan, a tokenizer into a fresh output, a download or a clean that resume, an import).
 RETRIED_KINDS = frozenset({"scan", "tokenizer", "download", "clean", "import"})
 #: Kinds that act on one checkpoint of a run (the API checks that the checkpoint exists).
-CHECKPOINT_KINDS = ("merge", "generate", "evaluate", "export")
+CHECKPOINT_KINDS = ("merge", "generate", "evaluate", "export", "publish")
 #: The line a generate job prints before the continuation, so a reader of its log can stream it.
 GENERATE_MARKER = "--- continuation ---"

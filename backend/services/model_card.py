@@ -196,9 +196,10 @@ def render(session: Session, run: Run, checkpoint: str | None = None) -> str:
 
 
 def files_for(session: Session, job: Job) -> dict[str, str]:
-    """What a job's output gets besides what its tool writes: a merge, the run's card."""
+    """What a job's output gets besides what its tool writes: a merge's directory and a
+    published repo, the run's card."""
     params = job.params or {}
-    if job.kind != "merge" or not job.run_id:
+    if job.kind not in ("merge", "publish") or not job.run_id:
         return {}
     run = session.get(Run, job.run_id)
     if run is None:

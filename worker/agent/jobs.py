@@ -27,6 +27,7 @@ from cpt_contract.jobs import (
     GenerateParams,
     ImportParams,
     MergeParams,
+    PublishParams,
     ScanParams,
     TokenizerParams,
 )
@@ -108,6 +109,8 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         return generate_argv(settings, GenerateParams.model_validate(claim.params), paths)
     if claim.kind == "clean":
         return clean_argv(settings, CleanParams.model_validate(claim.params), paths)
+    if claim.kind == "publish":
+        return publish_argv(settings, claim, paths)
     if claim.kind == "export":
         return export_argv(settings, ExportParams.model_validate(claim.params), paths)
     if claim.kind == "download":
@@ -121,6 +124,24 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         argv.append(f"--reserve_bytes={settings.download_reserve_bytes}")
         return [*argv, f"--json={paths.result}"]
     raise ValueError(f"unknown job kind {claim.kind!r}")
+
+
+def publish_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[str]:
+    """The run's merged model of the checkpoint (else the checkpoint's own weights) to the
+    repo; the card the claim carried goes up as README.md. The token is not here."""
+    p = PublishParams.model_validate(claim.params)
+    run = RunPaths.of(settings.runs_dir, p.run_id)
+    merged = run.merged(p.checkpoint)
+    folder = merged if (merged / "config.json").is_file() else run.checkpoint(p.checkpoint)
+    argv = [sys.executable, "-m", "worker.hub", "publish", f"--folder={folder}"]
+    argv += [f"--repo_id={p.repo_id}", f"--private={'true' if p.private else 'false'}"]
+    card = claim.files.get("README.md")
+    if card:
+        paths.job_dir.mkdir(parents=True, exist_ok=True)
+        (paths.job_dir / "README.md").write_text(card, encoding="utf-8")
+        argv.append(f"--card={paths.job_dir / 'README.md'}")
+    argv.append(f"--message=Upload {p.run_id} {p.checkpoint} from cpt-panel")
+    return [*argv, f"--json={paths.result}"]
 
 
 def export_argv(settings: Settings, e: ExportParams, paths: JobPaths) -> list[str]:
@@ -156,11 +177,11 @@ def download_argv(settings: Settings, d: DownloadParams, paths: JobPaths) -> lis
 
 def tool_env(settings: Settings, kind: str, hub_token: str | None = None) -> dict[str, str]:
     """What a kind's tool needs in its environment: the Hub endpoint and token for a download
-    (the token only there, and only in the environment). The token is the one the claim
+    or a publish (the token only there, and only in the environment). The token is the one the claim
     carried (the panel's, set in Settings), else this worker's own ``CPT_HUB_TOKEN``."""
     if kind == "evaluate":
         return evaluate_env(settings, hub_token or settings.hub_token)
-    if kind != "download":
+    if kind not in ("download", "publish"):
         return {}
     env = {"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
     if settings.hub_endpoint:
