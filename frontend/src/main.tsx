@@ -5,6 +5,8 @@ import { atLeast, forgetMe, useMe } from "./lib/me";
 import { navigate, useRoute } from "./lib/router";
 import { Compare } from "./pages/Compare";
 import { Datasets } from "./pages/Datasets";
+import { ExperimentPage } from "./pages/ExperimentPage";
+import { Experiments } from "./pages/Experiments";
 import { Models } from "./pages/Models";
 import { Launch } from "./pages/Launch";
 import { Audit } from "./pages/Audit";
@@ -45,6 +47,7 @@ const NAV: [string, string][] = [
   ["datasets", "Datasets"],
   ["models", "Models"],
   ["compare", "Compare"],
+  ["experiments", "Experiments"],
   ["workers", "Workers"],
 ];
 
@@ -111,6 +114,8 @@ function App() {
   else if (page === "models") body = <Models selected={route.path[1] ?? null} />;
   else if (page === "compare") body = <Compare ids={(route.query.get("ids") ?? "").split(",").filter(Boolean)} />;
   else if (page === "workers") body = <Workers />;
+  else if (page === "experiments" && route.path[1]) body = <ExperimentPage key={route.path[1]} id={route.path[1]} />;
+  else if (page === "experiments") body = <Experiments />;
   else if (page === "users") body = <Users />;
   else if (page === "audit") body = <Audit />;
   else if (page === "tokens") body = <Tokens />;

@@ -17,6 +17,7 @@ from backend.core.db import write_session
 from backend.core.security import lease_for, lease_matches
 from backend.models import Run
 from backend.services import audit, ingest, runs
+from backend.services.experiments import halving
 from backend.services.notify import publish_events, publish_log, publish_run
 from cpt_contract.protocol import (
     HEARTBEAT,
@@ -185,6 +186,11 @@ def ship_events(
                 session, run, body.attempt, body.log.offset, body.log.text
             )
         session.commit()
+        stops = session.info.pop(halving.PENDING, None)
+    if stops:
+        # Runs this evaluation put out of an experiment's kept share (early stopping).
+        for other in halving.stop_others(settings, stops):
+            publish_run(other)
     publish_events(fresh)
     if chunk is not None:
         publish_log(chunk)
