@@ -14,6 +14,7 @@ import { AFTER_LOGIN, Login } from "./pages/Login";
 import { RunPage } from "./pages/run/RunPage";
 import { Runs } from "./pages/Runs";
 import { Tokenizers } from "./pages/Tokenizers";
+import { Notifications } from "./pages/Notifications";
 import { Settings } from "./pages/Settings";
 import { Tokens } from "./pages/Tokens";
 import { Users } from "./pages/Users";
@@ -49,6 +50,7 @@ const NAV: [string, string][] = [
   ["compare", "Compare"],
   ["experiments", "Experiments"],
   ["workers", "Workers"],
+  ["notifications", "Notifications"],
 ];
 
 /** Pages of the admins (the API refuses the others anyway). */
@@ -120,6 +122,7 @@ function App() {
   else if (page === "audit") body = <Audit />;
   else if (page === "tokens") body = <Tokens />;
   else if (page === "settings") body = <Settings />;
+  else if (page === "notifications") body = <Notifications />;
   else body = <Runs query={route.query} />;
 
   return (

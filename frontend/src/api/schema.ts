@@ -715,6 +715,17 @@ export interface TokenPublic {
   revoked_at: string | null;
 }
 
+export interface TrackerIn {
+  values?: Record<string, unknown>;
+}
+
+export interface TrackerState {
+  tracker: string;
+  set: Record<string, boolean>;
+  plain: Record<string, string>;
+  readable: boolean;
+}
+
 export interface UserCreate {
   /** lower-case letters, digits, . _ - */
   name: string;
