@@ -57,6 +57,8 @@ export interface Run {
   attempt_log?: AttemptEntry[] | null;
   /** A queued run: why it waits (queue, position, what the queue's workers are busy with). */
   waiting_reason?: string | null;
+  /** A checkpoint is on disk (looked at for failed/cancelled runs; null: not looked at). */
+  has_checkpoint?: boolean | null;
 }
 
 export interface AttemptEntry {
@@ -131,11 +133,21 @@ export interface Estimates {
   model: ModelEstimate;
   /** Checkpoints kept against the free space of the runs volume (backend/services/estimates.py). */
   disk?: { checkpoint_bytes: number | null; kept: number | null; total_bytes: number | null; free_bytes: number | null; path: string | null };
-  /** Held-out evaluation time scaled from a measured run (backend/services/estimates.py). */
+  /** Held-out evaluation time, scoring and sampling apart (backend/services/eval_time.py). */
   evaluation?: {
     evaluations: number | null;
     characters: number | null;
     seconds_each: number | null;
+    scoring_seconds: number | null;
+    sampling_seconds: number | null;
+    /** measured_eval | measured_training | model_size */
+    scoring_basis: string | null;
+    sampling_basis: string | null;
+    samples: number;
+    sample_tokens: number;
+    tokens_per_char: number | null;
+    tokens_per_char_measured: boolean;
+    sampling_exceeds_scoring: boolean;
     measured_run: string | null;
     measured_seconds: number | null;
     measured_characters: number | null;

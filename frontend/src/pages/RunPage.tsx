@@ -140,7 +140,7 @@ export function RunPage({ id }: { id: string }) {
             Cancel
           </button>
         ) : null}
-        {canResume(run) && live.checkpoints?.some((c) => c.exists) ? (
+        {canResume(run, live.checkpoints) ? (
           // The API refuses a resume without a checkpoint: offered only when one is on disk.
           <button type="button" class="btn" disabled={!!denied} title={denied ?? undefined} onClick={() => actions.resume(run, "last", live.checkpoints)}>
             Resume
