@@ -349,6 +349,9 @@ function basisText(basis: string | null, e: EvalEst): string {
   return "from the model's size (nothing measured on this queue yet)";
 }
 
+/** Seconds, tenths below one (an evaluation's parts are often that short). */
+const secs = (x: number) => (x < 1 ? `${x.toFixed(1)}s` : duration(x));
+
 /** Per evaluation, scoring and sampling apart, and in all; or why not. */
 function evalText(est: Estimates): string {
   const e = est.evaluation;
@@ -356,14 +359,14 @@ function evalText(est: Estimates): string {
   const n = e.evaluations != null ? `${e.evaluations} evaluation${e.evaluations === 1 ? "" : "s"}` : "evaluations";
   const scoring =
     e.scoring_seconds != null
-      ? `scoring ${int(e.characters)} characters about ${duration(e.scoring_seconds)} (${basisText(e.scoring_basis, e)})`
+      ? `scoring ${int(e.characters)} characters about ${secs(e.scoring_seconds)} (${basisText(e.scoring_basis, e)})`
       : "scoring: not known until the sets are read (a budget in documents or packed blocks)";
   const sampling = e.samples
     ? e.sampling_seconds != null
-      ? `sampling ${e.samples} generations of up to ${Math.round(e.sample_tokens / e.samples)} tokens about ${duration(e.sampling_seconds)} (${basisText(e.sampling_basis, e)})`
+      ? `sampling ${e.samples} generations of up to ${Math.round(e.sample_tokens / e.samples)} tokens about ${secs(e.sampling_seconds)} (${basisText(e.sampling_basis, e)})`
       : "sampling: not known"
     : "no samples";
-  const each = e.seconds_each != null ? `about ${duration(e.seconds_each)} each × ${n}` + (e.evaluations != null ? ` = ${duration(e.seconds_each * e.evaluations)}` : "") : n;
+  const each = e.seconds_each != null ? `about ${secs(e.seconds_each)} each × ${n}` + (e.evaluations != null ? ` = ${duration(e.seconds_each * e.evaluations)}` : "") : n;
   return `${each}: ${scoring}; ${sampling}`;
 }
 
