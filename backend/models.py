@@ -102,6 +102,18 @@ class _RunProgress(SQLModel):
     perplexity: float | None = None
 
 
+class AttemptEntry(SQLModel):
+    """One ended attempt of ``RunPublic.attempt_log`` (``backend/services/autoresume.py`` writes it)."""
+
+    attempt: int
+    status: str
+    kind: FailureKind | None = None
+    reason: str = ""
+    step: int | None = None
+    #: Whether the panel restarted the run automatically after this attempt.
+    restarted: bool = False
+
+
 class RunPublic(RunBase, _RunProgress):
     id: str
     status: RunStatus
@@ -120,7 +132,7 @@ class RunPublic(RunBase, _RunProgress):
     eta_seconds: float | None = None
     output_dir: str
     #: Why each earlier attempt ended, and whether it was restarted automatically.
-    attempt_log: list[dict[str, Any]] | None = None
+    attempt_log: list[AttemptEntry] | None = None
     #: The last attempt's failure kind (``FailureKind``): what the UI compares, never the reason.
     failure_kind: FailureKind | None = None
     #: The last time the worker said anything about this run (its reports, its keep-alive every
@@ -415,13 +427,24 @@ class JobPublic(SQLModel):
     owner: str | None = None
 
 
+class DownloadProgress(SQLModel):
+    """The last ``progress`` line of a download's log, as its tool measured it."""
+
+    bytes: float | None = None
+    total_bytes: float | None = None
+    files: float | None = None
+    total_files: float | None = None
+    bytes_per_second: float | None = None
+    eta_seconds: float | None = None
+
+
 class JobDetail(JobPublic):
     """One job as its page and its stream show it (``backend/services/job_stream.py``)."""
 
     #: 1 = next to run on its queue's job slot (only while queued).
     queue_position: int | None = None
     #: A download's last measured progress (bytes, files, rate, ETA), from its log.
-    progress: dict[str, Any] | None = None
+    progress: DownloadProgress | None = None
 
 
 # --- metrics store (backend/services/metrics/) ----------------------------------------
@@ -580,3 +603,117 @@ class AuditEntry(SQLModel, table=True):
     target: str = Field(default="", max_length=200, index=True)
     #: Changed fields (never a secret: ``backend/services/audit.py::_clean``).
     changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# --- benchmark scores (backend/services/benchmarks.py) -----------------------------------
+
+
+class CheckpointScore(SQLModel, table=True):
+    """One metric of one lm-evaluation-harness task on one checkpoint of a run, as its latest
+    evaluate job scored it (a later job of the same task replaces the row)."""
+
+    __tablename__ = "checkpoint_scores"
+    __table_args__ = (
+        UniqueConstraint("run_id", "checkpoint", "task", "metric", name="uq_checkpoint_scores_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", ondelete="CASCADE", max_length=32, index=True)
+    checkpoint: str = Field(max_length=200)
+    step: int | None = None
+    task: str = Field(max_length=200)
+    metric: str = Field(max_length=200)
+    value: float | None = None
+    stderr: float | None = None
+    samples: int | None = None
+    num_fewshot: int | None = None
+    job_id: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+class ScorePublic(SQLModel):
+    checkpoint: str
+    step: int | None
+    task: str
+    metric: str
+    value: float | None
+    stderr: float | None
+    samples: int | None
+    num_fewshot: int | None
+    job_id: str
+    created_at: UtcDatetime
+
+
+# --- notifications (backend/services/notifications/) -------------------------------------
+
+
+class NotificationChannel(SQLModel, table=True):
+    """Where to tell someone that a run ended: a webhook (its URL kept in the secret store,
+    ``notify.<id>.url``) or e-mail addresses; the user's (``run_id`` None: every run) or one
+    run's."""
+
+    __tablename__ = "notification_channels"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=16)
+    format: str = Field(default="generic", max_length=16)
+    #: The webhook's host, what may be shown (the URL itself often carries a token).
+    host: str | None = Field(default=None, max_length=300)
+    to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    run_id: str | None = Field(
+        default=None, foreign_key="runs.id", ondelete="CASCADE", max_length=32, index=True
+    )
+    #: Who made it: a channel without a run hears its owner's runs and experiments.
+    owner: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """The outbox: one message for one channel, queued in the status change's transaction and
+    delivered by the API's background task (``notifications/drain.py``), retried with backoff."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (Index("ix_notification_deliveries_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(
+        foreign_key="notification_channels.id", ondelete="CASCADE", max_length=32, index=True
+    )
+    event: str = Field(max_length=32)
+    run_id: str | None = Field(default=None, max_length=32)
+    #: The run's summary as it was when the event happened (what every body is made from).
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    last_error: str | None = Field(default=None, max_length=REASON_MAX)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=_tz())
+    delivered_at: datetime | None = Field(default=None, sa_type=_tz())
+
+
+class ChannelPublic(SQLModel):
+    id: str
+    name: str
+    kind: str
+    format: str
+    host: str | None
+    to: list[str]
+    events: list[str]
+    run_id: str | None
+    owner: str | None = None
+    created_at: UtcDatetime
+
+
+class DeliveryPublic(SQLModel):
+    id: int
+    channel_id: str
+    event: str
+    run_id: str | None
+    status: str
+    attempts: int
+    next_attempt_at: UtcDatetime
+    last_error: str | None
+    created_at: UtcDatetime
+    delivered_at: UtcDatetime | None

@@ -180,7 +180,7 @@ def main() -> None:
         with panel.client() as c:
             cmd = c.get(f"/api/runs/{warm['id']}/command").json()["argv"]
         run_dir = str((panel.data_dir / "runs" / str(warm["id"])).resolve())
-        # What the worker adds on launch (worker/attempt/runner.py): its own interpreter and, on a
+        # What the worker adds on launch (worker/attempt/local.py): its own interpreter and, on a
         # CPU-only box, --use_cpu.
         cmd = [sys.executable, *cmd[1:]]
         if "--use_cpu" not in cmd and not _has_gpu():

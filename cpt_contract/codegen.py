@@ -1,7 +1,8 @@
 """Generate ``frontend/src/api/contract.ts`` from the contract (``python -m cpt_contract.codegen``).
 
 The frontend's statuses are never typed by hand: ``tests/contract/test_codegen.py`` regenerates
-the file and fails when the committed one differs.
+the file and fails when the committed one differs. The API's shapes come the same way from its
+OpenAPI schema (``backend/api/schema_ts.py`` writes ``schema.ts``); ``make codegen`` writes both.
 """
 
 from __future__ import annotations

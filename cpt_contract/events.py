@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning", "phase")
+KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning", "phase", "stage")
 
 #: What a ``phase`` event's ``phase`` says the script does from its ``time`` on, in the order a
 #: run goes through them; ``evaluating`` and ``saving`` alternate with ``training``.

@@ -22,7 +22,18 @@ from cpt_contract.text import TxtDocuments
 #: The Celery task that runs one job (the message carries only the job id: the worker claims it).
 RUN_JOB_TASK = "worker.tasks.run_job"
 
-JobKind = Literal["merge", "tokenizer", "scan", "generate", "clean", "download", "import"]
+JobKind = Literal[
+    "merge",
+    "tokenizer",
+    "scan",
+    "generate",
+    "clean",
+    "download",
+    "import",
+    "evaluate",
+    "export",
+    "publish",
+]
 
 Path_ = Annotated[str, Field(min_length=1, max_length=1000)]
 
@@ -36,6 +47,22 @@ class MergeParams(_Params):
 
     run_id: str = Field(max_length=32)
     checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+
+
+class ExportParams(_Params):
+    """Export a run's merged model (or full-weight checkpoint) for serving: safetensors shards
+    with their index, generation_config.json, the tokenizer and the model card; then score the
+    export and its source on the run's evaluation sets (``worker/export.py``)."""
+
+    run_id: str = Field(max_length=32)
+    checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+    dtype: Literal["bfloat16", "float16", "float32"] = Field(default="bfloat16", title="Dtype")
+    max_shard_size: str = Field(
+        default="2GB",
+        pattern=r"^[1-9][0-9]{0,5}(KB|MB|GB)$",
+        title="Largest shard",
+        description="e.g. 2GB, 500MB",
+    )
 
 
 class TokenizerParams(_Params):
@@ -110,6 +137,42 @@ class GenerateParams(_Params):
     mode: Literal["greedy", "sampled"] = Field(default="greedy", title="Decoding")
     temperature: float = Field(default=0.8, gt=0, le=5, title="Temperature (sampled)")
     seed: int = Field(default=0, ge=0, le=INT32, title="Seed (sampled)")
+
+
+#: A harness task's name as its registry spells it (``belebele_eng_Latn``, ``xcopa_et``).
+HARNESS_TASK_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$"
+
+
+class EvaluateParams(_Params):
+    """Score a run's checkpoint on lm-evaluation-harness tasks (a LoRA checkpoint through its
+    adapter, no merge): the user's task files (the harness's YAML over local data) and/or the
+    harness's own tasks by name (they download their data: the worker needs network access)."""
+
+    run_id: str = Field(max_length=32)
+    checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+    task_files: list[Path_] = Field(
+        default_factory=list,
+        max_length=32,
+        title="Task files",
+        description="YAML task files in the harness's format, or folders of them, over local data.",
+    )
+    tasks: list[Annotated[str, Field(pattern=HARNESS_TASK_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=32,
+        title="Harness tasks",
+        description="By name, e.g. belebele_eng_Latn, xnli_en, xcopa_et, xstorycloze_en.",
+    )
+    limit: int | None = Field(
+        default=None, ge=1, le=1_000_000, title="Documents per task", description="Empty: all."
+    )
+    num_fewshot: int | None = Field(default=None, ge=0, le=64, title="Few-shot examples")
+    batch_size: int = Field(default=8, ge=1, le=512, title="Batch size")
+
+    @model_validator(mode="after")
+    def _some_task(self) -> EvaluateParams:
+        if not self.task_files and not self.tasks:
+            raise ValueError("task_files: name at least one task file or harness task")
+        return self
 
 
 class CleanParams(_Params):
@@ -262,6 +325,18 @@ class ImportParams(_Params):
     dtype: Literal["float32", "bfloat16"] = Field(default="float32", title="Weights dtype")
 
 
+class PublishParams(_Params):
+    """Publish a run's merged model of a checkpoint (else the checkpoint's full weights) with
+    its tokenizer and model card to a Hub repo (``worker/hub/publish.py``)."""
+
+    run_id: str = Field(max_length=32)
+    checkpoint: str = Field(pattern=r"^checkpoint-\d{1,12}$")
+    repo_id: str = Field(
+        pattern=HUB_ID_PATTERN, title="Repo", description="org/name on the Hub (created if new)"
+    )
+    private: bool = Field(default=True, title="Private")
+
+
 JOB_PARAMS: dict[str, type[_Params]] = {
     "merge": MergeParams,
     "tokenizer": TokenizerParams,
@@ -270,6 +345,9 @@ JOB_PARAMS: dict[str, type[_Params]] = {
     "clean": CleanParams,
     "download": DownloadParams,
     "import": ImportParams,
+    "evaluate": EvaluateParams,
+    "export": ExportParams,
+    "publish": PublishParams,
 }
 #: Parameters that are paths a user chose (checked against the allowed roots by the API).
 PATH_PARAMS: dict[str, tuple[str, ...]] = {
@@ -280,11 +358,14 @@ PATH_PARAMS: dict[str, tuple[str, ...]] = {
     "clean": ("sources", "tokenizer"),
     "download": (),
     "import": ("gguf",),
+    "evaluate": ("task_files",),
+    "export": (),
+    "publish": (),
 }
 #: Kinds tried once more when their worker is lost: running them again gives the same result
 #: (a scan, a tokenizer into a fresh output, a download or a clean that resume, an import).
 RETRIED_KINDS = frozenset({"scan", "tokenizer", "download", "clean", "import"})
 #: Kinds that act on one checkpoint of a run (the API checks that the checkpoint exists).
-CHECKPOINT_KINDS = ("merge", "generate")
+CHECKPOINT_KINDS = ("merge", "generate", "evaluate", "export", "publish")
 #: The line a generate job prints before the continuation, so a reader of its log can stream it.
 GENERATE_MARKER = "--- continuation ---"

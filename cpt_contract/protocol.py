@@ -48,6 +48,10 @@ def logs_path(run_id: str) -> str:
     return f"/runs/{run_id}/logs"
 
 
+def adopt_path(run_id: str) -> str:
+    return f"/runs/{run_id}/adopt"
+
+
 RunId = Annotated[str, Field(max_length=32)]
 # Bounded like the database columns (PostgreSQL integer), so a wild value is a 422, not a 500.
 Attempt = Annotated[int, Field(ge=1, le=INT32)]
@@ -103,6 +107,23 @@ class ClaimOut(BaseModel):
     lease: str = Field(
         description=f"Send it as {LEASE_HEADER} on this run's status, events and logs reports"
     )
+
+
+class AdoptIn(BaseModel):
+    """A restarted worker takes back the attempt it was running (a Slurm job still alive)."""
+
+    attempt: Attempt
+    worker: str = Field(min_length=1, max_length=200)
+    instance: str | None = Field(default=None, max_length=64)
+    job: str = Field(min_length=1, max_length=32, pattern=r"^[0-9]+$", description="Slurm job id")
+
+
+class AdoptOut(ClaimOut):
+    """The claim's answer again (a new lease), and how far the API has the attempt's data, so
+    the worker ships on from there."""
+
+    events_seq: int | None = Field(description="The highest event seq stored for the run")
+    log_bytes: int = Field(description="Bytes of the attempt's log stored")
 
 
 class StatusIn(BaseModel):
@@ -186,6 +207,9 @@ class JobClaimOut(BaseModel):
     #: For a job whose tool talks to the Hub: the panel's Hub token, for the tool's environment
     #: only (the worker never writes, logs or passes it on otherwise). None: the worker's own.
     hub_token: str | None = Field(default=None, repr=False)
+    #: Text files the job's output gets once the tool succeeded (a merge: the run's model card
+    #: as ``README.md``), by file name.
+    files: dict[str, str] = Field(default_factory=dict)
 
 
 class JobStatusIn(BaseModel):

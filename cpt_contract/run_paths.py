@@ -71,6 +71,10 @@ class RunPaths:
     def merged(self, checkpoint: str) -> Path:
         return self.run_dir / "merged" / checkpoint
 
+    def exported(self, checkpoint: str, dtype: str) -> Path:
+        """Where an export for serving of ``checkpoint`` in ``dtype`` lands."""
+        return self.run_dir / "exports" / f"{checkpoint}-{dtype}"
+
 
 @dataclass(frozen=True)
 class JobPaths:

@@ -223,6 +223,33 @@ class Settings(BaseSettings):
         ge=0,
         description="A download starts only if what it fetches leaves this much disk free.",
     )
+    # --- notifications (backend/services/notifications/) ---
+    public_url: str | None = Field(
+        default=None,
+        description="The panel's address as people open it, for the links in notifications. "
+        "Default: the API URL.",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail notifications.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_user: str | None = Field(default=None, description="SMTP login (empty: no login).")
+    smtp_password: str | None = Field(
+        default=None,
+        description="SMTP password; one set in the panel (stored encrypted) comes first.",
+    )
+    smtp_from: str | None = Field(default=None, description="Sender address of notifications.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="starttls (port 587), tls (implicit, port 465) or none (a local relay).",
+    )
+    notify_attempts: int = Field(
+        default=8, ge=1, le=100, description="Tries of one notification before it is given up."
+    )
+    notify_backoff_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="Wait after a failed delivery, doubled after each further failure.",
+    )
 
     @field_validator("api_token", "worker_token", mode="before")
     @classmethod
@@ -275,6 +302,11 @@ class Settings(BaseSettings):
         "slurm_time_limit",
         "slurm_python",
         "stall_seconds",
+        "public_url",
+        "smtp_host",
+        "smtp_user",
+        "smtp_password",
+        "smtp_from",
         mode="before",
     )
     @classmethod

@@ -19,7 +19,7 @@ from typing import Any
 EVENTS_FILE = "events.jsonl"
 #: Equal to ``cpt_contract.events.KINDS`` and ``PHASES`` (this script imports nothing of the
 #: panel; tests/contract/test_events.py checks).
-KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning", "phase")
+KINDS = ("start", "log", "eval", "checkpoint", "end", "sample", "warning", "phase", "stage")
 #: What a ``phase`` event's ``phase`` field says the script is doing from then on.
 PHASES = ("preparing_data", "loading_model", "training", "evaluating", "saving")
 END_STATUSES = (

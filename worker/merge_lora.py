@@ -64,8 +64,9 @@ def merge_adapter(base: Path | None, adapter: Path, output: Path, dtype: str = "
         base = Path(config["base_model_name_or_path"])
     tokenizer = AutoTokenizer.from_pretrained(str(adapter if _has_tokenizer(adapter) else base))
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=_dtype(dtype))
-    rows = adapter_vocab_size(adapter) or len(tokenizer)
     embeddings: Any = model.get_input_embeddings()
+    # A padded matrix (more rows than tokens) keeps its rows: never cut to the tokenizer.
+    rows = adapter_vocab_size(adapter) or max(len(tokenizer), int(embeddings.weight.shape[0]))
     if rows != int(embeddings.weight.shape[0]):
         # The adapter carries the trained rows; the new rows' initial values do not matter.
         model.resize_token_embeddings(rows, mean_resizing=False)

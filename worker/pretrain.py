@@ -105,6 +105,12 @@ from worker.training.process import (  # noqa: E402
     setup_logging,
 )
 from worker.training.run_state import RunContext  # noqa: E402
+from worker.training.stages import (  # noqa: E402
+    StageController,
+    is_distributed,
+    new_rows,
+    parse_stages,
+)
 from worker.training.tokenizer import (  # noqa: E402
     load_tokenizer,
 )
@@ -154,7 +160,7 @@ def train(
 
     # 4. Model: load or build, resize the vocabulary to the tokenizer, wrap in LoRA.
     run.enter_phase("loading_model", 0)
-    model, old_vocab = build_model(model_args, args, tokenizer, config)
+    model, old_vocab, run.vocabulary = build_model(model_args, args, tokenizer, config)
     run.total_params, run.trainable_params = count_parameters(model)
     run.vocab_size = max(len(tokenizer), old_vocab)
     run.tokens_per_step = tokens_per_step
@@ -166,6 +172,23 @@ def train(
             run.total_params,
             run.tokens_per_step,
         )
+
+    # A staged run: which parameters train, and how fast, follows from the step.
+    stages = (
+        parse_stages(args.stages, args.finetuning_type, args.learning_rate) if args.stages else None
+    )
+    callbacks: list[Any] = [EventsCallback(run), PreemptionCallback(), FenceCallback()]
+    if stages:
+        controller = StageController(
+            stages,
+            model,
+            new_rows(run.vocabulary),
+            run,
+            distributed=is_distributed(args),
+            evaluates=bool(eval_sets),
+        )
+        run.stages = controller.plan()
+        callbacks.insert(0, controller)  # decides a stage end's save/eval before the events do
 
     # 5. Trainer with the events callback (start/log/eval/checkpoint events, divergence stop).
     if eval_sets and not args.do_eval:
@@ -180,9 +203,10 @@ def train(
         eval_dataset=eval_sets or None,
         processing_class=tokenizer,
         data_collator=default_data_collator,
-        callbacks=[EventsCallback(run), PreemptionCallback(), FenceCallback()],
+        callbacks=callbacks,
     )
     trainer.run = run
+    trainer.stages = stages
     if eval_sets or prompts:
         trainer.evaluator = Evaluator(
             eval_sets, prompts, args.sample_max_new_tokens, args.per_device_eval_batch_size

@@ -120,6 +120,7 @@ def init_db(settings: Settings | None = None) -> None:
 
 def get_session(settings: Settings | None = None) -> Iterator[Session]:
     with Session(get_engine(settings), expire_on_commit=False) as session:
+        session.info["settings"] = settings  # what session hooks read (notifications' link)
         yield session
 
 
@@ -135,4 +136,5 @@ def write_session(settings: Settings | None = None) -> Iterator[Session]:
     engine = get_engine(settings)
     lock = _sqlite_writer if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     with lock, Session(engine, expire_on_commit=False) as session:
+        session.info["settings"] = settings
         yield session

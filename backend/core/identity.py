@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from backend.core.db import get_engine
@@ -100,6 +101,8 @@ def new_session(db: Session, user: User, old_cookie: str | None) -> tuple[str, s
     before is ended, so an id planted before the sign-in never becomes a signed-in one."""
     if old_cookie and (old := db.get(UserSession, digest(old_cookie))) is not None:
         db.delete(old)
+    # Sessions that ran out are of no use: gone at the next sign-in, whoever's.
+    db.execute(delete(UserSession).where(col(UserSession.expires_at) < utcnow()))
     cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     assert user.id is not None
     db.add(

@@ -7,7 +7,7 @@ commits (or rolls back) with it. Rows are only ever appended: no route edits or 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -81,6 +81,11 @@ def record(
     )
 
 
+def _utc(value: datetime) -> datetime:
+    """Times are stored in UTC (SQLite keeps no offset): a filter's offset is applied first."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def query(
     db: Session,
     *,
@@ -107,9 +112,9 @@ def query(
             )
         )
     if since is not None:
-        stmt = stmt.where(AuditEntry.at >= since)
+        stmt = stmt.where(col(AuditEntry.at) >= _utc(since))
     if until is not None:
-        stmt = stmt.where(AuditEntry.at < until)
+        stmt = stmt.where(col(AuditEntry.at) < _utc(until))
     if before_id is not None:
         stmt = stmt.where(col(AuditEntry.id) < before_id)
     stmt = stmt.order_by(col(AuditEntry.id).desc())
@@ -119,8 +124,6 @@ def query(
 
 
 def as_dict(entry: AuditEntry) -> dict[str, Any]:
-    from datetime import UTC
-
     at = entry.at.replace(tzinfo=UTC) if entry.at.tzinfo is None else entry.at
     return {
         "id": entry.id,

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,10 +128,11 @@ def get_checkpoint(session: Session, run_id: str, name: str) -> Checkpoint:
     return ckpt
 
 
-def tar_stream(root: Path, arcroot: str) -> Iterator[bytes]:
+def tar_stream(root: Path, arcroot: str, extra: dict[str, str] | None = None) -> Iterator[bytes]:
     """A tar of ``root`` produced file by file in 1 MiB pieces (never the whole archive in memory).
 
-    Symlinks are stored as links, not followed, so nothing outside ``root`` leaks.
+    Symlinks are stored as links, not followed, so nothing outside ``root`` leaks. ``extra``:
+    text files added at the archive's root (the model card), unless ``root`` has one so named.
     """
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -146,6 +148,14 @@ def tar_stream(root: Path, arcroot: str) -> Iterator[bytes]:
             yield header.tobuf(format=tarfile.PAX_FORMAT)
             if header.isfile():
                 yield from _file_blocks(path, header.size)
+    for name, text in (extra or {}).items():
+        if (root / name).exists():
+            continue
+        body = text.encode("utf-8")
+        info = tarfile.TarInfo(f"{arcroot}/{name}")
+        info.size, info.mode, info.mtime = len(body), 0o644, int(time.time())
+        yield info.tobuf(format=tarfile.PAX_FORMAT)
+        yield body + b"\0" * (-len(body) % BLOCK)
     yield b"\0" * (BLOCK * 2)
 
 

@@ -29,8 +29,11 @@ from cpt_contract.statuses import RunStatus
 class VocabEstimate(BaseModel):
     model_vocab: int | None
     tokenizer_vocab: int | None
+    #: Rows the matrix grows by (past its padding, if any).
     new_rows: int | None
     init: str | None
+    #: Padded rows (past the base tokenizer, e.g. Qwen's) the extension's tokens take first.
+    reused_rows: int | None = None
 
 
 class DataEstimate(BaseModel):
@@ -135,8 +138,14 @@ def vocab_estimate(config: RunConfig) -> VocabEstimate:
     base = model_vocab(m.model_name_or_path)
     tok = tokenizer_vocab(m.tokenizer_name_or_path or m.model_name_or_path)
     new_rows = max(0, tok - base) if base is not None and tok is not None else None
-    init = getattr(m, "new_embeddings_init", None) if new_rows else None
-    return VocabEstimate(model_vocab=base, tokenizer_vocab=tok, new_rows=new_rows, init=init)
+    reused = None
+    own = tokenizer_vocab(m.model_name_or_path) if m.tokenizer_name_or_path else None
+    if base is not None and tok is not None and own is not None and own < min(tok, base):
+        reused = min(tok, base) - own  # worker/training/modeling.py::extend_vocabulary
+    init = getattr(m, "new_embeddings_init", None) if new_rows or reused else None
+    return VocabEstimate(
+        model_vocab=base, tokenizer_vocab=tok, new_rows=new_rows, init=init, reused_rows=reused
+    )
 
 
 def _scan_for(session: Session, config: RunConfig) -> Job | None:

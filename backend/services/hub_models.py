@@ -16,7 +16,6 @@ and the job's parameters say it all.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -87,9 +86,9 @@ def start_download(settings: Settings, session: Session, repo_id: str, revision:
 
 def reason(settings: Settings, session: Session, job: Job) -> str:
     repo = f"{job.params.get('repo_id')}"
-    progress: dict[str, Any] | None = job_progress.last_progress(session, job)
-    if progress and progress.get("total_bytes"):
-        pct = int(100 * int(progress["bytes"] or 0) / int(progress["total_bytes"]))
+    progress = job_progress.last_progress(session, job)
+    if progress and progress.total_bytes:
+        pct = int(100 * (progress.bytes or 0) / progress.total_bytes)
         return f"waiting for download of {repo} ({pct} %)"
     return f"waiting for download of {repo} (job {job.id}, {job.status})"
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 NAME = "hub_token"
 #: The job kinds whose tool talks to the Hub (the claim hands them the token).
-HUB_JOB_KINDS = frozenset({"download"})
+HUB_JOB_KINDS = frozenset({"download", "evaluate", "publish"})
 CHECK_TIMEOUT_SECONDS = 10.0
 TOKEN_MAX_CHARS = 512
 

@@ -183,8 +183,23 @@ def store_events(
         for event in fresh:
             if event.kind == "checkpoint":
                 _upsert_checkpoint(session, run, event)
+        _reached(run, attempt, fresh)
     run.last_seen_at = run.updated_at = utcnow()
     return fresh
+
+
+def _reached(run: Run, attempt: int, events: list[NewEvent]) -> None:
+    """An ended attempt's late events (shipped after it was declared lost, or by the worker
+    that takes back its job) raise the step its entry in the attempt log says it reached."""
+    steps = [e.step for e in events if e.step is not None and e.kind in ("log", "checkpoint")]
+    if not steps:
+        return
+    log = [dict(e) for e in run.attempt_log or []]
+    for entry in log:
+        if entry.get("attempt") == attempt and (entry.get("step") or 0) < max(steps):
+            entry["step"] = max(steps)
+            run.attempt_log = log  # a new list: the JSON column only notices a reassignment
+            return
 
 
 #: Through the DB-API: SQLAlchemy's compiled-statement set-up cost ~20x this index range scan.
@@ -350,6 +365,30 @@ def claim(run: Run, attempt: int, worker: str, instance: str | None = None) -> R
     run.worker_instance = instance
     run.last_seen_at = utcnow()
     return run
+
+
+def adopt(run: Run, attempt: int, instance: str | None, job: str) -> Run:
+    """A worker restarted under the same name takes back the attempt it still runs (a Slurm job
+    that outlived it): the attempt must be the run's current one, still with a worker. The new
+    instance now vouches for the run (``recovery.fail_lost_runs``)."""
+    if run.attempt != attempt or run.status not in WORKER_STATUSES:
+        raise Conflict(
+            f"run {run.id} is {run.status} at attempt {run.attempt}: attempt {attempt} is "
+            f"superseded; cancel Slurm job {job}"
+        )
+    run.worker_instance = instance
+    run.last_seen_at = utcnow()
+    return run
+
+
+def events_seq(session: Session, run_id: str) -> int | None:
+    """The highest event seq stored for the run (None: none yet). Seqs grow across attempts
+    in the run's one events.jsonl, so every line up to it is stored, whatever its attempt."""
+    rows = query(session.connection(), _MAX_SEQ_SQL, (run_id,))
+    return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+_MAX_SEQ_SQL = "SELECT MAX(seq) FROM run_events WHERE run_id = %s"
 
 
 _DEFAULT_REASONS = {

@@ -8,17 +8,15 @@ progress: no second channel, and nothing the tool did not measure is shown.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlmodel import Session, col, select
 
-from backend.models import Job, JobLogChunk
+from backend.models import DownloadProgress, Job, JobLogChunk
 
 PREFIX = "progress "
-KEYS = ("bytes", "total_bytes", "files", "total_files", "bytes_per_second", "eta_seconds")
 
 
-def last_progress(session: Session, job: Job) -> dict[str, Any] | None:
+def last_progress(session: Session, job: Job) -> DownloadProgress | None:
     if job.kind != "download":
         return None
     chunks = session.exec(
@@ -34,5 +32,10 @@ def last_progress(session: Session, job: Job) -> dict[str, Any] | None:
             except ValueError:
                 continue  # a line cut by the chunk window
             if isinstance(data, dict):
-                return {k: data.get(k) for k in KEYS}
+                try:
+                    return DownloadProgress.model_validate(
+                        {k: data.get(k) for k in DownloadProgress.model_fields}
+                    )
+                except ValueError:
+                    continue  # not numbers: an older line may still be whole
     return None

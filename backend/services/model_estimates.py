@@ -1,12 +1,15 @@
 """Parameters and memory per device of a run, from the model's ``config.json`` alone.
 
-No weights are loaded: a Llama-shaped decoder (Llama, Mistral, Qwen2, SmolLM...) is counted
-from its sizes, which is what ``worker/pretrain.py``'s ``start`` event then reports exactly:
+No weights are loaded: a decoder of the architectures the panel trains
+(``cpt_contract/architectures.py``: Llama, Mistral, Qwen2/3, Gemma-2/3; their biases, norms and
+q/k norms differ) is counted from its sizes, which is what ``worker/pretrain.py``'s ``start``
+event then reports exactly:
 
 * full: every weight (tied embeddings counted once), all trainable;
 * LoRA: the base weights (frozen) + ``r * (in + out)`` per ``trainable`` target module + one full
-  trainable copy of each ``modules_to_save`` module (PEFT keeps the original beside it, and a
-  tied ``lm_head`` gets its own copy).
+  trainable copy of each ``modules_to_save`` module (PEFT keeps the original beside it); on a
+  tied model ``embed_tokens`` and ``lm_head`` share one copy (the recipe ties them, so the
+  merged model reloads with what was trained).
 
 Memory per device follows the ZeRO paper's bookkeeping: weights at their dtype, gradients of the
 trainable weights, AdamW's two fp32 states (+ an fp32 master copy when DeepSpeed holds 16-bit
@@ -26,11 +29,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cpt_contract.architectures import ARCHITECTURES, text_config, unsupported
 from cpt_contract.runconfig.schema import RunConfig
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 #: transformers' LlamaConfig() defaults: what pretrain.py builds from scratch without a model.
 LLAMA_DEFAULTS: dict[str, Any] = {
+    "model_type": "llama",
     "hidden_size": 4096,
     "intermediate_size": 11008,
     "num_hidden_layers": 32,
@@ -62,8 +67,12 @@ class Shape(BaseModel):
     head_dim: int
     vocab: int
     tied: bool
-    attention_bias: bool
+    #: Biases of q/k/v and of o (``cpt_contract.architectures``).
+    qkv_bias: bool
+    o_bias: bool
     mlp_bias: bool
+    norms_per_layer: int = 2
+    qk_norm: bool = False
     dtype: str
     #: Eager attention stores the a*s*s scores; SDPA (transformers' default) and flash do not.
     eager_attention: bool = False
@@ -125,14 +134,20 @@ def _config(config: RunConfig) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict):
         return None
-    return data.get("text_config") if isinstance(data.get("text_config"), dict) else data
+    return data
 
 
 def shape_of(cfg: dict[str, Any], vocab: int | None) -> Shape | None:
-    """The decoder's sizes; None for a config that is not Llama-shaped."""
+    """The decoder's sizes; None for an architecture the panel does not train."""
+    if unsupported(cfg):
+        return None
+    arch = ARCHITECTURES[str(cfg["model_type"])]
+    cfg = text_config(cfg)
     try:
         hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
         dtype = cfg.get("dtype") or cfg.get("torch_dtype") or "float32"
+        bias = bool(cfg.get("attention_bias", False))
+        qkv_bias = {"config": bias, "qkv": True, "none": False}[arch.attention_bias]
         return Shape(
             hidden=hidden,
             intermediate=int(cfg["intermediate_size"]),
@@ -142,8 +157,11 @@ def shape_of(cfg: dict[str, Any], vocab: int | None) -> Shape | None:
             head_dim=int(cfg.get("head_dim") or hidden // heads),
             vocab=max(vocab or 0, int(cfg["vocab_size"])),
             tied=bool(cfg.get("tie_word_embeddings", True)),
-            attention_bias=bool(cfg.get("attention_bias", False)),
-            mlp_bias=bool(cfg.get("mlp_bias", False)),
+            qkv_bias=qkv_bias,
+            o_bias=qkv_bias and arch.attention_bias == "config",
+            mlp_bias=arch.mlp_bias_from_config and bool(cfg.get("mlp_bias", False)),
+            norms_per_layer=arch.norms_per_layer,
+            qk_norm=arch.qk_norm,
             dtype=dtype if dtype in BYTES else "float32",
             eager_attention="eager"
             in (cfg.get("attn_implementation"), cfg.get("_attn_implementation")),
@@ -155,12 +173,12 @@ def shape_of(cfg: dict[str, Any], vocab: int | None) -> Shape | None:
 def linear_shapes(s: Shape) -> dict[str, tuple[int, int, bool, int]]:
     """name -> (in, out, bias, how many) of every linear/embedding module."""
     q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
-    ab, mb, n = s.attention_bias, s.mlp_bias, s.layers
+    ab, mb, n = s.qkv_bias, s.mlp_bias, s.layers
     return {
         "q_proj": (s.hidden, q, ab, n),
         "k_proj": (s.hidden, kv, ab, n),
         "v_proj": (s.hidden, kv, ab, n),
-        "o_proj": (q, s.hidden, ab, n),
+        "o_proj": (q, s.hidden, s.o_bias, n),
         "gate_proj": (s.hidden, s.intermediate, mb, n),
         "up_proj": (s.hidden, s.intermediate, mb, n),
         "down_proj": (s.intermediate, s.hidden, mb, n),
@@ -176,7 +194,10 @@ def _names(text: str | None) -> list[str]:
 
 def count_params(s: Shape, config: RunConfig) -> ParamEstimate:
     modules = linear_shapes(s)
-    base = s.layers * 2 * s.hidden + s.hidden  # two RMSNorms per layer and the final one
+    # RMSNorms per layer and the final one; per-head q/k norms.
+    base = s.layers * s.norms_per_layer * s.hidden + s.hidden
+    if s.qk_norm:
+        base += s.layers * 2 * s.head_dim
     for name, (i, o, bias, n) in modules.items():
         if name == "lm_head" and s.tied:
             continue  # shares embed_tokens' weight
@@ -193,7 +214,12 @@ def count_params(s: Shape, config: RunConfig) -> ParamEstimate:
         lora += n * method.lora_rank * (i + o)
     saved = 0
     # Empty: none (an explicit empty --modules_to_save, not the script's default).
-    for name in _names(method.modules_to_save):
+    to_save = _names(method.modules_to_save)
+    if s.tied and {"embed_tokens", "lm_head"} & set(to_save):
+        # One copy for both ends of a tied model (worker/training/modeling.py::wrap_lora).
+        to_save = [n for n in to_save if n != "lm_head"]
+        to_save += [] if "embed_tokens" in to_save else ["embed_tokens"]
+    for name in to_save:
         if name not in modules:
             unknown.append(name)
             continue
@@ -287,7 +313,7 @@ def model_estimate(config: RunConfig, tokenizer_vocab: int | None) -> ModelEstim
             tokens_per_step=None, block_size=None, params=None, memory=None,
             note="the model directory has no readable config.json",
         )  # fmt: skip
-    limit = cfg.get("max_position_embeddings")
+    limit = text_config(cfg).get("max_position_embeddings")
     block = config.data.block_size or min(1024, int(limit) if isinstance(limit, int) else 1024)
     t, launch = config.training, config.launch
     per_step = t.per_device_train_batch_size * t.gradient_accumulation_steps
@@ -296,8 +322,7 @@ def model_estimate(config: RunConfig, tokenizer_vocab: int | None) -> ModelEstim
     if shape is None:
         return ModelEstimate(
             tokens_per_step=tokens_per_step, block_size=block, params=None, memory=None,
-            note=f"parameters are counted for Llama-shaped models only (this is "
-            f"{cfg.get('model_type', 'unknown')})",
+            note=unsupported(cfg) or "the config.json lacks the decoder's sizes",
         )  # fmt: skip
     params = count_params(shape, config)
     return ModelEstimate(

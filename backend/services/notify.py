@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import BaseModel
+
 from backend.models import LogChunk, Run
 from backend.services.bus import RUNS_TOPIC, bus, run_topic
 from backend.services.ingest import NewEvent
@@ -39,6 +41,14 @@ def publish_events(events: Sequence[NewEvent]) -> None:
         bus.publish(topic, "metric", data)
 
 
+class LogMessage(BaseModel):
+    """A run stream's ``log`` message: new bytes of an attempt's log at their byte offset."""
+
+    attempt: int
+    offset: int
+    text: str
+
+
 def publish_log(chunk: LogChunk) -> None:
-    data = {"attempt": chunk.attempt, "offset": chunk.offset, "text": chunk.text}
-    bus.publish(run_topic(chunk.run_id), "log", data)
+    data = LogMessage(attempt=chunk.attempt, offset=chunk.offset, text=chunk.text)
+    bus.publish(run_topic(chunk.run_id), "log", data.model_dump())

@@ -25,7 +25,31 @@ def metric_series(
         session.connection(), run.id, keys, step_min, step_max, max_points, attempt
     )
     out["attempts"] = attempt_starts(session, run)
+    out["stages"] = stage_starts(session, run)
     return out
+
+
+def stage_starts(session: Session, run: Run) -> list[dict[str, Any]]:
+    """Where each stage of a staged run begins after the first (``stage`` events, placed at the
+    stage's planned ``start`` step, so a resume inside a stage marks nothing new): the charts
+    draw a vertical line there."""
+    t = RunEvent.__table__.c  # type: ignore[attr-defined]
+    stmt = sa_select(t.data).where(t.run_id == run.id, t.kind == "stage").order_by(t.seq)
+    found: dict[int, dict[str, Any]] = {}
+    for (data,) in session.connection().execute(stmt):
+        event = data if isinstance(data, dict) else {}
+        index, start = event.get("index"), event.get("start")
+        if not isinstance(index, int) or not isinstance(start, int) or index < 1:
+            continue
+        per_step = run.tokens_per_step
+        found[index] = {
+            "index": index,
+            "name": str(event.get("name") or ""),
+            "method": str(event.get("method") or ""),
+            "step": start,
+            "tokens_seen": start * per_step if per_step else None,
+        }
+    return [found[i] for i in sorted(found)]
 
 
 def attempt_starts(session: Session, run: Run) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
@@ -28,6 +29,7 @@ from backend.services import disks, files, hub_models, preflight, sorting, state
 from backend.services.errors import Conflict, NotFound
 from backend.services.paths import PathNotAllowed, escaping_entry, is_under, resolve_allowed
 from backend.services.validation import ConfigInvalid, check_size, config_errors, error
+from cpt_contract.architectures import unsupported
 from cpt_contract.jobs import HUB_PREFIX, hub_id_of, is_hub_id
 from cpt_contract.outcomes import LAST_CHECKPOINT
 from cpt_contract.run_paths import RunPaths
@@ -193,6 +195,20 @@ def label_tokenizers(session: Session, found: list[dict[str, Any]]) -> list[dict
     return sorted(found, key=lambda f: order[f["group"]])
 
 
+#: The fields whose directory's config.json decides the architecture trained.
+_MODEL_CONFIG_FIELDS = {("model", "model_name_or_path"), ("model", "config_name")}
+
+
+def architecture_problem(path: Path) -> str | None:
+    """Why the model (or config) directory's architecture is not trained here (None: it is, or
+    there is no readable config.json, which the model check reports itself)."""
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return unsupported(data) if isinstance(data, dict) else None
+
+
 def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | int]) -> RunConfig:
     """Schema validation, then the allowed-roots and existence checks of every path."""
     try:
@@ -239,6 +255,8 @@ def validate_config(settings: Settings, merged: dict[str, Any], loc: list[str | 
             errors.append(
                 error(field_loc, f"'{raw}' {unusable}", f"not_a_{kind}"),
             )
+        elif key in _MODEL_CONFIG_FIELDS and (why := architecture_problem(path)):
+            errors.append(error(field_loc, f"'{raw}': {why}", "unsupported_architecture"))
         else:
             resolved[key] = str(path)
     if errors:

@@ -27,6 +27,7 @@ COLUMNS = {
     "status": Run.status,
     "method": Run.method,
     "model": Run.model,
+    "owner": Run.owner,
     "step": Run.step,
     "loss": Run.loss,
     "eval_loss": Run.eval_loss,

@@ -93,7 +93,7 @@ def _hint(err: dict[str, Any], loc: tuple[str | int, ...]) -> str:
     return msg
 
 
-_PREFIX = re.compile(r"^(?:Value error, )?([a-z_]+(?:\.[a-z_]+)?): ")
+_PREFIX = re.compile(r"^(?:Value error, )?([a-z_]+(?:\.(?:[a-z_]+|[0-9]+))*): ")
 
 
 #: At most this many errors are explained (each may cost a fuzzy match): a body of 90k unknown
@@ -154,7 +154,7 @@ def config_errors(exc: ValidationError, prefix: list[str | int]) -> ErrorList:
         # Cross-field checks raise "section.field: ..." at the model level: point at that field.
         match = _PREFIX.match(err["msg"]) if not loc else None
         if match:
-            loc = tuple(match.group(1).split("."))
+            loc = tuple(int(p) if p.isdigit() else p for p in match.group(1).split("."))
             msg = _PREFIX.sub("", err["msg"])
         out.append(error([*prefix, *loc], msg, err["type"]))
     return out

@@ -342,6 +342,31 @@ class MethodSection(_Section):
     )
 
 
+#: What a stage of ``training.stages`` trains (worker/training/stages.py applies it).
+StageMethod = Literal["new_embeddings", "lora", "full"]
+
+
+class TrainingStage(_Section):
+    """One stage of a staged run: its own method, steps and learning rate, one after another
+    in one run (one metrics stream; the steps count on across stages)."""
+
+    method: StageMethod | None = Field(
+        default=None,
+        description="new_embeddings: only the rows the extended tokenizer adds to the input and "
+        "output embeddings (the base rows frozen by a gradient mask); lora or full: as "
+        "method.finetuning_type, which must then be the same. Empty: method.finetuning_type.",
+    )
+    max_steps: int = Field(ge=1, le=MAX_INT, description="Optimizer steps of this stage.")
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Peak learning rate of this stage (warm-up and schedule restart inside "
+        "each stage). Empty: training.learning_rate.",
+    )
+    name: str | None = Field(default=None, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class TrainingSection(_Section):
     """Hyperparameters (HF TrainingArguments)."""
 
@@ -352,6 +377,17 @@ class TrainingSection(_Section):
         ge=-1,
         title="Max steps",
         description="-1: run the epochs; > 0 overrides them.",
+    )
+    stages: list[TrainingStage] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        title="Stages",
+        description='Train in stages, one after another in one run, e.g. [{"method": '
+        '"new_embeddings", "max_steps": 200, "learning_rate": 1e-3}, {"max_steps": 800}]: '
+        "first only the new embedding rows, then the run's method. The steps add up to "
+        "max_steps (set from them when max_steps is -1). Not with DeepSpeed.",
+        json_schema_extra=_adv(**{ARGV: "json"}),
     )
     per_device_train_batch_size: int = Field(
         default=1, ge=1, le=MAX_INT, title="Micro-batch per device"
@@ -547,6 +583,7 @@ class RunConfig(_Section):
             raise ValueError(
                 "data: set data.dataset_dir (a directory of .txt/.jsonl files) or data.train_file"
             )
+        self._check_stages()
         if self.data.streaming and self.training.max_steps <= 0:
             raise ValueError("training.max_steps: streaming needs max_steps > 0")
         if (
@@ -568,6 +605,54 @@ class RunConfig(_Section):
                 "to train a tokenizer from scratch"
             )
         return self
+
+    def _check_stages(self) -> None:
+        """A staged run's stages must fit the run; max_steps is their sum."""
+        stages = self.training.stages
+        if not stages:
+            return
+        total = sum(s.max_steps for s in stages)
+        if self.training.max_steps > 0 and self.training.max_steps != total:
+            raise ValueError(
+                f"training.max_steps: the stages' steps add up to {total} but max_steps is "
+                f"{self.training.max_steps}; set max_steps to {total} or -1"
+            )
+        self.training.max_steps = total
+        if self.launch.deepspeed != "none":
+            raise ValueError(
+                "training.stages: a staged run switches what trains between stages, which "
+                "DeepSpeed's optimizer cannot follow; set launch.deepspeed to none"
+            )
+        method = self.method.finetuning_type
+        extended = (
+            self.model.model_name_or_path is not None
+            and self.model.tokenizer_name_or_path is not None
+            and self.model.tokenizer_name_or_path != self.model.model_name_or_path
+        )
+        for i, stage in enumerate(stages):
+            if stage.method not in (None, "new_embeddings", method):
+                raise ValueError(
+                    f"training.stages.{i}.method: {stage.method} but method.finetuning_type is "
+                    f"{method}; a run's stages use one method besides new_embeddings (leave "
+                    "method empty for the run's own)"
+                )
+            if stage.method == "new_embeddings" and not extended:
+                raise ValueError(
+                    f"training.stages.{i}.method: new_embeddings trains only the rows an "
+                    "extended tokenizer adds to the base model, and this run has none; set "
+                    "model.tokenizer_name_or_path to an extended tokenizer of "
+                    "model.model_name_or_path, or give the stage method lora or full"
+                )
+            if (
+                stage.method == "new_embeddings"
+                and method == "lora"
+                and not (self.method.modules_to_save)
+            ):
+                raise ValueError(
+                    f"training.stages.{i}.method: new_embeddings with LoRA trains the "
+                    "embeddings as modules saved in full; set method.modules_to_save to the "
+                    "input and output embeddings (e.g. embed_tokens,lm_head)"
+                )
 
     def path_fields(self) -> dict[tuple[str, ...], str]:
         """User-supplied paths by their location, for the allowed-roots check."""

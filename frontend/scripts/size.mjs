@@ -8,7 +8,9 @@ import { gzipSync } from "node:zlib";
 const BUDGET = 200 * 1024;
 const dir = new URL("../dist/assets/", import.meta.url).pathname;
 let total = 0;
-for (const name of readdirSync(dir).filter((n) => /\.(js|css)$/.test(n)).sort()) {
+for (const name of readdirSync(dir)
+  .filter((n) => /\.(js|css)$/.test(n))
+  .sort()) {
   const gz = gzipSync(readFileSync(join(dir, name)), { level: 9 }).length;
   total += gz;
   console.log(`${name.padEnd(32)} ${(gz / 1024).toFixed(1).padStart(7)} KB gzipped`);

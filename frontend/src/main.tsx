@@ -1,4 +1,4 @@
-import { render } from "preact";
+import { type ComponentChildren, render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, forgetSession, getToken, isSignedIn, setToken, setUnauthorizedHandler } from "./api/client";
 import { atLeast, forgetMe, useMe } from "./lib/me";
@@ -9,9 +9,10 @@ import { Models } from "./pages/Models";
 import { Launch } from "./pages/Launch";
 import { Audit } from "./pages/Audit";
 import { AFTER_LOGIN, Login } from "./pages/Login";
-import { RunPage } from "./pages/RunPage";
+import { RunPage } from "./pages/run/RunPage";
 import { Runs } from "./pages/Runs";
 import { Tokenizers } from "./pages/Tokenizers";
+import { Settings } from "./pages/Settings";
 import { Tokens } from "./pages/Tokens";
 import { Users } from "./pages/Users";
 import { Workers } from "./pages/Workers";
@@ -51,6 +52,7 @@ const NAV: [string, string][] = [
 const ADMIN_NAV: [string, string][] = [
   ["users", "Users"],
   ["audit", "Audit"],
+  ["settings", "Settings"],
 ];
 
 /** Every first path segment the app answers; anything else is the not-found page. */
@@ -97,16 +99,12 @@ function App() {
     navigate("/login");
   };
 
-  let body;
+  let body: ComponentChildren;
   if (route.malformed || !KNOWN_PAGES.has(page)) body = <NotFound hash={location.hash} />;
   else if (page === "runs" && route.path[1]) body = <RunPage key={route.path[1]} id={route.path[1]} />;
   else if (page === "launch")
     body = (
-      <Launch
-        key={route.query.toString()}
-        from={route.query.get("from")}
-        prefill={{ tokenizer: route.query.get("tokenizer"), base: route.query.get("base"), dataset: route.query.get("dataset") }}
-      />
+      <Launch key={route.query.toString()} from={route.query.get("from")} prefill={{ tokenizer: route.query.get("tokenizer"), base: route.query.get("base"), dataset: route.query.get("dataset") }} />
     );
   else if (page === "tokenizers") body = <Tokenizers selected={route.path[1] ?? null} />;
   else if (page === "datasets") body = <Datasets key={route.query.toString()} selected={route.path[1] ?? null} sub={route.path[2] ?? null} query={route.query} />;
@@ -116,11 +114,13 @@ function App() {
   else if (page === "users") body = <Users />;
   else if (page === "audit") body = <Audit />;
   else if (page === "tokens") body = <Tokens />;
+  else if (page === "settings") body = <Settings />;
   else body = <Runs query={route.query} />;
 
   return (
     <>
       {/* A plain #main link would change the hash route, so move focus by hand. */}
+      {/* biome-ignore lint/a11y/useValidAnchor: a skip link, kept a link for screen readers */}
       <a
         class="skip"
         href="#/"
@@ -135,16 +135,10 @@ function App() {
         <a class="brand" href="#/runs">
           cpt-panel
         </a>
-        <button
-          type="button"
-          class="btn btn-small menu-toggle"
-          aria-expanded={menuOpen}
-          aria-controls="main-nav"
-          onClick={() => setMenuOpen(!menuOpen)}
-        >
+        <button type="button" class="btn btn-small menu-toggle" aria-expanded={menuOpen} aria-controls="main-nav" onClick={() => setMenuOpen(!menuOpen)}>
           Menu
         </button>
-        <div id="main-nav" class={"nav-area" + (menuOpen ? " open" : "")}>
+        <div id="main-nav" class={`nav-area${menuOpen ? " open" : ""}`}>
           <nav aria-label="Main">
             {[...NAV, ...(atLeast(me, "admin") ? ADMIN_NAV : [])].map(([key, label]) => (
               <a key={key} href={`#/${key}`} aria-current={page === key ? "page" : undefined}>

@@ -169,7 +169,7 @@ def test_preview_counts_the_embedding_rows_a_tokenizer_adds(
     assert r.json()["estimates"]["data"]["tokens"] is None
     # A config without the decoder's sizes: no parameter count is invented either.
     model_est = r.json()["estimates"]["model"]
-    assert model_est["params"] is None and "Llama-shaped" in model_est["note"]
+    assert model_est["params"] is None and "lacks the decoder's sizes" in model_est["note"]
 
 
 def test_eval_events_give_per_set_series_samples_by_step_and_warnings(

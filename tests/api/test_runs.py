@@ -221,3 +221,44 @@ def test_meta_endpoints(api: Api) -> None:
     assert str(assets["model"]) not in [d["path"] for d in data]
     assert str(assets["tokenizer"]) not in [d["path"] for d in data]
     assert bad.status_code == 422
+
+
+def test_staged_runs_are_checked_at_their_field(api: Api) -> None:
+    """training.stages: the steps make max_steps, and a stage of new embedding rows needs an
+    extended tokenizer (a 422 that names the stage's field, nothing stored)."""
+    panel, _ = api
+    stages = [{"method": "new_embeddings", "max_steps": 5, "learning_rate": 1e-3}, {"max_steps": 7}]
+    with panel.client() as c:
+        before = c.get("/api/runs").json()["total"]
+        ok = c.post(
+            "/api/runs/preview",
+            json={
+                "preset": "tiny-demo",
+                "config": {"training": {"max_steps": -1, "stages": stages}},
+            },
+        )
+        base_tok = _post(
+            c,
+            {
+                "preset": "tiny-demo",
+                "config": {
+                    "model": {"tokenizer_name_or_path": None},
+                    "training": {"max_steps": -1, "stages": stages},
+                },
+            },
+        )
+        wrong_total = _post(
+            c, {"preset": "tiny-demo", "config": {"training": {"max_steps": 3, "stages": stages}}}
+        )
+        after = c.get("/api/runs").json()["total"]
+    assert ok.status_code == 200, ok.text
+    argv = ok.json()["argv"]
+    assert "--max_steps=12" in argv
+    flag = next(a for a in argv if a.startswith("--stages="))
+    assert json.loads(flag.split("=", 1)[1])[0]["method"] == "new_embeddings"
+    (err,) = _errors(base_tok)
+    assert err["loc"] == ["body", "config", "training", "stages", 0, "method"], err
+    assert "extended tokenizer" in err["msg"], err
+    (err,) = _errors(wrong_total)
+    assert err["loc"] == ["body", "config", "training", "max_steps"] and "12" in err["msg"], err
+    assert before == after

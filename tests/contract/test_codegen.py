@@ -12,6 +12,16 @@ def test_committed_typescript_matches_the_contract() -> None:
     )
 
 
+def test_committed_api_types_match_the_openapi_schema() -> None:
+    """frontend/src/api/schema.ts is the API's OpenAPI schema as TypeScript: a changed response
+    model without a regenerated file fails here."""
+    from backend.api import schema_ts
+
+    assert schema_ts.TARGET.read_text(encoding="utf-8") == schema_ts.render(), (
+        "frontend/src/api/schema.ts is stale: run `make codegen`"
+    )
+
+
 def test_every_status_is_active_or_terminal() -> None:
     assert set(RunStatus) == ACTIVE_STATUSES | TERMINAL_STATUSES
     assert not ACTIVE_STATUSES & TERMINAL_STATUSES

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from pydantic import ValidationError
 
-from cpt_contract.runconfig.argv import LaunchContext, display_command, pretrain_args, torchrun_argv
+from cpt_contract.runconfig.argv import (
+    LaunchContext,
+    display_command,
+    pretrain_args,
+    schema_flags,
+    torchrun_argv,
+)
 from cpt_contract.runconfig.presets import PRESET_LABELS, preset_config
 from cpt_contract.runconfig.schema import RunConfig, deep_merge
 
@@ -209,3 +216,51 @@ def test_every_number_and_text_field_is_bounded() -> None:
             if ann in ("<class 'str'>", "str | None") and not limited:
                 unbounded.append(f"{section}.{name}")
     assert not unbounded, unbounded
+
+
+def _staged(**changes: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "model": {"model_name_or_path": "/m", "tokenizer_name_or_path": "/tok"},
+        "data": {"dataset_dir": "/d"},
+        "method": {"finetuning_type": "full"},
+        "training": {"stages": [{"method": "new_embeddings", "max_steps": 2}, {"max_steps": 3}]},
+        "launch": {"deepspeed": "none"},
+    }
+    for key, value in changes.items():
+        section, name = key.split("__")
+        config[section][name] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"model__tokenizer_name_or_path": None}, "training.stages.0.method"),
+        ({"model__tokenizer_name_or_path": "/m"}, "training.stages.0.method"),
+        ({"launch__deepspeed": "zero2"}, "training.stages"),
+        ({"training__max_steps": 4}, "training.max_steps"),
+        (
+            {"training__stages": [{"method": "lora", "max_steps": 2}]},
+            "training.stages.0.method",
+        ),
+        (
+            {"method__finetuning_type": "lora", "method__modules_to_save": ""},
+            "training.stages.0.method",
+        ),
+    ],
+)
+def test_staged_runs_are_refused_at_their_field(changes: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        RunConfig.model_validate(_staged(**changes))
+    assert named in str(info.value)
+
+
+def test_stages_set_max_steps_and_travel_as_one_json_flag() -> None:
+    config = RunConfig.model_validate(_staged())
+    assert config.training.max_steps == 5
+    flags = schema_flags(config)
+    assert "--max_steps=5" in flags
+    stages = json.loads(next(f for f in flags if f.startswith("--stages=")).split("=", 1)[1])
+    assert stages == [{"method": "new_embeddings", "max_steps": 2}, {"max_steps": 3}]
+    # The run's own method, left empty, passes for either finetuning type.
+    assert RunConfig.model_validate(_staged(method__finetuning_type="lora")).training.stages

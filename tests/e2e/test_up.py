@@ -86,8 +86,23 @@ def test_up_serves_api_and_worker_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         for path in (data, data / "runs", data / ".api_token", data / "cpt-panel.db"):
             assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
         # The token went to the terminal only: no log file of the API or the worker has it.
+        # The first admin's one-time password: printed to the terminal, in a 0600 file, in no
+        # log, and it signs in.
+        text = (tmp_path / "up.log").read_text(errors="replace")
+        printed = re.search(r"sign in as admin, password (\S+) \(one-time\)", text)
+        assert printed, text
+        password = printed.group(1)
+        assert password == (data / ".admin_password").read_text().strip()
+        assert (data / ".admin_password").stat().st_mode & 0o077 == 0
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/api/session",
+            json={"name": "admin", "password": password},
+            timeout=10,
+        )
+        assert r.status_code == 200 and r.json()["role"] == "admin", r.text
         for log in data.rglob("*.log"):
             assert token not in log.read_text(errors="replace"), log
+            assert password not in log.read_text(errors="replace"), log
         tree = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         assert len(tree) >= 3  # up, the API, the worker (and its pool)
 

@@ -34,7 +34,7 @@ def test_a_link_swapped_in_after_the_workers_check_is_not_read(
     tmp_path: Path, settings: Settings, assets: dict[str, Path]
 ) -> None:
     from worker.agent.jobs import check_paths
-    from worker.attempt.runner import child_env
+    from worker.attempt.environment import child_env
 
     corpus = assets["corpus"]
     (corpus / "late.txt").write_text("harmless text\n")

@@ -88,7 +88,12 @@ def _experiment(assets: dict[str, Path]) -> dict[str, Any]:
     }
 
 
+CHANNEL = {"name": "matrix hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook"}
+
+
 def _body(method: str, path: str, who: str, assets: dict[str, Path]) -> Any:
+    if method == "POST" and path == "/api/notifications/channels":
+        return {**CHANNEL, "name": f"hook of {who}"}
     if method == "POST" and path in ("/api/experiments", "/api/experiments/preview"):
         return _experiment(assets)
     if method == "POST" and path == "/api/runs":
@@ -156,12 +161,16 @@ def test_each_role_gets_what_the_table_says_and_every_change_is_audited(
         assert r.status_code == 201, r.text
         assert r.json()["owner"] == "admin"
         experiment = r.json()["id"]
+        r = admin.post("/api/notifications/channels", json=CHANNEL)
+        assert r.status_code == 201, r.text
+        channel = r.json()["id"]
     values = {
         "run_id": run["id"],
         "job_id": job,
         "name": "vi1",
         "token_id": admins_token,
         "exp_id": experiment,
+        "channel_id": channel,
     }
 
     def concrete(path: str) -> str:

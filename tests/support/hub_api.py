@@ -6,7 +6,13 @@ answers the routes the Hub answers for them, in the Hub's shapes:
 - ``GET /api/whoami-v2``: 200 ``{"name": ..., "type": "user"}`` for a known token, else 401;
 - ``GET /api/models/{org}/{name}``: 200 when the token's account may read it; 401 without a
   known token, 403 for a gated repo the account has not accepted, 404 for a repo it does not
-  hold.
+  hold;
+- publishing, which olah (read-only) cannot take: ``POST /api/repos/create``,
+  ``.../preupload/{rev}`` (every file "regular": sent inline) and ``.../commit/{rev}`` (the
+  Hub's NDJSON commit). It *records* what ``huggingface_hub``'s real upload client sends
+  (``published``: repo → its create request and its files' bytes; ``validate-yaml`` requests
+  in ``validated``) and answers in the Hub's
+  shapes; it is no Hub (no git, no LFS, no revisions).
 
 Every request is recorded (method, path, the presented token) so a test can assert what a real
 client sent. It runs in a thread of the test process (uvicorn on a free port).
@@ -14,6 +20,8 @@ client sent. It runs in a thread of the test process (uvicorn on a free port).
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +45,10 @@ class HubAccounts:
     users: dict[str, str] = field(default_factory=dict)
     repos: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    #: repo id -> {"create": the create request's JSON, "files": {path: bytes}, "commits": n}.
+    published: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: README.md texts the client asked to validate (the Hub checks a card's YAML header).
+    validated: list[str] = field(default_factory=list)
 
     def user_of(self, request: Request) -> str | None:
         auth = request.headers.get("authorization", "")
@@ -64,10 +76,61 @@ def _app(accounts: HubAccounts) -> Starlette:
             return JSONResponse({"error": f"Access to model {repo_id} is restricted."}, 403)
         return JSONResponse({"id": repo_id, "modelId": repo_id, "private": False, "sha": "0" * 40})
 
+    async def create_repo(request: Request) -> JSONResponse:
+        user = accounts.user_of(request)
+        if user is None:
+            return JSONResponse({"error": "Invalid credentials"}, 401)
+        body = await request.json()
+        repo_id = f"{body.get('organization') or user}/{body['name']}"
+        accounts.published.setdefault(repo_id, {"files": {}, "commits": 0})["create"] = body
+        url = f"{request.base_url}".rstrip("/") + f"/{repo_id}"
+        return JSONResponse({"url": url, "name": repo_id, "id": repo_id})
+
+    async def preupload(request: Request) -> JSONResponse:
+        if accounts.user_of(request) is None:
+            return JSONResponse({"error": "Invalid credentials"}, 401)
+        body = await request.json()
+        files = [
+            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+            for f in body.get("files", [])
+        ]
+        return JSONResponse({"files": files, "commitOid": "0" * 40})
+
+    async def commit(request: Request) -> JSONResponse:
+        if accounts.user_of(request) is None:
+            return JSONResponse({"error": "Invalid credentials"}, 401)
+        repo_id = f"{request.path_params['org']}/{request.path_params['name']}"
+        record = accounts.published.setdefault(repo_id, {"files": {}, "commits": 0})
+        for line in (await request.body()).decode().splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            if item.get("key") == "file":
+                value = item["value"]
+                record["files"][value["path"]] = base64.b64decode(value["content"])
+            elif item.get("key") == "header":
+                record["message"] = item["value"].get("summary")
+            else:
+                return JSONResponse({"error": f"not recorded here: {item.get('key')}"}, 400)
+        record["commits"] += 1
+        oid = f"{record['commits']:040x}"
+        url = f"{request.base_url}".rstrip("/") + f"/{repo_id}/commit/{oid}"
+        return JSONResponse({"commitUrl": url, "commitOid": oid, "success": True})
+
+    async def validate_yaml(request: Request) -> JSONResponse:
+        accounts.user_of(request)
+        body = await request.json()
+        accounts.validated.append(str(body.get("content", "")))
+        return JSONResponse({"errors": [], "warnings": []})
+
     return Starlette(
         routes=[
+            Route("/api/validate-yaml", validate_yaml, methods=["POST"]),
             Route("/api/whoami-v2", whoami),
             Route("/api/models/{org}/{name}", model_info),
+            Route("/api/repos/create", create_repo, methods=["POST"]),
+            Route("/api/models/{org}/{name}/preupload/{rev}", preupload, methods=["POST"]),
+            Route("/api/models/{org}/{name}/commit/{rev}", commit, methods=["POST"]),
         ]
     )
 

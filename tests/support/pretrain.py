@@ -137,6 +137,9 @@ def assert_events_wellformed(events: list[dict[str, Any]]) -> None:
             assert e["phase"] in PHASES, e
         elif e["kind"] == "checkpoint":
             assert Path(e["path"]).name == e["name"] and e["name"].startswith("checkpoint-"), e
+        elif e["kind"] == "stage":
+            assert {"index", "method", "start", "end", "learning_rate"} <= e.keys(), e
+            assert e["start"] <= e["step"] < e["end"], e
         else:
             assert e["status"] in {"succeeded", "failed", "diverged", "oom", "cancelled"}, e
             assert e["reason"] and "\n" not in e["reason"], e

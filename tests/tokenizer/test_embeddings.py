@@ -92,7 +92,7 @@ def test_pretrain_flag_sets_the_new_rows(
     base_tok = AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer"]))
     ext_tok = AutoTokenizer.from_pretrained(str(tiny_assets["tokenizer_extended"]))
     torch.manual_seed(0)
-    model, old_vocab = build_model(model_args, args, ext_tok, load_config(model_args))
+    model, old_vocab, _ = build_model(model_args, args, ext_tok, load_config(model_args))
     assert old_vocab == len(base_tok) < len(ext_tok)
     emb = model.get_input_embeddings().weight
     head = model.get_output_embeddings().weight

@@ -87,6 +87,8 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "debug_mode": True,
         "divergence_factor": 3.0,
         "divergence_logs": 4,
+        # The run's own method (lora or full): 3 + 4 steps, the max_steps above.
+        "stages": [{"max_steps": 3, "learning_rate": 1e-3}, {"max_steps": 4, "name": "two"}],
     },
 }
 CTX = LaunchContext(output_dir="/runs/r1/output", data_cache_dir="/cache", use_cpu=True)
@@ -118,6 +120,8 @@ def _args_for(section: str, name: str | None = None, value: Any = None) -> list[
         override.setdefault(section, {})[name] = value
     if name == "streaming":
         override["training"] = {"max_steps": 5}
+    if name == "stages":
+        override["launch"] = {"deepspeed": "none"}  # a staged run refuses DeepSpeed
     return schema_flags(RunConfig.model_validate(override))
 
 
@@ -146,6 +150,7 @@ def _all_fields_config(**changes: Any) -> RunConfig:
     config = {s: dict(v) for s, v in NON_DEFAULT.items()}
     config["method"]["finetuning_type"] = "lora"  # so LoRA's own flags are in the argv too
     config["training"].update(changes)
+    config["launch"] = {"deepspeed": "none"}  # training.stages refuses DeepSpeed
     return RunConfig.model_validate(config)
 
 
@@ -167,7 +172,7 @@ def test_pretrain_parser_accepts_every_flag() -> None:
             if name in {"precision", "warmup_ratio", "finetuning_type"}:
                 continue  # mapped by the script (--bf16; warmup_ratio → warmup_steps)
             got = parsed[name]
-            if name in {"data_sources", "eval_sets", "eval_prompts"}:
+            if name in {"data_sources", "eval_sets", "eval_prompts", "stages"}:
                 got = json.loads(got)  # structured values travel as one JSON argument
             if name == "eval_sets":  # a bare path is short for {"path": ...}
                 value = {k: {"path": v} if isinstance(v, str) else v for k, v in value.items()}

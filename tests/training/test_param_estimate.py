@@ -39,7 +39,7 @@ def _real_counts(config: RunConfig, tmp_path: Path) -> tuple[int, int]:
     ctx = LaunchContext(output_dir=str(tmp_path / "out"), data_cache_dir=str(tmp_path / "c"))
     model_args, data_args, args = parse_args([*pretrain_args(config, ctx), "--use_cpu"])
     tokenizer = load_tokenizer(model_args, data_args, args)
-    model, _ = build_model(model_args, args, tokenizer, load_config(model_args))
+    model, _, _ = build_model(model_args, args, tokenizer, load_config(model_args))
     return count_parameters(model)
 
 

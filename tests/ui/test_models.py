@@ -47,9 +47,13 @@ def test_a_model_fetched_from_the_hub_by_id(
     page.get_by_role("button", name="Download").click()
     page.get_by_test_id("error-params.repo_id").wait_for()
 
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/stream" in r.url else None)
     hub_id.fill("org/ui-llama")
     page.get_by_role("button", name="Download").click()
     page.get_by_test_id("download-progress").wait_for(timeout=60_000)
+    # The progress is pushed over the job's own stream, not polled.
+    assert any("/api/jobs/" in u and u.split("?")[0].endswith("/stream") for u in streams), streams
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jobs-table tbody tr')]"
         ".some(r => r.dataset.status === 'succeeded')",

@@ -16,7 +16,10 @@ from cpt_contract.outcomes import RETRYABLE_KINDS, FailureKind
 from cpt_contract.roots import Roots
 from cpt_contract.runconfig.schema import RunConfig
 from worker.attempt import gpu
-from worker.attempt.runner import Refused, check_fits, last_error_line, outcome_from
+from worker.attempt.context import Refused
+from worker.attempt.files import last_error_line
+from worker.attempt.local import check_fits
+from worker.attempt.outcome import outcome_from
 from worker.attempt.shipper import _complete_utf8
 
 
@@ -193,7 +196,7 @@ def test_nvidia_smi_parsing_and_gpu_leases(tmp_path: Path) -> None:
 def test_the_worker_checks_the_paths_again_before_launching(tmp_path: Path) -> None:
     """A link that appears after the API's check: the worker refuses to launch."""
     from tests.support.api import make_assets
-    from worker.attempt.runner import check_paths
+    from worker.attempt.context import check_paths
 
     assets = make_assets(tmp_path / "assets")
     config = RunConfig.model_validate(

@@ -43,8 +43,9 @@ def reap_stale_runs(settings: Settings) -> list[str]:
         if killed:
             reaped.append(str(record.get("run_id")))
         job = record.get("slurm_job")
-        if isinstance(job, str) and job.isdigit():
-            # Nobody ships its events any more: the run is marked lost and can be resumed.
+        if isinstance(job, str) and job.isdigit() and settings.executor != "slurm":
+            # Nobody will ship its events (this worker no longer runs Slurm): the run is
+            # marked lost and can be resumed. A Slurm worker adopts its jobs (``adopt_jobs``).
             from worker.attempt.slurm import commands
 
             with contextlib.suppress(commands.SlurmError):
@@ -53,6 +54,57 @@ def reap_stale_runs(settings: Settings) -> list[str]:
         with contextlib.suppress(ValueError):
             registry.unregister(str(record.get("run_id")))
     return reaped
+
+
+def adoptable_jobs(settings: Settings) -> list[tuple[str, int, str]]:
+    """(run id, attempt, job id) of this panel's Slurm jobs still pending or running whose
+    watcher is gone: matched by job name and comment, their run dir in this worker's runs dir,
+    no live task of this box on the run."""
+    from worker.attempt import instance
+    from worker.attempt.registry import Registry
+    from worker.attempt.slurm import commands, script
+
+    try:
+        queued = commands.queued_jobs()
+    except commands.SlurmError as exc:
+        log.warning("Slurm did not list the queue (%s): no job adopted", exc)
+        return []
+    watched = {
+        str(r.get("run_id"))
+        for r in Registry.for_settings(settings).active()
+        if instance.task_alive(r)
+    }
+    found = []
+    for job_id, name, comment, _state in queued:
+        mine = script.parse_comment(name, comment)
+        if mine is None or mine[0] in watched:
+            continue
+        if not (settings.runs_dir / mine[0]).is_dir():
+            continue  # another panel's run on the same cluster
+        found.append((mine[0], mine[1], job_id))
+    return found
+
+
+def adopt_jobs(settings: Settings) -> list[subprocess.Popen[bytes]]:
+    """A restarted Slurm worker takes its jobs back, one watcher process each (in the worker's
+    process group, so it ends with it): the API answers whether each attempt is still current
+    (adopted: shipped on from where the API has it) or superseded (its job is cancelled)."""
+    procs = []
+    for run_id, attempt, job in adoptable_jobs(settings):
+        log.warning("run %s: taking back Slurm job %s (attempt %s)", run_id, job, attempt)
+        argv = [sys.executable, "-m", "worker.agent.boot", "adopt", run_id, str(attempt), job]
+        procs.append(subprocess.Popen(argv))
+    return procs
+
+
+def run_adoption(settings: Settings, run_id: str, attempt: int, job: str) -> None:
+    from worker.attempt.runner import adopt_attempt
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    adopt_attempt(settings, run_id, attempt, job)
 
 
 def start_job_slot() -> subprocess.Popen[bytes]:
@@ -111,6 +163,8 @@ def run_worker(settings: Settings) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     for run_id in reap_stale_runs(settings):
         log.warning("killed the training of run %s left by a dead worker", run_id)
+    if settings.executor == "slurm":
+        adopt_jobs(settings)
     if settings.build_demo:
         from worker.demo_assets import ensure_demo_assets
 
@@ -180,9 +234,11 @@ def run_worker(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["job-slot"]:
-        from cpt_contract.settings import get_settings
+    from cpt_contract.settings import get_settings
 
+    if sys.argv[1:] == ["job-slot"]:
         run_job_slot(get_settings())
+    elif len(sys.argv) == 5 and sys.argv[1] == "adopt" and sys.argv[3].isdigit():
+        run_adoption(get_settings(), sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:
-        sys.exit("usage: python -m worker.agent.boot job-slot")
+        sys.exit("usage: python -m worker.agent.boot job-slot | adopt RUN_ID ATTEMPT JOB_ID")

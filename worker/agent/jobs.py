@@ -1,4 +1,4 @@
-"""One job (merge, tokenizer, scan, generate, clean) on this box's job slot: claim, run the tool, ship its log,
+"""One job (merge, tokenizer, scan, generate, clean, evaluate, ...) on this box's job slot: claim, run the tool, ship its log,
 report the result.
 
 Each kind is a ``python -m worker.<tool>`` subprocess (an argv list, never a shell) in its own
@@ -22,21 +22,25 @@ from cpt_contract.jobs import (
     PATH_PARAMS,
     CleanParams,
     DownloadParams,
+    EvaluateParams,
+    ExportParams,
     GenerateParams,
     ImportParams,
     MergeParams,
+    PublishParams,
     ScanParams,
     TokenizerParams,
 )
 from cpt_contract.protocol import JobClaimOut
-from cpt_contract.roots import PathRefused, check_user_path
 from cpt_contract.run_paths import JobPaths, RunPaths
 from cpt_contract.settings import Settings
 from worker.attempt import launcher
 from worker.attempt.api_client import ApiUnavailable, Conflict, WorkerApi, shared_api
+from worker.attempt.environment import ROOT, child_env, refused_path
+from worker.attempt.files import last_error_line, note
 from worker.attempt.proctree import ProcessTree
 from worker.attempt.registry import worker_name
-from worker.attempt.runner import ROOT, child_env, last_error_line
+from worker.benchmark.job import evaluate_argv, evaluate_env
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +65,13 @@ def merge_argv(settings: Settings, params: MergeParams) -> tuple[list[str], Path
 def check_paths(settings: Settings, claim: JobClaimOut) -> None:
     """The job's paths and every file inside them stay under this box's roots (``ValueError``:
     the job fails with the reason)."""
+    fields = []
     for name in PATH_PARAMS.get(claim.kind, ()):
         value = claim.params.get(name)
-        for raw in value if isinstance(value, list) else [value] if value else []:
-            try:
-                check_user_path(str(raw), settings.roots)
-            except PathRefused as exc:
-                raise ValueError(f"params.{name}: {exc}") from None
+        values = value if isinstance(value, list) else [value] if value else []
+        fields += [(f"params.{name}", str(raw)) for raw in values]
+    if (why := refused_path(fields, settings.roots)) is not None:
+        raise ValueError(why)
 
 
 def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[str]:
@@ -105,8 +109,14 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         return generate_argv(settings, GenerateParams.model_validate(claim.params), paths)
     if claim.kind == "clean":
         return clean_argv(settings, CleanParams.model_validate(claim.params), paths)
+    if claim.kind == "publish":
+        return publish_argv(settings, claim, paths)
+    if claim.kind == "export":
+        return export_argv(settings, ExportParams.model_validate(claim.params), paths)
     if claim.kind == "download":
         return download_argv(settings, DownloadParams.model_validate(claim.params), paths)
+    if claim.kind == "evaluate":
+        return evaluate_argv(settings, EvaluateParams.model_validate(claim.params), paths)
     if claim.kind == "import":
         i = ImportParams.model_validate(claim.params)
         argv = [sys.executable, "-m", "worker.hub", "import-gguf", f"--gguf={i.gguf}"]
@@ -114,6 +124,42 @@ def tool_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[s
         argv.append(f"--reserve_bytes={settings.download_reserve_bytes}")
         return [*argv, f"--json={paths.result}"]
     raise ValueError(f"unknown job kind {claim.kind!r}")
+
+
+def publish_argv(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> list[str]:
+    """The run's merged model of the checkpoint (else the checkpoint's own weights) to the
+    repo; the card the claim carried goes up as README.md. The token is not here."""
+    p = PublishParams.model_validate(claim.params)
+    run = RunPaths.of(settings.runs_dir, p.run_id)
+    merged = run.merged(p.checkpoint)
+    folder = merged if (merged / "config.json").is_file() else run.checkpoint(p.checkpoint)
+    argv = [sys.executable, "-m", "worker.hub", "publish", f"--folder={folder}"]
+    argv += [f"--repo_id={p.repo_id}", f"--private={'true' if p.private else 'false'}"]
+    card = claim.files.get("README.md")
+    if card:
+        paths.job_dir.mkdir(parents=True, exist_ok=True)
+        (paths.job_dir / "README.md").write_text(card, encoding="utf-8")
+        argv.append(f"--card={paths.job_dir / 'README.md'}")
+    argv.append(f"--message=Upload {p.run_id} {p.checkpoint} from cpt-panel")
+    return [*argv, f"--json={paths.result}"]
+
+
+def export_argv(settings: Settings, e: ExportParams, paths: JobPaths) -> list[str]:
+    """The run's merged model of the checkpoint, else the checkpoint itself (full weights);
+    scored on the run's evaluation sets as its config names them."""
+    run = RunPaths.of(settings.runs_dir, e.run_id)
+    merged = run.merged(e.checkpoint)
+    source = merged if (merged / "config.json").is_file() else run.checkpoint(e.checkpoint)
+    config = json.loads(run.config.read_text())
+    data = config.get("data") or {}
+    argv = [sys.executable, "-m", "worker.export", f"--source={source}"]
+    argv += [f"--output={run.exported(e.checkpoint, e.dtype)}", f"--dtype={e.dtype}"]
+    argv.append(f"--max_shard_size={e.max_shard_size}")
+    if data.get("eval_sets"):
+        argv.append(f"--eval_sets={json.dumps(data['eval_sets'])}")
+    if data.get("block_size"):
+        argv.append(f"--block_size={data['block_size']}")
+    return [*argv, f"--json={paths.result}"]
 
 
 def download_argv(settings: Settings, d: DownloadParams, paths: JobPaths) -> list[str]:
@@ -131,9 +177,11 @@ def download_argv(settings: Settings, d: DownloadParams, paths: JobPaths) -> lis
 
 def tool_env(settings: Settings, kind: str, hub_token: str | None = None) -> dict[str, str]:
     """What a kind's tool needs in its environment: the Hub endpoint and token for a download
-    (the token only there, and only in the environment). The token is the one the claim
+    or a publish (the token only there, and only in the environment). The token is the one the claim
     carried (the panel's, set in Settings), else this worker's own ``CPT_HUB_TOKEN``."""
-    if kind != "download":
+    if kind == "evaluate":
+        return evaluate_env(settings, hub_token or settings.hub_token)
+    if kind not in ("download", "publish"):
         return {}
     env = {"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
     if settings.hub_endpoint:
@@ -176,6 +224,17 @@ def clean_argv(settings: Settings, c: CleanParams, paths: JobPaths) -> list[str]
     return [*argv, f"--output_root={root}", f"--json={paths.result}"]
 
 
+def write_files(settings: Settings, claim: JobClaimOut) -> None:
+    """The text files the claim carried (a merge's model card) into the job's output."""
+    if claim.kind != "merge" or not claim.files:
+        return
+    out = merge_argv(settings, MergeParams.model_validate(claim.params))[1]
+    for name, text in claim.files.items():
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"files: {name!r} is not a plain file name")
+        (out / name).write_text(text, encoding="utf-8")
+
+
 def result_of(settings: Settings, claim: JobClaimOut, paths: JobPaths) -> dict[str, Any]:
     if claim.kind == "merge":
         out = merge_argv(settings, MergeParams.model_validate(claim.params))[1]
@@ -215,11 +274,6 @@ class JobShipper:
                 return
 
 
-def _note(log_path: Path, text: str) -> None:
-    with open(log_path, "a", encoding="utf-8") as f:
-        f.write(f"[cpt-panel] {text}\n")
-
-
 def run_job(settings: Settings, job_id: str) -> str | None:
     api = shared_api(settings.effective_api_url, settings.secret("worker_token"))
     try:
@@ -231,7 +285,7 @@ def run_job(settings: Settings, job_id: str) -> str | None:
     paths.job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if claim.attempt > 1:
         # Tried again after a lost worker: what the last attempt left is not trusted.
-        _note(paths.log, f"attempt {claim.attempt}: tried again after its worker was lost")
+        note(paths.log, f"attempt {claim.attempt}: tried again after its worker was lost")
         paths.result.unlink(missing_ok=True)
         if claim.kind == "tokenizer":
             shutil.rmtree(paths.output, ignore_errors=True)  # a fresh output
@@ -239,7 +293,7 @@ def run_job(settings: Settings, job_id: str) -> str | None:
     status, reason, result = "failed", None, None
     try:
         argv = tool_argv(settings, claim, paths)
-        _note(paths.log, f"job {job_id} ({claim.kind}) on {worker_name(settings)}")
+        note(paths.log, f"job {job_id} ({claim.kind}) on {worker_name(settings)}")
         env = child_env(use_cpu=True, nproc=1, concurrency=1, lease=None, roots=settings.roots)
         env.update(tool_env(settings, claim.kind, claim.hub_token))
         started = time.monotonic()
@@ -260,6 +314,7 @@ def run_job(settings: Settings, job_id: str) -> str | None:
         if shipper.cancel_requested:
             status, reason = "cancelled", "cancelled on request"
         elif code == 0:
+            write_files(settings, claim)
             result = result_of(settings, claim, paths)
             status, reason = "succeeded", f"done in {elapsed:.1f} s"
         else:
@@ -267,7 +322,7 @@ def run_job(settings: Settings, job_id: str) -> str | None:
             status, reason = "failed", line[:300]
     except (OSError, ValueError, KeyError) as exc:
         status, reason = "failed", f"{type(exc).__name__}: {exc}"[:300]
-    _note(paths.log, f"{status}: {reason}")
+    note(paths.log, f"{status}: {reason}")
     try:
         shipper.ship()
         api.job_status(job_id, status, reason=reason, result=result)

@@ -20,6 +20,8 @@ from cpt_contract.outcomes import FailureKind
 from cpt_contract.protocol import (
     HEARTBEAT,
     LEASE_HEADER,
+    AdoptIn,
+    AdoptOut,
     CancelAnswer,
     ClaimIn,
     ClaimOut,
@@ -34,6 +36,7 @@ from cpt_contract.protocol import (
     LogsIn,
     LogsOut,
     StatusIn,
+    adopt_path,
     claim_path,
     events_path,
     job_claim_path,
@@ -142,6 +145,13 @@ class WorkerApi:
         claim = ClaimOut.model_validate(self.post(claim_path(run_id), _json(body)))
         self._leases[run_id] = claim.lease
         return claim
+
+    def adopt(self, run_id: str, attempt: int, worker: str, instance: str, job: str) -> AdoptOut:
+        """Take back the attempt this worker (its name) was running before it restarted."""
+        body = AdoptIn(attempt=attempt, worker=worker, instance=instance, job=job)
+        answer = AdoptOut.model_validate(self.post(adopt_path(run_id), _json(body), retry_for=60))
+        self._leases[run_id] = answer.lease
+        return answer
 
     def status(
         self,

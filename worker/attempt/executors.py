@@ -1,92 +1,55 @@
-"""Where a run's training executes: one interface, two implementations.
+"""Where an attempt's training executes: one protocol, two executors.
 
-An ``Execution`` is a started training job: ``poll`` (its state), ``cancel``, ``exit_status``
-and ``log_path`` (where its output lands, shipped by the worker like any run's log).
+``RunAttempt`` (``worker.attempt.runner``) claims the attempt, ships its files and reports its
+outcome; its executor launches the training and watches it until it ends:
 
-- ``LocalProcess``: torchrun started on this box in its own session (``worker.attempt.launcher``, the
-  code ``worker.attempt.runner.RunAttempt`` uses; nothing of it is duplicated here).
-- ``worker.attempt.slurm.attempt.SlurmJob``: a batch job submitted with ``sbatch`` from a login node.
+- ``worker.attempt.local.LocalExecutor``: torchrun on this box, in its own session, its whole
+  process tree tracked, stalls and a silent API judged while it runs;
+- ``worker.attempt.slurm.executor.SlurmExecutor``: a batch job submitted with ``sbatch`` from a
+  login node, watched with ``scontrol``, resubmitted after a time limit or preemption.
 
-``CPT_EXECUTOR=local|slurm`` picks the attempt class per worker (``attempt_class``); both share
-the claim, the shipper and the status reports of ``RunAttempt``.
+``CPT_EXECUTOR=local|slurm`` picks the executor per worker (``executor_for``).
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
-
-from worker.attempt import launcher
-from worker.attempt.proctree import ProcessTree
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from cpt_contract.outcomes import Outcome
+    from cpt_contract.protocol import CancelAnswer, ClaimOut
     from cpt_contract.settings import Settings
-    from worker.attempt.runner import RunAttempt
+    from worker.attempt.context import AttemptContext
+    from worker.attempt.shipper import RunShipper
 
 
-@dataclass(frozen=True)
-class ExecState:
-    """``pending`` (waiting for resources), ``running`` or ``done``; ``detail`` in words."""
-
-    phase: str
-    detail: str = ""
-
-
-class Execution(Protocol):
-    log_path: Path
-
-    @property
-    def ident(self) -> str:
-        """The pid or the Slurm job id (shown in the log and the registry)."""
+@runtime_checkable
+class Executor(Protocol):
+    def run(self, ctx: AttemptContext, claim: ClaimOut, shipper: RunShipper) -> Outcome:
+        """Prepare, launch and watch the training until it ended (or was stopped); its outcome.
+        ``Refused`` (``worker.attempt.context``): it could not start here, with the reason."""
         ...
 
-    def poll(self) -> ExecState: ...
-
-    def cancel(self, grace: float) -> None:
-        """Stop it (SIGTERM, then SIGKILL after ``grace`` / scancel); returns when asked."""
+    def keepalive(self, ctx: AttemptContext) -> CancelAnswer:
+        """Repeat the current status to the API while the run is quiet (the answer carries a
+        cancel request)."""
         ...
 
-    def exit_status(self) -> int | None:
-        """The exit code once done, else None."""
+    def abort(self, ctx: AttemptContext) -> None:
+        """A worker error: stop whatever was started."""
+        ...
+
+    def release(self, ctx: AttemptContext) -> None:
+        """The attempt is over: nothing of it may be left running, its leases are freed."""
         ...
 
 
-class LocalProcess:
-    """The local launch behind the interface: a ``worker.attempt.launcher`` process group."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-        self.proc, self.log_path = proc, log_path
-        self.tree = ProcessTree(proc.pid)
-
-    @classmethod
-    def start(cls, argv: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> LocalProcess:
-        return cls(launcher.start(argv, log_path, env, cwd=cwd), log_path)
-
-    @property
-    def ident(self) -> str:
-        return str(self.proc.pid)
-
-    def poll(self) -> ExecState:
-        return ExecState("running" if self.proc.poll() is None else "done")
-
-    def cancel(self, grace: float) -> None:
-        # The whole tree, even children that left the session (worker.attempt.proctree).
-        self.tree.stop(grace, signal.SIGTERM, launcher=False)
-        self.proc.wait(timeout=5)
-
-    def exit_status(self) -> int | None:
-        return self.proc.poll()
-
-
-def attempt_class(settings: Settings) -> type[RunAttempt]:
-    """The attempt for this worker's executor (imported lazily: a local worker needs no Slurm)."""
+def executor_for(settings: Settings) -> Executor:
+    """The executor of this worker (imported lazily: a local worker needs no Slurm)."""
     if settings.executor == "slurm":
-        from worker.attempt.slurm.attempt import SlurmAttempt
+        from worker.attempt.slurm.executor import SlurmExecutor
 
-        return SlurmAttempt
-    from worker.attempt.runner import RunAttempt
+        return SlurmExecutor()
+    from worker.attempt.local import LocalExecutor
 
-    return RunAttempt
+    return LocalExecutor()

@@ -31,7 +31,7 @@ def worker_name(settings: Settings) -> str:
 
 def check_run_id(run_id: str) -> str:
     """Run ids become path components: refuse anything that could escape the runs dir."""
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):  # fullmatch: "$" would let a trailing newline in
         raise ValueError(f"invalid run id {run_id!r}")
     return run_id
 
@@ -112,7 +112,7 @@ class Registry:
         stopped = []
         for record in self.active():
             run_id = str(record.get("run_id", ""))
-            if RUN_ID.match(run_id):
+            if RUN_ID.fullmatch(run_id):
                 path = self._stop_file(run_id)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()

@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_BLOCK = re.compile(r"Root Cause \(first observed failure\):\s*\n(?P<body>(?:.*\n?){0,12})")
+from worker.attempt.files import tail
+
+_BLOCK = re.compile(r"Root Cause \(first observed failure\):\s*\n(?P<body>(?:.*\n?){0,40})")
 _FIELD = re.compile(r"^\s*(?P<key>rank|exitcode|traceback)\s*:\s*(?P<value>.*)$", re.M)
 
 
@@ -35,16 +37,18 @@ class RootCause:
 
 
 def from_log(log_path: Path, max_bytes: int = 64 * 1024) -> RootCause | None:
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(max(0, log_path.stat().st_size - max_bytes))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
+    text = tail(log_path, max_bytes)
+    if text is None:
         return None
     blocks = list(_BLOCK.finditer(text))
     if not blocks:
         return None
-    fields = {m["key"]: m["value"].strip() for m in _FIELD.finditer(blocks[-1]["body"])}
+    body = blocks[-1]["body"].split("=" * 20)[0]  # up to the summary's closing line
+    fields = {m["key"]: m["value"].strip() for m in _FIELD.finditer(body)}
+    if fields.get("traceback", "").startswith("Traceback"):
+        # A Python exception (``errors.record``): its last line says what it was.
+        lines = [line.strip() for line in body.splitlines() if line.strip()]
+        fields["traceback"] = lines[-1] if lines else fields["traceback"]
     rank = re.match(r"-?\d+", fields.get("rank", ""))
     code = re.match(r"-?\d+", fields.get("exitcode", ""))
     if rank is None or code is None:

@@ -230,10 +230,10 @@ class RunShipper:
             if sent_events or sent_log:
                 self._unsaved = True
             if self._unsaved and (force or time.monotonic() - self._saved_at >= STATE_SAVE_SECONDS):
-                self._save_state()
+                self.save_state()
             return sent_events or sent_log
 
-    def _save_state(self) -> None:
+    def save_state(self) -> None:
         self._saved_at, self._unsaved = time.monotonic(), False
         if self.state_path is None:
             return
@@ -300,3 +300,28 @@ def ship_leftovers(api: WorkerApi, run_id: str, paths: RunPaths, attempt: int) -
         shipper.drain()
         sent += shipper.events_shipped
     return sent
+
+
+def offset_after_seq(events_path: Path, start: int, seq: int | None) -> int:
+    """The byte offset in events.jsonl just after the last complete line from ``start`` whose
+    ``seq`` is at most ``seq`` (what the API has of an attempt): a worker that takes an attempt
+    back ships on from there. ``seq`` None: the API has none of it, so ``start``."""
+    if seq is None:
+        return start
+    offset = start
+    try:
+        with open(events_path, "rb") as f:
+            f.seek(start)
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break  # a line being written
+                try:
+                    line_seq = int(json.loads(line).get("seq", -1))
+                except (ValueError, AttributeError, TypeError):
+                    line_seq = -1
+                if line_seq > seq:
+                    break
+                offset += len(line)
+    except OSError:
+        return start
+    return offset

@@ -31,16 +31,25 @@ def limit_seconds(configured: float | None, step_seconds: list[float]) -> float:
     return max(10 * statistics.median(step_seconds), DEFAULT_FLOOR_SECONDS)
 
 
-def stalled_reason(shipper: RunShipper, configured: float | None) -> str | None:
-    if shipper.last_step is None or (not shipper.step_seconds and shipper.last_step == 0):
+def stall_reason(
+    last_step: int | None, step_seconds: list[float], quiet: float, configured: float | None
+) -> str | None:
+    """The stall verdict (pure): ``quiet`` seconds since the last new step, ``step_seconds``
+    the measured time per step so far; None while loading or within the limit."""
+    if last_step is None or (not step_seconds and last_step == 0):
         return None  # not training yet (or only the start event): loading is not a stall
-    quiet = time.monotonic() - shipper.progress_at
-    limit = limit_seconds(configured, shipper.step_seconds)
+    limit = limit_seconds(configured, step_seconds)
     if quiet < limit:
         return None
     # The limit, not the measured quiet: the check runs every 0.5 s on a loaded box, and the
     # reason should say the rule that fired (the log has the exact times).
-    return f"stalled: no step for {limit:.0f} s at step {shipper.last_step}"
+    return f"stalled: no step for {limit:.0f} s at step {last_step}"
+
+
+def stalled_reason(shipper: RunShipper, configured: float | None) -> str | None:
+    """``stall_reason`` on what the shipper saw of the training's steps."""
+    quiet = time.monotonic() - shipper.progress_at
+    return stall_reason(shipper.last_step, shipper.step_seconds, quiet, configured)
 
 
 def dump_stacks(tree: ProcessTree, note: Callable[[str], None], wait: float = 2.0) -> None:

@@ -181,6 +181,14 @@ class PretrainArguments(TrainingArguments):
             "(a zero gradient norm or a constant loss)."
         },
     )
+    stages: str | None = field(
+        default=None,
+        metadata={
+            "help": 'JSON list of {"method": "new_embeddings"|"lora"|"full", "max_steps", '
+            '"learning_rate", "name"}: train in stages, one after another in this run '
+            "(worker/training/stages.py); the steps add up to --max_steps."
+        },
+    )
     eval_at_start: bool = field(
         default=True, metadata={"help": "Evaluate before the first update (the step-0 baseline)."}
     )
@@ -250,6 +258,25 @@ def parse_config_overrides(text: str | None) -> dict[str, str]:
     return out
 
 
+def check_stages(args: PretrainArguments) -> None:
+    """``--stages`` parses, sets ``--max_steps`` when it is not given, and needs no DeepSpeed."""
+    from worker.training.stages import parse_stages, total_steps
+
+    stages = parse_stages(str(args.stages), args.finetuning_type, args.learning_rate)
+    total = total_steps(stages)
+    if args.max_steps <= 0:
+        args.max_steps = total
+    elif args.max_steps != total:
+        raise InputError(
+            f"--stages: the stages' steps add up to {total} but --max_steps is {args.max_steps}"
+        )
+    if args.deepspeed:
+        raise InputError(
+            "--stages: DeepSpeed's optimizer cannot follow what trains changing between stages; "
+            "drop --deepspeed"
+        )
+
+
 def check_arguments(
     model_args: ModelArguments, data_args: DataTrainingArguments, args: PretrainArguments
 ) -> None:
@@ -295,6 +322,8 @@ def check_arguments(
             parse_eval_prompts(args.eval_prompts)
         except DataError as exc:
             raise InputError(str(exc)) from exc
+    if args.stages:
+        check_stages(args)
     if args.sample_max_new_tokens < 1:
         raise InputError("--sample_max_new_tokens must be at least 1")
     if args.divergence_patience < 1:

@@ -14,6 +14,7 @@ from worker.training.checkpoints import write_run_info
 from worker.training.divergence import LossWatch
 from worker.training.evaluation import Evaluator
 from worker.training.run_state import RunContext
+from worker.training.stages import Stage, lr_lambda
 
 
 def peak_flops() -> float | None:
@@ -69,11 +70,13 @@ class EventsCallback(TrainerCallback):
             total_params=run.total_params,
             trainable_params=run.trainable_params,
             vocab_size=run.vocab_size,
+            vocabulary=run.vocabulary,
             resumed_from=str(run.resumed_from) if run.resumed_from else None,
             finetuning_type=args.finetuning_type,
             data_sources=run.data_sources,
             eval_sets=run.eval_sets,
             document_separator=run.document_separator,
+            **({"stages": run.stages} if run.stages else {}),
         )
         self._training = True
         run.enter_phase("training", state.global_step)
@@ -221,7 +224,7 @@ class EventsCallback(TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if state.is_world_process_zero and path.is_dir():
-            write_run_info(path, args, state.global_step)
+            write_run_info(path, args, state.global_step, self.run.stage)
         seconds = self._back_to_training(state.global_step) if self.run.phase == "saving" else None
         self.run.events.emit(
             "checkpoint",
@@ -245,6 +248,22 @@ class PretrainTrainer(Trainer):
 
     run: RunContext | None = None
     evaluator: Evaluator | None = None
+    #: A staged run's stages: the learning rate follows each stage's own schedule.
+    stages: list[Stage] | None = None
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        if not self.stages or self.lr_scheduler is not None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        factor = lr_lambda(
+            self.stages,
+            self.args.learning_rate,
+            str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type)),
+            float(getattr(self.args, "warmup_ratio", 0.0) or 0.0),
+        )
+        target: Any = optimizer or self.optimizer
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(target, factor)
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
 
     def evaluate(
         self,

@@ -98,7 +98,7 @@ def check_resume_world_size(resume: Path, world_size: int) -> None:
         )
 
 
-def write_run_info(path: Path, args: Any, step: int) -> None:
+def write_run_info(path: Path, args: Any, step: int, stage: int | None = None) -> None:
     """Marks a checkpoint complete and records what resuming it must match."""
     (path / RUN_INFO).write_text(
         json.dumps(
@@ -108,6 +108,8 @@ def write_run_info(path: Path, args: Any, step: int) -> None:
                 "gradient_accumulation_steps": args.gradient_accumulation_steps,
                 "finetuning_type": args.finetuning_type,
                 "step": step,
+                # A staged run: the stage this checkpoint was written in (the step decides it).
+                "stage": stage,
             }
         )
     )

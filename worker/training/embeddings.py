@@ -42,7 +42,14 @@ def load_base_tokenizer(model_name_or_path: str | None, **kwargs: Any) -> Any | 
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(model_name_or_path, **kwargs)
+        try:
+            return AutoTokenizer.from_pretrained(model_name_or_path, **kwargs)
+        except ImportError:
+            # A Mistral model's directory makes transformers import mistral-common, whose own
+            # imports may be missing (tiktoken): its tokenizer.json is all that is needed here.
+            from transformers import PreTrainedTokenizerFast
+
+            return PreTrainedTokenizerFast.from_pretrained(model_name_or_path, **kwargs)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         logger.warning("cannot load the tokenizer of %s: %s", model_name_or_path, exc)
         return None
@@ -110,43 +117,64 @@ def resize_embeddings(
     new_vocab: int,
     method: str,
     base_tokenizer: Any | None = None,
+    first_new: int | None = None,
 ) -> dict[str, Any]:
-    """Grow the embeddings to ``new_vocab`` rows and set the new rows by ``method``.
+    """Give the new tokens ``[first_new, new_vocab)`` rows and set them by ``method``.
 
-    Returns what was done: ``method`` (the one used), ``rows`` (new rows), ``from_pieces``
-    (rows set from base pieces; the others got the mean of all old rows).
+    ``first_new`` is the base tokenizer's size (default: the matrix's rows). A matrix padded past
+    its tokenizer (Qwen's 151,936 rows for 151,665 tokens) has rows no token uses: the new
+    tokens take those first (*reused*), and the matrix grows only past them (*grown*). A tied
+    model stays tied (transformers re-ties after the resize; the one matrix is set once).
+
+    Returns what was done: ``method`` (the one used), ``rows`` (rows the new tokens got),
+    ``reused_padded_rows``, ``grown_rows``, ``matrix_rows`` (after), ``from_pieces`` (rows set
+    from base pieces; the others got the mean of the base tokens' rows).
     """
     if method not in CHOICES:
         raise ValueError(f"new_embeddings_init must be one of {CHOICES}, got {method!r}")
     old_rows = embedding_rows(model.get_input_embeddings().weight)
+    first = old_rows if first_new is None else min(first_new, old_rows)
     if method == "subtoken_mean" and base_tokenizer is None:
         logger.warning(
             "--new_embeddings_init subtoken_mean needs the base model's tokenizer and the model "
             "directory has none: using mean_resizing"
         )
         method = "mean_resizing"
-    model.resize_token_embeddings(new_vocab, mean_resizing=method == "mean_resizing")
-    done: dict[str, Any] = {"method": method, "rows": new_vocab - old_rows, "from_pieces": 0}
-    if method == "mean_resizing" or new_vocab <= old_rows:
+    if new_vocab > old_rows:
+        model.resize_token_embeddings(new_vocab, mean_resizing=method == "mean_resizing")
+    reused = max(0, min(new_vocab, old_rows) - first)
+    done: dict[str, Any] = {
+        "method": method,
+        "rows": max(0, new_vocab - first),
+        "reused_padded_rows": reused,
+        "grown_rows": max(0, new_vocab - old_rows),
+        "matrix_rows": max(new_vocab, old_rows),
+        "from_pieces": 0,
+    }
+    if new_vocab <= first or (method == "mean_resizing" and not reused):
         return done
     inp = model.get_input_embeddings().weight
     head = model.get_output_embeddings()
     out = head.weight if head is not None else None
     tied = out is None or out is inp  # one Parameter (also under ZeRO-3, where data is empty)
     params = [inp] if tied else [inp, out]
-    new_ids = list(range(old_rows, new_vocab))
     with torch.no_grad(), _writable(params) as writer:
         if not writer:
+            return done
+        if method == "mean_resizing":
+            # transformers draws only the grown rows; a reused padded row gets the base mean.
+            for weight in params:
+                weight[first : first + reused] = weight[:first].mean(dim=0)
             return done
         if method == "random":
             std = float(getattr(model.config, "initializer_range", 0.02) or 0.02)
             for weight in params:
-                weight[old_rows:new_vocab].normal_(mean=0.0, std=std)
+                weight[first:new_vocab].normal_(mean=0.0, std=std)
             return done
         assert base_tokenizer is not None
-        pieces = subtoken_ids(tokenizer, base_tokenizer, new_ids, old_rows)
+        pieces = subtoken_ids(tokenizer, base_tokenizer, list(range(first, new_vocab)), first)
         for weight in params:
-            fallback = weight[:old_rows].mean(dim=0)
+            fallback = weight[:first].mean(dim=0)
             for token_id, ids in pieces.items():
                 weight[token_id] = weight[ids].mean(dim=0) if ids else fallback
         done["from_pieces"] = sum(1 for ids in pieces.values() if ids)

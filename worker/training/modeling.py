@@ -71,8 +71,9 @@ def _dtype(name: str | None) -> Any:
 
 def build_model(
     model_args: ModelArguments, args: PretrainArguments, tokenizer: Any, config: Any
-) -> tuple[Any, int]:
-    """The model to train (PEFT-wrapped for LoRA) and the vocabulary size it started with."""
+) -> tuple[Any, int, dict[str, Any] | None]:
+    """The model to train (PEFT-wrapped for LoRA), the vocabulary size it started with and, when
+    the tokenizer extends it, what was done to the embeddings (``extend_vocabulary``)."""
     dtype = _dtype(model_args.torch_dtype)
     if model_args.model_name_or_path:
         model: Any = AutoModelForCausalLM.from_pretrained(
@@ -97,44 +98,10 @@ def build_model(
             "built a new %s model from its config: %.2fM parameters", config.model_type, n / 1e6
         )
 
-    embeddings: Any = model.get_input_embeddings()
-    old_vocab = embedding_rows(embeddings.weight)
-    new_vocab = len(tokenizer)
-    own_tokenizer = not (model_args.tokenizer_name_or_path or model_args.tokenizer_name) or (
-        model_args.tokenizer_name_or_path == model_args.model_name_or_path
-    )
-    if new_vocab < old_vocab:
-        if not own_tokenizer:
-            raise InputError(
-                f"--tokenizer_name_or_path has {new_vocab} tokens but the model's vocabulary has "
-                f"{old_vocab}: it is not this model's tokenizer or an extension of it"
-            )
-        # The model's own tokenizer with padded embeddings (e.g. rounded to 64) is normal.
-        logger.warning("embeddings have %d rows for %d tokens (padded)", old_vocab, new_vocab)
-    elif new_vocab > old_vocab:
-        # Before PEFT wraps the model, so embed_tokens/lm_head copies get the new size.
-        method = model_args.new_embeddings_init
-        base_tokenizer = None
-        if method == "subtoken_mean":
-            # The base's own tokenizer splits each new token's text into pieces the model knows.
-            base_tokenizer = load_base_tokenizer(
-                model_args.model_name_or_path,
-                cache_dir=model_args.cache_dir,
-                revision=model_args.model_revision,
-            )
-        done = resize_embeddings(model, tokenizer, new_vocab, method, base_tokenizer)
-        message = (
-            f"vocabulary extended from {old_vocab} to {new_vocab} tokens "
-            f"(new rows: {done['method']}"
-            + (
-                f", {done['from_pieces']} from base pieces"
-                if done["method"] == "subtoken_mean"
-                else ""
-            )
-            + ")"
-        )
-        logger.warning(message)
-        print(message, flush=True)
+    old_vocab, vocabulary = extend_vocabulary(model_args, model, tokenizer)
+    if vocabulary is not None:
+        logger.warning(vocabulary["message"])
+        print(vocabulary["message"], flush=True)
 
     if args.gradient_checkpointing:
         if args.gradient_checkpointing_kwargs is None:
@@ -157,7 +124,87 @@ def build_model(
             # dtypes in one matmul or lose updates; train in fp32.
             logger.warning("--torch_dtype float16 without --fp16: training in float32")
             model = model.float()
-    return model, old_vocab
+    return model, old_vocab, vocabulary
+
+
+def is_tied(model: Any) -> bool:
+    """Input and output embeddings are one matrix (Gemma, SmolLM2)."""
+    head = model.get_output_embeddings()
+    return head is None or head.weight is model.get_input_embeddings().weight
+
+
+def extend_vocabulary(
+    model_args: ModelArguments, model: Any, tokenizer: Any
+) -> tuple[int, dict[str, Any] | None]:
+    """Fit the embeddings to ``tokenizer``: (rows before, what was done or None).
+
+    A tokenizer that extends the base's takes the rows from the base tokenizer's size on: the
+    padded rows a model may have past its tokenizer first (reused), then new rows (grown). The
+    model's own tokenizer with a padded matrix is left as it is. A tokenizer smaller than the
+    base's is not an extension of it (refused)."""
+    old_vocab = embedding_rows(model.get_input_embeddings().weight)
+    new_vocab = len(tokenizer)
+    own_tokenizer = not (model_args.tokenizer_name_or_path or model_args.tokenizer_name) or (
+        model_args.tokenizer_name_or_path == model_args.model_name_or_path
+    )
+    base_tokenizer = None
+    if not own_tokenizer and model_args.model_name_or_path:
+        # The base's own tokenizer: where the new tokens start, and their pieces.
+        base_tokenizer = load_base_tokenizer(
+            model_args.model_name_or_path,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+        )
+    if own_tokenizer or (base_tokenizer is not None and len(base_tokenizer) == new_vocab):
+        if new_vocab <= old_vocab:
+            if new_vocab < old_vocab:
+                # The model's own tokenizer with padded embeddings (rounded to 64) is normal.
+                logger.warning(
+                    "embeddings have %d rows for %d tokens (padded)", old_vocab, new_vocab
+                )
+            return old_vocab, None
+        base_len = old_vocab  # a tokenizer bigger than its own model: the matrix grows
+    else:
+        # Without the base's tokenizer, its size is taken to be the matrix's.
+        base_len = len(base_tokenizer) if base_tokenizer is not None else old_vocab
+        if new_vocab < base_len:
+            raise InputError(
+                f"--tokenizer_name_or_path has {new_vocab} tokens but the model's tokenizer has "
+                f"{base_len}: it is not this model's tokenizer or an extension of it"
+            )
+        if new_vocab == base_len:
+            return old_vocab, None
+    method = model_args.new_embeddings_init
+    pieces_from = base_tokenizer if method == "subtoken_mean" else None
+    done = resize_embeddings(model, tokenizer, new_vocab, method, pieces_from, first_new=base_len)
+    tied = is_tied(model)
+    parts = [f"vocabulary extended from {base_len} to {new_vocab} tokens"]
+    if done["reused_padded_rows"]:
+        parts.append(
+            f"{done['reused_padded_rows']} padded rows of the {old_vocab}-row matrix reused"
+            + (f", {done['grown_rows']} rows grown past them" if done["grown_rows"] else "")
+        )
+    elif done["grown_rows"]:
+        parts.append(f"matrix grown from {old_vocab} to {done['matrix_rows']} rows")
+    parts.append(
+        f"new rows: {done['method']}"
+        + (f", {done['from_pieces']} from base pieces" if done["method"] == "subtoken_mean" else "")
+    )
+    parts.append("tied embeddings stay tied" if tied else "input and output rows both set")
+    vocabulary = {
+        "base_tokenizer": base_len,
+        "tokenizer": new_vocab,
+        "rows_before": old_vocab,
+        "rows": done["matrix_rows"],
+        "new_tokens": new_vocab - base_len,
+        "reused_padded_rows": done["reused_padded_rows"],
+        "grown_rows": done["grown_rows"],
+        "init": done["method"],
+        "from_pieces": done["from_pieces"],
+        "tied": tied,
+        "message": "; ".join(parts),
+    }
+    return old_vocab, vocabulary
 
 
 def wrap_lora(model: Any, args: PretrainArguments) -> Any:
@@ -168,6 +215,14 @@ def wrap_lora(model: Any, args: PretrainArguments) -> Any:
     check_module_names(model, "--trainable", targets)
     if to_save:
         check_module_names(model, "--modules_to_save", to_save)
+    # A tied model (Gemma, SmolLM2) keeps one trained matrix for both ends: PEFT ties the
+    # lm_head's saved copy to embed_tokens' (one copy trained, merged and saved), so the merged
+    # model reloads with what was trained instead of a head its config re-ties away.
+    tie = (
+        bool(to_save) and is_tied(model) and bool({"embed_tokens", "lm_head"} & set(to_save or []))
+    )
+    if tie and "embed_tokens" not in (to_save or []):
+        to_save = [*(to_save or []), "embed_tokens"]
     if args.gradient_checkpointing:
         model.enable_input_require_grads()
     if args.peft_path:
@@ -183,6 +238,7 @@ def wrap_lora(model: Any, args: PretrainArguments) -> Any:
         lora_alpha=alpha,
         lora_dropout=args.lora_dropout,
         modules_to_save=to_save,
+        ensure_weight_tying=tie,
     )
     return get_peft_model(model, config)
 

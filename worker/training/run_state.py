@@ -21,6 +21,8 @@ class RunContext:
     total_params: int = 0
     trainable_params: int = 0
     vocab_size: int = 0
+    #: How the tokenizer's new tokens got rows (``modeling.extend_vocabulary``), or None.
+    vocabulary: dict[str, Any] | None = None
     resumed_from: Path | None = None
     nonfinite_in_step: bool = False
     nonfinite_streak: int = 0
@@ -40,6 +42,9 @@ class RunContext:
     #: The current phase (cpt_contract.events.PHASES) and when it began (time.time()).
     phase: str | None = None
     phase_since: float = 0.0
+    #: A staged run's plan (``worker/training/stages.py``) and the index of the stage in force.
+    stages: list[dict[str, Any]] | None = None
+    stage: int | None = None
 
     def enter_phase(self, name: str, step: int) -> float:
         """Emit a ``phase`` event that also times the phase it ends; returns those seconds."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from backend.api.deps import SessionDep, SettingsDep, StreamUser, require_api_token_or_query
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, ErrorDetail, attachment
 from backend.core.db import write_session
 from backend.models import CheckpointPublic, JobCreate
-from backend.services import audit, checkpoints, jobs, runs
+from backend.services import audit, checkpoints, jobs, model_card, runs
 from backend.services.errors import NotFound
 
 # ?token= as well as the header: the browser downloads a checkpoint with a plain link
@@ -60,10 +60,31 @@ def download_checkpoint(
         audit.record(db, me, "checkpoint.download", f"run/{run_id}/checkpoints/{name}")
         db.commit()
     filename = f"{run_id}-{name}.tar"
+    card = model_card.render(session, runs.get_run(session, run_id), name)
     return StreamingResponse(
-        checkpoints.tar_stream(path, name),
+        checkpoints.tar_stream(path, name, {"README.md": card}),
         media_type="application/x-tar",
         headers={"Content-Disposition": attachment(filename)},
+    )
+
+
+@router.get(
+    "/runs/{run_id}/model-card",
+    response_class=Response,
+    responses={200: {"content": {"text/markdown": {}}, "description": "README.md"}},
+)
+def download_model_card(
+    me: StreamUser, run_id: str, session: SessionDep, checkpoint: str | None = None
+) -> Response:
+    """The run's model card (at a checkpoint, else its end), as the README.md the checkpoint
+    tarball, a merged model and a published repo carry: downloadable without publishing."""
+    run = runs.get_run(session, run_id)
+    if checkpoint is not None:
+        checkpoints.get_checkpoint(session, run_id, checkpoint)  # 404 when it is not one
+    return Response(
+        model_card.render(session, run, checkpoint),
+        media_type="text/markdown; charset=utf-8",
+        headers={"Content-Disposition": attachment("README.md")},
     )
 
 

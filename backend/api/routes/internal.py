@@ -21,6 +21,8 @@ from backend.services.notify import publish_events, publish_log, publish_run
 from cpt_contract.protocol import (
     HEARTBEAT,
     LEASE_HEADER,
+    AdoptIn,
+    AdoptOut,
     CancelAnswer,
     ClaimIn,
     ClaimOut,
@@ -32,7 +34,7 @@ from cpt_contract.protocol import (
     LogsOut,
     StatusIn,
 )
-from cpt_contract.statuses import RunStatus
+from cpt_contract.statuses import WORKER_STATUSES, RunStatus
 
 Lease = Annotated[
     str | None,
@@ -95,6 +97,36 @@ def claim(run_id: str, body: ClaimIn, settings: SettingsDep, request: Request) -
         run_dir=str(runs.run_dir(settings, run.id)),
         output_dir=run.output_dir,
         lease=lease_for(settings, run.id, run.attempt),
+    )
+
+
+@router.post("/runs/{run_id}/adopt", response_model=AdoptOut, responses={**NOT_FOUND, **CONFLICT})
+def adopt(run_id: str, body: AdoptIn, settings: SettingsDep) -> AdoptOut:
+    """A worker restarted under the same name re-takes its current attempt (a Slurm job that
+    outlived it) with a new lease; 409 when the attempt is superseded (the worker cancels the
+    job), 403 when another worker holds the run (it leaves the job alone)."""
+    with write_session(settings) as session:
+        run = runs.get_run(session, run_id, for_update=True)
+        current = run.attempt == body.attempt and run.status in WORKER_STATUSES
+        if current and run.worker != body.worker:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"run {run.id} is held by {run.worker}, not {body.worker}: leave its job alone",
+            )
+        ingest.adopt(run, body.attempt, body.instance, body.job)
+        seq = ingest.events_seq(session, run.id)
+        log_bytes = ingest.log_end(session, run.id, run.attempt)
+        session.commit()
+    publish_run(run)
+    return AdoptOut(
+        config=run.config,
+        attempt=run.attempt,
+        resume_from=run.resume_from,
+        run_dir=str(runs.run_dir(settings, run.id)),
+        output_dir=run.output_dir,
+        lease=lease_for(settings, run.id, run.attempt),
+        events_seq=seq,
+        log_bytes=log_bytes,
     )
 
 

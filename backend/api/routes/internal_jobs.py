@@ -10,7 +10,16 @@ from backend.api.deps import SettingsDep, client_address, require_worker_token
 from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import job_lease_for, job_lease_matches
-from backend.services import audit, enqueue, hub_models, hub_token, job_stream, jobs
+from backend.services import (
+    audit,
+    benchmarks,
+    enqueue,
+    hub_models,
+    hub_token,
+    job_stream,
+    jobs,
+    model_card,
+)
 from cpt_contract.protocol import (
     LEASE_HEADER,
     CancelAnswer,
@@ -70,6 +79,7 @@ def claim_job(
             lease=job_lease_for(settings, job.id, job.attempt),
             attempt=job.attempt,
             hub_token=hub_token.for_job(settings, session, job.kind),
+            files=model_card.files_for(session, job),
         )
 
 
@@ -95,6 +105,7 @@ def report_job(
                 changes={"status": job.status, "attempt": job.attempt},
             )
         hub_models.after_download(settings, session, job)
+        benchmarks.after_job(session, job)
         session.commit()
         job_stream.push(session, job)
         answer = CancelAnswer(cancel_requested=jobs.cancel_requested(job))

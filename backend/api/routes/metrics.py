@@ -33,11 +33,21 @@ class AttemptStart(BaseModel):
     tokens_seen: int | None = None
 
 
+class StageStart(BaseModel):
+    index: int
+    name: str
+    method: str
+    step: int
+    tokens_seen: int | None = None
+
+
 class Metrics(BaseModel):
     series: dict[str, Series]
     keys: list[str]
     #: Where each resumed attempt started (its start event): the charts' vertical lines.
     attempts: list[AttemptStart] = []
+    #: Where each stage of a staged run after the first begins (``stage`` events): lines too.
+    stages: list[StageStart] = []
 
 
 class LogText(BaseModel):

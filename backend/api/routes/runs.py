@@ -89,13 +89,14 @@ def create_run(me: CurrentUser, body: RunCreate, settings: SettingsDep) -> RunPu
         fields = {"name": run.name, "preset": body.preset, "queue": run.queue, "model": run.model}
         audit.record(session, me, "run.create", f"run/{run.id}", fields)
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
         if download is not None and download.enqueued_at is None and jobs.send(settings, download):
             download.enqueued_at = download.updated_at
             session.commit()
     if download is None:  # else it is sent once its model is downloaded (send_pending)
         enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.post("/runs/preview", response_model=Preview)
@@ -139,8 +140,9 @@ def update_run(me: CurrentUser, run_id: str, body: RunUpdate, settings: Settings
         }
         audit.record(session, me, "run.edit", f"run/{run_id}", changed)
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.delete(
@@ -169,8 +171,9 @@ def cancel_run(me: CurrentUser, run_id: str, settings: SettingsDep) -> RunPublic
         runs.cancel_run(run)
         audit.record(session, me, "run.cancel", f"run/{run_id}", {"status": {"from": was}})
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.post(
@@ -195,9 +198,10 @@ def resume_run(
             {"checkpoint": checkpoint, "attempt": run.attempt},
         )
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
     enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.post(
@@ -217,9 +221,10 @@ def clone_run(
         run.owner = me.name
         audit.record(session, me, "run.clone", f"run/{run.id}", {"from": run_id, "name": run.name})
         session.commit()
+        public = runs.to_public(run)  # in its session: has_checkpoint reads it
     enqueue.enqueue_run(settings, run.id, run.attempt, run.queue)
     publish_run(run)
-    return runs.to_public(run)
+    return public
 
 
 @router.get(

@@ -18,12 +18,24 @@ from cpt_contract.slurm import ClusterReport
 router = APIRouter(tags=["workers"], dependencies=[Depends(require_api_token)], responses=AUTH)
 
 
+class GpuPublic(BaseModel):
+    """One GPU as the worker's heartbeat reports it (``worker/gpu.py::GpuInfo``)."""
+
+    index: int = 0
+    name: str = ""
+    memory_total_mb: int | None = None
+    memory_used_mb: int | None = None
+    utilization_pct: int | None = None
+    #: The run holding it, None while free.
+    run_id: str | None = None
+
+
 class WorkerPublic(BaseModel):
     name: str
     host: str
     queue: str
     concurrency: int
-    gpus: list[dict[str, Any]]
+    gpus: list[GpuPublic]
     cpu_only: bool
     current_runs: list[str]
     last_heartbeat: UtcDatetime
@@ -56,7 +68,7 @@ def list_workers(session: SessionDep, settings: SettingsDep) -> list[WorkerPubli
                 host=w.host,
                 queue=w.queue,
                 concurrency=w.concurrency,
-                gpus=w.gpus,
+                gpus=[GpuPublic.model_validate(g) for g in w.gpus],
                 cpu_only=w.cpu_only,
                 current_runs=w.current_runs,
                 last_heartbeat=workers.last_beat(w),

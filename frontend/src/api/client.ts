@@ -1,5 +1,6 @@
-// Thin fetch wrapper: adds the bearer token (or, for a signed-in browser session, the CSRF
-// header on writes), turns non-2xx answers into ApiError.
+// The API client, the one place the UI calls fetch: adds the bearer token (or, for a signed-in
+// browser session, the CSRF header on writes), turns non-2xx answers into ApiError. Components
+// read through api/usePoll.ts (useApi) and act through `api`/`post`/`patch`.
 
 import { CSRF_COOKIE, CSRF_HEADER } from "./contract";
 import type { ValidationItem } from "./types";
@@ -29,6 +30,7 @@ export const isSignedIn = (): boolean => !!getToken() || !!csrfToken();
 
 /** Forget the browser's session cookies we can reach (the HttpOnly one dies server-side). */
 export function forgetSession(): void {
+  // biome-ignore lint/suspicious/noDocumentCookie: expiring the one cookie the page can reach
   document.cookie = `${CSRF_COOKIE}=; Max-Age=0; Path=/; SameSite=Strict`;
 }
 
@@ -54,6 +56,11 @@ function describeDetail(status: number, detail: unknown): string {
   return `HTTP ${status}`;
 }
 
+/** A read aborted on purpose (an unmount, a newer read): not an error to show. */
+export function isAbort(err: unknown): boolean {
+  return err instanceof DOMException && err.name === "AbortError";
+}
+
 /** Called on any 401 so the app can send the user to the login page. */
 let onUnauthorized: () => void = () => {};
 export function setUnauthorizedHandler(fn: () => void): void {
@@ -61,6 +68,17 @@ export function setUnauthorizedHandler(fn: () => void): void {
 }
 
 export async function api<T>(path: string, init: RequestInit & { json?: unknown } = {}, token = getToken()): Promise<T> {
+  const res = await request(path, init, token);
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+/** The answer's body as text (an export), with the same headers and errors as `api`. */
+export async function apiText(path: string, init: RequestInit = {}): Promise<string> {
+  return (await request(path, init, getToken())).text();
+}
+
+async function request(path: string, init: RequestInit & { json?: unknown }, token: string | null): Promise<Response> {
   const headers = new Headers(init.headers);
   if (token) headers.set("Authorization", `Bearer ${token}`);
   else if (UNSAFE.has((init.method ?? "GET").toUpperCase())) {
@@ -83,8 +101,7 @@ export async function api<T>(path: string, init: RequestInit & { json?: unknown 
     }
     throw new ApiError(res.status, detail);
   }
-  if (res.status === 204) return undefined as T;
-  return (await res.json()) as T;
+  return res;
 }
 
 export const post = <T>(path: string, json: unknown = {}) => api<T>(path, { method: "POST", json });
@@ -95,8 +112,9 @@ export function qs(params: Record<string, string | number | string[] | null | un
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v === null || v === undefined || v === "") continue;
-    if (Array.isArray(v)) v.forEach((item) => q.append(k, item));
-    else q.set(k, String(v));
+    if (Array.isArray(v)) {
+      for (const item of v) q.append(k, item);
+    } else q.set(k, String(v));
   }
   const s = q.toString();
   return s ? `?${s}` : "";

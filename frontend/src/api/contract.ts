@@ -26,7 +26,7 @@ export const RESUME_LAST_STATUSES: ReadonlySet<RunStatus> = new Set<RunStatus>([
 // Order along one attempt: a client never moves a run's status backwards.
 export const STATUS_RANK: Readonly<Record<RunStatus, number>> = { queued: 0, starting: 1, running: 2, cancelling: 3, succeeded: 4, failed: 4, cancelled: 4 };
 
-export type JobKind = "merge" | "tokenizer" | "scan" | "generate" | "clean" | "download" | "import";
+export type JobKind = "merge" | "tokenizer" | "scan" | "generate" | "clean" | "download" | "import" | "evaluate" | "export" | "publish";
 
 // A generate job prints this line, then the continuation as it is decoded.
 export const GENERATE_MARKER = "--- continuation ---";

@@ -174,11 +174,7 @@ export function Chart({ title, lines, xLabel, logY = false, height = 220, y2Labe
         y: { distr: logY ? 3 : 1 },
         y2: { distr: logY ? 3 : 1 },
       },
-      axes: [
-        { ...axis("x", 2, xLabel), grid: { stroke: grid, width: 1 } },
-        axis("y", 3),
-        ...(hasY2 ? [axis("y2", 1, y2Label)] : []),
-      ],
+      axes: [{ ...axis("x", 2, xLabel), grid: { stroke: grid, width: 1 } }, axis("y", 3), ...(hasY2 ? [axis("y2", 1, y2Label)] : [])],
       series: [
         { label: xLabel, value: (_u, v) => (v == null ? "–" : compact(v)) },
         ...lines.map<uPlot.Series>((l) => ({

@@ -20,19 +20,11 @@ export function ChartControls({ opts, onChange }: { opts: ChartOpts; onChange: (
         ))}
       </fieldset>
       <label class="check">
-        <input type="checkbox" checked={opts.logY} onChange={(e) => onChange({ ...opts, logY: (e.target as HTMLInputElement).checked })} />{" "}
-        log scale
+        <input type="checkbox" checked={opts.logY} onChange={(e) => onChange({ ...opts, logY: (e.target as HTMLInputElement).checked })} /> log scale
       </label>
       <label class="slider">
         smoothing
-        <input
-          type="range"
-          min={0}
-          max={0.99}
-          step={0.01}
-          value={opts.smoothing}
-          onInput={(e) => onChange({ ...opts, smoothing: Number((e.target as HTMLInputElement).value) })}
-        />
+        <input type="range" min={0} max={0.99} step={0.01} value={opts.smoothing} onInput={(e) => onChange({ ...opts, smoothing: Number((e.target as HTMLInputElement).value) })} />
         <span class="mono small">{opts.smoothing.toFixed(2)}</span>
       </label>
       <span class="muted small">drag to zoom · double-click to reset</span>

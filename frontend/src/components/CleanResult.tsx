@@ -56,7 +56,7 @@ export function CleanResult({ job }: { job: Job }) {
               <td>{change(s.before, s.after, "characters", true)}</td>
               <td>{change(s.before, s.after, "tokens", tokens)}</td>
               <td class="small">
-                {Object.entries(s.step === "pii" ? s.masked ?? {} : s.reasons ?? {})
+                {Object.entries(s.step === "pii" ? (s.masked ?? {}) : (s.reasons ?? {}))
                   .map(([k, v]) => `${k}: ${int(v as number)}`)
                   .join(", ")}
               </td>
@@ -97,8 +97,7 @@ export function CleanResult({ job }: { job: Job }) {
                 {s.examples.map((e: any, j: number) => (
                   <li key={j}>
                     <div class="small">
-                      <strong>{e.reason}</strong> · {e.file}:{e.line} · {e.language} ({e.confidence})
-                      {e.duplicate_of ? ` · copy of ${e.duplicate_of.file}:${e.duplicate_of.line}` : ""}
+                      <strong>{e.reason}</strong> · {e.file}:{e.line} · {e.language} ({e.confidence}){e.duplicate_of ? ` · copy of ${e.duplicate_of.file}:${e.duplicate_of.line}` : ""}
                     </div>
                     <pre class="clean-example">{e.text}</pre>
                   </li>

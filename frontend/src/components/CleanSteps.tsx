@@ -12,10 +12,7 @@ export function stepModels(schema: Json): [string, Json][] {
   const items = schema.properties?.steps?.items ?? {};
   const mapping: Record<string, string> = items.discriminator?.mapping ?? {};
   const tagOf = Object.fromEntries(Object.entries(mapping).map(([tag, ref]) => [ref, tag]));
-  return (items.oneOf ?? []).map((o: Json): [string, Json] => [
-    tagOf[o.$ref] ?? o.$ref,
-    schema.$defs?.[String(o.$ref).replace(/^#\/\$defs\//, "")] ?? {},
-  ]);
+  return (items.oneOf ?? []).map((o: Json): [string, Json] => [tagOf[o.$ref] ?? o.$ref, schema.$defs?.[String(o.$ref).replace(/^#\/\$defs\//, "")] ?? {}]);
 }
 
 function defaults(model: Json, tag: string): Json {
@@ -81,13 +78,7 @@ export function CleanSteps({ schema, value, errors, onChange }: Props) {
                 </span>
               </div>
               {fields.map((f) => (
-                <FormField
-                  key={f.path}
-                  field={f}
-                  value={step[f.key]}
-                  errors={errors[`params.steps.${i}.${step.step}.${f.key}`] ?? []}
-                  onChange={(v) => set(i, { ...step, [f.key]: v })}
-                />
+                <FormField key={f.path} field={f} value={step[f.key]} errors={errors[`params.steps.${i}.${step.step}.${f.key}`] ?? []} onChange={(v) => set(i, { ...step, [f.key]: v })} />
               ))}
             </li>
           );

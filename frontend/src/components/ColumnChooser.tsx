@@ -19,7 +19,9 @@ export function ColumnChooser({ columns, metricKeys, onChange }: Props) {
   const [specs, setSpecs] = useState<SectionSpec[]>([]);
   const [filter, setFilter] = useState("");
   useEffect(() => {
-    sections().then(setSpecs).catch(() => setSpecs([]));
+    sections()
+      .then(setSpecs)
+      .catch(() => setSpecs([]));
   }, []);
   const toggle = (id: string) => onChange(columns.includes(id) ? columns.filter((c) => c !== id) : [...columns, id]);
   const f = filter.trim().toLowerCase();

@@ -30,10 +30,7 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
     let alive = true;
     Promise.all(
       loaded.map(async (l) => {
-        const [info, samples] = await Promise.all([
-          loadSetInfo(l.run.id).catch(() => ({ sets: [], start: null })),
-          api<Samples>(`/runs/${encodeURIComponent(l.run.id)}/samples`).catch(() => null),
-        ]);
+        const [info, samples] = await Promise.all([loadSetInfo(l.run.id).catch(() => ({ sets: [], start: null })), api<Samples>(`/runs/${encodeURIComponent(l.run.id)}/samples`).catch(() => null)]);
         return [l.run.id, { ...info, samples }] as const;
       }),
     ).then((rows) => alive && setExtra(Object.fromEntries(rows)));
@@ -55,7 +52,12 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
   const ready = loaded.every((l) => extra[l.run.id]);
   const differences = ready
     ? sets
-        .map((n) => textDifference(n, loaded.map((l) => ({ label: label(l), info: infoOf(l.run.id, n) }))))
+        .map((n) =>
+          textDifference(
+            n,
+            loaded.map((l) => ({ label: label(l), info: infoOf(l.run.id, n) })),
+          ),
+        )
         .filter((d): d is string => d !== null)
     : [];
   const seconds = (l: Compared) => totalSeconds(l.run);
@@ -79,8 +81,12 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
                 <th>Method</th>
                 <th class="num">Trainable params</th>
                 <th class="num">Tokens seen</th>
-                <th class="num" title="every attempt">Wall time</th>
-                <th class="num" title="wall time of every attempt × processes">Device-hours</th>
+                <th class="num" title="every attempt">
+                  Wall time
+                </th>
+                <th class="num" title="wall time of every attempt × processes">
+                  Device-hours
+                </th>
                 <th class="num">Tokens/s</th>
                 {sets.map((n) => (
                   <th key={n} class="num" data-set={n} title={`characters: ${CHARACTER_DEFINITION}`}>
@@ -103,7 +109,9 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
                     <td>{l.run.method === "lora" ? "LoRA" : "full"}</td>
                     <td class="num">{compact(trainable)}</td>
                     <td class="num">{compact(l.run.tokens_seen)}</td>
-                    <td class="num" data-testid="compare-wall">{duration(secs)}</td>
+                    <td class="num" data-testid="compare-wall">
+                      {duration(secs)}
+                    </td>
                     <td class="num" data-testid="compare-device-hours">
                       {secs !== null && world ? num((secs * world) / 3600, 3) : "–"}
                     </td>
@@ -114,11 +122,7 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
                       return (
                         <td key={n} class="num" data-set={n}>
                           <span data-testid="compare-bpc">
-                            {c
-                              ? c.lastStep === c.firstStep
-                                ? `${num(c.first, 4)} (${changeText(c)})`
-                                : `${num(c.first, 4)} → ${num(c.last, 4)} (${changeText(c)})`
-                              : "–"}
+                            {c ? (c.lastStep === c.firstStep ? `${num(c.first, 4)} (${changeText(c)})` : `${num(c.first, 4)} → ${num(c.last, 4)} (${changeText(c)})`) : "–"}
                           </span>
                           <div class="muted small" data-testid="compare-scored" data-characters={i?.characters} data-documents={i?.documents} data-tokens={i?.tokens}>
                             {scoredText(i)}
@@ -154,12 +158,11 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
 /** Each prompt's greedy continuation at each run's last evaluated step (and step 0 of the first). */
 function CompareSamples({ loaded, extra }: { loaded: Compared[]; extra: Record<string, Extra> }) {
   const prompts = new Map<string, { set: string; prompt: string }>();
-  for (const l of loaded)
-    for (const s of extra[l.run.id]?.samples?.samples ?? []) if (s.mode === "greedy") prompts.set(`${s.set}\u0000${s.prompt}`, { set: s.set, prompt: s.prompt });
+  for (const l of loaded) for (const s of extra[l.run.id]?.samples?.samples ?? []) if (s.mode === "greedy") prompts.set(`${s.set}\u0000${s.prompt}`, { set: s.set, prompt: s.prompt });
   if (!prompts.size) return null;
   const at = (id: string, p: { set: string; prompt: string }, which: "first" | "last") => {
     const data = extra[id]?.samples;
-    if (!data || !data.steps.length) return null;
+    if (!data?.steps.length) return null;
     const step = which === "first" ? data.steps[0] : data.steps[data.steps.length - 1];
     const hit = data.samples.find((s) => s.step === step && s.mode === "greedy" && s.set === p.set && s.prompt === p.prompt);
     return hit ? { step, text: hit.text } : null;

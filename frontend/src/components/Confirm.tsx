@@ -51,13 +51,7 @@ function ConfirmDialog({ req, onClose }: { req: ConfirmRequest; onClose: () => v
         <button type="button" class="btn" onClick={() => ref.current?.close()} disabled={busy}>
           Back
         </button>
-        <button
-          type="button"
-          class={req.danger ? "btn btn-danger" : "btn btn-primary"}
-          onClick={confirm}
-          disabled={busy}
-          data-testid="confirm"
-        >
+        <button type="button" class={req.danger ? "btn btn-danger" : "btn btn-primary"} onClick={confirm} disabled={busy} data-testid="confirm">
           {busy ? "Working…" : req.confirmLabel}
         </button>
       </div>

@@ -2,6 +2,7 @@
 // whatever the user typed is sent, so the server's 422 (not a second client-side rule set)
 // is what explains a bad value.
 
+import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import type { FileEntry } from "../api/types";
 import { rangeHint, type FieldSpec } from "../lib/schema";
@@ -64,17 +65,19 @@ export function FormField({ field, value, errors, files, onChange }: Props) {
     } else if (parseNumber(raw, field) !== value) setRaw(display(value));
   }, [value]);
 
-  let input;
+  let input: ComponentChildren;
   if (field.kind === "boolean") {
-    input = (
-      <input {...common} type="checkbox" checked={value === true} onChange={(e) => onChange((e.target as HTMLInputElement).checked)} />
-    );
+    input = <input {...common} type="checkbox" checked={value === true} onChange={(e) => onChange((e.target as HTMLInputElement).checked)} />;
   } else if (field.kind === "enum") {
     input = (
-      <select {...common} value={value === null || value === undefined ? "" : String(value)} onChange={(e) => {
-        const v = (e.target as HTMLSelectElement).value;
-        onChange(v === "" ? null : v);
-      }}>
+      <select
+        {...common}
+        value={value === null || value === undefined ? "" : String(value)}
+        onChange={(e) => {
+          const v = (e.target as HTMLSelectElement).value;
+          onChange(v === "" ? null : v);
+        }}
+      >
         {field.nullable ? <option value="">(default)</option> : null}
         {field.options?.map((o) => (
           <option key={o} value={o}>
@@ -151,7 +154,7 @@ export function FormField({ field, value, errors, files, onChange }: Props) {
   }
 
   return (
-    <div class={`field field-${field.kind}` + (invalid ? " field-invalid" : "")} data-field={field.path}>
+    <div class={`field field-${field.kind}${invalid ? " field-invalid" : ""}`} data-field={field.path}>
       <label for={id}>{field.title}</label>
       <div class="field-control">
         {input}

@@ -21,7 +21,9 @@ export function LogViewer({ lines, header }: Props) {
     if (!query) return [];
     const q = query.toLowerCase();
     const out: number[] = [];
-    lines.forEach((l, i) => l.toLowerCase().includes(q) && out.push(i));
+    lines.forEach((l, i) => {
+      if (l.toLowerCase().includes(q)) out.push(i);
+    });
     return out;
   }, [lines, query]);
   const firstError = useMemo(() => lines.findIndex((l) => ERROR_RE.test(l)), [lines]);
@@ -77,38 +79,18 @@ export function LogViewer({ lines, header }: Props) {
         <button type="button" class="btn btn-small" onClick={() => step(1)} disabled={!matches.length}>
           Next
         </button>
-        <button
-          type="button"
-          class="btn btn-small"
-          onClick={() => jumpTo(firstError)}
-          disabled={firstError < 0}
-          title={firstError < 0 ? "no error in the loaded lines" : undefined}
-        >
+        <button type="button" class="btn btn-small" onClick={() => jumpTo(firstError)} disabled={firstError < 0} title={firstError < 0 ? "no error in the loaded lines" : undefined}>
           First error
         </button>
         <label class="check">
-          <input
-            type="checkbox"
-            checked={follow}
-            onChange={(e) => setFollow((e.target as HTMLInputElement).checked)}
-          />{" "}
-          Follow
+          <input type="checkbox" checked={follow} onChange={(e) => setFollow((e.target as HTMLInputElement).checked)} /> Follow
         </label>
       </div>
-      <div class="logs-body" ref={scroller} onScroll={onScroll} tabIndex={0} aria-label="log output" data-testid="log">
+      <div class="logs-body" ref={scroller} onScroll={onScroll} tabIndex={0} role="region" aria-label="log output" data-testid="log">
         {header}
         {lines.length === 0 ? <div class="muted log-empty">No output yet.</div> : null}
         {lines.map((line, i) => (
-          <div
-            key={i}
-            data-line={i}
-            class={
-              "log-line" +
-              (matchSet.has(i) ? " log-match" : "") +
-              (i === current ? " log-current" : "") +
-              (ERROR_RE.test(line) ? " log-error" : "")
-            }
-          >
+          <div key={i} data-line={i} class={`log-line${matchSet.has(i) ? " log-match" : ""}${i === current ? " log-current" : ""}${ERROR_RE.test(line) ? " log-error" : ""}`}>
             {line || "\u00a0"}
           </div>
         ))}

@@ -17,7 +17,7 @@ export function Phase({ run, now }: { run: Run; now: number }) {
   const since = parseTime(run.phase_since);
   return (
     <span class={`phase phase-${run.phase}`} data-testid="phase" data-phase={run.phase}>
-      {LABELS[run.phase] ?? run.phase}
+      {LABELS[run.phase as PhaseName] ?? run.phase}
       {since !== null ? <span class="muted"> · {duration(Math.max(0, (now - since) / 1000))}</span> : null}
     </span>
   );

@@ -13,14 +13,7 @@ export function Progress({ step, max, eta, active }: Props) {
   const pct = known ? Math.min(100, (100 * (step as number)) / (max as number)) : 0;
   return (
     <div class="progress" title={known ? `${pct.toFixed(1)}%` : "no progress reported yet"}>
-      <div
-        class="progress-bar"
-        role="progressbar"
-        aria-valuemin={0}
-        aria-valuemax={max ?? undefined}
-        aria-valuenow={step ?? undefined}
-        aria-label="training progress"
-      >
+      <div class="progress-bar" role="progressbar" aria-valuemin={0} aria-valuemax={max ?? undefined} aria-valuenow={step ?? undefined} aria-label="training progress">
         <div class="progress-fill" style={{ width: `${pct}%` }} />
       </div>
       <span class="progress-text">

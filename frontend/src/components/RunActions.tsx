@@ -21,8 +21,7 @@ export interface RunActions {
 export const canCancel = (r: Run) => ACTIVE_STATUSES.has(r.status) && r.status !== "cancelling";
 // From the newest checkpoint: only a run that did not finish (cpt_contract/statuses.py) and
 // has a checkpoint on disk: the run page's list when it has one, else the API's has_checkpoint.
-export const canResume = (r: Run, checkpoints?: Checkpoint[] | null) =>
-  RESUME_LAST_STATUSES.has(r.status) && (checkpoints ? checkpoints.some((c) => c.exists) : r.has_checkpoint === true);
+export const canResume = (r: Run, checkpoints?: Checkpoint[] | null) => RESUME_LAST_STATUSES.has(r.status) && (checkpoints ? checkpoints.some((c) => c.exists) : r.has_checkpoint === true);
 // From a chosen checkpoint (the Checkpoints panel): any finished run.
 export const canResumeFrom = (r: Run) => RESUMABLE_STATUSES.has(r.status);
 export const canDelete = (r: Run) => !ACTIVE_STATUSES.has(r.status);
@@ -33,7 +32,7 @@ const label = (r: Run) => r.name || r.id;
 export function resumeTarget(checkpoints: Checkpoint[], name: string): Checkpoint | null {
   if (name !== LAST_CHECKPOINT) return checkpoints.find((c) => c.name === name) ?? null;
   const onDisk = checkpoints.filter((c) => c.exists);
-  return [...onDisk].sort((a, b) => b.step - a.step)[0] ?? null;
+  return [...onDisk].sort((a, b) => (b.step ?? 0) - (a.step ?? 0))[0] ?? null;
 }
 
 /** Names the checkpoint, its step, its evaluation and its age (fetched when not given). */
@@ -46,10 +45,7 @@ function ResumeBody({ run, name, given }: { run: Run; name: string; given?: Chec
       .catch(() => setList([]));
   }, [run.id]);
   const c = list ? resumeTarget(list, name) : null;
-  const evalText =
-    c && (c.eval_loss !== null || c.eval_perplexity !== null)
-      ? `eval loss ${num(c.eval_loss, 4)} · perplexity ${num(c.eval_perplexity, 4)}`
-      : "no evaluation at this step";
+  const evalText = c && (c.eval_loss !== null || c.eval_perplexity !== null) ? `eval loss ${num(c.eval_loss, 4)} · perplexity ${num(c.eval_perplexity, 4)}` : "no evaluation at this step";
   return (
     <div data-testid="resume-target" data-checkpoint={c?.name ?? ""}>
       <p>

@@ -43,6 +43,8 @@ function cell(c: ColumnId, r: Run, now: number, onTag: (t: string) => void): Com
           <TagList tags={r.tags} onPick={onTag} />
         </>
       );
+    case "owner":
+      return r.owner ?? DASH;
     case "method":
       return <span class={`method method-${r.method}`}>{r.method === "lora" ? "LoRA" : "full"}</span>;
     case "model":
@@ -63,7 +65,11 @@ function cell(c: ColumnId, r: Run, now: number, onTag: (t: string) => void): Com
     case "duration":
       return duration(totalSeconds(r, now));
     case "note":
-      return <span class="note-cell" title={r.note}>{r.note || DASH}</span>;
+      return (
+        <span class="note-cell" title={r.note}>
+          {r.note || DASH}
+        </span>
+      );
     default:
       return show(extraValue(r, c.id));
   }

@@ -36,7 +36,7 @@ export interface Change {
 
 /** First (the step-0 baseline with eval_at_start) and latest value of a series. */
 export function change(s: SeriesData | undefined): Change | null {
-  if (!s || !s.value.length) return null;
+  if (!s?.value.length) return null;
   const n = s.value.length - 1;
   return { firstStep: s.step[0], first: s.value[0], lastStep: s.step[n], last: s.value[n], delta: s.value[n] - s.value[0] };
 }
@@ -65,13 +65,11 @@ export function textDifference(name: string, runs: { label: string; info: EvalSe
   const each = runs.map((r) => `${r.label}: ${scoredText(r.info)}`).join("; ");
   if (runs.some((r) => !r.info)) return `${name}: not every run reported the text it scored (${each})`;
   const infos = runs.map((r) => r.info as EvalSetInfo);
-  if (infos.some((i) => i.exact === false))
-    return `${name}: scored over packed blocks of each run's own tokens, so not the same text (${each})`;
+  if (infos.some((i) => i.exact === false)) return `${name}: scored over packed blocks of each run's own tokens, so not the same text (${each})`;
   const counts = new Set(infos.map((i) => `${i.characters}/${i.documents}`));
   if (counts.size > 1) return `${name}: the runs scored different text (${each})`;
   const digests = new Set(infos.map((i) => i.text_sha256 ?? ""));
-  if (digests.size > 1 || digests.has(""))
-    return `${name}: the same number of characters but not provably the same text (${each}; the digests differ)`;
+  if (digests.size > 1 || digests.has("")) return `${name}: the same number of characters but not provably the same text (${each}; the digests differ)`;
   return null;
 }
 

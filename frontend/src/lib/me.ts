@@ -4,14 +4,9 @@
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api/client";
 import { ROLE_RANK, type Role } from "../api/contract";
+import type { Me } from "../api/types";
 
-export interface Me {
-  name: string;
-  role: Role;
-  via: string;
-  max_live_runs: number | null;
-  max_queued_runs: number | null;
-}
+export type { Me };
 
 let current: Me | null = null;
 let pending: Promise<Me> | null = null;
@@ -20,7 +15,7 @@ const listeners = new Set<(me: Me | null) => void>();
 export function loadMe(): Promise<Me> {
   pending ??= api<Me>("/me").then((me) => {
     current = me;
-    listeners.forEach((fn) => fn(me));
+    for (const fn of listeners) fn(me);
     return me;
   });
   pending.catch(() => (pending = null));
@@ -30,7 +25,7 @@ export function loadMe(): Promise<Me> {
 export function forgetMe(): void {
   current = null;
   pending = null;
-  listeners.forEach((fn) => fn(null));
+  for (const fn of listeners) fn(null);
 }
 
 export function useMe(): Me | null {

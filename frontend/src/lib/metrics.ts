@@ -45,9 +45,9 @@ export function fromApi(m: Metrics, attempt: number): Store {
  */
 export function addEvent(store: Store, ev: RunEvent): boolean {
   // An eval event also carries every held-out set's eval_<set>_<what> (lib/evalsets.ts).
-  const keys: readonly string[] | null =
-    ev.kind === "log" ? LOG_KEYS : ev.kind === "eval" ? [...EVAL_KEYS, ...Object.keys(ev.data).filter((k) => SET_KEY.test(k))] : null;
-  if (!keys) return false;
+  const keys: readonly string[] | null = ev.kind === "log" ? LOG_KEYS : ev.kind === "eval" ? [...EVAL_KEYS, ...Object.keys(ev.data).filter((k) => SET_KEY.test(k))] : null;
+  const step = ev.step;
+  if (!keys || step === null) return false;
   const tokens = typeof ev.data.tokens_seen === "number" ? ev.data.tokens_seen : null;
   let changed = false;
   for (const key of keys) {
@@ -55,13 +55,13 @@ export function addEvent(store: Store, ev: RunEvent): boolean {
     if (typeof v !== "number") continue;
     const s = (store[key] ??= { step: [], tokens: [], value: [], attempt: ev.attempt });
     const last = s.step.length ? s.step[s.step.length - 1] : -Infinity;
-    if (ev.step <= last) {
+    if (step <= last) {
       if (ev.attempt <= s.attempt) continue;
-      const keep = s.step.findIndex((st) => st >= ev.step);
+      const keep = s.step.findIndex((st) => st >= step);
       s.step.length = s.tokens.length = s.value.length = keep < 0 ? s.step.length : keep;
     }
     s.attempt = Math.max(s.attempt, ev.attempt);
-    s.step.push(ev.step);
+    s.step.push(step);
     s.tokens.push(tokens);
     s.value.push(v);
     changed = true;
@@ -75,7 +75,7 @@ export function tokensAxis(store: Store, s: SeriesData): (number | null)[] {
   return s.step.map((step, i) => {
     if (s.tokens[i] !== null && s.tokens[i] !== undefined) return s.tokens[i];
     if (step === 0) return 0; // the step-0 evaluation: before any token was trained on
-    if (!ref || !ref.step.length) return null;
+    if (!ref?.step.length) return null;
     // last train point at or before this step (binary search: steps rise)
     let lo = 0;
     let hi = ref.step.length - 1;
@@ -101,10 +101,10 @@ export async function loadStore(runId: string, attempt: number): Promise<Store> 
 }
 
 /** The chart store and where each resumed attempt started (the charts mark those steps). */
-export async function loadRunMetrics(runId: string, attempt: number): Promise<{ store: Store; attempts: NonNullable<Metrics["attempts"]> }> {
+export async function loadRunMetrics(runId: string, attempt: number): Promise<{ store: Store; attempts: NonNullable<Metrics["attempts"]>; stages: NonNullable<Metrics["stages"]> }> {
   const base = `/runs/${encodeURIComponent(runId)}/metrics`;
   let m = await api<Metrics>(`${base}${qs({ keys: ALL_KEYS.join(","), max_points: 2000 })}`);
   const more = wantedKeys(m.keys);
   if (more.length > ALL_KEYS.length) m = await api<Metrics>(`${base}${qs({ keys: more.join(","), max_points: 2000 })}`);
-  return { store: fromApi(m, attempt), attempts: m.attempts ?? [] };
+  return { store: fromApi(m, attempt), attempts: m.attempts ?? [], stages: m.stages ?? [] };
 }

@@ -16,6 +16,7 @@ export interface ColumnId {
 export const BUILTIN: ColumnId[] = [
   { id: "status", sort: "status", label: "Status", num: false },
   { id: "run", sort: "name", label: "Run", num: false },
+  { id: "owner", sort: "owner", label: "Owner", num: false },
   { id: "method", sort: "method", label: "Method", num: false },
   { id: "model", sort: "model", label: "Model", num: false },
   { id: "progress", sort: "step", label: "Progress", num: false },
@@ -28,7 +29,7 @@ export const BUILTIN: ColumnId[] = [
   { id: "note", sort: null, label: "Note", num: false },
 ];
 
-export const DEFAULT_COLUMNS = ["status", "run", "method", "model", "progress", "loss", "ppl", "tps", "started", "duration"];
+export const DEFAULT_COLUMNS = ["status", "run", "owner", "method", "model", "progress", "loss", "ppl", "tps", "started", "duration"];
 
 /** Metrics every run is likely to have, offered even before a run reported them. */
 export const COMMON_METRICS = ["loss", "eval_loss", "perplexity", "grad_norm", "learning_rate", "tokens_per_second"];

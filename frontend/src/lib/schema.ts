@@ -66,7 +66,10 @@ function toField(section: string, key: string, prop: Json): FieldSpec {
   else if (body.type === "array") kind = "array";
   else kind = "string";
   // pydantic titles fields without an explicit title "Max Grad Norm": sentence case reads better.
-  const auto = key.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(" ");
+  const auto = key
+    .split("_")
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join(" ");
   const title = typeof prop.title === "string" && prop.title !== auto ? prop.title : humanize(key);
   return {
     section,

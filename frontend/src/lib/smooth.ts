@@ -12,7 +12,7 @@ export function ema(values: (number | null)[], weight: number): (number | null)[
     }
     last = last * weight + (1 - weight) * v;
     n++;
-    const debias = weight === 0 ? 1 : 1 - Math.pow(weight, n);
+    const debias = weight === 0 ? 1 : 1 - weight ** n;
     out[i] = last / debias;
   }
   return out;

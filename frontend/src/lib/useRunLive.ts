@@ -11,7 +11,6 @@ import type { Checkpoint, LogChunk, LogEvent, Metrics, Run, RunEvent } from "../
 import { LogBuffer } from "./logbuffer";
 import { addEvent, loadRunMetrics, type Store } from "./metrics";
 
-
 export interface RunLive {
   run: Run | null;
   error: string | null;
@@ -21,6 +20,8 @@ export interface RunLive {
   evalEvents: number;
   /** Where each resumed attempt started (step and tokens): the charts mark these. */
   attemptStarts: AttemptStart[];
+  /** Where each stage of a staged run after the first begins: the charts mark these too. */
+  stageStarts: StageStart[];
   logs: LogBuffer | null;
   checkpoints: Checkpoint[] | null;
   version: number;
@@ -32,6 +33,7 @@ export interface RunLive {
 const TAIL_LINES = 1000;
 
 export type AttemptStart = NonNullable<Metrics["attempts"]>[number];
+export type StageStart = NonNullable<Metrics["stages"]>[number];
 
 export function useRunLive(id: string): RunLive {
   const [run, setRunState] = useState<Run | null>(null);
@@ -42,6 +44,8 @@ export function useRunLive(id: string): RunLive {
   const metrics = useRef<Store>({});
   const evalEvents = useRef(0);
   const starts = useRef<AttemptStart[]>([]);
+  const stageStarts = useRef<StageStart[]>([]);
+  const tokensPerStep = useRef<number | null>(null);
   const logs = useRef<LogBuffer | null>(null);
   const frame = useRef(0);
   const fillingLogs = useRef<Promise<void> | null>(null);
@@ -82,10 +86,11 @@ export function useRunLive(id: string): RunLive {
     };
     const loadMetrics = async () => {
       try {
-        const { store, attempts } = await loadRunMetrics(id, runRef.current?.attempt ?? 1);
+        const { store, attempts, stages } = await loadRunMetrics(id, runRef.current?.attempt ?? 1);
         if (!alive) return;
         metrics.current = store;
         starts.current = attempts;
+        stageStarts.current = stages;
         bump();
       } catch {
         /* the run itself reports the error */
@@ -149,10 +154,22 @@ export function useRunLive(id: string): RunLive {
     };
     const onMetric = (ev: RunEvent) => {
       if (ev.kind === "checkpoint" || ev.kind === "end") loadCheckpoints();
+      if (ev.kind === "start" && typeof ev.data.tokens_per_step === "number") tokensPerStep.current = ev.data.tokens_per_step;
       if (ev.kind === "start" && ev.attempt > 1 && !starts.current.some((s) => s.attempt === ev.attempt)) {
         const perStep = ev.data.tokens_per_step;
-        const tokens = typeof perStep === "number" ? ev.step * perStep : null;
-        starts.current = [...starts.current, { attempt: ev.attempt, step: ev.step, tokens_seen: tokens }];
+        const step = ev.step ?? 0;
+        const tokens = typeof perStep === "number" ? step * perStep : null;
+        starts.current = [...starts.current, { attempt: ev.attempt, step, tokens_seen: tokens }];
+        bump();
+        return;
+      }
+      const at = ev.data.start;
+      const index = ev.data.index;
+      // A stage after the first begins (training.stages): a line at its planned first step.
+      if (ev.kind === "stage" && typeof at === "number" && typeof index === "number" && index > 0 && !stageStarts.current.some((s) => s.index === index)) {
+        const perStep = tokensPerStep.current;
+        const stage = { index, name: String(ev.data.name ?? ""), method: String(ev.data.method ?? ""), step: at, tokens_seen: perStep ? at * perStep : null };
+        stageStarts.current = [...stageStarts.current, stage];
         bump();
         return;
       }
@@ -165,6 +182,7 @@ export function useRunLive(id: string): RunLive {
 
     metrics.current = {};
     starts.current = [];
+    stageStarts.current = [];
     logs.current = null;
     loadRun().then(() => {
       loadMetrics();
@@ -213,6 +231,7 @@ export function useRunLive(id: string): RunLive {
     metrics: metrics.current,
     evalEvents: evalEvents.current,
     attemptStarts: starts.current,
+    stageStarts: stageStarts.current,
     logs: logs.current,
     checkpoints,
     version,

@@ -1,20 +1,11 @@
 // The audit log (admins): every change, who made it, from where. Filters by user, action (or
 // its prefix, "run."), target and time; exported as JSON Lines with the same filters.
 
-import { useEffect, useState } from "preact/hooks";
-import { api, getToken, qs, saveText } from "../api/client";
+import { useState } from "preact/hooks";
+import { ApiError, apiText, qs, saveText } from "../api/client";
+import { useApi } from "../api/usePoll";
+import type { AuditRow } from "../api/types";
 import { dateTime } from "../lib/format";
-
-interface Row {
-  id: number;
-  at: string;
-  actor: string;
-  via: string;
-  client: string;
-  action: string;
-  target: string;
-  changes: Record<string, unknown>;
-}
 
 type Filters = { user: string; action: string; target: string; since: string; until: string };
 const EMPTY: Filters = { user: "", action: "", target: "", since: "", until: "" };
@@ -27,29 +18,26 @@ function query(f: Filters): string {
 export function Audit() {
   const [draft, setDraft] = useState<Filters>(EMPTY);
   const [filters, setFilters] = useState<Filters>(EMPTY);
-  const [rows, setRows] = useState<Row[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    setError(null);
-    api<Row[]>(`/audit${query(filters)}`)
-      .then(setRows)
-      .catch((err) => setError(String(err)));
-  }, [filters]);
+  const list = useApi<AuditRow[]>(`/audit${query(filters)}`);
+  const rows = list.data;
+  const [exportError, setError] = useState<string | null>(null);
+  const error = exportError ?? list.error;
 
   const onInput = (key: keyof Filters) => (e: Event) => setDraft({ ...draft, [key]: (e.target as HTMLInputElement).value });
   const field = (key: keyof Filters, label: string, time = false) => (
+    // biome-ignore lint/a11y/noLabelWithoutControl: the input is inside, in either branch
     <label class="field">
       <span>{label}</span>
       {time ? <input type="datetime-local" value={draft[key]} onInput={onInput(key)} /> : <input type="text" value={draft[key]} onInput={onInput(key)} />}
     </label>
   );
   const exportLines = async () => {
-    const headers: Record<string, string> = {};
-    const token = getToken();
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const res = await fetch(`/api/audit/export${query(filters)}`, { headers });
-    if (res.ok) saveText(await res.text(), "audit.jsonl");
-    else setError(`export failed: HTTP ${res.status}`);
+    try {
+      setError(null);
+      saveText(await apiText(`/audit/export${query(filters)}`), "audit.jsonl");
+    } catch (err) {
+      setError(`export failed: ${err instanceof ApiError ? `HTTP ${err.status}` : String(err)}`);
+    }
   };
 
   return (

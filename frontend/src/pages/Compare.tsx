@@ -1,9 +1,10 @@
 // Two or more runs side by side: overlaid curves (by step or tokens seen) and the config keys
 // whose values differ.
 
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { api } from "../api/client";
 import { ACTIVE_STATUSES, type Run, type RunPage } from "../api/types";
+import { POLL, useApi, usePoll } from "../api/usePoll";
 import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { StatusBadge } from "../components/StatusBadge";
@@ -32,9 +33,7 @@ const CHARTS: [string, string][] = [
  *  without sets. Perplexity is exp(loss): it stays in the tables. */
 function chartList(loaded: Loaded[]): [string, string][] {
   const sets = [...new Set(loaded.flatMap((l) => setNames(l.store)))];
-  const evals: [string, string][] = sets.length
-    ? sets.map((n) => [setKey(n, "bits_per_char"), `${n}: held-out bits per character`])
-    : [["eval_loss", "Eval loss"]];
+  const evals: [string, string][] = sets.length ? sets.map((n) => [setKey(n, "bits_per_char"), `${n}: held-out bits per character`]) : [["eval_loss", "Eval loss"]];
   return [CHARTS[0], ...evals, ...CHARTS.slice(1)];
 }
 
@@ -52,34 +51,29 @@ export function Compare({ ids }: { ids: string[] }) {
   const loadedRef = useRef<Loaded[]>([]);
   loadedRef.current = loaded;
 
-  useEffect(() => {
-    let alive = true;
-    const load = async () => {
+  // Read once, then again now and then while any of the runs is active (their curves grow).
+  usePoll(
+    ids.join(","),
+    async (signal) => {
+      const current = loadedRef.current;
+      const same = current.map((l) => l.run.id).join(",") === ids.join(",");
+      if (same && !current.some((l) => ACTIVE_STATUSES.has(l.run.status))) return;
       try {
         const out = await Promise.all(
           ids.map(async (id) => {
-            const run = await api<Run>(`/runs/${encodeURIComponent(id)}`);
+            const run = await api<Run>(`/runs/${encodeURIComponent(id)}`, { signal });
             return { run, store: await loadStore(id, run.attempt) };
           }),
         );
-        if (alive) {
-          setLoaded(out);
-          setError(null);
-        }
+        if (signal.aborted) return;
+        setLoaded(out);
+        setError(null);
       } catch (err) {
-        if (alive) setError(String(err));
+        if (!signal.aborted) setError(String(err));
       }
-    };
-    load();
-    // Active runs keep growing: refresh their curves every few seconds.
-    const t = window.setInterval(() => {
-      if (loadedRef.current.some((l) => ACTIVE_STATUSES.has(l.run.status))) load();
-    }, 5000);
-    return () => {
-      alive = false;
-      window.clearInterval(t);
-    };
-  }, [ids.join(",")]);
+    },
+    { every: POLL.idle },
+  );
 
   if (ids.length < 2) return <ComparePicker initial={ids} />;
 
@@ -138,8 +132,7 @@ export function Compare({ ids }: { ids: string[] }) {
         <div class="section-head">
           <h2>Config differences</h2>
           <label class="check">
-            <input type="checkbox" checked={showAll} onChange={(e) => setShowAll((e.target as HTMLInputElement).checked)} /> show all
-            keys
+            <input type="checkbox" checked={showAll} onChange={(e) => setShowAll((e.target as HTMLInputElement).checked)} /> show all keys
           </label>
         </div>
         {rows.length === 0 ? (
@@ -177,11 +170,8 @@ export function Compare({ ids }: { ids: string[] }) {
 
 /** Choose runs to compare from the most recent ones. */
 function ComparePicker({ initial }: { initial: string[] }) {
-  const [runs, setRuns] = useState<Run[] | null>(null);
   const [picked, setPicked] = useState<string[]>(initial);
-  useEffect(() => {
-    api<RunPage>("/runs?limit=200").then((p) => setRuns(p.items));
-  }, []);
+  const runs = useApi<RunPage>("/runs?limit=200").data?.items ?? null;
   const toggle = (id: string) => setPicked((p) => (p.includes(id) ? p.filter((x) => x !== id) : [...p, id]));
   return (
     <section class="page">
@@ -203,8 +193,8 @@ function ComparePicker({ initial }: { initial: string[] }) {
             {runs?.map((r) => (
               <li key={r.id}>
                 <label class="check">
-                  <input type="checkbox" checked={picked.includes(r.id)} onChange={() => toggle(r.id)} /> {r.name || r.id}{" "}
-                  <span class="muted small mono">{r.id}</span> <StatusBadge status={r.status} />{" "}
+                  <input type="checkbox" checked={picked.includes(r.id)} onChange={() => toggle(r.id)} /> {r.name || r.id} <span class="muted small mono">{r.id}</span>{" "}
+                  <StatusBadge status={r.status} />{" "}
                   <span class="muted small">
                     {r.method === "lora" ? "LoRA" : "full"} · {r.model}
                   </span>

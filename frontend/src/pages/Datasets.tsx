@@ -57,9 +57,7 @@ function ScanResult({ job }: { job: Job }) {
                 ) : (
                   <ol class="first-docs" data-testid="first-docs">
                     {((f.first_documents ?? f.first_lines ?? []) as string[]).map((d, i) => (
-                      <li key={i}>
-                        {d}
-                      </li>
+                      <li key={i}>{d}</li>
                     ))}
                   </ol>
                 )}
@@ -115,18 +113,18 @@ export function Datasets({ selected, sub, query }: { selected: string | null; su
   if (query?.get("block_size")) initial.block_size = Number(query.get("block_size"));
   return (
     <>
-    <Tabs clean={false} />
-    <JobsPage
-      key="scan"
-      kind="scan"
-      title="Datasets"
-      intro="Scan a dataset on a worker: documents, characters, scripts, and the tokens and blocks a tokenizer makes of it, before any run is launched."
-      submitLabel="Scan"
-      selected={selected}
-      onSelect={(id) => navigate(`/datasets/${id}`)}
-      renderResult={(job) => <ScanResult job={job} />}
-      initial={initial}
-    />
+      <Tabs clean={false} />
+      <JobsPage
+        key="scan"
+        kind="scan"
+        title="Datasets"
+        intro="Scan a dataset on a worker: documents, characters, scripts, and the tokens and blocks a tokenizer makes of it, before any run is launched."
+        submitLabel="Scan"
+        selected={selected}
+        onSelect={(id) => navigate(`/datasets/${id}`)}
+        renderResult={(job) => <ScanResult job={job} />}
+        initial={initial}
+      />
     </>
   );
 }

@@ -6,7 +6,8 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, post } from "../api/client";
-import { ACTIVE_STATUSES, type FileEntry, type Job, type JobKind } from "../api/types";
+import { ACTIVE_STATUSES, type FileEntry, type Job, type JobKind, type JobLog } from "../api/types";
+import { POLL, useApi } from "../api/usePoll";
 import { FormField } from "../components/FormField";
 import { StatusBadge } from "../components/StatusBadge";
 import { useMe, whyNot } from "../lib/me";
@@ -49,12 +50,7 @@ interface Props {
   label?: (job: Job) => string;
 }
 
-export type CustomField = (props: {
-  schema: Record<string, any>;
-  value: any;
-  errors: Errors;
-  onChange: (value: unknown) => void;
-}) => ComponentChildren;
+export type CustomField = (props: { schema: Record<string, any>; value: any; errors: Errors; onChange: (value: unknown) => void }) => ComponentChildren;
 
 export function JobsPage(props: Props) {
   const { kind, title, intro, submitLabel, renderResult, selected, onSelect, initial, custom } = props;
@@ -65,7 +61,6 @@ export function JobsPage(props: Props) {
   const [params, setParams] = useState<Record<string, any>>({});
   const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
   const [errors, setErrors] = useState<Errors>({});
-  const [jobs, setJobs] = useState<Job[]>([]);
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
@@ -84,16 +79,12 @@ export function JobsPage(props: Props) {
     }
   }, [kind]);
 
-  const load = () => api<Job[]>(`/jobs?kind=${kind}`).then(setJobs);
-  useEffect(() => {
-    load();
-  }, [kind]);
-  const live = jobs.some((j) => ACTIVE_STATUSES.has(j.status));
-  useEffect(() => {
-    if (!live) return;
-    const t = window.setInterval(load, 1000);
-    return () => window.clearInterval(t);
-  }, [live, kind]);
+  // Read while any job of the kind is queued or running; once more when the last one ends.
+  const [live, setLive] = useState(true);
+  const list = useApi<Job[]>(`/jobs?kind=${kind}`, { every: live ? POLL.live : null });
+  const jobs = list.data ?? [];
+  const anyActive = jobs.some((j) => ACTIVE_STATUSES.has(j.status));
+  useEffect(() => setLive(anyActive), [anyActive]);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -101,7 +92,7 @@ export function JobsPage(props: Props) {
     try {
       const job = await post<Job>("/jobs", { kind, params: params.params ?? {} });
       setErrors({});
-      await load();
+      list.reload();
       onSelect(job.id);
     } catch (err) {
       setErrors(toErrors(err));
@@ -127,14 +118,14 @@ export function JobsPage(props: Props) {
               })}
             </div>
           ) : (
-          <FormField
-            key={f.path}
-            field={f}
-            value={getIn(params, f.path)}
-            errors={errors[f.path] ?? []}
-            files={f.picker ? files[f.picker] : undefined}
-            onChange={(v) => setParams((p) => setIn({ ...p }, f.path, v))}
-          />
+            <FormField
+              key={f.path}
+              field={f}
+              value={getIn(params, f.path)}
+              errors={errors[f.path] ?? []}
+              files={f.picker ? files[f.picker] : undefined}
+              onChange={(v) => setParams((p) => setIn({ ...p }, f.path, v))}
+            />
           ),
         )}
         {errors[""] ? (
@@ -196,7 +187,7 @@ function JobDetail({ job, renderResult, renderLive, label }: DetailProps) {
   }, [job.id]);
   useEffect(() => {
     if (next.current >= job.log_size && job.log_size > 0) return;
-    api<{ text: string; next: number }>(`/jobs/${job.id}/log?after=${next.current}`).then((r) => {
+    api<JobLog>(`/jobs/${job.id}/log?after=${next.current}`).then((r) => {
       if (!r.text) return;
       next.current = r.next;
       setLog((l) => l + r.text);

@@ -139,7 +139,12 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
     }
   };
 
-  if (loadError) return <p class="error page" role="alert">{loadError}</p>;
+  if (loadError)
+    return (
+      <p class="error page" role="alert">
+        {loadError}
+      </p>
+    );
   if (!sections) return <p class="page muted">Loading the run-config schema…</p>;
 
   const method = getIn(config, "method.finetuning_type");
@@ -164,13 +169,13 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
             <legend>Preset</legend>
             <div class="presets" role="radiogroup" aria-label="Preset">
               {presets.map((p) => (
-                <label key={p.name} class={"preset" + (preset === p.name ? " preset-on" : "")}>
+                <label key={p.name} class={`preset${preset === p.name ? " preset-on" : ""}`}>
                   <input type="radio" name="preset" value={p.name} checked={preset === p.name} onChange={() => choosePreset(p)} />
                   {p.label}
                 </label>
               ))}
             </div>
-            <div class={"field" + (errors.name ? " field-invalid" : "")}>
+            <div class={`field${errors.name ? " field-invalid" : ""}`}>
               <label for="f-name">Run name</label>
               <input
                 id="f-name"
@@ -232,7 +237,7 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
               <h2>torchrun command</h2>
               {preview ? <CopyButton text={preview.command} label="Copy command" /> : null}
             </div>
-            <pre class={"command" + (previewOk ? "" : " stale")} data-testid="command-preview" aria-live="polite">
+            <pre class={`command${previewOk ? "" : " stale"}`} data-testid="command-preview" aria-live="polite">
               {preview?.command ?? "…"}
             </pre>
             {preview && previewOk && preview.warnings.length ? (
@@ -253,6 +258,7 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
                     msgs.map((m, i) => (
                       <li key={path + i}>
                         {path && placed.has(path) ? (
+                          // biome-ignore lint/a11y/useValidAnchor: a link to the field, focused by hand (the hash is the route)
                           <a
                             href={`#/launch`}
                             onClick={(e) => {
@@ -303,16 +309,15 @@ function EstimatesView({ est, config }: { est: Estimates; config: RunConfig }) {
       <ModelTable est={est} config={config} />
       {v.new_rows ? (
         <p data-testid="vocab-estimate">
-          The tokenizer has {int(v.tokenizer_vocab)} tokens, the model {int(v.model_vocab)}:{" "}
-          <strong>{int(v.new_rows)} embedding rows will be added</strong>, initialised by {v.init ?? "the training script's default"}.
+          The tokenizer has {int(v.tokenizer_vocab)} tokens, the model {int(v.model_vocab)}: <strong>{int(v.new_rows)} embedding rows will be added</strong>, initialised by{" "}
+          {v.init ?? "the training script's default"}.
         </p>
       ) : v.tokenizer_vocab != null && v.model_vocab != null ? (
         <p data-testid="vocab-estimate">Tokenizer and model share {int(v.model_vocab)} tokens: no rows added.</p>
       ) : null}
       {d.blocks != null ? (
         <p data-testid="data-estimate">
-          Data (scan {d.scan_job}): {int(d.tokens)} tokens in {int(d.blocks)} blocks; {int(d.steps_per_epoch)} steps per epoch,{" "}
-          {int(d.total_steps)} steps, {compact(d.total_tokens)} tokens in all
+          Data (scan {d.scan_job}): {int(d.tokens)} tokens in {int(d.blocks)} blocks; {int(d.steps_per_epoch)} steps per epoch, {int(d.total_steps)} steps, {compact(d.total_tokens)} tokens in all
           {d.seconds != null ? `, about ${duration(d.seconds)} at the ${compact(d.tokens_per_second)} tokens/s measured last time` : ""}.
         </p>
       ) : dataset ? (
@@ -379,7 +384,12 @@ function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
   const mem = m.memory;
   const d = est.data;
   const checkpointing = config.training?.gradient_checkpointing !== false;
-  if (!p || !mem) return m.note ? <p class="muted" data-testid="model-estimate">Parameters: {m.note}.</p> : null;
+  if (!p || !mem)
+    return m.note ? (
+      <p class="muted" data-testid="model-estimate">
+        Parameters: {m.note}.
+      </p>
+    ) : null;
   const method = config.method?.finetuning_type === "full" ? "full" : "LoRA";
   const share = mem.world_size > 1 && mem.zero_stage > 0 ? ` ÷ ${mem.world_size} ranks` : "";
   const rows: [string, string, string, number][] = [
@@ -413,9 +423,7 @@ function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
           </td>
         </tr>
         <tr>
-          <th colSpan={2}>
-            Memory per device{mem.zero_stage ? ` (ZeRO-${mem.zero_stage}, ${mem.world_size} ranks)` : ""}
-          </th>
+          <th colSpan={2}>Memory per device{mem.zero_stage ? ` (ZeRO-${mem.zero_stage}, ${mem.world_size} ranks)` : ""}</th>
         </tr>
         {rows.map(([name, how, id, value]) => (
           <tr key={id}>
@@ -437,9 +445,7 @@ function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
         <tr>
           <th>Time</th>
           <td data-testid="est-time">
-            {d.seconds != null
-              ? `about ${duration(d.seconds)} at the ${compact(d.tokens_per_second)} tokens/s measured last time`
-              : "not known yet: no finished run of this model on this queue"}
+            {d.seconds != null ? `about ${duration(d.seconds)} at the ${compact(d.tokens_per_second)} tokens/s measured last time` : "not known yet: no finished run of this model on this queue"}
           </td>
         </tr>
         <tr>

@@ -1,11 +1,13 @@
 // Models: every model under the allowed roots as the server describes it from its files
 // (architecture, parameters, vocabulary, tied head, dtype, size, where it came from), and the two
-// ways to add one: a download from the Hub (live progress as the download tool measured it) and
+// ways to add one: a download from the Hub (live progress as the download tool measured it, pushed
+// over the job's stream) and
 // the import of a GGUF file. A half-done download is never listed: it lives in a dot directory
 // until it is complete.
 
 import { useEffect, useState } from "preact/hooks";
-import { api } from "../api/client";
+import { useJobStream } from "../api/useJobStream";
+import { useApi } from "../api/usePoll";
 import { ACTIVE_STATUSES, type Job, type ModelInfo } from "../api/types";
 import { bytes, duration, int } from "../lib/format";
 import { navigate } from "../lib/router";
@@ -20,10 +22,7 @@ function source(m: ModelInfo): string {
 }
 
 function ModelsTable({ refresh }: { refresh: number }) {
-  const [models, setModels] = useState<ModelInfo[] | null>(null);
-  useEffect(() => {
-    api<ModelInfo[]>("/models").then(setModels);
-  }, [refresh]);
+  const models = useApi<ModelInfo[]>("/models", { refresh }).data;
   if (models === null) return <p class="muted">Loading…</p>;
   if (!models.length) return <p class="muted">No model under the allowed roots yet.</p>;
   return (
@@ -50,9 +49,7 @@ function ModelsTable({ refresh }: { refresh: number }) {
             <td>{m.params != null ? int(m.params) : "–"}</td>
             <td>
               {m.vocab_size != null ? int(m.vocab_size) : "–"}
-              {m.tokenizer_vocab_size != null && m.tokenizer_vocab_size !== m.vocab_size
-                ? ` (tokenizer ${int(m.tokenizer_vocab_size)})`
-                : ""}
+              {m.tokenizer_vocab_size != null && m.tokenizer_vocab_size !== m.vocab_size ? ` (tokenizer ${int(m.tokenizer_vocab_size)})` : ""}
             </td>
             <td>{m.tied_embeddings == null ? "–" : m.tied_embeddings ? "tied" : "untied"}</td>
             <td>{m.dtypes.join(", ") || "–"}</td>
@@ -66,18 +63,10 @@ function ModelsTable({ refresh }: { refresh: number }) {
 }
 
 function DownloadProgress({ job }: { job: Job }) {
-  const [detail, setDetail] = useState<Job>(job);
   const live = ACTIVE_STATUSES.has(job.status);
-  useEffect(() => {
-    const read = () => api<Job>(`/jobs/${job.id}`).then(setDetail);
-    read();
-    if (!live) return;
-    const t = window.setInterval(read, 1000);
-    return () => window.clearInterval(t);
-  }, [job.id, live]);
-  const p = detail.progress;
+  const p = useJobStream(job.id, live)?.progress;
   if (!p) return live ? <p class="muted">Waiting for the first progress report…</p> : null;
-  const pct = p.total_bytes > 0 ? Math.floor((100 * p.bytes) / p.total_bytes) : 0;
+  const pct = p.total_bytes ? Math.floor((100 * (p.bytes ?? 0)) / p.total_bytes) : 0;
   return (
     <div class="download-progress" data-testid="download-progress">
       <progress max={100} value={pct} />
@@ -113,10 +102,7 @@ export function Models({ selected }: { selected: string | null }) {
     <>
       <section class="page">
         <h1>Models</h1>
-        <p class="muted">
-          Every model under the allowed roots, as its files describe it: parameters and dtype from the weights' headers,
-          the vocabulary from its config and tokenizer.
-        </p>
+        <p class="muted">Every model under the allowed roots, as its files describe it: parameters and dtype from the weights' headers, the vocabulary from its config and tokenizer.</p>
         <ModelsTable refresh={refresh} />
       </section>
       <JobsPage
@@ -127,7 +113,7 @@ export function Models({ selected }: { selected: string | null }) {
         submitLabel="Download"
         selected={selected}
         onSelect={select}
-        label={(j) => `${j.params.repo_id}${j.params.revision && j.params.revision !== "main" ? "@" + j.params.revision : ""}`}
+        label={(j) => `${j.params.repo_id}${j.params.revision && j.params.revision !== "main" ? `@${j.params.revision}` : ""}`}
         renderLive={(job) => <DownloadProgress job={job} />}
         renderResult={done}
       />

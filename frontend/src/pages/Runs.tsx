@@ -61,9 +61,7 @@ export function Runs({ query: initial }: { query: URLSearchParams }) {
   const load = async () => {
     const asked = query.current;
     try {
-      const p = await api<RunPage>(
-        `/runs${qs({ status: asked.statuses, q: asked.q, tag: asked.tags, sort: asked.sort, limit: PAGE, offset: asked.offset })}`,
-      );
+      const p = await api<RunPage>(`/runs${qs({ status: asked.statuses, q: asked.q, tag: asked.tags, sort: asked.sort, limit: PAGE, offset: asked.offset })}`);
       // A stale answer for an older filter must not overwrite the current one.
       if (JSON.stringify(query.current) === JSON.stringify(asked)) {
         setPage(p);
@@ -134,7 +132,7 @@ export function Runs({ query: initial }: { query: URLSearchParams }) {
         <LiveDot state={live} />
         <div class="spacer" />
         <a
-          class={"btn" + (selected.length < 2 ? " disabled" : "")}
+          class={`btn${selected.length < 2 ? " disabled" : ""}`}
           href={selected.length >= 2 ? `#/compare?ids=${selected.join(",")}` : undefined}
           aria-disabled={selected.length < 2}
           data-testid="compare-selected"
@@ -150,13 +148,7 @@ export function Runs({ query: initial }: { query: URLSearchParams }) {
           all
         </button>
         {ALL_STATUSES.map((s) => (
-          <button
-            key={s}
-            type="button"
-            class={`chip chip-${s}`}
-            aria-pressed={statuses.includes(s)}
-            onClick={() => toggleStatus(s)}
-          >
+          <button key={s} type="button" class={`chip chip-${s}`} aria-pressed={statuses.includes(s)} onClick={() => toggleStatus(s)}>
             {s}
           </button>
         ))}
@@ -208,9 +200,7 @@ export function Runs({ query: initial }: { query: URLSearchParams }) {
         {!page && !error ? <p class="empty muted">Loading…</p> : null}
       </div>
       <div class="pager">
-        <span data-testid="pager-text">
-          {total === 0 ? "0 runs" : `${offset + 1}–${Math.min(offset + PAGE, total)} of ${total}`}
-        </span>
+        <span data-testid="pager-text">{total === 0 ? "0 runs" : `${offset + 1}–${Math.min(offset + PAGE, total)} of ${total}`}</span>
         <button type="button" class="btn btn-small" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>
           Previous
         </button>

@@ -22,7 +22,7 @@ function Pieces({ pieces, baseVocab, ids }: { pieces: string[]; baseVocab: numbe
   return (
     <span class="pieces">
       {pieces.map((p, i) => (
-        <span key={i} class={"piece" + (ids && ids[i] >= baseVocab ? " piece-new" : "")} title={ids ? `id ${ids[i]}` : undefined}>
+        <span key={i} class={`piece${ids && ids[i] >= baseVocab ? " piece-new" : ""}`} title={ids ? `id ${ids[i]}` : undefined}>
           {p}
         </span>
       ))}

@@ -1,40 +1,28 @@
 // Personal API tokens (each user's own; an admin sees everyone's): for the CLI and scripts.
 // A new token is shown once; only its hash is kept.
 
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { ApiError, api, post } from "../api/client";
+import type { Token, TokenCreated } from "../api/types";
+import { useApi } from "../api/usePoll";
 import { dateTime } from "../lib/format";
 import { CopyButton } from "../components/CopyButton";
 
-interface Token {
-  id: number;
-  name: string;
-  user: string;
-  created_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-  token?: string;
-}
-
 export function Tokens() {
-  const [tokens, setTokens] = useState<Token[] | null>(null);
+  const list = useApi<Token[]>("/tokens");
+  const tokens = list.data;
   const [name, setName] = useState("");
   const [days, setDays] = useState("90");
-  const [made, setMade] = useState<Token | null>(null);
+  const [made, setMade] = useState<TokenCreated | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const load = () =>
-    api<Token[]>("/tokens")
-      .then(setTokens)
-      .catch((err) => setError(String(err)));
-  useEffect(() => void load(), []);
 
   const create = async (e: Event) => {
     e.preventDefault();
     setError(null);
     try {
-      setMade(await post<Token>("/tokens", { name: name.trim(), expires_in_days: Number(days) }));
+      setMade(await post<TokenCreated>("/tokens", { name: name.trim(), expires_in_days: Number(days) }));
       setName("");
-      await load();
+      list.reload();
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     }
@@ -42,7 +30,7 @@ export function Tokens() {
   const revoke = async (t: Token) => {
     try {
       await api(`/tokens/${t.id}`, { method: "DELETE" });
-      await load();
+      list.reload();
     } catch (err) {
       setError(String(err));
     }
@@ -65,9 +53,9 @@ export function Tokens() {
           <span>Expires in (days)</span>
           <input type="number" min={1} max={366} value={days} onInput={(e) => setDays((e.target as HTMLInputElement).value)} />
         </label>
-        {error ? (
+        {(error ?? list.error) ? (
           <p class="field-error" role="alert">
-            {error}
+            {error ?? list.error}
           </p>
         ) : null}
         <button type="submit" class="btn btn-primary" disabled={!name.trim()}>

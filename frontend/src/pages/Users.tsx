@@ -1,21 +1,12 @@
 // Users (admins): create one (a generated password is shown once), change a role or quotas,
 // reset a password, disable or enable. Users are never deleted: runs and the audit name them.
 
-import { useEffect, useState } from "preact/hooks";
-import { ApiError, api, patch, post } from "../api/client";
+import { useState } from "preact/hooks";
+import { ApiError, patch, post } from "../api/client";
 import type { Role } from "../api/contract";
+import type { User, UserCreated } from "../api/types";
+import { useApi } from "../api/usePoll";
 import { dateTime } from "../lib/format";
-
-interface User {
-  name: string;
-  role: Role;
-  active: boolean;
-  max_live_runs: number | null;
-  max_queued_runs: number | null;
-  has_password: boolean;
-  created_at: string;
-  password?: string | null;
-}
 
 const ROLES: Role[] = ["viewer", "operator", "admin"];
 const quota = (v: string): number | null => (v.trim() === "" ? null : Number(v));
@@ -33,7 +24,7 @@ function Secret({ who, password, onDone }: { who: string; password: string; onDo
   );
 }
 
-function Row({ user, onChanged, onSecret }: { user: User; onChanged: () => void; onSecret: (u: User) => void }) {
+function Row({ user, onChanged, onSecret }: { user: User; onChanged: () => void; onSecret: (u: UserCreated) => void }) {
   const [role, setRole] = useState<Role>(user.role);
   const [live, setLive] = useState(user.max_live_runs?.toString() ?? "");
   const [queued, setQueued] = useState(user.max_queued_runs?.toString() ?? "");
@@ -41,7 +32,7 @@ function Row({ user, onChanged, onSecret }: { user: User; onChanged: () => void;
   const send = async (body: Record<string, unknown>) => {
     setError(null);
     try {
-      const out = await patch<User>(`/users/${user.name}`, body);
+      const out = await patch<UserCreated>(`/users/${user.name}`, body);
       if (out.password) onSecret(out);
       onChanged();
     } catch (err) {
@@ -65,7 +56,15 @@ function Row({ user, onChanged, onSecret }: { user: User; onChanged: () => void;
         <input class="num-input" type="number" min={0} aria-label={`Live runs of ${user.name}`} placeholder="no limit" value={live} onInput={(e) => setLive((e.target as HTMLInputElement).value)} />
       </td>
       <td>
-        <input class="num-input" type="number" min={0} aria-label={`Queued runs of ${user.name}`} placeholder="no limit" value={queued} onInput={(e) => setQueued((e.target as HTMLInputElement).value)} />
+        <input
+          class="num-input"
+          type="number"
+          min={0}
+          aria-label={`Queued runs of ${user.name}`}
+          placeholder="no limit"
+          value={queued}
+          onInput={(e) => setQueued((e.target as HTMLInputElement).value)}
+        />
       </td>
       <td>{user.active ? "active" : "disabled"}</td>
       <td class="muted small">{dateTime(user.created_at)}</td>
@@ -90,25 +89,22 @@ function Row({ user, onChanged, onSecret }: { user: User; onChanged: () => void;
 }
 
 export function Users() {
-  const [users, setUsers] = useState<User[] | null>(null);
+  const list = useApi<User[]>("/users");
+  const users = list.data;
+  const load = list.reload;
   const [name, setName] = useState("");
   const [role, setRole] = useState<Role>("operator");
   const [error, setError] = useState<string | null>(null);
-  const [secret, setSecret] = useState<User | null>(null);
-  const load = () =>
-    api<User[]>("/users")
-      .then(setUsers)
-      .catch((err) => setError(String(err)));
-  useEffect(() => void load(), []);
+  const [secret, setSecret] = useState<UserCreated | null>(null);
 
   const create = async (e: Event) => {
     e.preventDefault();
     setError(null);
     try {
-      const made = await post<User>("/users", { name: name.trim(), role });
+      const made = await post<UserCreated>("/users", { name: name.trim(), role });
       setSecret(made);
       setName("");
-      await load();
+      load();
     } catch (err) {
       setError(err instanceof ApiError ? err.message : String(err));
     }
@@ -136,9 +132,9 @@ export function Users() {
           </select>
         </label>
         <p class="muted small">Viewers read; operators also launch and change their own runs and jobs; admins do everything.</p>
-        {error ? (
+        {(error ?? list.error) ? (
           <p class="field-error" role="alert">
-            {error}
+            {error ?? list.error}
           </p>
         ) : null}
         <button type="submit" class="btn btn-primary" disabled={!name.trim()}>

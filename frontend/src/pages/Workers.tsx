@@ -1,8 +1,7 @@
 // GPU boxes and what runs on each GPU. Heartbeats arrive every few seconds, so polling at the
 // same pace is as fresh as a stream would be.
 
-import { useEffect, useState } from "preact/hooks";
-import { api } from "../api/client";
+import { POLL, useApi } from "../api/usePoll";
 import type { Gpu, SlurmCluster, Worker } from "../api/types";
 import { ago } from "../lib/format";
 import { runHref } from "../lib/router";
@@ -13,7 +12,7 @@ function Meter({ value, max, label, text }: { value: number | null; max: number;
   return (
     <div class="meter" title={text}>
       <div class="meter-bar" role="meter" aria-label={label} aria-valuemin={0} aria-valuemax={max} aria-valuenow={value ?? undefined}>
-        <div class={"meter-fill" + (pct > 90 ? " hot" : "")} style={{ width: `${pct}%` }} />
+        <div class={`meter-fill${pct > 90 ? " hot" : ""}`} style={{ width: `${pct}%` }} />
       </div>
       <span class="small mono">{text}</span>
     </div>
@@ -86,22 +85,8 @@ function Cluster({ c }: { c: SlurmCluster }) {
 }
 
 export function Workers() {
-  const [workers, setWorkers] = useState<Worker[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const { data: workers, error } = useApi<Worker[]>("/workers", { every: POLL.idle });
   const now = useNow();
-  useEffect(() => {
-    let alive = true;
-    const load = () =>
-      api<Worker[]>("/workers")
-        .then((w) => alive && (setWorkers(w), setError(null)))
-        .catch((e) => alive && setError(String(e)));
-    load();
-    const t = window.setInterval(load, 3000);
-    return () => {
-      alive = false;
-      window.clearInterval(t);
-    };
-  }, []);
 
   return (
     <section class="page">
@@ -122,7 +107,7 @@ export function Workers() {
         {workers?.map((w) => (
           <article key={w.name} class="card worker" data-worker={w.name}>
             <header class="worker-head">
-              <span class={"dot " + (w.alive ? "dot-ok" : "dot-bad")} aria-hidden="true" />
+              <span class={`dot ${w.alive ? "dot-ok" : "dot-bad"}`} aria-hidden="true" />
               <h2>{w.name}</h2>
               <span class="muted small">
                 {w.alive ? "online" : "offline"} · heartbeat {ago(w.last_heartbeat, now)}
@@ -137,13 +122,15 @@ export function Workers() {
               <dd>{w.concurrency}</dd>
               <dt>Runs</dt>
               <dd>
-                {w.current_runs.length
-                  ? w.current_runs.map((id) => (
-                      <a key={id} href={runHref(id)} class="mono">
-                        {id}{" "}
-                      </a>
-                    ))
-                  : <span class="muted">none</span>}
+                {w.current_runs.length ? (
+                  w.current_runs.map((id) => (
+                    <a key={id} href={runHref(id)} class="mono">
+                      {id}{" "}
+                    </a>
+                  ))
+                ) : (
+                  <span class="muted">none</span>
+                )}
               </dd>
             </dl>
             {w.executor === "slurm" ? (

@@ -53,6 +53,27 @@ def squeue_state(job_id: str) -> str | None:
     return out or None
 
 
+def queued_jobs() -> list[tuple[str, str, str, str]]:
+    """This user's pending and running jobs as (id, name, comment, state)."""
+    out = run(
+        [
+            "squeue",
+            "-h",
+            "--me",
+            "-t",
+            "PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED",
+            "-o",
+            "%i|%j|%k|%T",
+        ]
+    )
+    jobs = []
+    for line in out.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) == 4 and parts[0].isdigit():
+            jobs.append((parts[0], parts[1], parts[2], parts[3]))
+    return jobs
+
+
 def scancel(job_id: str) -> None:
     run(["scancel", job_id])
 

@@ -13,6 +13,7 @@ a port derived from the job id so two jobs sharing a node do not collide).
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,12 +49,29 @@ class JobSpec:
     extra_sbatch: list[str] = field(default_factory=list)
 
 
+#: The job's comment names the run and the attempt, so a restarted worker finds its jobs.
+_COMMENT = re.compile(r"^cpt-panel:(?P<run>[A-Za-z0-9_-]{1,64}):attempt-(?P<attempt>[0-9]{1,9})$")
+
+
+def job_comment(run_id: str, attempt: int) -> str:
+    return f"cpt-panel:{run_id}:attempt-{attempt}"
+
+
+def parse_comment(name: str, comment: str) -> tuple[str, int] | None:
+    """(run id, attempt) of a job this panel submitted: its name and its comment agree."""
+    found = _COMMENT.match(comment.strip())
+    if found is None or name != f"cpt-{found['run']}":
+        return None
+    return found["run"], int(found["attempt"])
+
+
 def sbatch_options(config: RunConfig, spec: JobSpec) -> list[str]:
     """sbatch's options: nodes, one task per node, GPUs or cores per node, where, how long."""
     launch = config.launch
     nproc = launch.nproc_per_node
     options = [
         f"--job-name=cpt-{spec.run_id}",
+        f"--comment={job_comment(spec.run_id, spec.attempt)}",
         f"--nodes={launch.nnodes}",
         "--ntasks-per-node=1",
     ]

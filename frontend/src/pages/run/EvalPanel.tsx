@@ -2,13 +2,14 @@
 // a chart), the forgetting line of the retain sets, budget warnings, and the generation samples
 // of a chosen step beside step 0's.
 
-import { useEffect, useState } from "preact/hooks";
-import { api, qs } from "../api/client";
-import type { EvalSetInfo, RunEvent, Samples } from "../api/types";
-import { CHARACTER_DEFINITION, CHARACTER_UNIT } from "../api/contract";
-import { change, changeText, forgettingText, loadSetInfo, setKey, setNames } from "../lib/evalsets";
-import { int, num } from "../lib/format";
-import type { Store } from "../lib/metrics";
+import { useState } from "preact/hooks";
+import { qs } from "../../api/client";
+import { useApi, usePoll } from "../../api/usePoll";
+import type { EvalSetInfo, RunEvent, Samples } from "../../api/types";
+import { CHARACTER_DEFINITION, CHARACTER_UNIT } from "../../api/contract";
+import { change, changeText, forgettingText, loadSetInfo, setKey, setNames } from "../../lib/evalsets";
+import { int, num } from "../../lib/format";
+import type { Store } from "../../lib/metrics";
 
 /** The number of evaluations seen so far: what makes the panel re-read samples and warnings. */
 function evalCount(store: Store): number {
@@ -17,20 +18,17 @@ function evalCount(store: Store): number {
 
 export function EvalPanel({ runId, store, events }: { runId: string; store: Store; events: number }) {
   const [sets, setSets] = useState<EvalSetInfo[]>([]);
-  const [warnings, setWarnings] = useState<RunEvent[]>([]);
   const count = evalCount(store) + events;
-  useEffect(() => {
-    let alive = true;
-    loadSetInfo(runId)
-      .then((r) => alive && setSets(r.sets))
-      .catch(() => undefined);
-    api<RunEvent[]>(`/runs/${encodeURIComponent(runId)}/events${qs({ kind: "warning", limit: 20 })}`)
-      .then((w) => alive && setWarnings(w))
-      .catch(() => undefined);
-    return () => {
-      alive = false;
-    };
-  }, [runId, count]);
+  // Each new evaluation (or sample, or warning) may bring sets and warnings: read them again.
+  usePoll(
+    `eval-sets-${runId}`,
+    async (signal) => {
+      const r = await loadSetInfo(runId);
+      if (!signal.aborted) setSets(r.sets);
+    },
+    { refresh: count },
+  );
+  const warnings = useApi<RunEvent[]>(`/runs/${encodeURIComponent(runId)}/events${qs({ kind: "warning", limit: 20 })}`, { refresh: count }).data ?? [];
 
   const names = setNames(store);
   if (!names.length && !sets.length) return null;
@@ -88,7 +86,9 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
                   <td>{i?.role ?? "–"}</td>
                   <td class="num">{c ? `${num(c.first, 4)} (step ${c.firstStep})` : "–"}</td>
                   <td class="num">{c ? `${num(c.last, 4)} (step ${c.lastStep})` : "–"}</td>
-                  <td class="num" data-testid="eval-change">{changeText(c)}</td>
+                  <td class="num" data-testid="eval-change">
+                    {changeText(c)}
+                  </td>
                   <td class="num">{num(last("bits_per_byte"), 4)}</td>
                   <td class="num">{num(last("loss"), 4)}</td>
                   <td class="num">{num(last("perplexity"), 4)}</td>
@@ -100,7 +100,9 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
                     {int(i?.characters)}
                     {i && i.exact === false ? "≈" : ""}
                   </td>
-                  <td class="num" data-testid="eval-documents">{int(i?.documents)}</td>
+                  <td class="num" data-testid="eval-documents">
+                    {int(i?.documents)}
+                  </td>
                   <td class="num">{int(i?.tokens)}</td>
                 </tr>
               );
@@ -115,18 +117,9 @@ export function EvalPanel({ runId, store, events }: { runId: string; store: Stor
 
 /** Pick a step; every prompt's continuation at that step beside its step-0 one. */
 function SamplesPanel({ runId, count }: { runId: string; count: number }) {
-  const [data, setData] = useState<Samples | null>(null);
+  const data = useApi<Samples>(`/runs/${encodeURIComponent(runId)}/samples`, { refresh: count }).data;
   const [picked, setPicked] = useState<number | null>(null);
-  useEffect(() => {
-    let alive = true;
-    api<Samples>(`/runs/${encodeURIComponent(runId)}/samples`)
-      .then((s) => alive && setData(s))
-      .catch(() => undefined);
-    return () => {
-      alive = false;
-    };
-  }, [runId, count]);
-  if (!data || !data.steps.length) return null;
+  if (!data?.steps.length) return null;
   const first = data.steps[0];
   const step = picked !== null && data.steps.includes(picked) ? picked : data.steps[data.steps.length - 1];
   const at = (s: number) => data.samples.filter((x) => x.step === s);

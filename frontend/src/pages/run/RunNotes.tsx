@@ -2,8 +2,8 @@
 // a save is what the server answered, so a refused tag never looks stored.
 
 import { useEffect, useState } from "preact/hooks";
-import { api, ApiError } from "../api/client";
-import type { Run } from "../api/types";
+import { api, ApiError } from "../../api/client";
+import type { Run } from "../../api/types";
 
 export function RunNotes({ run, onSaved }: { run: Run; onSaved: (run: Run) => void }) {
   const [tagText, setTagText] = useState("");
@@ -39,7 +39,11 @@ export function RunNotes({ run, onSaved }: { run: Run; onSaved: (run: Run) => vo
     <section class="card run-notes" aria-labelledby="notes-h" data-testid="run-notes">
       <div class="section-head">
         <h2 id="notes-h">Tags &amp; note</h2>
-        {saved ? <span class="muted small" role="status">saved</span> : null}
+        {saved ? (
+          <span class="muted small" role="status">
+            saved
+          </span>
+        ) : null}
       </div>
       <div class="tag-editor">
         {(run.tags ?? []).map((t) => (

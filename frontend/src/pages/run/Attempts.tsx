@@ -1,9 +1,8 @@
 // Why a run's attempts ended (the server's attempt_log), and why a queued run still waits.
 
-import { useEffect, useState } from "preact/hooks";
-import { api } from "../api/client";
-import type { AttemptEntry, Run, RunStatus } from "../api/types";
-import { StatusBadge } from "./StatusBadge";
+import type { AttemptEntry, Run, RunStatus } from "../../api/types";
+import { POLL, useApi } from "../../api/usePoll";
+import { StatusBadge } from "../../components/StatusBadge";
 
 /** One row per ended attempt: its status, the step it reached, the reason, and what followed. */
 export function AttemptLog({ run }: { run: Run }) {
@@ -43,21 +42,8 @@ export function AttemptLog({ run }: { run: Run }) {
 /** A queued run's banner: the server's waiting reason (queue, position, busy workers). The live
  * stream carries no waiting reason (it changes with other runs), so it is re-read while queued. */
 export function WaitingReason({ run }: { run: Run }) {
-  const [reason, setReason] = useState<string | null>(run.waiting_reason ?? null);
-  useEffect(() => {
-    if (run.status !== "queued") return;
-    let alive = true;
-    const load = () =>
-      api<Run>(`/runs/${run.id}`)
-        .then((r) => alive && setReason(r.waiting_reason ?? null))
-        .catch(() => undefined);
-    void load();
-    const timer = setInterval(load, 3000);
-    return () => {
-      alive = false;
-      clearInterval(timer);
-    };
-  }, [run.id, run.status]);
+  const fresh = useApi<Run>(run.status === "queued" ? `/runs/${run.id}` : null, { every: POLL.idle });
+  const reason = fresh.data ? fresh.data.waiting_reason : (run.waiting_reason ?? null);
   return (
     <div class="banner banner-queued" role="status" data-testid="waiting-reason">
       {reason ?? (

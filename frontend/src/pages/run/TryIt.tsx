@@ -2,15 +2,10 @@
 // checkpoint runs it as a generate job; the continuation is read from the job's log as it grows
 // (after the marker line) and replaced by the job's result when it ends.
 
-import { useEffect, useRef, useState } from "preact/hooks";
-import { api, ApiError, post } from "../api/client";
-import { ACTIVE_STATUSES, GENERATE_MARKER, type Checkpoint, type Job } from "../api/types";
-
-interface JobLog {
-  text: string;
-  next: number;
-  size: number;
-}
+import { useRef, useState } from "preact/hooks";
+import { api, ApiError, post } from "../../api/client";
+import { ACTIVE_STATUSES, GENERATE_MARKER, type Checkpoint, type Job, type JobLog } from "../../api/types";
+import { POLL, usePoll } from "../../api/usePoll";
 
 export function TryIt({ runId, checkpoints }: { runId: string; checkpoints: Checkpoint[] }) {
   const usable = checkpoints.filter((c) => c.exists);
@@ -24,23 +19,21 @@ export function TryIt({ runId, checkpoints }: { runId: string; checkpoints: Chec
   const offset = useRef(0);
   const chosen = checkpoint || usable[usable.length - 1]?.name || "";
 
-  useEffect(() => {
-    if (!job || !ACTIVE_STATUSES.has(job.status)) return;
-    const timer = window.setInterval(async () => {
-      try {
-        const chunk = await api<JobLog>(`/jobs/${job.id}/log?after=${offset.current}`);
-        if (chunk.text) {
-          offset.current = chunk.next;
-          setLog((old) => old + chunk.text);
-        }
-        const fresh = await api<Job>(`/jobs/${job.id}`);
-        if (fresh.status !== job.status || !ACTIVE_STATUSES.has(fresh.status)) setJob(fresh);
-      } catch {
-        /* the next tick tries again */
+  // The generation's log as it is written, and the job until it ends.
+  usePoll(
+    `generate-${job?.id}`,
+    async (signal) => {
+      if (!job) return;
+      const chunk = await api<JobLog>(`/jobs/${job.id}/log?after=${offset.current}`, { signal });
+      if (chunk.text) {
+        offset.current = chunk.next;
+        setLog((old) => old + chunk.text);
       }
-    }, 500);
-    return () => window.clearInterval(timer);
-  }, [job?.id, job?.status]);
+      const fresh = await api<Job>(`/jobs/${job.id}`, { signal });
+      if (fresh.status !== job.status || !ACTIVE_STATUSES.has(fresh.status)) setJob(fresh);
+    },
+    { every: POLL.stream, enabled: job !== null && ACTIVE_STATUSES.has(job.status) },
+  );
 
   if (usable.length === 0) return null;
   const submit = async (e: Event) => {
