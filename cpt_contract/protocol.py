@@ -107,6 +107,9 @@ class ClaimOut(BaseModel):
     lease: str = Field(
         description=f"Send it as {LEASE_HEADER} on this run's status, events and logs reports"
     )
+    #: The settings of the trackers the run reports to, as environment variables for its ranks
+    #: (``cpt_contract/trackers.py``); never an argv or a log line.
+    tracker_env: dict[str, str] = Field(default_factory=dict, repr=False)
 
 
 class AdoptIn(BaseModel):

@@ -114,6 +114,7 @@ from worker.training.stages import (  # noqa: E402
 from worker.training.tokenizer import (  # noqa: E402
     load_tokenizer,
 )
+from worker.training.trackers import keep_one_mlflow_run  # noqa: E402
 
 logger = logging.getLogger("pretrain")
 
@@ -153,6 +154,7 @@ def train(
         * args.gradient_accumulation_steps
         * args.world_size
     )
+    plan_tokens(run.data_sources, args, tokens_per_step)
     # Held-out sets, each scored exactly (bits/char) over a fixed prefix of its documents.
     eval_sets = build_eval_sets(data_args, tokenizer, block_size, data.eval, separator.id)
     run.eval_sets = [w.info() for w in eval_sets]
@@ -232,7 +234,21 @@ def train(
     # 7. The final evaluation, unless one just ran.
     if eval_sets and run.last_eval_step != trainer.state.global_step:
         run.enter_phase("evaluating", trainer.state.global_step)
+        keep_one_mlflow_run(args.report_to)
         trainer.evaluate()
+
+
+def plan_tokens(sources: list[dict[str, Any]], args: PretrainArguments, per_step: int) -> None:
+    """Per source, the training tokens planned for this run: its share of max_steps' tokens
+    (or of the epochs'), for the ``start`` event and the run page."""
+    if args.max_steps > 0:
+        total: float | None = args.max_steps * per_step
+    else:
+        epoch = sum(row.get("train_tokens") or 0 for row in sources)
+        total = epoch * args.num_train_epochs if epoch else None
+    for row in sources:
+        share = row.get("share")
+        row["planned_tokens"] = round(share * total) if total and share is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:

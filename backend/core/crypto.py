@@ -4,13 +4,10 @@ The key is 32 bytes: ``CPT_SECRET_KEY`` (64 hex digits), else generated once int
 ``<data dir>/.secret_key`` (mode 0600; the data dir's state, which ``cpt_contract/roots.py``
 never lets a user's path reach).
 
-Format ``v1.<base64url(nonce 24 B | ciphertext | tag 32 B)>``, encrypt-then-MAC from the standard
-library alone (the lock admits no binary wheel, and ``cryptography`` is one): two sub-keys are
-derived from the key with HMAC-SHA256; the keystream is SHAKE-256 of the encryption sub-key and a
-random nonce (keyed SHAKE is a PRF: the construction of NIST's KMAC); the tag is HMAC-SHA256 of
-the version, the *context* (a secret's name, so a value copied under another name fails) and the
-nonce and ciphertext, checked in constant time before anything is decrypted. The version prefix
-leaves room for another scheme (AES-GCM) beside this one.
+Format ``v2.<base64url(nonce 12 B | ciphertext | tag 16 B)>``: AES-256-GCM from ``cryptography``
+(a maintained library; no cipher of our own), a random nonce per value, and the *context* (a
+secret's name) as associated data, so a value copied under another name, sealed under another
+key or altered by one bit is refused before anything is decrypted.
 """
 
 from __future__ import annotations
@@ -22,12 +19,15 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from cpt_contract.settings import Settings, write_private_once
 
 KEY_BYTES = 32
-NONCE_BYTES = 24
-TAG_BYTES = 32
-VERSION = "v1"
+NONCE_BYTES = 12  # GCM's native nonce size; random, so never reused in practice (< 2^32 values)
+TAG_BYTES = 16
+VERSION = "v2"
 
 
 class Undecryptable(Exception):
@@ -59,42 +59,27 @@ def key_id(key: bytes) -> str:
     return hmac.new(key, b"cpt-panel/secrets/key-id", hashlib.sha256).hexdigest()[:16]
 
 
-def _subkeys(key: bytes) -> tuple[bytes, bytes]:
+def _cipher(key: bytes) -> AESGCM:
     if len(key) != KEY_BYTES:
         raise ValueError(f"the key has {len(key)} bytes, not {KEY_BYTES}")
-    enc = hmac.new(key, b"cpt-panel/secrets/v1/encrypt", hashlib.sha256).digest()
-    mac = hmac.new(key, b"cpt-panel/secrets/v1/authenticate", hashlib.sha256).digest()
-    return enc, mac
+    return AESGCM(key)
 
 
-def _keystream(enc: bytes, nonce: bytes, n: int) -> bytes:
-    return hashlib.shake_256(b"cpt-panel/secrets/v1/stream" + enc + nonce).digest(n)
-
-
-def _tag(mac: bytes, context: str, nonce: bytes, ciphertext: bytes) -> bytes:
-    ctx = context.encode()
-    head = VERSION.encode() + len(ctx).to_bytes(4, "big") + ctx
-    return hmac.new(mac, head + nonce + ciphertext, hashlib.sha256).digest()
-
-
-def _xor(data: bytes, stream: bytes) -> bytes:
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(len(data), "big")
+def _associated(context: str) -> bytes:
+    return f"cpt-panel/secrets/{VERSION}/".encode() + context.encode("utf-8")
 
 
 def seal(key: bytes, plaintext: str, context: str) -> str:
     """``plaintext`` encrypted and authenticated under ``key``, bound to ``context``."""
-    enc, mac = _subkeys(key)
-    data = plaintext.encode("utf-8")
     nonce = secrets.token_bytes(NONCE_BYTES)
-    ciphertext = _xor(data, _keystream(enc, nonce, len(data)))
-    blob = nonce + ciphertext + _tag(mac, context, nonce, ciphertext)
-    return f"{VERSION}.{base64.urlsafe_b64encode(blob).decode()}"
+    sealed = _cipher(key).encrypt(nonce, plaintext.encode("utf-8"), _associated(context))
+    return f"{VERSION}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
 def unseal(key: bytes, sealed: str, context: str) -> str:
     """The plaintext ``seal`` was given; ``Undecryptable`` if the key, the context or a single
     bit differs."""
-    enc, mac = _subkeys(key)
+    cipher = _cipher(key)
     version, _, body = sealed.partition(".")
     if version != VERSION:
         raise Undecryptable(f"unknown format {version!r}")
@@ -104,7 +89,8 @@ def unseal(key: bytes, sealed: str, context: str) -> str:
         raise Undecryptable("not base64") from None
     if len(blob) < NONCE_BYTES + TAG_BYTES:
         raise Undecryptable("too short")
-    nonce, ciphertext, tag = blob[:NONCE_BYTES], blob[NONCE_BYTES:-TAG_BYTES], blob[-TAG_BYTES:]
-    if not hmac.compare_digest(tag, _tag(mac, context, nonce, ciphertext)):
-        raise Undecryptable("sealed under another key or context, or altered")
-    return _xor(ciphertext, _keystream(enc, nonce, len(ciphertext))).decode("utf-8")
+    try:
+        plain = cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _associated(context))
+    except InvalidTag:
+        raise Undecryptable("sealed under another key or context, or altered") from None
+    return plain.decode("utf-8")

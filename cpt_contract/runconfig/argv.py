@@ -49,8 +49,6 @@ PANEL_FLAGS: tuple[str, ...] = (
     "--ddp_find_unused_parameters",
     "False",
     "--overwrite_output_dir",
-    "--report_to",
-    "none",
 )
 #: Flags whose value only the launching worker knows (``LaunchContext``).
 CONTEXT_FLAGS: tuple[str, ...] = (
@@ -86,6 +84,8 @@ def field_flags(name: str, value: object, extra: dict[str, Any]) -> list[str]:
         return [] if value else [f"--{name}=False"]
     if isinstance(style, dict):  # a choice that maps to its own flags
         return list(style[str(value)])
+    if style == "csv":  # a list as one comma-separated value; empty: "none"
+        return [f"--{name}={','.join(str(v) for v in value) or 'none'}"]  # type: ignore[attr-defined]
     if style == "json":  # structured values travel as one JSON argument
 
         def plain(v: object) -> object:

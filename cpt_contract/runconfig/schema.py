@@ -29,6 +29,7 @@ from cpt_contract.limits import DEFAULT_MAX_RESTARTS, DEFAULT_QUEUE, INT32, QUEU
 from cpt_contract.runconfig.extra_args import MAX_ITEMS, check_extra_args
 from cpt_contract.slurm import TIME_PATTERN
 from cpt_contract.text import DEFAULT_EVAL_CHARACTERS, TxtDocuments
+from cpt_contract.trackers import TRACKERS, Tracker
 
 
 def _adv(**extra: Any) -> dict[str, Any]:
@@ -132,6 +133,11 @@ class DataSource(_Section):
     name: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     #: None: the engine's default column, ``text`` (left out of the argv).
     text_column: TextColumn | None = None
+    role: Literal["replay"] | None = Field(
+        default=None,
+        description="replay: text of the base model's language, mixed in against forgetting; "
+        "drawn at data.replay_share of the training tokens when that is set.",
+    )
 
 
 #: A name that becomes part of a metric key (``eval_<name>_bits_per_char``).
@@ -246,6 +252,15 @@ class DataSection(_Section):
         description="Extra sources mixed by weight, e.g. replay text of the base's language "
         "against forgetting; the dataset directory (or train file) is one more source.",
         json_schema_extra=_adv(**{ARGV: "json"}),
+    )
+    replay_share: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        title="Replay share",
+        description="Fraction of the training tokens drawn from the mixture sources whose role "
+        "is replay (the base model's language), e.g. 0.2; the other sources (the dataset "
+        "directory included) share the rest by weight. Empty: every source by its weight.",
     )
     eval_sets: dict[SetName, EvalSetSpec] | None = Field(
         default=None,
@@ -421,6 +436,14 @@ class TrainingSection(_Section):
     logging_steps: int = Field(default=10, le=MAX_INT, ge=1, title="Log every N steps")
     save_steps: int = Field(default=200, le=MAX_INT, ge=1, title="Checkpoint every N steps")
     save_total_limit: int | None = Field(default=3, le=MAX_INT, ge=1, title="Checkpoints kept")
+    report_to: list[Tracker] = Field(
+        default_factory=list,
+        max_length=len(TRACKERS),
+        title="Also report to",
+        description="Experiment trackers (mlflow, wandb, tensorboard, trackio), with the "
+        "settings kept in the panel's Settings; the panel's own charts work either way.",
+        json_schema_extra={ARGV: "csv"},
+    )
     eval_steps: int | None = Field(
         default=None,
         le=MAX_INT,
@@ -496,6 +519,13 @@ class TrainingSection(_Section):
         "(cpt_contract/runconfig/extra_args.py), each once.",
         json_schema_extra=_adv(**NOT_A_FLAG),
     )
+
+    @field_validator("report_to")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("name each tracker once")
+        return value
 
     @field_validator("divergence_factor")
     @classmethod
@@ -584,6 +614,7 @@ class RunConfig(_Section):
                 "data: set data.dataset_dir (a directory of .txt/.jsonl files) or data.train_file"
             )
         self._check_stages()
+        self._check_replay()
         if self.data.streaming and self.training.max_steps <= 0:
             raise ValueError("training.max_steps: streaming needs max_steps > 0")
         if (
@@ -605,6 +636,22 @@ class RunConfig(_Section):
                 "to train a tokenizer from scratch"
             )
         return self
+
+    def _check_replay(self) -> None:
+        share, sources = self.data.replay_share, self.data.data_sources or []
+        if share is None:
+            return
+        if not any(s.role == "replay" for s in sources):
+            raise ValueError(
+                "data.replay_share: no mixture source is replay text; add one to "
+                'data.data_sources with "role": "replay" (the base model\'s language)'
+            )
+        others = self.data.dataset_dir or self.data.train_file
+        if not others and all(s.role == "replay" for s in sources):
+            raise ValueError(
+                "data.replay_share: every source is replay, so nothing is left for the rest; "
+                "set data.dataset_dir to the new language's text"
+            )
 
     def _check_stages(self) -> None:
         """A staged run's stages must fit the run; max_steps is their sum."""

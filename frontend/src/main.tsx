@@ -5,6 +5,8 @@ import { atLeast, forgetMe, useMe } from "./lib/me";
 import { navigate, useRoute } from "./lib/router";
 import { Compare } from "./pages/Compare";
 import { Datasets } from "./pages/Datasets";
+import { ExperimentPage } from "./pages/ExperimentPage";
+import { Experiments } from "./pages/Experiments";
 import { Models } from "./pages/Models";
 import { Launch } from "./pages/Launch";
 import { Audit } from "./pages/Audit";
@@ -12,6 +14,7 @@ import { AFTER_LOGIN, Login } from "./pages/Login";
 import { RunPage } from "./pages/run/RunPage";
 import { Runs } from "./pages/Runs";
 import { Tokenizers } from "./pages/Tokenizers";
+import { Notifications } from "./pages/Notifications";
 import { Settings } from "./pages/Settings";
 import { Tokens } from "./pages/Tokens";
 import { Users } from "./pages/Users";
@@ -45,7 +48,9 @@ const NAV: [string, string][] = [
   ["datasets", "Datasets"],
   ["models", "Models"],
   ["compare", "Compare"],
+  ["experiments", "Experiments"],
   ["workers", "Workers"],
+  ["notifications", "Notifications"],
 ];
 
 /** Pages of the admins (the API refuses the others anyway). */
@@ -111,10 +116,13 @@ function App() {
   else if (page === "models") body = <Models selected={route.path[1] ?? null} />;
   else if (page === "compare") body = <Compare ids={(route.query.get("ids") ?? "").split(",").filter(Boolean)} />;
   else if (page === "workers") body = <Workers />;
+  else if (page === "experiments" && route.path[1]) body = <ExperimentPage key={route.path[1]} id={route.path[1]} />;
+  else if (page === "experiments") body = <Experiments />;
   else if (page === "users") body = <Users />;
   else if (page === "audit") body = <Audit />;
   else if (page === "tokens") body = <Tokens />;
   else if (page === "settings") body = <Settings />;
+  else if (page === "notifications") body = <Notifications />;
   else body = <Runs query={route.query} />;
 
   return (

@@ -264,3 +264,39 @@ def test_stages_set_max_steps_and_travel_as_one_json_flag() -> None:
     assert stages == [{"method": "new_embeddings", "max_steps": 2}, {"max_steps": 3}]
     # The run's own method, left empty, passes for either finetuning type.
     assert RunConfig.model_validate(_staged(method__finetuning_type="lora")).training.stages
+
+
+def _replay(**data: Any) -> dict[str, Any]:
+    return {
+        "model": {"model_name_or_path": "/m"},
+        "data": {"dataset_dir": "/d", "replay_share": 0.2, **data},
+    }
+
+
+def test_replay_share_is_a_plain_field_with_its_source() -> None:
+    sources = [{"path": "/en", "name": "en", "role": "replay"}]
+    config = RunConfig.model_validate(_replay(data_sources=sources))
+    flags = schema_flags(config)
+    assert "--replay_share=0.2" in flags
+    items = json.loads(next(f for f in flags if f.startswith("--data_sources=")).split("=", 1)[1])
+    assert items[0]["role"] == "replay"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"data_sources": [{"path": "/en", "name": "en"}]},  # no replay source
+        {"dataset_dir": None, "data_sources": [{"path": "/en", "role": "replay"}]},  # only replay
+    ],
+)
+def test_replay_share_is_refused_at_its_field(data: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as info:
+        RunConfig.model_validate(_replay(**data))
+    assert "data.replay_share" in str(info.value)
+
+
+def test_replay_share_is_bounded() -> None:
+    sources = [{"path": "/en", "role": "replay"}]
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValidationError, match="replay_share"):
+            RunConfig.model_validate(_replay(data_sources=sources, replay_share=bad))

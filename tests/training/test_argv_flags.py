@@ -46,7 +46,10 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "overwrite_cache": True,
         "packing": "classic",
         "text_column": "content",
-        "data_sources": [{"path": "/data/en-replay", "weight": 0.25, "name": "en"}],
+        "data_sources": [
+            {"path": "/data/en-replay", "weight": 0.25, "name": "en", "role": "replay"}
+        ],
+        "replay_share": 0.2,
         "eval_sets": {
             "kn": "/data/kn-heldout.txt",
             "en": {"path": "/data/en-heldout.txt", "role": "retain", "max_documents": 8},
@@ -78,6 +81,7 @@ NON_DEFAULT: dict[str, dict[str, Any]] = {
         "logging_steps": 3,
         "save_steps": 5,
         "save_total_limit": 2,
+        "report_to": ["tensorboard", "mlflow"],
         "eval_steps": 4,
         "eval_at_start": False,
         "eval_prompts": {"kn": ["ಕನ್ನಡ"], "en": ["The capital of"]},
@@ -120,6 +124,8 @@ def _args_for(section: str, name: str | None = None, value: Any = None) -> list[
         override.setdefault(section, {})[name] = value
     if name == "streaming":
         override["training"] = {"max_steps": 5}
+    if name == "replay_share":  # a share of the replay source's tokens needs one
+        override["data"]["data_sources"] = [{"path": "/r", "role": "replay"}]
     if name == "stages":
         override["launch"] = {"deepspeed": "none"}  # a staged run refuses DeepSpeed
     return schema_flags(RunConfig.model_validate(override))

@@ -1,5 +1,6 @@
 """A two-source mixture (the new language plus English replay) trains, and the run page shows
-the mix as the training script reported it: weight, files, documents, tokens and blocks."""
+the mix as the training script reported it: each source's share of the training tokens (the
+replay share asked for), the tokens planned from it, files, documents, tokens and blocks."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ def test_run_page_shows_the_data_mix(ui: UI, tiny_assets: dict[str, Path]) -> No
             "dataset_dir": None,
             "train_file": str(corpus / "udhr_kn_Knda.txt"),
             "data_sources": [
-                {"path": str(corpus / "udhr_en_Latn.txt"), "weight": 0.5, "name": "en-replay"}
+                {"path": str(corpus / "udhr_en_Latn.txt"), "name": "en-replay", "role": "replay"}
             ],
+            "replay_share": 0.25,
         },
         "training": {"max_steps": 4},
     }
@@ -39,5 +41,16 @@ def test_run_page_shows_the_data_mix(ui: UI, tiny_assets: dict[str, Path]) -> No
     rows = mix.locator("tbody tr")
     assert rows.count() == 2
     replay = mix.locator("tr[data-source=en-replay]")
-    assert "33 %" in replay.inner_text()  # weight 0.5 next to the train file's 1.0
+    # A quarter of the tokens, to one block of the (small) epoch, as the start event says.
+    r = ui.page.request.get(
+        f"/api/runs/{run_id}/events?kind=start",
+        headers={"Authorization": f"Bearer {ui.token}"},
+    )
+    rows_of = {s["name"]: s for s in r.json()[-1]["data"]["data_sources"]}
+    drawn = sum(s["train_blocks"] for s in rows_of.values())
+    share = rows_of["en-replay"]["share"]
+    assert abs(share - 0.25) <= 1 / drawn, (share, drawn)
+    assert f"{share * 100:.1f} %" in replay.inner_text() and "(replay)" in replay.inner_text()
+    planned = replay.get_by_test_id("source-planned").inner_text().replace(",", "")
+    assert planned.strip().isdigit() and int(planned) > 0, planned
     screenshot(page, "run-data-mix")

@@ -14,7 +14,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from cpt_contract.protocol import ClaimOut
 from cpt_contract.roots import PathRefused, Roots, check_user_path
+from cpt_contract.runconfig.schema import RunConfig
 from worker.attempt.gpu import GpuLease
 
 #: The repository root (this file is worker/attempt/environment.py).
@@ -60,6 +62,16 @@ def child_env(
     if "OMP_NUM_THREADS" not in os.environ:
         # Share the cores among every rank of every concurrent run instead of oversubscribing.
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // (nproc * concurrency)))
+    return env
+
+
+def tracker_env(claim: ClaimOut, config: RunConfig, output_dir: Path) -> dict[str, str]:
+    """A run's trackers' settings as its claim carried them (keys too: they reach the ranks
+    only here, in the environment), plus where W&B writes its run directory (the run's output
+    dir, unless set otherwise)."""
+    env = dict(claim.tracker_env)
+    if "wandb" in config.training.report_to:
+        env.setdefault("WANDB_DIR", str(output_dir))
     return env
 
 

@@ -24,7 +24,7 @@ from worker import fence
 from worker.attempt import gpu, launcher
 from worker.attempt.api_client import Conflict
 from worker.attempt.context import AttemptContext, Refused
-from worker.attempt.environment import PRETRAIN, child_env
+from worker.attempt.environment import PRETRAIN, child_env, tracker_env
 from worker.attempt.files import last_end_event
 from worker.attempt.outcome import explain, outcome_from
 from worker.attempt.proctree import ProcessTree
@@ -131,6 +131,7 @@ class LocalExecutor:
             self.lease,
             settings.roots,
         )
+        env.update(tracker_env(claim, config, paths.output_dir))
         if ctx.cancelled():
             return None
         # torchrun's own failure lands here (errors.record); one file per attempt.

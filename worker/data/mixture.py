@@ -44,6 +44,25 @@ def mixture_counts(sizes: Sequence[int], weights: Sequence[float]) -> list[int]:
     return counts
 
 
+def replay_weights(weights: Sequence[float], replay: Sequence[bool], share: float) -> list[float]:
+    """Weights that draw ``share`` of the blocks from the replay sources and the rest from the
+    others, each group split by its own weights (``--replay_share``). Blocks are equal in
+    tokens, so the share of blocks is the share of training tokens."""
+    if not 0 <= share < 1:
+        raise ValueError(f"a replay share is in [0, 1), got {share}")
+    groups = [
+        sum(w for w, r in zip(weights, replay, strict=True) if r),
+        sum(w for w, r in zip(weights, replay, strict=True) if not r),
+    ]
+    if groups[1] <= 0:
+        raise ValueError("no source besides the replay sources has a positive weight")
+    out = []
+    for w, r in zip(weights, replay, strict=True):
+        total, part = (groups[0], share) if r else (groups[1], 1 - share)
+        out.append(part * w / total if total > 0 else 0.0)
+    return out
+
+
 def mix(
     pools: Sequence[np.ndarray], weights: Sequence[float], seed: int
 ) -> tuple[np.ndarray, list[int]]:

@@ -30,6 +30,8 @@ class Source:
     flag: str = "--dataset_dir"
     flags: dict[Path, str] = field(default_factory=dict)
     text_column: str = DEFAULT_TEXT_COLUMN
+    #: ``replay``: the base model's language, drawn at ``--replay_share`` of the tokens.
+    role: str | None = None
 
     def flag_of(self, path: Path) -> str:
         return self.flags.get(path, self.flag)
@@ -74,7 +76,7 @@ def parse_data_sources(value: str) -> list[dict[str, Any]]:
         where = f"{FLAG} item {i}"
         if not isinstance(item, dict):
             raise DataError(f'{where}: expected an object {{"path", "weight", "name"}}')
-        unknown = set(item) - {"path", "weight", "name", "text_column"}
+        unknown = set(item) - {"path", "weight", "name", "text_column", "role"}
         if unknown:
             raise DataError(f"{where}: unknown key(s) {sorted(unknown)}")
         path = item.get("path")
@@ -94,6 +96,10 @@ def parse_data_sources(value: str) -> list[dict[str, Any]]:
         parsed: dict[str, Any] = {"path": path, "weight": float(weight), "name": name}
         if "text_column" in item:
             parsed["text_column"] = check_column(item["text_column"], where)
+        if item.get("role") is not None:
+            if item["role"] != "replay":
+                raise DataError(f'{where}: "role" is "replay" or absent, got {item["role"]!r}')
+            parsed["role"] = "replay"
         out.append(parsed)
     check_weights([s["weight"] for s in out], FLAG)
     return out
@@ -117,5 +123,9 @@ def load_sources(items: list[dict[str, Any]]) -> list[Source]:
         files = find_files(path, f"{FLAG} item {i} ({item['name']})")
         flag = f"{FLAG} ({item['name']})"
         column = item.get("text_column", DEFAULT_TEXT_COLUMN)
-        sources.append(Source(item["name"], files, item["weight"], flag, text_column=column))
+        sources.append(
+            Source(
+                item["name"], files, item["weight"], flag, text_column=column, role=item.get("role")
+            )
+        )
     return sources

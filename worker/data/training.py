@@ -67,9 +67,25 @@ def build(plan: DataPlan, tokenizer: Any) -> RunData:
     encoder = Encoder(tokenizer, plan.separator)
     if plan.opts.packing == "eos":
         encoder.require_eos()
-    if plan.streaming:
-        return _streaming(plan, encoder)
-    return _cached(plan, encoder)
+    data = _streaming(plan, encoder) if plan.streaming else _cached(plan, encoder)
+    add_shares(data.summary, plan.opts.block_size)
+    return data
+
+
+def add_shares(summary: list[dict[str, Any]], block_size: int) -> None:
+    """Per source, the share of the training tokens it is drawn at (blocks are equal in tokens:
+    the drawn blocks' share; streaming: its weight's) and those tokens per epoch."""
+    drawn = [row.get("train_blocks") for row in summary]
+    if all(isinstance(n, int) for n in drawn) and sum(drawn) > 0:  # type: ignore[arg-type]
+        total = sum(drawn)  # type: ignore[arg-type]
+        for row, n in zip(summary, drawn, strict=True):
+            row["share"] = n / total  # type: ignore[operator]
+            row["train_tokens"] = n * block_size  # type: ignore[operator]
+        return
+    wsum = sum(row["weight"] for row in summary) or 1.0
+    for row in summary:
+        row["share"] = row["weight"] / wsum
+        row["train_tokens"] = None
 
 
 def _cached(plan: DataPlan, encoder: Encoder) -> RunData:
@@ -142,6 +158,7 @@ def _summary(source: Source, files: list[CachedFile]) -> dict[str, Any]:
     return {
         "name": source.name,
         "weight": source.weight,
+        "role": source.role,
         "files": len(files),
         "bytes": sum(f.stats.bytes for f in files),
         "documents": sum(f.stats.documents for f in files),
@@ -169,6 +186,7 @@ def _streaming(plan: DataPlan, encoder: Encoder) -> RunData:
             {
                 "name": s.name,
                 "weight": s.weight,
+                "role": s.role,
                 "files": len(s.files),
                 "bytes": read.bytes,
                 "documents": read.documents,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,14 @@ class DataTrainingArguments:
             "nor max_characters (a prefix of its documents, the same for every tokenizer)."
         },
     )
+    replay_share: float | None = field(
+        default=None,
+        metadata={
+            "help": "Fraction of the training tokens drawn from the --data_sources whose role "
+            "is replay (the base model's language), e.g. 0.2; the other sources share the rest "
+            "by weight. Unset: every source by its weight."
+        },
+    )
     data_sources: str | None = field(
         default=None,
         metadata={
@@ -230,6 +239,12 @@ def parse_args(
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])  # type: ignore[return-value]
     namespace = parser.parse_args(argv)
+    # Several trackers in one value (``--report_to=mlflow,tensorboard``): HF takes one string.
+    if isinstance(namespace.report_to, str) and "," in namespace.report_to:
+        namespace.report_to = split_names(namespace.report_to)
+    # Trackio's project is a TrainingArguments field; the panel hands it over in the environment.
+    if os.environ.get("TRACKIO_PROJECT") and namespace.project == "huggingface":
+        namespace.project = os.environ["TRACKIO_PROJECT"]
     # Before the dataclasses: TrainingArguments sets up DeepSpeed's process group as it is built.
     single_process_env(bool(namespace.deepspeed))
     built = []
@@ -299,10 +314,23 @@ def check_arguments(
         if data_args.text_column is not None:
             check_column(data_args.text_column, "--text_column")
         data_args.text_column = data_args.text_column or "text"
-        if data_args.data_sources:
-            parse_data_sources(data_args.data_sources)
+        items = parse_data_sources(data_args.data_sources) if data_args.data_sources else []
     except DataError as exc:
         raise InputError(str(exc)) from exc
+    if data_args.replay_share is not None:
+        if not 0 <= data_args.replay_share < 1:
+            raise InputError(
+                f"--replay_share is a fraction in [0, 1), got {data_args.replay_share}"
+            )
+        if not any(s.get("role") == "replay" for s in items):
+            raise InputError(
+                '--replay_share: no --data_sources item has "role": "replay" (the base '
+                "model's language to replay)"
+            )
+        if not (data_args.dataset_dir or data_args.train_file) and all(
+            s.get("role") == "replay" for s in items
+        ):
+            raise InputError("--replay_share: every source is replay; nothing is left for the rest")
     if data_args.dataset_dir and not Path(data_args.dataset_dir).is_dir():
         raise InputError(f"--dataset_dir {data_args.dataset_dir} is not a directory")
     for flag in ("train_file", "validation_file"):

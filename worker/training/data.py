@@ -30,6 +30,7 @@ from worker.data.eval_sets import (
     spec_files,
 )
 from worker.data.files import CACHE_FORMAT, PackOptions
+from worker.data.mixture import replay_weights
 from worker.data.packing import group_blocks
 from worker.data.sources import Source, load_sources, parse_data_sources
 from worker.data.training import DataPlan, RunData, build
@@ -129,6 +130,18 @@ def build_run_data(
         # The tokenizer's thread pool (read when it first encodes in parallel).
         os.environ["RAYON_NUM_THREADS"] = str(min(workers, os.cpu_count() or 1))
     sources = exclude_eval_files(data_sources(data_args), eval_files(data_args))
+    if data_args.replay_share is not None:
+        # The share becomes weights: the mixture draws blocks (equal in tokens) by weight.
+        try:
+            weights = replay_weights(
+                [s.weight for s in sources],
+                [s.role == "replay" for s in sources],
+                data_args.replay_share,
+            )
+        except ValueError as exc:
+            raise InputError(f"--replay_share: {exc}") from exc
+        for s, w in zip(sources, weights, strict=True):
+            s.weight = w
     plan = DataPlan(
         sources=sources,
         opts=PackOptions(

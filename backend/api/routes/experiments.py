@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from backend.api.deps import CurrentUser, SessionDep, SettingsDep, Viewer, require_api_token
 from backend.api.routes.common import AUTH, CONFLICT, NOT_FOUND, OVER_QUOTA, attachment
+from backend.api.routes.verdict_models import Verdict
 from backend.core.db import write_session
 from backend.core.permissions import ensure_owner
 from backend.models import Experiment, Run, RunPublic
@@ -71,7 +72,9 @@ def _public(
         status=lifecycle.status(exp, members),
         created_at=exp.created_at,
         launched_at=exp.launched_at,
-        run_count=len(members) if exp.launched_at else (planned or 0),
+        run_count=len(members)
+        if exp.launched_at
+        else (planned or len(grid.combinations(lifecycle.spec_of(exp)))),
         counts=lifecycle.counts(members),
         runs=[runs.to_public(r) for r in members] if with_runs else [],
         owner=exp.owner,
@@ -265,7 +268,7 @@ def delete_experiment(me: CurrentUser, exp_id: str, settings: SettingsDep) -> Re
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/experiments/{exp_id}/verdict", responses=NOT_FOUND)
+@router.get("/experiments/{exp_id}/verdict", response_model=Verdict, responses=NOT_FOUND)
 def get_verdict(exp_id: str, session: SessionDep) -> dict[str, Any]:
     """One row per run, the winner under the forgetting cap, Pareto front, rungs, samples."""
     return verdict(session, lifecycle.get(session, exp_id))

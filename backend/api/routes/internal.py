@@ -16,7 +16,8 @@ from backend.api.routes.common import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND
 from backend.core.db import write_session
 from backend.core.security import lease_for, lease_matches
 from backend.models import Run
-from backend.services import audit, ingest, runs
+from backend.services import audit, ingest, runs, trackers
+from backend.services.experiments import halving
 from backend.services.notify import publish_events, publish_log, publish_run
 from cpt_contract.protocol import (
     HEARTBEAT,
@@ -89,6 +90,8 @@ def claim(run_id: str, body: ClaimIn, settings: SettingsDep, request: Request) -
             changes={"attempt": body.attempt},
         )
         session.commit()
+        report_to = (run.config.get("training") or {}).get("report_to") or []
+        tracker_env = trackers.env_for(settings, session, list(report_to))
     publish_run(run)
     return ClaimOut(
         config=run.config,
@@ -97,6 +100,7 @@ def claim(run_id: str, body: ClaimIn, settings: SettingsDep, request: Request) -
         run_dir=str(runs.run_dir(settings, run.id)),
         output_dir=run.output_dir,
         lease=lease_for(settings, run.id, run.attempt),
+        tracker_env=tracker_env,
     )
 
 
@@ -185,6 +189,11 @@ def ship_events(
                 session, run, body.attempt, body.log.offset, body.log.text
             )
         session.commit()
+        stops = session.info.pop(halving.PENDING, None)
+    if stops:
+        # Runs this evaluation put out of an experiment's kept share (early stopping).
+        for other in halving.stop_others(settings, stops):
+            publish_run(other)
     publish_events(fresh)
     if chunk is not None:
         publish_log(chunk)

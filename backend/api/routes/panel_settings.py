@@ -1,9 +1,12 @@
-"""The panel's settings that users set in the browser (``/api/settings``): the Hub token.
+"""The panel's settings that users set in the browser (``/api/settings``): the Hub token and the
+trackers' settings (``backend/services/trackers.py``).
 
 The token is write-only: no answer carries it, only whether one is set, from where and what its
 last check said (``backend/services/hub_token.py``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -11,7 +14,7 @@ from pydantic import BaseModel, Field
 from backend.api.deps import Admin, SessionDep, SettingsDep, admin_role
 from backend.api.routes.common import AUTH
 from backend.core.db import write_session
-from backend.services import audit, hub_token
+from backend.services import audit, hub_token, trackers
 
 # Settings are the admins' (reading them too: they say which token is in force).
 router = APIRouter(tags=["settings"], dependencies=[Depends(admin_role)], responses=AUTH)
@@ -66,3 +69,43 @@ def delete_hub_token(me: Admin, settings: SettingsDep) -> hub_token.HubTokenStat
         audit.record(session, me, "settings.hub_token.delete", "settings/hub")
         session.commit()
         return hub_token.state(settings, session)
+
+
+class TrackerIn(BaseModel):
+    #: Settings of the tracker (``cpt_contract/trackers.py``) to set ('' unsets one; those not
+    #: named are kept); stored encrypted.
+    values: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = {"extra": "forbid"}
+
+
+@router.get("/settings/trackers", response_model=list[trackers.TrackerState])
+def tracker_states(settings: SettingsDep, session: SessionDep) -> list[trackers.TrackerState]:
+    """Which of each tracker's settings are set (keys never answered)."""
+    return trackers.state(settings, session)
+
+
+@router.put("/settings/trackers/{tracker}", response_model=list[trackers.TrackerState])
+def set_tracker(
+    me: Admin, tracker: str, body: TrackerIn, settings: SettingsDep
+) -> list[trackers.TrackerState]:
+    """Set some of a tracker's settings (the others kept)."""
+    with write_session(settings) as session:
+        trackers.save(settings, session, tracker, body.values)
+        # The names of the settings only: their values may be keys.
+        audit.record(
+            session, me, "settings.tracker.set", f"settings/trackers/{tracker}",
+            {"set": sorted(body.values)},
+        )  # fmt: skip
+        session.commit()
+        return trackers.state(settings, session)
+
+
+@router.delete("/settings/trackers/{tracker}", response_model=list[trackers.TrackerState])
+def forget_tracker(me: Admin, tracker: str, settings: SettingsDep) -> list[trackers.TrackerState]:
+    """Forget every setting of a tracker."""
+    with write_session(settings) as session:
+        trackers.forget(session, tracker)
+        audit.record(session, me, "settings.tracker.delete", f"settings/trackers/{tracker}")
+        session.commit()
+        return trackers.state(settings, session)

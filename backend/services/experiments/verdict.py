@@ -225,6 +225,7 @@ def verdict(session: Session, exp: Experiment) -> dict[str, Any]:
             "counts": lifecycle.counts(members),
             "created_at": exp.created_at,
             "launched_at": exp.launched_at,
+            "owner": exp.owner,
         },
         "spec": exp.spec,
         "axes": axes,

@@ -96,6 +96,12 @@ export interface ClusterReport {
   error: string | null;
 }
 
+export interface Curve {
+  step: number[];
+  tokens_seen: (number | null)[];
+  value: number[];
+}
+
 export interface DataEstimate {
   scan_job: string | null;
   tokens: number | null;
@@ -568,6 +574,20 @@ export interface RunUpdate {
   note?: string | null;
 }
 
+export interface Rung {
+  rung: number;
+  kept: number;
+  cutoff: number | null;
+  runs: RungRun[];
+}
+
+export interface RungRun {
+  run_id: string;
+  step: number;
+  value: number;
+  stopped: boolean;
+}
+
 export interface Sample {
   seq: number | null;
   step: number;
@@ -579,6 +599,13 @@ export interface Sample {
   /** The continuation (without the prompt) */
   text: string;
   mode: "greedy" | "sampled";
+}
+
+export interface SamplePrompt {
+  set: string;
+  prompt: string;
+  mode: string;
+  texts: Record<string, string>;
 }
 
 export interface Samples {
@@ -605,6 +632,15 @@ export interface Series {
   value: number[];
   tokens_seen: (number | null)[];
   time: (number | null)[];
+}
+
+/** Bits per character of one set: the step-0 baseline, the end, and the change. */
+export interface SetFigures {
+  start_step: number;
+  start: number;
+  end_step: number;
+  end: number;
+  change: number | null;
 }
 
 export interface SignIn {
@@ -643,6 +679,13 @@ export interface StageStart {
   tokens_seen: number | null;
 }
 
+export interface StoppedEarly {
+  rung: number;
+  step: number;
+  value: number;
+  cutoff: number;
+}
+
 export interface TestResult {
   delivered: boolean;
   error: string | null;
@@ -670,6 +713,17 @@ export interface TokenPublic {
   created_at: string;
   expires_at: string;
   revoked_at: string | null;
+}
+
+export interface TrackerIn {
+  values?: Record<string, unknown>;
+}
+
+export interface TrackerState {
+  tracker: string;
+  set: Record<string, boolean>;
+  plain: Record<string, string>;
+  readable: boolean;
 }
 
 export interface UserCreate {
@@ -718,6 +772,62 @@ export interface ValidationError {
   ctx: Record<string, unknown>;
 }
 
+export interface Verdict {
+  experiment: VerdictExperiment;
+  spec: Record<string, unknown>;
+  axes: string[];
+  target: string;
+  retain: string[];
+  forgetting_cap: number;
+  sets: string[];
+  rows: VerdictRow[];
+  winner: Winner | null;
+  no_winner: string | null;
+  pareto: Record<string, string[]>;
+  rungs: Rung[];
+  warnings: string[];
+  samples: VerdictSamples;
+}
+
+export interface VerdictExperiment {
+  id: string;
+  name: string;
+  status: string;
+  counts: Record<string, number>;
+  created_at: string;
+  launched_at: string | null;
+  owner: string | null;
+}
+
+export interface VerdictRow {
+  run_id: string;
+  name: string;
+  status: string;
+  status_reason: string | null;
+  stopped_early: StoppedEarly | null;
+  values: Record<string, unknown>;
+  method: string;
+  trainable_params: number | null;
+  total_params: number | null;
+  tokens_seen: number | null;
+  step: number | null;
+  wall_seconds: number | null;
+  world_size: number | null;
+  device_hours: number | null;
+  attempts: number;
+  sets: Record<string, SetFigures>;
+  forgetting: Record<string, number | null>;
+  within_cap: boolean | null;
+  same_text: boolean;
+  eligible: boolean;
+  curve: Curve;
+}
+
+export interface VerdictSamples {
+  steps: Record<string, number | null>;
+  prompts: SamplePrompt[];
+}
+
 export interface VocabEstimate {
   model_vocab: number | null;
   tokenizer_vocab: number | null;
@@ -732,6 +842,15 @@ export interface Volume {
   path: string;
   free_bytes: number;
   total_bytes: number;
+}
+
+export interface Winner {
+  run_id: string;
+  name: string;
+  target_bits_per_char: number;
+  runner_up: string | null;
+  runner_up_bits_per_char: number | null;
+  margin: number | null;
 }
 
 export interface WorkerPublic {

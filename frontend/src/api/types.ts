@@ -63,3 +63,7 @@ export type Samples = S.Samples;
 /** GET /api/settings/hub: whether a Hub token is set, from where, and its last check (never the token). */
 export type HubTokenState = S.HubTokenState;
 export type HubCheck = S.HubCheck;
+export type Score = S.ScorePublic;
+export type Channel = S.ChannelPublic;
+export type Delivery = S.DeliveryPublic;
+export type TrackerState = S.TrackerState;

@@ -120,6 +120,18 @@ export function FormField({ field, value, errors, files, onChange }: Props) {
         }}
       />
     );
+  } else if (field.kind === "array" && field.options) {
+    // A list of choices: one checkbox each, in the schema's order.
+    const chosen = Array.isArray(value) ? value.map(String) : [];
+    input = (
+      <span class="choices" id={id}>
+        {field.options.map((o) => (
+          <label key={o} class="inline">
+            <input type="checkbox" checked={chosen.includes(o)} onChange={() => onChange(field.options?.filter((x) => (x === o ? !chosen.includes(o) : chosen.includes(x))))} /> {o}
+          </label>
+        ))}
+      </span>
+    );
   } else if (field.kind === "array") {
     // list[str]: one argv item per line, so values with spaces stay one item.
     input = (

@@ -79,7 +79,8 @@ function toField(section: string, key: string, prop: Json): FieldSpec {
     description: prop.description,
     kind,
     nullable,
-    options: body.enum?.map(String),
+    // A list of choices (training.report_to): its items' values, offered as checkboxes.
+    options: body.enum?.map(String) ?? (kind === "array" && Array.isArray(body.items?.enum) ? body.items.enum.map(String) : undefined),
     minimum: body.minimum,
     maximum: body.maximum,
     exclusiveMinimum: body.exclusiveMinimum,

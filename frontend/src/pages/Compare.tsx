@@ -9,6 +9,7 @@ import { Chart, type Line } from "../components/Chart";
 import { ChartControls, type ChartOpts } from "../components/ChartControls";
 import { StatusBadge } from "../components/StatusBadge";
 import { CompareEval } from "../components/CompareEval";
+import { CompareScores } from "../components/CompareScores";
 import { setKey, setNames } from "../lib/evalsets";
 import { loadStore, tokensAxis, type Store } from "../lib/metrics";
 import { navigate, runHref } from "../lib/router";
@@ -128,6 +129,7 @@ export function Compare({ ids }: { ids: string[] }) {
         </div>
       </section>
       <CompareEval loaded={loaded} />
+      <CompareScores runs={loaded.map((l) => l.run)} />
       <section class="card">
         <div class="section-head">
           <h2>Config differences</h2>

@@ -307,10 +307,11 @@ function EstimatesView({ est, config }: { est: Estimates; config: RunConfig }) {
   return (
     <div class="estimates small" data-testid="estimates">
       <ModelTable est={est} config={config} />
-      {v.new_rows ? (
+      {v.new_rows || v.reused_rows ? (
         <p data-testid="vocab-estimate">
-          The tokenizer has {int(v.tokenizer_vocab)} tokens, the model {int(v.model_vocab)}: <strong>{int(v.new_rows)} embedding rows will be added</strong>, initialised by{" "}
-          {v.init ?? "the training script's default"}.
+          The tokenizer has {int(v.tokenizer_vocab)} tokens, the model {int(v.model_vocab)} rows: {v.reused_rows ? <strong>{int(v.reused_rows)} padded rows will be reused</strong> : null}
+          {v.reused_rows && v.new_rows ? ", " : null}
+          {v.new_rows ? <strong>{int(v.new_rows)} embedding rows will be added</strong> : null}, initialised by {v.init ?? "the training script's default"}.
         </p>
       ) : v.tokenizer_vocab != null && v.model_vocab != null ? (
         <p data-testid="vocab-estimate">Tokenizer and model share {int(v.model_vocab)} tokens: no rows added.</p>

@@ -1,10 +1,11 @@
-// The panel's settings (admins): the Hub token, set once for every download. Write-only: the
+// The panel's settings (admins): the Hub token, set once for every download, and the trackers'. Write-only: the
 // server answers whether one is set, from where and what its last check said, never the token.
 
 import { useState } from "preact/hooks";
 import { ApiError, api, post } from "../api/client";
 import type { HubCheck, HubTokenState } from "../api/types";
 import { useApi } from "../api/usePoll";
+import { TrackerSettings } from "../components/TrackerSettings";
 import { dateTime } from "../lib/format";
 
 const SOURCE: Record<string, string> = {
@@ -122,6 +123,7 @@ export function Settings() {
           </button>
         </div>
       </form>
+      <TrackerSettings />
     </section>
   );
 }

@@ -23,7 +23,7 @@ from cpt_contract.runconfig.argv import LaunchContext, display_command
 from cpt_contract.runconfig.schema import RunConfig
 from worker.attempt.api_client import ApiUnavailable, Conflict
 from worker.attempt.context import AttemptContext, Refused
-from worker.attempt.environment import PRETRAIN, base_env, cpu_env
+from worker.attempt.environment import PRETRAIN, base_env, cpu_env, tracker_env
 from worker.attempt.files import last_error_line
 from worker.attempt.registry import worker_name
 from worker.attempt.shipper import RunShipper, ShipperThread
@@ -108,6 +108,8 @@ class SlurmExecutor:
     # --- the protocol ----------------------------------------------------------------------
     def run(self, ctx: AttemptContext, claim: ClaimOut, shipper: RunShipper) -> Outcome:
         config, use_cpu, ds_config = self._prepare(ctx, claim)
+        # The trackers' settings: in the environment sbatch exports into the job, only there.
+        self.tracker_env = tracker_env(claim, config, ctx.paths.output_dir)
         ctx.note(f"attempt {ctx.attempt} on {worker_name(ctx.settings)} (Slurm executor)")
         thread = ShipperThread(shipper, ctx.settings.ship_interval_seconds)
         thread.start()
@@ -238,7 +240,8 @@ class SlurmExecutor:
         ctx.note("srun: " + display_command(steps) + " " + display_command(training))
         self.argv = [*steps, *training]
         try:
-            job_id = commands.sbatch(options, path, job_env(use_cpu, settings.roots))
+            env = {**job_env(use_cpu, settings.roots), **getattr(self, "tracker_env", {})}
+            job_id = commands.sbatch(options, path, env)
         except commands.SlurmError as exc:
             raise Refused(f"sbatch refused the job: {exc}") from exc
         ctx.note(f"submitted Slurm job {job_id} (attempt {ctx.attempt}, job {n + 1})")

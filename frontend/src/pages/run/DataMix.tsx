@@ -1,4 +1,5 @@
-// The data the run trains on, per source (weight, files, documents, tokens, blocks).
+// The data the run trains on, per source (share of the training tokens and the tokens planned
+// from it, files, documents, tokens, blocks); a replay source is marked.
 
 import { useRef } from "preact/hooks";
 import { qs } from "../../api/client";
@@ -14,6 +15,11 @@ interface SourceSummary {
   documents: number;
   tokens: number | null;
   blocks: number | null;
+  /** "replay": the base language, drawn at data.replay_share of the training tokens. */
+  role?: string | null;
+  /** The fraction of the training tokens drawn from it, and those tokens for this run. */
+  share?: number | null;
+  planned_tokens?: number | null;
 }
 
 /** The data the run trains on, per source, as the training script reported it at start. */
@@ -33,7 +39,8 @@ export function DataMix({ runId, started, version }: { runId: string; started: b
         <thead>
           <tr>
             <th>Source</th>
-            <th class="num">Weight</th>
+            <th class="num">Share of tokens</th>
+            <th class="num">Planned tokens</th>
             <th class="num">Files</th>
             <th class="num">Documents</th>
             <th class="num">Tokens</th>
@@ -43,8 +50,16 @@ export function DataMix({ runId, started, version }: { runId: string; started: b
         <tbody>
           {sources.map((s) => (
             <tr key={s.name} data-source={s.name}>
-              <td>{s.name}</td>
-              <td class="num">{((s.weight / totalW) * 100).toFixed(0)} %</td>
+              <td>
+                {s.name}
+                {s.role === "replay" ? <span class="muted"> (replay)</span> : null}
+              </td>
+              <td class="num" data-testid="source-share">
+                {((s.share ?? s.weight / totalW) * 100).toFixed(1)} %
+              </td>
+              <td class="num" data-testid="source-planned">
+                {int(s.planned_tokens ?? null)}
+              </td>
               <td class="num">{int(s.files)}</td>
               <td class="num">{int(s.documents)}</td>
               <td class="num">{int(s.tokens)}</td>

@@ -7,7 +7,9 @@ import { navigate } from "../../lib/router";
 import { useNow } from "../../lib/useNow";
 import { useRunLive } from "../../lib/useRunLive";
 import { AttemptLog } from "./Attempts";
+import { Benchmarks } from "./Benchmarks";
 import { Checkpoints } from "./Checkpoints";
+import { Ship } from "./Ship";
 import { ConfigPanel } from "./ConfigPanel";
 import { DataMix } from "./DataMix";
 import { EvalPanel } from "./EvalPanel";
@@ -49,6 +51,8 @@ export function RunPage({ id }: { id: string }) {
       <LogPanel run={run} live={live} />
       <Checkpoints run={run} checkpoints={live.checkpoints} onResume={(name) => actions.resume(run, name, live.checkpoints)} />
       {live.checkpoints ? <TryIt runId={run.id} checkpoints={live.checkpoints} /> : null}
+      {live.checkpoints ? <Ship run={run} checkpoints={live.checkpoints} /> : null}
+      {live.checkpoints ? <Benchmarks runId={run.id} checkpoints={live.checkpoints} /> : null}
       <DataMix runId={run.id} started={run.step != null} version={live.version} />
       <ConfigPanel run={run} />
       <RunNotes run={run} onSaved={live.setRun} />
