@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from cpt_contract.protocol import LEASE_HEADER
-from tests.support.api import worker_client
 from tests.support.panel import Panel
+from tests.support.pretend import Pretend, checkpoint, evaluate, task
 
 Api = tuple[Panel, dict[str, Path]]
-SHA = "ab" * 32
 
 
 def _sets(assets: dict[str, Path]) -> dict[str, Any]:
@@ -219,63 +216,6 @@ def test_launch_cancel_resume(api: Api) -> None:
         assert c.get(f"/api/experiments/{exp['id']}").status_code == 404
 
 
-# --- a pretend worker ------------------------------------------------------------------------
-
-
-class Pretend:
-    """Claims one run and ships its events as pretrain.py writes them."""
-
-    def __init__(self, panel: Panel, run_id: str) -> None:
-        self.panel, self.rid, self.seq = panel, run_id, 0
-        with worker_client(panel) as w:
-            r = w.post(f"/api/internal/runs/{run_id}/claim", json={"attempt": 1, "worker": "wx"})
-            assert r.status_code == 200, r.text
-            self.lease = r.json()["lease"]
-        self.status("running")
-
-    def status(self, status: str, reason: str | None = None) -> dict[str, Any]:
-        with worker_client(self.panel, self.lease) as w:
-            r = w.post(
-                f"/api/internal/runs/{self.rid}/status",
-                json={"attempt": 1, "status": status, "reason": reason},
-            )
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-    def send(self, kind: str, step: int, **data: Any) -> dict[str, Any]:
-        self.seq += 1
-        event = {"seq": self.seq, "kind": kind, "step": step, "time": time.time(), **data}
-        with worker_client(self.panel, self.lease) as w:
-            r = w.post(
-                f"/api/internal/runs/{self.rid}/events",
-                json={"attempt": 1, "events": [event]},
-                headers={LEASE_HEADER: self.lease},
-            )
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-    def start(self, sha: str = SHA) -> None:
-        sets = [
-            {
-                "name": n,
-                "role": role,
-                "documents": 5,
-                "characters": 80,
-                "exact": True,
-                "text_sha256": sha,
-            }
-            for n, role in (("kn", "target"), ("en", "retain"))
-        ]
-        self.send(
-            "start", 0, trainable_params=1000, total_params=5000, world_size=2, eval_sets=sets
-        )
-
-    def eval(self, step: int, kn: float, en: float, tokens: int | None = None) -> dict[str, Any]:
-        if tokens is not None:
-            self.send("log", step, loss=kn, tokens_seen=tokens)
-        return self.send("eval", step, eval_kn_bits_per_char=kn, eval_en_bits_per_char=en)
-
-
 def _launch(panel: Panel, spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     with panel.client() as c:
         r = c.post("/api/experiments", params={"launch": "true"}, json=spec)
@@ -386,45 +326,6 @@ def test_no_run_within_the_cap_and_text_warning(api: Api) -> None:
     assert all(r["within_cap"] is False for r in v["rows"])
 
 
-def _checkpoint(panel: Panel, pretend: Pretend, step: int) -> str:
-    """A checkpoint directory in the run's output dir and the event that tells the panel."""
-    with panel.client() as c:
-        out = Path(c.get(f"/api/runs/{pretend.rid}").json()["output_dir"])
-    path = out / f"checkpoint-{step}"
-    path.mkdir(parents=True, exist_ok=True)
-    pretend.send("checkpoint", step, name=path.name, path=str(path))
-    return path.name
-
-
-def _evaluate(panel: Panel, run_id: str, checkpoint: str, tasks: list[dict[str, Any]]) -> None:
-    """An evaluate job queued through ``POST /api/jobs``; a pretend worker claims it and reports
-    the result document the evaluate job writes, so the panel stores the scores itself."""
-    with panel.client() as c:
-        params = {"run_id": run_id, "checkpoint": checkpoint, "tasks": ["xnli_en"]}
-        r = c.post("/api/jobs", json={"kind": "evaluate", "params": params})
-        assert r.status_code == 201, r.text
-        job_id = r.json()["id"]
-    with worker_client(panel) as w:
-        r = w.post(f"/api/internal/jobs/{job_id}/claim", json={"worker": "wx"})
-        assert r.status_code == 200, r.text
-        lease = r.json()["lease"]
-    with worker_client(panel, lease) as w:
-        r = w.post(
-            f"/api/internal/jobs/{job_id}/status",
-            json={"status": "succeeded", "reason": "finished", "result": {"tasks": tasks}},
-        )
-        assert r.status_code == 200, r.text
-
-
-def _task(name: str, samples: int, **metrics: tuple[float, float | None]) -> dict[str, Any]:
-    return {
-        "task": name,
-        "samples": samples,
-        "num_fewshot": 0,
-        "metrics": [{"metric": m, "value": v, "stderr": e} for m, (v, e) in metrics.items()],
-    }
-
-
 def test_verdict_carries_the_stored_benchmark_scores(api: Api) -> None:
     """Run 0 is scored on its last checkpoint (and an older one, which must not show); run 1
     only on an earlier checkpoint, which the verdict names. Every figure is the stored one."""
@@ -437,19 +338,19 @@ def test_verdict_carries_the_stored_benchmark_scores(api: Api) -> None:
     for p in w:
         p.start()
         p.eval(0, 3.0, 2.0)
-        _checkpoint(panel, p, 10)
+        checkpoint(panel, p, 10)
         p.eval(20, 2.0, 2.01)
-        _checkpoint(panel, p, 20)
+        checkpoint(panel, p, 20)
         p.status("succeeded", "finished")
     acc0, acc0_old, acc1 = 0.6666666666666666, 0.123456789, 0.3141592653589793
-    _evaluate(panel, ids[0], "checkpoint-10", [_task("xnli_en", 9, acc=(acc0_old, None))])
-    _evaluate(
+    evaluate(panel, ids[0], "checkpoint-10", [task("xnli_en", 9, acc=(acc0_old, None))])
+    evaluate(
         panel,
         ids[0],
         "checkpoint-20",
-        [_task("xnli_en", 9, acc=(acc0, 0.1571348402636772), acc_norm=(0.5, None))],
+        [task("xnli_en", 9, acc=(acc0, 0.1571348402636772), acc_norm=(0.5, None))],
     )
-    _evaluate(panel, ids[1], "checkpoint-10", [_task("xnli_en", 9, acc=(acc1, 0.16))])
+    evaluate(panel, ids[1], "checkpoint-10", [task("xnli_en", 9, acc=(acc1, 0.16))])
     with panel.client() as c:
         v = c.get(f"/api/experiments/{exp_id}/verdict").json()
         stored = {i: c.get(f"/api/runs/{i}/scores").json() for i in ids}
