@@ -393,3 +393,112 @@ def test_no_run_within_the_cap_and_text_warning(api: Api) -> None:
         assert c.get("/api/compare/text", params=ids[:1]).json() == {"differences": []}
         assert c.get("/api/compare/text", params=[("run_id", "r-nosuch")]).status_code == 404
     assert all(r["within_cap"] is False for r in v["rows"])
+
+
+def _checkpoint(panel: Panel, pretend: Pretend, step: int) -> str:
+    """A checkpoint directory in the run's output dir and the event that tells the panel."""
+    with panel.client() as c:
+        out = Path(c.get(f"/api/runs/{pretend.rid}").json()["output_dir"])
+    path = out / f"checkpoint-{step}"
+    path.mkdir(parents=True, exist_ok=True)
+    pretend.send("checkpoint", step, name=path.name, path=str(path))
+    return path.name
+
+
+def _evaluate(panel: Panel, run_id: str, checkpoint: str, tasks: list[dict[str, Any]]) -> None:
+    """An evaluate job queued through ``POST /api/jobs``; a pretend worker claims it and reports
+    the result document the evaluate job writes, so the panel stores the scores itself."""
+    with panel.client() as c:
+        params = {"run_id": run_id, "checkpoint": checkpoint, "tasks": ["xnli_en"]}
+        r = c.post("/api/jobs", json={"kind": "evaluate", "params": params})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+    with worker_client(panel) as w:
+        r = w.post(f"/api/internal/jobs/{job_id}/claim", json={"worker": "wx"})
+        assert r.status_code == 200, r.text
+        lease = r.json()["lease"]
+    with worker_client(panel, lease) as w:
+        r = w.post(
+            f"/api/internal/jobs/{job_id}/status",
+            json={"status": "succeeded", "reason": "finished", "result": {"tasks": tasks}},
+        )
+        assert r.status_code == 200, r.text
+
+
+def _task(name: str, samples: int, **metrics: tuple[float, float | None]) -> dict[str, Any]:
+    return {
+        "task": name,
+        "samples": samples,
+        "num_fewshot": 0,
+        "metrics": [{"metric": m, "value": v, "stderr": e} for m, (v, e) in metrics.items()],
+    }
+
+
+def test_verdict_carries_the_stored_benchmark_scores(api: Api) -> None:
+    """Run 0 is scored on its last checkpoint (and an older one, which must not show); run 1
+    only on an earlier checkpoint, which the verdict names. Every figure is the stored one."""
+    panel, assets = api
+    spec = _spec(assets, "nobody-" + uuid.uuid4().hex[:6])
+    spec["axes"] = {"method.finetuning_type": ["lora", "full"]}
+    exp_id, runs = _launch(panel, spec)
+    w = [Pretend(panel, r["id"]) for r in runs]
+    ids = [r["id"] for r in runs]
+    for p in w:
+        p.start()
+        p.eval(0, 3.0, 2.0)
+        _checkpoint(panel, p, 10)
+        p.eval(20, 2.0, 2.01)
+        _checkpoint(panel, p, 20)
+        p.status("succeeded", "finished")
+    acc0, acc0_old, acc1 = 0.6666666666666666, 0.123456789, 0.3141592653589793
+    _evaluate(panel, ids[0], "checkpoint-10", [_task("xnli_en", 9, acc=(acc0_old, None))])
+    _evaluate(
+        panel,
+        ids[0],
+        "checkpoint-20",
+        [_task("xnli_en", 9, acc=(acc0, 0.1571348402636772), acc_norm=(0.5, None))],
+    )
+    _evaluate(panel, ids[1], "checkpoint-10", [_task("xnli_en", 9, acc=(acc1, 0.16))])
+    with panel.client() as c:
+        v = c.get(f"/api/experiments/{exp_id}/verdict").json()
+        stored = {i: c.get(f"/api/runs/{i}/scores").json() for i in ids}
+        md = c.get(f"/api/experiments/{exp_id}/verdict/export", params={"format": "md"}).text
+        csv_text = c.get(f"/api/experiments/{exp_id}/verdict/export", params={"format": "csv"}).text
+        as_json = c.get(f"/api/experiments/{exp_id}/verdict/export", params={"format": "json"})
+    assert v["benchmarks"] == [
+        {"task": "xnli_en", "metric": "acc"},
+        {"task": "xnli_en", "metric": "acc_norm"},
+    ]
+    rows = {r["run_id"]: r for r in v["rows"]}
+    assert [rows[i]["last_checkpoint"] for i in ids] == ["checkpoint-20", "checkpoint-20"]
+    keep = ("task", "metric", "value", "stderr", "samples", "num_fewshot", "checkpoint", "step")
+    for i in ids:  # each verdict score is a stored row, field for field
+        for s in rows[i]["scores"]:
+            match = [x for x in stored[i] if all(x[k] == s[k] for k in keep)]
+            assert len(match) == 1 and match[0]["job_id"] == s["job_id"], (s, stored[i])
+    assert [
+        (s["metric"], s["value"], s["checkpoint"], s["final"]) for s in rows[ids[0]]["scores"]
+    ] == [
+        ("acc", acc0, "checkpoint-20", True),
+        ("acc_norm", 0.5, "checkpoint-20", True),
+    ]
+    assert rows[ids[0]]["scores"][0]["stderr"] == 0.1571348402636772
+    assert [
+        (s["metric"], s["value"], s["checkpoint"], s["final"]) for s in rows[ids[1]]["scores"]
+    ] == [("acc", acc1, "checkpoint-10", False)]
+    assert as_json.json() == v | {"experiment": as_json.json()["experiment"]}
+    # CSV: exactly the stored values (no rounding) and the checkpoint each is from.
+    table = list(csv.DictReader(io.StringIO(csv_text)))
+    by_run = {t["run"]: t for t in table}
+    assert float(by_run[ids[0]]["xnli_en acc"]) == acc0
+    assert by_run[ids[0]]["xnli_en acc checkpoint"] == "checkpoint-20"
+    assert float(by_run[ids[1]]["xnli_en acc"]) == acc1
+    assert by_run[ids[1]]["xnli_en acc checkpoint"] == "checkpoint-10"
+    assert by_run[ids[1]]["xnli_en acc_norm"] == "\u2013"
+    assert str(acc0_old) not in csv_text and "0.1235" not in md
+    # Markdown: 4 decimals, the checkpoint named where it is not the run's last.
+    assert "| xnli_en acc | xnli_en acc_norm |" in md
+    line0 = next(line for line in md.splitlines() if line.startswith(f"| {ids[0]} "))
+    line1 = next(line for line in md.splitlines() if line.startswith(f"| {ids[1]} "))
+    assert line0.endswith("| 0.6667 | 0.5000 |")
+    assert line1.endswith("| 0.3142 (checkpoint-10) | \u2013 |")
