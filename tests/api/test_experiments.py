@@ -323,6 +323,15 @@ def test_no_run_within_the_cap_and_text_warning(api: Api) -> None:
         v = c.get(f"/api/experiments/{exp_id}/verdict").json()
     assert v["winner"] is None and v["no_winner"] == "no run is within the cap"
     assert any("the digests differ" in w for w in v["warnings"])
+    # Compare asks the same rule (one copy of it, on the server).
+    with panel.client() as c:
+        ids = [("run_id", r["id"]) for r in runs]
+        cmp = c.get("/api/compare/text", params=ids).json()["differences"]
+        assert [d for d in cmp if d.startswith("kn:")] and all(
+            "the digests differ" in d for d in cmp
+        )
+        assert c.get("/api/compare/text", params=ids[:1]).json() == {"differences": []}
+        assert c.get("/api/compare/text", params=[("run_id", "r-nosuch")]).status_code == 404
     assert all(r["within_cap"] is False for r in v["rows"])
 
 

@@ -696,6 +696,10 @@ export interface TestResult {
   error: string | null;
 }
 
+export interface TextComparison {
+  differences: string[];
+}
+
 export interface TokenCreate {
   name: string;
   expires_in_days?: number;
