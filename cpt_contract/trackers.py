@@ -46,3 +46,8 @@ PLAIN_SETTINGS: dict[str, tuple[str, ...]] = {
     "trackio": ("project", "space_id"),
 }
 WANDB_MODES = ("online", "offline", "disabled")
+#: A run's name in its trackers: the panel's run id (unique, the same for every attempt), so
+#: Trackio, which finds a run by its name, resumes it in a later attempt and in the final
+#: evaluation instead of opening a new one. Handed over with the settings; pretrain.py reads it
+#: (by this name: it imports nothing of the panel) into ``--run_name`` unless one was given.
+RUN_NAME_ENV = "CPT_TRACKER_RUN_NAME"

@@ -114,7 +114,11 @@ from worker.training.stages import (  # noqa: E402
 from worker.training.tokenizer import (  # noqa: E402
     load_tokenizer,
 )
-from worker.training.trackers import keep_one_mlflow_run  # noqa: E402
+from worker.training.trackers import (  # noqa: E402
+    MlflowRunRecord,
+    continue_mlflow_run,
+    keep_one_mlflow_run,
+)
 
 logger = logging.getLogger("pretrain")
 
@@ -180,6 +184,10 @@ def train(
         parse_stages(args.stages, args.finetuning_type, args.learning_rate) if args.stages else None
     )
     callbacks: list[Any] = [EventsCallback(run), PreemptionCallback(), FenceCallback()]
+    # One MLflow run for all of this run's attempts (worker/training/trackers.py).
+    if continue_mlflow_run(args.report_to, output_dir) and args.process_index == 0:
+        logger.info("continuing the MLflow run of an earlier attempt")
+    callbacks.append(MlflowRunRecord(output_dir))
     if stages:
         controller = StageController(
             stages,

@@ -13,7 +13,13 @@ from sqlmodel import Session
 from backend.services import secrets
 from backend.services.validation import ConfigInvalid, error
 from cpt_contract.settings import Settings
-from cpt_contract.trackers import PLAIN_SETTINGS, TRACKER_ENV, TRACKERS, WANDB_MODES
+from cpt_contract.trackers import (
+    PLAIN_SETTINGS,
+    RUN_NAME_ENV,
+    TRACKER_ENV,
+    TRACKERS,
+    WANDB_MODES,
+)
 
 MAX_VALUE = 2000
 
@@ -96,10 +102,15 @@ def state(settings: Settings, session: Session) -> list[TrackerState]:
     return out
 
 
-def env_for(settings: Settings, session: Session, report_to: list[str]) -> dict[str, str]:
+def env_for(
+    settings: Settings, session: Session, report_to: list[str], run_id: str | None = None
+) -> dict[str, str]:
     """The environment of a run's ranks for the trackers it reports to (unreadable settings:
-    left out; the tracker then fails or logs locally, as it would unconfigured)."""
+    left out; the tracker then fails or logs locally, as it would unconfigured), and the run's
+    name in them (``RUN_NAME_ENV``)."""
     env: dict[str, str] = {}
+    if report_to and run_id:
+        env[RUN_NAME_ENV] = run_id
     for tracker in report_to:
         try:
             stored = _stored(settings, session, tracker)

@@ -67,11 +67,14 @@ def child_env(
 
 def tracker_env(claim: ClaimOut, config: RunConfig, output_dir: Path) -> dict[str, str]:
     """A run's trackers' settings as its claim carried them (keys too: they reach the ranks
-    only here, in the environment), plus where W&B writes its run directory (the run's output
-    dir, unless set otherwise)."""
+    only here, in the environment), plus where W&B and Trackio write locally (the run's output
+    dir, unless set otherwise: never the worker's home)."""
     env = dict(claim.tracker_env)
     if "wandb" in config.training.report_to:
         env.setdefault("WANDB_DIR", str(output_dir))
+    if "trackio" in config.training.report_to:
+        # Trackio's SQLite database (``<project>.db``), also kept when it syncs to a Space.
+        env.setdefault("TRACKIO_DIR", str(output_dir / "trackio"))
     return env
 
 

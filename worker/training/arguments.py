@@ -245,6 +245,9 @@ def parse_args(
     # Trackio's project is a TrainingArguments field; the panel hands it over in the environment.
     if os.environ.get("TRACKIO_PROJECT") and namespace.project == "huggingface":
         namespace.project = os.environ["TRACKIO_PROJECT"]
+    # The run's name in its trackers (the panel's run id, the same for every attempt), unless given.
+    if not namespace.run_name and os.environ.get("CPT_TRACKER_RUN_NAME"):
+        namespace.run_name = os.environ["CPT_TRACKER_RUN_NAME"]
     # Before the dataclasses: TrainingArguments sets up DeepSpeed's process group as it is built.
     single_process_env(bool(namespace.deepspeed))
     built = []

@@ -91,7 +91,7 @@ def claim(run_id: str, body: ClaimIn, settings: SettingsDep, request: Request) -
         )
         session.commit()
         report_to = (run.config.get("training") or {}).get("report_to") or []
-        tracker_env = trackers.env_for(settings, session, list(report_to))
+        tracker_env = trackers.env_for(settings, session, list(report_to), run.id)
     publish_run(run)
     return ClaimOut(
         config=run.config,
