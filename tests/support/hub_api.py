@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support.panel import free_port
+from tests.support.panel import ASSET_CACHE, Panel, free_port, start_panel
 
 
 @dataclass
@@ -158,3 +159,29 @@ def hub_api() -> Iterator[HubApi]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+#: The token the publishing panel's worker presents; known to ``hub_api`` as the account "erin".
+PUBLISH_TOKEN = "hf_" + "PanelPublisher" * 2
+
+
+@pytest.fixture(scope="module")
+def publish_panel(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    tiny_assets: dict[str, Path],
+    hub_api: HubApi,
+) -> Iterator[Panel]:
+    """API + one worker whose Hub is ``hub_api`` (``CPT_HUB_ENDPOINT``, ``CPT_HUB_TOKEN``): what
+    it publishes is recorded there. Its roots hold the demo assets and the tiny models built
+    locally under the test cache (``tests/support/architectures.py``)."""
+    hub_api.accounts.users[PUBLISH_TOKEN] = "erin"
+    data_dir = tmp_path_factory.mktemp("publish-panel")
+    env = {"CPT_HUB_ENDPOINT": hub_api.url, "CPT_HUB_TOKEN": PUBLISH_TOKEN}
+    roots = [tiny_assets["root"], ASSET_CACHE]
+    p = start_panel(data_dir, broker_url=redis_url, allowed_roots=roots, extra_env=env)
+    try:
+        p.start_worker(concurrency=1)
+        yield p
+    finally:
+        p.stop()
