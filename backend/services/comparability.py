@@ -18,8 +18,8 @@ from backend.models import RunEvent
 SetInfo = dict[str, Any]
 
 
-def set_infos(session: Session, run_id: str) -> dict[str, SetInfo]:
-    """The run's eval sets as its latest ``start`` event describes them, by name."""
+def start_event(session: Session, run_id: str) -> dict[str, Any]:
+    """The data of the run's latest ``start`` event (its latest attempt's), or {}."""
     t = RunEvent.__table__.c  # type: ignore[attr-defined]
     row = (
         session.connection()
@@ -31,7 +31,12 @@ def set_infos(session: Session, run_id: str) -> dict[str, SetInfo]:
         )
         .first()
     )
-    sets = (row[0] if row else {}).get("eval_sets") or []
+    return dict(row[0]) if row else {}
+
+
+def set_infos(session: Session, run_id: str) -> dict[str, SetInfo]:
+    """The run's eval sets as its latest ``start`` event describes them, by name."""
+    sets = start_event(session, run_id).get("eval_sets") or []
     return {str(s.get("name")): s for s in sets if isinstance(s, dict)}
 
 

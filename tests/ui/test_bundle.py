@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import math
 import re
 from pathlib import Path
 
@@ -28,8 +27,9 @@ def test_the_readme_states_the_measured_size(built_frontend: Path) -> None:
     readme = (built_frontend.parents[1] / "README.md").read_text(encoding="utf-8")
     found = re.search(r"<!-- npm run size -->(\d+) KB<!-- /npm run size -->", readme)
     assert found, "README.md lost its <!-- npm run size --> marker"
-    # Math.round in size.mjs: halves up.
-    assert int(found.group(1)) == math.floor(total / 1024 + 0.5), (
+    # Math.round in size.mjs: halves up. Node's zlib and Python's gzip differ by some bytes, so
+    # a size near a half rounds either way: within 0.6 KB of this count.
+    assert abs(int(found.group(1)) - total / 1024) <= 0.6, (
         f"README says {found.group(1)} KB, the build is {total / 1024:.1f} KB: "
         "run `cd frontend && npm run build && npm run size`"
     )

@@ -71,14 +71,16 @@ def test_cancel_running_and_queued_runs_from_the_ui(ui: UI, panel: Any) -> None:
     assert _status(panel, long_run) == "cancelled"
     screenshot(page, "run-cancelled")
 
-    # Nothing was saved before the cancel, so there is nothing to resume from: the run page does
-    # not offer it, and the server's refusal (asked from the runs list) is shown as it came.
+    # Nothing was saved before the cancel, so there is nothing to resume from: neither the run
+    # page nor the runs list offers it (the list knows: has_checkpoint), and the server refuses.
     assert page.locator(".page-head").get_by_role("button", name="Resume").count() == 0
     ui.goto("/runs")
-    page.locator(f"tr[data-run-id='{long_run}']").get_by_role("button", name="Resume").click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_test_id("confirm").click()
-    assert "no checkpoint" in dialog.get_by_role("alert").inner_text()
-    dialog.get_by_role("button", name="Back").click()
+    row = page.locator(f"tr[data-run-id='{long_run}']")
+    row.get_by_role("button", name="Clone").wait_for()
+    assert row.get_attribute("data-status") == "cancelled"
+    assert row.get_by_role("button", name="Resume").count() == 0
+    with panel.client() as c:
+        assert c.get(f"/api/runs/{long_run}").json()["has_checkpoint"] is False
+        refused = c.post(f"/api/runs/{long_run}/resume", json={"checkpoint": "last"})
+        assert refused.status_code == 409 and "no checkpoint" in refused.text, refused.text
     assert _status(panel, long_run) == "cancelled"
-    assert page.locator(f"tr[data-run-id='{long_run}']").get_attribute("data-status") == "cancelled"

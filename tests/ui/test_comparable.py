@@ -200,6 +200,11 @@ def test_runs_with_two_tokenizers_score_the_same_text(
     assert samples.locator("thead th").count() == 3  # prompt, mode, step 0: once
     assert page.get_by_test_id("log-live").count() == 0
     assert page.locator(".page-head").get_by_role("button", name="Resume").count() == 0
+    # Nor does the runs table (the list says it has no checkpoint).
+    ui.goto("/runs")
+    row = page.locator(f"tr[data-run-id='{other_id}']")
+    row.get_by_role("button", name="Clone").wait_for()
+    assert row.get_by_role("button", name="Resume").count() == 0
     # The extended run has a checkpoint: Resume is offered there.
     ui.goto(f"/runs/{ext_id}")
     page.locator(".page-head .badge[data-status=succeeded]").wait_for()
@@ -207,14 +212,26 @@ def test_runs_with_two_tokenizers_score_the_same_text(
     assert page.get_by_test_id("log-live").count() == 0
 
     # The form estimates each evaluation from the measured one of the same model and queue,
-    # scaled by the characters it will score (the same budget here: the measured seconds).
+    # scoring and sampling apart, scaled by the characters it will score and the tokens it
+    # will generate (the same budget and prompts here).
     ui.goto(f"/launch?from={ext_id}")
     est = page.get_by_test_id("est-eval")
     wait_until(lambda: "each \u00d7" in est.inner_text(), 30, what="the evaluation estimate")
-    assert f"for {BUDGET} characters; this run scores {BUDGET}" in est.inner_text(), (
-        est.inner_text()
-    )
-    assert "3 evaluations" in est.inner_text()  # steps 0, 2 and 4
+    text = est.inner_text()
+    assert f"scoring {BUDGET} characters about" in text, text
+    # The newest succeeded run of the model on the queue: either of the two that finished.
+    assert re.search(rf"measured by run ({ext_id}|{base_id})", text), text
+    assert "sampling 2 generations of up to 4 tokens" in text, text
+    assert "3 evaluations" in text  # steps 0, 2 and 4
+    # The same numbers as the API's estimate; a flagged sampling budget is shown as such.
+    with panel.client() as c:
+        body = {"config": c.get(f"/api/runs/{ext_id}").json()["config"]}
+        e = c.post("/api/runs/preview", json=body).json()["estimates"]["evaluation"]
+    assert e["scoring_basis"] == e["sampling_basis"] == "measured_eval", e
+    assert e["measured_run"] in (ext_id, base_id), e
+    slow = "true" if e["sampling_exceeds_scoring"] else "false"
+    assert est.get_attribute("data-slow-samples") == slow
+    assert page.get_by_test_id("est-eval-slow-samples").count() == (1 if slow == "true" else 0)
     # And the training time from the same run's measured tokens/s (same model path and queue).
     assert "measured last time" in page.get_by_test_id("est-time").inner_text()
     # Checkpoint size (weights + optimizer state) x kept, against the runs volume's free space;

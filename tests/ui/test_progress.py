@@ -84,6 +84,12 @@ def test_progress_phases_resume_and_attempt_commands(ui: UI, panel: Any) -> None
         checkpoints = c.get(f"/api/runs/{rid}/checkpoints").json()
     newest = max((x for x in checkpoints if x["exists"]), key=lambda x: x["step"])
     page.locator(".page-head .badge[data-status=cancelled]").wait_for(timeout=30_000)
+    # The runs table offers Resume too: the run stopped unfinished with a checkpoint on disk.
+    assert first["has_checkpoint"] is True
+    ui.goto("/runs")
+    page.locator(f"tr[data-run-id='{rid}']").get_by_role("button", name="Resume").wait_for()
+    ui.goto(f"/runs/{rid}")
+    page.locator(".page-head .badge[data-status=cancelled]").wait_for(timeout=30_000)
 
     # The resume dialog names the checkpoint, its step, its evaluation and its age.
     page.locator(".page-head").get_by_role("button", name="Resume").click()

@@ -14,10 +14,9 @@ import re
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
-from backend.models import Experiment, Run, RunEvent
+from backend.models import Experiment, Run
 from backend.services import comparability, queries, runs
 from backend.services.experiments import lifecycle
 from backend.services.experiments.grid import axis_names
@@ -29,21 +28,6 @@ from cpt_contract.statuses import RunStatus
 _BPC = re.compile(r"^eval_(.+)_bits_per_char$")
 #: Points of the target curve per run (the store thins exactly and keeps first and last).
 CURVE_POINTS = 2000
-
-
-def _start_event(session: Session, run_id: str) -> dict[str, Any]:
-    t = RunEvent.__table__.c  # type: ignore[attr-defined]
-    row = (
-        session.connection()
-        .execute(
-            sa_select(t.data)
-            .where(t.run_id == run_id, t.kind == "start")
-            .order_by(t.attempt.desc(), t.seq.desc())
-            .limit(1)
-        )
-        .first()
-    )
-    return dict(row[0]) if row else {}
 
 
 def _series(session: Session, run: Run) -> dict[str, dict[str, list[Any]]]:
@@ -125,7 +109,7 @@ def verdict(session: Session, exp: Experiment) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for run in members:
         public = runs.to_public(run)
-        start = _start_event(session, run.id)
+        start = comparability.start_event(session, run.id)
         series = _series(session, run)
         sets = {name: _set_figures(s) for name, s in series.items() if s["step"]}
         target = sets.get(spec.target)

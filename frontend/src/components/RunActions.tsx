@@ -19,8 +19,9 @@ export interface RunActions {
 }
 
 export const canCancel = (r: Run) => ACTIVE_STATUSES.has(r.status) && r.status !== "cancelling";
-// From the newest checkpoint: only a run that did not finish (cpt_contract/statuses.py).
-export const canResume = (r: Run) => RESUME_LAST_STATUSES.has(r.status);
+// From the newest checkpoint: only a run that did not finish (cpt_contract/statuses.py) and
+// has a checkpoint on disk: the run page's list when it has one, else the API's has_checkpoint.
+export const canResume = (r: Run, checkpoints?: Checkpoint[] | null) => RESUME_LAST_STATUSES.has(r.status) && (checkpoints ? checkpoints.some((c) => c.exists) : r.has_checkpoint === true);
 // From a chosen checkpoint (the Checkpoints panel): any finished run.
 export const canResumeFrom = (r: Run) => RESUMABLE_STATUSES.has(r.status);
 export const canDelete = (r: Run) => !ACTIVE_STATUSES.has(r.status);

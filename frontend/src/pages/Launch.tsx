@@ -346,20 +346,38 @@ function diskText(est: Estimates): string {
   return `${kept} (weights + optimizer state)${free}${diskShort(est) ? ": does not fit — lower save_total_limit or free space" : ""}`;
 }
 
-/** Per evaluation (scoring and samples) and in all, scaled from a measured run; or why not. */
+type EvalEst = NonNullable<Estimates["evaluation"]>;
+
+/** Where a part of the evaluation estimate comes from (backend/services/eval_time.py). */
+function basisText(basis: string | null, e: EvalEst): string {
+  if (basis === "measured_eval") return `measured by run ${e.measured_run}`;
+  if (basis === "measured_training") return "from this queue's measured training speed";
+  return "from the model's size (nothing measured on this queue yet)";
+}
+
+/** Seconds, tenths below one (an evaluation's parts are often that short). */
+const secs = (x: number) => (x < 1 ? `${x.toFixed(1)}s` : duration(x));
+
+/** Per evaluation, scoring and sampling apart, and in all; or why not. */
 function evalText(est: Estimates): string {
   const e = est.evaluation;
   if (!e) return "–";
   const n = e.evaluations != null ? `${e.evaluations} evaluation${e.evaluations === 1 ? "" : "s"}` : "evaluations";
-  if (e.seconds_each != null && e.measured_seconds != null)
-    return (
-      `about ${duration(e.seconds_each)} each × ${n}` +
-      (e.evaluations != null ? ` = ${duration(e.seconds_each * e.evaluations)}` : "") +
-      ` (run ${e.measured_run}: ${duration(e.measured_seconds)} for ${int(e.measured_characters)} characters; this run scores ${int(e.characters)})`
-    );
-  if (e.measured_seconds != null) return `${n}; run ${e.measured_run} took ${duration(e.measured_seconds)} each (this run's characters are known once its sets are read)`;
-  return `${n}; time not known yet: no finished run of this model on this queue`;
+  const scoring =
+    e.scoring_seconds != null
+      ? `scoring ${int(e.characters)} characters about ${secs(e.scoring_seconds)} (${basisText(e.scoring_basis, e)})`
+      : "scoring: not known until the sets are read (a budget in documents or packed blocks)";
+  const sampling = e.samples
+    ? e.sampling_seconds != null
+      ? `sampling ${e.samples} generations of up to ${Math.round(e.sample_tokens / e.samples)} tokens about ${secs(e.sampling_seconds)} (${basisText(e.sampling_basis, e)})`
+      : "sampling: not known"
+    : "no samples";
+  const each = e.seconds_each != null ? `about ${secs(e.seconds_each)} each × ${n}` + (e.evaluations != null ? ` = ${duration(e.seconds_each * e.evaluations)}` : "") : n;
+  return `${each}: ${scoring}; ${sampling}`;
 }
+
+/** Sampling would take longer than scoring the held-out text. */
+const slowSamples = (est: Estimates) => !!est.evaluation?.sampling_exceeds_scoring;
 
 function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
   const m = est.model;
@@ -433,7 +451,15 @@ function ModelTable({ est, config }: { est: Estimates; config: RunConfig }) {
         </tr>
         <tr>
           <th>Evaluation</th>
-          <td data-testid="est-eval">{evalText(est)}</td>
+          <td data-testid="est-eval" data-slow-samples={slowSamples(est) ? "true" : "false"}>
+            {evalText(est)}
+            {slowSamples(est) ? (
+              <span class="field-error" data-testid="est-eval-slow-samples">
+                {" "}
+                — sampling takes longer than the scoring itself: lower Sample length or give fewer Sample prompts
+              </span>
+            ) : null}
+          </td>
         </tr>
         <tr>
           <th>Checkpoints</th>

@@ -34,7 +34,7 @@ export function Header({ run, live, checkpoints, actions }: { run: Run; live: Ss
             Cancel
           </button>
         ) : null}
-        {canResume(run) && checkpoints?.some((c) => c.exists) ? (
+        {canResume(run, checkpoints) ? (
           // The API refuses a resume without a checkpoint: offered only when one is on disk.
           <button type="button" class="btn" disabled={!!denied} title={denied ?? undefined} onClick={() => actions.resume(run, "last", checkpoints)}>
             Resume
