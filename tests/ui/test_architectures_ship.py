@@ -71,9 +71,10 @@ def test_a_tiny_architecture_is_trained_merged_and_published_with_its_card(
     model_type: str,
     publish_ui: UI,
     publish_panel: Panel,
-    hub_api: HubApi,
+    publish_hub: HubApi,
     tiny_assets: dict[str, Path],
 ) -> None:
+    hub_api = publish_hub
     model = build_tiny(model_type, tiny_assets["tokenizer"], ASSET_CACHE / f"tiny-{model_type}")
     rows = TINY[model_type][0]
     run_id = _train(publish_panel, model, tiny_assets, f"ship {model_type}")
@@ -142,7 +143,7 @@ def test_a_tiny_architecture_is_trained_merged_and_published_with_its_card(
 
     # The card: the run's bits/char (as the card writes them) and its config.
     card = files["README.md"].decode()
-    assert card in hub_api.accounts.validated
+    assert card in hub_api.accounts.validated  # the Hub checked the card's YAML header
     assert "## Evaluation: bits per character" in card
     assert "| kn |" in card and f"{last_bpc[-1]:.4g}" in card, card
     assert vocab["message"] in card
