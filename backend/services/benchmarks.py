@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, col, delete, select
 
-from backend.models import CheckpointScore, Job, ScorePublic, utcnow
+from backend.models import Checkpoint, CheckpointScore, Job, ScorePublic, utcnow
 from cpt_contract.statuses import RunStatus
 
 
@@ -86,3 +86,27 @@ def latest_scores(session: Session, run_ids: list[str]) -> dict[str, list[ScoreP
     for r in rows:  # ordered by step: the last one seen wins
         out[r.run_id][(r.task, r.metric)] = ScorePublic.model_validate(r, from_attributes=True)
     return {run: sorted(v.values(), key=lambda s: (s.task, s.metric)) for run, v in out.items()}
+
+
+def verdict_scores(
+    session: Session, run_ids: list[str]
+) -> tuple[dict[str, str | None], dict[str, list[dict[str, Any]]]]:
+    """For an experiment's verdict: each run's last checkpoint, and per run each task and metric
+    as stored for its last checkpoint, or else for the latest checkpoint that has it (``final``
+    says which). The stored rows as they are: nothing is recomputed."""
+    last: dict[str, str | None] = {r: None for r in run_ids}
+    if not run_ids:
+        return last, {}
+    for c in session.exec(
+        select(Checkpoint)
+        .where(col(Checkpoint.run_id).in_(run_ids))
+        .order_by(col(Checkpoint.step), col(Checkpoint.id))
+    ):
+        last[c.run_id] = c.name  # ordered by step: the last one seen is the run's last
+    out: dict[str, list[dict[str, Any]]] = {}
+    for run_id, scores in latest_scores(session, run_ids).items():
+        out[run_id] = [
+            {**s.model_dump(exclude={"created_at"}), "final": s.checkpoint == last[run_id]}
+            for s in scores
+        ]
+    return last, out

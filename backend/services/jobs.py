@@ -63,6 +63,25 @@ def _validate_paths(settings: Settings, kind: str, params: dict[str, Any]) -> di
     return params
 
 
+#: Jobs that ship a whole model: of a LoRA run, that is the checkpoint's merge.
+SHIPPED_FROM_A_MERGE = ("export", "publish")
+
+
+def _require_merge(session: Session, run: Run, checkpoint: str, kind: str) -> None:
+    """A LoRA checkpoint is exported or published from its merge: refuse up front (409) rather
+    than queue a job that can only fail."""
+    merges = session.exec(
+        select(Job).where(
+            Job.run_id == run.id, Job.kind == "merge", Job.status == RunStatus.succeeded
+        )
+    ).all()
+    if not any(m.params.get("checkpoint") == checkpoint for m in merges):
+        raise Conflict(
+            f"run {run.id} is LoRA: {kind} ships the merged model of {checkpoint}, and it has "
+            "none yet: merge it first (Checkpoints → Merge & export)"
+        )
+
+
 def validate(
     settings: Settings, session: Session, body: JobCreate
 ) -> tuple[dict[str, Any], Run | None]:
@@ -96,6 +115,8 @@ def validate(
             raise NotFound(f"run {run.id} has no checkpoint {params['checkpoint']}")
         if not Path(found.path).is_dir():
             raise Conflict(f"{params['checkpoint']} of run {run.id} was deleted (keep limit)")
+        if body.kind in SHIPPED_FROM_A_MERGE and run.method == "lora":
+            _require_merge(session, run, params["checkpoint"], body.kind)
     params = _validate_paths(settings, body.kind, params)
     if body.kind == "clean":
         params = clean.validate(settings, params)

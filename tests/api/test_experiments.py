@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from cpt_contract.protocol import LEASE_HEADER
-from tests.support.api import worker_client
 from tests.support.panel import Panel
+from tests.support.pretend import Pretend, checkpoint, evaluate, task
 
 Api = tuple[Panel, dict[str, Path]]
-SHA = "ab" * 32
 
 
 def _sets(assets: dict[str, Path]) -> dict[str, Any]:
@@ -219,63 +216,6 @@ def test_launch_cancel_resume(api: Api) -> None:
         assert c.get(f"/api/experiments/{exp['id']}").status_code == 404
 
 
-# --- a pretend worker ------------------------------------------------------------------------
-
-
-class Pretend:
-    """Claims one run and ships its events as pretrain.py writes them."""
-
-    def __init__(self, panel: Panel, run_id: str) -> None:
-        self.panel, self.rid, self.seq = panel, run_id, 0
-        with worker_client(panel) as w:
-            r = w.post(f"/api/internal/runs/{run_id}/claim", json={"attempt": 1, "worker": "wx"})
-            assert r.status_code == 200, r.text
-            self.lease = r.json()["lease"]
-        self.status("running")
-
-    def status(self, status: str, reason: str | None = None) -> dict[str, Any]:
-        with worker_client(self.panel, self.lease) as w:
-            r = w.post(
-                f"/api/internal/runs/{self.rid}/status",
-                json={"attempt": 1, "status": status, "reason": reason},
-            )
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-    def send(self, kind: str, step: int, **data: Any) -> dict[str, Any]:
-        self.seq += 1
-        event = {"seq": self.seq, "kind": kind, "step": step, "time": time.time(), **data}
-        with worker_client(self.panel, self.lease) as w:
-            r = w.post(
-                f"/api/internal/runs/{self.rid}/events",
-                json={"attempt": 1, "events": [event]},
-                headers={LEASE_HEADER: self.lease},
-            )
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-    def start(self, sha: str = SHA) -> None:
-        sets = [
-            {
-                "name": n,
-                "role": role,
-                "documents": 5,
-                "characters": 80,
-                "exact": True,
-                "text_sha256": sha,
-            }
-            for n, role in (("kn", "target"), ("en", "retain"))
-        ]
-        self.send(
-            "start", 0, trainable_params=1000, total_params=5000, world_size=2, eval_sets=sets
-        )
-
-    def eval(self, step: int, kn: float, en: float, tokens: int | None = None) -> dict[str, Any]:
-        if tokens is not None:
-            self.send("log", step, loss=kn, tokens_seen=tokens)
-        return self.send("eval", step, eval_kn_bits_per_char=kn, eval_en_bits_per_char=en)
-
-
 def _launch(panel: Panel, spec: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     with panel.client() as c:
         r = c.post("/api/experiments", params={"launch": "true"}, json=spec)
@@ -383,4 +323,83 @@ def test_no_run_within_the_cap_and_text_warning(api: Api) -> None:
         v = c.get(f"/api/experiments/{exp_id}/verdict").json()
     assert v["winner"] is None and v["no_winner"] == "no run is within the cap"
     assert any("the digests differ" in w for w in v["warnings"])
+    # Compare asks the same rule (one copy of it, on the server).
+    with panel.client() as c:
+        ids = [("run_id", r["id"]) for r in runs]
+        cmp = c.get("/api/compare/text", params=ids).json()["differences"]
+        assert [d for d in cmp if d.startswith("kn:")] and all(
+            "the digests differ" in d for d in cmp
+        )
+        assert c.get("/api/compare/text", params=ids[:1]).json() == {"differences": []}
+        assert c.get("/api/compare/text", params=[("run_id", "r-nosuch")]).status_code == 404
     assert all(r["within_cap"] is False for r in v["rows"])
+
+
+def test_verdict_carries_the_stored_benchmark_scores(api: Api) -> None:
+    """Run 0 is scored on its last checkpoint (and an older one, which must not show); run 1
+    only on an earlier checkpoint, which the verdict names. Every figure is the stored one."""
+    panel, assets = api
+    spec = _spec(assets, "nobody-" + uuid.uuid4().hex[:6])
+    spec["axes"] = {"method.finetuning_type": ["lora", "full"]}
+    exp_id, runs = _launch(panel, spec)
+    w = [Pretend(panel, r["id"]) for r in runs]
+    ids = [r["id"] for r in runs]
+    for p in w:
+        p.start()
+        p.eval(0, 3.0, 2.0)
+        checkpoint(panel, p, 10)
+        p.eval(20, 2.0, 2.01)
+        checkpoint(panel, p, 20)
+        p.status("succeeded", "finished")
+    acc0, acc0_old, acc1 = 0.6666666666666666, 0.123456789, 0.3141592653589793
+    evaluate(panel, ids[0], "checkpoint-10", [task("xnli_en", 9, acc=(acc0_old, None))])
+    evaluate(
+        panel,
+        ids[0],
+        "checkpoint-20",
+        [task("xnli_en", 9, acc=(acc0, 0.1571348402636772), acc_norm=(0.5, None))],
+    )
+    evaluate(panel, ids[1], "checkpoint-10", [task("xnli_en", 9, acc=(acc1, 0.16))])
+    with panel.client() as c:
+        v = c.get(f"/api/experiments/{exp_id}/verdict").json()
+        stored = {i: c.get(f"/api/runs/{i}/scores").json() for i in ids}
+        md = c.get(f"/api/experiments/{exp_id}/verdict/export", params={"format": "md"}).text
+        csv_text = c.get(f"/api/experiments/{exp_id}/verdict/export", params={"format": "csv"}).text
+        as_json = c.get(f"/api/experiments/{exp_id}/verdict/export", params={"format": "json"})
+    assert v["benchmarks"] == [
+        {"task": "xnli_en", "metric": "acc"},
+        {"task": "xnli_en", "metric": "acc_norm"},
+    ]
+    rows = {r["run_id"]: r for r in v["rows"]}
+    assert [rows[i]["last_checkpoint"] for i in ids] == ["checkpoint-20", "checkpoint-20"]
+    keep = ("task", "metric", "value", "stderr", "samples", "num_fewshot", "checkpoint", "step")
+    for i in ids:  # each verdict score is a stored row, field for field
+        for s in rows[i]["scores"]:
+            match = [x for x in stored[i] if all(x[k] == s[k] for k in keep)]
+            assert len(match) == 1 and match[0]["job_id"] == s["job_id"], (s, stored[i])
+    assert [
+        (s["metric"], s["value"], s["checkpoint"], s["final"]) for s in rows[ids[0]]["scores"]
+    ] == [
+        ("acc", acc0, "checkpoint-20", True),
+        ("acc_norm", 0.5, "checkpoint-20", True),
+    ]
+    assert rows[ids[0]]["scores"][0]["stderr"] == 0.1571348402636772
+    assert [
+        (s["metric"], s["value"], s["checkpoint"], s["final"]) for s in rows[ids[1]]["scores"]
+    ] == [("acc", acc1, "checkpoint-10", False)]
+    assert as_json.json() == v | {"experiment": as_json.json()["experiment"]}
+    # CSV: exactly the stored values (no rounding) and the checkpoint each is from.
+    table = list(csv.DictReader(io.StringIO(csv_text)))
+    by_run = {t["run"]: t for t in table}
+    assert float(by_run[ids[0]]["xnli_en acc"]) == acc0
+    assert by_run[ids[0]]["xnli_en acc checkpoint"] == "checkpoint-20"
+    assert float(by_run[ids[1]]["xnli_en acc"]) == acc1
+    assert by_run[ids[1]]["xnli_en acc checkpoint"] == "checkpoint-10"
+    assert by_run[ids[1]]["xnli_en acc_norm"] == "\u2013"
+    assert str(acc0_old) not in csv_text and "0.1235" not in md
+    # Markdown: 4 decimals, the checkpoint named where it is not the run's last.
+    assert "| xnli_en acc | xnli_en acc_norm |" in md
+    line0 = next(line for line in md.splitlines() if line.startswith(f"| {ids[0]} "))
+    line1 = next(line for line in md.splitlines() if line.startswith(f"| {ids[1]} "))
+    assert line0.endswith("| 0.6667 | 0.5000 |")
+    assert line1.endswith("| 0.3142 (checkpoint-10) | \u2013 |")

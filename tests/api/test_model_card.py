@@ -80,6 +80,11 @@ def test_the_card_says_what_the_run_measured(client: TestClient, tmp_path: Path)
         assert readme is not None and readme.read().decode() == card, names
     assert "checkpoint-8/adapter_config.json" in names
 
+    # A LoRA checkpoint ships from its merge: export and publish are refused until one exists.
+    ship = {"run_id": rid, "checkpoint": "checkpoint-8"}
+    for kind, extra in (("export", {}), ("publish", {"repo_id": "org/kn"})):
+        r = client.post("/api/jobs", json={"kind": kind, "params": {**ship, **extra}})
+        assert r.status_code == 409 and "merge it first" in r.text, r.text
     # A merge job's claim hands the card over; the worker writes it into the merged dir.
     job = client.post(f"/api/runs/{rid}/checkpoints/checkpoint-8/merge").json()
     r = client.post(f"/api/internal/jobs/{job['job_id']}/claim", json={"worker": "w"},
@@ -92,3 +97,9 @@ def test_the_card_says_what_the_run_measured(client: TestClient, tmp_path: Path)
     (output.parent / "config.json").write_text(json.dumps(run["config"]))
     write_files(Settings(_env_file=None, data_dir=tmp_path / "data"), claim)  # type: ignore[call-arg]
     assert (merged / "README.md").read_text(encoding="utf-8") == card
+    done = {"status": "succeeded", "result": {"output": str(merged)}}
+    r = client.post(f"/api/internal/jobs/{job['job_id']}/status", json=done,
+                    headers={**WORKER, LEASE_HEADER: claim.lease})  # fmt: skip
+    assert r.status_code == 200, r.text
+    r = client.post("/api/jobs", json={"kind": "export", "params": ship})
+    assert r.status_code == 201, r.text

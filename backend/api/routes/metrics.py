@@ -6,12 +6,12 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from backend.api.deps import SessionDep, require_api_token
 from backend.api.routes.common import AUTH, NOT_FOUND
 from backend.models import EventPublic
-from backend.services import queries, runs
+from backend.services import comparability, queries, runs
 from cpt_contract.events import KINDS, SampleMode
 from cpt_contract.limits import INT32
 
@@ -136,3 +136,27 @@ def get_logs(
 ) -> Any:
     run = runs.get_run(session, run_id)
     return queries.log_slice(session, run_id, attempt or run.attempt, offset, limit, tail)
+
+
+class TextComparison(BaseModel):
+    #: Per held-out set the runs did not all score the same text on, why (names the difference).
+    differences: list[str]
+
+
+@router.get("/compare/text", response_model=TextComparison)
+def compare_text(
+    session: SessionDep,
+    run_id: Annotated[
+        list[Annotated[str, StringConstraints(max_length=64)]], Query(min_length=1, max_length=32)
+    ],
+) -> TextComparison:
+    """Whether the runs scored the same text on each held-out set, by the one rule Compare and
+    the verdict share (``backend/services/comparability.py``)."""
+    chosen = [runs.get_run(session, rid) for rid in dict.fromkeys(run_id)]
+    infos = {r.id: comparability.set_infos(session, r.id) for r in chosen}
+    names = list(dict.fromkeys(n for r in chosen for n in infos[r.id]))
+    found = (
+        comparability.text_difference(n, [(r.name or r.id, infos[r.id].get(n)) for r in chosen])
+        for n in names
+    )
+    return TextComparison(differences=[d for d in found if d])

@@ -44,6 +44,28 @@ class Curve(BaseModel):
     value: list[float]
 
 
+class VerdictScore(BaseModel):
+    """One task and metric of a run as its evaluate job stored it (never recomputed)."""
+
+    task: str
+    metric: str
+    value: float | None = None
+    stderr: float | None = None
+    samples: int | None = None
+    num_fewshot: int | None = None
+    #: The checkpoint scored: the run's last one, or else the latest one that has this score.
+    checkpoint: str
+    step: int | None = None
+    #: Whether ``checkpoint`` is the run's last checkpoint.
+    final: bool
+    job_id: str
+
+
+class BenchmarkColumn(BaseModel):
+    task: str
+    metric: str
+
+
 class VerdictRow(BaseModel):
     run_id: str
     name: str
@@ -65,6 +87,10 @@ class VerdictRow(BaseModel):
     within_cap: bool | None = None
     same_text: bool
     eligible: bool
+    #: The run's last checkpoint (what "score all runs" evaluates), None before its first.
+    last_checkpoint: str | None = None
+    #: Benchmark scores, one per task and metric (``Verdict.benchmarks`` are the columns).
+    scores: list[VerdictScore]
     curve: Curve
 
 
@@ -114,6 +140,8 @@ class Verdict(BaseModel):
     forgetting_cap: float
     sets: list[str]
     rows: list[VerdictRow]
+    #: Every task and metric any run has a score for, sorted: the table's benchmark columns.
+    benchmarks: list[BenchmarkColumn]
     winner: Winner | None = None
     #: Why there is no winner ("no run is within the cap"), when there is none.
     no_winner: str | None = None

@@ -1,6 +1,7 @@
 """The verdict as files: Markdown (a short report: setup, table, winner, rungs, samples), CSV
 (the table) and JSON (the verdict as the API answers it). Numbers are the verdict's, only
-formatted."""
+formatted; benchmark scores are written in CSV exactly as stored (``repr``: no rounding), in
+Markdown to 4 decimals, each with the checkpoint scored when it is not the run's last."""
 
 from __future__ import annotations
 
@@ -30,12 +31,31 @@ def _short(value: Any) -> str:
     return text.rstrip("/").rsplit("/", 1)[-1] if "/" in text else text
 
 
-def table(v: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The verdict table's header and rows as text (Markdown and CSV share it)."""
+def _score(r: dict[str, Any], task: str, metric: str) -> dict[str, Any] | None:
+    return next(
+        (s for s in r.get("scores") or [] if s["task"] == task and s["metric"] == metric), None
+    )
+
+
+def _score_cell(s: dict[str, Any] | None, exact: bool) -> str:
+    if s is None or s["value"] is None:
+        return NONE
+    return repr(s["value"]) if exact else f"{s['value']:.4f}"
+
+
+def table(v: dict[str, Any], exact: bool = False) -> tuple[list[str], list[list[str]]]:
+    """The verdict table's header and rows as text (Markdown, CSV and the CLI share it).
+    ``exact``: the CSV's benchmark scores, as stored, with the checkpoint scored in a column of
+    its own."""
+    benches = v.get("benchmarks") or []  # (a CLI may read an older panel's verdict)
     head = ["run", *v["axes"], "status", "trainable params", "tokens seen", "wall s", "device-h"]
     for name in v["sets"]:
         head += [f"{name} step 0", f"{name} end", f"{name} change"]
     head += [f"forgetting {n}" for n in v["retain"]] + ["within cap"]
+    for b in benches:
+        head.append(f"{b['task']} {b['metric']}")
+        if exact:
+            head.append(f"{b['task']} {b['metric']} checkpoint")
     rows = []
     for r in v["rows"]:
         status = "stopped early" if r["stopped_early"] else r["status"]
@@ -51,12 +71,19 @@ def table(v: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             line += [_num(f.get("start")), _num(f.get("end")), _signed(f.get("change"))]
         line += [_signed(r["forgetting"].get(n)) for n in v["retain"]]
         line.append({True: "yes", False: "no", None: NONE}[r["within_cap"]])
+        for b in benches:
+            s = _score(r, b["task"], b["metric"])
+            cell = _score_cell(s, exact)
+            if exact:
+                line += [cell, s["checkpoint"] if s else NONE]
+            else:  # the checkpoint is said only when it is not the run's last
+                line.append(cell if s is None or s["final"] else f"{cell} ({s['checkpoint']})")
         rows.append(line)
     return head, rows
 
 
 def to_csv(v: dict[str, Any]) -> str:
-    head, rows = table(v)
+    head, rows = table(v, exact=True)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(head)
@@ -110,6 +137,12 @@ def to_markdown(v: dict[str, Any]) -> str:
     head, rows = table(v)
     lines += ["", "## Runs", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    if v.get("benchmarks"):
+        lines += [
+            "",
+            "Benchmark scores are each run's last checkpoint's; a checkpoint in brackets is the "
+            "latest scored one when the last was not scored.",
+        ]
     lines += ["", "## Winner", "", winner_text(v)]
     if v["rungs"]:
         lines += ["", "## Early stopping", ""]

@@ -4,8 +4,10 @@ rungs of early stopping and the samples side by side.
 Every number is read from what ingest stored: bits/char from the metrics store
 (``metrics/read.py``: the first point of a set's series is its step-0 baseline, the last its
 end), tokens and time from the run row, parameters and world size from the run's ``start``
-event, samples from its ``sample`` events. Runs are compared only where they scored the same
-text (``comparability``); a run that did not is flagged and left out of the winner.
+event, samples from its ``sample`` events, benchmark scores from the rows the ``evaluate`` jobs
+stored (``benchmarks.verdict_scores``: the run's last checkpoint, or the latest one scored). Runs
+are compared only where they scored the same text (``comparability``); a run that did not is
+flagged and left out of the winner.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from sqlmodel import Session
 
 from backend.models import Experiment, Run
-from backend.services import comparability, queries, runs
+from backend.services import benchmarks, comparability, queries, runs
 from backend.services.experiments import lifecycle
 from backend.services.experiments.grid import axis_names
 from backend.services.experiments.halving import kept
@@ -93,6 +95,7 @@ def verdict(session: Session, exp: Experiment) -> dict[str, Any]:
     axes = axis_names(spec)
     judged = [spec.target, *spec.retain]
     infos = {r.id: comparability.set_infos(session, r.id) for r in members}
+    last_checkpoint, scores = benchmarks.verdict_scores(session, [r.id for r in members])
 
     # The text each judged set scored: the most common signature is the reference.
     reference: dict[str, tuple[Any, ...] | None] = {}
@@ -154,6 +157,8 @@ def verdict(session: Session, exp: Experiment) -> dict[str, Any]:
                 "within_cap": within,
                 "same_text": same_text,
                 "eligible": eligible,
+                "last_checkpoint": last_checkpoint.get(run.id),
+                "scores": scores.get(run.id, []),
                 "curve": {
                     "step": curve["step"],
                     "tokens_seen": curve["tokens_seen"],
@@ -218,6 +223,10 @@ def verdict(session: Session, exp: Experiment) -> dict[str, Any]:
         "forgetting_cap": spec.forgetting_cap,
         "sets": [*judged, *sorted({n for r in rows for n in r["sets"]} - set(judged))],
         "rows": rows,
+        "benchmarks": [
+            {"task": t, "metric": m}
+            for t, m in sorted({(s["task"], s["metric"]) for r in rows for s in r["scores"]})
+        ],
         "winner": winner,
         "no_winner": no_winner,
         "pareto": pareto,

@@ -38,6 +38,11 @@ export interface AuditRow {
   changes: Record<string, unknown>;
 }
 
+export interface BenchmarkColumn {
+  task: string;
+  metric: string;
+}
+
 /** What each run may spend: tokens (turned into steps from each run's own tokens per step) or steps. Exactly one. */
 export interface Budget {
   tokens?: number | null;
@@ -691,6 +696,10 @@ export interface TestResult {
   error: string | null;
 }
 
+export interface TextComparison {
+  differences: string[];
+}
+
 export interface TokenCreate {
   name: string;
   expires_in_days?: number;
@@ -781,6 +790,7 @@ export interface Verdict {
   forgetting_cap: number;
   sets: string[];
   rows: VerdictRow[];
+  benchmarks: BenchmarkColumn[];
   winner: Winner | null;
   no_winner: string | null;
   pareto: Record<string, string[]>;
@@ -820,12 +830,28 @@ export interface VerdictRow {
   within_cap: boolean | null;
   same_text: boolean;
   eligible: boolean;
+  last_checkpoint: string | null;
+  scores: VerdictScore[];
   curve: Curve;
 }
 
 export interface VerdictSamples {
   steps: Record<string, number | null>;
   prompts: SamplePrompt[];
+}
+
+/** One task and metric of a run as its evaluate job stored it (never recomputed). */
+export interface VerdictScore {
+  task: string;
+  metric: string;
+  value: number | null;
+  stderr: number | null;
+  samples: number | null;
+  num_fewshot: number | null;
+  checkpoint: string;
+  step: number | null;
+  final: boolean;
+  job_id: string;
 }
 
 export interface VocabEstimate {

@@ -5,10 +5,10 @@
 // samples side by side.
 
 import { useEffect, useState } from "preact/hooks";
-import { api } from "../api/client";
+import { api, qs } from "../api/client";
 import type { EvalSetInfo, Run, RunEvent, Samples } from "../api/types";
 import { CHARACTER_DEFINITION } from "../api/contract";
-import { change, changeText, forgettingText, loadSetInfo, scoredText, setKey, setNames, textDifference } from "../lib/evalsets";
+import { change, changeText, forgettingText, loadSetInfo, scoredText, setKey, setNames } from "../lib/evalsets";
 import { compact, duration, num, totalSeconds } from "../lib/format";
 import type { Store } from "../lib/metrics";
 
@@ -25,6 +25,8 @@ interface Extra {
 
 export function CompareEval({ loaded }: { loaded: Compared[] }) {
   const [extra, setExtra] = useState<Record<string, Extra>>({});
+  // Whether the runs scored the same text: the server's rule (the verdict's too), not a copy.
+  const [differences, setDifferences] = useState<string[]>([]);
   const key = loaded.map((l) => `${l.run.id}:${l.run.status}:${l.store.eval_loss?.step.length ?? 0}`).join(",");
   useEffect(() => {
     let alive = true;
@@ -34,6 +36,9 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
         return [l.run.id, { ...info, samples }] as const;
       }),
     ).then((rows) => alive && setExtra(Object.fromEntries(rows)));
+    api<{ differences: string[] }>(`/compare/text${qs({ run_id: loaded.map((l) => l.run.id) })}`)
+      .then((r) => alive && setDifferences(r.differences))
+      .catch(() => alive && setDifferences([]));
     return () => {
       alive = false;
     };
@@ -47,19 +52,7 @@ export function CompareEval({ loaded }: { loaded: Compared[] }) {
     }
     return null;
   };
-  const label = (l: Compared) => l.run.name || l.run.id;
   const infoOf = (id: string, n: string) => extra[id]?.sets.find((s) => s.name === n);
-  const ready = loaded.every((l) => extra[l.run.id]);
-  const differences = ready
-    ? sets
-        .map((n) =>
-          textDifference(
-            n,
-            loaded.map((l) => ({ label: label(l), info: infoOf(l.run.id, n) })),
-          ),
-        )
-        .filter((d): d is string => d !== null)
-    : [];
   const seconds = (l: Compared) => totalSeconds(l.run);
   return (
     <>

@@ -58,21 +58,6 @@ export function scoredText(i: EvalSetInfo | undefined): string {
   return `${approx}${i.characters.toLocaleString("en-US")} characters in ${i.documents.toLocaleString("en-US")} documents`;
 }
 
-/** Why runs' figures for one set are not over the same text, or null when they are: every run
- *  reported the set, with exact counts, equal characters and documents and the same digest. */
-export function textDifference(name: string, runs: { label: string; info: EvalSetInfo | undefined }[]): string | null {
-  if (runs.length < 2) return null;
-  const each = runs.map((r) => `${r.label}: ${scoredText(r.info)}`).join("; ");
-  if (runs.some((r) => !r.info)) return `${name}: not every run reported the text it scored (${each})`;
-  const infos = runs.map((r) => r.info as EvalSetInfo);
-  if (infos.some((i) => i.exact === false)) return `${name}: scored over packed blocks of each run's own tokens, so not the same text (${each})`;
-  const counts = new Set(infos.map((i) => `${i.characters}/${i.documents}`));
-  if (counts.size > 1) return `${name}: the runs scored different text (${each})`;
-  const digests = new Set(infos.map((i) => i.text_sha256 ?? ""));
-  if (digests.size > 1 || digests.has("")) return `${name}: the same number of characters but not provably the same text (${each}; the digests differ)`;
-  return null;
-}
-
 /** "en +0.020 bits/char since step 0" (null before a second evaluation). */
 export function forgettingText(name: string, c: Change | null): string | null {
   if (!c || c.lastStep === c.firstStep) return null;

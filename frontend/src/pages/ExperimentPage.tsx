@@ -1,7 +1,8 @@
 // One experiment's verdict (#/experiments/<id>, a shareable URL): the table, the winner under
 // the forgetting cap, target vs retain bits/char with the Pareto front, every run's target curve
-// over tokens seen, the rungs of early stopping and the samples side by side. Every number is
-// the server's (GET /experiments/{id}/verdict, read from the stored metrics); re-read every 3 s
+// over tokens seen, the rungs of early stopping, the samples side by side and each run's stored
+// benchmark scores (its last checkpoint's, else the latest scored one's, named), with a form that
+// scores every run on a task. Every number is the server's (GET /experiments/{id}/verdict, read from the stored metrics); re-read every 3 s
 // while a run is going.
 
 import { useEffect, useState } from "preact/hooks";
@@ -15,6 +16,7 @@ import { signed } from "../lib/evalsets";
 import { axisLabel, shortValue, type Verdict, type VerdictRow } from "../lib/experiments";
 import { useMe, whyNot } from "../lib/me";
 import { runHref } from "../lib/router";
+import { ScoreAll } from "./experiment/ScoreAll";
 
 const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
 const DASH = "–";
@@ -132,6 +134,7 @@ export function ExperimentPage({ id }: { id: string }) {
         )}
       </section>
       <VerdictTable v={v} color={color} />
+      <ScoreAll v={v} onScored={reload} />
       <section class="card">
         <div class="section-head">
           <h2>Charts</h2>
@@ -212,6 +215,11 @@ function VerdictTable({ v, color }: { v: Verdict; color: (id: string) => string 
                 </th>
               ))}
               <th>Within cap</th>
+              {v.benchmarks.map((b) => (
+                <th key={`b-${b.task}-${b.metric}`} class="num" data-bench={`${b.task} ${b.metric}`} title="lm-evaluation-harness score on the run's last checkpoint">
+                  {b.task} <span class="muted small">{b.metric}</span>
+                </th>
+              ))}
             </tr>
           </thead>
           <tbody>
@@ -263,12 +271,35 @@ function VerdictTable({ v, color }: { v: Verdict; color: (id: string) => string 
                   {r.within_cap === null ? DASH : r.within_cap ? "yes" : "no"}
                   {!r.same_text ? <span class="error small"> (other text)</span> : null}
                 </td>
+                {v.benchmarks.map((b) => (
+                  <ScoreCell key={`b-${b.task}-${b.metric}`} row={r} task={b.task} metric={b.metric} />
+                ))}
               </tr>
             ))}
           </tbody>
         </table>
       </div>
     </section>
+  );
+}
+
+/** A stored benchmark score, 4 decimals (the exact value in data-value); the checkpoint is named
+ *  when it is not the run's last. */
+function ScoreCell({ row, task, metric }: { row: VerdictRow; task: string; metric: string }) {
+  const s = row.scores.find((x) => x.task === task && x.metric === metric);
+  const label = `${task} ${metric}`;
+  if (!s || s.value === null || s.value === undefined)
+    return (
+      <td class="num" data-label={label} data-testid="verdict-score" data-bench={label}>
+        {DASH}
+      </td>
+    );
+  const title = [`${s.checkpoint} (job ${s.job_id})`, s.samples != null ? `${s.samples} documents` : "", s.stderr != null ? `± ${s.stderr}` : ""].filter(Boolean).join(", ");
+  return (
+    <td class="num" data-label={label} data-testid="verdict-score" data-bench={label} data-value={s.value} data-checkpoint={s.checkpoint} data-final={String(s.final)} title={title}>
+      {s.value.toFixed(4)}
+      {s.final ? null : <span class="muted small"> @ {s.checkpoint}</span>}
+    </td>
   );
 }
 
