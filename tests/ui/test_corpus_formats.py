@@ -2,10 +2,9 @@
 second ``url`` column beside it) and a ``.jsonl.zst`` file under the data dir's ``datasets/``
 folder are scanned from the Datasets page (the scan job on the real worker: counts per file and
 the first documents as cut), then trained on by a short run of the tiny model whose start event
-names both files as its sources, with the scan's token counts.
-
-The Datasets page has no way to start a run from a scan and the launch form does not edit a
-mixture's sources, so the run is submitted through the API; the run page shows the result."""
+names both files as its sources, with the scan's token counts. The run is launched from the
+launch form (the Datasets page has no way to start a run from a scan): the parquet file as the
+train file, the zstd file as a mixture source (advanced fields of the Data section)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from tests.support.e2e import file_events, tiny_config, wait_final, worker_log_tail
+from tests.support.e2e import file_events, wait_final, worker_log_tail
 from tests.support.panel import Panel
 from tests.support.ui import UI, screenshot
 from worker.data.documents import read_texts
@@ -87,25 +86,34 @@ def test_parquet_and_zstd_corpora_scanned_then_trained_on(
     assert f"{sum(scanned.values()):,} tokens" in totals, totals
     screenshot(page, "datasets-shipped-shapes", docs=False)
 
-    config = tiny_config(tiny_assets, max_steps=3, save_steps=3)
-    config["data"] = {
-        "dataset_dir": None,
-        "train_file": str(parquet),
-        "text_column": "text",
-        "data_sources": [{"path": str(zst), "name": zst.name}],
-        "max_eval_samples": 8,
-    }
-    r = page.request.post(
-        "/api/runs",
-        data={"name": "shipped shapes", "preset": "tiny-demo", "config": config},
-        headers={"Authorization": f"Bearer {ui.token}"},
+    # The run, from the launch form (tiny-demo preset: the tiny model and the scan's tokenizer):
+    # the parquet file as the train file, the zstd file as a second mixture source.
+    ui.goto("/launch")
+    dataset = page.get_by_label("Dataset directory", exact=True)
+    dataset.wait_for(timeout=30_000)
+    dataset.fill("")
+    page.locator("[data-section=data] details summary").click()
+    page.get_by_label("Train file", exact=True).fill(str(parquet))
+    page.get_by_label("Text column", exact=True).fill("text")
+    page.get_by_label("Mixture sources", exact=True).fill(
+        json.dumps([{"path": str(zst), "name": zst.name}])
     )
-    assert r.status == 201, r.text()
-    run_id = r.json()["id"]
-    ui.goto(f"/runs/{run_id}")
+    page.get_by_label("Max eval samples", exact=True).fill("8")
+    page.get_by_label("Run name").fill("shipped shapes")
+    page.get_by_label("Max steps", exact=True).fill("3")
+    page.get_by_label("Checkpoint every N steps").fill("3")
+    page.get_by_role("button", name="Launch run").click()
+    page.wait_for_url(re.compile(r"#/runs/[^/?]+$"), timeout=60_000)
+    run_id = page.url.rsplit("/", 1)[-1]
     run = wait_final(panel, run_id, timeout=300)
     assert run["status"] == "succeeded", (run, worker_log_tail(panel))
     page.locator(".page-head .badge[data-status=succeeded]").wait_for(timeout=60_000)
+    data = run["config"]["data"]
+    assert (data["train_file"], data["dataset_dir"], run["config"]["training"]["max_steps"]) == (
+        str(parquet),
+        None,
+        3,
+    ), run["config"]
 
     start = next(e for e in file_events(panel, run_id) if e["kind"] == "start")
     sources = start["data_sources"]
