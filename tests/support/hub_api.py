@@ -21,11 +21,13 @@ client sent. It runs in a thread of the test process (uvicorn on a free port).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support.panel import free_port
+from tests.support.panel import ASSET_CACHE, Panel, free_port, start_panel
 
 
 @dataclass
@@ -141,8 +143,9 @@ class HubApi:
     accounts: HubAccounts
 
 
-@pytest.fixture(scope="session")
-def hub_api() -> Iterator[HubApi]:
+@contextlib.contextmanager
+def serve_hub_api() -> Iterator[HubApi]:
+    """A fresh endpoint with its own records, served until the block ends."""
     accounts = HubAccounts()
     port = free_port()
     config = uvicorn.Config(_app(accounts), host="127.0.0.1", port=port, log_level="warning")
@@ -158,3 +161,43 @@ def hub_api() -> Iterator[HubApi]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def hub_api() -> Iterator[HubApi]:
+    with serve_hub_api() as api:
+        yield api
+
+
+#: The token the publishing panel's worker presents; known to ``publish_hub`` as "erin".
+PUBLISH_TOKEN = "hf_" + "PanelPublisher" * 2
+
+
+@pytest.fixture(scope="module")
+def publish_hub() -> Iterator[HubApi]:
+    """The publishing panel's own endpoint: its records are that module's alone."""
+    with serve_hub_api() as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def publish_panel(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    tiny_assets: dict[str, Path],
+    publish_hub: HubApi,
+) -> Iterator[Panel]:
+    """API + one worker whose Hub is ``publish_hub`` (``CPT_HUB_ENDPOINT``, ``CPT_HUB_TOKEN``):
+    what it publishes is recorded there. Its roots hold the demo assets and the tiny models built
+    locally under the test cache (``tests/support/architectures.py``)."""
+    hub_api = publish_hub
+    hub_api.accounts.users[PUBLISH_TOKEN] = "erin"
+    data_dir = tmp_path_factory.mktemp("publish-panel")
+    env = {"CPT_HUB_ENDPOINT": hub_api.url, "CPT_HUB_TOKEN": PUBLISH_TOKEN}
+    roots = [tiny_assets["root"], ASSET_CACHE]
+    p = start_panel(data_dir, broker_url=redis_url, allowed_roots=roots, extra_env=env)
+    try:
+        p.start_worker(concurrency=1)
+        yield p
+    finally:
+        p.stop()
