@@ -5,6 +5,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, isAbort } from "./client";
+import type { FileEntry } from "./types";
 
 /** How often a page re-reads what it shows: `stream` for text being written as one watches (a
  *  generation), `live` while something it shows is moving (a job, a merge, a download), `idle`
@@ -119,4 +120,16 @@ export function useApi<T>(path: string | null, opts: PollOptions = {}): ApiState
   // Data of another path is never shown for this one (the read of the new path is under way).
   const current = state.path === path ? state : { data: null, error: null };
   return { data: current.data, error: current.error, reload, set: (data: T) => setState({ path, data, error: null }) };
+}
+
+/** The paths a form's pickers offer, by kind (`GET /files?kind=`), each read once; a kind whose
+ *  read failed offers none. The kinds are a fixed list per component (one read each). */
+export function useFiles(kinds: readonly string[]): Record<string, FileEntry[]> {
+  const out: Record<string, FileEntry[]> = {};
+  for (const kind of kinds) {
+    // A hook per kind in a loop: fine, the list is constant for a caller (same hooks, same order).
+    const { data, error } = useApi<FileEntry[]>(`/files?kind=${kind}`);
+    if (data || error) out[kind] = data ?? [];
+  }
+  return out;
 }

@@ -1,13 +1,10 @@
 // "Columns" menu of the runs table: built-in columns, any metric's last/best, any config field
 // (from the run-config schema, so every field the form knows is offered).
 
-import { useEffect, useState } from "preact/hooks";
-import { api } from "../api/client";
+import { useMemo, useState } from "preact/hooks";
+import { useApi } from "../api/usePoll";
 import { BUILTIN, COMMON_METRICS, DEFAULT_COLUMNS } from "../lib/runColumns";
 import { sectionsFromSchema, type SectionSpec } from "../lib/schema";
-
-let schemaCache: Promise<SectionSpec[]> | null = null;
-const sections = () => (schemaCache ??= api<any>("/schema/run-config").then(sectionsFromSchema));
 
 interface Props {
   columns: string[];
@@ -16,13 +13,9 @@ interface Props {
 }
 
 export function ColumnChooser({ columns, metricKeys, onChange }: Props) {
-  const [specs, setSpecs] = useState<SectionSpec[]>([]);
+  const { data: schema } = useApi<Record<string, unknown>>("/schema/run-config");
+  const specs: SectionSpec[] = useMemo(() => (schema ? sectionsFromSchema(schema) : []), [schema]);
   const [filter, setFilter] = useState("");
-  useEffect(() => {
-    sections()
-      .then(setSpecs)
-      .catch(() => setSpecs([]));
-  }, []);
   const toggle = (id: string) => onChange(columns.includes(id) ? columns.filter((c) => c !== id) : [...columns, id]);
   const f = filter.trim().toLowerCase();
   const shown = (id: string, label: string) => !f || id.toLowerCase().includes(f) || label.toLowerCase().includes(f);

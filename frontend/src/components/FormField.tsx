@@ -220,7 +220,7 @@ const option = (f: FileEntry) => (
 );
 
 /** Offers the directories the API found under the allowed roots; the text box stays editable. */
-function Picker({ field, files, value, onChange }: { field: FieldSpec; files: FileEntry[]; value: unknown; onChange: (v: unknown) => void }) {
+export function Picker({ field, files, value, onChange }: { field: FieldSpec; files: FileEntry[]; value: unknown; onChange: (v: unknown) => void }) {
   const id = fieldId(field.path);
   const current = files.some((f) => f.path === value) ? String(value) : "";
   return (

@@ -2,10 +2,11 @@
 // one the API answered with, so the UI never claims a state the server did not report.
 
 import type { ComponentChildren } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { api, post } from "../api/client";
 import { LAST_CHECKPOINT, RESUMABLE_STATUSES, RESUME_LAST_STATUSES } from "../api/contract";
 import { ACTIVE_STATUSES, type Checkpoint, type Run } from "../api/types";
+import { useApi } from "../api/usePoll";
 import { ago, dateTime, num } from "../lib/format";
 import { navigate, runHref } from "../lib/router";
 import { useConfirm } from "./Confirm";
@@ -37,13 +38,9 @@ export function resumeTarget(checkpoints: Checkpoint[], name: string): Checkpoin
 
 /** Names the checkpoint, its step, its evaluation and its age (fetched when not given). */
 function ResumeBody({ run, name, given }: { run: Run; name: string; given?: Checkpoint[] | null }) {
-  const [list, setList] = useState<Checkpoint[] | null>(given ?? null);
-  useEffect(() => {
-    if (given) return;
-    api<Checkpoint[]>(`/runs/${run.id}/checkpoints`)
-      .then(setList)
-      .catch(() => setList([]));
-  }, [run.id]);
+  const read = useApi<Checkpoint[]>(given ? null : `/runs/${run.id}/checkpoints`);
+  // A failed read shows the checkpoint by name (as for an empty list), not "…" for ever.
+  const list = given ?? read.data ?? (read.error ? [] : null);
   const c = list ? resumeTarget(list, name) : null;
   const evalText = c && (c.eval_loss !== null || c.eval_perplexity !== null) ? `eval loss ${num(c.eval_loss, 4)} · perplexity ${num(c.eval_perplexity, 4)}` : "no evaluation at this step";
   return (

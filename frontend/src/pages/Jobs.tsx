@@ -6,8 +6,8 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, post } from "../api/client";
-import { ACTIVE_STATUSES, type FileEntry, type Job, type JobKind, type JobLog } from "../api/types";
-import { POLL, useApi } from "../api/usePoll";
+import { ACTIVE_STATUSES, type Job, type JobKind, type JobLog } from "../api/types";
+import { POLL, useApi, useFiles } from "../api/usePoll";
 import { FormField } from "../components/FormField";
 import { StatusBadge } from "../components/StatusBadge";
 import { useMe, whyNot } from "../lib/me";
@@ -59,25 +59,21 @@ export function JobsPage(props: Props) {
   const [fields, setFields] = useState<FieldSpec[]>([]);
   const [schema, setSchema] = useState<Record<string, any>>({});
   const [params, setParams] = useState<Record<string, any>>({});
-  const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
+  const files = useFiles(["tokenizer", "dataset", "model"] as const);
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState(false);
 
+  // The kind's parameters and their defaults (under what the link gave), once per kind.
+  const { data: allSchemas } = useApi<Record<string, any>>("/schema/jobs");
   useEffect(() => {
-    api<Record<string, any>>("/schema/jobs").then((all) => {
-      const fs = fieldsFromModel(all[kind], "params");
-      setFields(fs);
-      setSchema(all[kind]);
-      const init: Record<string, any> = {};
-      for (const f of fs) if (f.default !== undefined) init[f.key] = f.default;
-      setParams({ params: { ...init, ...(initial ?? {}) } });
-    });
-    for (const pk of ["tokenizer", "dataset", "model"]) {
-      api<FileEntry[]>(`/files?kind=${pk}`)
-        .then((list) => setFiles((f) => ({ ...f, [pk]: list })))
-        .catch(() => setFiles((f) => ({ ...f, [pk]: [] })));
-    }
-  }, [kind]);
+    if (!allSchemas) return;
+    const fs = fieldsFromModel(allSchemas[kind], "params");
+    setFields(fs);
+    setSchema(allSchemas[kind]);
+    const init: Record<string, any> = {};
+    for (const f of fs) if (f.default !== undefined) init[f.key] = f.default;
+    setParams({ params: { ...init, ...(initial ?? {}) } });
+  }, [allSchemas, kind]);
 
   // Read while any job of the kind is queued or running; once more when the last one ends.
   const [live, setLive] = useState(true);

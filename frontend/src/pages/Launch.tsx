@@ -2,7 +2,8 @@
 // preview doubles as validation), and its 422 items are shown at their fields.
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { ApiError, api, post } from "../api/client";
+import { ApiError, post } from "../api/client";
+import { useApi, useFiles } from "../api/usePoll";
 import type { Estimates, FileEntry, Preset, Preview, Run, RunConfig } from "../api/types";
 import { useMe, whyNotLaunch } from "../lib/me";
 import { bytes, compact, duration, int } from "../lib/format";
@@ -50,7 +51,6 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
   const [sections, setSections] = useState<SectionSpec[] | null>(null);
   const noLaunch = whyNotLaunch(useMe());
   const [presets, setPresets] = useState<Preset[]>([]);
-  const [files, setFiles] = useState<Record<string, FileEntry[]>>({});
   const [preset, setPreset] = useState<string>("");
   const [config, setConfig] = useState<RunConfig>({});
   const [name, setName] = useState("");
@@ -58,37 +58,36 @@ export function Launch({ from, prefill }: { from: string | null; prefill?: Prefi
   const [preview, setPreview] = useState<Preview | null>(null);
   const [previewOk, setPreviewOk] = useState(false);
   const [submitting, setSubmitting] = useState(false);
-  const [loadError, setLoadError] = useState<string | null>(null);
   const previewSeq = useRef(0);
 
+  // One-time reads: the schema, the presets, the run edited (if any) and the pickers' paths.
+  const schema = useApi<Record<string, unknown>>("/schema/run-config");
+  const presetList = useApi<Preset[]>("/presets");
+  const source = useApi<Run>(from ? `/runs/${from}` : null);
+  const files = useFiles(PICKERS);
+  const loadError = schema.error ?? presetList.error ?? source.error;
+  // The form (shown once the schema is in) starts from the run edited, else the tiny demo (or
+  // the first preset), once per `from`, when all three reads have answered.
+  const started = useRef<string | null | undefined>(undefined);
   useEffect(() => {
-    (async () => {
-      try {
-        const [schema, ps] = await Promise.all([api<any>("/schema/run-config"), api<Preset[]>("/presets")]);
-        setSections(sectionsFromSchema(schema));
-        setPresets(ps);
-        if (from) {
-          const run = await api<Run>(`/runs/${from}`);
-          setConfig(run.config);
-          setPreset(run.preset ?? "");
-          setName(`${run.name || run.id} (edited)`);
-        } else {
-          const first = ps.find((p) => p.name === "tiny-demo") ?? ps[0];
-          if (first) {
-            setPreset(first.name);
-            setConfig(withPrefill(first.config, prefill));
-          }
-        }
-      } catch (err) {
-        setLoadError(String(err));
+    const ps = presetList.data;
+    if (!schema.data || !ps || (from && !source.data) || started.current === from) return;
+    started.current = from;
+    setSections(sectionsFromSchema(schema.data));
+    setPresets(ps);
+    const run = source.data;
+    if (from && run) {
+      setConfig(run.config);
+      setPreset(run.preset ?? "");
+      setName(`${run.name || run.id} (edited)`);
+    } else {
+      const first = ps.find((p) => p.name === "tiny-demo") ?? ps[0];
+      if (first) {
+        setPreset(first.name);
+        setConfig(withPrefill(first.config, prefill));
       }
-    })();
-    for (const kind of PICKERS) {
-      api<FileEntry[]>(`/files?kind=${kind}`)
-        .then((list) => setFiles((f) => ({ ...f, [kind]: list })))
-        .catch(() => setFiles((f) => ({ ...f, [kind]: [] })));
     }
-  }, [from]);
+  }, [schema.data, presetList.data, source.data, from]);
 
   const body = useMemo(() => ({ name: name || null, preset: preset || null, config }), [name, preset, config]);
 
