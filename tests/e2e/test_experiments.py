@@ -3,7 +3,10 @@
 A 4-run grid with early stopping (keep half): two learning rates that learn and two that
 barely move the weights. The worker takes one run at a time, so the two good runs reach rung 1
 first; each weak run is stopped there by the server as its evaluation is ingested, ends
-``cancelled`` with the reason naming the rung, and keeps the checkpoint it had saved.
+``cancelled`` with the reason naming the rung, and keeps the checkpoints it had saved. Rung 1
+is at step 20 of 40: the stop reaches the ranks a few steps later on a loaded box (a report
+round trip), so the margin to the end is wide and the test asks for "before the end", not for
+an exact step.
 """
 
 from __future__ import annotations
@@ -38,13 +41,13 @@ def _spec(assets: dict[str, Path]) -> dict[str, Any]:
                     "en": {"path": str(corpus / "udhr_en_Latn.txt"), "max_characters": 400},
                 },
             },
-            "training": {"eval_steps": 4, "save_steps": 2, "logging_steps": 1},
+            "training": {"eval_steps": 20, "save_steps": 10, "logging_steps": 1},
         },
         "axes": {"training.learning_rate": [3e-3, 2e-3, 1e-7, 1e-8]},
         "target": "hi",
         "retain": ["en"],
         "forgetting_cap": 5.0,
-        "budget": {"steps": 8},
+        "budget": {"steps": 40},
         "early_stopping": {"keep": 0.5},
     }
 
@@ -76,11 +79,12 @@ def test_successive_halving_stops_two_at_the_first_rung(
         reason = by_id[rid]["status_reason"]
         assert reason.startswith("stopped early at rung 1 (bits/char "), reason
         assert "cut-off" in reason
-        # Stopped at step 4 (its first evaluation after step 0), not trained to the end.
-        assert by_id[rid]["step"] < 8
-        # It keeps what it saved before the stop (checkpoint-2 came before the evaluation).
+        # Stopped after its first evaluation (step 20), well before the end (step 40).
+        assert 20 <= by_id[rid]["step"] < 40, by_id[rid]
+        # It keeps what it saved before the stop (checkpoint-10 came before the evaluation).
         saved = [ck for ck in checkpoints[rid] if ck["exists"]]
-        assert any(ck["name"] == "checkpoint-2" for ck in saved), checkpoints[rid]
+        assert saved and all(ck["step"] <= by_id[rid]["step"] for ck in saved), checkpoints[rid]
+        assert any(ck["step"] >= 10 for ck in saved), checkpoints[rid]
     rung1 = v["rungs"][0]
     assert rung1["rung"] == 1 and rung1["kept"] == 2
     assert [p["run_id"] for p in rung1["runs"] if p["stopped"]] == sorted(
