@@ -85,11 +85,13 @@ def export(
     block_size: int | None = None,
 ) -> dict[str, Any]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    from worker.training.hf_tokenizer import auto_tokenizer
 
     if output.exists():
         raise SystemExit(f"--output {output} exists already: remove it or export elsewhere")
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    tokenizer = auto_tokenizer(str(source))
     original = AutoModelForCausalLM.from_pretrained(str(source)).eval()
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

@@ -85,14 +85,15 @@ class _Printer:
 
 def generate(args: argparse.Namespace) -> dict[str, Any]:
     import torch
-    from transformers import AutoTokenizer
+
+    from worker.training.hf_tokenizer import auto_tokenizer
 
     started = time.perf_counter()
     checkpoint: Path = args.checkpoint
     tok_dir = (
         checkpoint if _has_tokenizer(checkpoint) else (args.tokenizer or args.base or checkpoint)
     )
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    tokenizer = auto_tokenizer(str(tok_dir))
     model = load_model(checkpoint, args.base)
     model.eval()
     print(f"loaded {checkpoint} in {time.perf_counter() - started:.1f} s", flush=True)

@@ -55,14 +55,16 @@ def adapter_vocab_size(adapter: Path) -> int | None:
 def merge_adapter(base: Path | None, adapter: Path, output: Path, dtype: str = "float32") -> Path:
     """Merge a LoRA adapter into its base; returns ``output``."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from worker.training.hf_tokenizer import auto_tokenizer
 
     config = json.loads((adapter / "adapter_config.json").read_text())
     if base is None:
         if not config.get("base_model_name_or_path"):
             raise SystemExit("--base is required: the adapter does not name its base model")
         base = Path(config["base_model_name_or_path"])
-    tokenizer = AutoTokenizer.from_pretrained(str(adapter if _has_tokenizer(adapter) else base))
+    tokenizer = auto_tokenizer(str(adapter if _has_tokenizer(adapter) else base))
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=_dtype(dtype))
     embeddings: Any = model.get_input_embeddings()
     # A padded matrix (more rows than tokens) keeps its rows: never cut to the tokenizer.
@@ -81,7 +83,9 @@ def convert_zero_checkpoint(checkpoint: Path, output: Path, base: Path | None = 
     """A DeepSpeed full-weight checkpoint-N → a plain HF model; returns ``output``."""
     import torch
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from worker.training.hf_tokenizer import auto_tokenizer
 
     config_dir = checkpoint if (checkpoint / "config.json").is_file() else base
     if config_dir is None:
@@ -104,7 +108,7 @@ def convert_zero_checkpoint(checkpoint: Path, output: Path, base: Path | None = 
     model.save_pretrained(str(output))
     tok_dir = checkpoint if _has_tokenizer(checkpoint) else base
     if tok_dir is not None and _has_tokenizer(tok_dir):
-        AutoTokenizer.from_pretrained(str(tok_dir)).save_pretrained(str(output))
+        auto_tokenizer(str(tok_dir)).save_pretrained(str(output))
     return output
 
 

@@ -92,13 +92,15 @@ def test_lora_extends_resumes_merges_and_generates(
 
     # Merge, reload: the same logits as the adapter on its base; a tied model stays tied.
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from worker.training.hf_tokenizer import auto_tokenizer
 
     merged_dir = tmp_path / "merged"
     argv = ["--base", str(model), "--adapter", str(out), "--output", str(merged_dir)]
     assert merge_lora.main(argv) == 0
     merged = AutoModelForCausalLM.from_pretrained(str(merged_dir), dtype=torch.float32).eval()
-    tok = AutoTokenizer.from_pretrained(str(merged_dir))
+    tok = auto_tokenizer(str(merged_dir))
     assert len(tok) == 768 and merged.get_input_embeddings().weight.shape[0] == vocab["rows"]
     head, emb = merged.get_output_embeddings().weight, merged.get_input_embeddings().weight
     assert (head is emb) is (model_type in TIED)

@@ -47,11 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
-    from transformers import AutoTokenizer
 
     from worker.benchmark.harness import evaluate
     from worker.generate import load_model
     from worker.merge_lora import _has_tokenizer
+    from worker.training.hf_tokenizer import auto_tokenizer
 
     started = time.perf_counter()
     configs = load_task_files(args.task_file, Roots.from_env())
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tok_dir = (
         checkpoint if _has_tokenizer(checkpoint) else (args.tokenizer or args.base or checkpoint)
     )
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    tokenizer = auto_tokenizer(str(tok_dir))
     model = load_model(checkpoint, args.base)
     if torch.cuda.is_available():
         model = model.to("cuda")

@@ -43,11 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         encoder = None
         if params.tokenizer:
-            from transformers import AutoTokenizer
-
             from worker.data.encoding import Encoder
+            from worker.training.hf_tokenizer import auto_tokenizer
 
-            encoder = Encoder(AutoTokenizer.from_pretrained(params.tokenizer))
+            encoder = Encoder(auto_tokenizer(params.tokenizer))
         result = Cleaner(params, encoder).run(Path(root), params.name)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)

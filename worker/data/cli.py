@@ -115,9 +115,9 @@ class Progress:
 
 def run_prepare(args: argparse.Namespace, write: bool) -> dict[str, Any]:
     sources = _sources(args)  # bad input fails before the (slow) transformers import
-    from transformers import AutoTokenizer
+    from worker.training.hf_tokenizer import auto_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    tokenizer = auto_tokenizer(args.tokenizer)
     encoder = Encoder(tokenizer)
     opts = PackOptions(
         args.block_size, args.packing, args.keep_linebreaks, args.txt_documents,
@@ -185,9 +185,9 @@ def run_scan(args: argparse.Namespace) -> dict[str, Any]:
 
     tokenizer = None
     if args.tokenizer:
-        from transformers import AutoTokenizer
+        from worker.training.hf_tokenizer import auto_tokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        tokenizer = auto_tokenizer(args.tokenizer)
     column = check_column(args.text_column, "--text_column")
     report = scan(
         args.paths, tokenizer, args.block_size, args.packing,

@@ -39,17 +39,10 @@ def load_base_tokenizer(model_name_or_path: str | None, **kwargs: Any) -> Any | 
     path = Path(model_name_or_path)
     if path.is_dir() and not any((path / n).is_file() for n in _TOKENIZER_FILES):
         return None
-    from transformers import AutoTokenizer
+    from worker.training.hf_tokenizer import auto_tokenizer
 
     try:
-        try:
-            return AutoTokenizer.from_pretrained(model_name_or_path, **kwargs)
-        except ImportError:
-            # A Mistral model's directory makes transformers import mistral-common, whose own
-            # imports may be missing (tiktoken): its tokenizer.json is all that is needed here.
-            from transformers import PreTrainedTokenizerFast
-
-            return PreTrainedTokenizerFast.from_pretrained(model_name_or_path, **kwargs)
+        return auto_tokenizer(model_name_or_path, **kwargs)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         logger.warning("cannot load the tokenizer of %s: %s", model_name_or_path, exc)
         return None

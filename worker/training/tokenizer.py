@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer
-
 from worker.training.arguments import (
     DataTrainingArguments,
     ModelArguments,
@@ -17,6 +15,7 @@ from worker.training.arguments import (
 )
 from worker.training.data import data_files, flag_of, read_texts
 from worker.training.failures import InputError
+from worker.training.hf_tokenizer import auto_tokenizer
 
 logger = logging.getLogger("pretrain")
 
@@ -122,7 +121,7 @@ def load_tokenizer(
         tokenizer = load_sentencepiece(sp_dir, model_args.model_type or "bpe")
     else:
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            tokenizer = auto_tokenizer(source, **kwargs)
         except (OSError, ValueError) as exc:
             flag = (
                 "--tokenizer_name_or_path"
