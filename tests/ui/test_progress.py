@@ -117,7 +117,10 @@ def test_progress_phases_resume_and_attempt_commands(ui: UI, panel: Any) -> None
     speeds = sorted(v for s in resumed if (v := _number(s["tps"])) is not None)
     assert speeds, resumed[-5:]
     median = speeds[len(speeds) // 2]
-    assert speeds[-1] <= 2 * median, (speeds[-1], median)
+    # A loaded box moves a 2-s window's speed by a few times (measured: 4.1x beside a full test
+    # run); the spike this guards against counts the earlier attempt's tokens into the first
+    # window after the resume: the whole run's tokens over 2 s, an order of magnitude.
+    assert speeds[-1] <= 6 * median, (speeds[-1], median)
 
     # Finished: no live dot, no Resume; Started is the first attempt's start.
     assert page.locator("[data-testid=live]").count() == 0
