@@ -119,9 +119,26 @@ def stack(engine: str, workdir: Path, values: dict[str, str]) -> Iterator[Stack]
 
 
 def previous_release() -> str:
-    """The commit before the newest migration was added: upgrading from it must run it."""
-    newest = git("log", "-1", "--diff-filter=A", "--format=%H", "--", "backend/migrations/versions")
-    return git("rev-parse", f"{newest}~1")
+    """The newest commit whose migrations are some of this tree's, not all: upgrading from it
+    must run the rest. Found by the files it holds, not by the commit that added the newest
+    file: migrations renumbered while branches were merged were added more than once, and the
+    commit before such an addition can hold a numbering this tree no longer knows."""
+    versions = "backend/migrations/versions"
+
+    def migrations(ref: str) -> set[str]:
+        try:
+            names = git("ls-tree", "--name-only", f"{ref}:{versions}").split()
+        except subprocess.CalledProcessError:  # before the folder existed
+            return set()
+        return {n for n in names if n.endswith(".py") and n[:4].isdigit()}
+
+    current = migrations("HEAD")
+    for commit in git("log", "--first-parent", "--format=%H", "--", versions).split():
+        for ref in (commit, f"{commit}~1"):
+            found = migrations(ref)
+            if found and found < current:
+                return git("rev-parse", ref)
+    raise AssertionError(f"no commit holds only some of this tree's migrations: {sorted(current)}")
 
 
 def git(*args: str) -> str:
